@@ -1,0 +1,1 @@
+"""Bottom layer: error hierarchy, progress/cancel protocol and plain result types. No Qt, no torch."""

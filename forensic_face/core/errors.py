@@ -1,0 +1,54 @@
+"""One error hierarchy. Every message says what went wrong and, where possible, what to do.
+
+The CLI prints ``str(error)`` on one line and exits 1; the GUI shows it in a dialog.
+"""
+
+from __future__ import annotations
+
+
+class ForensicFaceError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class InputError(ForensicFaceError):
+    """An input file or argument cannot be used."""
+
+
+class ImageDecodeError(InputError):
+    """An image file is missing, empty, corrupt, or in an unsupported format."""
+
+
+class VideoDecodeError(InputError):
+    """A video file cannot be opened or yields no frames."""
+
+
+class AudioError(InputError):
+    """Audio that cannot be used for analysis."""
+
+
+class AudioDecodeError(AudioError):
+    """Audio file missing, empty or undecodable."""
+
+
+class AudioSilentError(AudioError):
+    """Audio whose level is too low to carry speech."""
+
+
+class AudioClippedError(AudioError):
+    """Audio where too many samples sit at full scale for features to be trusted."""
+
+
+class SampleRateError(AudioError):
+    """Audio recorded at a rate that cannot represent the speech band."""
+
+
+class NoFaceFoundError(ForensicFaceError):
+    """No face was detected; the caller may supply a face box by hand."""
+
+
+class CancelledError(ForensicFaceError):
+    """Long work stopped because the user asked it to."""
+
+
+class ModelsNotTrainedError(ForensicFaceError):
+    """The shipped model weights are missing."""

@@ -1,0 +1,263 @@
+"""Load stills and video frames into one representation: 8-bit RGB with a timestamp.
+
+Stills: JPEG, PNG, BMP, TIFF; 8 or 16 bit; grey, RGB or RGBA; EXIF orientation applied.
+Video: anything OpenCV's FFmpeg backend reads; each frame keeps its index and timestamp.
+Evidence files are only ever opened for reading.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from forensic_face.core.errors import ImageDecodeError, VideoDecodeError
+from forensic_face.core.progress import Progress
+
+log = logging.getLogger(__name__)
+
+#: Refuse stills larger than this many pixels (decompression bombs, mis-typed raw dumps).
+MAX_PIXELS = 80_000_000
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv", ".webm"}
+
+_MAGIC = [
+    (b"\xff\xd8\xff", "jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"BM", "bmp"),
+    (b"II*\x00", "tiff"),
+    (b"MM\x00*", "tiff"),
+]
+_SUFFIX_FORMAT = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".bmp": "bmp", ".tif": "tiff", ".tiff": "tiff"}
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One picture to analyse.
+
+    ``image`` is (H, W, 3) uint8 RGB whatever the source was; ``meta`` records what the source was
+    (format, bit depth, channels, EXIF orientation, warnings) for the audit log.
+    """
+
+    image: np.ndarray
+    source: str
+    index: int = 0
+    timestamp_s: float | None = None
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) in pixels."""
+        return self.image.shape[1], self.image.shape[0]
+
+
+def sniff_image_format(data: bytes) -> str | None:
+    """The image format named by the file's first bytes, or None if it is not one we read."""
+    for magic, name in _MAGIC:
+        if data.startswith(magic):
+            return name
+    return None
+
+
+def _exif_orientation(data: bytes, fmt: str) -> int:
+    """EXIF orientation tag (1..8; 1 = upright) of a JPEG or TIFF, 1 when absent or unreadable."""
+    if fmt not in ("jpeg", "tiff"):
+        return 1
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            value = int(im.getexif().get(0x0112, 1))
+    except Exception:  # noqa: BLE001 - a broken EXIF block must not stop the pixels being read
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def _apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
+    """Rotate/flip pixels so that an image with EXIF ``orientation`` displays upright."""
+    ops = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1, :],
+        5: lambda a: np.swapaxes(a, 0, 1),
+        6: lambda a: np.rot90(a, k=-1),
+        7: lambda a: np.swapaxes(a, 0, 1)[::-1, ::-1],
+        8: lambda a: np.rot90(a, k=1),
+    }
+    op = ops.get(orientation)
+    return np.ascontiguousarray(op(img)) if op else img
+
+
+def to_rgb8(img: np.ndarray) -> tuple[np.ndarray, dict]:
+    """Convert an OpenCV-decoded array (grey/BGR/BGRA, 8/16-bit or float) to (H, W, 3) uint8 RGB."""
+    info: dict = {"dtype": str(img.dtype), "channels": 1 if img.ndim == 2 else int(img.shape[2])}
+    if img.dtype == np.uint16:
+        img = (img.astype(np.uint32) * 255 + 32767) // 65535
+        img = img.astype(np.uint8)
+        info["bit_depth"] = 16
+    elif img.dtype in (np.float32, np.float64):
+        img = np.clip(np.nan_to_num(img) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        info["bit_depth"] = 32
+    elif img.dtype != np.uint8:
+        raise ImageDecodeError(f"unsupported pixel type {img.dtype}")
+    else:
+        info["bit_depth"] = 8
+    if img.ndim == 2:
+        rgb = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    elif img.shape[2] == 1:
+        rgb = cv2.cvtColor(img[:, :, 0], cv2.COLOR_GRAY2RGB)
+    elif img.shape[2] == 3:
+        rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    elif img.shape[2] == 4:
+        rgb = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)  # alpha dropped: CCTV stills carry no useful alpha
+        info["alpha_dropped"] = True
+    else:
+        raise ImageDecodeError(f"unsupported channel count {img.shape[2]}")
+    return rgb, info
+
+
+def decode_image_bytes(data: bytes, source: str = "<bytes>", suffix: str = "") -> Frame:
+    """Decode an encoded still (the file's bytes) into a :class:`Frame`.
+
+    Raises :class:`ImageDecodeError` naming ``source`` when the bytes are empty, not an image we
+    read, corrupt, or too large.
+    """
+    if not data:
+        raise ImageDecodeError(f"{source}: the file is empty")
+    fmt = sniff_image_format(data)
+    if fmt is None:
+        raise ImageDecodeError(
+            f"{source}: not a JPEG, PNG, BMP or TIFF image (first bytes {data[:8].hex()}); "
+            "convert it to one of these formats"
+        )
+    warnings: list[str] = []
+    expected = _SUFFIX_FORMAT.get(suffix.lower())
+    if suffix and expected != fmt:
+        warnings.append(f"file extension {suffix!r} but content is {fmt.upper()}")
+    buf = np.frombuffer(data, dtype=np.uint8)
+    flags = cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION
+    img = cv2.imdecode(buf, flags)
+    if img is None or img.size == 0:
+        raise ImageDecodeError(f"{source}: the {fmt.upper()} data is corrupt or truncated and cannot be decoded")
+    if img.shape[0] * img.shape[1] > MAX_PIXELS:
+        raise ImageDecodeError(
+            f"{source}: {img.shape[1]}x{img.shape[0]} pixels is over the {MAX_PIXELS // 1_000_000} MP limit"
+        )
+    orientation = _exif_orientation(data, fmt)
+    img = _apply_orientation(img, orientation)
+    rgb, info = to_rgb8(img)
+    meta = {"format": fmt, "exif_orientation": orientation, "warnings": warnings, **info}
+    return Frame(image=rgb, source=source, meta=meta)
+
+
+def load_image(path: str | Path) -> Frame:
+    """Read a still image file into a :class:`Frame` (the file is opened read-only)."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise ImageDecodeError(f"{p}: no such file") from None
+    except IsADirectoryError:
+        raise ImageDecodeError(f"{p}: is a folder, not an image file") from None
+    except OSError as exc:
+        raise ImageDecodeError(f"{p}: cannot be read ({exc.strerror})") from None
+    return decode_image_bytes(data, source=str(p), suffix=p.suffix)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video container says about itself."""
+
+    path: str
+    fps: float
+    frame_count: int
+    width: int
+    height: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.frame_count / self.fps if self.fps > 0 else 0.0
+
+
+def _open_video(path: str | Path) -> cv2.VideoCapture:
+    p = Path(path)
+    if not p.is_file():
+        raise VideoDecodeError(f"{p}: no such file")
+    cap = cv2.VideoCapture(str(p))
+    if not cap.isOpened():
+        raise VideoDecodeError(f"{p}: cannot be opened as video (unknown container or codec)")
+    return cap
+
+
+def video_info(path: str | Path) -> VideoInfo:
+    """Frame rate, frame count and size of a video file."""
+    cap = _open_video(path)
+    try:
+        fps = float(cap.get(cv2.CAP_PROP_FPS)) or 0.0
+        info = VideoInfo(
+            path=str(path),
+            fps=fps if fps > 0 and np.isfinite(fps) else 25.0,
+            frame_count=int(cap.get(cv2.CAP_PROP_FRAME_COUNT)),
+            width=int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+            height=int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+        )
+    finally:
+        cap.release()
+    return info
+
+
+def iter_video_frames(
+    path: str | Path, *, step: int = 1, max_frames: int | None = None, progress: Progress | None = None
+) -> Iterator[Frame]:
+    """Yield every ``step``-th frame of a video as a :class:`Frame` with its index and timestamp.
+
+    Timestamps come from the container when it gives them, else from index / fps.
+    """
+    info = video_info(path)
+    cap = _open_video(path)
+    total = info.frame_count if info.frame_count > 0 else 0
+    yielded = 0
+    index = 0
+    try:
+        while True:
+            if progress is not None:
+                progress.update(min(index, total), total or index + 1, "reading frames")
+            ok = cap.grab()
+            if not ok:
+                break
+            if index % step == 0:
+                ok, bgr = cap.retrieve()
+                if not ok or bgr is None:
+                    break
+                pos_ms = cap.get(cv2.CAP_PROP_POS_MSEC)
+                ts = index / info.fps
+                if pos_ms and pos_ms > 0 and abs(pos_ms / 1000.0 - ts) < 5.0:
+                    ts = pos_ms / 1000.0
+                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                yield Frame(image=rgb, source=str(path), index=index, timestamp_s=ts, meta={"format": "video"})
+                yielded += 1
+                if max_frames is not None and yielded >= max_frames:
+                    break
+            index += 1
+    finally:
+        cap.release()
+    if index == 0:
+        raise VideoDecodeError(f"{path}: the video contains no decodable frames")
+
+
+def read_video_frame(path: str | Path, index: int) -> Frame:
+    """Decode one frame by index, reading forward from the start (exact on inter-coded video)."""
+    for frame in iter_video_frames(path):
+        if frame.index == index:
+            return frame
+    raise VideoDecodeError(f"{path}: frame {index} is past the end of the video")
+
+
+def is_video_path(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
