@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("bench", help="per-stage latency of the perception engine on this machine")
-    p.add_argument("--repeats", type=int, default=15, help="timed runs per stage after a warm-up (default: %(default)s)")
+    p.add_argument("--repeats", type=int, default=15,
+                   help="timed runs per stage after a warm-up (default: %(default)s)")
     p.add_argument("--fps", type=float, default=25.0, help="video frame rate for audio features (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="machine-readable figures on stdout")
     p.set_defaults(func=_cmd_bench)
@@ -87,5 +88,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the CLI contract: one line, no traceback without --debug
         if args.debug:
             raise
-        print(f"forensic-face: internal error: {type(exc).__name__}: {exc} (run with --debug for details)", file=sys.stderr)
+        print(f"forensic-face: internal error: {type(exc).__name__}: {exc} (run with --debug for details)",
+              file=sys.stderr)
         return 1

@@ -57,7 +57,8 @@ def main() -> None:
                 faces = det.detect(im)
                 dt = time.perf_counter() - t
                 ok = any(
-                    abs((d.box[0] + d.box[2]) / 2 - w / 2) < 0.2 * w and abs((d.box[1] + d.box[3]) / 2 - h / 2) < 0.2 * h
+                    abs((d.box[0] + d.box[2]) / 2 - w / 2) < 0.2 * w
+                    and abs((d.box[1] + d.box[3]) / 2 - h / 2) < 0.2 * h
                     for d in faces[:1]
                 )
                 s = stats.setdefault((cond, name), [0, 0, 0.0])

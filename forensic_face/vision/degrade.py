@@ -95,7 +95,8 @@ def degrade(image: np.ndarray, spec: Degradation | str, seed: int = 0) -> np.nda
         k = spec.blur_ksize if spec.blur_ksize % 2 == 1 else spec.blur_ksize + 1
         out = cv2.GaussianBlur(out, (k, k), spec.blur_sigma, borderType=cv2.BORDER_REFLECT_101)
     if spec.motion_len > 1:
-        out = cv2.filter2D(out, -1, motion_kernel(spec.motion_len, spec.motion_angle), borderType=cv2.BORDER_REFLECT_101)
+        kernel = motion_kernel(spec.motion_len, spec.motion_angle)
+        out = cv2.filter2D(out, -1, kernel, borderType=cv2.BORDER_REFLECT_101)
     out = _noise(out, spec, rng)
     if spec.jpeg_quality is not None:
         out = jpeg_roundtrip(out, spec.jpeg_quality)
@@ -189,6 +190,7 @@ def sample_training(rng: np.random.Generator, *, geometry: bool = True) -> Degra
             d,
             rotate_deg=float(rng.choice([rng.uniform(-15, 15), rng.uniform(-30, 30)])) if rng.random() < 0.3 else 0.0,
             flip=bool(rng.random() < 0.5),
-            shift=(float(rng.uniform(-0.05, 0.05)), float(rng.uniform(-0.05, 0.05))) if rng.random() < 0.3 else (0.0, 0.0),
+            shift=((float(rng.uniform(-0.05, 0.05)), float(rng.uniform(-0.05, 0.05)))
+               if rng.random() < 0.3 else (0.0, 0.0)),
         )
     return d

@@ -1,0 +1,153 @@
+"""``forensic-face bench``: per-stage latency of the engine on this machine.
+
+Figures are medians over ``repeats`` timed runs after one warm-up run ("warm": caches built,
+numba compiled, model files loaded). Inputs are generated or shipped with the dependencies, so the
+bench runs without ../shared/data:
+
+* one 640x480 JPEG frame holding scikit-image's 'astronaut' photograph (face about 88 px wide):
+  decode, detect (dlib HOG + 5-point landmarks), align (112 px crop);
+* the same frame reduced so the face is about 22 px wide, which makes the detector upscale;
+* 10 s of synthetic speech with noise as a 44.1 kHz stereo WAV: load (decode, downmix, resample to
+  16 kHz), denoise, pitch/energy per frame, LBRP per frame, at ``fps`` frames per second.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from forensic_face import __version__
+
+
+def _time(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
+    """Median wall time in ms over ``repeats`` runs after one warm-up, and the last result."""
+    result = fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        result = fn()
+        times.append((time.perf_counter() - t) * 1000.0)
+    return float(np.median(times)), result
+
+
+def bench_frame(repeats: int) -> dict[str, float]:
+    """Per-stage latency (ms) for one 640x480 frame."""
+    from skimage import data
+
+    from forensic_face.vision.align import AlignSpec, align_face
+    from forensic_face.vision.detect import FaceDetector
+    from forensic_face.vision.frames import decode_image_bytes
+
+    canvas = np.full((480, 640, 3), 90, np.uint8)
+    canvas[:, 64:576] = cv2.resize(data.astronaut(), (512, 480), interpolation=cv2.INTER_AREA)
+    jpeg = cv2.imencode(".jpg", cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+    t0 = time.perf_counter()
+    detector = FaceDetector()
+    load_ms = (time.perf_counter() - t0) * 1000.0
+    spec = AlignSpec(size=112)
+    decode_ms, frame = _time(lambda: decode_image_bytes(jpeg, suffix=".jpg"), repeats)
+    detect_ms, face = _time(lambda: detector.detect_one(frame.image), repeats)
+    align_ms, _ = _time(lambda: align_face(frame.image, face, spec), repeats)
+    small = cv2.resize(canvas, (160, 120), interpolation=cv2.INTER_AREA)
+    small_ms, small_face = _time(lambda: detector.detect_one(small), max(3, repeats // 3))
+    return {
+        "detector_load_ms": load_ms,
+        "decode_ms": decode_ms,
+        "detect_ms": detect_ms,
+        "align_ms": align_ms,
+        "detect_align_ms": detect_ms + align_ms,
+        "face_px": face.width,
+        "small_face_px": small_face.width,
+        "small_face_detect_ms": small_ms,
+        "small_face_method": small_face.method,
+    }
+
+
+def bench_audio(repeats: int, fps: float) -> dict[str, float]:
+    """Per-stage latency (ms) for 10 s of audio with features at ``fps`` timestamps per second."""
+    import soundfile as sf
+
+    from forensic_face.audio.features import AudioFeatureExtractor
+    from forensic_face.audio.synth import synth_speech
+
+    seconds = 10.0
+    speech = synth_speech(seconds, sr=44100, f0=125.0, seed=1)
+    noisy = speech + np.random.default_rng(1).normal(0, 0.01, speech.shape)
+    stereo = np.stack([noisy, 0.8 * noisy], axis=1).clip(-1, 1)
+    t0 = time.perf_counter()
+    extractor = AudioFeatureExtractor()
+    init_ms = (time.perf_counter() - t0) * 1000.0
+    timestamps = np.arange(0.0, seconds, 1.0 / fps)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "speech.wav"
+        sf.write(str(path), stereo, 44100, subtype="PCM_16")
+        load_ms, clip = _time(lambda: extractor.load(path), repeats)
+    denoise_ms, clean = _time(lambda: extractor.clean(clip), repeats)
+    prosody_ms, _ = _time(lambda: extractor.prosody(clean, clip.sr, timestamps), repeats)
+    lbrp_ms, vec = _time(lambda: extractor.lbrp(clean, clip.sr, timestamps), repeats)
+    return {
+        "extractor_init_ms": init_ms,
+        "load_ms": load_ms,
+        "denoise_ms": denoise_ms,
+        "prosody_ms": prosody_ms,
+        "lbrp_ms": lbrp_ms,
+        "features_ms": denoise_ms + prosody_ms + lbrp_ms,
+        "total_ms": load_ms + denoise_ms + prosody_ms + lbrp_ms,
+        "timestamps": int(timestamps.size),
+        "lbrp_dim": int(vec.shape[1]),
+    }
+
+
+def machine() -> dict[str, str | int]:
+    import torch
+
+    return {
+        "forensic_face": __version__,
+        "python": platform.python_version(),
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count() or 0,
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.is_available(),
+    }
+
+
+def run_bench(repeats: int = 15, fps: float = 25.0) -> dict:
+    """All bench figures as a JSON-ready dict."""
+    return {"machine": machine(), "frame": bench_frame(repeats), "audio": bench_audio(repeats, fps)}
+
+
+TARGETS = {("frame", "detect_align_ms"): 30.0, ("audio", "features_ms"): 150.0}
+
+
+def format_report(report: dict) -> str:
+    m, f, a = report["machine"], report["frame"], report["audio"]
+    lines = [
+        f"forensic-face {m['forensic_face']} bench on {m['cores']} cores, python {m['python']}, "
+        f"CUDA {'yes' if m['cuda'] else 'no'} (medians, warm)",
+        "",
+        f"frame 640x480, face {f['face_px']:.0f} px",
+        f"  decode JPEG            {f['decode_ms']:8.2f} ms",
+        f"  detect + landmarks     {f['detect_ms']:8.2f} ms",
+        f"  align (112 px crop)    {f['align_ms']:8.2f} ms",
+        f"  detect + align         {f['detect_align_ms']:8.2f} ms   target <= 30 ms",
+        f"  small face ({f['small_face_px']:.0f} px), 160x120 frame: {f['small_face_detect_ms']:.1f} ms "
+        f"via {f['small_face_method']}",
+        f"  (one-time detector load {f['detector_load_ms']:.0f} ms)",
+        "",
+        f"audio 10 s, 44.1 kHz stereo WAV, {a['timestamps']} frame timestamps, LBRP dim {a['lbrp_dim']}",
+        f"  load + resample        {a['load_ms']:8.2f} ms",
+        f"  denoise                {a['denoise_ms']:8.2f} ms",
+        f"  pitch/energy per frame {a['prosody_ms']:8.2f} ms",
+        f"  LBRP per frame         {a['lbrp_ms']:8.2f} ms",
+        f"  features (no load)     {a['features_ms']:8.2f} ms   target <= 150 ms",
+        f"  all stages             {a['total_ms']:8.2f} ms",
+        f"  (one-time extractor init {a['extractor_init_ms']:.0f} ms)",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,178 @@
+"""The bundled demo: a CCTV-like probe and its audio, made from material the project may ship.
+
+The probe is matplotlib's sample photograph of Grace Hopper (shipped inside matplotlib), placed
+small in a 640x480 scene and degraded with the CCTV model; the audio is synthetic speech from
+:mod:`forensic_face.audio.synth` with added noise. Nothing comes from ../shared/data.
+
+Until trained weights are present in ``resources/models/``, the demo runs the perception engine
+(detection, alignment, quality, audio features) and says plainly that reconstruction and gallery
+search need the models.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from forensic_face import __version__
+from forensic_face.paths import models_dir
+from forensic_face.vision.degrade import Degradation, degrade
+
+log = logging.getLogger(__name__)
+
+#: CCTV look of the demo probe: the 640x480 frame reduced to 240 px wide (face about 20 px), blurred,
+#: noisy, strongly compressed, then shown at the camera's resolution again.
+DEMO_DEGRADATION = Degradation(downscale_to=240, blur_sigma=0.9, noise_sigma=7.0, jpeg_quality=30, gamma=1.3)
+DEMO_SEED = 2026
+PROBE_TIMESTAMP_S = 2.0
+AUDIO_SECONDS = 6.0
+
+
+def demo_scene() -> np.ndarray:
+    """A 640x480 RGB 'corridor' frame with a person (matplotlib's Grace Hopper sample) at the side."""
+    import matplotlib.cbook as cbook
+
+    from forensic_face.vision.frames import load_image
+
+    person = load_image(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)).image  # (600, 512, 3)
+    h, w = 480, 640
+    yy, xx = np.mgrid[0:h, 0:w]
+    wall = (70 + 60 * (xx / w) + 15 * np.sin(yy / 23.0)).astype(np.float32)
+    scene = np.dstack([wall * 0.95, wall, wall * 1.05]).clip(0, 255).astype(np.uint8)
+    cv2.rectangle(scene, (40, 300), (250, 480), (55, 50, 45), -1)  # a counter in the foreground
+    small = cv2.resize(person, (154, 180), interpolation=cv2.INTER_AREA)  # face about 65 px wide
+    y0, x0 = 120, 380
+    scene[y0 : y0 + 180, x0 : x0 + 154] = small
+    return scene
+
+
+def run_demo(out: str | Path) -> dict:
+    """Build the demo inputs in ``out``, analyse them, and return a summary (also written as JSON)."""
+    from forensic_face.audio.io import load_audio
+    from forensic_face.audio.synth import synth_speech
+    from forensic_face.vision.align import AlignSpec, align_face
+    from forensic_face.vision.detect import FaceDetector
+    from forensic_face.vision.quality import assess
+
+    out = Path(out)
+    (out / "inputs").mkdir(parents=True, exist_ok=True)
+    scene = demo_scene()
+    probe = degrade(scene, DEMO_DEGRADATION, seed=DEMO_SEED)
+    probe_path = out / "inputs" / "cctv_frame.jpg"
+    cv2.imwrite(str(probe_path), cv2.cvtColor(probe, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+
+    rng = np.random.default_rng(DEMO_SEED)
+    speech = synth_speech(AUDIO_SECONDS, sr=16000, f0=118.0, seed=DEMO_SEED)
+    noisy = speech + rng.normal(0, 0.02, speech.shape).astype(np.float32)
+    audio_path = out / "inputs" / "cctv_audio.wav"
+    _write_wav(audio_path, noisy, 16000)
+
+    detector = FaceDetector()
+    face = detector.detect_one(probe)
+    aligned = align_face(probe, face, AlignSpec(size=112))
+    clean_face = align_face(scene, detector.detect_one(scene), AlignSpec(size=112))
+    quality = assess(aligned.image, face.width)
+
+    clip = load_audio(audio_path)
+    feats = _audio_features(clip, PROBE_TIMESTAMP_S)
+
+    figure_path = out / "demo_overview.png"
+    _render_overview(figure_path, probe, face, aligned, clean_face, clip, feats)
+    weights = sorted(p.name for p in models_dir().glob("*.safetensors")) + sorted(
+        p.name for p in models_dir().glob("*.pt")
+    )
+    summary = {
+        "version": __version__,
+        "inputs": {"frame": str(probe_path), "audio": str(audio_path)},
+        "degradation": DEMO_DEGRADATION.as_dict(),
+        "face": face.as_dict(),
+        "alignment": aligned.method,
+        "quality": quality.as_dict(),
+        "quality_hints": quality.hints(),
+        "audio": {
+            "seconds": round(clip.duration_s, 3),
+            "warnings": list(clip.warnings),
+            "feature_dim": int(feats["vector"].shape[-1]),
+            "at_timestamp_s": PROBE_TIMESTAMP_S,
+            "pitch_hz": feats["pitch_hz"],
+        },
+        "models": weights,
+        "overview": str(figure_path),
+    }
+    lines = [
+        f"demo inputs: {probe_path} (640x480 CCTV-like frame), {audio_path} ({clip.duration_s:.1f} s)",
+        f"face: {face.width:.0f} px wide, found by {face.method}, aligned by {aligned.method}",
+        f"quality: {'; '.join(quality.hints()) or 'no warnings'}",
+        f"audio at t={PROBE_TIMESTAMP_S:.1f} s: pitch {feats['pitch_hz']:.0f} Hz, "
+        f"{feats['vector'].shape[-1]}-dim LBRP + prosody vector",
+        f"overview: {figure_path}",
+    ]
+    if not weights:
+        lines.append(
+            "models: none trained yet in resources/models/, so reconstruction and gallery search were not run"
+        )
+    summary["lines"] = lines
+    (out / "demo_summary.json").write_text(json.dumps({k: v for k, v in summary.items() if k != "lines"}, indent=2))
+    return summary
+
+
+def _write_wav(path: Path, samples: np.ndarray, sr: int) -> None:
+    import soundfile as sf
+
+    sf.write(str(path), np.clip(samples, -1, 1), sr, subtype="PCM_16")
+
+
+def _audio_features(clip, t: float) -> dict:
+    from forensic_face.audio.features import audio_features
+    from forensic_face.audio.prosody import PROSODY_COLUMNS
+
+    feats = audio_features(clip, np.array([t]))
+    col = PROSODY_COLUMNS.index("f0_median_hz")
+    return {"vector": feats.vector[0], "lbrp": feats.lbrp[0], "pitch_hz": float(feats.prosody[0, col]), "all": feats}
+
+
+def _render_overview(path: Path, probe, face, aligned, clean_face, clip, feats) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(12, 6.5), dpi=100)
+    gs = fig.add_gridspec(2, 4, height_ratios=[1.2, 1])
+    ax = fig.add_subplot(gs[0, :2])
+    ax.imshow(probe)
+    x0, y0, x1, y1 = face.box
+    ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, color="lime", lw=1.5))
+    if face.landmarks is not None:
+        ax.plot(face.landmarks[:, 0], face.landmarks[:, 1], "r.", ms=3)
+    ax.set_title(f"CCTV frame (degraded), face {face.width:.0f} px, {face.method}")
+    ax.axis("off")
+    panels = [(aligned.image, "aligned probe (input)"), (clean_face.image, "undegraded source")]
+    for i, (img, title) in enumerate(panels):
+        a = fig.add_subplot(gs[0, 2 + i])
+        a.imshow(img)
+        a.set_title(title)
+        a.axis("off")
+    ax = fig.add_subplot(gs[1, :3])
+    import librosa
+
+    mel = librosa.power_to_db(librosa.feature.melspectrogram(y=clip.samples, sr=clip.sr, n_mels=64, hop_length=160))
+    ax.imshow(mel, origin="lower", aspect="auto", extent=[0, clip.duration_s, 0, 64], cmap="magma")
+    ax.axvspan(PROBE_TIMESTAMP_S - 0.5, PROBE_TIMESTAMP_S + 0.5, color="cyan", alpha=0.2, label="analysis window")
+    ax.axvline(PROBE_TIMESTAMP_S, color="cyan", lw=1)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("mel band")
+    ax.set_title(f"audio log-mel spectrogram; pitch at frame {feats['pitch_hz']:.0f} Hz")
+    ax.legend(loc="upper right")
+    ax = fig.add_subplot(gs[1, 3])
+    ax.plot(feats["lbrp"], lw=0.8)
+    ax.set_title("LBRP vector at the frame")
+    ax.set_xlabel("feature")
+    fig.suptitle("forensic_face demo: perception engine (detection, alignment, quality, audio features)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
