@@ -1,0 +1,1 @@
+"""Datasets, teacher cache, training and evaluation of the models (no Qt)."""
