@@ -40,6 +40,81 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_dir(arg: str | None):
+    from pathlib import Path
+
+    from forensic_face.paths import shared_data_dir
+
+    if arg:
+        return Path(arg)
+    shared = shared_data_dir()
+    if shared is None or not (shared / "lfw").is_dir():
+        raise ForensicFaceError("no --data folder given and ../shared/data/lfw not found (set FORENSIC_FACE_DATA)")
+    return shared / "lfw"
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+    from pathlib import Path
+
+    from forensic_face.core.progress import console_progress
+    from forensic_face.paths import models_dir
+    from forensic_face.training.evaluate import export_models
+    from forensic_face.training.train import TrainConfig, prepare, train
+
+    known = {f.name for f in fields(TrainConfig)}
+    overrides = {k: v for k, v in vars(args).items() if k in known and v is not None}
+    cfg = TrainConfig(**overrides)
+    data = _data_dir(args.data)
+    out = Path(args.out)
+    progress = console_progress()
+    prep = prepare(data, cfg, workers=args.workers, progress=progress)
+    record = train(data, out, cfg, workers=args.workers, resume=args.resume, progress=progress, prep=prep)
+    dest = Path(args.export) if args.export else models_dir()
+    engine, _ = export_models(out / "checkpoint.pt", prep.index, prep.cache, prep.split.calib_pairs, dest,
+                              args.workers, progress)
+    summary = {"checkpoint": str(out / "checkpoint.pt"), "models": str(dest), "version": engine.info.version,
+               "train_seconds": record["train_seconds"], "epochs": len(record["history"]),
+               "last_epoch": record["history"][-1] if record["history"] else None}
+    print(json.dumps(summary, indent=2) if args.json else
+          f"trained {summary['epochs']} epochs in {summary['train_seconds']:.0f} s; models {summary['version']} "
+          f"written to {dest}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from forensic_face.core.progress import console_progress
+    from forensic_face.models.engine import FaceEngine
+    from forensic_face.training.evaluate import calibrate, evaluate
+    from forensic_face.training.lfw import build_face_cache, index_folder
+    from forensic_face.training.split import make_split
+
+    data = _data_dir(args.data)
+    progress = console_progress()
+    index = index_folder(data)
+    split = make_split(index)
+    cache = build_face_cache(index, progress, with_teacher=True, workers=args.workers)
+    engine = FaceEngine(args.models, device=args.device)
+    _, info = calibrate(engine, index, cache, split.calib_pairs, args.workers, progress)
+    report = evaluate(engine, index, cache, split.test_pairs, info, Path(args.out), args.workers, progress)
+    report["split"] = split.describe()
+    Path(args.out).write_text(json.dumps(report, indent=2))
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for level, lev in report["levels"].items():
+            ours = lev["recon_with_audio"]
+            plain = lev["recon_no_audio"]
+            ref = lev["dlib_reference"]["at_0.6"]
+            print(f"{level:7s} accuracy: ours {plain['accuracy']:.3f} (with synthetic voice {ours['accuracy']:.3f}), "
+                  f"AUC {plain['roc_auc']:.3f}; dlib {ref['accuracy']:.3f}, AUC {ref['roc_auc']:.3f}; "
+                  f"PSNR {lev['reconstruction_no_audio']['psnr_db']:.2f} dB vs bicubic {lev['bicubic']['psnr_db']:.2f}")
+        print(f"written: {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="forensic-face",
@@ -60,6 +135,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, default=25.0, help="video frame rate for audio features (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="machine-readable figures on stdout")
     p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("train", help="train the fusion autoencoder and the recogniser on an LFW-style folder")
+    p.add_argument("--data", help="folder with one sub-folder per person (default: ../shared/data/lfw)")
+    p.add_argument("--out", default="runs/train", help="checkpoints and history (default: %(default)s)")
+    p.add_argument("--export", help="where to write the calibrated models (default: resources/models)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--size", type=int, help="input side in pixels (multiple of 16)")
+    p.add_argument("--ae-width", dest="ae_width", type=int)
+    p.add_argument("--rec-width", dest="rec_width", type=int)
+    p.add_argument("--max-images", dest="max_images", type=int, help="train on a seeded subset (quick trials)")
+    p.add_argument("--time-limit", dest="time_limit_s", type=float, help="stop after this many seconds")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--workers", type=int, default=2, help="processes for data preparation (default: %(default)s)")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("evaluate", help="DESIGN.md's evaluation on identity-disjoint pairs, with dlib's reference")
+    p.add_argument("--data", help="LFW-style folder (default: ../shared/data/lfw)")
+    p.add_argument("--out", required=True, help="JSON report; plots are written beside it")
+    p.add_argument("--models", help="model folder (default: resources/models)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_evaluate)
     return parser
 
 

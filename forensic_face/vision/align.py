@@ -96,17 +96,24 @@ def align_face(image: np.ndarray, det: FaceDetection, spec: AlignSpec | None = N
     if eyes is None or not _plausible_eyes(eyes, det):
         eyes, method = _eyes_from_box(det), "box"
     matrix = similarity_from_eyes(eyes[0], eyes[1], spec)
+    crop = warp_to_crop(image, matrix, spec.size)
+    return AlignedFace(image=crop, matrix=matrix, detection=det, method=method)
+
+
+def warp_to_crop(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """Apply a frame -> crop similarity ``matrix`` (2, 3), giving a ``size`` x ``size`` crop.
+
+    When the crop shrinks the face by more than 2x the frame is first reduced by pyramid steps so
+    the warp does not alias.
+    """
     src, pre = image, 1.0
     scale = float(np.hypot(matrix[0, 0], matrix[1, 0]))
     while scale / pre < 0.5 and min(src.shape[:2]) > 16:
         src = cv2.pyrDown(src)
         pre *= 0.5
-    warp = matrix.copy()
+    warp = np.array(matrix, dtype=np.float64)
     warp[:, :2] /= pre  # coordinates in the reduced image are pre times the frame's
-    crop = cv2.warpAffine(
-        src, warp, (spec.size, spec.size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
-    )
-    return AlignedFace(image=crop, matrix=matrix, detection=det, method=method)
+    return cv2.warpAffine(src, warp, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
 
 
 def _plausible_eyes(eyes: tuple[np.ndarray, np.ndarray], det: FaceDetection) -> bool:

@@ -1,0 +1,1 @@
+"""Networks, calibration and the inference engine (no Qt)."""

@@ -1,0 +1,143 @@
+"""The two networks of DESIGN.md, small enough to train on two CPU cores.
+
+``FusionAutoencoder``: a convolutional encoder (conv, ReLU, max-pooling) of the degraded face; an
+audio encoder of the LBRP + prosody vector; the bottleneck ``z = ReLU(W_b [h; a] + b_b)`` applied
+at every position of the 8x8 visual feature map (a 1x1 convolution over the visual features
+concatenated with the audio code broadcast to each position, so the audio can steer every part
+of the face); a decoder of transposed convolutions with ReLU, fed also by the encoder's feature
+maps at each scale (U-Net skips keep the geometry of the input); a final convolution and a
+sigmoid. When no audio is available a learned "no audio" code takes the place of ``a``.
+
+``Recogniser``: a residual CNN ``f`` and a linear embedding ``e = W f(x) + b`` (batch-normalised,
+128-D); compared by cosine similarity. Trained with an additive angular margin (ArcFace) soft-max
+over training identities and by distillation from a teacher embedding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F  # noqa: N812 - torch's own convention
+
+
+@dataclass(frozen=True)
+class AEConfig:
+    size: int = 64  # input and output side, pixels (grey)
+    width: int = 24  # channels of the first encoder level; doubles per level
+    audio_dim: int = 715  # length of the audio vector (LBRP 708 + prosody 7)
+    audio_code: int = 64  # length of the audio code a
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RecogniserConfig:
+    size: int = 64
+    width: int = 32  # channels of the first stage; stages use 1x, 2x, 4x, 8x
+    embed_dim: int = 128
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _conv(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True))
+
+
+class AudioEncoder(nn.Module):
+    """Audio vector (LBRP + prosody) -> code a, with a learned code for "no audio"."""
+
+    def __init__(self, audio_dim: int, code: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(audio_dim, 128), nn.ReLU(inplace=True), nn.Linear(128, code),
+                                 nn.ReLU(inplace=True))
+        self.no_audio = nn.Parameter(torch.zeros(code))
+
+    def forward(self, audio: torch.Tensor | None, present: torch.Tensor | None, batch: int) -> torch.Tensor:
+        """``audio`` (B, audio_dim) or None; ``present`` (B,) bool (rows without audio use the learned code)."""
+        absent = self.no_audio.unsqueeze(0).expand(batch, -1)
+        if audio is None:
+            return absent
+        code = self.net(audio)
+        if present is None:
+            return code
+        return torch.where(present.unsqueeze(1), code, absent)
+
+
+class FusionAutoencoder(nn.Module):
+    def __init__(self, config: AEConfig = AEConfig()) -> None:
+        super().__init__()
+        self.config = config
+        w = config.width
+        self.enc1 = _conv(1, w)  # 64
+        self.enc2 = nn.Sequential(_conv(w, 2 * w), _conv(2 * w, 2 * w))  # 32
+        self.enc3 = nn.Sequential(_conv(2 * w, 4 * w), _conv(4 * w, 4 * w))  # 16
+        self.enc4 = nn.Sequential(_conv(4 * w, 8 * w), _conv(8 * w, 8 * w))  # 8
+        self.pool = nn.MaxPool2d(2)
+        self.audio = AudioEncoder(config.audio_dim, config.audio_code)
+        self.fuse = nn.Sequential(nn.Conv2d(8 * w + config.audio_code, 8 * w, 1), nn.ReLU(inplace=True))
+        self.up3 = nn.Sequential(nn.ConvTranspose2d(8 * w, 4 * w, 4, stride=2, padding=1), nn.ReLU(inplace=True))
+        self.dec3 = _conv(8 * w, 4 * w)  # 16
+        self.up2 = nn.Sequential(nn.ConvTranspose2d(4 * w, 2 * w, 4, stride=2, padding=1), nn.ReLU(inplace=True))
+        self.dec2 = _conv(4 * w, 2 * w)  # 32
+        self.up1 = nn.Sequential(nn.ConvTranspose2d(2 * w, w, 4, stride=2, padding=1), nn.ReLU(inplace=True))
+        self.dec1 = _conv(2 * w, w)  # 64
+        self.out = nn.Conv2d(w, 1, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, audio: torch.Tensor | None = None,
+                present: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, 1, S, S) in [0, 1]; audio (B, audio_dim) or None -> reconstruction (B, 1, S, S) in [0, 1]."""
+        e1 = self.enc1(x)
+        e2 = self.enc2(self.pool(e1))
+        e3 = self.enc3(self.pool(e2))
+        h = self.enc4(self.pool(e3))
+        a = self.audio(audio, present, x.shape[0])
+        z = self.fuse(torch.cat([h, a[:, :, None, None].expand(-1, -1, h.shape[2], h.shape[3])], dim=1))
+        d3 = self.dec3(torch.cat([self.up3(z), e3], dim=1))
+        d2 = self.dec2(torch.cat([self.up2(d3), e2], dim=1))
+        d1 = self.dec1(torch.cat([self.up1(d2), e1], dim=1))
+        return torch.sigmoid(self.out(d1))
+
+
+class _Block(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+        self.b1 = nn.BatchNorm2d(cout)
+        self.c2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.b2 = nn.BatchNorm2d(cout)
+        self.skip = None
+        if stride != 1 or cin != cout:
+            self.skip = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.b1(self.c1(x)), inplace=True)
+        y = self.b2(self.c2(y))
+        return F.relu(y + (x if self.skip is None else self.skip(x)), inplace=True)
+
+
+class Recogniser(nn.Module):
+    def __init__(self, config: RecogniserConfig = RecogniserConfig()) -> None:
+        super().__init__()
+        self.config = config
+        w = config.width
+        self.stem = nn.Sequential(nn.Conv2d(1, w, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(w),
+                                  nn.ReLU(inplace=True))  # S/2
+        self.stages = nn.Sequential(_Block(w, w, 1), _Block(w, 2 * w, 2), _Block(2 * w, 4 * w, 2),
+                                    _Block(4 * w, 8 * w, 2))  # S/16
+        side = config.size // 16
+        self.drop = nn.Dropout(0.2)
+        self.embed = nn.Linear(8 * w * side * side, config.embed_dim)  # e = W f(x) + b
+        self.bn = nn.BatchNorm1d(config.embed_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, 1, S, S) in [0, 1] -> embedding (B, embed_dim), not normalised."""
+        f = self.stages(self.stem((x - 0.5) / 0.25))
+        return self.bn(self.embed(self.drop(torch.flatten(f, 1))))
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

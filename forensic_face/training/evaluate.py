@@ -1,0 +1,322 @@
+"""Calibration on held-out people and the evaluation of DESIGN.md on identity-disjoint pairs.
+
+Probe pipeline, as the product runs it: the probe frame (second image of a pair) is degraded at
+the level (DESIGN.md's ``clean``, ``mild``, ``severe``; noise seeded by the pair's index); the face
+detector runs on the degraded frame; when it finds nothing the LFW centre box stands in for a box
+drawn by the analyst (counted and reported); the face is aligned from that detection and
+reconstructed (with the person's synthetic voice, or without audio) and embedded. The gallery
+image stays clean. The reference, dlib's ResNet recogniser, sees the same detections.
+
+Reconstruction quality (PSNR/SSIM against the clean face) is measured on crops aligned with the
+clean frame's landmarks, so that it measures the autoencoder, not the detector; "bicubic" is the
+degraded frame itself (the levels upscale back to full size bicubically) in the same crop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from forensic_face.core.progress import Progress
+from forensic_face.models.calibration import MatchCalibration, fit_logistic, fit_temperature
+from forensic_face.paths import cache_dir
+from forensic_face.training.dataset import AUDIO_POINTS, clean_matrix, parallel_map, prepare_audio, voice_clips
+from forensic_face.training.lfw import FolderIndex, Pair, _centre_box, dlib_descriptor
+from forensic_face.training.metrics import psnr, roc_curve, ssim, verification_report
+from forensic_face.vision.align import AlignSpec, align_face, warp_to_crop
+from forensic_face.vision.degrade import degrade
+
+log = logging.getLogger(__name__)
+
+EVAL_LEVELS = ("clean", "mild", "severe")
+DLIB_THRESHOLD = 0.6  # dlib's documented same-person distance
+
+
+@dataclass
+class Probes:
+    """Per pair at one level: aligned probe crops and what the detector did."""
+
+    level: str
+    crop: np.ndarray  # (n, S, S) uint8, aligned from the detection on the degraded frame
+    crop_clean_geom: np.ndarray  # (n, S, S) uint8, the degraded frame in the clean alignment
+    face_px: np.ndarray  # (n,) face box width in frame pixels
+    found: np.ndarray  # (n,) bool: the detector found the face (else the centre box was used)
+    method: np.ndarray  # (n,) str
+    dlib: np.ndarray  # (n, 128) dlib descriptors of the probe (NaN where no landmarks)
+
+
+def _probe_chunk(job: tuple) -> tuple:
+    root, items, level, size = job
+    from forensic_face.training.lfw import _WORKER_STATE
+
+    if "detector" not in _WORKER_STATE:
+        import dlib
+
+        from forensic_face.vision.detect import FaceDetector, dlib_model_path
+
+        _WORKER_STATE["detector"] = FaceDetector()
+        _WORKER_STATE["rec"] = dlib.face_recognition_model_v1(
+            str(dlib_model_path("dlib_face_recognition_resnet_model_v1.dat")))
+    detector, rec = _WORKER_STATE["detector"], _WORKER_STATE["rec"]
+    spec = AlignSpec(size=size)
+    out = []
+    for rel, seed, box, marks in items:
+        grey = cv2.imread(str(Path(root) / rel), cv2.IMREAD_GRAYSCALE)
+        frame = grey if level == "clean" else degrade(grey, level, seed=seed)
+        faces = detector.detect(frame)
+        if faces:
+            h, w = frame.shape
+            det = min(faces, key=lambda f: np.hypot((f.box[0] + f.box[2]) / 2 - w / 2,
+                                                    (f.box[1] + f.box[3]) / 2 - h / 2))
+            found = True
+        else:
+            det = detector.from_box(frame, _centre_box(frame.shape))
+            found = False
+        crop = align_face(frame, det, spec).image
+        geom = warp_to_crop(frame, clean_matrix(box, marks, spec), size)
+        desc = np.full(128, np.nan, np.float32)
+        if det.landmarks is not None:
+            desc = dlib_descriptor(rec, frame, det.box, det.landmarks)
+        out.append((crop, geom, det.width, found, det.method, desc))
+    return out
+
+
+def probe_set(index: FolderIndex, cache: dict, pairs: list[Pair], level: str, size: int, tag: str,
+              workers: int = 2, progress: Progress | None = None) -> Probes:
+    """Run the probe pipeline on the second image of every pair (cached on disk by content)."""
+    path = cache_dir() / f"probes-{tag}-{level}-s{size}-{index.fingerprint()}-{len(pairs)}.npz"
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as z:
+            return Probes(level, z["crop"], z["geom"], z["face_px"], z["found"], z["method"], z["dlib"])
+    row = {p: i for i, p in enumerate(index.paths)}
+    items = [(p.b, k, cache["boxes"][row[p.b]], cache["landmarks"][row[p.b]]) for k, p in enumerate(pairs)]
+    chunks = [items[i:i + 25] for i in range(0, len(items), 25)]
+    parts = parallel_map(_probe_chunk, [(str(index.root), c, level, size) for c in chunks], workers, progress,
+                         len(items), f"{tag} probes, {level}", sizes=[len(c) for c in chunks])
+    flat = [r for part in parts for r in part]
+    probes = Probes(level, np.stack([r[0] for r in flat]), np.stack([r[1] for r in flat]),
+                    np.array([r[2] for r in flat], np.float32), np.array([r[3] for r in flat]),
+                    np.array([r[4] for r in flat]), np.stack([r[5] for r in flat]))
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, crop=probes.crop, geom=probes.crop_clean_geom, face_px=probes.face_px, found=probes.found,
+             method=probes.method, dlib=probes.dlib)
+    tmp.replace(path)
+    return probes
+
+
+def gallery_crops(index: FolderIndex, cache: dict, paths: list[str], size: int) -> np.ndarray:
+    """Clean aligned crops of gallery images (aligned with the clean frame's landmarks)."""
+    row = {p: i for i, p in enumerate(index.paths)}
+    spec = AlignSpec(size=size)
+    out = np.zeros((len(paths), size, size), np.uint8)
+    for k, p in enumerate(paths):
+        i = row[p]
+        grey = cv2.imread(str(index.root / p), cv2.IMREAD_GRAYSCALE)
+        out[k] = warp_to_crop(grey, clean_matrix(cache["boxes"][i], cache["landmarks"][i], spec), size)
+    return out
+
+
+def probe_audio(index: FolderIndex, pairs: list[Pair], workers: int = 2,
+                progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Audio vector of each probe's person (last voice clip, middle point) and whether there is one."""
+    people = sorted({p.b.split("/")[0] for p in pairs})
+    clips = voice_clips(index, people)
+    last = {}
+    for person, path in clips:
+        last[person] = path  # sorted: the last clip (v02 where there are two)
+    chosen = [(person, last[person]) for person in people if person in last]
+    vecs, owner, _ = prepare_audio(chosen, people, workers=workers, progress=progress)
+    mid = AUDIO_POINTS.index(0.5)
+    by_person = {people[o]: vecs[k, mid].astype(np.float32) for k, o in enumerate(owner)}
+    dim = vecs.shape[2] if vecs.size else 715
+    audio = np.zeros((len(pairs), dim), np.float32)
+    present = np.zeros(len(pairs), bool)
+    for k, p in enumerate(pairs):
+        v = by_person.get(p.b.split("/")[0])
+        if v is not None:
+            audio[k], present[k] = v, True
+    return audio, present
+
+
+def score_pairs(engine, gallery_emb: np.ndarray, probes: Probes, audio: np.ndarray | None,
+                present: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Cosine similarities of each pair: probe reconstructed (with the given audio) and probe as is."""
+    if audio is not None:
+        recon = np.empty_like(probes.crop)
+        has = present if present is not None else np.ones(len(audio), bool)
+        if has.any():
+            recon[has] = engine.reconstruct(probes.crop[has], audio[has])
+        if (~has).any():
+            recon[~has] = engine.reconstruct(probes.crop[~has], None)
+    else:
+        recon = engine.reconstruct(probes.crop, None)
+    e_rec = engine.embed(recon)
+    e_deg = engine.embed(probes.crop)
+    return {"recon": (gallery_emb * e_rec).sum(1), "degraded": (gallery_emb * e_deg).sum(1), "recon_img": recon}
+
+
+def dlib_scores(gallery_desc: np.ndarray, probes: Probes) -> np.ndarray:
+    """Negative Euclidean distance (higher = more alike; -inf where the probe had no descriptor)."""
+    d = np.linalg.norm(gallery_desc - probes.dlib, axis=1)
+    return np.where(np.isfinite(d), -d, -np.inf)
+
+
+def calibrate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], workers: int = 2,
+              progress: Progress | None = None) -> tuple[MatchCalibration, dict]:
+    """Fit the match logistic and the softmax temperature on held-out calibration pairs (all levels,
+    with and without audio)."""
+    size = engine.size
+    same = np.array([p.same for p in pairs])
+    gal = engine.embed(gallery_crops(index, cache, [p.a for p in pairs], size))
+    audio, present = probe_audio(index, pairs, workers, progress)
+    sims, pxs, ys, dlib_thr = [], [], [], {}
+    probe_embs = []
+    teacher_rows = {p: i for i, p in enumerate(index.paths)}
+    gal_desc = cache["teacher"][[teacher_rows[p.a] for p in pairs]]
+    for level in EVAL_LEVELS:
+        probes = probe_set(index, cache, pairs, level, size, "calib", workers, progress)
+        for a in (audio, None):
+            s = score_pairs(engine, gal, probes, a, present)
+            sims.append(s["recon"])
+            pxs.append(probes.face_px)
+            ys.append(same)
+            if a is not None:
+                probe_embs.append(engine.embed(s["recon_img"]))
+        ds = dlib_scores(gal_desc, probes)
+        fpr, tpr, thr = roc_curve(ds, same)
+        acc = [((ds >= t) == same).mean() for t in thr]
+        dlib_thr[level] = float(-thr[int(np.argmax(acc))])
+    weights = fit_logistic(np.concatenate(sims), np.concatenate(pxs), np.concatenate(ys))
+    # temperature: closed-set search of matched probes among the calibration people (one clean image each)
+    people = sorted({p.a.split("/")[0] for p in pairs})
+    first = {}
+    for p in pairs:
+        first.setdefault(p.a.split("/")[0], p.a)
+    g_emb = engine.embed(gallery_crops(index, cache, [first[q] for q in people], size))
+    pos = {q: i for i, q in enumerate(people)}
+    matched = [k for k, p in enumerate(pairs) if p.same and p.b.split("/")[0] in pos]
+    truth = np.array([pos[pairs[k].b.split("/")[0]] for k in matched])
+    all_sims = np.concatenate([e[matched] @ g_emb.T for e in probe_embs])
+    temperature = fit_temperature(all_sims, np.tile(truth, len(probe_embs)))
+    cal = MatchCalibration(weights=weights, temperature=temperature, n_pairs=int(sum(len(s) for s in sims)),
+                           n_searches=int(all_sims.shape[0]))
+    return cal, {"dlib_threshold_by_level": dlib_thr, "calib_people": len(people)}
+
+
+def evaluate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], calib_info: dict, out: Path,
+             workers: int = 2, progress: Progress | None = None) -> dict:
+    """The DevTest report: verification (ours with/without audio, on reconstruction and on the degraded
+    input; dlib's reference), reconstruction PSNR/SSIM, plots. Writes ``out`` (JSON) and PNGs beside it."""
+    t0 = time.perf_counter()
+    size = engine.size
+    cal = engine.calibration
+    same = np.array([p.same for p in pairs])
+    gal_crops = gallery_crops(index, cache, [p.a for p in pairs], size)
+    gal = engine.embed(gal_crops)
+    rows = {p: i for i, p in enumerate(index.paths)}
+    gal_desc = cache["teacher"][[rows[p.a] for p in pairs]]
+    clean_probe = gallery_crops(index, cache, [p.b for p in pairs], size)
+    audio, present = probe_audio(index, pairs, workers, progress)
+    report: dict = {"pairs": len(pairs), "matched": int(same.sum()), "levels": {}, "engine": engine.info.as_dict(),
+                    "calibration": cal.as_dict() if cal else None, "audio_present": int(present.sum()),
+                    "note_audio": "audio results use synthetic voices (espeak-ng, one seeded voice per person)"}
+    curves, examples = {}, {}
+    for level in EVAL_LEVELS:
+        probes = probe_set(index, cache, pairs, level, size, "test", workers, progress)
+        lev: dict = {"probes_face_found": int(probes.found.sum()),
+                     "probe_face_px_median": round(float(np.median(probes.face_px)), 1),
+                     "detector_methods": {m: int((probes.method == m).sum()) for m in np.unique(probes.method)}}
+        for name, a in (("with_audio", audio), ("no_audio", None)):
+            s = score_pairs(engine, gal, probes, a, present)
+            for kind in ("recon", "degraded"):
+                prob = cal.probability(s[kind], probes.face_px)
+                lev[f"{kind}_{name}"] = verification_report(s[kind], same, prob >= 0.5)
+                curves[(level, f"{kind}_{name}")] = roc_curve(s[kind], same)
+            if name == "no_audio":
+                examples[level] = (probes.crop_clean_geom[:6], engine.reconstruct(probes.crop_clean_geom[:6]),
+                                   clean_probe[:6])
+        # reconstruction quality in the clean alignment
+        for name, a in (("with_audio", audio), ("no_audio", None)):
+            rec_img = (engine.reconstruct(probes.crop_clean_geom, a) if a is not None
+                       else engine.reconstruct(probes.crop_clean_geom))
+            if name == "with_audio" and not present.all():
+                rec_img[~present] = engine.reconstruct(probes.crop_clean_geom[~present])
+            lev[f"reconstruction_{name}"] = {
+                "psnr_db": round(float(psnr(rec_img, clean_probe).mean()), 3),
+                "ssim": round(float(ssim(rec_img, clean_probe).mean()), 4)}
+        lev["bicubic"] = {"psnr_db": round(float(psnr(probes.crop_clean_geom, clean_probe).mean()), 3),
+                          "ssim": round(float(ssim(probes.crop_clean_geom, clean_probe).mean()), 4)}
+        ds = dlib_scores(gal_desc, probes)
+        thr = calib_info.get("dlib_threshold_by_level", {}).get(level, DLIB_THRESHOLD)
+        lev["dlib_reference"] = {
+            "at_0.6": verification_report(np.where(np.isfinite(ds), ds, -9), same, -ds <= DLIB_THRESHOLD),
+            f"at_calibrated_{thr:.3f}": verification_report(np.where(np.isfinite(ds), ds, -9), same, -ds <= thr),
+            "probes_without_descriptor": int((~np.isfinite(ds)).sum())}
+        curves[(level, "dlib")] = roc_curve(np.where(np.isfinite(ds), ds, -9), same)
+        report["levels"][level] = lev
+    report["seconds"] = round(time.perf_counter() - t0, 1)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    _plots(curves, examples, out)
+    return report
+
+
+def _plots(curves: dict, examples: dict, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(EVAL_LEVELS), figsize=(15, 4.6))
+    for ax, level in zip(axes, EVAL_LEVELS, strict=True):
+        for (lv, name), (fpr, tpr, _) in curves.items():
+            if lv == level and name in ("recon_with_audio", "recon_no_audio", "degraded_no_audio", "dlib"):
+                ax.plot(fpr, tpr, label=name.replace("_", " "))
+        ax.set_xscale("log")
+        ax.set_xlim(1e-3, 1)
+        ax.set_ylim(0, 1.01)
+        ax.set_title(f"ROC, LFW DevTest, probe {level}")
+        ax.set_xlabel("false accept rate")
+        ax.set_ylabel("true accept rate")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out.with_name(out.stem + "_roc.png"), dpi=110)
+    plt.close(fig)
+    fig, axes = plt.subplots(len(examples) * 3, 6, figsize=(9, 4.8 * len(examples)))
+    for li, (level, (deg, rec, clean)) in enumerate(examples.items()):
+        for r, (imgs, label) in enumerate(((deg, "degraded"), (rec, "reconstructed"), (clean, "clean"))):
+            for c in range(6):
+                ax = axes[li * 3 + r, c]
+                ax.imshow(imgs[c], cmap="gray", vmin=0, vmax=255)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if c == 0:
+                    ax.set_ylabel(f"{level}\n{label}", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out.with_name(out.stem + "_examples.png"), dpi=100)
+    plt.close(fig)
+
+
+def export_models(checkpoint: Path, index: FolderIndex, cache: dict, calib_pairs: list[Pair], dest: Path,
+                  workers: int = 2, progress: Progress | None = None, extra_record: dict | None = None):
+    """Checkpoint -> calibrated model bundle in ``dest`` (weights, configs, calibration, training record)."""
+    from datetime import date
+
+    from forensic_face.models.engine import FaceEngine, save_bundle
+    from forensic_face.training.train import load_checkpoint
+
+    ae, rec, record = load_checkpoint(checkpoint)
+    record = {"date": date.today().isoformat(), **record, **(extra_record or {})}
+    save_bundle(dest, ae, rec, None, record)
+    engine = FaceEngine(dest, device="cpu")
+    cal, info = calibrate(engine, index, cache, calib_pairs, workers, progress)
+    record["calibration_info"] = info
+    save_bundle(dest, engine.ae, engine.rec, cal, record)
+    return FaceEngine(dest, device="cpu"), info

@@ -1,0 +1,88 @@
+"""Identity-disjoint splits: test people (never trained on, never used for fitting), calibration
+people (held out of training; thresholds, match probability and softmax temperature are fitted on
+their pairs) and training people (everyone else).
+
+On LFW (the protocol lists beside the image folder): test = the people of ``pairsDevTest``;
+calibration = the people of ``CALIB_PAIRS`` pairs drawn (seeded) from ``pairsDevTrain``. On any
+other folder: a seeded 5 % of the people with two or more images for test and as much for
+calibration, with generated pairs.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from forensic_face.training.lfw import FolderIndex, Pair, people_in, read_pairs
+
+CALIB_PAIRS = 600  # half matched, half mismatched
+
+
+@dataclass(frozen=True)
+class Split:
+    train_people: frozenset[str]
+    calib_people: frozenset[str]
+    test_people: frozenset[str]
+    calib_pairs: list[Pair]
+    test_pairs: list[Pair]
+    source: str  # "lfw-view1" or "seeded"
+
+    def describe(self) -> dict:
+        return {"source": self.source, "train_people": len(self.train_people),
+                "calib_people": len(self.calib_people), "test_people": len(self.test_people),
+                "calib_pairs": len(self.calib_pairs), "test_pairs": len(self.test_pairs)}
+
+
+def protocol_dir(index: FolderIndex) -> Path:
+    return index.root.parent / f"{index.root.name}-protocol"
+
+
+def make_split(index: FolderIndex, seed: int = 0) -> Split:
+    proto = protocol_dir(index)
+    existing = set(index.paths)
+    if (proto / "pairsDevTest.txt").is_file() and (proto / "pairsDevTrain.txt").is_file():
+        test_pairs = [p for p in read_pairs(proto / "pairsDevTest.txt") if p.a in existing and p.b in existing]
+        dev_train = [p for p in read_pairs(proto / "pairsDevTrain.txt") if p.a in existing and p.b in existing]
+        rng = np.random.default_rng(seed)
+        same = [p for p in dev_train if p.same]
+        diff = [p for p in dev_train if not p.same]
+        half = CALIB_PAIRS // 2
+        calib = [same[i] for i in sorted(rng.choice(len(same), min(half, len(same)), replace=False))]
+        calib += [diff[i] for i in sorted(rng.choice(len(diff), min(half, len(diff)), replace=False))]
+        test_people = people_in(test_pairs)
+        calib_people = people_in(calib) - test_people
+        calib = [p for p in calib if not people_in([p]) & test_people]
+        source = "lfw-view1"
+    else:
+        test_pairs, calib, test_people, calib_people = _seeded_pairs(index, seed)
+        source = "seeded"
+    train = frozenset(set(index.people) - test_people - calib_people)
+    return Split(train, frozenset(calib_people), frozenset(test_people), calib, test_pairs, source)
+
+
+def _seeded_pairs(index: FolderIndex, seed: int):
+    rng = np.random.default_rng(seed)
+    by_person: dict[str, list[str]] = defaultdict(list)
+    for path, person in zip(index.paths, index.people, strict=True):
+        by_person[person].append(path)
+    multi = sorted(p for p, v in by_person.items() if len(v) >= 2)
+    rng.shuffle(multi)
+    k = max(2, len(multi) // 20)
+    groups = (multi[:k], multi[k:2 * k])
+    out = []
+    for people in groups:
+        pairs = []
+        n = min(300, 10 * len(people))
+        for _ in range(n // 2):
+            who = people[rng.integers(len(people))]
+            a, b = rng.choice(len(by_person[who]), 2, replace=False)
+            pairs.append(Pair(by_person[who][a], by_person[who][b], True))
+        for _ in range(n // 2):
+            i, j = rng.choice(len(people), 2, replace=False)
+            pa, pb = by_person[people[i]], by_person[people[j]]
+            pairs.append(Pair(pa[rng.integers(len(pa))], pb[rng.integers(len(pb))], False))
+        out.append(pairs)
+    return out[1], out[0], set(groups[1]), set(groups[0])

@@ -1,0 +1,305 @@
+"""Joint training of the fusion autoencoder and the recogniser.
+
+One step, for a batch of training images (each with one of its degraded variants, flipped at
+random, and the person's voice at a random point of a random clip, dropped with probability
+``audio_drop`` so the learned "no audio" code is trained too):
+
+- reconstruction ``r = AE(degraded, audio)``; loss ``mse_weight * MSE(r, clean)``;
+- the recogniser sees the reconstruction and the clean face; for both, distillation
+  ``1 - cos(e, t)`` towards the teacher embedding ``t`` of the clean face (dlib's ResNet, from
+  the face cache) plus ``arc_weight`` times an ArcFace soft-max over training identities;
+- the recogniser's loss reaches the autoencoder scaled by ``id_weight`` (an identity loss that
+  asks the reconstruction to keep what identifies the person, without letting it drift away from
+  a plausible face).
+
+AdamW, a short linear warm-up then cosine decay; a checkpoint (networks, optimiser, step, RNG) at
+the end of every epoch; ``resume`` continues from it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F  # noqa: N812
+
+from forensic_face.core.progress import Progress
+from forensic_face.models.nets import AEConfig, FusionAutoencoder, Recogniser, RecogniserConfig, count_params
+from forensic_face.paths import cache_dir
+from forensic_face.training.dataset import (
+    TrainingArrays,
+    prepare_audio,
+    prepare_faces,
+    voice_clips,
+)
+from forensic_face.training.lfw import FolderIndex, build_face_cache, index_folder
+from forensic_face.training.split import Split, make_split
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    size: int = 64
+    variants: int = 4
+    ae_width: int = 16
+    rec_width: int = 32
+    embed_dim: int = 128
+    epochs: int = 12
+    batch: int = 96
+    lr: float = 2e-3
+    weight_decay: float = 5e-4
+    warmup_steps: int = 200
+    mse_weight: float = 20.0
+    id_weight: float = 0.1
+    arc_weight: float = 0.5
+    arc_margin: float = 0.3
+    arc_scale: float = 30.0
+    audio_drop: float = 0.3
+    seed: int = 0
+    threads: int = 0  # torch CPU threads; 0 = torch's default
+    max_images: int = 0  # 0 = all training images (a smaller number for quick trials)
+    time_limit_s: float = 0.0  # stop (with a checkpoint) after this long; 0 = no limit
+
+
+class ArcFace(nn.Module):
+    """Additive angular margin soft-max (Deng et al. 2019) over ``classes`` identities."""
+
+    def __init__(self, dim: int, classes: int, margin: float, scale: float) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(classes, dim) * 0.01)
+        self.margin, self.scale = margin, scale
+
+    def forward(self, emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        cos = F.linear(F.normalize(emb, dim=1), F.normalize(self.weight, dim=1)).clamp(-1 + 1e-6, 1 - 1e-6)
+        target = torch.cos(torch.acos(cos.gather(1, labels[:, None])) + self.margin)
+        logits = cos.scatter(1, labels[:, None], target) * self.scale
+        return F.cross_entropy(logits, labels)
+
+
+@dataclass
+class Prepared:
+    index: FolderIndex
+    split: Split
+    cache: dict
+    arrays: TrainingArrays
+    teacher: np.ndarray  # (N, 128) float32 unit rows
+    labels: np.ndarray  # (N,) int64 class of each training image
+    n_classes: int
+    prep_seconds: dict = field(default_factory=dict)
+
+
+def prepare(data: str | Path, cfg: TrainConfig, workers: int = 2, progress: Progress | None = None) -> Prepared:
+    """Index, split, face cache, training arrays (cached on disk per folder and settings), audio."""
+    t0 = time.perf_counter()
+    index = index_folder(data)
+    split = make_split(index, cfg.seed)
+    cache = build_face_cache(index, progress, with_teacher=True, workers=workers)
+    t1 = time.perf_counter()
+    people = np.array(index.people)
+    ok = np.isfinite(cache["teacher"][:, 0]) & np.isin(people, list(split.train_people))
+    rows = np.nonzero(ok)[0]
+    if cfg.max_images:
+        rows = np.sort(np.random.default_rng(cfg.seed).permutation(rows)[: cfg.max_images])
+    key = f"train-{index.root.name}-{index.fingerprint()}-s{cfg.size}-v{cfg.variants}-seed{cfg.seed}-n{rows.size}"
+    path = cache_dir() / f"{key}.npz"
+    train_people = sorted(set(people[rows]))
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as z:
+            clean, deg, lev = z["clean"], z["degraded"], z["level"]
+            audio, clip_person, clip_paths = z["audio"], z["clip_person"], list(z["clip_paths"])
+    else:
+        clean, deg, lev = prepare_faces(index, cache, rows, size=cfg.size, variants=cfg.variants, seed=cfg.seed,
+                                        workers=workers, progress=progress)
+        clips = voice_clips(index, train_people)
+        audio, clip_person, clip_paths = prepare_audio(clips, train_people, workers=workers, progress=progress)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, clean=clean, degraded=deg, level=lev, audio=audio, clip_person=clip_person,
+                 clip_paths=np.array(clip_paths))
+        tmp.replace(path)
+    t2 = time.perf_counter()
+    person_idx = {p: i for i, p in enumerate(train_people)}
+    labels = np.array([person_idx[p] for p in people[rows]], np.int64)
+    teacher = cache["teacher"][rows].astype(np.float32)
+    teacher /= np.linalg.norm(teacher, axis=1, keepdims=True)
+    arrays = TrainingArrays(clean=clean, degraded=deg, level=lev, person=labels.astype(np.int32),
+                            people=train_people, paths=[index.paths[r] for r in rows], audio=audio,
+                            clip_person=clip_person, clip_paths=clip_paths)
+    return Prepared(index, split, cache, arrays, teacher, labels, len(train_people),
+                    {"face_cache_s": round(t1 - t0, 1), "arrays_s": round(t2 - t1, 1)})
+
+
+class Batcher:
+    """Draws training batches from :class:`Prepared` arrays (numpy RNG, so resumable by state)."""
+
+    def __init__(self, prep: Prepared, cfg: TrainConfig, rng: np.random.Generator) -> None:
+        self.a, self.cfg, self.rng = prep.arrays, cfg, rng
+        self.teacher, self.labels = prep.teacher, prep.labels
+        self.clips_of: dict[int, np.ndarray] = {}
+        for c, p in enumerate(self.a.clip_person):
+            self.clips_of.setdefault(int(p), []).append(c)
+        self.clips_of = {k: np.array(v) for k, v in self.clips_of.items()}
+        self.audio_dim = self.a.audio.shape[2] if self.a.audio.size else 715
+
+    def epoch_order(self) -> np.ndarray:
+        return self.rng.permutation(self.a.clean.shape[0])
+
+    def batch(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
+        n = idx.size
+        v = self.rng.integers(0, self.a.degraded.shape[1], n)
+        deg = self.a.degraded[idx, v].astype(np.float32) / 255.0
+        clean = self.a.clean[idx].astype(np.float32) / 255.0
+        flip = self.rng.random(n) < 0.5
+        deg[flip] = deg[flip, :, ::-1]
+        clean[flip] = clean[flip, :, ::-1]
+        audio = np.zeros((n, self.audio_dim), np.float32)
+        present = np.zeros(n, bool)
+        for j, i in enumerate(idx):
+            clips = self.clips_of.get(int(self.a.person[i]))
+            if clips is not None and self.rng.random() >= self.cfg.audio_drop:
+                c = clips[self.rng.integers(clips.size)]
+                audio[j] = self.a.audio[c, self.rng.integers(self.a.audio.shape[1])]
+                present[j] = True
+        return {
+            "deg": torch.from_numpy(np.ascontiguousarray(deg))[:, None],
+            "clean": torch.from_numpy(np.ascontiguousarray(clean))[:, None],
+            "audio": torch.from_numpy(audio),
+            "present": torch.from_numpy(present),
+            "teacher": torch.from_numpy(self.teacher[idx]),
+            "label": torch.from_numpy(self.labels[idx]),
+            "level": torch.from_numpy(self.a.level[idx, v].astype(np.int64)),
+        }
+
+
+def build_models(cfg: TrainConfig, n_classes: int, audio_dim: int) -> tuple[FusionAutoencoder, Recogniser, ArcFace]:
+    torch.manual_seed(cfg.seed)
+    ae = FusionAutoencoder(AEConfig(size=cfg.size, width=cfg.ae_width, audio_dim=audio_dim))
+    rec = Recogniser(RecogniserConfig(size=cfg.size, width=cfg.rec_width, embed_dim=cfg.embed_dim))
+    arc = ArcFace(cfg.embed_dim, n_classes, cfg.arc_margin, cfg.arc_scale)
+    return ae, rec, arc
+
+
+def _lr_at(step: int, total: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    frac = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
+
+
+def train_step(ae, rec, arc, batch, cfg: TrainConfig) -> dict[str, torch.Tensor]:
+    recon = ae(batch["deg"], batch["audio"], batch["present"])
+    mse = F.mse_loss(recon, batch["clean"])
+    # identity gradient into the autoencoder scaled by id_weight
+    recon_for_rec = recon.detach() + cfg.id_weight * (recon - recon.detach())
+    x = torch.cat([recon_for_rec, batch["clean"]])
+    emb = rec(x)
+    teacher = torch.cat([batch["teacher"], batch["teacher"]])
+    labels = torch.cat([batch["label"], batch["label"]])
+    distill = (1 - F.cosine_similarity(emb, teacher, dim=1)).mean()
+    arcl = arc(emb, labels)
+    loss = cfg.mse_weight * mse + distill + cfg.arc_weight * arcl
+    return {"loss": loss, "mse": mse.detach(), "distill": distill.detach(), "arc": arcl.detach()}
+
+
+def train(data: str | Path, out: str | Path, cfg: TrainConfig, *, workers: int = 2, resume: bool = False,
+          progress: Progress | None = None, prep: Prepared | None = None) -> dict:
+    """Train on an LFW-style folder; writes ``checkpoint.pt`` and ``history.json`` into ``out``.
+
+    Returns the training record (config, split, timings, final losses). The networks stay in the
+    checkpoint; :func:`forensic_face.training.evaluate.finalise` calibrates and exports them.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    prep = prep or prepare(data, cfg, workers=workers, progress=progress)
+    n = prep.arrays.clean.shape[0]
+    audio_dim = prep.arrays.audio.shape[2] if prep.arrays.audio.size else 715
+    ae, rec, arc = build_models(cfg, prep.n_classes, audio_dim)
+    params = list(ae.parameters()) + list(rec.parameters()) + list(arc.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = n // cfg.batch
+    total = steps_per_epoch * cfg.epochs
+    step, epoch, history = 0, 0, []
+    rng = np.random.default_rng(cfg.seed)
+    ckpt_path = out / "checkpoint.pt"
+    if resume and ckpt_path.is_file():
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        ae.load_state_dict(ck["ae"])
+        rec.load_state_dict(ck["rec"])
+        arc.load_state_dict(ck["arc"])
+        opt.load_state_dict(ck["opt"])
+        step, epoch = int(ck["step"]), int(ck["epoch"])
+        rng = np.random.default_rng()
+        rng.bit_generator.state = json.loads(ck["rng"])
+        history = json.loads(ck["history"])
+        log.info("resumed at epoch %d, step %d", epoch, step)
+    batcher = Batcher(prep, cfg, rng)
+    started = time.perf_counter()
+    record = {"config": asdict(cfg), "split": prep.split.describe(), "train_images": n,
+              "train_classes": prep.n_classes, "voice_clips": int(prep.arrays.audio.shape[0]),
+              "params": {"ae": count_params(ae), "rec": count_params(rec)}, "prep_s": prep.prep_seconds}
+    stopped_early = False
+    while epoch < cfg.epochs:
+        ae.train()
+        rec.train()
+        order = batcher.epoch_order()
+        sums = {"loss": 0.0, "mse": 0.0, "distill": 0.0, "arc": 0.0}
+        t_epoch = time.perf_counter()
+        for b in range(steps_per_epoch):
+            for g in opt.param_groups:
+                g["lr"] = _lr_at(step, total, cfg)
+            losses = train_step(ae, rec, arc, batcher.batch(order[b * cfg.batch:(b + 1) * cfg.batch]), cfg)
+            opt.zero_grad(set_to_none=True)
+            losses["loss"].backward()
+            torch.nn.utils.clip_grad_norm_(params, 5.0)
+            opt.step()
+            step += 1
+            for k in sums:
+                sums[k] += float(losses[k].detach())
+            if progress is not None:
+                progress.update(step, total, f"epoch {epoch + 1}/{cfg.epochs} loss {sums['loss'] / (b + 1):.3f} "
+                                f"mse {sums['mse'] / (b + 1):.4f} distill {sums['distill'] / (b + 1):.3f}")
+            if cfg.time_limit_s and time.perf_counter() - started > cfg.time_limit_s:
+                stopped_early = True
+                break
+        done_steps = b + 1
+        epoch += 1
+        history.append({"epoch": epoch, "steps": done_steps, "seconds": round(time.perf_counter() - t_epoch, 1),
+                        **{k: round(v / done_steps, 5) for k, v in sums.items()}})
+        _save_checkpoint(ckpt_path, ae, rec, arc, opt, step, epoch, rng, history, record)
+        if stopped_early:
+            break
+    record |= {"history": history, "train_seconds": round(time.perf_counter() - started, 1),
+               "stopped_early": stopped_early, "steps": step}
+    (out / "history.json").write_text(json.dumps(record, indent=2))
+    return record
+
+
+def _save_checkpoint(path: Path, ae, rec, arc, opt, step, epoch, rng, history, record) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save({"ae": ae.state_dict(), "rec": rec.state_dict(), "arc": arc.state_dict(), "opt": opt.state_dict(),
+                "step": step, "epoch": epoch, "rng": json.dumps(rng.bit_generator.state),
+                "history": json.dumps(history), "record": json.dumps(record)}, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: Path) -> tuple[FusionAutoencoder, Recogniser, dict]:
+    ck = torch.load(path, map_location="cpu", weights_only=True)
+    record = json.loads(ck["record"])
+    cfg = TrainConfig(**record["config"])
+    audio_dim = ck["ae"]["audio.net.0.weight"].shape[1]
+    ae = FusionAutoencoder(AEConfig(size=cfg.size, width=cfg.ae_width, audio_dim=audio_dim))
+    rec = Recogniser(RecogniserConfig(size=cfg.size, width=cfg.rec_width, embed_dim=cfg.embed_dim))
+    ae.load_state_dict(ck["ae"])
+    rec.load_state_dict(ck["rec"])
+    record["history"] = json.loads(ck["history"])
+    return ae.eval(), rec.eval(), record

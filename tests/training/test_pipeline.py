@@ -1,0 +1,94 @@
+"""End to end on a tiny generated LFW-style folder: face cache, split, training arrays, a short
+training run with checkpoint and resume, calibration, export, the engine and the evaluation report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def tiny_lfw(tmp_path_factory: pytest.TempPathFactory, face_rgb: np.ndarray) -> Path:
+    """8 'people' x 3 images of 250x250 grey frames made from the astronaut face (identity is not
+    what is tested here: the plumbing is)."""
+    root = tmp_path_factory.mktemp("data") / "lfw"
+    rng = np.random.default_rng(0)
+    grey = cv2.cvtColor(face_rgb, cv2.COLOR_RGB2GRAY)
+    for p in range(8):
+        person = f"Person_{p:02d}"
+        (root / person).mkdir(parents=True)
+        for i in range(3):
+            s = rng.uniform(0.9, 1.1)
+            m = cv2.getRotationMatrix2D((256, 200), rng.uniform(-8, 8), s)
+            img = cv2.warpAffine(grey, m, (512, 512), borderMode=cv2.BORDER_REFLECT)[20:420, 60:460]
+            img = cv2.resize(img, (250, 250), interpolation=cv2.INTER_AREA)
+            img = np.clip(img.astype(np.float32) * rng.uniform(0.7, 1.2) + 10 * p, 0, 255).astype(np.uint8)
+            cv2.imwrite(str(root / person / f"{person}_{i + 1:04d}.jpg"), img)
+    return root
+
+
+@pytest.fixture(scope="module")
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("FORENSIC_FACE_CACHE", str(tmp_path_factory.mktemp("cache")))
+    yield
+    mp.undo()
+
+
+def test_train_resume_export_evaluate(tiny_lfw: Path, isolated_cache, tmp_path: Path) -> None:
+    from forensic_face.models.engine import FaceEngine
+    from forensic_face.training.evaluate import evaluate, export_models
+    from forensic_face.training.train import TrainConfig, prepare, train
+
+    cfg = TrainConfig(size=32, variants=2, ae_width=4, rec_width=4, epochs=2, batch=4, warmup_steps=1)
+    prep = prepare(tiny_lfw, cfg, workers=1)
+    split = prep.split
+    assert split.source == "seeded"
+    assert not (split.train_people & split.test_people) and not (split.train_people & split.calib_people)
+    assert prep.arrays.clean.shape[1:] == (32, 32) and prep.arrays.degraded.shape[1:] == (2, 32, 32)
+    # the degraded variants really differ from the clean crops
+    assert np.abs(prep.arrays.degraded.astype(int) - prep.arrays.clean[:, None].astype(int)).mean() > 2
+
+    out = tmp_path / "run"
+    first = train(tiny_lfw, out, TrainConfig(**{**cfg.__dict__, "epochs": 1}), workers=1, prep=prep)
+    assert len(first["history"]) == 1 and (out / "checkpoint.pt").is_file()
+    resumed = train(tiny_lfw, out, cfg, workers=1, resume=True, prep=prep)
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2]  # continued, not restarted
+
+    dest = tmp_path / "models"
+    engine, _ = export_models(out / "checkpoint.pt", prep.index, prep.cache, split.calib_pairs, dest, workers=1)
+    assert FaceEngine.available(dest) and engine.calibration is not None
+    meta = json.loads((dest / "models.json").read_text())
+    assert meta["weights_sha256"] == engine.info.weights_sha256
+    faces = prep.arrays.degraded[:3, 0]
+    recon = engine.reconstruct(faces)
+    assert recon.shape == faces.shape and recon.dtype == np.uint8
+    emb = engine.embed(recon)
+    assert np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-4)
+
+    report = evaluate(engine, prep.index, prep.cache, split.test_pairs, {}, tmp_path / "eval.json", workers=1)
+    assert set(report["levels"]) == {"clean", "mild", "severe"}
+    for lev in report["levels"].values():
+        assert {"recon_with_audio", "recon_no_audio", "degraded_no_audio", "dlib_reference", "bicubic"} <= set(lev)
+    assert (tmp_path / "eval_roc.png").is_file() and (tmp_path / "eval_examples.png").is_file()
+
+
+def test_tampered_weights_are_refused(tiny_lfw: Path, isolated_cache, tmp_path: Path) -> None:
+    from forensic_face.core.errors import ForensicFaceError, ModelsNotTrainedError
+    from forensic_face.models.engine import FaceEngine, save_bundle
+    from forensic_face.models.nets import AEConfig, FusionAutoencoder, Recogniser, RecogniserConfig
+
+    with pytest.raises(ModelsNotTrainedError):
+        FaceEngine(tmp_path / "empty")
+    save_bundle(tmp_path, FusionAutoencoder(AEConfig(size=32, width=4)), Recogniser(RecogniserConfig(size=32, width=4)),
+                None, {"date": "2026-01-01"})
+    FaceEngine(tmp_path)  # loads
+    data = bytearray((tmp_path / "models.pt").read_bytes())
+    data[-100] ^= 0xFF
+    (tmp_path / "models.pt").write_bytes(bytes(data))
+    with pytest.raises(ForensicFaceError, match="SHA-256"):
+        FaceEngine(tmp_path)
