@@ -59,6 +59,13 @@ class LBRPConfig:
     offset_blocks: int = 2  # histogram grid columns along the detector-offset axis
     mapping: Literal["nri_uniform", "riu2"] = "nri_uniform"  # 59-bin or 10-bin uniform LBP
 
+    def __post_init__(self) -> None:
+        if self.n_angles != 180:
+            # the LBP's angle axis wraps from 179 to 0 degrees with a mirror (see _angle_wrapped)
+            raise ValueError(f"LBRP needs the full 0..179 degree sinogram (n_angles=180), got {self.n_angles}")
+        if self.patch < 4 or self.mapping not in ("nri_uniform", "riu2"):
+            raise ValueError(f"invalid LBRP configuration: patch={self.patch}, mapping={self.mapping!r}")
+
     @property
     def n_bins(self) -> int:
         """Histogram bins per block."""
@@ -155,6 +162,9 @@ def patches(
     hop = config.hop(sr)
     ts = np.atleast_1d(np.asarray(timestamps_s, dtype=np.float64))
     centre = np.rint(ts * sr / hop).astype(np.int64)
+    # Beyond one patch outside the clip every column is padding: clamp, so far-off timestamps
+    # cost no memory and give the same (silent) patch.
+    centre = np.clip(centre, -size, db.shape[1] + size)
     pad = size + 1
     lo = int(min(0, centre.min() - size // 2)) if ts.size else 0
     hi = int(max(db.shape[1], centre.max() + size)) if ts.size else db.shape[1]
@@ -172,7 +182,9 @@ def sinograms(images: np.ndarray, n_angles: int = 180) -> np.ndarray:
     n, size = images.shape[0], images.shape[1]
     mask = circle_mask(size)
     inside = images[:, mask]  # (n, pixels)
-    inside = inside - inside.mean(axis=1, keepdims=True)
+    # Mean in float64: a constant patch (silence, padding) then becomes exactly zero. A float32 mean
+    # leaves a rounding residue whose sinogram, and so its LBP codes, changed with the batch size.
+    inside = (inside - inside.mean(axis=1, keepdims=True, dtype=np.float64)).astype(np.float32)
     return (inside @ radon_matrix(size, n_angles).T).reshape(n, n_angles, size)
 
 
