@@ -115,6 +115,51 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_case(args: argparse.Namespace) -> int:
+    from forensic_face.core.progress import console_progress
+    from forensic_face.store.case import Case
+
+    if args.case_command == "new":
+        case = Case.create(args.dir, args.id, args.analyst, args.title or "")
+        print(json.dumps({"case": str(case.root), "id": case.meta["id"]}) if args.json else f"created case "
+              f"{case.meta['id']!r} in {case.root}")
+        return 0
+    if args.case_command == "add":
+        case = Case.open(args.dir)
+        items = case.add_evidence(args.files, progress=console_progress())
+        if args.json:
+            print(json.dumps([i.__dict__ for i in items], indent=2))
+        for i in items if not args.json else []:
+            print(f"added evidence/{i.name} ({i.kind}, {i.format}, {i.size} bytes) sha256 {i.sha256}")
+        skipped = len(args.files) - len(items)
+        if skipped and not args.json:
+            print(f"{skipped} file(s) already in the case (same SHA-256), not added again")
+        return 0
+    if args.case_command == "verify":
+        report = Case.open(args.dir, recover=False).verify(progress=console_progress())
+        if args.json:
+            print(json.dumps(report.as_dict(), indent=2))
+        else:
+            for p in report.problems:
+                print(f"PROBLEM: {p}")
+            for n in report.notes:
+                print(f"note: {n}")
+            print(f"{'OK' if report.ok else 'FAILED'}: {report.evidence_checked} evidence file(s) re-hashed, "
+                  f"{report.log_entries} audit entries checked")
+        if not report.ok:
+            print(f"forensic-face: error: case verification failed ({len(report.problems)} problem(s))",
+                  file=sys.stderr)
+        return 0 if report.ok else 1
+    if args.case_command == "log":
+        entries = Case.open(args.dir, recover=False).read_log()
+        if args.json:
+            print(json.dumps(entries, indent=2))
+        for e in entries if not args.json else []:
+            print(f"{e.get('seq'):>4} {e.get('time')} {e.get('action'):<28} {json.dumps(e.get('details'))[:160]}")
+        return 0
+    raise AssertionError(args.case_command)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="forensic-face",
@@ -135,6 +180,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, default=25.0, help="video frame rate for audio features (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="machine-readable figures on stdout")
     p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("case", help="case folders: new, add evidence, verify, show the audit log")
+    case_sub = p.add_subparsers(dest="case_command", metavar="CASE_COMMAND", required=True)
+    c = case_sub.add_parser("new", help="create a new case folder")
+    c.add_argument("dir")
+    c.add_argument("--id", required=True, help="case number or reference")
+    c.add_argument("--analyst", required=True, help="name of the analyst responsible")
+    c.add_argument("--title", help="short description")
+    c.add_argument("--json", action="store_true")
+    c = case_sub.add_parser("add", help="copy evidence files into the case (hashed, read-only, logged)")
+    c.add_argument("dir")
+    c.add_argument("files", nargs="+")
+    c.add_argument("--json", action="store_true")
+    c = case_sub.add_parser("verify", help="re-hash evidence and check the audit chain; exit 1 naming problems")
+    c.add_argument("dir")
+    c.add_argument("--json", action="store_true")
+    c = case_sub.add_parser("log", help="print the audit log")
+    c.add_argument("dir")
+    c.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_case)
 
     p = sub.add_parser("train", help="train the fusion autoencoder and the recogniser on an LFW-style folder")
     p.add_argument("--data", help="folder with one sub-folder per person (default: ../shared/data/lfw)")

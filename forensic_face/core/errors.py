@@ -52,3 +52,15 @@ class CancelledError(ForensicFaceError):
 
 class ModelsNotTrainedError(ForensicFaceError):
     """The shipped model weights are missing."""
+
+
+class CaseError(ForensicFaceError):
+    """A case folder that cannot be created, opened or changed as asked."""
+
+
+class CaseFormatError(CaseError):
+    """``case.json`` or ``audit.log`` is malformed, too large, or of an unknown schema version."""
+
+
+class EvidenceError(CaseError):
+    """An evidence file that cannot be added: missing, unreadable, of an unknown type, or unsafe."""

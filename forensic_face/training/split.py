@@ -75,7 +75,7 @@ def _seeded_pairs(index: FolderIndex, seed: int):
     out = []
     for people in groups:
         pairs = []
-        n = min(300, 10 * len(people))
+        n = min(300, 4 * len(people))
         for _ in range(n // 2):
             who = people[rng.integers(len(people))]
             a, b = rng.choice(len(by_person[who]), 2, replace=False)

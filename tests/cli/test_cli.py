@@ -24,3 +24,22 @@ def test_bad_usage_exits_2(capsys):
     except SystemExit as exc:
         code = exc.code
     assert code == 2
+
+
+def test_demo_runs_and_finds_the_face(tmp_path):
+    """The README's main command: builds the demo inputs, finds the face, writes the overview."""
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "demo"
+    proc = subprocess.run([sys.executable, "-m", "forensic_face", "demo", "--out", str(out), "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert (out / "inputs" / "cctv_frame.jpg").is_file() and (out / "inputs" / "cctv_audio.wav").is_file()
+    x0, y0, x1, y1 = summary["face"]["box"]
+    assert 380 < (x0 + x1) / 2 < 540 and 130 < (y0 + y1) / 2 < 260  # where the demo placed the face
+    assert summary["audio"]["feature_dim"] == 715
+    assert 90 < summary["audio"]["pitch_hz"] < 160
+    assert (out / "demo_overview.png").stat().st_size > 10_000

@@ -1,0 +1,1 @@
+"""Case folders, the gallery database and the analysis services (no Qt)."""
