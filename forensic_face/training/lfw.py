@@ -18,9 +18,9 @@ import numpy as np
 
 from forensic_face.core.progress import Progress
 from forensic_face.paths import cache_dir
+from forensic_face.vision.frames import IMAGE_GLOBS
 
 log = logging.getLogger(__name__)
-IMAGE_GLOBS = ("*.jpg", "*.jpeg", "*.png", "*.bmp", "*.tif", "*.tiff")
 
 
 @dataclass(frozen=True)

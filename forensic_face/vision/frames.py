@@ -18,6 +18,9 @@ import numpy as np
 from forensic_face.core.errors import ImageDecodeError, VideoDecodeError
 from forensic_face.core.progress import Progress
 
+#: File patterns of the still-image formats this package reads (folder scans: enrolment, training).
+IMAGE_GLOBS = ("*.jpg", "*.jpeg", "*.png", "*.bmp", "*.tif", "*.tiff")
+
 log = logging.getLogger(__name__)
 
 #: Refuse stills larger than this many pixels (decompression bombs, mis-typed raw dumps).

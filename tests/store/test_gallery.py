@@ -1,0 +1,123 @@
+"""The gallery database: enrolment (resumable, faceless images listed), vectorised search, model change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from forensic_face.models.calibration import MatchCalibration
+from forensic_face.store.gallery import Gallery, GalleryError
+
+CAL = MatchCalibration(weights=(-8.0, 10.0, 0.0, 0.0), temperature=0.05, n_pairs=0, n_searches=0)
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory):
+    """A real engine over small random-weight networks (the plumbing, not accuracy, is tested)."""
+    import torch
+
+    from forensic_face.models.engine import FaceEngine, save_bundle
+    from forensic_face.models.nets import AEConfig, FusionAutoencoder, Recogniser, RecogniserConfig
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("models")
+    save_bundle(folder, FusionAutoencoder(AEConfig(size=32, width=4)), Recogniser(RecogniserConfig(size=32, width=4)),
+                CAL, {"date": "test"})
+    return FaceEngine(folder, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def people_folder(tmp_path_factory: pytest.TempPathFactory, face_rgb: np.ndarray) -> Path:
+    root = tmp_path_factory.mktemp("people")
+    rng = np.random.default_rng(1)
+    for p in range(3):
+        d = root / f"Person_{p}"
+        d.mkdir()
+        for i in range(2):
+            img = np.clip(face_rgb.astype(np.int16) + rng.integers(-20, 20, 3) + 15 * p, 0, 255).astype(np.uint8)
+            img = cv2.resize(img, (256, 256), interpolation=cv2.INTER_AREA)
+            cv2.imwrite(str(d / f"img_{i}.jpg"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    noise = rng.integers(0, 255, (200, 200, 3), dtype=np.uint8)
+    cv2.imwrite(str(root / "Person_2" / "no_face.png"), noise)
+    (root / "Person_2" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    return root
+
+
+def test_enrol_is_resumable_and_lists_faceless_images(tmp_path: Path, engine, detector, people_folder: Path) -> None:
+    with Gallery(tmp_path / "g.db") as g:
+        rep = g.enroll_folder(people_folder, engine, detector)
+        assert rep.people == 3 and rep.images_seen == 8 and rep.enrolled == 6
+        assert [Path(p).name for p in rep.no_face] == ["no_face.png"]
+        assert [Path(p).name for p in rep.unreadable] == ["broken.jpg"]
+        again = g.enroll_folder(people_folder, engine, detector)
+        assert again.enrolled == 0 and again.already_enrolled == 8
+        info = g.info()
+        assert info["people"] == 3 and info["embeddings_by_model"] == {engine.info.version: 6}
+        assert {Path(p).name for p in g.no_face_images()} == {"no_face.png", "broken.jpg"}
+
+
+def test_search_finds_the_enrolled_image_and_says_no_confident_match_otherwise(
+        tmp_path: Path, engine, detector, people_folder: Path) -> None:
+    from forensic_face.vision.align import AlignSpec, align_face
+    from forensic_face.vision.frames import load_image
+
+    with Gallery(tmp_path / "g.db") as g:
+        g.enroll_folder(people_folder, engine, detector)
+        frame = load_image(people_folder / "Person_1" / "img_0.jpg")
+        face = align_face(frame.image, detector.detect_one(frame.image), AlignSpec(size=32)).image
+        res = g.search(engine.embed(face[None])[0], CAL, engine.info.version, probe_face_px=120.0, top_k=2)
+        assert res.candidates[0].person == "Person_1" and res.candidates[0].similarity == pytest.approx(1, abs=1e-4)
+        assert res.candidates[0].image_path.endswith("img_0.jpg")
+        assert res.confident and res.verdict == "candidate: Person_1"
+        assert len(res.candidates) == 2 and res.people_searched == 3
+        assert sum(c.identity_probability for c in res.candidates) <= 1.0 + 1e-6
+        stranger = np.zeros(128, np.float32)
+        stranger[5] = 1.0
+        other = g.search(stranger, CAL, engine.info.version, probe_face_px=120.0)
+        assert not other.confident and other.verdict == "no confident match"
+
+
+def test_vectorised_search_matches_brute_force(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    vecs = rng.normal(size=(500, 16)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    owner = rng.integers(0, 40, 500)
+    with Gallery(tmp_path / "g.db") as g:
+        for p in np.unique(owner):
+            g.add_embeddings(f"P{p:02d}", vecs[owner == p], "v1")
+        q = vecs[17] + 0.3 * rng.normal(size=16).astype(np.float32)
+        q /= np.linalg.norm(q)
+        res = g.search(q, CAL, "v1", 64.0, top_k=5)
+        brute = sorted(((float((vecs[owner == p] @ q).max()), f"P{p:02d}") for p in np.unique(owner)), reverse=True)
+        assert [c.person for c in res.candidates] == [name for _, name in brute[:5]]
+        assert [c.similarity for c in res.candidates] == pytest.approx([s for s, _ in brute[:5]], abs=1e-5)
+        assert g.search(q, CAL, "other-model", 64.0).candidates == []  # another model's vectors are not mixed in
+
+
+def test_not_a_database_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "g.db"
+    bad.write_text("hello")
+    with pytest.raises(GalleryError, match="not an SQLite file"):
+        Gallery(bad)
+
+
+def test_reembed_after_a_model_change(tmp_path: Path, engine, detector, people_folder: Path,
+                                      tmp_path_factory: pytest.TempPathFactory) -> None:
+    import torch
+
+    from forensic_face.models.engine import FaceEngine, save_bundle
+    from forensic_face.models.nets import AEConfig, FusionAutoencoder, Recogniser, RecogniserConfig
+
+    with Gallery(tmp_path / "g.db") as g:
+        g.enroll_folder(people_folder, engine, detector)
+        torch.manual_seed(1)
+        folder = tmp_path_factory.mktemp("models2")
+        save_bundle(folder, FusionAutoencoder(AEConfig(size=32, width=4)),
+                    Recogniser(RecogniserConfig(size=32, width=4)), CAL, {"date": "test2"})
+        new = FaceEngine(folder, device="cpu")
+        assert new.info.version != engine.info.version
+        assert g.reembed(new, detector) == 6
+        assert g.info()["embeddings_by_model"] == {engine.info.version: 6, new.info.version: 6}
