@@ -160,6 +160,130 @@ def _cmd_case(args: argparse.Namespace) -> int:
     raise AssertionError(args.case_command)
 
 
+def _engine(args: argparse.Namespace):
+    from forensic_face.models.engine import FaceEngine
+
+    return FaceEngine(getattr(args, "models", None), device=getattr(args, "device", "auto"))
+
+
+def _cmd_gallery(args: argparse.Namespace) -> int:
+    from forensic_face.core.progress import console_progress
+    from forensic_face.store.gallery import Gallery
+
+    if args.gallery_command == "info":
+        from pathlib import Path
+
+        if not Path(args.db).is_file():
+            raise ForensicFaceError(f"{args.db}: no such gallery database")
+        with Gallery(args.db) as g:
+            info = g.info()
+        if args.json:
+            print(json.dumps(info, indent=2))
+        else:
+            print(f"{info['path']}: {info['people']} people, {info['images']} images "
+                  f"({', '.join(f'{k} {v}' for k, v in info['images_by_status'].items())}), "
+                  f"{info['size_bytes'] / 1e6:.1f} MB")
+            for model, n in info["embeddings_by_model"].items():
+                print(f"  embeddings of model {model}: {n}")
+        return 0
+    from forensic_face.vision.detect import FaceDetector
+
+    engine = _engine(args)
+    detector = FaceDetector()
+    if args.gallery_command == "enroll":
+        with Gallery(args.db) as g:
+            rep = g.enroll_folder(args.folder, engine, detector, progress=console_progress())
+        if args.json:
+            print(json.dumps(rep.as_dict(), indent=2))
+        else:
+            print(f"enrolled {rep.enrolled} face(s) of {rep.people} people in {rep.seconds:.1f} s "
+                  f"({rep.as_dict()['faces_per_s']} faces/s); {rep.already_enrolled} already enrolled")
+            for p in rep.no_face:
+                print(f"  no usable face: {p}")
+            for p in rep.unreadable:
+                print(f"  unreadable: {p}")
+        return 0
+    if args.gallery_command == "search":
+        from forensic_face.audio.features import AudioFeatureExtractor
+        from forensic_face.core.errors import NoFaceFoundError
+        from forensic_face.vision.align import AlignSpec, align_face
+        from forensic_face.vision.frames import load_image
+
+        frame = load_image(args.image)
+        try:
+            det = detector.detect_one(frame.image)
+        except NoFaceFoundError:
+            h, w = frame.image.shape[:2]
+            if max(h, w) > 160:
+                raise
+            det = detector.from_box(frame.image, (0, 0, w, h))  # a face crop given as the image itself
+        aligned = align_face(frame.image, det, AlignSpec(size=engine.size)).image
+        grey = aligned if aligned.ndim == 2 else (aligned @ [0.299, 0.587, 0.114]).astype("uint8")
+        audio = None
+        if args.audio:
+            ext = AudioFeatureExtractor()
+            clip = ext.load(args.audio)
+            audio = ext(clip, [clip.duration_s / 2]).vector
+        recon = engine.reconstruct(grey[None], audio)
+        with Gallery(args.db) as g:
+            res = g.search(engine.embed(recon)[0], engine.calibration, engine.info.version, det.width, args.top)
+        if args.json:
+            print(json.dumps({**res.as_dict(), "face": det.as_dict(), "engine": engine.info.as_dict()}, indent=2))
+        else:
+            print(f"{res.verdict} (face {det.width:.0f} px, {det.method}; threshold similarity "
+                  f"{res.threshold_similarity:.3f}; {res.people_searched} people searched)")
+            for i, c in enumerate(res.candidates, 1):
+                print(f"{i:3d}. {c.person:32s} identity p {c.identity_probability:6.3f}  cosine {c.similarity:6.3f}"
+                      f"  match p {c.match_probability:6.3f}  {c.image_path}")
+        return 0
+    raise AssertionError(args.gallery_command)
+
+
+def _parse_box(text: str | None):
+    if text is None:
+        return None
+    try:
+        vals = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        vals = ()
+    if len(vals) != 4:
+        raise ForensicFaceError(f"--box must be x0,y0,x1,y1 in frame pixels, got {text!r}")
+    return vals
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from forensic_face.core.progress import console_progress
+    from forensic_face.pipeline import analyze_case
+    from forensic_face.store.case import Case
+    from forensic_face.store.gallery import Gallery
+    from forensic_face.vision.detect import FaceDetector
+
+    case = Case.open(args.dir)
+    engine = _engine(args)
+    gallery = Gallery(args.gallery) if args.gallery else None
+    try:
+        res = analyze_case(case, engine, FaceDetector(), gallery, frame=args.frame, audio=args.audio,
+                           use_audio=not args.no_audio, box=_parse_box(args.box), time_s=args.time,
+                           top_k=args.top, progress=console_progress())
+    finally:
+        if gallery is not None:
+            gallery.close()
+    if args.json:
+        print(json.dumps(res.as_dict(), indent=2))
+        return 0
+    when = f" at {res.timestamp_s:.2f} s" if res.timestamp_s is not None else ""
+    print(f"{res.analysis_id}: {res.frame_evidence}{when}, face {res.face['box']} "
+          f"({res.face['method']}), {', '.join(res.quality['hints']) or 'no quality warnings'}")
+    print(f"audio: {res.audio['evidence'] + ' at ' + str(res.audio['timestamp_s']) + ' s' if res.audio else 'none'}")
+    if res.search:
+        print(res.search["verdict"])
+        for i, c in enumerate(res.search["candidates"], 1):
+            print(f"{i:3d}. {c['person']:32s} identity p {c['identity_probability']:6.3f}  cosine "
+                  f"{c['similarity']:6.3f}  match p {c['match_probability']:6.3f}")
+    print(f"results saved in {case.results_dir} ({res.analysis_id}.json and images)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="forensic-face",
@@ -200,6 +324,41 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("dir")
     c.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_case)
+
+    p = sub.add_parser("gallery", help="the gallery database: enroll a folder, info, search one image")
+    g_sub = p.add_subparsers(dest="gallery_command", metavar="GALLERY_COMMAND", required=True)
+    c = g_sub.add_parser("enroll", help="enrol an LFW-style folder (one sub-folder per person); resumable")
+    c.add_argument("db")
+    c.add_argument("folder")
+    c.add_argument("--models", help="model folder (default: resources/models)")
+    c.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    c.add_argument("--json", action="store_true")
+    c = g_sub.add_parser("info", help="people, images, embedding models, size")
+    c.add_argument("db")
+    c.add_argument("--json", action="store_true")
+    c = g_sub.add_parser("search", help="look up one face image (degraded or not), without a case")
+    c.add_argument("db")
+    c.add_argument("image")
+    c.add_argument("--audio", help="audio file recorded with the image")
+    c.add_argument("--top", type=int, default=10)
+    c.add_argument("--models")
+    c.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    c.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_gallery)
+
+    p = sub.add_parser("analyze", help="detect, reconstruct and search one frame of a case; results saved")
+    p.add_argument("dir", help="case folder")
+    p.add_argument("--gallery", help="gallery database to search")
+    p.add_argument("--frame", help="image or video evidence (default: the first)")
+    p.add_argument("--audio", help="audio evidence (default: the first, if any)")
+    p.add_argument("--no-audio", dest="no_audio", action="store_true", help="reconstruct without audio")
+    p.add_argument("--box", help="face box x0,y0,x1,y1 in frame pixels, when detection fails")
+    p.add_argument("--time", type=float, help="video: analyse the frame at this time (s)")
+    p.add_argument("--top", type=int, default=10)
+    p.add_argument("--models")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_analyze)
 
     p = sub.add_parser("train", help="train the fusion autoencoder and the recogniser on an LFW-style folder")
     p.add_argument("--data", help="folder with one sub-folder per person (default: ../shared/data/lfw)")

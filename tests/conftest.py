@@ -44,3 +44,28 @@ def shared_data() -> Path:
     if path is None:
         pytest.skip("../shared/data (LFW and voices) is not present; set FORENSIC_FACE_DATA to run this test")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model folder with small random-weight networks and a fixed calibration: exercises the real
+    engine and services quickly (accuracy is tested by the evaluation, not here)."""
+    import torch
+
+    from forensic_face.models.calibration import MatchCalibration
+    from forensic_face.models.engine import save_bundle
+    from forensic_face.models.nets import AEConfig, FusionAutoencoder, Recogniser, RecogniserConfig
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny_models")
+    cal = MatchCalibration(weights=(-8.0, 10.0, 0.0, 0.0), temperature=0.05, n_pairs=0, n_searches=0)
+    save_bundle(folder, FusionAutoencoder(AEConfig(size=32, width=4)), Recogniser(RecogniserConfig(size=32, width=4)),
+                cal, {"date": "test"})
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tiny_models: Path):
+    from forensic_face.models.engine import FaceEngine
+
+    return FaceEngine(tiny_models, device="cpu")

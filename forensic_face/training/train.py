@@ -66,7 +66,19 @@ class TrainConfig:
     seed: int = 0
     threads: int = 0  # torch CPU threads; 0 = torch's default
     max_images: int = 0  # 0 = all training images (a smaller number for quick trials)
+    mixed_precision: bool = True  # bfloat16 autocast where the hardware has it (AMX/AVX512-BF16, CUDA)
+    device: str = "auto"  # auto = CUDA when torch sees a GPU, else CPU
     time_limit_s: float = 0.0  # stop (with a checkpoint) after this long; 0 = no limit
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Whether bfloat16 autocast runs natively here (on CPUs without it, it would be emulated and slow)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 class ArcFace(nn.Module):
@@ -78,7 +90,8 @@ class ArcFace(nn.Module):
         self.margin, self.scale = margin, scale
 
     def forward(self, emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        cos = F.linear(F.normalize(emb, dim=1), F.normalize(self.weight, dim=1)).clamp(-1 + 1e-6, 1 - 1e-6)
+        emb = emb.float()  # angles in float32 even under autocast
+        cos = F.linear(F.normalize(emb, dim=1), F.normalize(self.weight.float(), dim=1)).clamp(-1 + 1e-6, 1 - 1e-6)
         target = torch.cos(torch.acos(cos.gather(1, labels[:, None])) + self.margin)
         logits = cos.scatter(1, labels[:, None], target) * self.scale
         return F.cross_entropy(logits, labels)
@@ -194,13 +207,15 @@ def _lr_at(step: int, total: int, cfg: TrainConfig) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
 
 
-def train_step(ae, rec, arc, batch, cfg: TrainConfig) -> dict[str, torch.Tensor]:
-    recon = ae(batch["deg"], batch["audio"], batch["present"])
+def train_step(ae, rec, arc, batch, cfg: TrainConfig, autocast: bool = False) -> dict[str, torch.Tensor]:
+    device_type = batch["deg"].device.type
+    with torch.autocast(device_type, dtype=torch.bfloat16, enabled=autocast):
+        recon = ae(batch["deg"], batch["audio"], batch["present"])
+        # identity gradient into the autoencoder scaled by id_weight
+        recon_for_rec = recon.detach() + cfg.id_weight * (recon - recon.detach())
+        emb = rec(torch.cat([recon_for_rec, batch["clean"].to(recon.dtype)]))
+    recon, emb = recon.float(), emb.float()  # losses in float32
     mse = F.mse_loss(recon, batch["clean"])
-    # identity gradient into the autoencoder scaled by id_weight
-    recon_for_rec = recon.detach() + cfg.id_weight * (recon - recon.detach())
-    x = torch.cat([recon_for_rec, batch["clean"]])
-    emb = rec(x)
     teacher = torch.cat([batch["teacher"], batch["teacher"]])
     labels = torch.cat([batch["label"], batch["label"]])
     distill = (1 - F.cosine_similarity(emb, teacher, dim=1)).mean()
@@ -223,7 +238,12 @@ def train(data: str | Path, out: str | Path, cfg: TrainConfig, *, workers: int =
     prep = prep or prepare(data, cfg, workers=workers, progress=progress)
     n = prep.arrays.clean.shape[0]
     audio_dim = prep.arrays.audio.shape[2] if prep.arrays.audio.size else 715
+    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
+                          (cfg.device if cfg.device != "auto" else "cpu"))
+    autocast = cfg.mixed_precision and bf16_supported(device)
     ae, rec, arc = build_models(cfg, prep.n_classes, audio_dim)
+    # channels-last: oneDNN's fast convolution layout on CPU (measured 1.6x here with float32)
+    ae, rec, arc = (m.to(device, memory_format=torch.channels_last) for m in (ae, rec, arc))
     params = list(ae.parameters()) + list(rec.parameters()) + list(arc.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = n // cfg.batch
@@ -236,7 +256,7 @@ def train(data: str | Path, out: str | Path, cfg: TrainConfig, *, workers: int =
         ae.load_state_dict(ck["ae"])
         rec.load_state_dict(ck["rec"])
         arc.load_state_dict(ck["arc"])
-        opt.load_state_dict(ck["opt"])
+        opt.load_state_dict(ck["opt"])  # tensors follow the parameters' device
         step, epoch = int(ck["step"]), int(ck["epoch"])
         rng = np.random.default_rng()
         rng.bit_generator.state = json.loads(ck["rng"])
@@ -246,7 +266,8 @@ def train(data: str | Path, out: str | Path, cfg: TrainConfig, *, workers: int =
     started = time.perf_counter()
     record = {"config": asdict(cfg), "split": prep.split.describe(), "train_images": n,
               "train_classes": prep.n_classes, "voice_clips": int(prep.arrays.audio.shape[0]),
-              "params": {"ae": count_params(ae), "rec": count_params(rec)}, "prep_s": prep.prep_seconds}
+              "params": {"ae": count_params(ae), "rec": count_params(rec)}, "prep_s": prep.prep_seconds,
+              "device": str(device), "bfloat16_autocast": autocast, "torch_threads": torch.get_num_threads()}
     stopped_early = False
     while epoch < cfg.epochs:
         ae.train()
@@ -257,7 +278,8 @@ def train(data: str | Path, out: str | Path, cfg: TrainConfig, *, workers: int =
         for b in range(steps_per_epoch):
             for g in opt.param_groups:
                 g["lr"] = _lr_at(step, total, cfg)
-            losses = train_step(ae, rec, arc, batcher.batch(order[b * cfg.batch:(b + 1) * cfg.batch]), cfg)
+            batch = {k: v.to(device) for k, v in batcher.batch(order[b * cfg.batch:(b + 1) * cfg.batch]).items()}
+            losses = train_step(ae, rec, arc, batch, cfg, autocast)
             opt.zero_grad(set_to_none=True)
             losses["loss"].backward()
             torch.nn.utils.clip_grad_norm_(params, 5.0)

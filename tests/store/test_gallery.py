@@ -15,18 +15,8 @@ CAL = MatchCalibration(weights=(-8.0, 10.0, 0.0, 0.0), temperature=0.05, n_pairs
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory):
-    """A real engine over small random-weight networks (the plumbing, not accuracy, is tested)."""
-    import torch
-
-    from forensic_face.models.engine import FaceEngine, save_bundle
-    from forensic_face.models.nets import AEConfig, FusionAutoencoder, Recogniser, RecogniserConfig
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("models")
-    save_bundle(folder, FusionAutoencoder(AEConfig(size=32, width=4)), Recogniser(RecogniserConfig(size=32, width=4)),
-                CAL, {"date": "test"})
-    return FaceEngine(folder, device="cpu")
+def engine(tiny_engine):
+    return tiny_engine
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,103 @@
+"""analyze: one call from case evidence to saved, logged results (frames, faces, audio, search)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import soundfile as sf
+
+from forensic_face.core.errors import AudioError, NoFaceFoundError
+from forensic_face.pipeline import analyze_case
+from forensic_face.store.case import Case
+from forensic_face.store.gallery import Gallery
+
+
+@pytest.fixture()
+def evidence(tmp_path: Path, frame_640: np.ndarray) -> dict[str, Path]:
+    from forensic_face.audio.synth import synth_speech
+
+    d = tmp_path / "incoming"
+    d.mkdir()
+    cv2.imwrite(str(d / "cam1.jpg"), cv2.cvtColor(frame_640, cv2.COLOR_RGB2BGR))
+    sf.write(d / "cam1.wav", synth_speech(4.0, 16000, seed=2), 16000)
+    cv2.imwrite(str(d / "wall.png"), np.full((240, 320, 3), 128, np.uint8))
+    sf.write(d / "silence.wav", np.zeros(16000, np.float32), 16000)
+    return {p.name: p for p in d.iterdir()}
+
+
+@pytest.fixture()
+def gallery(tmp_path: Path, tiny_engine, detector, face_rgb: np.ndarray) -> Gallery:
+    root = tmp_path / "people"
+    for name, shift in (("Eileen_Collins", 0), ("Someone_Else", 60)):
+        (root / name).mkdir(parents=True)
+        img = np.roll(face_rgb, shift, axis=1)
+        cv2.imwrite(str(root / name / "a.jpg"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    g = Gallery(tmp_path / "gallery.db")
+    g.enroll_folder(root, tiny_engine, detector)
+    yield g
+    g.close()
+
+
+def test_analyze_saves_results_and_logs_them(tmp_path: Path, evidence, tiny_engine, detector, gallery) -> None:
+    case = Case.create(tmp_path / "case", "C-1", "Analyst")
+    case.add_evidence([evidence["cam1.jpg"], evidence["cam1.wav"]])
+    before = {e.name: e.sha256 for e in case.evidence}
+    res = analyze_case(case, tiny_engine, detector, gallery, top_k=2)
+    assert res.audio is not None and res.audio["evidence"] == "cam1.wav"
+    assert res.reconstruction.shape == (32, 32) and res.audio_effect["max_abs_difference"] >= 0
+    assert len(res.search["candidates"]) == 2 and res.search["model_version"] == tiny_engine.info.version
+    saved = json.loads((case.root / "results" / f"{res.analysis_id}.json").read_text())
+    assert saved["engine"]["model_version"] == tiny_engine.info.version
+    assert saved["inputs"]["frame"]["sha256"] == before["cam1.jpg"]
+    for rel in res.images.values():
+        assert cv2.imread(str(case.root / rel), cv2.IMREAD_GRAYSCALE).shape == (32, 32)
+    entry = [e for e in case.read_log() if e["action"] == "analysis"][-1]
+    assert entry["details"]["weights_sha256"] == tiny_engine.info.weights_sha256
+    assert entry["details"]["audio"]["sha256"] == before["cam1.wav"]
+    assert {e.name: e.sha256 for e in case.evidence} == before
+    assert Case.open(case.root).verify().ok
+
+
+def test_no_audio_and_missing_audio_both_work(tmp_path: Path, evidence, tiny_engine, detector) -> None:
+    case = Case.create(tmp_path / "case", "C-2", "Analyst")
+    case.add_evidence([evidence["cam1.jpg"]])
+    assert analyze_case(case, tiny_engine, detector).audio is None  # no audio track in the case
+    case.add_evidence([evidence["cam1.wav"]])
+    res = analyze_case(case, tiny_engine, detector, use_audio=False)
+    assert res.audio is None and res.search is None and res.analysis_id == "analysis-002"
+
+
+def test_no_face_says_so_and_a_drawn_box_works(tmp_path: Path, evidence, tiny_engine, detector) -> None:
+    case = Case.create(tmp_path / "case", "C-3", "Analyst")
+    case.add_evidence([evidence["wall.png"]])
+    with pytest.raises(NoFaceFoundError, match="Draw the face box by hand"):
+        analyze_case(case, tiny_engine, detector)
+    res = analyze_case(case, tiny_engine, detector, box=(100, 60, 180, 150))
+    assert res.face["method"] == "manual"
+
+
+def test_silent_audio_gets_a_clear_error(tmp_path: Path, evidence, tiny_engine, detector) -> None:
+    case = Case.create(tmp_path / "case", "C-4", "Analyst")
+    case.add_evidence([evidence["cam1.jpg"], evidence["silence.wav"]])
+    with pytest.raises(AudioError, match="--no-audio"):
+        analyze_case(case, tiny_engine, detector)
+    assert not any(e["action"] == "analysis" for e in case.read_log())  # nothing half-recorded
+
+
+def test_analyze_command(tmp_path: Path, evidence, tiny_models: Path, gallery, capsys) -> None:
+    from forensic_face.cli import main
+
+    root = tmp_path / "case"
+    assert main(["case", "new", str(root), "--id", "C-5", "--analyst", "A"]) == 0
+    assert main(["case", "add", str(root), str(evidence["cam1.jpg"]), str(evidence["cam1.wav"])]) == 0
+    capsys.readouterr()
+    code = main(["analyze", str(root), "--gallery", str(gallery.path), "--models", str(tiny_models), "--json"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["search"]["verdict"] in ("no confident match",) or out["search"]["verdict"].startswith("candidate")
+    assert main(["gallery", "info", str(gallery.path)]) == 0
+    assert "2 people" in capsys.readouterr().out
