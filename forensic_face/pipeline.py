@@ -164,7 +164,8 @@ def analyze_case(case: Case, engine, detector, gallery: Gallery | None = None, *
         case.save_result(fname, _png(img), "result.image", {"analysis": aid, "role": role})
         images[role] = f"results/{fname}"
     result = AnalysisResult(
-        analysis_id=aid, frame_evidence=item.name, timestamp_s=None if frm.timestamp_s is None else round(frm.timestamp_s, 3),
+        analysis_id=aid, frame_evidence=item.name,
+        timestamp_s=None if frm.timestamp_s is None else round(frm.timestamp_s, 3),
         face={**det.as_dict(), "alignment": aligned.method, "frame_to_crop": np.round(aligned.matrix, 5).tolist(),
               **selection},
         quality={**quality.as_dict(), "hints": quality.hints()},

@@ -44,7 +44,7 @@ def main() -> None:
     ap.add_argument("--trials", nargs="*", default=list(TRIALS))
     args = ap.parse_args()
     data = shared_data_dir() / "lfw"
-    base = TrainConfig(epochs=1000, time_limit_s=args.budget)
+    base = TrainConfig(epochs=1000, time_limit_s=args.budget, warmup_steps=20)
     results = []
     out = Path(args.out)
     for name in args.trials:
