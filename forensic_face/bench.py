@@ -129,6 +129,59 @@ def bench_models(repeats: int) -> dict[str, float] | None:
             "reconstruct_embed_ms": both_ms, "batch64_per_face_ms": batch_ms / 64}
 
 
+def bench_search(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), repeats: int = 7) -> dict:
+    """Gallery search time (per-person scores, softmax, top 10) against the number of stored
+    embeddings, with random unit vectors and ~4 images per person; in memory (the index a Gallery holds)."""
+    from forensic_face.models.calibration import MatchCalibration
+    from forensic_face.store.gallery import EmbeddingIndex
+
+    cal = MatchCalibration(weights=(-8.0, 10.0, 0.0, 0.0), temperature=0.05, n_pairs=0, n_searches=0)
+    rng = np.random.default_rng(0)
+    out = {}
+    for n in sizes:
+        vecs = rng.standard_normal((n, 128), dtype=np.float32)
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        people = max(1, n // 4)
+        idx = EmbeddingIndex(vecs, rng.integers(0, people, n), [f"p{i}" for i in range(people)],
+                             np.arange(n), [""] * n)
+        q = vecs[n // 2]
+
+        def search(idx: EmbeddingIndex = idx, q: np.ndarray = q) -> None:
+            best, _ = idx.scores(q)
+            cal.softmax(best)
+            top = np.argpartition(-best, 9)[:10]
+            cal.probability(best[top], 40.0)
+
+        ms, _ = _time(search, repeats)
+        out[str(n)] = {"ms": ms, "people": int(idx.starts.size), "memory_mb": vecs.nbytes / 1e6}
+    return out
+
+
+def bench_enrol(n_faces: int = 60) -> dict | None:
+    """Enrolment throughput (decode, detect, align, embed, store) on generated 250x250 face images."""
+    from skimage import data
+
+    from forensic_face.models.engine import FaceEngine
+    from forensic_face.store.gallery import Gallery
+    from forensic_face.vision.detect import FaceDetector
+
+    if not FaceEngine.available():
+        return None
+    engine, detector = FaceEngine(), FaceDetector()
+    face = cv2.resize(data.astronaut()[:400, 56:456], (250, 250), interpolation=cv2.INTER_AREA)
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "people"
+        for i in range(n_faces):
+            d = root / f"person_{i // 3:03d}"
+            d.mkdir(parents=True, exist_ok=True)
+            img = np.clip(face.astype(np.int16) + rng.integers(-15, 15, face.shape), 0, 255).astype(np.uint8)
+            cv2.imwrite(str(d / f"{i}.jpg"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        with Gallery(Path(tmp) / "g.db") as g:
+            rep = g.enroll_folder(root, engine, detector)
+    return {"faces": rep.enrolled, "seconds": rep.seconds, "faces_per_s": rep.enrolled / rep.seconds}
+
+
 def machine() -> dict[str, str | int]:
     import torch
 
@@ -145,7 +198,7 @@ def machine() -> dict[str, str | int]:
 def run_bench(repeats: int = 15, fps: float = 25.0) -> dict:
     """All bench figures as a JSON-ready dict."""
     return {"machine": machine(), "frame": bench_frame(repeats), "audio": bench_audio(repeats, fps),
-            "models": bench_models(repeats)}
+            "models": bench_models(repeats), "search": bench_search(), "enrol": bench_enrol()}
 
 
 TARGETS = {("frame", "detect_align_ms"): 30.0, ("audio", "features_ms"): 150.0}
@@ -188,4 +241,13 @@ def format_report(report: dict) -> str:
             f"  batch of 64, per face    {md['batch64_per_face_ms']:6.2f} ms",
             f"  (one-time model load {md['load_ms']:.0f} ms)",
         ]
+    lines += ["", "gallery search (per-person scores, softmax, top 10), random 128-D embeddings:"]
+    for n, r in report.get("search", {}).items():
+        target = {"100000": "   target <= 20 ms", "1000000": "   target <= 200 ms"}.get(n, "")
+        lines.append(f"  {int(n):>9,} embeddings ({r['people']:,} people, {r['memory_mb']:.0f} MB) "
+                     f"{r['ms']:8.2f} ms{target}")
+    en = report.get("enrol")
+    if en:
+        lines.append(f"enrolment: {en['faces']} faces in {en['seconds']:.2f} s = {en['faces_per_s']:.1f} faces/s"
+                     "   target >= 30 faces/s")
     return "\n".join(lines)

@@ -368,6 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--size", type=int, help="input side in pixels (multiple of 16)")
+    p.add_argument("--variants", type=int, help="degraded variants prepared per image")
     p.add_argument("--ae-width", dest="ae_width", type=int)
     p.add_argument("--rec-width", dest="rec_width", type=int)
     p.add_argument("--max-images", dest="max_images", type=int, help="train on a seeded subset (quick trials)")

@@ -7,7 +7,9 @@ an epoch costs only the networks. For every image of an LFW-style folder:
 - ``variants`` degraded copies: the *whole frame* is degraded (a DESIGN.md evaluation level or a
   random training degradation), then cropped with the clean alignment perturbed by a random
   similarity (scale, rotation, shift), which stands in for the landmark error of a detector
-  working on a degraded frame.
+  working on a degraded frame; and, for each, the clean frame cropped with that same perturbed
+  alignment: the reconstruction target (the autoencoder restores the face as it was framed, it
+  does not re-align it).
 
 Audio: for every person with voice clips (``<root>/../lfw-voices/<Name>/<Name>_vNN.ogg`` for LFW,
 or any ``*.wav|flac|ogg|mp3`` inside the person's image folder for other data sets), the audio
@@ -42,8 +44,9 @@ LEVEL_CODES = {"clean": 0, "mild": 1, "severe": 2, "random": 3}
 
 @dataclass
 class TrainingArrays:
-    clean: np.ndarray  # (N, S, S) uint8
+    clean: np.ndarray  # (N, S, S) uint8, clean alignment
     degraded: np.ndarray  # (N, V, S, S) uint8
+    target: np.ndarray  # (N, V, S, S) uint8: the clean frame in each variant's (perturbed) alignment
     level: np.ndarray  # (N, V) int8, LEVEL_CODES
     person: np.ndarray  # (N,) int32 index into ``people``
     people: list[str]
@@ -115,6 +118,7 @@ def _prepare_chunk(job: tuple) -> tuple:
     k = len(rels)
     clean = np.zeros((k, size, size), np.uint8)
     deg = np.zeros((k, variants, size, size), np.uint8)
+    tgt = np.zeros((k, variants, size, size), np.uint8)
     lev = np.zeros((k, variants), np.int8)
     for j, rel in enumerate(rels):
         grey = cv2.imread(str(Path(root) / rel), cv2.IMREAD_GRAYSCALE)
@@ -128,14 +132,17 @@ def _prepare_chunk(job: tuple) -> tuple:
             d = replace(d, flip=False)
             frame = degrade(grey, d, seed=int(rng.integers(2**31)))
             strength = {"clean": 0.5, "mild": 1.0}.get(name, 1.5)
-            deg[j, v] = warp_to_crop(frame, jitter_matrix(m, rng, size, strength), size)
+            mj = jitter_matrix(m, rng, size, strength)
+            deg[j, v] = warp_to_crop(frame, mj, size)
+            tgt[j, v] = warp_to_crop(grey, mj, size)
             lev[j, v] = LEVEL_CODES[name]
-    return clean, deg, lev
+    return clean, deg, tgt, lev
 
 
 def prepare_faces(index: FolderIndex, cache: dict, rows: np.ndarray, *, size: int = 64, variants: int = 4,
                   seed: int = 0, workers: int = 2, progress: Progress | None = None) -> tuple:
-    """Clean crops (n, S, S), degraded variants (n, V, S, S) and level codes (n, V) for ``rows`` of the cache."""
+    """Clean crops (n, S, S), degraded variants (n, V, S, S), their targets (n, V, S, S) and level codes
+    (n, V) for ``rows`` of the cache."""
     rows = np.asarray(rows)
     chunks = [rows[i:i + 64] for i in range(0, rows.size, 64)]
     jobs = [(str(index.root), [index.paths[r] for r in c], cache["boxes"][c], cache["landmarks"][c], size,
@@ -144,8 +151,8 @@ def prepare_faces(index: FolderIndex, cache: dict, rows: np.ndarray, *, size: in
                          sizes=[len(c) for c in chunks])
     if not parts:
         return (np.zeros((0, size, size), np.uint8), np.zeros((0, variants, size, size), np.uint8),
-                np.zeros((0, variants), np.int8))
-    return tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
+                np.zeros((0, variants, size, size), np.uint8), np.zeros((0, variants), np.int8))
+    return tuple(np.concatenate([p[i] for p in parts]) for i in range(4))
 
 
 # ------------------------------------------------------------------------------------------------ audio

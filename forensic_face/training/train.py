@@ -48,13 +48,13 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class TrainConfig:
     size: int = 64
-    variants: int = 4
+    variants: int = 8  # degraded variants prepared per training image
     ae_width: int = 16
-    rec_width: int = 32
+    rec_width: int = 48
     embed_dim: int = 128
-    epochs: int = 12
+    epochs: int = 30
     batch: int = 96
-    lr: float = 2e-3
+    lr: float = 5e-3
     weight_decay: float = 5e-4
     warmup_steps: int = 200
     mse_weight: float = 20.0
@@ -121,21 +121,26 @@ def prepare(data: str | Path, cfg: TrainConfig, workers: int = 2, progress: Prog
     rows = np.nonzero(ok)[0]
     if cfg.max_images:
         rows = np.sort(np.random.default_rng(cfg.seed).permutation(rows)[: cfg.max_images])
-    key = f"train-{index.root.name}-{index.fingerprint()}-s{cfg.size}-v{cfg.variants}-seed{cfg.seed}-n{rows.size}"
+    key = (f"train2-{index.root.name}-{index.fingerprint()}-s{cfg.size}-v{cfg.variants}-seed{cfg.seed}"
+           f"-n{rows.size}")
     path = cache_dir() / f"{key}.npz"
     train_people = sorted(set(people[rows]))
     if path.is_file():
         with np.load(path, allow_pickle=False) as z:
-            clean, deg, lev = z["clean"], z["degraded"], z["level"]
+            clean, deg, tgt, lev = z["clean"], z["degraded"], z["target"], z["level"]
             audio, clip_person, clip_paths = z["audio"], z["clip_person"], list(z["clip_paths"])
     else:
-        clean, deg, lev = prepare_faces(index, cache, rows, size=cfg.size, variants=cfg.variants, seed=cfg.seed,
-                                        workers=workers, progress=progress)
-        clips = voice_clips(index, train_people)
-        audio, clip_person, clip_paths = prepare_audio(clips, train_people, workers=workers, progress=progress)
+        clean, deg, tgt, lev = prepare_faces(index, cache, rows, size=cfg.size, variants=cfg.variants,
+                                             seed=cfg.seed, workers=workers, progress=progress)
+        audio = _cached_audio(index, cfg, rows.size)
+        if audio is not None:
+            audio, clip_person, clip_paths = audio
+        else:
+            clips = voice_clips(index, train_people)
+            audio, clip_person, clip_paths = prepare_audio(clips, train_people, workers=workers, progress=progress)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, clean=clean, degraded=deg, level=lev, audio=audio, clip_person=clip_person,
+        np.savez(tmp, clean=clean, degraded=deg, target=tgt, level=lev, audio=audio, clip_person=clip_person,
                  clip_paths=np.array(clip_paths))
         tmp.replace(path)
     t2 = time.perf_counter()
@@ -143,11 +148,21 @@ def prepare(data: str | Path, cfg: TrainConfig, workers: int = 2, progress: Prog
     labels = np.array([person_idx[p] for p in people[rows]], np.int64)
     teacher = cache["teacher"][rows].astype(np.float32)
     teacher /= np.linalg.norm(teacher, axis=1, keepdims=True)
-    arrays = TrainingArrays(clean=clean, degraded=deg, level=lev, person=labels.astype(np.int32),
+    arrays = TrainingArrays(clean=clean, degraded=deg, target=tgt, level=lev, person=labels.astype(np.int32),
                             people=train_people, paths=[index.paths[r] for r in rows], audio=audio,
                             clip_person=clip_person, clip_paths=clip_paths)
     return Prepared(index, split, cache, arrays, teacher, labels, len(train_people),
                     {"face_cache_s": round(t1 - t0, 1), "arrays_s": round(t2 - t1, 1)})
+
+
+def _cached_audio(index: FolderIndex, cfg: TrainConfig, n_rows: int):
+    """Audio vectors from training arrays of the same folder and people made with other image settings
+    (audio does not depend on the input size or the number of variants)."""
+    pattern = f"train*-{index.root.name}-{index.fingerprint()}-*-seed{cfg.seed}-n{n_rows}.npz"
+    for other in sorted(cache_dir().glob(pattern)):
+        with np.load(other, allow_pickle=False) as z:
+            return z["audio"], z["clip_person"], list(z["clip_paths"])
+    return None
 
 
 class Batcher:
@@ -169,7 +184,7 @@ class Batcher:
         n = idx.size
         v = self.rng.integers(0, self.a.degraded.shape[1], n)
         deg = self.a.degraded[idx, v].astype(np.float32) / 255.0
-        clean = self.a.clean[idx].astype(np.float32) / 255.0
+        clean = self.a.target[idx, v].astype(np.float32) / 255.0
         flip = self.rng.random(n) < 0.5
         deg[flip] = deg[flip, :, ::-1]
         clean[flip] = clean[flip, :, ::-1]

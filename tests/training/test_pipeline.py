@@ -52,6 +52,11 @@ def test_train_resume_export_evaluate(tiny_lfw: Path, isolated_cache, tmp_path: 
     assert prep.arrays.clean.shape[1:] == (32, 32) and prep.arrays.degraded.shape[1:] == (2, 32, 32)
     # the degraded variants really differ from the clean crops
     assert np.abs(prep.arrays.degraded.astype(int) - prep.arrays.clean[:, None].astype(int)).mean() > 2
+    # each variant's target is the clean frame in that variant's (perturbed) framing: closer to it than the
+    # canonical clean crop is
+    deg, tgt = prep.arrays.degraded.astype(int), prep.arrays.target.astype(int)
+    assert tgt.shape == deg.shape
+    assert np.abs(tgt - deg).mean() < np.abs(prep.arrays.clean[:, None].astype(int) - deg).mean()
 
     out = tmp_path / "run"
     first = train(tiny_lfw, out, TrainConfig(**{**cfg.__dict__, "epochs": 1}), workers=1, prep=prep)
