@@ -369,6 +369,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float)
     p.add_argument("--size", type=int, help="input side in pixels (multiple of 16)")
     p.add_argument("--variants", type=int, help="degraded variants prepared per image")
+    p.add_argument("--mse-weight", dest="mse_weight", type=float, help="weight of the reconstruction MSE")
+    p.add_argument("--id-weight", dest="id_weight", type=float, help="identity loss reaching the autoencoder")
+    p.add_argument("--arc-weight", dest="arc_weight", type=float, help="weight of the ArcFace loss")
+    p.add_argument("--arc-prototypes", dest="arc_prototypes", choices=["learned", "teacher"],
+                   help="ArcFace class centres: learned, or fixed at the classes' mean teacher embedding")
+    p.add_argument("--ae-residual", dest="ae_residual", action="store_const", const=True,
+                   help="the autoencoder learns a correction added to its input before the sigmoid")
     p.add_argument("--ae-width", dest="ae_width", type=int)
     p.add_argument("--rec-width", dest="rec_width", type=int)
     p.add_argument("--max-images", dest="max_images", type=int, help="train on a seeded subset (quick trials)")

@@ -4,9 +4,12 @@ The probe is matplotlib's sample photograph of Grace Hopper (shipped inside matp
 small in a 640x480 scene and degraded with the CCTV model; the audio is synthetic speech from
 :mod:`forensic_face.audio.synth` with added noise. Nothing comes from ../shared/data.
 
-Until trained weights are present in ``resources/models/``, the demo runs the perception engine
-(detection, alignment, quality, audio features) and says plainly that reconstruction and gallery
-search need the models.
+With trained weights in ``resources/models/`` the demo also builds a case folder (the frame and
+the audio as evidence, hashed and logged), a small gallery from photographs shipped inside the
+dependencies (Grace Hopper from matplotlib, Eileen Collins from scikit-image's 'astronaut', the
+'camera' man, which has no usable face and is listed as such), and runs the analysis: the
+reconstruction beside the input, and the ranked candidates. Without weights it says plainly that
+reconstruction and gallery search need the models.
 """
 
 from __future__ import annotations
@@ -80,11 +83,12 @@ def run_demo(out: str | Path) -> dict:
     clip = load_audio(audio_path)
     feats = _audio_features(clip, PROBE_TIMESTAMP_S)
 
+    from forensic_face.models.engine import FaceEngine
+
+    analysis = _analyse(out, probe_path, audio_path, detector) if FaceEngine.available() else None
     figure_path = out / "demo_overview.png"
-    _render_overview(figure_path, probe, face, aligned, clean_face, clip, feats)
-    weights = sorted(p.name for p in models_dir().glob("*.safetensors")) + sorted(
-        p.name for p in models_dir().glob("*.pt")
-    )
+    _render_overview(figure_path, probe, face, aligned, clean_face, clip, feats, analysis)
+    weights = sorted(p.name for p in models_dir().glob("*.pt"))
     summary = {
         "version": __version__,
         "inputs": {"frame": str(probe_path), "audio": str(audio_path)},
@@ -111,13 +115,74 @@ def run_demo(out: str | Path) -> dict:
         f"{feats['vector'].shape[-1]}-dim LBRP + prosody vector",
         f"overview: {figure_path}",
     ]
-    if not weights:
+    if analysis is None:
         lines.append(
             "models: none trained yet in resources/models/, so reconstruction and gallery search were not run"
         )
+    else:
+        res, case, enrol = analysis
+        summary["analysis"] = res.as_dict()
+        summary["case"] = str(case.root)
+        lines.append(f"case: {case.root} (evidence hashed, {len(case.read_log())} audit entries; "
+                     f"results in {case.results_dir})")
+        lines.append(f"gallery: {enrol.enrolled} faces of {enrol.people} people enrolled"
+                     + (f"; no usable face in {', '.join(Path(p).name for p in enrol.no_face)}" if enrol.no_face
+                        else ""))
+        change = res.audio_effect.get("mean_abs_difference", 0)
+        lines.append(f"reconstruction ({res.engine['model_version']}, {res.engine['device']}): "
+                     f"{res.images['reconstruction']}; audio changed it by {change} grey levels on average")
+        lines.append(f"search: {res.search['verdict']}")
+        for i, c in enumerate(res.search["candidates"], 1):
+            lines.append(f"  {i}. {c['person']}: identity probability {c['identity_probability']:.3f}, "
+                         f"cosine {c['similarity']:.3f}, match probability {c['match_probability']:.3f}")
+        lines.append("a candidate is an investigative lead, not an identification")
     summary["lines"] = lines
     (out / "demo_summary.json").write_text(json.dumps({k: v for k, v in summary.items() if k != "lines"}, indent=2))
     return summary
+
+
+def _gallery_people(root: Path) -> None:
+    """One folder per person, from photographs shipped inside the dependencies."""
+    import matplotlib.cbook as cbook
+    from skimage import data
+
+    people = {
+        "Grace_Hopper": cv2.cvtColor(cv2.imread(str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))),
+                                     cv2.COLOR_BGR2RGB),
+        "Eileen_Collins": data.astronaut(),
+        "Camera_Man": data.camera(),
+    }
+    for name, img in people.items():
+        (root / name).mkdir(parents=True, exist_ok=True)
+        bgr = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
+        cv2.imwrite(str(root / name / f"{name}_0001.png"), bgr)
+
+
+def _analyse(out: Path, probe_path: Path, audio_path: Path, detector):
+    """Case folder + gallery + analysis of the probe with its audio."""
+    import shutil
+
+    from forensic_face.models.engine import FaceEngine
+    from forensic_face.pipeline import analyze_case
+    from forensic_face.store.case import Case
+    from forensic_face.store.gallery import Gallery
+
+    for old in (out / "case", out / "gallery_people"):
+        if old.exists():
+            for p in old.rglob("*"):
+                if p.is_file():
+                    p.chmod(0o644)
+            shutil.rmtree(old)
+    for old in out.glob("gallery.db*"):
+        old.unlink()
+    engine = FaceEngine()
+    case = Case.create(out / "case", "DEMO-001", "Demo Analyst", "Bundled demo: CCTV still and audio")
+    case.add_evidence([probe_path, audio_path])
+    _gallery_people(out / "gallery_people")
+    with Gallery(out / "gallery.db") as gallery:
+        enrol = gallery.enroll_folder(out / "gallery_people", engine, detector)
+        res = analyze_case(case, engine, detector, gallery, top_k=3, audio_time_s=PROBE_TIMESTAMP_S)
+    return res, case, enrol
 
 
 def _write_wav(path: Path, samples: np.ndarray, sr: int) -> None:
@@ -135,14 +200,14 @@ def _audio_features(clip, t: float) -> dict:
     return {"vector": feats.vector[0], "lbrp": feats.lbrp[0], "pitch_hz": float(feats.prosody[0, col]), "all": feats}
 
 
-def _render_overview(path: Path, probe, face, aligned, clean_face, clip, feats) -> None:
+def _render_overview(path: Path, probe, face, aligned, clean_face, clip, feats, analysis=None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig = plt.figure(figsize=(12, 6.5), dpi=100)
-    gs = fig.add_gridspec(2, 4, height_ratios=[1.2, 1])
+    fig = plt.figure(figsize=(14, 6.5), dpi=100)
+    gs = fig.add_gridspec(2, 5, height_ratios=[1.2, 1])
     ax = fig.add_subplot(gs[0, :2])
     ax.imshow(probe)
     x0, y0, x1, y1 = face.box
@@ -151,14 +216,19 @@ def _render_overview(path: Path, probe, face, aligned, clean_face, clip, feats) 
         ax.plot(face.landmarks[:, 0], face.landmarks[:, 1], "r.", ms=3)
     ax.set_title(f"CCTV frame (degraded), face {face.width:.0f} px, {face.method}")
     ax.axis("off")
-    panels = [(aligned.image, "aligned probe (input)"), (clean_face.image, "undegraded source")]
+    panels = [(aligned.image, "aligned probe (input)")]
+    if analysis is not None:
+        res = analysis[0]
+        panels.append((res.reconstruction, "reconstruction\n(generated, not evidence)"))
+    panels.append((clean_face.image, "undegraded source\n(not available in a case)"))
     for i, (img, title) in enumerate(panels):
         a = fig.add_subplot(gs[0, 2 + i])
-        a.imshow(img)
-        a.set_title(title)
+        a.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=255)
+        a.set_title(title, fontsize=9)
         a.axis("off")
     ax = fig.add_subplot(gs[1, :3])
     import librosa
+
 
     mel = librosa.power_to_db(librosa.feature.melspectrogram(y=clip.samples, sr=clip.sr, n_mels=64, hop_length=160))
     ax.imshow(mel, origin="lower", aspect="auto", extent=[0, clip.duration_s, 0, 64], cmap="magma")
@@ -172,7 +242,17 @@ def _render_overview(path: Path, probe, face, aligned, clean_face, clip, feats) 
     ax.plot(feats["lbrp"], lw=0.8)
     ax.set_title("LBRP vector at the frame")
     ax.set_xlabel("feature")
-    fig.suptitle("forensic_face demo: perception engine (detection, alignment, quality, audio features)")
+    ax = fig.add_subplot(gs[1, 4])
+    ax.axis("off")
+    if analysis is not None:
+        search = analysis[0].search
+        text = [search["verdict"], ""] + [
+            f"{i}. {c['person']}\n   identity p {c['identity_probability']:.2f}, cos {c['similarity']:.2f},\n"
+            f"   match p {c['match_probability']:.2f}" for i, c in enumerate(search["candidates"], 1)]
+        ax.text(0, 1, "\n".join(text), va="top", fontsize=8, family="monospace")
+        ax.set_title("gallery search")
+    fig.suptitle("forensic_face demo" + (": detection, reconstruction, gallery search" if analysis else
+                                          ": perception engine (models not trained yet)"))
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

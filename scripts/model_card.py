@@ -107,6 +107,8 @@ def main() -> None:
         for t in hp["trials"]:
             lines.append(f"| {t['trial']} | {t['changes'] or '—'} | {t['samples_seen']} | {t['auc_mild']:.3f} | "
                          f"{t['auc_severe']:.3f} | {t['psnr_severe']:.2f} ({t['bicubic_psnr_severe']:.2f}) |")
+        if hp.get("notes"):
+            lines += ["", hp["notes"]]
     lines += [
         "",
         "## Known limits",

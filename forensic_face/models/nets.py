@@ -28,6 +28,7 @@ class AEConfig:
     width: int = 24  # channels of the first encoder level; doubles per level
     audio_dim: int = 715  # length of the audio vector (LBRP 708 + prosody 7)
     audio_code: int = 64  # length of the audio code a
+    residual: bool = False  # add the input's logit before the final sigmoid (learn the correction only)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -99,7 +100,10 @@ class FusionAutoencoder(nn.Module):
         d3 = self.dec3(torch.cat([self.up3(z), e3], dim=1))
         d2 = self.dec2(torch.cat([self.up2(d3), e2], dim=1))
         d1 = self.dec1(torch.cat([self.up1(d2), e1], dim=1))
-        return torch.sigmoid(self.out(d1))
+        out = self.out(d1)  # (B, 1, S, S)
+        if self.config.residual:
+            out = out + torch.logit(x.clamp(1 / 255, 254 / 255))
+        return torch.sigmoid(out)
 
 
 class _Block(nn.Module):

@@ -62,6 +62,8 @@ class TrainConfig:
     arc_weight: float = 0.5
     arc_margin: float = 0.3
     arc_scale: float = 30.0
+    arc_prototypes: str = "learned"  # "learned" class weights, or "teacher": fixed, the classes' mean teacher embedding
+    ae_residual: bool = False  # the autoencoder learns a correction of its input (see AEConfig.residual)
     audio_drop: float = 0.3
     seed: int = 0
     threads: int = 0  # torch CPU threads; 0 = torch's default
@@ -207,11 +209,17 @@ class Batcher:
         }
 
 
-def build_models(cfg: TrainConfig, n_classes: int, audio_dim: int) -> tuple[FusionAutoencoder, Recogniser, ArcFace]:
+def build_models(cfg: TrainConfig, n_classes: int, audio_dim: int,
+                 prototypes: np.ndarray | None = None) -> tuple[FusionAutoencoder, Recogniser, ArcFace]:
     torch.manual_seed(cfg.seed)
-    ae = FusionAutoencoder(AEConfig(size=cfg.size, width=cfg.ae_width, audio_dim=audio_dim))
+    ae = FusionAutoencoder(AEConfig(size=cfg.size, width=cfg.ae_width, audio_dim=audio_dim,
+                                    residual=cfg.ae_residual))
     rec = Recogniser(RecogniserConfig(size=cfg.size, width=cfg.rec_width, embed_dim=cfg.embed_dim))
     arc = ArcFace(cfg.embed_dim, n_classes, cfg.arc_margin, cfg.arc_scale)
+    if prototypes is not None:
+        # class centres fixed in the teacher's space: the margin loss then agrees with the distillation
+        arc.weight.data.copy_(torch.from_numpy(prototypes))
+        arc.weight.requires_grad_(False)
     return ae, rec, arc
 
 
@@ -256,10 +264,15 @@ def train(data: str | Path, out: str | Path, cfg: TrainConfig, *, workers: int =
     device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
                           (cfg.device if cfg.device != "auto" else "cpu"))
     autocast = cfg.mixed_precision and bf16_supported(device)
-    ae, rec, arc = build_models(cfg, prep.n_classes, audio_dim)
+    prototypes = None
+    if cfg.arc_prototypes == "teacher":
+        prototypes = np.zeros((prep.n_classes, prep.teacher.shape[1]), np.float32)
+        np.add.at(prototypes, prep.labels, prep.teacher)
+        prototypes /= np.maximum(np.linalg.norm(prototypes, axis=1, keepdims=True), 1e-8)
+    ae, rec, arc = build_models(cfg, prep.n_classes, audio_dim, prototypes)
     # channels-last: oneDNN's fast convolution layout on CPU (measured 1.6x here with float32)
     ae, rec, arc = (m.to(device, memory_format=torch.channels_last) for m in (ae, rec, arc))
-    params = list(ae.parameters()) + list(rec.parameters()) + list(arc.parameters())
+    params = [p for m in (ae, rec, arc) for p in m.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = n // cfg.batch
     total = steps_per_epoch * cfg.epochs
@@ -334,7 +347,8 @@ def load_checkpoint(path: Path) -> tuple[FusionAutoencoder, Recogniser, dict]:
     record = json.loads(ck["record"])
     cfg = TrainConfig(**record["config"])
     audio_dim = ck["ae"]["audio.net.0.weight"].shape[1]
-    ae = FusionAutoencoder(AEConfig(size=cfg.size, width=cfg.ae_width, audio_dim=audio_dim))
+    ae = FusionAutoencoder(AEConfig(size=cfg.size, width=cfg.ae_width, audio_dim=audio_dim,
+                                    residual=cfg.ae_residual))
     rec = Recogniser(RecogniserConfig(size=cfg.size, width=cfg.rec_width, embed_dim=cfg.embed_dim))
     ae.load_state_dict(ck["ae"])
     rec.load_state_dict(ck["rec"])

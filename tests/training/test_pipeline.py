@@ -44,7 +44,8 @@ def test_train_resume_export_evaluate(tiny_lfw: Path, isolated_cache, tmp_path: 
     from forensic_face.training.evaluate import evaluate, export_models
     from forensic_face.training.train import TrainConfig, prepare, train
 
-    cfg = TrainConfig(size=32, variants=2, ae_width=4, rec_width=4, epochs=2, batch=4, warmup_steps=1)
+    cfg = TrainConfig(size=32, variants=2, ae_width=4, rec_width=4, epochs=2, batch=4, warmup_steps=1,
+                      arc_prototypes="teacher", ae_residual=True)
     prep = prepare(tiny_lfw, cfg, workers=1)
     split = prep.split
     assert split.source == "seeded"
@@ -97,3 +98,18 @@ def test_tampered_weights_are_refused(tiny_lfw: Path, isolated_cache, tmp_path: 
     (tmp_path / "models.pt").write_bytes(bytes(data))
     with pytest.raises(ForensicFaceError, match="SHA-256"):
         FaceEngine(tmp_path)
+
+
+def test_teacher_prototypes_are_fixed_and_residual_starts_at_identity() -> None:
+    import torch
+
+    from forensic_face.training.train import TrainConfig, build_models
+
+    protos = np.eye(8, 128, dtype=np.float32)
+    ae, rec, arc = build_models(TrainConfig(size=32, ae_width=4, rec_width=4, ae_residual=True), 8, 715, protos)
+    assert not arc.weight.requires_grad and torch.equal(arc.weight, torch.from_numpy(protos))
+    # with the last convolution zeroed, the residual autoencoder returns its input
+    torch.nn.init.zeros_(ae.out.weight)
+    torch.nn.init.zeros_(ae.out.bias)
+    x = torch.rand(2, 1, 32, 32) * 0.9 + 0.05
+    assert torch.allclose(ae(x), x, atol=1e-5)
