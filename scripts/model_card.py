@@ -37,11 +37,12 @@ def main() -> None:
         "replaces the audio when there is none.",
         f"- **Recogniser** ({rec['params']['rec']:,} parameters): residual CNN, embedding e = W f(x) + b (128-D), "
         "cosine similarity, flip-averaged at inference.",
-        "- **Calibration**: match probability p = sigmoid(w0 + w1·s + w2·q + w3·s·q) of the cosine similarity s "
-        "and the probe's face size q = clip(log2(face_px / 32), −2, 2); 'same person' when p ≥ 0.5. Gallery "
-        f"softmax temperature T = {meta['calibration']['temperature']:.4f}. Weights "
-        f"{[round(w, 3) for w in meta['calibration']['weights']]}, fitted on {meta['calibration']['n_pairs']} "
-        "held-out pair scores.",
+        "- **Calibration**: match probability p = sigmoid(w0 + w1·s) of the cosine similarity s; 'same person' "
+        f"when p ≥ 0.5, i.e. s ≥ {-meta['calibration']['weights'][0] / meta['calibration']['weights'][1]:.3f}. "
+        f"Gallery softmax temperature T = {meta['calibration']['temperature']:.4f}. Fitted on "
+        f"{meta['calibration']['n_pairs']} held-out pair scores (calibration people, clean/mild/severe, with and "
+        "without audio). No quality term: the evaluation levels upscale the frame back, so box width does not "
+        "measure resolution (see `forensic_face/models/calibration.py`).",
         "",
         "## Data and split (identity-disjoint)",
         "- LFW (13,233 grey 250×250 images, 5,749 people), University of Massachusetts, Amherst "

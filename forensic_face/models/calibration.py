@@ -1,11 +1,13 @@
 """Score calibration: the "same person" probability and the gallery softmax temperature.
 
 Match probability: logistic regression of the label (same person or not) on the cosine similarity
-``s`` and the probe's quality ``q`` (log2 of the probe's face width in frame pixels over 32,
-clipped to [-2, 2]): ``p = sigmoid(w0 + w1 s + w2 q + w3 s q)``. Lower quality makes genuine
-scores lower and noisier, so the interaction term lets the same similarity mean more on a tiny
-face than on a sharp one. Fitted by Newton's method with a small ridge term on held-out pairs;
-the decision threshold is ``p >= 0.5``.
+``s``: ``p = sigmoid(w0 + w1 s)``, fitted by Newton's method with a small ridge term on held-out
+pairs pooled over the clean, mild and severe levels (with and without audio); the decision
+threshold is ``p >= 0.5``. The form has room for a quality term ``q`` (log2 of the probe's face
+width over 32 px) and its interaction, ``w2 q + w3 s q``, but they are not fitted (kept at 0): the
+evaluation levels upscale the degraded frame back to full size, so the detected box width does not
+measure the face's real resolution, and a quality term fitted on it extrapolated wrongly to
+genuinely small faces (the similarity's slope turned negative below ~20 px).
 
 Temperature: the gallery softmax ``softmax(s_k / T)`` over per-person similarities; ``T`` minimises
 the negative log-likelihood of the true identity on held-out closed-set searches.
@@ -63,9 +65,12 @@ class MatchCalibration:
 
 
 def fit_logistic(sim: np.ndarray, face_px: np.ndarray, same: np.ndarray, ridge: float = 1e-3,
-                 iters: int = 50) -> tuple[float, float, float, float]:
-    """Newton-Raphson fit of the match logistic; returns the four weights."""
+                 iters: int = 50, use_quality: bool = False) -> tuple[float, float, float, float]:
+    """Newton-Raphson fit of the match logistic; returns the four weights (w2 = w3 = 0 unless
+    ``use_quality``)."""
     x = _design(np.asarray(sim), quality_feature(face_px))
+    if not use_quality:
+        x = x[:, :2]
     y = np.asarray(same, dtype=np.float64)
     w = np.zeros(x.shape[1])
     for _ in range(iters):
@@ -76,6 +81,7 @@ def fit_logistic(sim: np.ndarray, face_px: np.ndarray, same: np.ndarray, ridge: 
         w -= step
         if np.abs(step).max() < 1e-8:
             break
+    w = np.r_[w, np.zeros(4 - w.size)]
     return tuple(float(v) for v in w)
 
 
