@@ -313,6 +313,9 @@ def export_models(checkpoint: Path, index: FolderIndex, cache: dict, calib_pairs
     from forensic_face.training.train import load_checkpoint
 
     ae, rec, record = load_checkpoint(checkpoint)
+    history = checkpoint.parent / "history.json"  # the finished run's record (timings, steps)
+    if history.is_file():
+        record = {**record, **json.loads(history.read_text())}
     record = {"date": date.today().isoformat(), **record, **(extra_record or {})}
     save_bundle(dest, ae, rec, None, record)
     engine = FaceEngine(dest, device="cpu")
