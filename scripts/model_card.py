@@ -110,6 +110,14 @@ def main() -> None:
                          f"{t['auc_severe']:.3f} | {t['psnr_severe']:.2f} ({t['bicubic_psnr_severe']:.2f}) |")
         if hp.get("notes"):
             lines += ["", hp["notes"]]
+        if hp.get("full_runs"):
+            lines += ["", "| full run | settings | train s | AUC clean / mild / severe | PSNR mild (bicubic) | "
+                      "PSNR severe (bicubic) |", "| --- | --- | --- | --- | --- | --- |"]
+            for r in hp["full_runs"]:
+                lines.append(f"| {r['run']} | {r['settings']} | {r['train_s']} | {r['calib_auc_clean']:.3f} / "
+                             f"{r['calib_auc_mild']:.3f} / {r['calib_auc_severe']:.3f} | {r['calib_psnr_mild']:.2f} "
+                             f"({r['calib_bicubic_mild']:.2f}) | {r['calib_psnr_severe']:.2f} "
+                             f"({r['calib_bicubic_severe']:.2f}) |")
     lines += [
         "",
         "## Known limits",
