@@ -97,7 +97,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     split = make_split(index)
     cache = build_face_cache(index, progress, with_teacher=True, workers=args.workers)
     engine = FaceEngine(args.models, device=args.device)
-    _, info = calibrate(engine, index, cache, split.calib_pairs, args.workers, progress)
+    # the calibration run at export recorded dlib's thresholds on the same held-out pairs; refit only without it
+    info = engine.meta.get("record", {}).get("calibration_info")
+    if info is None:
+        _, info = calibrate(engine, index, cache, split.calib_pairs, args.workers, progress)
     report = evaluate(engine, index, cache, split.test_pairs, info, Path(args.out), args.workers, progress)
     report["split"] = split.describe()
     Path(args.out).write_text(json.dumps(report, indent=2))

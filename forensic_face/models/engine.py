@@ -8,7 +8,6 @@ GPU, on the CPU otherwise; every result carries the device, the model version an
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import threading
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 
 from forensic_face.core.errors import ForensicFaceError, ModelsNotTrainedError
+from forensic_face.core.hashing import sha256_file
 from forensic_face.models.calibration import MatchCalibration
 from forensic_face.models.nets import AEConfig, FusionAutoencoder, Recogniser, RecogniserConfig
 from forensic_face.paths import models_dir
@@ -39,14 +39,6 @@ def pick_device(preference: str = "auto") -> torch.device:
             raise ForensicFaceError("CUDA was requested but torch sees no GPU on this machine")
         return torch.device("cuda")
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def save_bundle(folder: Path, ae: FusionAutoencoder, rec: Recogniser, calibration: MatchCalibration | None,

@@ -37,6 +37,7 @@ from typing import Any
 
 from forensic_face import __version__
 from forensic_face.core.errors import CaseError, CaseFormatError, EvidenceError
+from forensic_face.core.hashing import sha256_file
 from forensic_face.core.progress import Progress
 from forensic_face.store.atomic import atomic_write_bytes, atomic_write_json, fsync_dir
 
@@ -79,14 +80,6 @@ _EXTENSIONS = {
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def sniff_kind(head: bytes) -> tuple[str, str] | None:

@@ -27,7 +27,7 @@ from forensic_face.core.progress import Progress
 from forensic_face.models.calibration import MatchCalibration, fit_logistic, fit_temperature
 from forensic_face.paths import cache_dir
 from forensic_face.training.dataset import AUDIO_POINTS, clean_matrix, parallel_map, prepare_audio, voice_clips
-from forensic_face.training.lfw import FolderIndex, Pair, _centre_box, dlib_descriptor
+from forensic_face.training.lfw import FolderIndex, Pair, _centre_box, dlib_descriptor, worker_models
 from forensic_face.training.metrics import psnr, roc_curve, ssim, verification_report
 from forensic_face.vision.align import AlignSpec, align_face, warp_to_crop
 from forensic_face.vision.degrade import degrade
@@ -53,17 +53,7 @@ class Probes:
 
 def _probe_chunk(job: tuple) -> tuple:
     root, items, level, size = job
-    from forensic_face.training.lfw import _WORKER_STATE
-
-    if "detector" not in _WORKER_STATE:
-        import dlib
-
-        from forensic_face.vision.detect import FaceDetector, dlib_model_path
-
-        _WORKER_STATE["detector"] = FaceDetector()
-        _WORKER_STATE["rec"] = dlib.face_recognition_model_v1(
-            str(dlib_model_path("dlib_face_recognition_resnet_model_v1.dat")))
-    detector, rec = _WORKER_STATE["detector"], _WORKER_STATE["rec"]
+    detector, rec = worker_models()
     spec = AlignSpec(size=size)
     out = []
     for rel, seed, box, marks in items:

@@ -148,9 +148,8 @@ def build_face_cache(index: FolderIndex, progress: Progress | None = None, with_
 _WORKER_STATE: dict = {}
 
 
-def _cache_chunk(job):
-    """Worker: detect, landmark and embed one chunk of images (models loaded once per process)."""
-    root, rels, ids, with_teacher = job
+def worker_models():
+    """(FaceDetector, dlib face recogniser), loaded once per worker process."""
     if "detector" not in _WORKER_STATE:
         import dlib
 
@@ -159,7 +158,13 @@ def _cache_chunk(job):
         _WORKER_STATE["detector"] = FaceDetector()
         _WORKER_STATE["rec"] = dlib.face_recognition_model_v1(
             str(dlib_model_path("dlib_face_recognition_resnet_model_v1.dat")))
-    detector, rec = _WORKER_STATE["detector"], _WORKER_STATE["rec"]
+    return _WORKER_STATE["detector"], _WORKER_STATE["rec"]
+
+
+def _cache_chunk(job):
+    """Worker: detect, landmark and embed one chunk of images (models loaded once per process)."""
+    root, rels, ids, with_teacher = job
+    detector, rec = worker_models()
     k = len(ids)
     boxes = np.zeros((k, 4), np.float32)
     marks = np.zeros((k, 5, 2), np.float32)
