@@ -287,6 +287,22 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from forensic_face.core.progress import console_progress
+    from forensic_face.reports.pdf import write_report
+    from forensic_face.store.case import Case
+
+    info = write_report(Case.open(args.dir), args.out, progress=console_progress())
+    if args.json:
+        print(json.dumps(info.as_dict(), indent=2))
+        return 0
+    print(f"report: {info.path} ({info.pages} pages, {info.analyses} analyses, SHA-256 {info.sha256}; "
+          f"logged in the case)")
+    if not info.verified:
+        print("warning: the case failed verification; the report lists the problems", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="forensic-face",
@@ -362,6 +378,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_analyze)
+
+    p = sub.add_parser("report", help="the case report as PDF (verifies the case first; logged in the case)")
+    p.add_argument("dir", help="case folder")
+    p.add_argument("--out", required=True, help="PDF file to write")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("train", help="train the fusion autoencoder and the recogniser on an LFW-style folder")
     p.add_argument("--data", help="folder with one sub-folder per person (default: ../shared/data/lfw)")

@@ -136,6 +136,11 @@ def run_demo(out: str | Path) -> dict:
             lines.append(f"  {i}. {c['person']}: identity probability {c['identity_probability']:.3f}, "
                          f"cosine {c['similarity']:.3f}, match probability {c['match_probability']:.3f}")
         lines.append("a candidate is an investigative lead, not an identification")
+        from forensic_face.reports.pdf import write_report
+
+        report = write_report(case, out / "demo_report.pdf")
+        summary["report"] = report.as_dict()
+        lines.append(f"report: {report.path} ({report.pages} pages, SHA-256 {report.sha256[:16]}…)")
     summary["lines"] = lines
     (out / "demo_summary.json").write_text(json.dumps({k: v for k, v in summary.items() if k != "lines"}, indent=2))
     return summary

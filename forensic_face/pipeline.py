@@ -163,6 +163,14 @@ def analyze_case(case: Case, engine, detector, gallery: Gallery | None = None, *
         fname = f"{aid}-{role}.png"
         case.save_result(fname, _png(img), "result.image", {"analysis": aid, "role": role})
         images[role] = f"results/{fname}"
+    if search_res is not None:  # the gallery faces that matched, so the case stays readable without the gallery
+        for k, cand in enumerate(search_res.candidates, 1):
+            png = gallery.thumbnail(cand.image_id)
+            if png is not None:
+                fname = f"{aid}-candidate-{k}.png"
+                case.save_result(fname, png, "result.image",
+                                 {"analysis": aid, "role": f"candidate {k}", "person": cand.person})
+                search["candidates"][k - 1]["thumbnail"] = f"results/{fname}"
     result = AnalysisResult(
         analysis_id=aid, frame_evidence=item.name,
         timestamp_s=None if frm.timestamp_s is None else round(frm.timestamp_s, 3),

@@ -55,6 +55,9 @@ def test_analyze_saves_results_and_logs_them(tmp_path: Path, evidence, tiny_engi
     assert saved["inputs"]["frame"]["sha256"] == before["cam1.jpg"]
     for rel in res.images.values():
         assert cv2.imread(str(case.root / rel), cv2.IMREAD_GRAYSCALE).shape == (32, 32)
+    for cand in saved["search"]["candidates"]:  # the matching gallery faces travel with the case
+        assert cv2.imread(str(case.root / cand["thumbnail"])).shape == (32, 32, 3)
+        assert cand["person"] in ("Eileen_Collins", "Someone_Else")
     entry = [e for e in case.read_log() if e["action"] == "analysis"][-1]
     assert entry["details"]["weights_sha256"] == tiny_engine.info.weights_sha256
     assert entry["details"]["audio"]["sha256"] == before["cam1.wav"]

@@ -139,6 +139,7 @@ class VerifyReport:
     log_entries: int
     problems: list[str] = field(default_factory=list)  # each names the file or entry
     notes: list[str] = field(default_factory=list)  # not tampering (e.g. an interrupted operation)
+    evidence_status: dict[str, str] = field(default_factory=dict)  # name -> verified | altered | missing | link
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -378,7 +379,7 @@ class Case:
     # ---------------------------------------------------------------------------------------- verify
     def verify(self, progress: Progress | None = None) -> VerifyReport:
         """Re-hash the evidence and check the audit chain; every problem names the file or entry."""
-        problems, notes = [], []
+        problems, notes, status = [], [], {}
         items = self.evidence
         for i, item in enumerate(items):
             if progress is not None:
@@ -386,10 +387,13 @@ class Case:
             path = self.evidence_dir / item.name
             if path.is_symlink():
                 problems.append(f"evidence/{item.name}: replaced by a symbolic link")
+                status[item.name] = "link"
             elif not path.is_file():
                 problems.append(f"evidence/{item.name}: missing")
+                status[item.name] = "missing"
             else:
                 digest = sha256_file(path)
+                status[item.name] = "verified" if digest == item.sha256 else "altered"
                 if digest != item.sha256:
                     problems.append(f"evidence/{item.name}: altered (SHA-256 {digest[:16]}…, "
                                     f"recorded {item.sha256[:16]}…)")
@@ -413,7 +417,7 @@ class Case:
         if progress is not None:
             progress.update(len(items), len(items), "done")
         return VerifyReport(ok=not problems, evidence_checked=len(items), log_entries=len(entries),
-                            problems=problems, notes=notes)
+                            problems=problems, notes=notes, evidence_status=status)
 
 
 def chain_problems(entries: list[dict], head: dict | None) -> list[str]:

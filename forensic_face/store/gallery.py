@@ -42,7 +42,18 @@ CREATE TABLE IF NOT EXISTS embeddings (
     image_id INTEGER NOT NULL REFERENCES images(id), model_version TEXT NOT NULL, vector BLOB NOT NULL,
     PRIMARY KEY (image_id, model_version));
 CREATE INDEX IF NOT EXISTS images_person ON images(person_id);
+CREATE TABLE IF NOT EXISTS thumbs (image_id INTEGER PRIMARY KEY REFERENCES images(id), png BLOB NOT NULL);
 """
+
+
+def _png(face: np.ndarray) -> bytes:
+    import cv2
+
+    img = face if face.ndim == 2 else cv2.cvtColor(face, cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(".png", img)
+    if not ok:
+        raise GalleryError("could not encode a face thumbnail")
+    return buf.tobytes()
 
 
 class GalleryError(ForensicFaceError):
@@ -268,13 +279,21 @@ class Gallery:
 
     def _store_embeddings(self, pending: list[tuple[int, np.ndarray]], engine) -> int:
         emb = engine.embed(np.stack([f for _, f in pending]))
+        thumbs = [(iid, _png(face)) for iid, face in pending]
         with self._lock:
             self.db.execute("BEGIN")
             self.db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?,?,?)",
                                 [(iid, engine.info.version, e.astype(np.float32).tobytes())
                                  for (iid, _), e in zip(pending, emb, strict=True)])
+            self.db.executemany("INSERT OR REPLACE INTO thumbs VALUES (?,?)", thumbs)
             self.db.execute("COMMIT")
         return len(pending)
+
+    def thumbnail(self, image_id: int) -> bytes | None:
+        """PNG of the aligned face that was embedded for a gallery image (None for imported vectors)."""
+        with self._lock:
+            row = self.db.execute("SELECT png FROM thumbs WHERE image_id=?", (int(image_id),)).fetchone()
+        return bytes(row[0]) if row else None
 
     def _person_id(self, name: str) -> int:
         with self._lock:

@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 from forensic_face.cli import main
 
@@ -43,3 +44,10 @@ def test_demo_runs_and_finds_the_face(tmp_path):
     assert summary["audio"]["feature_dim"] == 715
     assert 90 < summary["audio"]["pitch_hz"] < 160
     assert (out / "demo_overview.png").stat().st_size > 10_000
+    if "analysis" in summary:  # with the shipped models: a case, a search and the PDF report
+        from forensic_face.store.case import Case
+
+        report = summary["report"]
+        assert Path(report["path"]).read_bytes().startswith(b"%PDF-") and report["pages"] >= 4
+        assert report["verified"] and summary["analysis"]["search"]["candidates"]
+        assert Case.open(summary["case"]).read_log()[-1]["action"] == "report.exported"

@@ -1,0 +1,1 @@
+"""Case reports (PDF) and the figures the report and the GUI share."""

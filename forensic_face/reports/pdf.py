@@ -1,0 +1,563 @@
+"""The case report as PDF (reportlab), for the case file.
+
+Sections: case and analyst; evidence with SHA-256 and verification; per analysis the frame with
+the face box, degraded face | reconstruction side by side, the audio excerpt's spectrogram and
+pitch, the ranked candidates or "no confident match"; method, model versions and their measured
+error rates; the audit log. Every page carries the case, generation time, page "n of N" and the
+statement that a candidate is a lead, not an identification. The PDF is written atomically and
+its SHA-256 is recorded in the case's audit log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import numpy as np
+
+from forensic_face.core.errors import CaseError
+from forensic_face.core.progress import Progress
+from forensic_face.reports import figures
+from forensic_face.reports.content import CAVEAT, AnalysisView, ReportContent, collect
+from forensic_face.store.atomic import atomic_write_bytes
+from forensic_face.store.case import Case
+
+FONT, FONT_BOLD, FONT_MONO = "FFSans", "FFSans-Bold", "FFMono"
+_LEVELS = ("clean", "mild", "severe")
+
+
+@dataclass
+class ReportInfo:
+    path: str
+    sha256: str
+    pages: int
+    analyses: int
+    verified: bool
+    seconds: float
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+# ------------------------------------------------------------------------------------------------ style
+def _register_fonts() -> None:
+    """DejaVu (shipped inside matplotlib), embedded, so any name in any script prints."""
+    from matplotlib import get_data_path
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+
+    if FONT in pdfmetrics.getRegisteredFontNames():
+        return
+    ttf = Path(get_data_path()) / "fonts" / "ttf"
+    pdfmetrics.registerFont(TTFont(FONT, str(ttf / "DejaVuSans.ttf")))
+    pdfmetrics.registerFont(TTFont(FONT_BOLD, str(ttf / "DejaVuSans-Bold.ttf")))
+    pdfmetrics.registerFont(TTFont(FONT_MONO, str(ttf / "DejaVuSansMono.ttf")))
+    pdfmetrics.registerFontFamily(FONT, normal=FONT, bold=FONT_BOLD, italic=FONT, boldItalic=FONT_BOLD)
+
+
+def _styles():
+    from reportlab.lib import colors
+    from reportlab.lib.styles import ParagraphStyle
+
+    base = ParagraphStyle("body", fontName=FONT, fontSize=8.5, leading=11, spaceAfter=3)
+    return {
+        "title": ParagraphStyle("title", parent=base, fontName=FONT_BOLD, fontSize=18, leading=22, spaceAfter=4),
+        "h1": ParagraphStyle("h1", parent=base, fontName=FONT_BOLD, fontSize=13, leading=16, spaceBefore=8,
+                             spaceAfter=5, textColor=colors.HexColor("#1f3b5a")),
+        "h2": ParagraphStyle("h2", parent=base, fontName=FONT_BOLD, fontSize=10, leading=13, spaceBefore=6,
+                             spaceAfter=3),
+        "body": base,
+        "small": ParagraphStyle("small", parent=base, fontSize=7, leading=8.8),
+        "mono": ParagraphStyle("mono", parent=base, fontName=FONT_MONO, fontSize=6.3, leading=7.6),
+        "cell": ParagraphStyle("cell", parent=base, fontSize=7.3, leading=9),
+        "caveat": ParagraphStyle("caveat", parent=base, fontSize=8.5, leading=11, borderColor=colors.HexColor(
+            "#b45309"), borderWidth=1, borderPadding=6, backColor=colors.HexColor("#fff7ed"), spaceBefore=6,
+            spaceAfter=10),
+        "verdict": ParagraphStyle("verdict", parent=base, fontName=FONT_BOLD, fontSize=11, leading=14,
+                                  spaceBefore=2, spaceAfter=4),
+    }
+
+
+def _p(text, style) -> object:
+    from reportlab.platypus import Paragraph
+
+    return Paragraph(escape(str(text)), style)
+
+
+def _table(rows, widths, style_extra=(), header=True, font_size=7.3):
+    from reportlab.lib import colors
+    from reportlab.platypus import Table, TableStyle
+
+    t = Table(rows, colWidths=widths, repeatRows=1 if header else 0)
+    cmds = [("FONT", (0, 0), (-1, -1), FONT, font_size), ("VALIGN", (0, 0), (-1, -1), "TOP"),
+            ("GRID", (0, 0), (-1, -1), 0.3, colors.HexColor("#b0b7c3")),
+            ("LEFTPADDING", (0, 0), (-1, -1), 3), ("RIGHTPADDING", (0, 0), (-1, -1), 3),
+            ("TOPPADDING", (0, 0), (-1, -1), 2), ("BOTTOMPADDING", (0, 0), (-1, -1), 2)]
+    if header:
+        cmds += [("FONT", (0, 0), (-1, 0), FONT_BOLD, font_size),
+                 ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8edf3"))]
+    t.setStyle(TableStyle(cmds + list(style_extra)))
+    return t
+
+
+def _image(png: bytes, width_mm: float, aspect: float):
+    from reportlab.lib.units import mm
+    from reportlab.platypus import Image
+
+    return Image(io.BytesIO(png), width=width_mm * mm, height=width_mm * mm * aspect)
+
+
+def _num(value, fmt: str = "{:.3f}", missing: str = "—") -> str:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return missing
+    return missing if not np.isfinite(v) else fmt.format(v)
+
+
+def _pct(value) -> str:
+    return _num(value, "{:.1%}")
+
+
+def _short(value, n: int = 240) -> str:
+    """Audit details in one line: long hex digests shortened, the whole capped."""
+    def walk(v):
+        if isinstance(v, dict):
+            return ", ".join(f"{k}={walk(x)}" for k, x in v.items() if k not in ("incoming",))
+        if isinstance(v, list):
+            return "[" + ", ".join(walk(x) for x in v[:6]) + (", …" if len(v) > 6 else "") + "]"
+        s = str(v)
+        return s[:16] + "…" if len(s) == 64 and all(c in "0123456789abcdef" for c in s) else s
+    text = walk(value)
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+# ------------------------------------------------------------------------------------------------ page frame
+def _numbered_canvas(content: ReportContent):
+    from reportlab.lib import colors
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.units import mm
+    from reportlab.pdfgen import canvas
+
+    class NumberedCanvas(canvas.Canvas):
+        """Defers each page so the footer can say 'page n of N'."""
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._pages = []
+
+        def showPage(self):  # noqa: N802 (reportlab's name)
+            self._pages.append(dict(self.__dict__))
+            self._startPage()
+
+        def save(self):
+            total = len(self._pages)
+            for state in self._pages:
+                self.__dict__.update(state)
+                self._footer(total)
+                super().showPage()
+            super().save()
+
+        def _footer(self, total: int) -> None:
+            w, _ = A4
+            self.saveState()
+            self.setStrokeColor(colors.HexColor("#b0b7c3"))
+            self.line(18 * mm, 16 * mm, w - 18 * mm, 16 * mm)
+            self.setFont(FONT, 7)
+            self.setFillColor(colors.HexColor("#333333"))
+            self.drawString(18 * mm, 12 * mm, f"Case {content.case_id[:40]} · face examination report · generated "
+                                              f"{content.generated} UTC · {content.software}")
+            self.drawRightString(w - 18 * mm, 12 * mm, f"page {self._pageNumber} of {total}")
+            self.setFont(FONT, 6.5)
+            self.drawString(18 * mm, 8.5 * mm, "A candidate is an investigative lead, not an identification. "
+                                               "Reconstructions are model output, not evidence.")
+            self.restoreState()
+
+    return NumberedCanvas
+
+
+# ------------------------------------------------------------------------------------------------ sections
+def _title_section(c: ReportContent, st) -> list:
+    from reportlab.lib.units import mm
+    from reportlab.platypus import Paragraph
+
+    versions = sorted({str(a.data.get("engine", {}).get("model_version", "?")) for a in c.analyses
+                       if isinstance(a.data.get("engine"), dict)})
+    rows = [["Case", c.case_id], ["Title", c.title or "—"], ["Analyst", c.analyst], ["Case opened (UTC)", c.created],
+            ["Report generated (UTC)", c.generated], ["Software", c.software],
+            ["Model version(s)", ", ".join(versions) or "no analysis yet"],
+            ["Integrity", "evidence and audit log verified" if c.verification.ok else
+             f"PROBLEMS FOUND ({len(c.verification.problems)}), see section 1"]]
+    rows = [[_p(k, st["cell"]), _p(v, st["cell"])] for k, v in rows]
+    out = [Paragraph("Face examination report", st["title"]),
+           _table(rows, [45 * mm, 129 * mm], header=False, font_size=8),
+           _p(CAVEAT, st["caveat"])]
+    if c.analyses:
+        out.append(_p("Summary of analyses", st["h2"]))
+        srows = [["Analysis", "Frame", "Face (px)", "Audio", "Result"]]
+        for a in c.analyses:
+            d = a.data
+            search = d.get("search") if isinstance(d.get("search"), dict) else None
+            srows.append([a.analysis_id, str(d.get("frame_evidence", "?")),
+                          _num((d.get("quality") or {}).get("face_px"), "{:.0f}"),
+                          "used" if d.get("audio") else "none",
+                          str(search.get("verdict")) if search else "no gallery search"])
+        out.append(_table([[_p(x, st["cell"]) for x in r] for r in srows],
+                          [24 * mm, 42 * mm, 16 * mm, 14 * mm, 78 * mm]))
+    return out
+
+
+def _evidence_section(c: ReportContent, st) -> list:
+    from reportlab.lib import colors
+    from reportlab.lib.units import mm
+
+    out = [_p("1. Evidence and integrity", st["h1"])]
+    rows = [["File (original name)", "Kind", "Size", "Added (UTC)", "SHA-256", "Check"]]
+    extra = []
+    for i, e in enumerate(c.evidence, 1):
+        status = c.verification.evidence_status.get(e["name"], "not checked")
+        orig = f" ({e['original_name']})" if e.get("original_name") and e["original_name"] != e["name"] else ""
+        rows.append([_p(f"{e['name']}{orig}", st["cell"]), _p(f"{e['kind']} / {e.get('format', '')}", st["cell"]),
+                     _p(f"{int(e['size']):,} B", st["cell"]), _p(str(e.get("added", ""))[:19], st["cell"]),
+                     _p(e["sha256"], st["mono"]), _p(status.upper() if status != "verified" else status, st["cell"])])
+        if status != "verified":
+            extra.append(("TEXTCOLOR", (5, i), (5, i), colors.HexColor("#b91c1c")))
+    if len(rows) == 1:
+        out.append(_p("The case holds no evidence.", st["body"]))
+    else:
+        out.append(_table(rows, [38 * mm, 20 * mm, 17 * mm, 24 * mm, 59 * mm, 16 * mm], extra))
+    v = c.verification
+    out.append(_p("Verification (re-hashed when this report was generated)", st["h2"]))
+    if v.ok:
+        out.append(_p(f"All {v.evidence_checked} evidence files match the SHA-256 recorded when they were added, "
+                      f"no file was added outside the tool, and the audit log's hash chain of {v.log_entries} "
+                      f"entries is intact up to the head recorded in case.json.", st["body"]))
+    else:
+        out.append(_p(f"Verification FAILED: {len(v.problems)} problem(s). Results that depend on the named "
+                      f"files cannot be relied on.", st["verdict"]))
+        out += [_p(f"• {prob}", st["body"]) for prob in v.problems]
+    out += [_p(f"Note: {n}", st["small"]) for n in v.notes]
+    ok = sum(1 for r in c.result_checks if r.status == "matches the audit log")
+    out.append(_p(f"Result files: {ok} of {len(c.result_checks)} match the SHA-256 the audit log recorded when "
+                  f"they were written.", st["body"]))
+    out += [_p(f"• {r.file}: {r.status}", st["body"]) for r in c.result_checks if r.status != "matches the audit log"]
+    out += [_p(f"• {u} (unreadable, not shown)", st["body"]) for u in c.unreadable_results]
+    return out
+
+
+def _frame_png(a: AnalysisView) -> tuple[bytes, float] | None:
+    if a.frame is None:
+        return None
+    face = a.data.get("face") if isinstance(a.data.get("face"), dict) else {}
+    box, marks = face.get("box"), face.get("landmarks")
+    try:
+        box = [float(x) for x in box] if box is not None and len(box) == 4 else None
+        marks = np.asarray(marks, float).reshape(-1, 2) if marks else None
+    except (TypeError, ValueError):
+        box, marks = None, None
+    h, w = a.frame.shape[:2]
+    aspect = min(0.75, max(0.3, 0.62 * h / w * 0.98 + 0.04))
+    fig = figures.new_figure(7.2, 7.2 * aspect)
+    ax1 = fig.add_axes([0.01, 0.02, 0.62, 0.9])
+    figures.draw_frame(ax1, a.frame, box, marks, f"frame {a.data.get('frame_evidence', '')} ({w}×{h})",
+                       label=f"{face.get('method', '')}")
+    if box is not None:
+        region, (ox, oy) = figures.zoom_region(a.frame, box)
+        ax2 = fig.add_axes([0.65, 0.02, 0.34, 0.9])
+        bx = [box[0] - ox, box[1] - oy, box[2] - ox, box[3] - oy]
+        lm = marks - [ox, oy] if marks is not None else None
+        figures.draw_frame(ax2, region, bx, lm, "face region enlarged (as recorded)")
+    return figures.figure_png(fig), aspect
+
+
+def _faces_png(a: AnalysisView) -> tuple[bytes, float] | None:
+    panels = [("input_face", "degraded input (aligned)"), ("reconstruction", "reconstruction" + (
+        " with audio" if a.data.get("audio") else "")), ("reconstruction_no_audio", "reconstruction without audio"),
+              ("difference", "|reconstruction − input|")]
+    panels = [(a.images.get(k), t) for k, t in panels if a.images.get(k) is not None]
+    if not panels:
+        return None
+    if a.data.get("audio") is None:
+        panels = [p for p in panels if p[1] != "reconstruction without audio"]
+    fig = figures.new_figure(7.2, 2.2)
+    n = len(panels)
+    for i, (img, title) in enumerate(panels):
+        ax = fig.add_axes([i / n + 0.01, 0.02, 1 / n - 0.02, 0.82])
+        ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
+        ax.set_title(title, fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return figures.figure_png(fig), 2.2 / 7.2
+
+
+def _audio_png(a: AnalysisView) -> tuple[bytes, float] | None:
+    if a.audio is None:
+        return None
+    audio = a.data.get("audio") or {}
+    try:
+        t = float(audio.get("timestamp_s"))
+        win = float(audio.get("window_s") or 1.0)
+    except (TypeError, ValueError):
+        t, win = None, 1.0
+    fig = figures.new_figure(7.2, 2.9)
+    ax_w = fig.add_axes([0.08, 0.72, 0.9, 0.22])
+    ax_s = fig.add_axes([0.08, 0.14, 0.9, 0.56])
+    figures.draw_audio(ax_w, ax_s, a.audio, t, win)
+    ax_w.set_title(f"audio {audio.get('evidence', '')}: waveform, spectrogram and pitch; analysis window "
+                   f"{win:g} s at {_num(t, '{:.2f}')} s", fontsize=8)
+    return figures.figure_png(fig), 2.9 / 7.2
+
+
+def _analysis_section(a: AnalysisView, index: int, st) -> list:
+    from reportlab.lib import colors
+    from reportlab.lib.units import mm
+    from reportlab.platypus import KeepTogether, PageBreak
+
+    d = a.data
+    out = [PageBreak(), _p(f"{index}. Analysis {a.analysis_id}", st["h1"])]
+    engine = d.get("engine") if isinstance(d.get("engine"), dict) else {}
+    params = d.get("parameters") if isinstance(d.get("parameters"), dict) else {}
+    face = d.get("face") if isinstance(d.get("face"), dict) else {}
+    inputs = d.get("inputs") if isinstance(d.get("inputs"), dict) else {}
+    frame_sha = (inputs.get("frame") or {}).get("sha256", "") if isinstance(inputs.get("frame"), dict) else ""
+    when = "still image" if d.get("timestamp_s") is None else f"frame at {_num(d.get('timestamp_s'), '{:.3f}')} s"
+    box_src = "drawn by the analyst" if params.get("manual_box") else f"detected ({face.get('method', '?')})"
+    rows = [["Frame evidence", f"{d.get('frame_evidence', '?')} — {when}"], ["Frame SHA-256", frame_sha],
+            ["Face box", f"{box_src}; alignment: {face.get('alignment', '?')}; selection: "
+                         f"{face.get('selection', '?')}"],
+            ["Models", f"{engine.get('model_version', '?')} on {engine.get('device', '?')} (torch "
+                       f"{engine.get('torch', '?')}), weights SHA-256 {engine.get('weights_sha256', '?')}"],
+            ["Parameters", json.dumps(params, sort_keys=True)], ["Software", str(d.get("software", "?"))],
+            ["Duration", f"{_num(d.get('seconds'), '{:.2f}')} s"]]
+    out.append(_table([[_p(k, st["cell"]), _p(v, st["mono"] if "SHA" in k or k == "Parameters" else st["cell"])]
+                       for k, v in rows], [30 * mm, 144 * mm], header=False))
+    out += [_p(f"Problem: {p}", st["body"]) for p in a.problems]
+    frame = _frame_png(a)
+    out.append(_p("Frame and face", st["h2"]))
+    out.append(_image(frame[0], 174, frame[1]) if frame else _p(a.frame_problem or "frame not available", st["body"]))
+    faces = _faces_png(a)
+    quality = d.get("quality") if isinstance(d.get("quality"), dict) else {}
+    hints = quality.get("hints") or []
+    block = [_p("Degraded input and reconstruction (same scale)", st["h2"])]
+    block.append(_image(faces[0], 174, faces[1]) if faces else _p("face images not available", st["body"]))
+    block.append(_p(
+        f"Input quality: face {_num(quality.get('face_px'), '{:.0f}')} px wide in the frame; sharpness "
+        f"{_num(quality.get('sharpness'), '{:.1f}')} (Laplacian variance); noise σ "
+        f"{_num(quality.get('noise_sigma'), '{:.2f}')} grey levels; mean level "
+        f"{_num(quality.get('mean_level'), '{:.0f}')}; contrast {_num(quality.get('contrast'), '{:.1f}')}. "
+        + ("Warnings: " + "; ".join(map(str, hints)) + "." if hints else "No quality warnings."), st["body"]))
+    effect = d.get("audio_effect") if isinstance(d.get("audio_effect"), dict) else {}
+    if effect:
+        block.append(_p(f"Effect of the audio on the reconstruction: mean absolute difference "
+                        f"{_num(effect.get('mean_abs_difference'), '{:.3f}')} grey levels (max "
+                        f"{effect.get('max_abs_difference', '?')}). On the evaluation set the audio did not change "
+                        f"recognition measurably (section 'Method and error rates').", st["small"]))
+    block.append(_p("The reconstruction is model output for comparison by the recogniser; it is not evidence.",
+                    st["small"]))
+    out.append(KeepTogether(block))
+    audio = d.get("audio") if isinstance(d.get("audio"), dict) else None
+    if audio:
+        ablock = [_p("Audio", st["h2"])]
+        apng = _audio_png(a)
+        ablock.append(_image(apng[0], 174, apng[1]) if apng else _p(a.audio_problem, st["body"]))
+        q = audio.get("quality") if isinstance(audio.get("quality"), dict) else {}
+        ablock.append(_p(
+            f"Evidence {audio.get('evidence', '?')} (SHA-256 {audio.get('sha256', '?')}); window "
+            f"{_num(audio.get('window_s'), '{:g}')} s centred at {_num(audio.get('timestamp_s'), '{:.2f}')} s; median "
+            f"pitch in the window {_num(audio.get('pitch_hz'), '{:.0f}')} Hz; voiced fraction "
+            f"{_pct(audio.get('voiced_fraction'))}; peak {_num(q.get('peak_dbfs'), '{:.1f}')} dBFS, RMS "
+            f"{_num(q.get('rms_dbfs'), '{:.1f}')} dBFS"
+            + ("; warnings: " + "; ".join(map(str, q.get("warnings"))) if q.get("warnings") else "") + ".",
+            st["body"]))
+        out.append(KeepTogether(ablock))
+    else:
+        out.append(_p("Audio: not used in this analysis.", st["body"]))
+    out.append(KeepTogether(_search_block(a, st, colors, mm)))
+    return out
+
+
+def _search_block(a: AnalysisView, st, colors, mm) -> list:
+    from reportlab.platypus import Image
+
+    search = a.data.get("search") if isinstance(a.data.get("search"), dict) else None
+    block = [_p("Gallery search", st["h2"])]
+    if search is None:
+        return block + [_p("No gallery was searched in this analysis.", st["body"])]
+    cands = [c for c in search.get("candidates", []) if isinstance(c, dict)]
+    confident = bool(search.get("confident"))
+    if not cands:
+        verdict = "The gallery is empty: nobody was compared."
+    elif confident:
+        verdict = (f"Investigative lead: {cands[0].get('person', '?')} (match probability "
+                   f"{_num(cands[0].get('match_probability'))}). This is not an identification.")
+    else:
+        verdict = "No confident match: no person in the gallery reaches a match probability of 0.5."
+    block.append(_p(verdict, st["verdict"]))
+    block.append(_p(
+        f"{search.get('people_searched', '?')} people ({search.get('embeddings_searched', '?')} gallery images) "
+        f"compared with model {search.get('model_version', '?')}. Identity probability: softmax over all gallery "
+        f"people with a fitted temperature (it says how the probability divides among the people in this gallery, "
+        f"and assumes the person is in it). Match probability: calibrated probability that probe and candidate are "
+        f"the same person, whether or not the person is in the gallery; it reaches 0.5 at cosine similarity "
+        f"{_num(search.get('threshold_similarity'))}.", st["small"]))
+    rows = [["#", "Gallery face", "Person", "Identity probability", "Cosine similarity", "Match probability"]]
+    extra = []
+    for k, c in enumerate(cands, 1):
+        thumb = a.thumbnails[k - 1] if k - 1 < len(a.thumbnails) else None
+        cell = _p("—", st["cell"])
+        if thumb is not None:
+            fig = figures.new_figure(0.6, 0.6, dpi=120)
+            ax = fig.add_axes([0, 0, 1, 1])
+            ax.imshow(thumb, cmap="gray" if thumb.ndim == 2 else None, vmin=0, vmax=255)
+            ax.axis("off")
+            cell = Image(io.BytesIO(figures.figure_png(fig)), width=12 * mm, height=12 * mm)
+        rows.append([str(k), cell, _p(c.get("person", "?"), st["cell"]), _num(c.get("identity_probability")),
+                     _num(c.get("similarity")), _num(c.get("match_probability"))])
+        try:
+            if float(c.get("match_probability")) >= 0.5:
+                extra.append(("BACKGROUND", (0, k), (-1, k), colors.HexColor("#fef3c7")))
+        except (TypeError, ValueError):
+            pass
+    if cands:
+        block.append(_table(rows, [8 * mm, 19 * mm, 55 * mm, 31 * mm, 30 * mm, 31 * mm],
+                            extra + [("VALIGN", (0, 0), (-1, -1), "MIDDLE")]))
+    return block
+
+
+def _method_section(c: ReportContent, st, n: int) -> list:
+    from reportlab.lib.units import mm
+    from reportlab.platypus import PageBreak
+
+    out = [PageBreak(), _p(f"{n}. Method and error rates", st["h1"])]
+    out.append(_p(
+        "Face: detected with dlib's HOG detector at 1×, 2× and 4× upsampling, then OpenCV's Haar cascade, and "
+        "aligned on the eyes (five landmarks) to a 64×64 grey crop; or the analyst drew the box. Audio: resampled to "
+        "16 kHz mono, denoised (spectral subtraction, 80–4000 Hz band-pass, Wiener), pitch (YIN) and energy per "
+        "video frame, and LBRP texture features (uniform local binary patterns over a Radon transform of the "
+        "log-mel spectrogram) in a 1 s window at the frame's time. A convolutional autoencoder whose bottleneck "
+        "fuses the face and audio codes reconstructs the face; a CNN embeds the reconstruction (128-D); cosine "
+        "similarity against every gallery image gives the ranking; a fitted softmax gives identity probabilities "
+        "and a fitted logistic the match probability.", st["body"]))
+    ev = c.evaluation
+    versions = {str(a.data.get("engine", {}).get("model_version")) for a in c.analyses
+                if isinstance(a.data.get("engine"), dict)}
+    if not ev:
+        out.append(_p("The measured error rates of the models are not on record in this installation "
+                      "(resources/models/evaluation.json is missing).", st["verdict"]))
+        return out
+    ev_version = str(ev.get("engine", {}).get("model_version", "?"))
+    split = ev.get("split", {})
+    out.append(_p(
+        f"Measured error rates of models {ev_version} on the LFW View 1 DevTest pairs ({ev.get('pairs', '?')} "
+        f"pairs, {ev.get('matched', '?')} same-person; {split.get('test_people', '?')} people never used in training "
+        f"or in fitting the thresholds). The probe face was degraded with the CCTV model at each level, the gallery "
+        f"face was clean; thresholds were fitted on separate people.", st["body"]))
+    if versions and versions != {ev_version}:
+        out.append(_p(f"Caution: analyses in this report used model version(s) {', '.join(sorted(versions))}; "
+                      f"the figures below belong to {ev_version}.", st["verdict"]))
+    rows = [["Level", "Accuracy", "False match rate", "False non-match rate", "ROC-AUC", "TAR @ FAR 1 %",
+             "dlib reference accuracy"]]
+    for lvl in _LEVELS:
+        m = ev.get("levels", {}).get(lvl, {})
+        r = m.get("recon_with_audio", {})
+        ref = m.get("dlib_reference", {}).get("at_0.6", {})
+        rows.append([lvl, _pct(r.get("accuracy")), _pct(r.get("false_match_rate")),
+                     _pct(r.get("false_non_match_rate")), _num(r.get("roc_auc")), _pct(r.get("tar_at_far_1e-2")),
+                     _pct(ref.get("accuracy"))])
+    out.append(_table([[_p(x, st["cell"]) for x in r] for r in rows],
+                      [18 * mm, 20 * mm, 26 * mm, 28 * mm, 20 * mm, 26 * mm, 36 * mm]))
+    rec = []
+    for lvl in ("mild", "severe"):
+        m = ev.get("levels", {}).get(lvl, {})
+        rec.append(f"{lvl}: reconstruction PSNR {_num(m.get('reconstruction_with_audio', {}).get('psnr_db'), '{:.2f}')}"
+                   f" dB / SSIM {_num(m.get('reconstruction_with_audio', {}).get('ssim'))} against the clean face, "
+                   f"bicubic upsampling {_num(m.get('bicubic', {}).get('psnr_db'), '{:.2f}')} dB / "
+                   f"{_num(m.get('bicubic', {}).get('ssim'))}")
+    out.append(_p("Reconstruction: " + "; ".join(rec) + ".", st["body"]))
+    out.append(_p("Known limits", st["h2"]))
+    limits = [
+        "The models were trained and measured on LFW (celebrity photographs) with simulated CCTV degradation; "
+        "error rates on real CCTV footage, other populations, extreme poses or faces under 20 px may be worse.",
+        "The audio in the evaluation was synthetic (espeak-ng, one seeded voice per person), not recorded with "
+        "the faces; on the evaluation set the audio did not change recognition measurably.",
+        "Identity probabilities assume the person is in the gallery; a person who is not enrolled still receives "
+        "a ranking. Rely on the match probability and the verdict, not the rank.",
+        "The dlib reference column shows dlib's face recogniser at its standard 0.6 threshold on the same pairs.",
+    ]
+    out += [_p(f"• {t}", st["body"]) for t in limits]
+    if c.model_card_sha256:
+        out.append(_p(f"Model card: resources/models/MODEL_CARD.md, SHA-256 {c.model_card_sha256}.", st["small"]))
+    return out
+
+
+def _audit_section(c: ReportContent, st, n: int) -> list:
+    from reportlab.lib.units import mm
+    from reportlab.platypus import PageBreak
+
+    out = [PageBreak(), _p(f"{n}. Audit log ({len(c.log_entries)} entries)", st["h1"]),
+           _p("Every step recorded in the case, oldest first. Each entry carries the SHA-256 of the previous one "
+              "(hash chain); the chain was verified when this report was generated (section 1).", st["small"])]
+    rows = [["#", "Time (UTC)", "Action", "Analyst / user", "Details", "Entry hash"]]
+    for e in c.log_entries:
+        rows.append([str(e.get("seq", "")), _p(str(e.get("time", ""))[:23].replace("T", " "), st["cell"]),
+                     _p(str(e.get("action", "")), st["cell"]),
+                     _p(f"{e.get('analyst', '')} / {e.get('user', '')}", st["cell"]),
+                     _p(_short(e.get("details", {})), st["cell"]), _p(str(e.get("hash", ""))[:16], st["mono"])])
+    out.append(_table(rows, [8 * mm, 24 * mm, 24 * mm, 24 * mm, 70 * mm, 24 * mm]))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ entry point
+def build_pdf(content: ReportContent) -> tuple[bytes, int]:
+    """The report's bytes and its page count."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.units import mm
+    from reportlab.platypus import SimpleDocTemplate
+
+    _register_fonts()
+    st = _styles()
+    story = _title_section(content, st) + _evidence_section(content, st)
+    for i, a in enumerate(content.analyses, 2):
+        story += _analysis_section(a, i, st)
+    n = len(content.analyses) + 2
+    story += _method_section(content, st, n) + _audit_section(content, st, n + 1)
+    buf = io.BytesIO()
+    doc = SimpleDocTemplate(buf, pagesize=A4, leftMargin=18 * mm, rightMargin=18 * mm, topMargin=16 * mm,
+                            bottomMargin=22 * mm, title=f"Face examination report — case {content.case_id}",
+                            author=content.analyst, subject="forensic_face case report",
+                            creator=content.software)
+    doc.build(story, canvasmaker=_numbered_canvas(content))
+    data = buf.getvalue()
+    return data, data.count(b"/Type /Page\n") or data.count(b"/Type /Page") - data.count(b"/Type /Pages")
+
+
+def write_report(case: Case, out: str | Path, progress: Progress | None = None) -> ReportInfo:
+    """Verify the case, write the PDF atomically to ``out`` and log it (with its SHA-256) in the case."""
+    t0 = time.perf_counter()
+    out = Path(out)
+    if out.suffix.lower() != ".pdf":
+        raise CaseError(f"{out}: the report file name must end in .pdf")
+    root = case.root.resolve()
+    target = out.resolve()
+    if target.is_relative_to(root / "evidence") or target in (root / "case.json", root / "audit.log"):
+        raise CaseError(f"{out}: refusing to write the report over the case's evidence or records")
+    if out.is_dir():
+        raise CaseError(f"{out}: is a folder; give a file name ending in .pdf")
+    step = progress or Progress()
+    content = collect(case, step)
+    step.update(4, 5, "laying out the PDF")
+    data, pages = build_pdf(content)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out, data)
+    digest = hashlib.sha256(data).hexdigest()
+    case.append_log("report.exported", {"file": str(target), "sha256": digest, "pages": pages,
+                                        "analyses": [a.analysis_id for a in content.analyses],
+                                        "verified": content.verification.ok})
+    step.update(5, 5, "done")
+    return ReportInfo(path=str(out), sha256=digest, pages=pages, analyses=len(content.analyses),
+                      verified=content.verification.ok, seconds=round(time.perf_counter() - t0, 2))

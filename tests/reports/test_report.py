@@ -1,0 +1,145 @@
+"""The PDF case report: what an examiner reads in it (checked with pdftotext), and what it refuses."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import soundfile as sf
+
+from forensic_face.core.errors import CaseError
+from forensic_face.pipeline import analyze_case
+from forensic_face.reports.pdf import write_report
+from forensic_face.store.case import Case
+from forensic_face.store.gallery import Gallery
+
+pytestmark = pytest.mark.skipif(shutil.which("pdftotext") is None,
+                                reason="pdftotext (Debian package poppler-utils) is not installed")
+
+HOSTILE_PERSON = "Ana <b>&amp; Żółć"
+
+
+def pdf_text(path: Path) -> str:
+    return subprocess.run(["pdftotext", "-layout", str(path), "-"], check=True, capture_output=True,
+                          text=True).stdout
+
+
+def squash(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+@pytest.fixture(scope="module")
+def analysed_case(tmp_path_factory, frame_640, face_rgb, tiny_engine, detector) -> Case:
+    from forensic_face.audio.synth import synth_speech
+
+    tmp = tmp_path_factory.mktemp("report")
+    cv2.imwrite(str(tmp / "cam1.jpg"), cv2.cvtColor(frame_640, cv2.COLOR_RGB2BGR))
+    sf.write(tmp / "cam1.wav", synth_speech(4.0, 16000, seed=3), 16000)
+    people = tmp / "people"
+    for name, shift in ((HOSTILE_PERSON, 0), ("Someone_Else", 60)):
+        (people / name).mkdir(parents=True)
+        cv2.imwrite(str(people / name / "a.jpg"), cv2.cvtColor(np.roll(face_rgb, shift, axis=1), cv2.COLOR_RGB2BGR))
+    case = Case.create(tmp / "case", "CR-2026/17", "Łucja Nowak <analyst>", "Shop robbery — camera 3")
+    case.add_evidence([tmp / "cam1.jpg", tmp / "cam1.wav"])
+    with Gallery(tmp / "gallery.db") as gallery:
+        gallery.enroll_folder(people, tiny_engine, detector)
+        analyze_case(case, tiny_engine, detector, gallery, top_k=2)
+    analyze_case(case, tiny_engine, detector, use_audio=False)  # a second analysis: no audio, no gallery
+    return case
+
+
+def test_report_holds_what_an_examiner_needs(analysed_case: Case, tmp_path: Path) -> None:
+    case = analysed_case
+    info = write_report(case, tmp_path / "report.pdf")
+    text = pdf_text(tmp_path / "report.pdf")
+    flat = squash(text)
+    assert info.pages >= 5 and info.analyses == 2 and info.verified
+    for needle in ("Face examination report", "CR-2026/17", "Łucja Nowak <analyst>", "Shop robbery — camera 3",
+                   "Evidence and integrity", "Analysis analysis-001", "Analysis analysis-002",
+                   "Method and error rates", "Audit log", "not an identification", "Gallery search",
+                   "Audio: not used in this analysis.", "No gallery was searched in this analysis."):
+        assert needle in text, needle
+    for item in case.evidence:  # full SHA-256 of every evidence file (wrapped in its table cell)
+        assert item.sha256 in flat and item.name in text
+    assert "verified" in text and "hash chain" in text
+    assert f"page 1 of {info.pages}" in text and f"page {info.pages} of {info.pages}" in text
+    assert squash(HOSTILE_PERSON) in flat  # names with markup print literally, nothing is interpreted
+    assert squash(case.read_log()[0]["hash"][:16]) in flat  # audit entries with their hashes
+    assert "same-person" in text or "error rates of the models are not on record" in text
+    entry = case.read_log()[-1]
+    assert entry["action"] == "report.exported"
+    assert entry["details"]["sha256"] == hashlib.sha256((tmp_path / "report.pdf").read_bytes()).hexdigest()
+
+
+def test_confident_and_unconfident_verdicts_are_stated(analysed_case: Case, tmp_path: Path) -> None:
+    import json
+
+    saved = json.loads((analysed_case.results_dir / "analysis-001.json").read_text())
+    text = pdf_text(Path(write_report(analysed_case, tmp_path / "r.pdf").path))
+    if saved["search"]["confident"]:
+        assert f"Investigative lead: {saved['search']['candidates'][0]['person']}" in text.replace("\n", " ")
+    else:
+        assert "No confident match" in text
+    for cand in saved["search"]["candidates"]:
+        assert f"{cand['match_probability']:.3f}" in text and f"{cand['similarity']:.3f}" in text
+
+
+def test_tampered_evidence_and_results_are_reported_not_hidden(analysed_case: Case, tmp_path: Path) -> None:
+    from forensic_face.store.case import copy_case
+
+    copy_case(analysed_case.root, tmp_path / "copy")
+    case = Case.open(tmp_path / "copy")
+    ev = case.evidence_dir / case.evidence[0].name
+    os.chmod(ev, 0o644)
+    ev.write_bytes(ev.read_bytes() + b"tampered")
+    res = case.results_dir / "analysis-001-reconstruction.png"
+    os.chmod(res, 0o644)
+    cv2.imwrite(str(res), np.zeros((32, 32), np.uint8))
+    info = write_report(case, tmp_path / "tampered.pdf")
+    text = pdf_text(tmp_path / "tampered.pdf")
+    assert not info.verified
+    assert "Verification FAILED" in text and "ALTERED" in text
+    assert "results/analysis-001-reconstruction.png: ALTERED" in text
+    assert "PROBLEMS FOUND" in text
+
+
+def test_report_refuses_bad_targets_and_changes_no_evidence(analysed_case: Case, tmp_path: Path) -> None:
+    case = analysed_case
+    before = {p.name: p.read_bytes() for p in case.evidence_dir.iterdir()}
+    with pytest.raises(CaseError, match="evidence"):
+        write_report(case, case.evidence_dir / "x.pdf")
+    with pytest.raises(CaseError, match=r"\.pdf"):
+        write_report(case, tmp_path / "report.txt")
+    (tmp_path / "dir.pdf").mkdir()
+    with pytest.raises(CaseError, match="folder"):
+        write_report(case, tmp_path / "dir.pdf")
+    assert {p.name: p.read_bytes() for p in case.evidence_dir.iterdir()} == before
+    assert Case.open(case.root).verify().ok
+
+
+def test_malformed_result_file_is_listed_not_fatal(analysed_case: Case, tmp_path: Path) -> None:
+    from forensic_face.store.case import copy_case
+
+    copy_case(analysed_case.root, tmp_path / "copy")
+    case = Case.open(tmp_path / "copy")
+    bad = case.results_dir / "analysis-009.json"
+    bad.write_text('{"analysis_id": "analysis-009", "images": {"input_face": "../../etc/passwd"}, "search": 5')
+    text = pdf_text(Path(write_report(case, tmp_path / "r.pdf").path))
+    assert "results/analysis-009.json" in text and "unreadable" in text
+    assert "not in the audit log" in text
+
+
+def test_cli_report(analysed_case: Case, tmp_path: Path) -> None:
+    from forensic_face.cli import main
+
+    out = tmp_path / "cli.pdf"
+    assert main(["report", str(analysed_case.root), "--out", str(out)]) == 0
+    assert out.read_bytes().startswith(b"%PDF-")
+    assert main(["report", str(tmp_path / "nope"), "--out", str(out)]) == 1
