@@ -287,6 +287,12 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_gui(args: argparse.Namespace) -> int:
+    from forensic_face.gui.app import main as gui_main
+
+    return gui_main(case=args.case, exit_after_show=args.exit_after_show, models=args.models)
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from forensic_face.core.progress import console_progress
     from forensic_face.reports.pdf import write_report
@@ -311,6 +317,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"forensic-face {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("gui", help="the desktop application")
+    p.add_argument("--case", help="open this case folder at start")
+    p.add_argument("--models", help="model folder (default: resources/models)")
+    p.add_argument("--exit-after-show", dest="exit_after_show", action="store_true",
+                   help="quit as soon as the first window is painted (start-up timing)")
+    p.set_defaults(func=_cmd_gui)
 
     p = sub.add_parser("demo", help="build the bundled demo case, analyse it, print what was produced")
     p.add_argument("--out", default="forensic-face-demo", help="output folder (default: %(default)s)")

@@ -124,7 +124,7 @@ def _pct(value) -> str:
     return _num(value, "{:.1%}")
 
 
-def _short(value, n: int = 240) -> str:
+def details_line(value, n: int = 240) -> str:
     """Audit details in one line: long hex digests shortened, the whole capped."""
     def walk(v):
         if isinstance(v, dict):
@@ -507,7 +507,7 @@ def _audit_section(c: ReportContent, st, n: int) -> list:
         rows.append([str(e.get("seq", "")), _p(str(e.get("time", ""))[:23].replace("T", " "), st["cell"]),
                      _p(str(e.get("action", "")), st["cell"]),
                      _p(f"{e.get('analyst', '')} / {e.get('user', '')}", st["cell"]),
-                     _p(_short(e.get("details", {})), st["cell"]), _p(str(e.get("hash", ""))[:16], st["mono"])])
+                     _p(details_line(e.get("details", {})), st["cell"]), _p(str(e.get("hash", ""))[:16], st["mono"])])
     out.append(_table(rows, [8 * mm, 24 * mm, 24 * mm, 24 * mm, 70 * mm, 24 * mm]))
     return out
 

@@ -1,0 +1,336 @@
+"""The case view's centre: analysis controls and the Frame / Compare / Audio / Candidates tabs."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from forensic_face.gui.widgets import FrameView, ImagePanel, MplCanvas, Timeline, to_pixmap
+
+NO_AUDIO = "(no audio)"
+
+
+class CaseView(QWidget):
+    """Centre of the window while a case is open."""
+
+    run_requested = Signal()
+    frame_requested = Signal(str, object)  # evidence, frame index or None (rank best frames)
+    detect_requested = Signal()
+    candidate_opened = Signal(int)  # row
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        # -- controls
+        self.frame_combo = QComboBox()
+        self.frame_combo.setMinimumContentsLength(18)
+        self.audio_combo = QComboBox()
+        self.audio_combo.setMinimumContentsLength(14)
+        self.use_audio = QCheckBox("Use audio")
+        self.use_audio.setChecked(True)
+        self.run_button = QPushButton("Run analysis")
+        self.run_button.setObjectName("runButton")
+        self.run_button.setToolTip("Detect or use the drawn box, reconstruct, search the gallery (Ctrl+R)")
+        self.run_button.clicked.connect(self.run_requested)
+        self.analysis_combo = QComboBox()
+        self.analysis_combo.setMinimumContentsLength(14)
+        self.analysis_combo.setToolTip("Earlier analyses of this case")
+        top = QHBoxLayout()
+        for w in (QLabel("Frame:"), self.frame_combo, QLabel("Audio:"), self.audio_combo, self.use_audio,
+                  self.run_button):
+            top.addWidget(w)
+        top.addStretch(1)
+        top.addWidget(QLabel("Showing:"))
+        top.addWidget(self.analysis_combo)
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(self._frame_tab(), "Frame")
+        self.tabs.addTab(self._compare_tab(), "Compare")
+        self.tabs.addTab(self._audio_tab(), "Audio")
+        self.tabs.addTab(self._candidates_tab(), "Candidates")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addLayout(top)
+        lay.addWidget(self.tabs, 1)
+        self.frame_combo.currentTextChanged.connect(lambda name: name and self.frame_requested.emit(name, None))
+        self.view = None  # reports.content.AnalysisView shown
+
+    # ---------------------------------------------------------------------------------- tabs
+    def _frame_tab(self) -> QWidget:
+        w = QWidget()
+        self.detect_button = QPushButton("Detect face")
+        self.detect_button.clicked.connect(self.detect_requested)
+        self.draw_button = QToolButton()
+        self.draw_button.setText("Draw face box")
+        self.draw_button.setCheckable(True)
+        self.draw_button.setToolTip("Drag on the frame to draw the face box by hand (Ctrl+B); the analysis then "
+                                    "uses your box")
+        self.clear_box_button = QPushButton("Clear drawn box")
+        fit = QPushButton("Fit")
+        self.frame_view = FrameView()
+        self.frame_view.setObjectName("frameView")
+        self.timeline = Timeline()
+        self.timeline.setVisible(False)
+        self.frame_note = QLabel("")
+        self.frame_note.setWordWrap(True)
+        self.draw_button.toggled.connect(self.frame_view.set_drawing)
+        self.clear_box_button.clicked.connect(lambda: self.frame_view.set_manual_box(None))
+        fit.clicked.connect(self.frame_view.fit)
+        bar = QHBoxLayout()
+        for b in (self.detect_button, self.draw_button, self.clear_box_button, fit):
+            bar.addWidget(b)
+        bar.addStretch(1)
+        lay = QVBoxLayout(w)
+        lay.addLayout(bar)
+        lay.addWidget(self.frame_view, 1)
+        lay.addWidget(self.timeline)
+        lay.addWidget(self.frame_note)
+        self.timeline.position_changed.connect(
+            lambda idx: self.frame_combo.currentText() and self.frame_requested.emit(self.frame_combo.currentText(),
+                                                                                     idx))
+        return w
+
+    def _compare_tab(self) -> QWidget:
+        w = QWidget()
+        self.input_panel = ImagePanel("Degraded input (aligned)")
+        self.recon_panel = ImagePanel("Reconstruction")
+        self.diff_panel = ImagePanel("Difference |reconstruction − input|")
+        self.with_audio = QCheckBox("Reconstruction with audio")
+        self.with_audio.setChecked(True)
+        self.with_audio.toggled.connect(self._show_reconstruction)
+        self.show_diff = QCheckBox("Difference map")
+        self.show_diff.setChecked(True)
+        self.show_diff.toggled.connect(self.diff_panel.setVisible)
+        self.zoom = QSlider(Qt.Orientation.Horizontal)
+        self.zoom.setRange(1, 8)
+        self.zoom.setValue(4)
+        self.zoom.setToolTip("Zoom (nearest neighbour: every pixel shown as computed)")
+        self.zoom.valueChanged.connect(lambda z: [p.set_zoom(z) for p in self._panels()])
+        self.quality = QLabel("")
+        self.quality.setWordWrap(True)
+        self.quality.setObjectName("qualityHints")
+        row = QHBoxLayout()
+        for p in self._panels():
+            row.addWidget(p, 1)
+        ctl = QHBoxLayout()
+        ctl.addWidget(self.with_audio)
+        ctl.addWidget(self.show_diff)
+        ctl.addWidget(QLabel("Zoom:"))
+        ctl.addWidget(self.zoom, 1)
+        lay = QVBoxLayout(w)
+        lay.addLayout(row, 1)
+        lay.addLayout(ctl)
+        lay.addWidget(self.quality)
+        note = QLabel("<i>The reconstruction is model output for the recogniser; it is not evidence and must not "
+                      "be used to identify anyone by eye.</i>")
+        note.setWordWrap(True)
+        lay.addWidget(note)
+        return w
+
+    def _panels(self) -> list[ImagePanel]:
+        return [self.input_panel, self.recon_panel, self.diff_panel]
+
+    def _audio_tab(self) -> QWidget:
+        w = QWidget()
+        self.audio_canvas = MplCanvas(9, 5)
+        self.audio_note = QLabel("No audio in this analysis.")
+        self.audio_note.setWordWrap(True)
+        lay = QVBoxLayout(w)
+        lay.addWidget(self.audio_canvas, 1)
+        lay.addWidget(self.audio_note)
+        return w
+
+    def _candidates_tab(self) -> QWidget:
+        w = QWidget()
+        self.verdict = QLabel("Run an analysis with a gallery to see candidates.")
+        self.verdict.setObjectName("verdict")
+        self.verdict.setWordWrap(True)
+        self.verdict.setStyleSheet("font-size: 15px; font-weight: bold; padding: 6px;")
+        self.search_info = QLabel("")
+        self.search_info.setWordWrap(True)
+        self.table = QTableWidget(0, 5)
+        self.table.setObjectName("candidates")
+        self.table.setHorizontalHeaderLabels(["Person", "Identity probability", "Cosine similarity",
+                                              "Match probability", "Gallery image"])
+        self.table.setIconSize(QSize(56, 56))
+        self.table.verticalHeader().setDefaultSectionSize(60)
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for col in (1, 2, 3):
+            self.table.horizontalHeader().setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.cellDoubleClicked.connect(lambda row, _col: self.candidate_opened.emit(row))
+        caveat = QLabel("<i>A candidate is an investigative lead, not an identification. Double-click a row to "
+                        "compare side by side.</i>")
+        lay = QVBoxLayout(w)
+        lay.addWidget(self.verdict)
+        lay.addWidget(self.search_info)
+        lay.addWidget(self.table, 1)
+        lay.addWidget(caveat)
+        return w
+
+    # ---------------------------------------------------------------------------------- content
+    def set_evidence(self, evidence: list, keep: bool = True) -> None:
+        frame_now, audio_now = self.frame_combo.currentText(), self.audio_combo.currentText()
+        frames = [e.name for e in evidence if e.kind in ("image", "video")]
+        audios = [e.name for e in evidence if e.kind == "audio"]
+        self.frame_combo.blockSignals(True)
+        self.frame_combo.clear()
+        self.frame_combo.addItems(frames)
+        if keep and frame_now in frames:
+            self.frame_combo.setCurrentText(frame_now)
+        self.frame_combo.blockSignals(False)
+        self.audio_combo.clear()
+        self.audio_combo.addItems([*audios, NO_AUDIO])
+        if keep and audio_now in audios:
+            self.audio_combo.setCurrentText(audio_now)
+        self.run_button.setEnabled(bool(frames))
+
+    def set_analyses(self, ids: list[str], current: str | None) -> None:
+        self.analysis_combo.blockSignals(True)
+        self.analysis_combo.clear()
+        self.analysis_combo.addItems(ids)
+        if current:
+            self.analysis_combo.setCurrentText(current)
+        self.analysis_combo.blockSignals(False)
+
+    def show_frame(self, data) -> None:
+        """A FrameData from the workbench: picture, clip timeline, detection."""
+        same = getattr(self, "_frame_key", None) == (data.evidence, data.frames)
+        box = self.frame_view.manual_box() if same else None
+        self.frame_view.set_frame(data.image)
+        self.frame_view.set_manual_box(box)
+        det = data.detection
+        if det is not None:
+            self.frame_view.set_detection(det["box"], det.get("landmarks"), det.get("method", ""))
+        if data.frames > 1:
+            if not same:
+                self.timeline.set_clip(data.frames, data.fps)
+            if data.best:
+                self.timeline.set_marks(data.best)
+            self.timeline.slider.blockSignals(True)
+            self.timeline.slider.setValue(data.index)
+            self.timeline.slider.blockSignals(False)
+            self.timeline._update_label()
+        else:
+            self.timeline.set_clip(1, 0)
+        self.timeline.setVisible(data.frames > 1)
+        self._frame_key = (data.evidence, data.frames)
+        h, w = data.image.shape[:2]
+        when = f" · frame {data.index} at {data.timestamp_s:.2f} s" if data.timestamp_s is not None else ""
+        found = (f"face {det['box'][2] - det['box'][0]:.0f} px wide found by {det['method']}" if det is not None
+                 else data.detection_note)
+        self.frame_note.setText(f"{data.evidence}: {w}×{h}{when}. {found}")
+
+    def time_s(self) -> float | None:
+        return self.timeline.seconds() if self.timeline.slider.isEnabled() else None
+
+    def show_analysis(self, view) -> None:
+        """A reports.content.AnalysisView: compare panels, candidates, audio and the frame with its box."""
+        self.view = view
+        d = view.data
+        q = d.get("quality") or {}
+        hints = q.get("hints") or []
+        self.input_panel.set_image(view.images.get("input_face"), f"{d.get('frame_evidence', '')}")
+        has_audio = view.images.get("reconstruction_no_audio") is not None and d.get("audio") is not None
+        self.with_audio.setEnabled(has_audio)
+        self.with_audio.setChecked(has_audio)
+        self._show_reconstruction()
+        self.diff_panel.set_image(view.images.get("difference"))
+        self.quality.setText(
+            f"Face {q.get('face_px', float('nan')):.0f} px wide · sharpness {q.get('sharpness', float('nan')):.1f} · "
+            f"noise σ {q.get('noise_sigma', float('nan')):.2f} · mean level {q.get('mean_level', float('nan')):.0f}"
+            + (" · <b>" + "; ".join(hints) + "</b>" if hints else " · no quality warnings"))
+        self._show_search(view)
+        if view.frame is not None:
+            face = d.get("face") or {}
+            self.frame_view.set_frame(view.frame)
+            self.frame_view.set_detection(face.get("box"), face.get("landmarks"), face.get("method", ""))
+            self.frame_note.setText(f"{view.analysis_id}: {d.get('frame_evidence')} — face box "
+                                    f"{'drawn by the analyst' if face.get('method') == 'manual' else 'detected'}")
+            self._frame_key = None
+
+    def _show_reconstruction(self) -> None:
+        if self.view is None:
+            return
+        role = "reconstruction" if self.with_audio.isChecked() else "reconstruction_no_audio"
+        img = self.view.images.get(role)
+        if img is None:
+            img = self.view.images.get("reconstruction")
+        self.recon_panel.set_image(img, "with audio" if role == "reconstruction" and self.with_audio.isEnabled()
+                                   else "without audio")
+
+    def _show_search(self, view) -> None:
+        search = view.data.get("search")
+        self.table.setRowCount(0)
+        if not isinstance(search, dict):
+            self.verdict.setText("No gallery was searched (choose one in Settings, then run the analysis).")
+            self.search_info.setText("")
+            return
+        cands = search.get("candidates") or []
+        if not cands:
+            self.verdict.setText("The gallery is empty: nobody was compared.")
+        elif search.get("confident"):
+            self.verdict.setText(f"Investigative lead: {cands[0]['person']} (match probability "
+                                 f"{cands[0]['match_probability']:.3f}) — not an identification")
+            self.verdict.setStyleSheet("font-size: 15px; font-weight: bold; padding: 6px; background: #fff3cd;")
+        else:
+            self.verdict.setText("No confident match: no one in the gallery reaches match probability 0.5")
+            self.verdict.setStyleSheet("font-size: 15px; font-weight: bold; padding: 6px; background: #e3f2fd;")
+        self.search_info.setText(
+            f"{search.get('people_searched')} people ({search.get('embeddings_searched')} images) compared with "
+            f"model {search.get('model_version')}; match probability 0.5 at cosine "
+            f"{search.get('threshold_similarity', float('nan')):.3f}. Identity probability assumes the person is in "
+            f"the gallery.")
+        self.table.setRowCount(len(cands))
+        for r, c in enumerate(cands):
+            name = QTableWidgetItem(str(c.get("person")))
+            thumb = view.thumbnails[r] if r < len(view.thumbnails) else None
+            if thumb is not None:
+                name.setIcon(QIcon(to_pixmap(thumb)))
+            self.table.setItem(r, 0, name)
+            for col, key in ((1, "identity_probability"), (2, "similarity"), (3, "match_probability")):
+                item = QTableWidgetItem(f"{c.get(key, float('nan')):.3f}")
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.table.setItem(r, col, item)
+            self.table.setItem(r, 4, QTableWidgetItem(str(c.get("image_path", ""))))
+
+    def draw_audio(self, audio_view, t: float | None, window_s: float, lbrp: np.ndarray | None, note: str) -> None:
+        from forensic_face.reports import figures
+
+        fig = self.audio_canvas.figure
+        fig.clear()
+        if audio_view is None:
+            self.audio_note.setText(note or "No audio in this analysis.")
+            self.audio_canvas.draw()
+            return
+        gs = fig.add_gridspec(3, 1, height_ratios=[1, 2.4, 1.3])
+        ax_w = fig.add_subplot(gs[0])
+        ax_s = fig.add_subplot(gs[1], sharex=ax_w)
+        figures.draw_audio(ax_w, ax_s, audio_view, t, window_s)
+        ax_w.set_title("waveform · spectrogram with pitch · analysis window at the frame", fontsize=9)
+        ax_l = fig.add_subplot(gs[2])
+        if lbrp is not None:
+            figures.draw_lbrp(ax_l, lbrp)
+        else:
+            ax_l.text(0.5, 0.5, "LBRP features: computing…", ha="center", va="center", transform=ax_l.transAxes)
+            ax_l.axis("off")
+        self.audio_note.setText(note)
+        self.audio_canvas.draw()

@@ -1,0 +1,184 @@
+"""Dialogs: new case, settings, candidate comparison, and error messages that say what to do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from forensic_face.gui.settings import DEVICES, AppSettings
+from forensic_face.gui.widgets import ImagePanel
+
+#: What the analyst can do about each kind of failure.
+ADVICE = {
+    "cancelled": "Nothing was changed by the unfinished step.",
+    "error": "Nothing was lost: the case and the evidence are as they were before this step.",
+    "internal": "This is a fault in forensic_face, not in your data. Nothing was lost; the details are in the "
+                "log. Please report it with the case's audit log.",
+}
+
+
+def show_error(parent: QWidget | None, title: str, kind: str, message: str) -> None:
+    """A dialog that says what went wrong and what to do next."""
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Icon.Information if kind == "cancelled" else QMessageBox.Icon.Warning)
+    box.setWindowTitle(title)
+    box.setText(f"<b>{title}</b>")
+    box.setInformativeText(f"{message}\n\n{ADVICE.get(kind, '')}")
+    box.setObjectName("errorDialog")
+    box.open()
+
+
+class NewCaseDialog(QDialog):
+    def __init__(self, parent: QWidget | None, analyst: str = "") -> None:
+        super().__init__(parent)
+        self.setWindowTitle("New case")
+        self.folder = QLineEdit()
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        row = QHBoxLayout()
+        row.addWidget(self.folder, 1)
+        row.addWidget(browse)
+        self.case_id = QLineEdit()
+        self.case_id.setPlaceholderText("e.g. CR-2026/0173")
+        self.analyst = QLineEdit(analyst)
+        self.title = QLineEdit()
+        form = QFormLayout()
+        form.addRow("Case folder (new, empty):", row)
+        form.addRow("Case ID:", self.case_id)
+        form.addRow("Analyst:", self.analyst)
+        form.addRow("Title:", self.title)
+        self.hint = QLabel("")
+        self.hint.setStyleSheet("color: #b71c1c;")
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self._accept)
+        buttons.rejected.connect(self.reject)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addWidget(self.hint)
+        lay.addWidget(buttons)
+        self.resize(520, 200)
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder for the new case")
+        if folder:
+            self.folder.setText(folder)
+
+    def _accept(self) -> None:
+        missing = [n for n, w in (("case folder", self.folder), ("case ID", self.case_id), ("analyst", self.analyst))
+                   if not w.text().strip()]
+        if missing:
+            self.hint.setText("Please fill in: " + ", ".join(missing))
+            return
+        path = Path(self.folder.text().strip())
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            self.hint.setText(f"{path} is not empty; choose a new or empty folder")
+            return
+        self.accept()
+
+    def values(self) -> tuple[str, str, str, str]:
+        return (self.folder.text().strip(), self.case_id.text().strip(), self.analyst.text().strip(),
+                self.title.text().strip())
+
+
+class SettingsDialog(QDialog):
+    def __init__(self, parent: QWidget | None, settings: AppSettings, cuda_available: bool | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.gallery = QLineEdit(settings.gallery_path)
+        browse = QPushButton("Choose…")
+        browse.clicked.connect(self._browse)
+        row = QHBoxLayout()
+        row.addWidget(self.gallery, 1)
+        row.addWidget(browse)
+        self.device = QComboBox()
+        self.device.addItems(DEVICES)
+        self.device.setCurrentText(settings.device)
+        if cuda_available is False:
+            self.device.model().item(DEVICES.index("cuda")).setEnabled(False)
+            self.device.setToolTip("No CUDA GPU is visible to torch on this computer")
+        self.top_k = QSpinBox()
+        self.top_k.setRange(1, 100)
+        self.top_k.setValue(settings.top_k)
+        self.analyst = QLineEdit(settings.analyst)
+        form = QFormLayout(self)
+        form.addRow("Gallery database:", row)
+        form.addRow("Compute device:", self.device)
+        form.addRow("Candidates shown (top-k):", self.top_k)
+        form.addRow("Default analyst name:", self.analyst)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+        self.resize(560, 180)
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Gallery database (existing or new)", self.gallery.text(),
+                                              "Gallery (*.db);;All files (*)",
+                                              options=QFileDialog.Option.DontConfirmOverwrite)
+        if path:
+            self.gallery.setText(path)
+
+    def apply(self, settings: AppSettings) -> None:
+        settings.gallery_path = self.gallery.text().strip()
+        settings.device = self.device.currentText()
+        settings.top_k = self.top_k.value()
+        settings.analyst = self.analyst.text().strip()
+
+
+class CompareDialog(QDialog):
+    """Probe beside a candidate's gallery face, the same size, with the scores."""
+
+    def __init__(self, parent: QWidget | None, probe: np.ndarray | None, reconstruction: np.ndarray | None,
+                 candidate: dict, thumb: np.ndarray | None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"Compare with {candidate.get('person', '?')}")
+        panels = [ImagePanel("degraded input"), ImagePanel("reconstruction (model output)"),
+                  ImagePanel(f"gallery: {candidate.get('person', '?')}")]
+        size = max((a.shape[0] for a in (probe, reconstruction, thumb) if a is not None), default=64)
+        for panel, img in zip(panels, (probe, reconstruction, thumb), strict=True):
+            if img is not None and img.shape[0] != size:
+                import cv2
+
+                img = cv2.resize(img, (size, size), interpolation=cv2.INTER_NEAREST)
+            panel.set_image(img)
+        row = QHBoxLayout()
+        for p in panels:
+            row.addWidget(p)
+        zoom = QSlider(Qt.Orientation.Horizontal)
+        zoom.setRange(1, 8)
+        zoom.setValue(4)
+        zoom.valueChanged.connect(lambda z: [p.set_zoom(z) for p in panels])
+        info = QLabel(f"identity probability {candidate.get('identity_probability', float('nan')):.3f} · cosine "
+                      f"similarity {candidate.get('similarity', float('nan')):.3f} · match probability "
+                      f"{candidate.get('match_probability', float('nan')):.3f}<br><i>An investigative lead, not an "
+                      f"identification. The reconstruction is not evidence.</i>")
+        lay = QVBoxLayout(self)
+        lay.addLayout(row, 1)
+        zrow = QHBoxLayout()
+        zrow.addWidget(QLabel("Zoom:"))
+        zrow.addWidget(zoom, 1)
+        lay.addLayout(zrow)
+        lay.addWidget(info)
+        close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        close.rejected.connect(self.reject)
+        lay.addWidget(close)
+        self.panels = panels
+        self.resize(900, 480)

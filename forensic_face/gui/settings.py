@@ -1,0 +1,89 @@
+"""Persistent settings (QSettings): gallery, device, top-k, analyst name, recent cases, window layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings
+
+MAX_RECENT = 10
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class AppSettings:
+    """Typed access to the application's QSettings (organisation 'forensic_face')."""
+
+    def __init__(self, qsettings: QSettings | None = None) -> None:
+        self.q = qsettings or QSettings("forensic_face", "forensic-face")
+
+    def _str(self, key: str, default: str = "") -> str:
+        value = self.q.value(key, default)
+        return str(value) if value is not None else default
+
+    @property
+    def gallery_path(self) -> str:
+        return self._str("gallery/path")
+
+    @gallery_path.setter
+    def gallery_path(self, value: str) -> None:
+        self.q.setValue("gallery/path", value)
+
+    @property
+    def device(self) -> str:
+        value = self._str("engine/device", "auto")
+        return value if value in DEVICES else "auto"
+
+    @device.setter
+    def device(self, value: str) -> None:
+        self.q.setValue("engine/device", value if value in DEVICES else "auto")
+
+    @property
+    def top_k(self) -> int:
+        try:
+            return max(1, min(100, int(self.q.value("search/top_k", 10))))
+        except (TypeError, ValueError):
+            return 10
+
+    @top_k.setter
+    def top_k(self, value: int) -> None:
+        self.q.setValue("search/top_k", int(value))
+
+    @property
+    def analyst(self) -> str:
+        return self._str("case/analyst")
+
+    @analyst.setter
+    def analyst(self, value: str) -> None:
+        self.q.setValue("case/analyst", value)
+
+    @property
+    def demo_folder(self) -> str:
+        return self._str("demo/folder", str(Path.home() / "forensic-face-demo"))
+
+    @demo_folder.setter
+    def demo_folder(self, value: str) -> None:
+        self.q.setValue("demo/folder", value)
+
+    def recent_cases(self) -> list[str]:
+        value = self.q.value("case/recent", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in (value or []) if v][:MAX_RECENT]
+
+    def add_recent(self, path: str) -> None:
+        path = str(Path(path).resolve())
+        items = [p for p in self.recent_cases() if p != path]
+        self.q.setValue("case/recent", [path, *items][:MAX_RECENT])
+
+    def remove_recent(self, path: str) -> None:
+        self.q.setValue("case/recent", [p for p in self.recent_cases() if p != path])
+
+    def window_state(self) -> tuple[QByteArray | None, QByteArray | None]:
+        return self.q.value("window/geometry"), self.q.value("window/state")
+
+    def save_window_state(self, geometry: QByteArray, state: QByteArray) -> None:
+        self.q.setValue("window/geometry", geometry)
+        self.q.setValue("window/state", state)
+
+    def sync(self) -> None:
+        self.q.sync()

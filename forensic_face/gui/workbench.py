@@ -1,0 +1,226 @@
+"""The application services the window drives, without Qt: every method here runs on a worker
+thread (they may take seconds) and returns plain data for the GUI thread to show.
+
+The engine, detector and gallery are created on first use (so the window opens fast) and kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from forensic_face.core.errors import CaseError, ForensicFaceError, ModelsNotTrainedError
+from forensic_face.core.progress import Progress
+from forensic_face.store.case import Case, VerifyReport
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CaseState:
+    """What the case view shows after opening or changing a case."""
+
+    case: Case
+    verification: VerifyReport
+    log: list[dict]
+    analyses: list[str]  # analysis ids, oldest first
+    latest: Any = None  # reports.content.AnalysisView of the newest analysis, if any
+
+
+@dataclass
+class FrameData:
+    evidence: str
+    image: np.ndarray
+    index: int = 0
+    timestamp_s: float | None = None
+    frames: int = 1  # frames in the clip (1 for a still)
+    fps: float = 0.0
+    best: list[int] = field(default_factory=list)  # frame indices ranked best (clips)
+    detection: dict | None = None  # box, landmarks, method; None when no face was found
+    detection_note: str = ""
+
+
+class Workbench:
+    """Lazily built engine + detector + gallery, and the operations of the GUI."""
+
+    def __init__(self, models: str | Path | None = None, device: str = "auto", gallery_path: str = "",
+                 top_k: int = 10) -> None:
+        self.models, self.device, self.gallery_path, self.top_k = models, device, gallery_path, top_k
+        self._engine = None
+        self._detector = None
+        self._gallery = None
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------------------------- resources
+    def configure(self, *, device: str | None = None, gallery_path: str | None = None,
+                  top_k: int | None = None) -> None:
+        with self._lock:
+            if device is not None and device != self.device:
+                self.device, self._engine = device, None
+            if gallery_path is not None and gallery_path != self.gallery_path:
+                if self._gallery is not None:
+                    self._gallery.close()
+                self.gallery_path, self._gallery = gallery_path, None
+            if top_k is not None:
+                self.top_k = top_k
+
+    def engine(self):
+        with self._lock:
+            if self._engine is None:
+                from forensic_face.models.engine import FaceEngine
+
+                if not FaceEngine.available(self.models):
+                    raise ModelsNotTrainedError("no trained models in resources/models; run `forensic-face train`")
+                self._engine = FaceEngine(self.models, device=self.device)
+            return self._engine
+
+    def detector(self):
+        with self._lock:
+            if self._detector is None:
+                from forensic_face.vision.detect import FaceDetector
+
+                self._detector = FaceDetector()
+            return self._detector
+
+    def gallery(self):
+        with self._lock:
+            if not self.gallery_path:
+                return None
+            if self._gallery is None:
+                from forensic_face.store.gallery import Gallery
+
+                self._gallery = Gallery(self.gallery_path)
+            return self._gallery
+
+    def close(self) -> None:
+        with self._lock:
+            if self._gallery is not None:
+                self._gallery.close()
+                self._gallery = None
+
+    # ------------------------------------------------------------------------------- cases
+    def case_state(self, case: Case, progress: Progress | None = None, with_latest: bool = True) -> CaseState:
+        from forensic_face.reports.content import load_analysis
+
+        verification = case.verify(progress)
+        entries = case.read_log()
+        ids = [e["details"]["analysis"] for e in entries
+               if e.get("action") == "analysis" and isinstance(e.get("details"), dict) and "analysis" in e["details"]]
+        latest = None
+        if with_latest and ids:
+            path = case.results_dir / f"{ids[-1]}.json"
+            try:
+                latest = load_analysis(case, path)
+            except (OSError, ValueError) as exc:
+                log.warning("%s: %s", path, exc)
+        return CaseState(case, verification, entries, ids, latest)
+
+    def open_case(self, path: str | Path, progress: Progress | None = None) -> CaseState:
+        return self.case_state(Case.open(path), progress)
+
+    def new_case(self, path: str | Path, case_id: str, analyst: str, title: str) -> CaseState:
+        return self.case_state(Case.create(path, case_id, analyst, title))
+
+    def add_evidence(self, case: Case, files: list[str], progress: Progress | None = None) -> CaseState:
+        case.add_evidence(files, progress)
+        return self.case_state(case, with_latest=False)
+
+    def load_analysis(self, case: Case, analysis_id: str):
+        from forensic_face.reports.content import load_analysis
+
+        return load_analysis(case, case.results_dir / f"{analysis_id}.json")
+
+    def demo_case(self, folder: str | Path, progress: Progress | None = None) -> CaseState:
+        """Build the bundled demo (case, gallery, analysis, report) and open its case."""
+        from forensic_face.demo import run_demo
+
+        if progress is not None:
+            progress.update(0, 2, "building the demo case (about 15 s)")
+        summary = run_demo(folder)
+        if "case" not in summary:
+            raise ModelsNotTrainedError("the demo needs the trained models in resources/models")
+        self.configure(gallery_path=str(Path(folder) / "gallery.db"))
+        if progress is not None:
+            progress.update(1, 2, "opening the demo case")
+        return self.open_case(summary["case"])
+
+    # ------------------------------------------------------------------------------- frames
+    def load_frame(self, case: Case, evidence: str, index: int | None = None, detect: bool = True,
+                   rank: bool = False, progress: Progress | None = None) -> FrameData:
+        """A still, or one frame of a clip (with the best frames ranked when ``rank``), with detection."""
+        from forensic_face.core.errors import NoFaceFoundError
+        from forensic_face.vision.frames import load_image, read_video_frame, video_info
+
+        item = next((e for e in case.evidence if e.name == evidence), None)
+        if item is None or item.kind not in ("image", "video"):
+            raise CaseError(f"{evidence!r} is not image or video evidence of this case")
+        path = case.evidence_path(item.name)
+        if item.kind == "image":
+            data = FrameData(evidence, load_image(path).image)
+        else:
+            info = video_info(path)
+            best = []
+            if rank:
+                from forensic_face.vision.select import select_best_frames
+
+                sel = select_best_frames(path, self.detector(), k=3, progress=progress)
+                best = [int(r.frame.index) for r in sel.best]
+            idx = index if index is not None else (best[0] if best else 0)
+            idx = int(min(max(idx, 0), max(info.frame_count - 1, 0)))
+            frame = read_video_frame(path, idx)
+            data = FrameData(evidence, frame.image, idx, frame.timestamp_s, info.frame_count, info.fps, best)
+        if detect:
+            try:
+                det = self.detector().detect_one(data.image)
+                data.detection = {"box": det.box, "landmarks": det.landmarks, "method": det.method}
+            except NoFaceFoundError as exc:
+                data.detection_note = f"{exc} Draw the face box by hand (Analysis ▸ Draw face box)."
+        return data
+
+    # ------------------------------------------------------------------------------- analysis
+    def analyze(self, case: Case, frame: str, audio: str | None, use_audio: bool, box, time_s: float | None,
+                progress: Progress | None = None):
+        """Run the case analysis; returns the saved analysis re-read from the case (what the report shows)."""
+        from forensic_face.pipeline import analyze_case
+
+        res = analyze_case(case, self.engine(), self.detector(), self.gallery(), frame=frame,
+                           audio=audio if use_audio else None, use_audio=use_audio and audio is not None,
+                           box=box, time_s=time_s, top_k=self.top_k, progress=progress)
+        return self.case_state(case, with_latest=True), res.analysis_id
+
+    def audio_view(self, case: Case, evidence: str):
+        from forensic_face.audio.io import load_audio
+        from forensic_face.reports.figures import audio_view
+
+        clip = load_audio(case.evidence_path(evidence), max_seconds=600)
+        return audio_view(clip.samples, clip.sr, clip.warnings)
+
+    def lbrp_at(self, case: Case, evidence: str, t: float) -> np.ndarray:
+        from forensic_face.audio.features import AudioFeatureExtractor
+
+        ext = AudioFeatureExtractor()
+        clip = ext.load(case.evidence_path(evidence), max_seconds=600)
+        t = float(min(max(t, 0.0), clip.duration_s))
+        return ext(clip, np.array([t])).lbrp[0]
+
+    # ------------------------------------------------------------------------------- gallery, report
+    def enrol(self, folder: str, progress: Progress | None = None):
+        gallery = self.gallery()
+        if gallery is None:
+            raise ForensicFaceError("choose a gallery database first (Settings ▸ Gallery)")
+        return gallery.enroll_folder(folder, self.engine(), self.detector(), progress)
+
+    def gallery_info(self) -> dict | None:
+        gallery = self.gallery()
+        return gallery.info() if gallery is not None else None
+
+    def export_report(self, case: Case, out: str, progress: Progress | None = None):
+        from forensic_face.reports.pdf import write_report
+
+        info = write_report(case, out, progress)
+        return info, self.case_state(case, with_latest=False)

@@ -1,0 +1,262 @@
+"""The desktop application driven offscreen with pytest-qt: the flows an analyst goes through."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import soundfile as sf
+from PySide6.QtCore import QPointF, QSettings, Qt
+
+from forensic_face.gui.main_window import MainWindow
+from forensic_face.gui.settings import AppSettings
+from forensic_face.gui.workbench import Workbench
+from forensic_face.store.case import Case
+
+TASK_MS = 120_000
+
+
+@pytest.fixture()
+def settings(tmp_path: Path) -> AppSettings:
+    return AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+
+
+@pytest.fixture()
+def window(qtbot, settings, tiny_models, tmp_path: Path) -> MainWindow:
+    settings.gallery_path = str(tmp_path / "gallery.db")
+    wb = Workbench(tiny_models, "cpu", settings.gallery_path, 5)
+    w = MainWindow(settings, wb)
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    w.runner.wait(TASK_MS)
+    w.preview.wait(TASK_MS)
+
+
+def wait_idle(qtbot, w: MainWindow) -> None:
+    qtbot.waitUntil(lambda: not w.runner.busy and not w.preview.busy, timeout=TASK_MS)
+
+
+def error_dialogs(w: MainWindow):
+    from PySide6.QtWidgets import QMessageBox
+
+    return [b for b in w.findChildren(QMessageBox) if b.objectName() == "errorDialog" and b.isVisible()]
+
+
+@pytest.fixture()
+def case_dir(tmp_path: Path, frame_640: np.ndarray) -> Path:
+    from forensic_face.audio.synth import synth_speech
+
+    src = tmp_path / "incoming"
+    src.mkdir()
+    cv2.imwrite(str(src / "cam2.jpg"), cv2.cvtColor(frame_640, cv2.COLOR_RGB2BGR))
+    sf.write(src / "cam2.wav", synth_speech(4.0, 16000, seed=5), 16000)
+    case = Case.create(tmp_path / "case", "GUI-1", "Analyst A", "GUI flow")
+    case.add_evidence([src / "cam2.jpg", src / "cam2.wav"])
+    return case.root
+
+
+@pytest.fixture()
+def people(tmp_path: Path, face_rgb: np.ndarray) -> Path:
+    root = tmp_path / "people"
+    for name, shift in (("Eileen_Collins", 0), ("Someone_Else", 60)):
+        (root / name).mkdir(parents=True)
+        cv2.imwrite(str(root / name / "a.jpg"), cv2.cvtColor(np.roll(face_rgb, shift, axis=1), cv2.COLOR_RGB2BGR))
+    return root
+
+
+def test_enrol_open_analyse_see_candidates_export(qtbot, window: MainWindow, case_dir: Path, people: Path,
+                                                  tmp_path: Path, monkeypatch) -> None:
+    w = window
+    from PySide6.QtWidgets import QMessageBox
+
+    monkeypatch.setattr(QMessageBox, "information", lambda *a, **k: None)
+    w.enrol(str(people))
+    assert w.progress.isVisible() or not w.runner.busy  # the progress bar shows while enrolling
+    wait_idle(qtbot, w)
+    assert w.wb.gallery_info()["people"] == 2
+    w.open_case(str(case_dir))
+    wait_idle(qtbot, w)
+    assert w.stack.currentWidget() is w.case_view
+    assert w.evidence.topLevelItemCount() == 2
+    assert {w.evidence.topLevelItem(i).text(2) for i in range(2)} == {"verified"}
+    assert "verified" in w.case_summary.text()
+    assert w.case_view.frame_combo.currentText() == "cam2.jpg" and w.case_view.audio_combo.currentText() == "cam2.wav"
+    assert w.case_view.frame_note.text().startswith("cam2.jpg: 640×480")
+    qtbot.mouseClick(w.case_view.run_button, Qt.MouseButton.LeftButton)
+    assert w.runner.busy and not w.case_view.run_button.isEnabled()  # no second run while one is going
+    wait_idle(qtbot, w)
+    assert not error_dialogs(w)
+    cv = w.case_view
+    assert cv.table.rowCount() == 2
+    assert {cv.table.item(r, 0).text() for r in range(2)} == {"Eileen_Collins", "Someone_Else"}
+    assert not cv.table.item(0, 0).icon().isNull()  # gallery face thumbnail
+    assert cv.verdict.text().startswith(("Investigative lead", "No confident match"))
+    assert cv.input_panel.array is not None and cv.recon_panel.array is not None
+    assert cv.input_panel.array.shape == cv.recon_panel.array.shape  # same size side by side
+    assert cv.with_audio.isEnabled()
+    cv.with_audio.setChecked(False)
+    assert cv.recon_panel.caption.text() == "without audio"
+    assert "Face 88 px wide" in cv.quality.text() or "px wide" in cv.quality.text()
+    assert cv.analysis_combo.currentText() == "analysis-001"
+    assert len(cv.audio_canvas.figure.axes) == 3  # waveform, spectrogram + pitch, LBRP
+    assert w.log_table.rowCount() == len(Case.open(case_dir).read_log())
+    cv.table.cellDoubleClicked.emit(0, 0)
+    assert w._compare.isVisible() and w._compare.panels[2].array is not None
+    w._compare.close()
+    out = tmp_path / "out" / "report.pdf"
+    w.export_to(str(out))
+    wait_idle(qtbot, w)
+    assert out.read_bytes().startswith(b"%PDF-")
+    assert Case.open(case_dir).read_log()[-1]["action"] == "report.exported"
+    assert str(case_dir.resolve()) in w.settings.recent_cases()
+
+
+def test_not_a_case_folder_says_so_and_keeps_the_start_screen(qtbot, window: MainWindow, tmp_path: Path) -> None:
+    (tmp_path / "holiday").mkdir()
+    window.open_case(str(tmp_path / "holiday"))
+    wait_idle(qtbot, window)
+    qtbot.waitUntil(lambda: bool(error_dialogs(window)), timeout=5000)
+    box = error_dialogs(window)[0]
+    assert "case.json" in box.informativeText() or "not a case" in box.informativeText()
+    assert "Nothing was lost" in box.informativeText()
+    assert window.stack.currentWidget() is window.start
+
+
+def test_no_face_then_hand_drawn_box(qtbot, window: MainWindow, tmp_path: Path) -> None:
+    from PySide6.QtCore import QEvent
+    from PySide6.QtGui import QMouseEvent
+    from PySide6.QtWidgets import QApplication
+
+    cv2.imwrite(str(tmp_path / "wall.png"), np.full((240, 320, 3), 128, np.uint8))
+    case = Case.create(tmp_path / "c2", "GUI-2", "Analyst")
+    case.add_evidence([tmp_path / "wall.png"])
+    w = window
+    w.open_case(str(case.root))
+    wait_idle(qtbot, w)
+    w.detect_face()
+    wait_idle(qtbot, w)
+    assert "Draw the face box by hand" in w.case_view.frame_note.text()
+    w.run_analysis()
+    wait_idle(qtbot, w)
+    qtbot.waitUntil(lambda: bool(error_dialogs(w)), timeout=5000)
+    assert "Draw the face box" in error_dialogs(w)[0].informativeText()
+    error_dialogs(w)[0].close()
+    view = w.case_view.frame_view
+    w.act_draw.trigger()  # Ctrl+B
+    assert view.drawing
+    vp = view.viewport()
+
+    def send(kind, x, y, buttons):
+        pos = QPointF(view.mapFromScene(QPointF(x, y)))
+        ev = QMouseEvent(kind, pos, vp.mapToGlobal(pos), Qt.MouseButton.LeftButton, buttons,
+                         Qt.KeyboardModifier.NoModifier)
+        QApplication.sendEvent(vp, ev)
+
+    with qtbot.waitSignal(view.box_drawn, timeout=2000):
+        send(QEvent.Type.MouseButtonPress, 100, 60, Qt.MouseButton.LeftButton)
+        send(QEvent.Type.MouseMove, 150, 110, Qt.MouseButton.LeftButton)
+        send(QEvent.Type.MouseMove, 180, 150, Qt.MouseButton.LeftButton)
+        send(QEvent.Type.MouseButtonRelease, 180, 150, Qt.MouseButton.NoButton)
+    x0, y0, x1, y1 = view.manual_box()
+    assert abs(x0 - 100) < 3 and abs(y1 - 150) < 3
+    w.run_analysis()
+    wait_idle(qtbot, w)
+    assert not error_dialogs(w)
+    saved = Case.open(case.root).read_log()
+    analysis = [e for e in saved if e["action"] == "analysis"][-1]
+    assert analysis["details"]["parameters"]["manual_box"] is not None
+    assert "drawn by the analyst" in w.case_view.frame_note.text()
+
+
+def test_cancel_enrolment_leaves_the_window_usable(qtbot, window: MainWindow, tmp_path: Path,
+                                                   face_rgb: np.ndarray) -> None:
+    root = tmp_path / "many"
+    for i in range(60):
+        (root / f"P{i:03d}").mkdir(parents=True)
+        cv2.imwrite(str(root / f"P{i:03d}" / "a.png"), cv2.cvtColor(np.roll(face_rgb, i, axis=1), cv2.COLOR_RGB2BGR))
+    w = window
+    w.enrol(str(root))
+    assert w.cancel_button.isVisible() and w.act_cancel.isEnabled()
+    w.cancel_task()
+    wait_idle(qtbot, w)
+    assert "cancelled" in w.statusBar().currentMessage()
+    assert not error_dialogs(w) and not w.progress.isVisible()
+    assert w.wb.gallery_info()["images"] < 60  # stopped before the end
+    assert w.act_open.isEnabled()
+
+
+def test_video_timeline_marks_best_frames(qtbot, window: MainWindow, tmp_path: Path, frame_640) -> None:
+    path = tmp_path / "clip.avi"
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
+    for i in range(30):
+        f = cv2.cvtColor(frame_640, cv2.COLOR_RGB2BGR)
+        vw.write(cv2.GaussianBlur(f, (0, 0), 0.5 + abs(i - 20) / 3))  # sharpest around frame 20
+    vw.release()
+    case = Case.create(tmp_path / "c3", "GUI-3", "Analyst")
+    case.add_evidence([path])
+    w = window
+    w.open_case(str(case.root))
+    wait_idle(qtbot, w)
+    tl = w.case_view.timeline
+    assert tl.slider.isEnabled() and tl.slider.maximum() == 29
+    assert tl.marks and abs(tl.marks[0] - 20) <= 3
+    assert "best frames" in tl.label.text()
+    tl.slider.setValue(5)
+    wait_idle(qtbot, w)
+    assert "frame 5 at 0.50 s" in w.case_view.frame_note.text()
+
+
+def test_layout_and_recent_cases_are_remembered(qtbot, settings, tiny_models, case_dir: Path) -> None:
+    w = MainWindow(settings, Workbench(tiny_models, "cpu"))
+    qtbot.addWidget(w)
+    w.show()
+    w.open_case(str(case_dir))
+    wait_idle(qtbot, w)
+    w.resize(w.width() - 17, w.height() - 23)
+    size = (w.width(), w.height())
+    w.log_dock.hide()
+    w.close()
+    w2 = MainWindow(settings, Workbench(tiny_models, "cpu"))
+    qtbot.addWidget(w2)
+    w2.show()
+    assert (w2.width(), w2.height()) == size
+    assert w2.log_dock.isHidden()  # dock layout restored
+    assert w2.start.recent.count() == 1 and str(case_dir.resolve()) in w2.start.recent.item(0).text()
+    assert [a.text() for a in w2.recent_menu.actions()] == [str(case_dir.resolve())]
+
+
+@pytest.mark.slow
+def test_open_demo_case_with_the_shipped_models(qtbot, settings, tmp_path: Path) -> None:
+    from forensic_face.models.engine import FaceEngine
+
+    if not FaceEngine.available():
+        pytest.skip("no trained models in resources/models")
+    settings.demo_folder = str(tmp_path / "demo")
+    w = MainWindow(settings, Workbench(device="cpu"))
+    qtbot.addWidget(w)
+    w.show()
+    w.act_demo.trigger()
+    assert w.progress.isVisible()
+    wait_idle(qtbot, w)
+    assert not error_dialogs(w)
+    assert w.windowTitle() == "forensic_face — case DEMO-001"
+    cv = w.case_view
+    assert cv.table.rowCount() == 3 and cv.table.item(0, 0).text() == "Grace_Hopper"
+    assert cv.verdict.text().startswith("Investigative lead: Grace_Hopper")
+    assert settings.gallery_path.endswith("gallery.db")  # the demo gallery became the default
+
+
+def test_altered_evidence_is_flagged_in_the_evidence_list(qtbot, window: MainWindow, case_dir: Path) -> None:
+    import os
+
+    ev = next((case_dir / "evidence").iterdir())
+    os.chmod(ev, 0o644)
+    ev.write_bytes(ev.read_bytes()[:-10])
+    window.open_case(str(case_dir))
+    wait_idle(qtbot, window)
+    states = {window.evidence.topLevelItem(i).text(0): window.evidence.topLevelItem(i).text(2) for i in range(2)}
+    assert states[ev.name] == "altered" and list(states.values()).count("verified") == 1
+    assert "integrity problem" in window.case_summary.text()
