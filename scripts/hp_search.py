@@ -34,6 +34,8 @@ TRIALS = {
     "rec width 48": {"rec_width": 48},
     "ae width 24": {"ae_width": 24},
     "size 48": {"size": 48},
+    "size 80": {"size": 80},
+    "base (rerun with the size trials)": {},
 }
 
 
@@ -47,7 +49,8 @@ def main() -> None:
     # the search's base point (the shipped defaults were chosen from its results)
     base = TrainConfig(epochs=1000, time_limit_s=args.budget, warmup_steps=20, lr=2e-3, rec_width=32, variants=4)
     out = Path(args.out)
-    results = json.loads(out.read_text())["trials"] if out.is_file() else []  # resume an interrupted search
+    record = json.loads(out.read_text()) if out.is_file() else {}
+    results = record.get("trials", [])  # resume an interrupted search (or add trials to a finished one)
     done = {r["trial"] for r in results}
     for name in [t for t in args.trials if t not in done]:
         cfg = replace(base, **TRIALS[name])
@@ -74,9 +77,10 @@ def main() -> None:
             row["seconds"] = round(time.perf_counter() - t0, 1)
         results.append(row)
         print(json.dumps(row), flush=True)
-        out.write_text(json.dumps({"budget_s": args.budget, "base": asdict(base), "scored_on":
-                                   "held-out calibration pairs (600, people disjoint from training and DevTest)",
-                                   "trials": results}, indent=2))
+        record.update({"budget_s": args.budget, "base": asdict(base), "scored_on":
+                       "held-out calibration pairs (600, people disjoint from training and DevTest)",
+                       "trials": results})
+        out.write_text(json.dumps(record, indent=2))  # keeps the notes written beside the trials
 
 
 if __name__ == "__main__":

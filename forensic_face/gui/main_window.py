@@ -90,7 +90,7 @@ class MainWindow(QMainWindow):
         self.state: CaseState | None = None
         self.runner = TaskRunner(self)  # analysis, enrolment, export, opening cases
         self.preview = TaskRunner(self)  # frames and audio panels
-        self._pending_frame: tuple | None = None
+        self._queued: dict[str, tuple] = {}  # preview work waiting for the preview runner, newest per kind
         self.setWindowTitle("forensic_face")
         self.setAcceptDrops(True)
         self._build_actions()
@@ -246,6 +246,7 @@ class MainWindow(QMainWindow):
         self.runner.started.connect(self._task_started)
         self.runner.progress.connect(self._task_progress)
         self.runner.finished.connect(self._task_finished)
+        self.preview.finished.connect(self._next_preview)
         cv = self.case_view
         cv.run_requested.connect(self.run_analysis)
         cv.frame_requested.connect(self.load_frame)
@@ -465,22 +466,26 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
 
     # ---------------------------------------------------------------------------------------- frames
+    def _preview_task(self, kind: str, fn, on_done, title: str) -> None:
+        """Run light work (frames, audio panels) beside the main task; while one runs, the newest request of
+        each kind waits and the older ones are dropped."""
+        if not self.preview.run(kind, fn, on_done, self._failed(title)):
+            self._queued[kind] = (fn, on_done, title)
+
+    def _next_preview(self, _label: str) -> None:
+        if self._queued:
+            kind = next(iter(self._queued))
+            fn, on_done, title = self._queued.pop(kind)
+            self.preview.run(kind, fn, on_done, self._failed(title))
+
     def load_frame(self, evidence: str, index, detect: bool = False) -> None:
         if self.state is None or not evidence:
             return
         case = self.state.case
         rank = index is None and any(e.name == evidence and e.kind == "video" for e in case.evidence)
-        request = (evidence, index, detect)
-        if not self.preview.run("Loading frame", lambda p: self.wb.load_frame(case, evidence, index, detect=detect,
-                                                                               rank=rank, progress=p),
-                                self._frame_loaded, self._failed("Could not load the frame")):
-            self._pending_frame = request  # newest request wins once the current one is done
-
-    def _frame_loaded(self, data) -> None:
-        self.case_view.show_frame(data)
-        if self._pending_frame is not None:
-            request, self._pending_frame = self._pending_frame, None
-            self.load_frame(*request)
+        self._preview_task("frame", lambda p: self.wb.load_frame(case, evidence, index, detect=detect, rank=rank,
+                                                                  progress=p),
+                           self.case_view.show_frame, "Could not load the frame")
 
     def detect_face(self) -> None:
         cv = self.case_view
@@ -518,8 +523,8 @@ class MainWindow(QMainWindow):
         if self.case_view.view is not None and self.case_view.view.analysis_id == analysis_id:
             return
         case = self.state.case
-        self.preview.run("Loading analysis", lambda p: self.wb.load_analysis(case, analysis_id), self._show_view,
-                         self._failed("Could not load the analysis"))
+        self._preview_task("analysis", lambda p: self.wb.load_analysis(case, analysis_id), self._show_view,
+                           "Could not load the analysis")
 
     def _show_view(self, view) -> None:
         self.case_view.show_analysis(view)
@@ -534,9 +539,9 @@ class MainWindow(QMainWindow):
         self.case_view.draw_audio(view.audio, t, win, None, note)
         case = self.state.case if self.state else None
         if case is not None:
-            self.preview.run("LBRP features", lambda p: self.wb.lbrp_at(case, audio["evidence"], float(t)),
-                             lambda vec: self.case_view.draw_audio(view.audio, t, win, vec, note),
-                             self._failed("Could not compute the LBRP features"))
+            self._preview_task("lbrp", lambda p: self.wb.lbrp_at(case, audio["evidence"], float(t)),
+                               lambda vec: self.case_view.view is view and self.case_view.draw_audio(
+                                   view.audio, t, win, vec, note), "Could not compute the LBRP features")
 
     def open_candidate(self, row: int) -> None:
         view = self.case_view.view
@@ -610,12 +615,20 @@ class MainWindow(QMainWindow):
 
     # ---------------------------------------------------------------------------------------- settings, misc
     def settings_dialog(self) -> None:
-        dlg = SettingsDialog(self, self.settings)
+        import sys
+
+        torch = sys.modules.get("torch")  # known once the engine has loaded; never imported here for this
+        cuda = torch.cuda.is_available() if torch is not None else None
+        dlg = SettingsDialog(self, self.settings, cuda_available=cuda)
         if dlg.exec() == SettingsDialog.DialogCode.Accepted:
             dlg.apply(self.settings)
-            self.wb.configure(device=self.settings.device, gallery_path=self.settings.gallery_path,
-                              top_k=self.settings.top_k)
-            self._update_status()
+            self.apply_settings()
+
+    def apply_settings(self) -> None:
+        """Hand the saved settings to the services (the engine reloads on a device change)."""
+        self.wb.configure(device=self.settings.device, gallery_path=self.settings.gallery_path,
+                          top_k=self.settings.top_k)
+        self._update_status()
 
     def about(self) -> None:
         QMessageBox.about(self, "About forensic_face",

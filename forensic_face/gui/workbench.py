@@ -53,6 +53,7 @@ class Workbench:
         self.models, self.device, self.gallery_path, self.top_k = models, device, gallery_path, top_k
         self._engine = None
         self._detector = None
+        self._preview_detector = None
         self._gallery = None
         self._lock = threading.RLock()
 
@@ -79,11 +80,16 @@ class Workbench:
                 self._engine = FaceEngine(self.models, device=self.device)
             return self._engine
 
-    def detector(self):
-        with self._lock:
-            if self._detector is None:
-                from forensic_face.vision.detect import FaceDetector
+    def detector(self, preview: bool = False):
+        """The face detector; frame previews get their own instance, as they run beside the analysis."""
+        from forensic_face.vision.detect import FaceDetector
 
+        with self._lock:
+            if preview:
+                if self._preview_detector is None:
+                    self._preview_detector = FaceDetector()
+                return self._preview_detector
+            if self._detector is None:
                 self._detector = FaceDetector()
             return self._detector
 
@@ -168,7 +174,7 @@ class Workbench:
             if rank:
                 from forensic_face.vision.select import select_best_frames
 
-                sel = select_best_frames(path, self.detector(), k=3, progress=progress)
+                sel = select_best_frames(path, self.detector(preview=True), k=3, progress=progress)
                 best = [int(r.frame.index) for r in sel.best]
             idx = index if index is not None else (best[0] if best else 0)
             idx = int(min(max(idx, 0), max(info.frame_count - 1, 0)))
@@ -176,7 +182,7 @@ class Workbench:
             data = FrameData(evidence, frame.image, idx, frame.timestamp_s, info.frame_count, info.fps, best)
         if detect:
             try:
-                det = self.detector().detect_one(data.image)
+                det = self.detector(preview=True).detect_one(data.image)
                 data.detection = {"box": det.box, "landmarks": det.landmarks, "method": det.method}
             except NoFaceFoundError as exc:
                 data.detection_note = f"{exc} Draw the face box by hand (Analysis ▸ Draw face box)."

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,9 @@ class FaceDetection:
 
 
 def _model_dir() -> Path:
+    frozen = getattr(sys, "_MEIPASS", None)  # the PyInstaller build carries the model files as data
+    if frozen and (Path(frozen) / "face_recognition_models" / "models").is_dir():
+        return Path(frozen) / "face_recognition_models" / "models"
     spec = importlib.util.find_spec("face_recognition_models")  # locate without importing (it needs pkg_resources)
     if spec is None or spec.origin is None:
         raise ForensicFaceError(

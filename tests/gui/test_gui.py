@@ -260,3 +260,19 @@ def test_altered_evidence_is_flagged_in_the_evidence_list(qtbot, window: MainWin
     states = {window.evidence.topLevelItem(i).text(0): window.evidence.topLevelItem(i).text(2) for i in range(2)}
     assert states[ev.name] == "altered" and list(states.values()).count("verified") == 1
     assert "integrity problem" in window.case_summary.text()
+
+
+def test_settings_reach_the_services(qtbot, window: MainWindow, tmp_path: Path) -> None:
+    from forensic_face.gui.dialogs import SettingsDialog
+
+    dlg = SettingsDialog(window, window.settings, cuda_available=False)
+    qtbot.addWidget(dlg)
+    assert not dlg.device.model().item(2).isEnabled()  # CUDA greyed out where torch sees no GPU
+    dlg.gallery.setText(str(tmp_path / "other.db"))
+    dlg.top_k.setValue(3)
+    dlg.analyst.setText("B. Examiner")
+    dlg.apply(window.settings)
+    window.apply_settings()
+    assert window.wb.gallery_path == str(tmp_path / "other.db") and window.wb.top_k == 3
+    assert "other.db" in window.status_label.text() and "top-3" in window.status_label.text()
+    assert AppSettings(window.settings.q).analyst == "B. Examiner"
