@@ -49,8 +49,8 @@ def main() -> None:
     # the search's base point (the shipped defaults were chosen from its results)
     base = TrainConfig(epochs=1000, time_limit_s=args.budget, warmup_steps=20, lr=2e-3, rec_width=32, variants=4)
     out = Path(args.out)
-    record = json.loads(out.read_text()) if out.is_file() else {}
-    results = record.get("trials", [])  # resume an interrupted search (or add trials to a finished one)
+    saved = json.loads(out.read_text()) if out.is_file() else {}
+    results = saved.get("trials", [])  # resume an interrupted search (or add trials to a finished one)
     done = {r["trial"] for r in results}
     for name in [t for t in args.trials if t not in done]:
         cfg = replace(base, **TRIALS[name])
@@ -77,10 +77,10 @@ def main() -> None:
             row["seconds"] = round(time.perf_counter() - t0, 1)
         results.append(row)
         print(json.dumps(row), flush=True)
-        record.update({"budget_s": args.budget, "base": asdict(base), "scored_on":
+        saved.update({"budget_s": args.budget, "base": asdict(base), "scored_on":
                        "held-out calibration pairs (600, people disjoint from training and DevTest)",
                        "trials": results})
-        out.write_text(json.dumps(record, indent=2))  # keeps the notes written beside the trials
+        out.write_text(json.dumps(saved, indent=2))  # keeps the notes written beside the trials
 
 
 if __name__ == "__main__":

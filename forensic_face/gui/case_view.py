@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon
@@ -88,6 +90,7 @@ class CaseView(QWidget):
         self.timeline = Timeline()
         self.timeline.setVisible(False)
         self.frame_note = QLabel("")
+        self.frame_note.setTextFormat(Qt.TextFormat.PlainText)
         self.frame_note.setWordWrap(True)
         self.draw_button.toggled.connect(self.frame_view.set_drawing)
         self.clear_box_button.clicked.connect(lambda: self.frame_view.set_manual_box(None))
@@ -150,6 +153,7 @@ class CaseView(QWidget):
         w = QWidget()
         self.audio_canvas = MplCanvas(9, 5)
         self.audio_note = QLabel("No audio in this analysis.")
+        self.audio_note.setTextFormat(Qt.TextFormat.PlainText)
         self.audio_note.setWordWrap(True)
         lay = QVBoxLayout(w)
         lay.addWidget(self.audio_canvas, 1)
@@ -160,9 +164,11 @@ class CaseView(QWidget):
         w = QWidget()
         self.verdict = QLabel("Run an analysis with a gallery to see candidates.")
         self.verdict.setObjectName("verdict")
+        self.verdict.setTextFormat(Qt.TextFormat.PlainText)
         self.verdict.setWordWrap(True)
         self.verdict.setStyleSheet("font-size: 15px; font-weight: bold; padding: 6px;")
         self.search_info = QLabel("")
+        self.search_info.setTextFormat(Qt.TextFormat.PlainText)
         self.search_info.setWordWrap(True)
         self.table = QTableWidget(0, 5)
         self.table.setObjectName("candidates")
@@ -242,6 +248,21 @@ class CaseView(QWidget):
     def time_s(self) -> float | None:
         return self.timeline.seconds() if self.timeline.slider.isEnabled() else None
 
+    def clear_analysis(self) -> None:
+        """Back to 'no analysis shown' (another case was opened)."""
+        self.view = None
+        for panel in self._panels():
+            panel.set_image(None)
+        self.quality.setText("")
+        self.table.setRowCount(0)
+        self.verdict.setText("Run an analysis with a gallery to see candidates.")
+        self.verdict.setStyleSheet("font-size: 15px; font-weight: bold; padding: 6px;")
+        self.search_info.setText("")
+        self.draw_audio(None, None, 1.0, None, "No audio shown yet.")
+        self.frame_view.set_frame(None)
+        self.frame_note.setText("")
+        self._frame_key = None
+
     def show_analysis(self, view) -> None:
         """A reports.content.AnalysisView: compare panels, candidates, audio and the frame with its box."""
         self.view = view
@@ -257,7 +278,7 @@ class CaseView(QWidget):
         self.quality.setText(
             f"Face {q.get('face_px', float('nan')):.0f} px wide · sharpness {q.get('sharpness', float('nan')):.1f} · "
             f"noise σ {q.get('noise_sigma', float('nan')):.2f} · mean level {q.get('mean_level', float('nan')):.0f}"
-            + (" · <b>" + "; ".join(hints) + "</b>" if hints else " · no quality warnings"))
+            + (" · <b>" + html.escape("; ".join(map(str, hints))) + "</b>" if hints else " · no quality warnings"))
         self._show_search(view)
         if view.frame is not None:
             face = d.get("face") or {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import numpy as np
@@ -40,8 +41,10 @@ def show_error(parent: QWidget | None, title: str, kind: str, message: str) -> N
     box = QMessageBox(parent)
     box.setIcon(QMessageBox.Icon.Information if kind == "cancelled" else QMessageBox.Icon.Warning)
     box.setWindowTitle(title)
-    box.setText(f"<b>{title}</b>")
-    box.setInformativeText(f"{message}\n\n{ADVICE.get(kind, '')}")
+    box.setTextFormat(Qt.TextFormat.PlainText)
+    box.setText(title)
+    # file and person names can hold markup: shown as written, never interpreted
+    box.setInformativeText(html.escape(f"{message}\n\n{ADVICE.get(kind, '')}").replace("\n", "<br>"))
     box.setObjectName("errorDialog")
     box.open()
 

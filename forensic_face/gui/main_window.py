@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import logging
 from pathlib import Path
 
@@ -225,6 +226,7 @@ class MainWindow(QMainWindow):
 
     def _build_status(self) -> None:
         self.status_label = QLabel("")
+        self.status_label.setTextFormat(Qt.TextFormat.PlainText)
         self.progress = QProgressBar()
         self.progress.setObjectName("taskProgress")
         self.progress.setMaximumWidth(320)
@@ -253,6 +255,7 @@ class MainWindow(QMainWindow):
         cv.detect_requested.connect(self.detect_face)
         cv.candidate_opened.connect(self.open_candidate)
         cv.analysis_combo.currentTextChanged.connect(self.show_analysis_id)
+        cv.audio_combo.currentTextChanged.connect(self.preview_audio)
         cv.frame_view.box_drawn.connect(lambda box: self.statusBar().showMessage(
             f"Face box drawn: {box}; Run analysis will use it", 8000))
         self.act_draw.toggled.connect(cv.draw_button.setChecked)
@@ -360,7 +363,7 @@ class MainWindow(QMainWindow):
 
     def close_case(self) -> None:
         self.state = None
-        self.case_view.view = None
+        self.case_view.clear_analysis()
         self.stack.setCurrentWidget(self.start)
         self.start.set_recent(self.settings.recent_cases())
         self.log_table.setRowCount(0)
@@ -377,11 +380,13 @@ class MainWindow(QMainWindow):
         self._fill_recent_menu()
         self.setWindowTitle(f"forensic_face — case {case.meta['id']}")
         v = state.verification
+        esc = html.escape
         integrity = ("<span style='color:#1b5e20'>evidence and audit log verified</span>" if v.ok else
                      f"<span style='color:#b71c1c'><b>{len(v.problems)} integrity problem(s)</b>: "
-                     + "; ".join(v.problems[:3]) + "</span>")
-        self.case_summary.setText(f"<b>{case.meta['id']}</b> — {case.meta.get('title') or 'untitled'}<br>"
-                                  f"Analyst: {case.meta.get('analyst')} · {case.root}<br>{integrity}")
+                     + esc("; ".join(v.problems[:3])) + "</span>")
+        self.case_summary.setText(f"<b>{esc(case.meta['id'])}</b> — {esc(case.meta.get('title') or 'untitled')}<br>"
+                                  f"Analyst: {esc(case.meta.get('analyst', ''))} · {esc(str(case.root))}<br>"
+                                  f"{integrity}")
         self.case_summary.setTextFormat(Qt.TextFormat.RichText)
         self.evidence.clear()
         for e in case.evidence:
@@ -401,10 +406,14 @@ class MainWindow(QMainWindow):
             self.log_dock.show()
         self._set_case_actions(not self.runner.busy)
         self._update_status()
+        if first:
+            self.case_view.clear_analysis()
         if show_latest and state.latest is not None:
             self._show_view(state.latest)
-        elif first and self.case_view.frame_combo.count():
-            self.load_frame(self.case_view.frame_combo.currentText(), None)
+        elif first:
+            if self.case_view.frame_combo.count():
+                self.load_frame(self.case_view.frame_combo.currentText(), None)
+            self.preview_audio(self.case_view.audio_combo.currentText())
 
     def _fill_log(self, entries: list[dict]) -> None:
         from forensic_face.reports.pdf import details_line
@@ -542,6 +551,26 @@ class MainWindow(QMainWindow):
             self._preview_task("lbrp", lambda p: self.wb.lbrp_at(case, audio["evidence"], float(t)),
                                lambda vec: self.case_view.view is view and self.case_view.draw_audio(
                                    view.audio, t, win, vec, note), "Could not compute the LBRP features")
+
+    def preview_audio(self, name: str) -> None:
+        """Before any analysis: the chosen audio evidence with a window at the frame's time (or mid-clip)."""
+        if self.state is None or self.case_view.view is not None or not name or name == NO_AUDIO:
+            return
+        case, t_frame = self.state.case, self.case_view.time_s()
+
+        def work(_p):
+            view = self.wb.audio_view(case, name)
+            t = min(max(t_frame if t_frame is not None else view.duration_s / 2, 0.0), view.duration_s)
+            return view, t, self.wb.lbrp_at(case, name, t)
+
+        def show(result) -> None:
+            view, t, vec = result
+            if self.case_view.view is None:
+                self.case_view.draw_audio(view, t, 1.0, vec, f"{name}: {view.duration_s:.1f} s; window 1 s at "
+                                          f"{t:.2f} s (no analysis yet)" + (" · warnings: " + "; ".join(
+                                              view.warnings) if view.warnings else ""))
+
+        self._preview_task("audio", work, show, "Could not read the audio")
 
     def open_candidate(self, row: int) -> None:
         view = self.case_view.view

@@ -3,6 +3,8 @@ timeline with the best frames marked, and a matplotlib canvas."""
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QImage, QPainter, QPen, QPixmap
@@ -186,7 +188,7 @@ class ImagePanel(QWidget):
 
     def __init__(self, title: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.title = QLabel(f"<b>{title}</b>")
+        self.title = QLabel(f"<b>{html.escape(title)}</b>")
         self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.image = QLabel("—")
         self.image.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -194,6 +196,7 @@ class ImagePanel(QWidget):
         self.image.setStyleSheet("background: #202124; color: #bbbbbb;")
         self.image.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.caption = QLabel("")
+        self.caption.setTextFormat(Qt.TextFormat.PlainText)
         self.caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.caption.setWordWrap(True)
         lay = QVBoxLayout(self)

@@ -85,6 +85,8 @@ def test_enrol_open_analyse_see_candidates_export(qtbot, window: MainWindow, cas
     assert "verified" in w.case_summary.text()
     assert w.case_view.frame_combo.currentText() == "cam2.jpg" and w.case_view.audio_combo.currentText() == "cam2.wav"
     assert w.case_view.frame_note.text().startswith("cam2.jpg: 640×480")
+    assert len(w.case_view.audio_canvas.figure.axes) == 3  # the audio panel before any analysis
+    assert "no analysis yet" in w.case_view.audio_note.text()
     qtbot.mouseClick(w.case_view.run_button, Qt.MouseButton.LeftButton)
     assert w.runner.busy and not w.case_view.run_button.isEnabled()  # no second run while one is going
     wait_idle(qtbot, w)
@@ -112,6 +114,11 @@ def test_enrol_open_analyse_see_candidates_export(qtbot, window: MainWindow, cas
     assert out.read_bytes().startswith(b"%PDF-")
     assert Case.open(case_dir).read_log()[-1]["action"] == "report.exported"
     assert str(case_dir.resolve()) in w.settings.recent_cases()
+    other = Case.create(tmp_path / "other", "GUI-9", "Analyst")  # another case: nothing of the first one shows
+    w.open_case(str(other.root))
+    wait_idle(qtbot, w)
+    assert cv.table.rowCount() == 0 and cv.input_panel.array is None and cv.view is None
+    assert w.windowTitle() == "forensic_face — case GUI-9"
 
 
 def test_not_a_case_folder_says_so_and_keeps_the_start_screen(qtbot, window: MainWindow, tmp_path: Path) -> None:
