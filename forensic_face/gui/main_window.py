@@ -537,6 +537,9 @@ class MainWindow(QMainWindow):
 
     def _show_view(self, view) -> None:
         self.case_view.show_analysis(view)
+        ev = view.data.get("frame_evidence")
+        if self.state is not None and any(e.name == ev and e.kind == "video" for e in self.state.case.evidence):
+            self._show_clip_at(view, ev)
         audio = view.data.get("audio") if isinstance(view.data.get("audio"), dict) else None
         if view.audio is None:
             self.case_view.draw_audio(None, None, 1.0, None, view.audio_problem or "No audio in this analysis.")
@@ -551,6 +554,20 @@ class MainWindow(QMainWindow):
             self._preview_task("lbrp", lambda p: self.wb.lbrp_at(case, audio["evidence"], float(t)),
                                lambda vec: self.case_view.view is view and self.case_view.draw_audio(
                                    view.audio, t, win, vec, note), "Could not compute the LBRP features")
+
+    def _show_clip_at(self, view, evidence: str) -> None:
+        """An analysis of a clip: its timeline, positioned at the analysed frame, with the analysis' box."""
+        case, face = self.state.case, view.data.get("face") or {}
+        t = view.data.get("timestamp_s")
+
+        def show(data) -> None:
+            if self.case_view.view is view:
+                self.case_view.show_frame(data)
+                self.case_view.frame_view.set_detection(face.get("box"), face.get("landmarks"), face.get("method", ""))
+
+        self._preview_task("frame", lambda p: self.wb.load_frame(case, evidence, None, detect=False, rank=True,
+                                                                  progress=p, time_s=t), show,
+                           "Could not load the frame")
 
     def preview_audio(self, name: str) -> None:
         """Before any analysis: the chosen audio evidence with a window at the frame's time (or mid-clip)."""

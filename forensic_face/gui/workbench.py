@@ -157,8 +157,9 @@ class Workbench:
 
     # ------------------------------------------------------------------------------- frames
     def load_frame(self, case: Case, evidence: str, index: int | None = None, detect: bool = True,
-                   rank: bool = False, progress: Progress | None = None) -> FrameData:
-        """A still, or one frame of a clip (with the best frames ranked when ``rank``), with detection."""
+                   rank: bool = False, progress: Progress | None = None, time_s: float | None = None) -> FrameData:
+        """A still, or one frame of a clip (by index, by time, or the best-ranked one; the best frames are
+        ranked when ``rank``), with detection when ``detect``."""
         from forensic_face.core.errors import NoFaceFoundError
         from forensic_face.vision.frames import load_image, read_video_frame, video_info
 
@@ -176,6 +177,8 @@ class Workbench:
 
                 sel = select_best_frames(path, self.detector(preview=True), k=3, progress=progress)
                 best = [int(r.frame.index) for r in sel.best]
+            if index is None and time_s is not None:
+                index = int(round(time_s * info.fps))
             idx = index if index is not None else (best[0] if best else 0)
             idx = int(min(max(idx, 0), max(info.frame_count - 1, 0)))
             frame = read_video_frame(path, idx)

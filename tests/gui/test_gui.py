@@ -214,6 +214,14 @@ def test_video_timeline_marks_best_frames(qtbot, window: MainWindow, tmp_path: P
     tl.slider.setValue(5)
     wait_idle(qtbot, w)
     assert "frame 5 at 0.50 s" in w.case_view.frame_note.text()
+    w.run_analysis()  # analyses the frame the timeline shows
+    wait_idle(qtbot, w)
+    assert not error_dialogs(w)
+    assert w.case_view.view.data["timestamp_s"] == 0.5
+    w.close_case()
+    w.open_case(str(case.root))  # reopened: the analysis shows, the timeline stands at its frame
+    wait_idle(qtbot, w)
+    assert w.case_view.view is not None and not tl.isHidden() and tl.slider.value() == 5
 
 
 def test_layout_and_recent_cases_are_remembered(qtbot, settings, tiny_models, case_dir: Path) -> None:
