@@ -138,7 +138,7 @@ def details_line(value, n: int = 240) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ page frame
-def _numbered_canvas(content: ReportContent):
+def _numbered_canvas(content: ReportContent, counted: dict):
     from reportlab.lib import colors
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.units import mm
@@ -157,6 +157,7 @@ def _numbered_canvas(content: ReportContent):
 
         def save(self):
             total = len(self._pages)
+            counted["pages"] = total
             for state in self._pages:
                 self.__dict__.update(state)
                 self._footer(total)
@@ -531,9 +532,9 @@ def build_pdf(content: ReportContent) -> tuple[bytes, int]:
                             bottomMargin=22 * mm, title=f"Face examination report — case {content.case_id}",
                             author=content.analyst, subject="forensic_face case report",
                             creator=content.software)
-    doc.build(story, canvasmaker=_numbered_canvas(content))
-    data = buf.getvalue()
-    return data, data.count(b"/Type /Page\n") or data.count(b"/Type /Page") - data.count(b"/Type /Pages")
+    counted: dict = {}
+    doc.build(story, canvasmaker=_numbered_canvas(content, counted))
+    return buf.getvalue(), int(counted.get("pages", 0))
 
 
 def write_report(case: Case, out: str | Path, progress: Progress | None = None) -> ReportInfo:
