@@ -25,10 +25,17 @@ def main(case: str | None = None, exit_after_show: bool = False, models: str | N
     app.setApplicationVersion(__version__)
     app.setStyle("Fusion")
 
+    import threading
+
     from forensic_face.gui.main_window import MainWindow
     from forensic_face.gui.settings import AppSettings
     from forensic_face.gui.workbench import Workbench
 
+    def warm_up() -> None:  # matplotlib's import, off the GUI thread, before the first case needs it
+        import matplotlib.backends.backend_agg  # noqa: F401
+        import matplotlib.figure  # noqa: F401
+
+    threading.Thread(target=warm_up, name="warm-up", daemon=True).start()
     settings = AppSettings()
     window = MainWindow(settings, Workbench(models, settings.device, settings.gallery_path, settings.top_k))
     window.show()

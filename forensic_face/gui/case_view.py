@@ -151,14 +151,20 @@ class CaseView(QWidget):
 
     def _audio_tab(self) -> QWidget:
         w = QWidget()
-        self.audio_canvas = MplCanvas(9, 5)
+        self._audio_canvas: MplCanvas | None = None  # made on first use: matplotlib costs ~0.5 s at start-up
         self.audio_note = QLabel("No audio in this analysis.")
         self.audio_note.setTextFormat(Qt.TextFormat.PlainText)
         self.audio_note.setWordWrap(True)
-        lay = QVBoxLayout(w)
-        lay.addWidget(self.audio_canvas, 1)
-        lay.addWidget(self.audio_note)
+        self._audio_layout = QVBoxLayout(w)
+        self._audio_layout.addWidget(self.audio_note)
         return w
+
+    @property
+    def audio_canvas(self) -> MplCanvas:
+        if self._audio_canvas is None:
+            self._audio_canvas = MplCanvas(9, 5)
+            self._audio_layout.insertWidget(0, self._audio_canvas, 1)
+        return self._audio_canvas
 
     def _candidates_tab(self) -> QWidget:
         w = QWidget()
