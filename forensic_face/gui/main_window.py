@@ -487,7 +487,7 @@ class MainWindow(QMainWindow):
             fn, on_done, title = self._queued.pop(kind)
             self.preview.run(kind, fn, on_done, self._failed(title))
 
-    def load_frame(self, evidence: str, index, detect: bool = False) -> None:
+    def load_frame(self, evidence: str, index, detect: bool = True) -> None:
         if self.state is None or not evidence:
             return
         case = self.state.case

@@ -56,6 +56,8 @@ class FrameView(QGraphicsView):
         self.setBackgroundBrush(QBrush(QColor("#202124")))
         self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # pan by dragging
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self._pixmap: QGraphicsPixmapItem | None = None
         self._detected: list = []
         self._manual: QGraphicsRectItem | None = None
