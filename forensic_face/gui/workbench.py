@@ -119,6 +119,8 @@ class Workbench:
                if e.get("action") == "analysis" and isinstance(e.get("details"), dict) and "analysis" in e["details"]]
         latest = None
         if with_latest and ids:
+            if progress is not None:  # the audio view's pitch code is compiled on its first use (numba, cached)
+                progress.update(0, 1, f"reading {ids[-1]} and its audio")
             path = case.results_dir / f"{ids[-1]}.json"
             try:
                 latest = load_analysis(case, path)
