@@ -21,6 +21,7 @@ from forensic_face.core.errors import AudioError, CaseError, ForensicFaceError, 
 from forensic_face.core.progress import Progress
 from forensic_face.store.case import Case, EvidenceItem
 from forensic_face.store.gallery import Gallery, SearchResult
+from forensic_face.vision.frames import encode_png
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +49,6 @@ class AnalysisResult:
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()
                 if k not in ("face_image", "reconstruction", "reconstruction_no_audio", "search_result")}
-
-
-def _png(image: np.ndarray) -> bytes:
-    ok, buf = cv2.imencode(".png", image)
-    if not ok:
-        raise ForensicFaceError("could not encode a result image as PNG")
-    return buf.tobytes()
 
 
 def pick_evidence(case: Case, name: str | None, kinds: tuple[str, ...]) -> EvidenceItem | None:
@@ -161,7 +155,7 @@ def analyze_case(case: Case, engine, detector, gallery: Gallery | None = None, *
     for role, img in (("input_face", grey), ("reconstruction", recon), ("reconstruction_no_audio", rec_plain),
                       ("difference", cv2.absdiff(recon, grey))):
         fname = f"{aid}-{role}.png"
-        case.save_result(fname, _png(img), "result.image", {"analysis": aid, "role": role})
+        case.save_result(fname, encode_png(img), "result.image", {"analysis": aid, "role": role})
         images[role] = f"results/{fname}"
     if search_res is not None:  # the gallery faces that matched, so the case stays readable without the gallery
         for k, cand in enumerate(search_res.candidates, 1):

@@ -7,7 +7,6 @@ names inside ``results/``. A problem becomes a line in the report, never a crash
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -18,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from forensic_face.core.hashing import sha256_file
 from forensic_face.core.progress import Progress
 from forensic_face.store.case import Case, VerifyReport
 
@@ -112,11 +112,7 @@ def check_results(case: Case, entries: list[dict]) -> list[ResultCheck]:
         if rel not in logged:
             checks.append(ResultCheck(rel, "not in the audit log"))
             continue
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        checks.append(ResultCheck(rel, "matches the audit log" if h.hexdigest() == logged[rel] else "ALTERED"))
+        checks.append(ResultCheck(rel, "matches the audit log" if sha256_file(path) == logged[rel] else "ALTERED"))
     for rel in sorted(set(logged) - set(present)):
         checks.append(ResultCheck(rel, "missing"))
     return checks
@@ -199,7 +195,7 @@ def _evaluation() -> tuple[dict | None, str | None]:
     except (OSError, ValueError):
         log.warning("no readable evaluation.json in %s; the report will say so", folder)
     card = folder / "MODEL_CARD.md"
-    digest = hashlib.sha256(card.read_bytes()).hexdigest() if card.is_file() else None
+    digest = sha256_file(card) if card.is_file() else None
     return evaluation, digest
 
 

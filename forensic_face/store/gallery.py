@@ -25,7 +25,7 @@ import numpy as np
 
 from forensic_face.core.errors import ForensicFaceError, InputError, NoFaceFoundError
 from forensic_face.core.progress import Progress
-from forensic_face.vision.frames import IMAGE_GLOBS
+from forensic_face.vision.frames import IMAGE_GLOBS, encode_png
 
 log = logging.getLogger(__name__)
 
@@ -44,16 +44,6 @@ CREATE TABLE IF NOT EXISTS embeddings (
 CREATE INDEX IF NOT EXISTS images_person ON images(person_id);
 CREATE TABLE IF NOT EXISTS thumbs (image_id INTEGER PRIMARY KEY REFERENCES images(id), png BLOB NOT NULL);
 """
-
-
-def _png(face: np.ndarray) -> bytes:
-    import cv2
-
-    img = face if face.ndim == 2 else cv2.cvtColor(face, cv2.COLOR_RGB2BGR)
-    ok, buf = cv2.imencode(".png", img)
-    if not ok:
-        raise GalleryError("could not encode a face thumbnail")
-    return buf.tobytes()
 
 
 class GalleryError(ForensicFaceError):
@@ -279,7 +269,7 @@ class Gallery:
 
     def _store_embeddings(self, pending: list[tuple[int, np.ndarray]], engine) -> int:
         emb = engine.embed(np.stack([f for _, f in pending]))
-        thumbs = [(iid, _png(face)) for iid, face in pending]
+        thumbs = [(iid, encode_png(face)) for iid, face in pending]
         with self._lock:
             self.db.execute("BEGIN")
             self.db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?,?,?)",

@@ -159,6 +159,15 @@ def decode_image_bytes(data: bytes, source: str = "<bytes>", suffix: str = "") -
     return Frame(image=rgb, source=source, meta=meta)
 
 
+def encode_png(image: np.ndarray) -> bytes:
+    """PNG bytes of a uint8 grey (H, W) or RGB (H, W, 3) image (lossless, for results and thumbnails)."""
+    img = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(".png", img)
+    if not ok:
+        raise ImageDecodeError("could not encode an image as PNG")
+    return buf.tobytes()
+
+
 def load_image(path: str | Path) -> Frame:
     """Read a still image file into a :class:`Frame` (the file is opened read-only)."""
     p = Path(path)
