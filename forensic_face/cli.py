@@ -309,6 +309,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _engine_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--models", help="model folder (default: resources/models)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="forensic-face",
@@ -362,8 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = g_sub.add_parser("enroll", help="enrol an LFW-style folder (one sub-folder per person); resumable")
     c.add_argument("db")
     c.add_argument("folder")
-    c.add_argument("--models", help="model folder (default: resources/models)")
-    c.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    _engine_options(c)
     c.add_argument("--json", action="store_true")
     c = g_sub.add_parser("info", help="people, images, embedding models, size")
     c.add_argument("db")
@@ -373,8 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("image")
     c.add_argument("--audio", help="audio file recorded with the image")
     c.add_argument("--top", type=int, default=10)
-    c.add_argument("--models")
-    c.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    _engine_options(c)
     c.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_gallery)
 
@@ -387,8 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--box", help="face box x0,y0,x1,y1 in frame pixels, when detection fails")
     p.add_argument("--time", type=float, help="video: analyse the frame at this time (s)")
     p.add_argument("--top", type=int, default=10)
-    p.add_argument("--models")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    _engine_options(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_analyze)
 
@@ -428,8 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="DESIGN.md's evaluation on identity-disjoint pairs, with dlib's reference")
     p.add_argument("--data", help="LFW-style folder (default: ../shared/data/lfw)")
     p.add_argument("--out", required=True, help="JSON report; plots are written beside it")
-    p.add_argument("--models", help="model folder (default: resources/models)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    _engine_options(p)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_evaluate)

@@ -240,7 +240,7 @@ class CaseView(QWidget):
             self.timeline.slider.blockSignals(True)
             self.timeline.slider.setValue(data.index)
             self.timeline.slider.blockSignals(False)
-            self.timeline._update_label()
+            self.timeline.refresh_label()
         else:
             self.timeline.set_clip(1, 0)
         self.timeline.setVisible(data.frames > 1)

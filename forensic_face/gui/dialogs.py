@@ -49,16 +49,22 @@ def show_error(parent: QWidget | None, title: str, kind: str, message: str) -> N
     box.open()
 
 
+def path_row(edit: QLineEdit, button_text: str, on_browse) -> QHBoxLayout:
+    """A path field with its browse button."""
+    browse = QPushButton(button_text)
+    browse.clicked.connect(on_browse)
+    row = QHBoxLayout()
+    row.addWidget(edit, 1)
+    row.addWidget(browse)
+    return row
+
+
 class NewCaseDialog(QDialog):
     def __init__(self, parent: QWidget | None, analyst: str = "") -> None:
         super().__init__(parent)
         self.setWindowTitle("New case")
         self.folder = QLineEdit()
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse)
-        row = QHBoxLayout()
-        row.addWidget(self.folder, 1)
-        row.addWidget(browse)
+        row = path_row(self.folder, "Browse…", self._browse)
         self.case_id = QLineEdit()
         self.case_id.setPlaceholderText("e.g. CR-2026/0173")
         self.analyst = QLineEdit(analyst)
@@ -106,11 +112,7 @@ class SettingsDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.gallery = QLineEdit(settings.gallery_path)
-        browse = QPushButton("Choose…")
-        browse.clicked.connect(self._browse)
-        row = QHBoxLayout()
-        row.addWidget(self.gallery, 1)
-        row.addWidget(browse)
+        row = path_row(self.gallery, "Choose…", self._browse)
         self.device = QComboBox()
         self.device.addItems(DEVICES)
         self.device.setCurrentText(settings.device)

@@ -551,9 +551,9 @@ class MainWindow(QMainWindow):
         self.case_view.draw_audio(view.audio, t, win, None, note)
         case = self.state.case if self.state else None
         if case is not None:
-            self._preview_task("lbrp", lambda p: self.wb.lbrp_at(case, audio["evidence"], float(t)),
-                               lambda vec: self.case_view.view is view and self.case_view.draw_audio(
-                                   view.audio, t, win, vec, note), "Could not compute the LBRP features")
+            self._preview_task("lbrp", lambda p: self.wb.audio_panel(case, audio["evidence"], float(t), False),
+                               lambda res: self.case_view.view is view and self.case_view.draw_audio(
+                                   view.audio, t, win, res[2], note), "Could not compute the LBRP features")
 
     def _show_clip_at(self, view, evidence: str) -> None:
         """An analysis of a clip: its timeline, positioned at the analysed frame, with the analysis' box."""
@@ -575,11 +575,6 @@ class MainWindow(QMainWindow):
             return
         case, t_frame = self.state.case, self.case_view.time_s()
 
-        def work(_p):
-            view = self.wb.audio_view(case, name)
-            t = min(max(t_frame if t_frame is not None else view.duration_s / 2, 0.0), view.duration_s)
-            return view, t, self.wb.lbrp_at(case, name, t)
-
         def show(result) -> None:
             view, t, vec = result
             if self.case_view.view is None:
@@ -587,7 +582,8 @@ class MainWindow(QMainWindow):
                                           f"{t:.2f} s (no analysis yet)" + (" · warnings: " + "; ".join(
                                               view.warnings) if view.warnings else ""))
 
-        self._preview_task("audio", work, show, "Could not read the audio")
+        self._preview_task("audio", lambda p: self.wb.audio_panel(case, name, t_frame), show,
+                           "Could not read the audio")
 
     def open_candidate(self, row: int) -> None:
         view = self.case_view.view

@@ -260,23 +260,23 @@ class Timeline(QWidget):
         self.slider.blockSignals(False)
         self.slider.setEnabled(frames > 1)
         self.marks = []
-        self._update_label()
+        self.refresh_label()
         self.update()
 
     def set_marks(self, indices: list[int]) -> None:
         self.marks = list(indices)
-        self._update_label()
+        self.refresh_label()
         self.update()
 
     def seconds(self) -> float:
         return self.slider.value() / self.fps
 
     def _value_changed(self, _value: int) -> None:
-        self._update_label()
+        self.refresh_label()
         if not self.slider.isSliderDown():
             self.position_changed.emit(self.slider.value())
 
-    def _update_label(self) -> None:
+    def refresh_label(self) -> None:
         best = ", ".join(f"{m / self.fps:.2f} s" for m in self.marks)
         self.label.setText(f"frame {self.slider.value()} · {self.seconds():.2f} s"
                            + (f" · best frames (▲): {best}" if best else ""))

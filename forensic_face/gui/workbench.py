@@ -204,20 +204,19 @@ class Workbench:
                            box=box, time_s=time_s, top_k=self.top_k, progress=progress)
         return self.case_state(case, with_latest=True), res.analysis_id
 
-    def audio_view(self, case: Case, evidence: str):
-        from forensic_face.audio.io import load_audio
-        from forensic_face.reports.figures import audio_view
+    def audio_panel(self, case: Case, evidence: str, t: float | None = None, with_view: bool = True):
+        """The audio panel's data from one decode of the clip: (AudioView or None, window time, LBRP there).
 
-        clip = load_audio(case.evidence_path(evidence), max_seconds=600)
-        return audio_view(clip.samples, clip.sr, clip.warnings)
-
-    def lbrp_at(self, case: Case, evidence: str, t: float) -> np.ndarray:
+        ``t`` None puts the window mid-clip; ``with_view`` False when the caller already has the view.
+        """
         from forensic_face.audio.features import AudioFeatureExtractor
+        from forensic_face.reports.figures import audio_view
 
         ext = AudioFeatureExtractor()
         clip = ext.load(case.evidence_path(evidence), max_seconds=600)
-        t = float(min(max(t, 0.0), clip.duration_s))
-        return ext(clip, np.array([t])).lbrp[0]
+        t = float(min(max(clip.duration_s / 2 if t is None else t, 0.0), clip.duration_s))
+        view = audio_view(clip.samples, clip.sr, clip.warnings) if with_view else None
+        return view, t, ext(clip, np.array([t])).lbrp[0]
 
     # ------------------------------------------------------------------------------- gallery, report
     def enrol(self, folder: str, progress: Progress | None = None):
