@@ -206,47 +206,24 @@ def _audio_features(clip, t: float) -> dict:
 
 
 def _render_overview(path: Path, probe, face, aligned, clean_face, clip, feats, analysis=None) -> None:
-    import matplotlib
+    from forensic_face.reports import figures
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig = plt.figure(figsize=(14, 6.5), dpi=100)
+    fig = figures.new_figure(14, 6.5, dpi=100)
     gs = fig.add_gridspec(2, 5, height_ratios=[1.2, 1])
-    ax = fig.add_subplot(gs[0, :2])
-    ax.imshow(probe)
-    x0, y0, x1, y1 = face.box
-    ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, color="lime", lw=1.5))
-    if face.landmarks is not None:
-        ax.plot(face.landmarks[:, 0], face.landmarks[:, 1], "r.", ms=3)
-    ax.set_title(f"CCTV frame (degraded), face {face.width:.0f} px, {face.method}")
-    ax.axis("off")
+    figures.draw_frame(fig.add_subplot(gs[0, :2]), probe, face.box, face.landmarks,
+                       f"CCTV frame (degraded), face {face.width:.0f} px, {face.method}")
     panels = [(aligned.image, "aligned probe (input)")]
     if analysis is not None:
-        res = analysis[0]
-        panels.append((res.reconstruction, "reconstruction\n(generated, not evidence)"))
+        panels.append((analysis[0].reconstruction, "reconstruction\n(generated, not evidence)"))
     panels.append((clean_face.image, "undegraded source\n(not available in a case)"))
     for i, (img, title) in enumerate(panels):
-        a = fig.add_subplot(gs[0, 2 + i])
-        a.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=255)
-        a.set_title(title, fontsize=9)
-        a.axis("off")
-    ax = fig.add_subplot(gs[1, :3])
-    import librosa
-
-
-    mel = librosa.power_to_db(librosa.feature.melspectrogram(y=clip.samples, sr=clip.sr, n_mels=64, hop_length=160))
-    ax.imshow(mel, origin="lower", aspect="auto", extent=[0, clip.duration_s, 0, 64], cmap="magma")
-    ax.axvspan(PROBE_TIMESTAMP_S - 0.5, PROBE_TIMESTAMP_S + 0.5, color="cyan", alpha=0.2, label="analysis window")
-    ax.axvline(PROBE_TIMESTAMP_S, color="cyan", lw=1)
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("mel band")
-    ax.set_title(f"audio log-mel spectrogram; pitch at frame {feats['pitch_hz']:.0f} Hz")
-    ax.legend(loc="upper right")
+        figures.draw_frame(fig.add_subplot(gs[0, 2 + i]), img, title=title)
+    figures.draw_audio(None, fig.add_subplot(gs[1, :3]), figures.audio_view(clip.samples, clip.sr),
+                       PROBE_TIMESTAMP_S, 1.0)
+    fig.axes[-1].set_title(f"audio spectrogram with pitch; {feats['pitch_hz']:.0f} Hz at the frame", fontsize=9)
     ax = fig.add_subplot(gs[1, 3])
-    ax.plot(feats["lbrp"], lw=0.8)
-    ax.set_title("LBRP vector at the frame")
-    ax.set_xlabel("feature")
+    figures.draw_lbrp(ax, feats["lbrp"])
+    ax.set_title("LBRP vector at the frame", fontsize=9)
     ax = fig.add_subplot(gs[1, 4])
     ax.axis("off")
     if analysis is not None:
@@ -259,5 +236,4 @@ def _render_overview(path: Path, probe, face, aligned, clean_face, clip, feats, 
     fig.suptitle("forensic_face demo" + (": detection, reconstruction, gallery search" if analysis else
                                           ": perception engine (models not trained yet)"))
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    path.write_bytes(figures.figure_png(fig))
