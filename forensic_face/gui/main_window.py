@@ -298,7 +298,7 @@ class MainWindow(QMainWindow):
         for a in (self.act_add, self.act_export, self.act_verify, self.act_close, self.act_run, self.act_detect):
             a.setEnabled(on)
         self.case_view.run_button.setEnabled(on and self.case_view.frame_combo.count() > 0)
-        if hasattr(self, "evidence_dock") and self.state is None:
+        if self.state is None:
             self.evidence_dock.hide()
             self.log_dock.hide()
 

@@ -13,7 +13,6 @@ from PySide6.QtWidgets import (
     QGraphicsPixmapItem,
     QGraphicsRectItem,
     QGraphicsScene,
-    QGraphicsSimpleTextItem,
     QGraphicsView,
     QLabel,
     QSizePolicy,
@@ -64,9 +63,7 @@ class FrameView(QGraphicsView):
         self._drawing = False
         self._origin: QPointF | None = None
         self._frame_size = (0, 0)
-        self.placeholder = QGraphicsSimpleTextItem("No frame loaded")
-        self.placeholder.setBrush(QBrush(QColor("#cccccc")))
-        self.scene().addItem(self.placeholder)
+        self.set_frame(None)
 
     # -- content
     def set_frame(self, image: np.ndarray | None) -> None:
@@ -74,8 +71,7 @@ class FrameView(QGraphicsView):
         scene.clear()
         self._pixmap, self._detected, self._manual = None, [], None
         if image is None:
-            self.placeholder = scene.addSimpleText("No frame loaded")
-            self.placeholder.setBrush(QBrush(QColor("#cccccc")))
+            scene.addSimpleText("No frame loaded").setBrush(QBrush(QColor("#cccccc")))
             return
         self._pixmap = scene.addPixmap(to_pixmap(image))
         self._pixmap.setTransformationMode(Qt.TransformationMode.FastTransformation)  # pixels as recorded
@@ -176,13 +172,10 @@ class FrameView(QGraphicsView):
         self.scale(factor, factor)
 
     def wheelEvent(self, event) -> None:  # noqa: N802
-        if event.modifiers() & Qt.KeyboardModifier.ControlModifier or self._pixmap is not None:
+        if self._pixmap is not None:  # the wheel zooms (panning is by dragging)
             self.zoom(1.25 if event.angleDelta().y() > 0 else 0.8)
         else:
             super().wheelEvent(event)
-
-    def resizeEvent(self, event) -> None:  # noqa: N802
-        super().resizeEvent(event)
 
 
 class ImagePanel(QWidget):
