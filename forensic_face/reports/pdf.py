@@ -315,7 +315,6 @@ def _audio_png(a: AnalysisView) -> tuple[bytes, float] | None:
 
 
 def _analysis_section(a: AnalysisView, index: int, st) -> list:
-    from reportlab.lib import colors
     from reportlab.lib.units import mm
     from reportlab.platypus import KeepTogether, PageBreak
 
@@ -378,11 +377,13 @@ def _analysis_section(a: AnalysisView, index: int, st) -> list:
         out.append(KeepTogether(ablock))
     else:
         out.append(_p("Audio: not used in this analysis.", st["body"]))
-    out.append(KeepTogether(_search_block(a, st, colors, mm)))
+    out.append(KeepTogether(_search_block(a, st)))
     return out
 
 
-def _search_block(a: AnalysisView, st, colors, mm) -> list:
+def _search_block(a: AnalysisView, st) -> list:
+    from reportlab.lib import colors
+    from reportlab.lib.units import mm
     from reportlab.platypus import Image
 
     search = a.data.get("search") if isinstance(a.data.get("search"), dict) else None
