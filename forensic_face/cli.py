@@ -414,6 +414,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arc-weight", dest="arc_weight", type=float, help="weight of the ArcFace loss")
     p.add_argument("--arc-prototypes", dest="arc_prototypes", choices=["learned", "teacher"],
                    help="ArcFace class centres: learned, or fixed at the classes' mean teacher embedding")
+    p.add_argument("--distill-weight", dest="distill_weight", type=float, help="weight of the teacher distillation")
+    p.add_argument("--relation-weight", dest="relation_weight", type=float,
+                   help="weight of matching the batch's probe-to-gallery cosines to the teacher's")
+    p.add_argument("--raw-teacher", dest="teacher_centre", action="store_const", const=False,
+                   help="distil towards dlib's raw descriptors instead of centred ones")
     p.add_argument("--ae-residual", dest="ae_residual", action="store_const", const=True,
                    help="the autoencoder learns a correction added to its input before the sigmoid")
     p.add_argument("--ae-width", dest="ae_width", type=int)

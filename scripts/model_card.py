@@ -110,6 +110,20 @@ def main() -> None:
                          f"{t['auc_severe']:.3f} | {t['psnr_severe']:.2f} ({t['bicubic_psnr_severe']:.2f}) |")
         if hp.get("notes"):
             lines += ["", hp["notes"]]
+        if hp.get("trials_round2"):
+            b = hp["round2_base"]
+            lines += ["", f"Second round: each trial a complete short schedule ({b['epochs']} epochs, "
+                      f"{b['warmup_steps']} warm-up steps, cosine decay) from the shipped defaults, the same "
+                      "calibration pairs; 'centred' distils towards dlib's descriptor minus its training mean.", "",
+                      "| trial | change | train s | AUC clean / mild / severe | PSNR mild (bicubic) | "
+                      "PSNR severe (bicubic) |", "| --- | --- | --- | --- | --- | --- |"]
+            for t in hp["trials_round2"]:
+                lines.append(f"| {t['trial']} | {t['changes'] or '—'} | {t['train_s']:.0f} | {t['auc_clean']:.3f} / "
+                             f"{t['auc_mild']:.3f} / {t['auc_severe']:.3f} | {t['psnr_mild']:.2f} "
+                             f"({t['bicubic_psnr_mild']:.2f}) | {t['psnr_severe']:.2f} "
+                             f"({t['bicubic_psnr_severe']:.2f}) |")
+            if hp.get("notes_round2"):
+                lines += ["", hp["notes_round2"]]
         if hp.get("full_runs"):
             lines += ["", "| full run | settings | train s | AUC clean / mild / severe | PSNR mild (bicubic) | "
                       "PSNR severe (bicubic) |", "| --- | --- | --- | --- | --- | --- |"]

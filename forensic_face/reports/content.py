@@ -50,6 +50,7 @@ class AnalysisView:
     frame_problem: str = ""
     audio: Any = None  # figures.AudioView
     audio_problem: str = ""
+    lbrp: np.ndarray | None = None  # the LBRP vector at the analysis window, recomputed from the evidence
     problems: list[str] = field(default_factory=list)
 
 
@@ -137,18 +138,27 @@ def _load_frame(case: Case, data: dict) -> tuple[np.ndarray | None, str]:
 
 
 def _load_audio(case: Case, audio: dict):
-    from forensic_face.audio.io import load_audio
+    """(AudioView, LBRP vector at the analysis window or None, problem) from one decode of the clip."""
+    from forensic_face.audio.features import AudioFeatureExtractor
     from forensic_face.core.errors import ForensicFaceError
     from forensic_face.reports.figures import audio_view
 
     name = audio.get("evidence")
     if not any(e.name == name for e in case.evidence):
-        return None, f"audio evidence {name!r} is not in the case"
+        return None, None, f"audio evidence {name!r} is not in the case"
+    ext = AudioFeatureExtractor()
     try:
-        clip = load_audio(case.evidence_path(name), max_seconds=600)
+        clip = ext.load(case.evidence_path(name), max_seconds=600)
     except (ForensicFaceError, OSError, ValueError) as exc:
-        return None, f"audio evidence {name!r} could not be read: {exc}"
-    return audio_view(clip.samples, clip.sr, clip.warnings), ""
+        return None, None, f"audio evidence {name!r} could not be read: {exc}"
+    lbrp = None
+    try:
+        t = float(audio.get("timestamp_s"))
+        if np.isfinite(t):
+            lbrp = ext(clip, np.array([min(max(t, 0.0), clip.duration_s)])).lbrp[0]
+    except (TypeError, ValueError, ForensicFaceError):
+        lbrp = None  # the figure is left out; the waveform and spectrogram still show
+    return audio_view(clip.samples, clip.sr, clip.warnings), lbrp, ""
 
 
 def load_analysis(case: Case, path: Path) -> AnalysisView:
@@ -181,7 +191,7 @@ def load_analysis(case: Case, path: Path) -> AnalysisView:
         view.thumbnails.append(thumb)
     view.frame, view.frame_problem = _load_frame(case, data)
     if isinstance(data.get("audio"), dict):
-        view.audio, view.audio_problem = _load_audio(case, data["audio"])
+        view.audio, view.lbrp, view.audio_problem = _load_audio(case, data["audio"])
     return view
 
 

@@ -305,13 +305,20 @@ def _audio_png(a: AnalysisView) -> tuple[bytes, float] | None:
         win = float(audio.get("window_s") or 1.0)
     except (TypeError, ValueError):
         t, win = None, 1.0
-    fig = figures.new_figure(7.2, 2.9)
-    ax_w = fig.add_axes([0.08, 0.72, 0.9, 0.22])
-    ax_s = fig.add_axes([0.08, 0.14, 0.9, 0.56])
+    height = 2.9 if a.lbrp is None else 4.3
+    fig = figures.new_figure(7.2, height)
+    top = 1.0 - 2.9 / height  # the LBRP panel, when there is one, sits below the spectrogram
+    ax_w = fig.add_axes([0.08, top + 0.72 * 2.9 / height, 0.9, 0.22 * 2.9 / height])
+    ax_s = fig.add_axes([0.08, top + 0.14 * 2.9 / height, 0.9, 0.56 * 2.9 / height])
     figures.draw_audio(ax_w, ax_s, a.audio, t, win)
     ax_w.set_title(f"audio {audio.get('evidence', '')}: waveform, spectrogram and pitch; analysis window "
                    f"{win:g} s at {_num(t, '{:.2f}')} s", fontsize=8)
-    return figures.figure_png(fig), 2.9 / 7.2
+    if a.lbrp is not None:
+        ax_l = fig.add_axes([0.08, 0.45 / height, 0.9, 0.62 / height])  # inches: room for the axis label
+        figures.draw_lbrp(ax_l, a.lbrp)
+        ax_l.set_title("LBRP texture of the analysis window (the audio features the autoencoder received)",
+                       fontsize=8)
+    return figures.figure_png(fig), height / 7.2
 
 
 def _analysis_section(a: AnalysisView, index: int, st) -> list:

@@ -143,3 +143,16 @@ def test_cli_report(analysed_case: Case, tmp_path: Path) -> None:
     assert main(["report", str(analysed_case.root), "--out", str(out)]) == 0
     assert out.read_bytes().startswith(b"%PDF-")
     assert main(["report", str(tmp_path / "nope"), "--out", str(out)]) == 1
+
+
+def test_report_shows_the_lbrp_the_analysis_used(analysed_case: Case) -> None:
+    from forensic_face.audio.features import AudioFeatureExtractor
+    from forensic_face.reports.content import load_analysis
+
+    with_audio = load_analysis(analysed_case, analysed_case.results_dir / "analysis-001.json")
+    without = load_analysis(analysed_case, analysed_case.results_dir / "analysis-002.json")
+    t = with_audio.data["audio"]["timestamp_s"]
+    ext = AudioFeatureExtractor()
+    expected = ext(ext.load(analysed_case.evidence_path("cam1.wav")), np.array([t])).lbrp[0]
+    assert with_audio.lbrp is not None and np.allclose(with_audio.lbrp, expected)
+    assert without.lbrp is None and without.audio is None

@@ -113,3 +113,29 @@ def test_teacher_prototypes_are_fixed_and_residual_starts_at_identity() -> None:
     torch.nn.init.zeros_(ae.out.bias)
     x = torch.rand(2, 1, 32, 32) * 0.9 + 0.05
     assert torch.allclose(ae(x), x, atol=1e-5)
+
+
+def test_distillation_targets_are_centred_and_relation_loss_trains(tiny_lfw: Path, isolated_cache) -> None:
+    import torch
+
+    from forensic_face.training.train import Batcher, TrainConfig, build_models, prepare, train_step
+
+    base = dict(size=32, variants=2, ae_width=4, rec_width=4, batch=4)
+    raw = prepare(tiny_lfw, TrainConfig(**base, teacher_centre=False), workers=1)
+    centred = prepare(tiny_lfw, TrainConfig(**base), workers=1)
+    assert np.allclose(np.linalg.norm(raw.teacher, axis=1), 1, atol=1e-5)
+    assert np.allclose(np.linalg.norm(centred.teacher, axis=1), 1, atol=1e-5)
+    # dlib's descriptors share a dominant direction; the centred targets do not
+    assert np.linalg.norm(raw.teacher.mean(axis=0)) > 0.5
+    assert np.linalg.norm(centred.teacher.mean(axis=0)) < np.linalg.norm(raw.teacher.mean(axis=0)) / 3
+
+    cfg = TrainConfig(**base, relation_weight=2.0, distill_weight=8.0)
+    ae, rec, arc = build_models(cfg, centred.n_classes, 715)
+    batch = Batcher(centred, cfg, np.random.default_rng(0)).batch(np.arange(4))
+    losses = train_step(ae, rec, arc, batch, cfg)
+    assert {"loss", "mse", "distill", "arc", "rel"} <= set(losses) and torch.isfinite(losses["loss"])
+    expected = cfg.mse_weight * losses["mse"] + 8.0 * losses["distill"] + cfg.arc_weight * losses["arc"] \
+        + 2.0 * losses["rel"]
+    assert torch.allclose(losses["loss"].detach(), expected, rtol=1e-4)
+    losses["loss"].backward()
+    assert rec.embed.weight.grad is not None and float(rec.embed.weight.grad.abs().sum()) > 0
