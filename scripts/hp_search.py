@@ -37,7 +37,7 @@ TRIALS = {
     "size 80": {"size": 80},
     "base (rerun with the size trials)": {},
 }
-# second round (2026-11-26, evening): short complete schedules from the shipped defaults
+# second round (2026-11-26, evening): short complete schedules from the defaults of the time
 TRIALS2 = {
     "shipped defaults, raw teacher": {"teacher_centre": False},
     "centred teacher": {},
@@ -68,7 +68,8 @@ def main() -> None:
                            variants=4)
         table, key = TRIALS, "trials"
     else:
-        base = TrainConfig(epochs=args.epochs, warmup_steps=20)
+        # the defaults these trials started from (the shipped defaults then chose distill 16, id weight 0)
+        base = TrainConfig(epochs=args.epochs, warmup_steps=20, distill_weight=1.0, id_weight=0.1)
         table, key = TRIALS2, "trials_round2"
     out = Path(args.out)
     saved = json.loads(out.read_text()) if out.is_file() else {}

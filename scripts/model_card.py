@@ -58,7 +58,12 @@ def main() -> None:
         "cropped with a random alignment error), plus the person's synthetic voice "
         f"({rec['voice_clips']} clips).",
         "- Teacher: dlib's ResNet face recogniser (`face_recognition_models`) on the clean face, distilled into "
-        "the recogniser, which sees the reconstruction of the degraded face and the clean face.",
+        "the recogniser, which sees the reconstruction of the degraded face and the clean face. Losses: "
+        f"distillation 1 − cos(e, t) towards the {'centred' if cfg.get('teacher_centre') else 'raw'} descriptor t "
+        f"(weight {cfg.get('distill_weight', 1.0):g}), ArcFace over the training people (weight "
+        f"{cfg['arc_weight']:g}, margin {cfg['arc_margin']:g}), reconstruction MSE (weight {cfg['mse_weight']:g}); "
+        + ("the autoencoder learns from the MSE alone (no identity loss reaches it)."
+           if not cfg["id_weight"] else f"the identity loss reaches the autoencoder at {cfg['id_weight']:g}×."),
         "",
         "## Command",
         "```bash",
@@ -113,8 +118,9 @@ def main() -> None:
         if hp.get("trials_round2"):
             b = hp["round2_base"]
             lines += ["", f"Second round: each trial a complete short schedule ({b['epochs']} epochs, "
-                      f"{b['warmup_steps']} warm-up steps, cosine decay) from the shipped defaults, the same "
-                      "calibration pairs; 'centred' distils towards dlib's descriptor minus its training mean.", "",
+                      f"{b['warmup_steps']} warm-up steps, cosine decay) from the defaults of the time (distillation "
+                      f"weight {b['distill_weight']:g}, identity weight {b['id_weight']:g}), the same calibration "
+                      "pairs; 'centred' distils towards dlib's descriptor minus its training mean.", "",
                       "| trial | change | train s | AUC clean / mild / severe | PSNR mild (bicubic) | "
                       "PSNR severe (bicubic) |", "| --- | --- | --- | --- | --- | --- |"]
             for t in hp["trials_round2"]:
