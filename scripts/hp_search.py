@@ -43,11 +43,9 @@ TRIALS2 = {
     "centred teacher": {},
     "centred, distill x4": {"distill_weight": 4.0},
     "centred, distill x4, relation 4": {"distill_weight": 4.0, "relation_weight": 4.0},
-    "centred, distill x4, teacher prototypes": {"distill_weight": 4.0, "arc_prototypes": "teacher"},
     "centred, distill x4, no ArcFace": {"distill_weight": 4.0, "arc_weight": 0.0},
     "centred, distill x16": {"distill_weight": 16.0},
     "centred, distill x4, autoencoder on MSE only": {"distill_weight": 4.0, "id_weight": 0.0},
-    "centred, distill x4, MSE weight 100": {"distill_weight": 4.0, "mse_weight": 100.0},
 }
 
 
@@ -58,7 +56,7 @@ def main() -> None:
     ap.add_argument("--trials", nargs="*")
     ap.add_argument("--round", type=int, choices=[1, 2], default=1,
                     help="1: equal wall time from the first base; 2: a complete short schedule (--epochs) from "
-                         "the shipped defaults")
+                         "the defaults of the second round")
     ap.add_argument("--epochs", type=int, default=4, help="round 2: epochs per trial")
     args = ap.parse_args()
     data = shared_data_dir() / "lfw"
