@@ -209,14 +209,9 @@ class Workbench:
 
         ``t`` None puts the window mid-clip; ``with_view`` False when the caller already has the view.
         """
-        from forensic_face.audio.features import AudioFeatureExtractor
-        from forensic_face.reports.figures import audio_view
+        from forensic_face.reports.figures import audio_panel_data
 
-        ext = AudioFeatureExtractor()
-        clip = ext.load(case.evidence_path(evidence), max_seconds=600)
-        t = float(min(max(clip.duration_s / 2 if t is None else t, 0.0), clip.duration_s))
-        view = audio_view(clip.samples, clip.sr, clip.warnings) if with_view else None
-        return view, t, ext(clip, np.array([t])).lbrp[0]
+        return audio_panel_data(case.evidence_path(evidence), t, with_view=with_view)
 
     # ------------------------------------------------------------------------------- gallery, report
     def enrol(self, folder: str, progress: Progress | None = None):

@@ -139,26 +139,22 @@ def _load_frame(case: Case, data: dict) -> tuple[np.ndarray | None, str]:
 
 def _load_audio(case: Case, audio: dict):
     """(AudioView, LBRP vector at the analysis window or None, problem) from one decode of the clip."""
-    from forensic_face.audio.features import AudioFeatureExtractor
     from forensic_face.core.errors import ForensicFaceError
-    from forensic_face.reports.figures import audio_view
+    from forensic_face.reports.figures import audio_panel_data
 
     name = audio.get("evidence")
     if not any(e.name == name for e in case.evidence):
         return None, None, f"audio evidence {name!r} is not in the case"
-    ext = AudioFeatureExtractor()
-    try:
-        clip = ext.load(case.evidence_path(name), max_seconds=600)
-    except (ForensicFaceError, OSError, ValueError) as exc:
-        return None, None, f"audio evidence {name!r} could not be read: {exc}"
-    lbrp = None
     try:
         t = float(audio.get("timestamp_s"))
-        if np.isfinite(t):
-            lbrp = ext(clip, np.array([min(max(t, 0.0), clip.duration_s)])).lbrp[0]
-    except (TypeError, ValueError, ForensicFaceError):
-        lbrp = None  # the figure is left out; the waveform and spectrogram still show
-    return audio_view(clip.samples, clip.sr, clip.warnings), lbrp, ""
+    except (TypeError, ValueError):
+        t = float("nan")
+    known = bool(np.isfinite(t))  # without the window's time the LBRP figure is left out
+    try:
+        view, _, lbrp = audio_panel_data(case.evidence_path(name), t if known else None, with_lbrp=known)
+    except (ForensicFaceError, OSError, ValueError) as exc:
+        return None, None, f"audio evidence {name!r} could not be read: {exc}"
+    return view, lbrp, ""
 
 
 def load_analysis(case: Case, path: Path) -> AnalysisView:

@@ -61,6 +61,21 @@ def audio_view(samples: np.ndarray, sr: int, warnings: tuple[str, ...] = (), col
                      f0_t=track.times_s, f0_hz=f0, warnings=tuple(warnings))
 
 
+def audio_panel_data(path, t: float | None = None, *, with_view: bool = True,
+                     with_lbrp: bool = True) -> tuple[AudioView | None, float, np.ndarray | None]:
+    """One decode of an audio file for its panel: (AudioView or None, window time, LBRP there or None).
+
+    ``t`` None puts the window mid-clip; it is clamped to the clip. Raises the loader's errors.
+    """
+    from forensic_face.audio.features import AudioFeatureExtractor
+
+    ext = AudioFeatureExtractor()
+    clip = ext.load(path, max_seconds=600)
+    t = float(min(max(clip.duration_s / 2 if t is None else t, 0.0), clip.duration_s))
+    view = audio_view(clip.samples, clip.sr, clip.warnings) if with_view else None
+    return view, t, ext(clip, np.array([t])).lbrp[0] if with_lbrp else None
+
+
 def draw_frame(ax, image: np.ndarray, box=None, landmarks=None, title: str = "", label: str = "") -> None:
     """The frame with the face box (and its label) and the five landmarks."""
     ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
