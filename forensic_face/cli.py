@@ -423,6 +423,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the autoencoder learns a correction added to its input before the sigmoid")
     p.add_argument("--ae-width", dest="ae_width", type=int)
     p.add_argument("--rec-width", dest="rec_width", type=int)
+    p.add_argument("--rec-depth", dest="rec_depth", type=int, help="residual blocks per recogniser stage")
+    p.add_argument("--blends", type=int, help="add this many teacher-labelled blends of two training faces "
+                   "(distillation only; see forensic_face.training.blends)")
     p.add_argument("--max-images", dest="max_images", type=int, help="train on a seeded subset (quick trials)")
     p.add_argument("--time-limit", dest="time_limit_s", type=float, help="stop after this many seconds")
     p.add_argument("--threads", type=int, help="torch CPU threads")

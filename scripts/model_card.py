@@ -130,6 +130,22 @@ def main() -> None:
                              f"({t['bicubic_psnr_severe']:.2f}) |")
             if hp.get("notes_round2"):
                 lines += ["", hp["notes_round2"]]
+        if hp.get("gpu_trials"):
+            lines += ["", "Third round, on a borrowed GPU (`scripts/gpu_search.py`): complete full-length schedules of "
+                      "the training command, run concurrently from a portable pack of the training set, scored here on "
+                      "the same calibration pairs. 'dN' is the distillation weight, 'eN' epochs, 'wNdM' recogniser "
+                      "width and blocks per stage, 's80' 80 px input, 'bl' 7,685 teacher-labelled blends added "
+                      "(`--blends`).", "",
+                      "| trial | settings | GPU s | AUC clean / mild / severe | PSNR mild (bicubic) | "
+                      "PSNR severe (bicubic) |", "| --- | --- | --- | --- | --- | --- |"]
+            for r in hp["gpu_trials"]:
+                settings = ", ".join(f"{k} {v}" for k, v in r["settings"].items()) or "defaults"
+                lines.append(f"| {r['run']} | {settings} | {r['train_s']:.0f} | {r['calib_auc_clean']:.3f} / "
+                             f"{r['calib_auc_mild']:.3f} / {r['calib_auc_severe']:.3f} | {r['calib_psnr_mild']:.2f} "
+                             f"({r['calib_bicubic_mild']:.2f}) | {r['calib_psnr_severe']:.2f} "
+                             f"({r['calib_bicubic_severe']:.2f}) |")
+            if hp.get("notes_gpu"):
+                lines += ["", hp["notes_gpu"]]
         if hp.get("full_runs"):
             lines += ["", "| full run | settings | train s | AUC clean / mild / severe | PSNR mild (bicubic) | "
                       "PSNR severe (bicubic) |", "| --- | --- | --- | --- | --- | --- |"]

@@ -5,6 +5,13 @@ before one is evaluated on DevTest.
 
     .venv/bin/python scripts/score_calibration.py runs/models48 --name "48 px" --settings "--size 48" \
         --append resources/models/hp_search.json
+
+A trial file of ``scripts/gpu_search.py`` (``trial-NAME.pt``) scores as well (the networks without
+their match calibration, which the scores do not use); several trials score in one process, each
+row named after its file:
+
+    .venv/bin/python scripts/score_calibration.py /work/.device/1/trial-*.pt --append resources/models/hp_search.json \
+        --key gpu_trials
 """
 
 from __future__ import annotations
@@ -24,25 +31,29 @@ from forensic_face.training.metrics import psnr, roc_auc
 from forensic_face.training.split import make_split
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("models", help="model folder (models.pt + models.json)")
-    ap.add_argument("--name", required=True)
-    ap.add_argument("--settings", default="")
-    ap.add_argument("--append", help="hp_search.json to add the row to (under full_runs)")
-    args = ap.parse_args()
-    engine = FaceEngine(args.models, device="cpu")
-    meta = json.loads((Path(args.models) / "models.json").read_text())
-    index = index_folder(shared_data_dir() / "lfw")
-    split = make_split(index, 0)
-    cache = build_face_cache(index, console_progress(label="faces "), with_teacher=True, workers=2)
-    pairs = split.calib_pairs
+def trial_engine(path: Path, folder: Path) -> tuple[FaceEngine, dict]:
+    """The networks of a gpu_search trial file as an engine (no match calibration) and its record."""
+    import torch
+
+    from forensic_face.models.engine import save_bundle
+    from forensic_face.training.train import TrainConfig, networks
+
+    slim = torch.load(path, map_location="cpu", weights_only=True)
+    record = json.loads(slim["record"])
+    ae, rec = networks(TrainConfig(**record["config"]), slim["ae"]["audio.net.0.weight"].shape[1])
+    ae.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in slim["ae"].items()})
+    rec.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in slim["rec"].items()})
+    save_bundle(folder, ae, rec, None, record)
+    return FaceEngine(folder, device="cpu"), record
+
+
+def score(engine: FaceEngine, index, cache, pairs) -> dict:
+    """Calibration-pair ROC-AUC (reconstruction vs clean gallery, no audio) per level; PSNR beside bicubic."""
     same = np.array([p.same for p in pairs])
     size = engine.size
     gal = engine.embed(gallery_crops(index, cache, [p.a for p in pairs], size))
     clean_b = gallery_crops(index, cache, [p.b for p in pairs], size)
-    row = {"run": args.name, "settings": args.settings,
-           "train_s": round(meta.get("record", {}).get("train_seconds", float("nan")))}
+    row = {}
     for level in ("clean", "mild", "severe"):
         probes = probe_set(index, cache, pairs, level, size, "calib", 2, console_progress(label="probes "))
         row[f"calib_auc_{level}"] = round(roc_auc(score_pairs(engine, gal, probes, None, None)["recon"], same), 3)
@@ -50,11 +61,43 @@ def main() -> int:
             recon = engine.reconstruct(probes.crop_clean_geom)
             row[f"calib_psnr_{level}"] = round(float(psnr(recon, clean_b).mean()), 2)
             row[f"calib_bicubic_{level}"] = round(float(psnr(probes.crop_clean_geom, clean_b).mean()), 2)
-    print(json.dumps(row))
+    return row
+
+
+def main() -> int:
+    import tempfile
+
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("models", nargs="+", help="model folder (models.pt + models.json), or gpu_search trial files")
+    ap.add_argument("--name", help="the row's name (one model folder); trial rows are named after the file")
+    ap.add_argument("--settings", default="")
+    ap.add_argument("--append", help="hp_search.json to add the rows to")
+    ap.add_argument("--key", default="full_runs", help="list of hp_search.json the rows go to")
+    args = ap.parse_args()
+    index = index_folder(shared_data_dir() / "lfw")
+    split = make_split(index, 0)
+    cache = build_face_cache(index, console_progress(label="faces "), with_teacher=True, workers=2)
+    rows = []
+    for model in map(Path, args.models):
+        if model.suffix == ".pt":
+            with tempfile.TemporaryDirectory() as tmp:
+                engine, record = trial_engine(model, Path(tmp))
+                row = {"run": model.stem.removeprefix("trial-"), "settings": record.get("overrides", {}),
+                       "train_s": record.get("train_seconds"), "device": record.get("gpu") or record.get("device"),
+                       **score(engine, index, cache, split.calib_pairs)}
+        else:
+            engine = FaceEngine(model, device="cpu")
+            meta = json.loads((model / "models.json").read_text())
+            row = {"run": args.name or model.name, "settings": args.settings,
+                   "train_s": round(meta.get("record", {}).get("train_seconds", float("nan"))),
+                   **score(engine, index, cache, split.calib_pairs)}
+        print(json.dumps(row), flush=True)
+        rows.append(row)
     if args.append:
         path = Path(args.append)
         saved = json.loads(path.read_text())
-        saved["full_runs"] = [r for r in saved.get("full_runs", []) if r["run"] != args.name] + [row]
+        names = {r["run"] for r in rows}
+        saved[args.key] = [r for r in saved.get(args.key, []) if r["run"] not in names] + rows
         path.write_text(json.dumps(saved, indent=2) + "\n")
     return 0
 

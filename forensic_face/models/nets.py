@@ -39,6 +39,7 @@ class RecogniserConfig:
     size: int = 64
     width: int = 32  # channels of the first stage; stages use 1x, 2x, 4x, 8x
     embed_dim: int = 128
+    depth: int = 1  # residual blocks per stage
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -130,8 +131,10 @@ class Recogniser(nn.Module):
         w = config.width
         self.stem = nn.Sequential(nn.Conv2d(1, w, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(w),
                                   nn.ReLU(inplace=True))  # S/2
-        self.stages = nn.Sequential(_Block(w, w, 1), _Block(w, 2 * w, 2), _Block(2 * w, 4 * w, 2),
-                                    _Block(4 * w, 8 * w, 2))  # S/16
+        blocks = []
+        for cin, cout, stride in ((w, w, 1), (w, 2 * w, 2), (2 * w, 4 * w, 2), (4 * w, 8 * w, 2)):  # S/16
+            blocks += [_Block(cin, cout, stride)] + [_Block(cout, cout, 1) for _ in range(config.depth - 1)]
+        self.stages = nn.Sequential(*blocks)
         side = config.size // 16
         self.drop = nn.Dropout(0.2)
         self.embed = nn.Linear(8 * w * side * side, config.embed_dim)  # e = W f(x) + b

@@ -24,7 +24,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from forensic_face.core.progress import Progress
@@ -113,6 +112,8 @@ def training_degradation(rng: np.random.Generator) -> tuple[str, Degradation]:
 
 
 def _prepare_chunk(job: tuple) -> tuple:
+    from forensic_face.training.blends import load_frame
+
     root, rels, boxes, marks, size, variants, seed, first = job
     spec = AlignSpec(size=size)
     k = len(rels)
@@ -121,7 +122,7 @@ def _prepare_chunk(job: tuple) -> tuple:
     tgt = np.zeros((k, variants, size, size), np.uint8)
     lev = np.zeros((k, variants), np.int8)
     for j, rel in enumerate(rels):
-        grey = cv2.imread(str(Path(root) / rel), cv2.IMREAD_GRAYSCALE)
+        grey = load_frame(root, rel)
         if grey is None:
             continue
         m = clean_matrix(boxes[j], marks[j], spec)
@@ -140,12 +141,15 @@ def _prepare_chunk(job: tuple) -> tuple:
 
 
 def prepare_faces(index: FolderIndex, cache: dict, rows: np.ndarray, *, size: int = 64, variants: int = 4,
-                  seed: int = 0, workers: int = 2, progress: Progress | None = None) -> tuple:
+                  seed: int = 0, workers: int = 2, progress: Progress | None = None,
+                  frames: list | None = None) -> tuple:
     """Clean crops (n, S, S), degraded variants (n, V, S, S), their targets (n, V, S, S) and level codes
-    (n, V) for ``rows`` of the cache."""
+    (n, V) for ``rows`` of the cache (the frames ``index.paths[row]``, or ``frames[row]``: paths under
+    ``index.root`` or :class:`~forensic_face.training.blends.Blend` items)."""
     rows = np.asarray(rows)
+    frames = index.paths if frames is None else frames
     chunks = [rows[i:i + 64] for i in range(0, rows.size, 64)]
-    jobs = [(str(index.root), [index.paths[r] for r in c], cache["boxes"][c], cache["landmarks"][c], size,
+    jobs = [(str(index.root), [frames[r] for r in c], cache["boxes"][c], cache["landmarks"][c], size,
              variants, seed, int(c[0])) for c in chunks]
     parts = parallel_map(_prepare_chunk, jobs, workers, progress, rows.size, "preparing faces",
                          sizes=[len(c) for c in chunks])

@@ -52,6 +52,7 @@ class TrainConfig:
     variants: int = 8  # degraded variants prepared per training image
     ae_width: int = 16
     rec_width: int = 48
+    rec_depth: int = 1  # residual blocks per recogniser stage
     embed_dim: int = 128
     epochs: int = 30
     batch: int = 96
@@ -68,6 +69,7 @@ class TrainConfig:
     teacher_centre: bool = True  # distil towards the teacher embedding minus its training mean (see prepare)
     distill_weight: float = 16.0
     relation_weight: float = 0.0  # match the batch's student cosine matrix to the teacher's
+    blends: int = 0  # teacher-labelled blends of two training faces added to the images (see training.blends)
     audio_drop: float = 0.3
     seed: int = 0
     threads: int = 0  # torch CPU threads; 0 = torch's default
@@ -152,19 +154,79 @@ def prepare(data: str | Path, cfg: TrainConfig, workers: int = 2, progress: Prog
     t2 = time.perf_counter()
     person_idx = {p: i for i, p in enumerate(train_people)}
     labels = np.array([person_idx[p] for p in people[rows]], np.int64)
-    teacher = cache["teacher"][rows].astype(np.float32)
-    teacher /= np.linalg.norm(teacher, axis=1, keepdims=True)
-    if cfg.teacher_centre:
-        # dlib's descriptors share one dominant direction (unit mean of norm 0.92 on LFW: cosine 0.84 between
-        # different people, 0.95 for the same person), so 1 - cos to the raw descriptor is mostly met by
-        # pointing at that mean. Centred, different people sit near cosine 0 and the target is what identifies.
-        teacher -= teacher.mean(axis=0, keepdims=True)
-        teacher /= np.linalg.norm(teacher, axis=1, keepdims=True)
+    descriptors = cache["teacher"][rows]
+    paths = [index.paths[r] for r in rows]
+    if cfg.blends:
+        blends = _blend_arrays(index, cache, rows, cfg, workers, progress)
+        clean, deg, tgt, lev, labels, descriptors, paths = append_blends(
+            (clean, deg, tgt, lev, labels, descriptors, paths), blends)
+    teacher = teacher_targets(descriptors, cfg.teacher_centre, real=rows.size)
     arrays = TrainingArrays(clean=clean, degraded=deg, target=tgt, level=lev, person=labels.astype(np.int32),
-                            people=train_people, paths=[index.paths[r] for r in rows], audio=audio,
+                            people=train_people, paths=paths, audio=audio,
                             clip_person=clip_person, clip_paths=clip_paths)
     return Prepared(index, split, cache, arrays, teacher, labels, len(train_people),
                     {"face_cache_s": round(t1 - t0, 1), "arrays_s": round(t2 - t1, 1)})
+
+
+def teacher_targets(descriptors: np.ndarray, centre: bool, real: int | None = None) -> np.ndarray:
+    """Distillation targets (N, 128) float32 unit rows from dlib descriptors of the training images
+    (the first ``real`` rows are real images, the mean they are centred on; blends follow)."""
+    teacher = descriptors.astype(np.float32)
+    teacher /= np.linalg.norm(teacher, axis=1, keepdims=True)
+    if centre:
+        # dlib's descriptors share one dominant direction (unit mean of norm 0.92 on LFW: cosine 0.84 between
+        # different people, 0.95 for the same person), so 1 - cos to the raw descriptor is mostly met by
+        # pointing at that mean. Centred, different people sit near cosine 0 and the target is what identifies.
+        teacher -= teacher[:real].mean(axis=0, keepdims=True)
+        teacher /= np.linalg.norm(teacher, axis=1, keepdims=True)
+    return teacher
+
+
+def append_blends(real: tuple, blends: tuple) -> tuple:
+    """(clean, degraded, target, level, labels, descriptors, paths) of the real images followed by the blends'
+    ((clean, degraded, target, level, descriptors, names) from :func:`_blend_arrays`)."""
+    clean, deg, tgt, lev, labels, desc, paths = real
+    b_clean, b_deg, b_tgt, b_lev, b_desc, b_names = blends
+    joined = tuple(np.concatenate(p) for p in ((clean, b_clean), (deg, b_deg), (tgt, b_tgt), (lev, b_lev)))
+    labels = np.concatenate([labels, np.full(len(b_desc), -1, np.int64)])  # no identity: distillation only
+    return joined + (labels, np.concatenate([desc, b_desc]), list(paths) + list(b_names))
+
+
+def _blend_arrays(index: FolderIndex, cache: dict, rows: np.ndarray, cfg: TrainConfig, workers: int,
+                  progress: Progress | None) -> tuple:
+    """Training arrays and teacher descriptors of ``cfg.blends`` blends of the training faces (cached on disk)."""
+    from forensic_face.training.blends import blend_teacher, choose_blends, make_blends
+
+    key = (f"blends-{index.root.name}-{index.fingerprint()}-s{cfg.size}-v{cfg.variants}-seed{cfg.seed}"
+           f"-n{rows.size}-m{cfg.blends}")
+    path = cache_dir() / f"{key}.npz"
+    a, b, lam = choose_blends(rows, np.array(index.people), cfg.blends, cfg.seed)
+    names = [f"blend:{index.paths[i]}+{index.paths[j]}@{t:.3f}" for i, j, t in zip(a, b, lam, strict=True)]
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as z:
+            ok = z["ok"]
+            return (z["clean"], z["degraded"], z["target"], z["level"], z["teacher"][ok],
+                    [n for n, k in zip(names, ok, strict=True) if k])
+    blends = make_blends(index.paths, cache, a, b, lam)
+    desc = blend_teacher(index.root, blends, cache["boxes"][a], cache["landmarks"][a], workers, progress)
+    arrays = blend_faces(index.root, blends, cache["boxes"][a], cache["landmarks"][a], cfg, workers, progress)
+    ok = np.isfinite(desc[:, 0])
+    out = tuple(x[ok] for x in arrays)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, clean=out[0], degraded=out[1], target=out[2], level=out[3], teacher=desc, ok=ok, a=a, b=b, lam=lam)
+    tmp.replace(path)
+    return out + (desc[ok], [n for n, k in zip(names, ok, strict=True) if k])
+
+
+def blend_faces(root: str | Path, blends: list, boxes: np.ndarray, marks: np.ndarray, cfg: TrainConfig,
+                workers: int, progress: Progress | None = None) -> tuple:
+    """Clean, degraded variants, targets and levels of blends (at face a's box and landmarks), with the
+    blends' own seed stream (their degradations are not those of the real images of the same index)."""
+    index = FolderIndex(Path(root), [], [])
+    return prepare_faces(index, {"boxes": boxes, "landmarks": marks}, np.arange(len(blends)), size=cfg.size,
+                         variants=cfg.variants, seed=cfg.seed + 7919, workers=workers, progress=progress,
+                         frames=blends)
 
 
 def _cached_audio(index: FolderIndex, cfg: TrainConfig, n_rows: int):
@@ -219,12 +281,19 @@ class Batcher:
         }
 
 
+def networks(cfg: TrainConfig, audio_dim: int) -> tuple[FusionAutoencoder, Recogniser]:
+    """The two networks a training configuration describes (freshly initialised)."""
+    ae = FusionAutoencoder(AEConfig(size=cfg.size, width=cfg.ae_width, audio_dim=audio_dim,
+                                    residual=cfg.ae_residual))
+    rec = Recogniser(RecogniserConfig(size=cfg.size, width=cfg.rec_width, embed_dim=cfg.embed_dim,
+                                      depth=cfg.rec_depth))
+    return ae, rec
+
+
 def build_models(cfg: TrainConfig, n_classes: int, audio_dim: int,
                  prototypes: np.ndarray | None = None) -> tuple[FusionAutoencoder, Recogniser, ArcFace]:
     torch.manual_seed(cfg.seed)
-    ae = FusionAutoencoder(AEConfig(size=cfg.size, width=cfg.ae_width, audio_dim=audio_dim,
-                                    residual=cfg.ae_residual))
-    rec = Recogniser(RecogniserConfig(size=cfg.size, width=cfg.rec_width, embed_dim=cfg.embed_dim))
+    ae, rec = networks(cfg, audio_dim)
     arc = ArcFace(cfg.embed_dim, n_classes, cfg.arc_margin, cfg.arc_scale)
     if prototypes is not None:
         # class centres fixed in the teacher's space: the margin loss then agrees with the distillation
@@ -252,7 +321,8 @@ def train_step(ae, rec, arc, batch, cfg: TrainConfig, autocast: bool = False) ->
     teacher = torch.cat([batch["teacher"], batch["teacher"]])
     labels = torch.cat([batch["label"], batch["label"]])
     distill = (1 - F.cosine_similarity(emb, teacher, dim=1)).mean()
-    arcl = arc(emb, labels)
+    known = labels >= 0  # blends (label -1) have no identity of their own: distillation only
+    arcl = arc(emb[known], labels[known]) if bool(known.any()) else emb.sum() * 0.0
     loss = cfg.mse_weight * mse + cfg.distill_weight * distill + cfg.arc_weight * arcl
     out = {"mse": mse.detach(), "distill": distill.detach(), "arc": arcl.detach()}
     if cfg.relation_weight:
@@ -287,7 +357,8 @@ def train(data: str | Path, out: str | Path, cfg: TrainConfig, *, workers: int =
     prototypes = None
     if cfg.arc_prototypes == "teacher":
         prototypes = np.zeros((prep.n_classes, prep.teacher.shape[1]), np.float32)
-        np.add.at(prototypes, prep.labels, prep.teacher)
+        known = prep.labels >= 0
+        np.add.at(prototypes, prep.labels[known], prep.teacher[known])
         prototypes /= np.maximum(np.linalg.norm(prototypes, axis=1, keepdims=True), 1e-8)
     ae, rec, arc = build_models(cfg, prep.n_classes, audio_dim, prototypes)
     # channels-last: oneDNN's fast convolution layout on CPU (measured 1.6x here with float32)
@@ -366,10 +437,7 @@ def load_checkpoint(path: Path) -> tuple[FusionAutoencoder, Recogniser, dict]:
     ck = torch.load(path, map_location="cpu", weights_only=True)
     record = json.loads(ck["record"])
     cfg = TrainConfig(**record["config"])
-    audio_dim = ck["ae"]["audio.net.0.weight"].shape[1]
-    ae = FusionAutoencoder(AEConfig(size=cfg.size, width=cfg.ae_width, audio_dim=audio_dim,
-                                    residual=cfg.ae_residual))
-    rec = Recogniser(RecogniserConfig(size=cfg.size, width=cfg.rec_width, embed_dim=cfg.embed_dim))
+    ae, rec = networks(cfg, ck["ae"]["audio.net.0.weight"].shape[1])
     ae.load_state_dict(ck["ae"])
     rec.load_state_dict(ck["rec"])
     record["history"] = json.loads(ck["history"])

@@ -115,6 +115,31 @@ def test_teacher_prototypes_are_fixed_and_residual_starts_at_identity() -> None:
     assert torch.allclose(ae(x), x, atol=1e-5)
 
 
+def test_deeper_recogniser_keeps_the_shipped_layout_at_depth_one(tmp_path: Path) -> None:
+    import torch
+
+    from forensic_face.models.engine import FaceEngine, save_bundle
+    from forensic_face.training.train import TrainConfig, networks
+
+    ae, shallow = networks(TrainConfig(size=32, ae_width=4, rec_width=4), 715)
+    _, deep = networks(TrainConfig(size=32, ae_width=4, rec_width=4, rec_depth=2), 715)
+    # depth 1 is the layout of the bundles already shipped: the shipped recogniser loads into it as it is
+    shipped = torch.load(Path(__file__).parents[2] / "resources" / "models" / "models.pt", weights_only=True)
+    layout = {k.removeprefix("rec.") for k in shipped if k.startswith("rec.stages.")}
+    assert layout == {k for k in shallow.state_dict() if k.startswith("stages.")}
+    assert len(shallow.stages) == 4 and len(deep.stages) == 8
+    # a bundle records the depth and the engine rebuilds the same network from it
+    save_bundle(tmp_path, ae.eval(), deep.eval(), None, {"date": "test"})
+    engine = FaceEngine(tmp_path, device="cpu")
+    x = np.random.default_rng(0).integers(0, 256, (2, 32, 32), dtype=np.uint8)
+    with torch.no_grad():
+        t = torch.from_numpy(x[:, None] / 255.0).float()
+        ref = deep(t) + deep(torch.flip(t, dims=[3]))  # the engine averages the face and its mirror image
+    got = engine.embed(x)
+    assert got.shape == (2, 128)
+    assert np.allclose(got, torch.nn.functional.normalize(ref, dim=1).numpy(), atol=2e-2)
+
+
 def test_distillation_targets_are_centred_and_relation_loss_trains(tiny_lfw: Path, isolated_cache) -> None:
     import torch
 
@@ -139,3 +164,46 @@ def test_distillation_targets_are_centred_and_relation_loss_trains(tiny_lfw: Pat
     assert torch.allclose(losses["loss"].detach(), expected, rtol=1e-4)
     losses["loss"].backward()
     assert rec.embed.weight.grad is not None and float(rec.embed.weight.grad.abs().sum()) > 0
+
+
+def test_blends_are_two_people_and_train_by_distillation_alone(tiny_lfw: Path, isolated_cache) -> None:
+    import torch
+
+    from forensic_face.training.blends import blend_frame, choose_blends
+    from forensic_face.training.train import Batcher, TrainConfig, build_models, prepare, train_step
+
+    people = np.repeat(np.array(["A", "B", "C", "D"]), 3)
+    rows = np.arange(12)
+    a, b, lam = choose_blends(rows, people, 40, seed=0)
+    assert (people[a] != people[b]).all() and ((lam >= 0.25) & (lam <= 0.75)).all()
+    # a smaller set is the start of a larger one (so packs and runs of different sizes agree)
+    a2, b2, lam2 = choose_blends(rows, people, 10, seed=0)
+    assert (a2 == a[:10]).all() and (b2 == b[:10]).all() and np.allclose(lam2, lam[:10])
+    # the blend is lam of frame a and the rest of frame b (here unmoved)
+    fa, fb = np.full((50, 50), 200, np.uint8), np.full((50, 50), 100, np.uint8)
+    assert int(blend_frame(fa, fb, np.eye(2, 3), 0.25)[25, 25]) == 125
+
+    base = dict(size=32, variants=2, ae_width=4, rec_width=4, batch=4)
+    real = prepare(tiny_lfw, TrainConfig(**base), workers=1)
+    mixed = prepare(tiny_lfw, TrainConfig(**base, blends=6), workers=1)
+    n = real.arrays.clean.shape[0]
+    extra = mixed.arrays.clean.shape[0] - n
+    assert extra >= 4  # the teacher describes (nearly) every blend
+    assert (mixed.labels[:n] == real.labels).all() and (mixed.labels[n:] == -1).all()
+    assert mixed.arrays.degraded.shape[0] == mixed.teacher.shape[0] == n + extra
+    # the real images' targets do not move: blends are centred on the real images' mean
+    assert np.allclose(mixed.teacher[:n], real.teacher, atol=1e-6)
+    # blends are new faces, not copies of the images they mix
+    diff = np.abs(mixed.arrays.clean[n:, None].astype(int) - real.arrays.clean[None].astype(int)).mean(axis=(2, 3))
+    assert diff.min() > 1
+
+    cfg = TrainConfig(**base)
+    ae, rec, arc = build_models(cfg, mixed.n_classes, 715)
+    batch = Batcher(mixed, cfg, np.random.default_rng(0)).batch(np.arange(n, n + 4))
+    losses = train_step(ae, rec, arc, batch, cfg)
+    assert float(losses["arc"]) == 0.0 and float(losses["distill"]) > 0  # no identity: distillation only
+    losses["loss"].backward()
+    assert float(rec.embed.weight.grad.abs().sum()) > 0
+    assert arc.weight.grad is None or float(arc.weight.grad.abs().sum()) == 0
+    assert not batch["present"].any()  # a blend has no voice
+    assert torch.isfinite(losses["loss"])
