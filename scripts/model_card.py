@@ -21,6 +21,9 @@ def main() -> None:
     hp = json.loads((ROOT / "hp_search.json").read_text()) if (ROOT / "hp_search.json").is_file() else None
     rec = meta["record"]
     cfg = rec["config"]
+    # runs recorded before train_blends existed counted the blends among train_images (all of them had a teacher)
+    blends = rec.get("train_blends", cfg.get("blends", 0))
+    images = rec["train_images"] - (0 if "train_blends" in rec else blends)
     split = rec["split"]
     lines = [
         "# Model card: forensic_face fusion autoencoder + recogniser",
@@ -52,11 +55,14 @@ def main() -> None:
         f"- Calibration: the {split['calib_people']} people of {split['calib_pairs']} pairs drawn (seed 0) from "
         "`pairsDevTrain`, held out of training; thresholds, match probability, softmax temperature and the "
         "hyperparameter search are fitted/scored on them.",
-        f"- Training: every other person ({rec['train_classes']} people, {rec['train_images']} images with a "
+        f"- Training: every other person ({rec['train_classes']} people, {images} images with a "
         f"teacher embedding), {cfg['variants']} degraded variants per image (DESIGN.md `clean`/`mild`/`severe` "
         "levels and random combinations of resolution, blur, motion, noise, JPEG, light and occlusion, each "
         "cropped with a random alignment error), plus the person's synthetic voice "
-        f"({rec['voice_clips']} clips).",
+        f"({rec['voice_clips']} clips)."
+        + (f" Also {blends} teacher-labelled blends of two training faces (`--blends`: face b warped "
+           "onto face a's landmarks and mixed, described by the teacher; distillation only, no identity)."
+           if blends else ""),
         "- Teacher: dlib's ResNet face recogniser (`face_recognition_models`) on the clean face, distilled into "
         "the recogniser, which sees the reconstruction of the degraded face and the clean face. Losses: "
         f"distillation 1 − cos(e, t) towards the {'centred' if cfg.get('teacher_centre') else 'raw'} descriptor t "

@@ -158,6 +158,7 @@ class FaceEngine:
         with self._lock:
             for i in range(0, x.shape[0], self.batch):
                 xb = x[i:i + self.batch]
-                e = self.rec(xb) + self.rec(torch.flip(xb, dims=[3]))  # flip-averaged
-                out.append(torch.nn.functional.normalize(e, dim=1))
+                # flip-averaged: the face and its mirror image in one forward pass (one batch is faster than two)
+                e = self.rec(torch.cat([xb, torch.flip(xb, dims=[3])]))
+                out.append(torch.nn.functional.normalize(e[:xb.shape[0]] + e[xb.shape[0]:], dim=1))
         return torch.cat(out).float().cpu().numpy()

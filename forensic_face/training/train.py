@@ -383,7 +383,8 @@ def train(data: str | Path, out: str | Path, cfg: TrainConfig, *, workers: int =
         log.info("resumed at epoch %d, step %d", epoch, step)
     batcher = Batcher(prep, cfg, rng)
     started = time.perf_counter()
-    record = {"config": asdict(cfg), "split": prep.split.describe(), "train_images": n,
+    record = {"config": asdict(cfg), "split": prep.split.describe(), "train_images": int((prep.labels >= 0).sum()),
+              "train_blends": int((prep.labels < 0).sum()),
               "train_classes": prep.n_classes, "voice_clips": int(prep.arrays.audio.shape[0]),
               "params": {"ae": count_params(ae), "rec": count_params(rec)}, "prep_s": prep.prep_seconds,
               "device": str(device), "bfloat16_autocast": autocast, "torch_threads": torch.get_num_threads()}
