@@ -229,6 +229,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if all(p.exitcode == 0 for p in procs) else 1
 
 
+def trial_networks(path: str | Path) -> tuple:
+    """A trial file's networks (float32, eval mode) and its training record."""
+    import torch
+
+    from forensic_face.training.train import networks
+
+    slim = torch.load(path, map_location="cpu", weights_only=True)
+    record = json.loads(slim["record"])
+    ae, rec = networks(TrainConfig(**record["config"]), slim["ae"]["audio.net.0.weight"].shape[1])
+    ae.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in slim["ae"].items()})
+    rec.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in slim["rec"].items()})
+    return ae.eval(), rec.eval(), record
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     """A trial's networks -> a calibrated model folder (calibration pairs only), ready to score."""
     import torch
@@ -239,14 +253,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     from forensic_face.training.lfw import build_face_cache, index_folder
     from forensic_face.training.split import make_split
 
-    slim = torch.load(args.trial, map_location="cpu", weights_only=True)
+    ae, rec, record = trial_networks(args.trial)
     folder = Path(args.dest)
     folder.mkdir(parents=True, exist_ok=True)
     ck = folder / "checkpoint.pt"
-    torch.save({"ae": {k: v.float() if v.is_floating_point() else v for k, v in slim["ae"].items()},
-                "rec": {k: v.float() if v.is_floating_point() else v for k, v in slim["rec"].items()},
-                "record": slim["record"], "history": slim["history"]}, ck)
-    (folder / "history.json").write_text(json.dumps(json.loads(slim["record"]), indent=2))
+    torch.save({"ae": ae.state_dict(), "rec": rec.state_dict(), "record": json.dumps(record),
+                "history": json.dumps(record["history"])}, ck)
+    (folder / "history.json").write_text(json.dumps(record, indent=2))
     index = index_folder(shared_data_dir() / "lfw")
     split = make_split(index, 0)
     cache = build_face_cache(index, console_progress(label="faces "), with_teacher=True, workers=2)

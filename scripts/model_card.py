@@ -15,6 +15,14 @@ def pct(v: float) -> str:
     return f"{100 * v:.1f} %"
 
 
+def calib_row(r: dict, settings: str) -> str:
+    """A table row of a run scored on the calibration pairs (scripts/score_calibration.py)."""
+    return (f"| {r['run']} | {settings} | {r['train_s']:.0f} | {r['calib_auc_clean']:.3f} / "
+            f"{r['calib_auc_mild']:.3f} / {r['calib_auc_severe']:.3f} | {r['calib_psnr_mild']:.2f} "
+            f"({r['calib_bicubic_mild']:.2f}) | "
+            f"{r['calib_psnr_severe']:.2f} ({r['calib_bicubic_severe']:.2f}) |")
+
+
 def main() -> None:
     meta = json.loads((ROOT / "models.json").read_text())
     ev = json.loads((ROOT / "evaluation.json").read_text())
@@ -145,21 +153,14 @@ def main() -> None:
                       "| trial | settings | GPU s | AUC clean / mild / severe | PSNR mild (bicubic) | "
                       "PSNR severe (bicubic) |", "| --- | --- | --- | --- | --- | --- |"]
             for r in hp["gpu_trials"]:
-                settings = ", ".join(f"{k} {v}" for k, v in r["settings"].items()) or "defaults"
-                lines.append(f"| {r['run']} | {settings} | {r['train_s']:.0f} | {r['calib_auc_clean']:.3f} / "
-                             f"{r['calib_auc_mild']:.3f} / {r['calib_auc_severe']:.3f} | {r['calib_psnr_mild']:.2f} "
-                             f"({r['calib_bicubic_mild']:.2f}) | {r['calib_psnr_severe']:.2f} "
-                             f"({r['calib_bicubic_severe']:.2f}) |")
+                lines.append(calib_row(r, ", ".join(f"{k} {v}" for k, v in r["settings"].items()) or "defaults"))
             if hp.get("notes_gpu"):
                 lines += ["", hp["notes_gpu"]]
         if hp.get("full_runs"):
             lines += ["", "| full run | settings | train s | AUC clean / mild / severe | PSNR mild (bicubic) | "
                       "PSNR severe (bicubic) |", "| --- | --- | --- | --- | --- | --- |"]
             for r in hp["full_runs"]:
-                lines.append(f"| {r['run']} | {r['settings']} | {r['train_s']} | {r['calib_auc_clean']:.3f} / "
-                             f"{r['calib_auc_mild']:.3f} / {r['calib_auc_severe']:.3f} | {r['calib_psnr_mild']:.2f} "
-                             f"({r['calib_bicubic_mild']:.2f}) | {r['calib_psnr_severe']:.2f} "
-                             f"({r['calib_bicubic_severe']:.2f}) |")
+                lines.append(calib_row(r, r["settings"]))
     lines += [
         "",
         "## Known limits",

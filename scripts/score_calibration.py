@@ -33,16 +33,11 @@ from forensic_face.training.split import make_split
 
 def trial_engine(path: Path, folder: Path) -> tuple[FaceEngine, dict]:
     """The networks of a gpu_search trial file as an engine (no match calibration) and its record."""
-    import torch
+    from gpu_search import trial_networks  # beside this script
 
     from forensic_face.models.engine import save_bundle
-    from forensic_face.training.train import TrainConfig, networks
 
-    slim = torch.load(path, map_location="cpu", weights_only=True)
-    record = json.loads(slim["record"])
-    ae, rec = networks(TrainConfig(**record["config"]), slim["ae"]["audio.net.0.weight"].shape[1])
-    ae.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in slim["ae"].items()})
-    rec.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in slim["rec"].items()})
+    ae, rec, record = trial_networks(path)
     save_bundle(folder, ae, rec, None, record)
     return FaceEngine(folder, device="cpu"), record
 
