@@ -75,10 +75,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
                               args.workers, progress)
     summary = {"checkpoint": str(out / "checkpoint.pt"), "models": str(dest), "version": engine.info.version,
                "train_seconds": record["train_seconds"], "epochs": len(record["history"]),
+               "epochs_this_session": record["epochs_this_session"],
                "last_epoch": record["history"][-1] if record["history"] else None}
+    resumed = (f" (resumed: {summary['epochs']} epochs in the checkpoint)"
+               if summary["epochs"] != summary["epochs_this_session"] else "")
     print(json.dumps(summary, indent=2) if args.json else
-          f"trained {summary['epochs']} epochs in {summary['train_seconds']:.0f} s; models {summary['version']} "
-          f"written to {dest}")
+          f"trained {summary['epochs_this_session']} epochs in {summary['train_seconds']:.0f} s{resumed}; "
+          f"models {summary['version']} written to {dest}")
     return 0
 
 
@@ -405,6 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/train", help="checkpoints and history (default: %(default)s)")
     p.add_argument("--export", help="where to write the calibrated models (default: resources/models)")
     p.add_argument("--epochs", type=int)
+    p.add_argument("--ae-epochs", dest="ae_epochs", type=int,
+                   help="epochs of the autoencoder alone after the joint schedule (default 0)")
+    p.add_argument("--ae-lr", dest="ae_lr", type=float, help="peak learning rate of the autoencoder-only epochs")
     p.add_argument("--batch", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--size", type=int, help="input side in pixels (multiple of 16)")

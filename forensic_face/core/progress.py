@@ -65,11 +65,14 @@ class Progress:
 def console_progress(stream: TextIO | None = None, label: str = "") -> Progress:
     """A :class:`Progress` that draws a one-line bar with rate and ETA on ``stream`` (stderr)."""
     out = stream or sys.stderr
-    start = time.monotonic()
+    first: list[tuple[float, int]] = []  # (time, done) of the first report: a resumed task starts past 0
 
     def draw(done: int, total: int, message: str) -> None:
-        elapsed = time.monotonic() - start
-        rate = done / elapsed if elapsed > 0 else 0.0
+        now = time.monotonic()
+        if not first:
+            first.append((now, done))
+        t0, d0 = first[0]
+        rate = (done - d0) / (now - t0) if now > t0 and done > d0 else 0.0
         eta = (total - done) / rate if rate > 0 else float("nan")
         width = 24
         filled = int(width * done / total) if total else 0

@@ -51,3 +51,19 @@ def test_demo_runs_and_finds_the_face(tmp_path):
         assert Path(report["path"]).read_bytes().startswith(b"%PDF-") and report["pages"] >= 4
         assert report["verified"] and summary["analysis"]["search"]["candidates"]
         assert Case.open(summary["case"]).read_log()[-1]["action"] == "report.exported"
+
+
+def test_progress_line_rate_counts_only_the_work_done_here(monkeypatch) -> None:
+    """A resumed task starts at step 500 of 1000: rate and ETA come from the steps done since then."""
+    import io
+
+    from forensic_face.core import progress as progress_mod
+
+    clock = iter([100.0, 110.0])
+    monkeypatch.setattr(progress_mod.time, "monotonic", lambda: next(clock))
+    out = io.StringIO()
+    p = progress_mod.console_progress(out)
+    p.update(500, 1000, "resumed")
+    p.update(600, 1000, "later")  # 100 steps in 10 s
+    line = out.getvalue().split("\r")[-1]
+    assert "600/1000" in line and " 10.0/s" in line and "eta    40s" in line

@@ -83,6 +83,40 @@ def test_train_resume_export_evaluate(tiny_lfw: Path, isolated_cache, tmp_path: 
     assert (tmp_path / "eval_roc.png").is_file() and (tmp_path / "eval_examples.png").is_file()
 
 
+def test_autoencoder_phase_trains_the_autoencoder_alone_and_resumes(tiny_lfw: Path, isolated_cache,
+                                                                   tmp_path: Path) -> None:
+    import torch
+
+    from forensic_face.training.train import TrainConfig, load_checkpoint, prepare, train
+
+    cfg = TrainConfig(size=32, variants=2, ae_width=4, rec_width=4, epochs=1, ae_epochs=3, batch=4, warmup_steps=1,
+                      ae_lr=5e-3)
+    prep = prepare(tiny_lfw, cfg, workers=1)
+    out = tmp_path / "run"
+    joint = train(tiny_lfw, out, TrainConfig(**{**cfg.__dict__, "ae_epochs": 0}), workers=1, prep=prep)
+    ae0, rec0, _ = load_checkpoint(out / "checkpoint.pt")
+    # stop inside the autoencoder phase (after its first epoch), then resume to the end
+    part = train(tiny_lfw, out, TrainConfig(**{**cfg.__dict__, "ae_epochs": 1}), workers=1, resume=True, prep=prep)
+    assert [h.get("phase") for h in part["history"]] == [None, "autoencoder"]
+    done = train(tiny_lfw, out, cfg, workers=1, resume=True, prep=prep)
+    assert [h["epoch"] for h in done["history"]] == [1, 2, 3, 4]
+    assert (part["epochs_this_session"], done["epochs_this_session"]) == (1, 2)
+    assert [h.get("phase") for h in done["history"]] == [None] + ["autoencoder"] * 3
+    assert done["steps"] == 4 * joint["steps"]
+    ae1, rec1, _ = load_checkpoint(out / "checkpoint.pt")
+    for (k, a), b in zip(rec0.state_dict().items(), rec1.state_dict().values(), strict=True):
+        assert torch.equal(a, b), f"the recogniser changed in the autoencoder phase: {k}"
+    changed = [k for (k, a), b in zip(ae0.state_dict().items(), ae1.state_dict().values(), strict=True)
+               if not torch.equal(a, b)]
+    assert "out.weight" in changed and "enc1.0.weight" in changed
+    # its reconstruction of the training faces got better
+    x = torch.from_numpy(prep.arrays.degraded[:, 0].astype(np.float32) / 255)[:, None]
+    y = torch.from_numpy(prep.arrays.target[:, 0].astype(np.float32) / 255)[:, None]
+    with torch.no_grad():
+        before, after = (float(((m(x) - y) ** 2).mean()) for m in (ae0, ae1))
+    assert after < before
+
+
 def test_tampered_weights_are_refused(tiny_lfw: Path, isolated_cache, tmp_path: Path) -> None:
     from forensic_face.core.errors import ForensicFaceError, ModelsNotTrainedError
     from forensic_face.models.engine import FaceEngine, save_bundle
