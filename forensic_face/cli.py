@@ -409,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--export", help="where to write the calibrated models (default: resources/models)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--ae-epochs", dest="ae_epochs", type=int,
-                   help="epochs of the autoencoder alone after the joint schedule (default 0)")
+                   help="epochs of the autoencoder alone after the joint schedule (default 50)")
     p.add_argument("--ae-lr", dest="ae_lr", type=float, help="peak learning rate of the autoencoder-only epochs")
     p.add_argument("--batch", type=int)
     p.add_argument("--lr", type=float)

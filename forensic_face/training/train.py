@@ -61,7 +61,7 @@ class TrainConfig:
     rec_depth: int = 1  # residual blocks per recogniser stage
     embed_dim: int = 128
     epochs: int = 30
-    ae_epochs: int = 0  # epochs of the autoencoder alone after the joint schedule (see the module docstring)
+    ae_epochs: int = 50  # epochs of the autoencoder alone after the joint schedule (see the module docstring)
     ae_lr: float = 2e-3  # peak learning rate of that phase
     batch: int = 96
     lr: float = 5e-3

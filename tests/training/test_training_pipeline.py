@@ -44,7 +44,7 @@ def test_train_resume_export_evaluate(tiny_lfw: Path, isolated_cache, tmp_path: 
     from forensic_face.training.evaluate import evaluate, export_models
     from forensic_face.training.train import TrainConfig, prepare, train
 
-    cfg = TrainConfig(size=32, variants=2, ae_width=4, rec_width=4, epochs=2, batch=4, warmup_steps=1,
+    cfg = TrainConfig(size=32, variants=2, ae_width=4, rec_width=4, epochs=2, ae_epochs=0, batch=4, warmup_steps=1,
                       arc_prototypes="teacher", ae_residual=True)
     prep = prepare(tiny_lfw, cfg, workers=1)
     split = prep.split

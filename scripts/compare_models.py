@@ -1,0 +1,66 @@
+"""Paired comparison of two model folders on the same probes: accuracy at each model's own calibrated
+threshold, ROC-AUC and the mean cosine of same-person and different-person pairs, per level, on the
+calibration pairs and on the DevTest pairs (reconstruction vs clean gallery, no audio), with McNemar's
+exact test on the pairs that one model gets right and the other wrong.
+
+    .venv/bin/python scripts/compare_models.py resources/models runs/models6
+
+Reads the probe caches that ``forensic-face evaluate`` and ``scripts/score_calibration.py`` write (makes
+them when missing).
+"""
+
+from __future__ import annotations
+
+import argparse
+from math import comb
+from pathlib import Path
+
+import numpy as np
+
+from forensic_face.models.engine import FaceEngine
+from forensic_face.paths import shared_data_dir
+from forensic_face.training.evaluate import gallery_crops, probe_set, score_pairs
+from forensic_face.training.lfw import build_face_cache, index_folder
+from forensic_face.training.metrics import roc_auc
+from forensic_face.training.split import make_split
+
+
+def mcnemar_p(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value for b and c discordant pairs."""
+    n, k = b + c, min(b, c)
+    return min(1.0, 2 * sum(comb(n, i) for i in range(k + 1)) / 2 ** n) if n else 1.0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("a", type=Path, help="model folder A")
+    ap.add_argument("b", type=Path, help="model folder B")
+    args = ap.parse_args()
+    index = index_folder(shared_data_dir() / "lfw")
+    split = make_split(index, 0)
+    cache = build_face_cache(index, None, with_teacher=True, workers=2)
+    engines = [FaceEngine(m, device="cpu") for m in (args.a, args.b)]
+    if engines[0].size != engines[1].size:
+        raise SystemExit("the two models take different input sizes")
+    size = engines[0].size
+    for tag, pairs in (("calibration", split.calib_pairs), ("DevTest", split.test_pairs)):
+        same = np.array([p.same for p in pairs])
+        gallery = gallery_crops(index, cache, [p.a for p in pairs], size)
+        for level in ("clean", "mild", "severe"):
+            probes = probe_set(index, cache, pairs, level, size, "calib" if tag == "calibration" else "test", 2, None)
+            right, text = [], []
+            for name, e in zip("AB", engines, strict=True):
+                s = score_pairs(e, e.embed(gallery), probes, None, None)["recon"]
+                w = e.calibration.weights
+                ok = (s >= -w[0] / w[1]) == same
+                right.append(ok)
+                text.append(f"{name}: accuracy {ok.mean():.3f}, AUC {roc_auc(s, same):.4f}, mean cosine same "
+                            f"{s[same].mean():.3f} / different {s[~same].mean():.3f}")
+            a_only, b_only = int((right[0] & ~right[1]).sum()), int((~right[0] & right[1]).sum())
+            print(f"{tag} {level} ({len(pairs)} pairs) | {text[0]} | {text[1]} | right only with A {a_only}, "
+                  f"only with B {b_only}, McNemar p = {mcnemar_p(a_only, b_only):.3f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
