@@ -182,7 +182,7 @@ def main() -> None:
             for r in hp["ae_trials"]:
                 st = r["settings"]
                 desc = (f"width {st['width']}{', residual' if st['residual'] else ''}, "
-                        f"{'from the shipped autoencoder' if st['init'] else 'from scratch'}, {st['minutes']:g} min, "
+                        f"{'from ' + st['init'] if st['init'] else 'from scratch'}, {st['minutes']:g} min, "
                         f"lr {st['lr']:g}, {st['threads']} thread{'s' if st['threads'] > 1 else ''}")
                 way = ", ".join(f"{a['step']}: {a['psnr_severe']:.2f}" for a in r["along_the_way"])
                 lines.append(f"| {r['run']} | {desc} | {r['steps']} | {r['psnr_mild']:.2f} ({r['bicubic_mild']:.2f}) | "
