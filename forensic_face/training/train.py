@@ -411,71 +411,77 @@ def train(data: str | Path, out: str | Path, cfg: TrainConfig, *, workers: int =
               "train_classes": prep.n_classes, "voice_clips": int(prep.arrays.audio.shape[0]),
               "params": {"ae": count_params(ae), "rec": count_params(rec)}, "prep_s": prep.prep_seconds,
               "device": str(device), "bfloat16_autocast": autocast, "torch_threads": torch.get_num_threads()}
+    deadline = started + cfg.time_limit_s if cfg.time_limit_s else None
+
+    def report(text: str):
+        """A progress callback for ``_epoch``: ``text`` formatted with the running mean losses."""
+        def update(done: int, means: dict) -> None:
+            if progress is not None:
+                progress.update(done, total + ae_total, text.format(**means))
+        return update
+
     stopped_early = False
+    joint_keys = ("loss", "mse", "distill", "arc") + (("rel",) if cfg.relation_weight else ())
     while epoch < cfg.epochs:
         ae.train()
         rec.train()
-        order = batcher.epoch_order()
-        sums = {"loss": 0.0, "mse": 0.0, "distill": 0.0, "arc": 0.0} | ({"rel": 0.0} if cfg.relation_weight else {})
         t_epoch = time.perf_counter()
-        for b in range(steps_per_epoch):
-            for g in opt.param_groups:
-                g["lr"] = _lr_at(step, total, cfg)
-            batch = {k: v.to(device) for k, v in batcher.batch(order[b * cfg.batch:(b + 1) * cfg.batch]).items()}
-            losses = train_step(ae, rec, arc, batch, cfg, autocast)
-            opt.zero_grad(set_to_none=True)
-            losses["loss"].backward()
-            torch.nn.utils.clip_grad_norm_(params, 5.0)
-            opt.step()
-            step += 1
-            for k in sums:
-                sums[k] += float(losses[k].detach())
-            if progress is not None:
-                progress.update(step, total + ae_total,
-                                f"epoch {epoch + 1}/{cfg.epochs} loss {sums['loss'] / (b + 1):.3f} "
-                                f"mse {sums['mse'] / (b + 1):.4f} distill {sums['distill'] / (b + 1):.3f}")
-            if cfg.time_limit_s and time.perf_counter() - started > cfg.time_limit_s:
-                stopped_early = True
-                break
-        done_steps = b + 1
+        step, means, done_steps, stopped_early = _epoch(
+            batcher, steps_per_epoch, cfg.batch, device, opt, params,
+            lambda batch: train_step(ae, rec, arc, batch, cfg, autocast), lambda s: _lr_at(s, total, cfg),
+            joint_keys, step, deadline,
+            report(f"epoch {epoch + 1}/{cfg.epochs} loss {{loss:.3f}} mse {{mse:.4f}} distill {{distill:.3f}}"))
         epoch += 1
         history.append({"epoch": epoch, "steps": done_steps, "seconds": round(time.perf_counter() - t_epoch, 1),
-                        **{k: round(v / done_steps, 5) for k, v in sums.items()}})
+                        **means})
         _save_checkpoint(ckpt_path, ae, rec, arc, opt, step, epoch, rng, history, record)
         if stopped_early:
             break
     rec.eval()
+    ae_cfg = replace(cfg, lr=cfg.ae_lr)
     while epoch < cfg.epochs + cfg.ae_epochs and not stopped_early:
         ae.train()
-        order = batcher.epoch_order()
-        mse_sum, t_epoch = 0.0, time.perf_counter()
-        for b in range(steps_per_epoch):
-            ae_step = step - total
-            for g in opt_ae.param_groups:
-                g["lr"] = _lr_at(ae_step, ae_total, replace(cfg, lr=cfg.ae_lr))
-            batch = {k: v.to(device) for k, v in batcher.batch(order[b * cfg.batch:(b + 1) * cfg.batch]).items()}
-            mse = ae_train_step(ae, batch, autocast)
-            opt_ae.zero_grad(set_to_none=True)
-            mse.backward()
-            torch.nn.utils.clip_grad_norm_(ae.parameters(), 5.0)
-            opt_ae.step()
-            step += 1
-            mse_sum += float(mse.detach())
-            if progress is not None:
-                progress.update(step, total + ae_total, f"autoencoder epoch {epoch + 1 - cfg.epochs}/{cfg.ae_epochs} "
-                                f"mse {mse_sum / (b + 1):.4f}")
-            if cfg.time_limit_s and time.perf_counter() - started > cfg.time_limit_s:
-                stopped_early = True
-                break
-        done_steps = b + 1
+        t_epoch = time.perf_counter()
+        step, means, done_steps, stopped_early = _epoch(
+            batcher, steps_per_epoch, cfg.batch, device, opt_ae, list(ae.parameters()),
+            lambda batch: {"loss": (mse := ae_train_step(ae, batch, autocast)), "mse": mse},
+            lambda s: _lr_at(s - total, ae_total, ae_cfg), ("mse",), step, deadline,
+            report(f"autoencoder epoch {epoch + 1 - cfg.epochs}/{cfg.ae_epochs} mse {{mse:.4f}}"))
         epoch += 1
         history.append({"epoch": epoch, "phase": "autoencoder", "steps": done_steps,
-                        "seconds": round(time.perf_counter() - t_epoch, 1), "mse": round(mse_sum / done_steps, 5)})
+                        "seconds": round(time.perf_counter() - t_epoch, 1), **means})
         _save_checkpoint(ckpt_path, ae, rec, arc, opt_ae, step, epoch, rng, history, record, "autoencoder")
     record |= {"history": history, "train_seconds": round(time.perf_counter() - started, 1),
                "stopped_early": stopped_early, "steps": step, "epochs_this_session": epoch - first_epoch}
     (out / "history.json").write_text(json.dumps(record, indent=2))
     return record
+
+
+def _epoch(batcher: Batcher, steps: int, batch_size: int, device: torch.device, opt: torch.optim.Optimizer,
+           params: list, step_fn, lr_at, keys: tuple, step: int, deadline: float | None, report) -> tuple:
+    """One epoch of optimiser steps on ``step_fn``'s ``"loss"`` (gradient norm clipped at 5); returns the global
+    step after it, the mean of each loss in ``keys`` (5 decimals), the steps done and whether ``deadline``
+    (a ``time.perf_counter`` value) stopped it early. ``report(step, running means)`` after each step."""
+    order = batcher.epoch_order()
+    sums = dict.fromkeys(keys, 0.0)
+    stopped, done = False, 0
+    for b in range(steps):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step)
+        batch = {k: v.to(device) for k, v in batcher.batch(order[b * batch_size:(b + 1) * batch_size]).items()}
+        losses = step_fn(batch)
+        opt.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(params, 5.0)
+        opt.step()
+        step, done = step + 1, b + 1
+        for k in sums:
+            sums[k] += float(losses[k].detach())
+        report(step, {k: v / done for k, v in sums.items()})
+        if deadline is not None and time.perf_counter() > deadline:
+            stopped = True
+            break
+    return step, {k: round(v / max(done, 1), 5) for k, v in sums.items()}, done, stopped
 
 
 def _save_checkpoint(path: Path, ae, rec, arc, opt, step, epoch, rng, history, record, phase: str = "joint") -> None:
