@@ -42,6 +42,12 @@ def trial_engine(path: Path, folder: Path) -> tuple[FaceEngine, dict]:
     return FaceEngine(folder, device="cpu"), record
 
 
+def training_seconds(record: dict) -> float:
+    """Seconds of training as the sum of the epochs (``train_seconds`` counts only a resumed run's last session)."""
+    history = record.get("history", [])
+    return round(sum(h["seconds"] for h in history)) if history else record.get("train_seconds", float("nan"))
+
+
 def score(engine: FaceEngine, index, cache, pairs) -> dict:
     """Calibration-pair ROC-AUC (reconstruction vs clean gallery, no audio) per level; PSNR beside bicubic."""
     same = np.array([p.same for p in pairs])
@@ -82,9 +88,8 @@ def main() -> int:
                        **score(engine, index, cache, split.calib_pairs)}
         else:
             engine = FaceEngine(model, device="cpu")
-            meta = json.loads((model / "models.json").read_text())
-            row = {"run": args.name or model.name, "settings": args.settings,
-                   "train_s": round(meta.get("record", {}).get("train_seconds", float("nan"))),
+            record = json.loads((model / "models.json").read_text()).get("record", {})
+            row = {"run": args.name or model.name, "settings": args.settings, "train_s": training_seconds(record),
                    **score(engine, index, cache, split.calib_pairs)}
         print(json.dumps(row), flush=True)
         rows.append(row)
