@@ -24,13 +24,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.nn import functional as F  # noqa: N812
 
 from forensic_face.models.nets import AEConfig, FusionAutoencoder
 from forensic_face.paths import shared_data_dir
 from forensic_face.training.evaluate import gallery_crops, probe_set
 from forensic_face.training.metrics import psnr
-from forensic_face.training.train import Batcher, TrainConfig, bf16_supported, prepare
+from forensic_face.training.train import Batcher, TrainConfig, ae_train_step, bf16_supported, prepare
 
 
 def reconstruct(ae: FusionAutoencoder, faces: np.ndarray) -> np.ndarray:
@@ -99,9 +98,7 @@ def main() -> int:
             order, pos = batcher.epoch_order(), 0
         batch = batcher.batch(order[pos:pos + args.batch])
         pos += args.batch
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-            recon = ae(batch["deg"], batch["audio"], batch["present"])
-        loss = F.mse_loss(recon.float(), batch["clean"])
+        loss = ae_train_step(ae, batch, autocast)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(ae.parameters(), 5.0)

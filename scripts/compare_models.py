@@ -46,11 +46,12 @@ def main() -> int:
     for tag, pairs in (("calibration", split.calib_pairs), ("DevTest", split.test_pairs)):
         same = np.array([p.same for p in pairs])
         gallery = gallery_crops(index, cache, [p.a for p in pairs], size)
+        gallery_emb = [e.embed(gallery) for e in engines]
         for level in ("clean", "mild", "severe"):
             probes = probe_set(index, cache, pairs, level, size, "calib" if tag == "calibration" else "test", 2, None)
             right, text = [], []
-            for name, e in zip("AB", engines, strict=True):
-                s = score_pairs(e, e.embed(gallery), probes, None, None)["recon"]
+            for name, e, g in zip("AB", engines, gallery_emb, strict=True):
+                s = score_pairs(e, g, probes, None, None)["recon"]
                 w = e.calibration.weights
                 ok = (s >= -w[0] / w[1]) == same
                 right.append(ok)
