@@ -411,6 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ae-epochs", dest="ae_epochs", type=int,
                    help="epochs of the autoencoder alone after the joint schedule (default 50)")
     p.add_argument("--ae-lr", dest="ae_lr", type=float, help="peak learning rate of the autoencoder-only epochs")
+    p.add_argument("--rec-epochs", dest="rec_epochs", type=int,
+                   help="epochs of the recogniser alone on the final autoencoder's output (last phase; default 4)")
+    p.add_argument("--rec-lr", dest="rec_lr", type=float, help="peak learning rate of the recogniser-only epochs")
     p.add_argument("--batch", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--size", type=int, help="input side in pixels (multiple of 16)")
@@ -428,6 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ae-residual", dest="ae_residual", action="store_const", const=True,
                    help="the autoencoder learns a correction added to its input before the sigmoid")
     p.add_argument("--ae-width", dest="ae_width", type=int)
+    p.add_argument("--ae-blocks", dest="ae_blocks", type=int, help="residual blocks at the autoencoder's bottleneck")
     p.add_argument("--rec-width", dest="rec_width", type=int)
     p.add_argument("--rec-depth", dest="rec_depth", type=int, help="residual blocks per recogniser stage")
     p.add_argument("--blends", type=int, help="add this many teacher-labelled blends of two training faces "

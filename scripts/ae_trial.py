@@ -4,7 +4,8 @@ held-out calibration probes (never DevTest): PSNR against the clean face beside 
 
 The autoencoder learns from the MSE alone (``id_weight`` 0), so how it is trained does not depend on
 the recogniser: these trials compare autoencoder settings quickly. ``--init`` starts from a shipped
-bundle's autoencoder (continuing its training), otherwise from scratch.
+bundle's autoencoder (continuing its training; with ``--blocks`` the new bottleneck blocks start as
+the identity), otherwise from scratch.
 
     .venv/bin/python scripts/ae_trial.py --name continue --init resources/models/models.pt --minutes 10 \
         --lr 2e-3 --append resources/models/hp_search.json
@@ -47,6 +48,7 @@ def main() -> int:
     ap.add_argument("--name", required=True, help="the trial's row name")
     ap.add_argument("--width", type=int, default=16, help="autoencoder width (the shipped one: 16)")
     ap.add_argument("--residual", action="store_true", help="learn a correction of the input (AEConfig.residual)")
+    ap.add_argument("--blocks", type=int, default=0, help="residual blocks at the bottleneck (AEConfig.blocks)")
     ap.add_argument("--init", help="models.pt whose autoencoder to start from (default: from scratch)")
     ap.add_argument("--minutes", type=float, default=10.0, help="wall-time budget of training")
     ap.add_argument("--lr", type=float, default=5e-3)
@@ -65,10 +67,14 @@ def main() -> int:
               for lv in ("mild", "severe")}
     torch.manual_seed(0)
     ae = FusionAutoencoder(AEConfig(size=cfg.size, width=args.width, audio_dim=prep.arrays.audio.shape[2],
-                                    residual=args.residual))
+                                    residual=args.residual, blocks=args.blocks))
     if args.init:
         state = torch.load(args.init, map_location="cpu", weights_only=True)
-        ae.load_state_dict({k.removeprefix("ae."): v.float() for k, v in state.items() if k.startswith("ae.")})
+        missing, unexpected = ae.load_state_dict(
+            {k.removeprefix("ae."): v.float() for k, v in state.items() if k.startswith("ae.")}, strict=False)
+        # only new bottleneck blocks may be missing (they start as the identity: see nets._PlainBlock)
+        if unexpected or any(not k.startswith("blocks.") for k in missing):
+            raise SystemExit(f"--init does not fit this autoencoder: missing {missing}, unexpected {unexpected}")
     ae = ae.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(ae.parameters(), lr=args.lr, weight_decay=cfg.weight_decay)
     batcher = Batcher(prep, cfg, np.random.default_rng(1))

@@ -3,7 +3,7 @@ threshold, ROC-AUC and the mean cosine of same-person and different-person pairs
 calibration pairs and on the DevTest pairs (reconstruction vs clean gallery, no audio), with McNemar's
 exact test on the pairs that one model gets right and the other wrong.
 
-    .venv/bin/python scripts/compare_models.py resources/models runs/models6
+    .venv/bin/python scripts/compare_models.py resources/models runs/models6 [--calibration-only]
 
 Reads the probe caches that ``forensic-face evaluate`` and ``scripts/score_calibration.py`` write (makes
 them when missing).
@@ -35,6 +35,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("a", type=Path, help="model folder A")
     ap.add_argument("b", type=Path, help="model folder B")
+    ap.add_argument("--calibration-only", action="store_true",
+                    help="only the calibration pairs (to choose between models without looking at DevTest)")
     args = ap.parse_args()
     index = index_folder(shared_data_dir() / "lfw")
     split = make_split(index, 0)
@@ -43,7 +45,8 @@ def main() -> int:
     if engines[0].size != engines[1].size:
         raise SystemExit("the two models take different input sizes")
     size = engines[0].size
-    for tag, pairs in (("calibration", split.calib_pairs), ("DevTest", split.test_pairs)):
+    sets = [("calibration", split.calib_pairs)] + ([] if args.calibration_only else [("DevTest", split.test_pairs)])
+    for tag, pairs in sets:
         same = np.array([p.same for p in pairs])
         gallery = gallery_crops(index, cache, [p.a for p in pairs], size)
         gallery_emb = [e.embed(gallery) for e in engines]

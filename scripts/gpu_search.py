@@ -189,7 +189,8 @@ def _trial(name: str, overrides: dict, prep: Prepared, out: Path, runs: Path, th
     import torch
 
     torch.set_num_threads(threads)
-    cfg = replace(TrainConfig(), **overrides, time_limit_s=time_limit)
+    # the phases after the joint schedule came later: the trials ran the joint schedule alone
+    cfg = replace(TrainConfig(ae_epochs=0, rec_epochs=0), **overrides, time_limit_s=time_limit)
     prep = replace(prep, teacher=teacher_targets(prep.cache["teacher_raw"], cfg.teacher_centre, prep.cache["real"]))
     folder = runs / name
     t0 = time.perf_counter()

@@ -63,11 +63,12 @@ def main() -> None:
     if args.round == 1:
         # the search's base point (the shipped defaults were chosen from its results)
         base = TrainConfig(epochs=1000, time_limit_s=args.budget, warmup_steps=20, lr=2e-3, rec_width=32,
-                           variants=4, ae_epochs=0)
+                           variants=4, ae_epochs=0, rec_epochs=0)
         table, key = TRIALS, "trials"
     else:
         # the defaults these trials started from (the shipped defaults then chose distill 16, id weight 0)
-        base = TrainConfig(epochs=args.epochs, warmup_steps=20, distill_weight=1.0, id_weight=0.1, ae_epochs=0)
+        base = TrainConfig(epochs=args.epochs, warmup_steps=20, distill_weight=1.0, id_weight=0.1, ae_epochs=0,
+                           rec_epochs=0)
         table, key = TRIALS2, "trials_round2"
     out = Path(args.out)
     saved = json.loads(out.read_text()) if out.is_file() else {}

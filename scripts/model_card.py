@@ -28,16 +28,24 @@ def timing(rec: dict, cfg: dict) -> str:
     hist = rec["history"]
     joint = [h for h in hist if h.get("phase", "joint") == "joint"]
     ae = [h for h in hist if h.get("phase") == "autoencoder"]
-    if not ae:
+    rp = [h for h in hist if h.get("phase") == "recogniser"]
+    if not ae and not rp:
         return (f"Training took {rec['train_seconds'] / 60:.1f} min for {len(hist)} epochs "
                 f"({rec['steps']} steps of {cfg['batch']}) on 2 CPU cores; "
                 f"learning rate {cfg['lr']}, AdamW, cosine decay.")
-    js, aes = sum(h["seconds"] for h in joint), sum(h["seconds"] for h in ae)
-    return (f"Training took {(js + aes) / 60:.1f} min on 2 CPU cores (sum of the epochs): {len(joint)} joint epochs "
-            f"({sum(h['steps'] for h in joint)} steps of {cfg['batch']}, learning rate {cfg['lr']}, AdamW, cosine "
-            f"decay) in {js / 60:.1f} min, then {len(ae)} epochs of the autoencoder alone "
-            f"({sum(h['steps'] for h in ae)} steps, MSE only, its own AdamW from {cfg['ae_lr']} with cosine decay; the "
-            f"recogniser untouched) in {aes / 60:.1f} min.")
+    js, aes, rs = (sum(h["seconds"] for h in part) for part in (joint, ae, rp))
+    text = (f"Training took {(js + aes + rs) / 60:.1f} min on 2 CPU cores (sum of the epochs): {len(joint)} joint "
+            f"epochs ({sum(h['steps'] for h in joint)} steps of {cfg['batch']}, learning rate {cfg['lr']}, AdamW, "
+            f"cosine decay) in {js / 60:.1f} min")
+    if ae:
+        text += (f", then {len(ae)} epochs of the autoencoder alone ({sum(h['steps'] for h in ae)} steps, MSE only, "
+                 f"its own AdamW from {cfg['ae_lr']} with cosine decay; the recogniser untouched) in "
+                 f"{aes / 60:.1f} min")
+    if rp:
+        text += (f", then {len(rp)} epochs of the recogniser alone on the final autoencoder's reconstructions "
+                 f"({sum(h['steps'] for h in rp)} steps, distillation + ArcFace, its own AdamW from "
+                 f"{cfg['rec_lr']} with cosine decay; the autoencoder frozen) in {rs / 60:.1f} min")
+    return text + "."
 
 
 def main() -> None:
@@ -100,6 +108,7 @@ def main() -> None:
         "```bash",
         f".venv/bin/forensic-face train --epochs {cfg['epochs']}"
         + (f" --ae-epochs {cfg['ae_epochs']}" if cfg.get("ae_epochs") else "")
+        + (f" --rec-epochs {cfg['rec_epochs']} --rec-lr {cfg['rec_lr']:g}" if cfg.get("rec_epochs") else "")
         + " --out runs/train   # writes resources/models/",
         ".venv/bin/forensic-face evaluate --out resources/models/evaluation.json",
         ".venv/bin/python scripts/model_card.py",

@@ -4,7 +4,8 @@
 audio encoder of the LBRP + prosody vector; the bottleneck ``z = ReLU(W_b [h; a] + b_b)`` applied
 at every position of the 8x8 visual feature map (a 1x1 convolution over the visual features
 concatenated with the audio code broadcast to each position, so the audio can steer every part
-of the face); a decoder of transposed convolutions with ReLU, fed also by the encoder's feature
+of the face); optionally a few residual blocks on ``z`` at 8x8 (``AEConfig.blocks``: depth where it
+is cheapest); a decoder of transposed convolutions with ReLU, fed also by the encoder's feature
 maps at each scale (U-Net skips keep the geometry of the input); a final convolution and a
 sigmoid. When no audio is available a learned "no audio" code takes the place of ``a``.
 
@@ -29,6 +30,7 @@ class AEConfig:
     audio_dim: int = 715  # length of the audio vector (LBRP 708 + prosody 7)
     audio_code: int = 64  # length of the audio code a
     residual: bool = False  # add the input's logit before the final sigmoid (learn the correction only)
+    blocks: int = 0  # residual blocks (conv, ReLU, conv, + input, ReLU) on the fused 8x8 code, before the decoder
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -47,6 +49,23 @@ class RecogniserConfig:
 
 def _conv(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True))
+
+
+class _PlainBlock(nn.Module):
+    """A residual block without normalisation (the autoencoder has none): ReLU(x + conv(ReLU(conv(x)))).
+
+    The second convolution starts at zero, so a new block starts as the identity on the (non-negative)
+    code: training starts from the network without it."""
+
+    def __init__(self, ch: int) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(ch, ch, 3, padding=1)
+        self.c2 = nn.Conv2d(ch, ch, 3, padding=1)
+        nn.init.zeros_(self.c2.weight)
+        nn.init.zeros_(self.c2.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x + self.c2(F.relu(self.c1(x))))
 
 
 class AudioEncoder(nn.Module):
@@ -81,6 +100,7 @@ class FusionAutoencoder(nn.Module):
         self.pool = nn.MaxPool2d(2)
         self.audio = AudioEncoder(config.audio_dim, config.audio_code)
         self.fuse = nn.Sequential(nn.Conv2d(8 * w + config.audio_code, 8 * w, 1), nn.ReLU(inplace=True))
+        self.blocks = nn.ModuleList(_PlainBlock(8 * w) for _ in range(config.blocks))
         self.up3 = nn.Sequential(nn.ConvTranspose2d(8 * w, 4 * w, 4, stride=2, padding=1), nn.ReLU(inplace=True))
         self.dec3 = _conv(8 * w, 4 * w)  # 16
         self.up2 = nn.Sequential(nn.ConvTranspose2d(4 * w, 2 * w, 4, stride=2, padding=1), nn.ReLU(inplace=True))
@@ -98,6 +118,8 @@ class FusionAutoencoder(nn.Module):
         h = self.enc4(self.pool(e3))
         a = self.audio(audio, present, x.shape[0])
         z = self.fuse(torch.cat([h, a[:, :, None, None].expand(-1, -1, h.shape[2], h.shape[3])], dim=1))
+        for block in self.blocks:
+            z = block(z)
         d3 = self.dec3(torch.cat([self.up3(z), e3], dim=1))
         d2 = self.dec2(torch.cat([self.up2(d3), e2], dim=1))
         d1 = self.dec1(torch.cat([self.up1(d2), e1], dim=1))

@@ -21,6 +21,12 @@ With ``ae_epochs`` > 0 the joint schedule is followed by that many epochs of the
 recogniser is not touched). The autoencoder learns from the MSE alone anyway (``id_weight`` 0), its
 steps cost about a quarter of a joint step, and its reconstruction was still improving when the
 joint schedule ended, so this buys reconstruction quality cheaply.
+
+With ``rec_epochs`` > 0 the recogniser then adapts to the final autoencoder: that many epochs of the
+recogniser (and its ArcFace head) alone, on the frozen autoencoder's reconstructions and the clean
+faces, with the joint step's identity losses (distillation and ArcFace, no MSE) and its own AdamW
+(warm-up, cosine decay from ``rec_lr``). Without it the recogniser has only seen the joint phase's
+blurrier reconstructions.
 """
 
 from __future__ import annotations
@@ -57,12 +63,15 @@ class TrainConfig:
     size: int = 64
     variants: int = 8  # degraded variants prepared per training image
     ae_width: int = 16
+    ae_blocks: int = 0  # residual blocks at the autoencoder's 8x8 bottleneck (AEConfig.blocks)
     rec_width: int = 48
     rec_depth: int = 1  # residual blocks per recogniser stage
     embed_dim: int = 128
     epochs: int = 30
     ae_epochs: int = 50  # epochs of the autoencoder alone after the joint schedule (see the module docstring)
     ae_lr: float = 2e-3  # peak learning rate of that phase
+    rec_epochs: int = 4  # epochs of the recogniser alone on the final autoencoder's reconstructions (last phase)
+    rec_lr: float = 3e-4  # peak learning rate of that phase
     batch: int = 96
     lr: float = 5e-3
     weight_decay: float = 5e-4
@@ -292,7 +301,7 @@ class Batcher:
 def networks(cfg: TrainConfig, audio_dim: int) -> tuple[FusionAutoencoder, Recogniser]:
     """The two networks a training configuration describes (freshly initialised)."""
     ae = FusionAutoencoder(AEConfig(size=cfg.size, width=cfg.ae_width, audio_dim=audio_dim,
-                                    residual=cfg.ae_residual))
+                                    residual=cfg.ae_residual, blocks=cfg.ae_blocks))
     rec = Recogniser(RecogniserConfig(size=cfg.size, width=cfg.rec_width, embed_dim=cfg.embed_dim,
                                       depth=cfg.rec_depth))
     return ae, rec
@@ -324,15 +333,30 @@ def train_step(ae, rec, arc, batch, cfg: TrainConfig, autocast: bool = False) ->
         # identity gradient into the autoencoder scaled by id_weight
         recon_for_rec = recon.detach() + cfg.id_weight * (recon - recon.detach())
         emb = rec(torch.cat([recon_for_rec, batch["clean"].to(recon.dtype)]))
-    recon, emb = recon.float(), emb.float()  # losses in float32
+    recon = recon.float()  # losses in float32
     mse = F.mse_loss(recon, batch["clean"])
+    identity = _identity_losses(emb.float(), arc, batch, cfg)
+    return {**identity, "loss": cfg.mse_weight * mse + identity["loss"], "mse": mse.detach()}
+
+
+def rec_train_step(ae, rec, arc, batch, cfg: TrainConfig, autocast: bool = False) -> dict[str, torch.Tensor]:
+    """The identity losses of one batch with the autoencoder frozen (the recogniser-adaptation phase)."""
+    with torch.autocast(batch["deg"].device.type, dtype=torch.bfloat16, enabled=autocast):
+        with torch.no_grad():
+            recon = ae(batch["deg"], batch["audio"], batch["present"])
+        emb = rec(torch.cat([recon, batch["clean"].to(recon.dtype)]))
+    return _identity_losses(emb.float(), arc, batch, cfg)
+
+
+def _identity_losses(emb: torch.Tensor, arc, batch, cfg: TrainConfig) -> dict[str, torch.Tensor]:
+    """Distillation + ArcFace (+ relational) on the embeddings of [probes; clean faces] of a batch."""
     teacher = torch.cat([batch["teacher"], batch["teacher"]])
     labels = torch.cat([batch["label"], batch["label"]])
     distill = (1 - F.cosine_similarity(emb, teacher, dim=1)).mean()
     known = labels >= 0  # blends (label -1) have no identity of their own: distillation only
     arcl = arc(emb[known], labels[known]) if bool(known.any()) else emb.sum() * 0.0
-    loss = cfg.mse_weight * mse + cfg.distill_weight * distill + cfg.arc_weight * arcl
-    out = {"mse": mse.detach(), "distill": distill.detach(), "arc": arcl.detach()}
+    loss = cfg.distill_weight * distill + cfg.arc_weight * arcl
+    out = {"distill": distill.detach(), "arc": arcl.detach()}
     if cfg.relation_weight:
         # relational distillation: the cosine of every probe (reconstruction) against every clean face of
         # the batch should be the teacher's cosine of the two people's clean faces
@@ -381,9 +405,12 @@ def train(data: str | Path, out: str | Path, cfg: TrainConfig, *, workers: int =
     params = [p for m in (ae, rec, arc) for p in m.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     opt_ae = torch.optim.AdamW(ae.parameters(), lr=cfg.ae_lr, weight_decay=cfg.weight_decay)
+    rec_params = [p for m in (rec, arc) for p in m.parameters() if p.requires_grad]
+    opt_rec = torch.optim.AdamW(rec_params, lr=cfg.rec_lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = n // cfg.batch
     total = steps_per_epoch * cfg.epochs
     ae_total = steps_per_epoch * cfg.ae_epochs
+    rec_total = steps_per_epoch * cfg.rec_epochs
     step, epoch, history = 0, 0, []
     rng = np.random.default_rng(cfg.seed)
     ckpt_path = out / "checkpoint.pt"
@@ -392,12 +419,10 @@ def train(data: str | Path, out: str | Path, cfg: TrainConfig, *, workers: int =
         ae.load_state_dict(ck["ae"])
         rec.load_state_dict(ck["rec"])
         arc.load_state_dict(ck["arc"])
-        # tensors follow the parameters' device; a checkpoint written in the autoencoder phase holds that
-        # phase's optimiser (one written at the end of the joint schedule: the phase starts afresh)
-        if str(ck.get("phase", "joint")) == "autoencoder":
-            opt_ae.load_state_dict(ck["opt"])
-        else:
-            opt.load_state_dict(ck["opt"])
+        # tensors follow the parameters' device; a checkpoint holds the optimiser of the phase that wrote it
+        # (the next phase starts its own afresh)
+        {"autoencoder": opt_ae, "recogniser": opt_rec}.get(str(ck.get("phase", "joint")), opt).load_state_dict(
+            ck["opt"])
         step, epoch = int(ck["step"]), int(ck["epoch"])
         rng = np.random.default_rng()
         rng.bit_generator.state = json.loads(ck["rng"])
@@ -417,7 +442,7 @@ def train(data: str | Path, out: str | Path, cfg: TrainConfig, *, workers: int =
         """A progress callback for ``_epoch``: ``text`` formatted with the running mean losses."""
         def update(done: int, means: dict) -> None:
             if progress is not None:
-                progress.update(done, total + ae_total, text.format(**means))
+                progress.update(done, total + ae_total + rec_total, text.format(**means))
         return update
 
     stopped_early = False
@@ -451,6 +476,23 @@ def train(data: str | Path, out: str | Path, cfg: TrainConfig, *, workers: int =
         history.append({"epoch": epoch, "phase": "autoencoder", "steps": done_steps,
                         "seconds": round(time.perf_counter() - t_epoch, 1), **means})
         _save_checkpoint(ckpt_path, ae, rec, arc, opt_ae, step, epoch, rng, history, record, "autoencoder")
+    ae.eval()
+    first_rec = cfg.epochs + cfg.ae_epochs
+    # a short warm-up: the phase is a few hundred steps
+    rec_cfg = replace(cfg, lr=cfg.rec_lr, warmup_steps=min(cfg.warmup_steps, max(1, rec_total // 10)))
+    while epoch < first_rec + cfg.rec_epochs and not stopped_early:
+        rec.train()
+        t_epoch = time.perf_counter()
+        step, means, done_steps, stopped_early = _epoch(
+            batcher, steps_per_epoch, cfg.batch, device, opt_rec, rec_params,
+            lambda batch: rec_train_step(ae, rec, arc, batch, cfg, autocast),
+            lambda s: _lr_at(s - total - ae_total, rec_total, rec_cfg), ("loss",) + joint_keys[2:], step, deadline,
+            report(f"recogniser epoch {epoch + 1 - first_rec}/{cfg.rec_epochs} loss {{loss:.3f}} "
+                   f"distill {{distill:.3f}}"))
+        epoch += 1
+        history.append({"epoch": epoch, "phase": "recogniser", "steps": done_steps,
+                        "seconds": round(time.perf_counter() - t_epoch, 1), **means})
+        _save_checkpoint(ckpt_path, ae, rec, arc, opt_rec, step, epoch, rng, history, record, "recogniser")
     record |= {"history": history, "train_seconds": round(time.perf_counter() - started, 1),
                "stopped_early": stopped_early, "steps": step, "epochs_this_session": epoch - first_epoch}
     (out / "history.json").write_text(json.dumps(record, indent=2))

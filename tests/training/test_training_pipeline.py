@@ -44,8 +44,8 @@ def test_train_resume_export_evaluate(tiny_lfw: Path, isolated_cache, tmp_path: 
     from forensic_face.training.evaluate import evaluate, export_models
     from forensic_face.training.train import TrainConfig, prepare, train
 
-    cfg = TrainConfig(size=32, variants=2, ae_width=4, rec_width=4, epochs=2, ae_epochs=0, batch=4, warmup_steps=1,
-                      arc_prototypes="teacher", ae_residual=True)
+    cfg = TrainConfig(size=32, variants=2, ae_width=4, rec_width=4, epochs=2, ae_epochs=0, rec_epochs=0, batch=4,
+                      warmup_steps=1, arc_prototypes="teacher", ae_residual=True)
     prep = prepare(tiny_lfw, cfg, workers=1)
     split = prep.split
     assert split.source == "seeded"
@@ -89,8 +89,8 @@ def test_autoencoder_phase_trains_the_autoencoder_alone_and_resumes(tiny_lfw: Pa
 
     from forensic_face.training.train import TrainConfig, load_checkpoint, prepare, train
 
-    cfg = TrainConfig(size=32, variants=2, ae_width=4, rec_width=4, epochs=1, ae_epochs=3, batch=4, warmup_steps=1,
-                      ae_lr=5e-3)
+    cfg = TrainConfig(size=32, variants=2, ae_width=4, rec_width=4, epochs=1, ae_epochs=3, rec_epochs=0, batch=4,
+                      warmup_steps=1, ae_lr=5e-3)
     prep = prepare(tiny_lfw, cfg, workers=1)
     out = tmp_path / "run"
     joint = train(tiny_lfw, out, TrainConfig(**{**cfg.__dict__, "ae_epochs": 0}), workers=1, prep=prep)
@@ -115,6 +115,76 @@ def test_autoencoder_phase_trains_the_autoencoder_alone_and_resumes(tiny_lfw: Pa
     with torch.no_grad():
         before, after = (float(((m(x) - y) ** 2).mean()) for m in (ae0, ae1))
     assert after < before
+
+
+def test_recogniser_phase_adapts_the_recogniser_to_the_frozen_autoencoder(tiny_lfw: Path, isolated_cache,
+                                                                         tmp_path: Path) -> None:
+    import torch
+
+    from forensic_face.training.train import TrainConfig, load_checkpoint, prepare, rec_train_step, train
+
+    cfg = TrainConfig(size=32, variants=2, ae_width=4, rec_width=4, epochs=1, ae_epochs=1, rec_epochs=3, batch=4,
+                      warmup_steps=1, rec_lr=5e-3, audio_drop=1.0)
+    prep = prepare(tiny_lfw, cfg, workers=1)
+    out = tmp_path / "run"
+    before = train(tiny_lfw, out, TrainConfig(**{**cfg.__dict__, "rec_epochs": 0}), workers=1, prep=prep)
+    ae0, rec0, _ = load_checkpoint(out / "checkpoint.pt")
+    arc0 = torch.load(out / "checkpoint.pt", weights_only=True)["arc"]
+    # stop inside the recogniser phase (after its first epoch), then resume to the end
+    part = train(tiny_lfw, out, TrainConfig(**{**cfg.__dict__, "rec_epochs": 1}), workers=1, resume=True, prep=prep)
+    assert [h.get("phase") for h in part["history"]] == [None, "autoencoder", "recogniser"]
+    done = train(tiny_lfw, out, cfg, workers=1, resume=True, prep=prep)
+    assert [h.get("phase") for h in done["history"]] == [None, "autoencoder"] + ["recogniser"] * 3
+    assert (part["epochs_this_session"], done["epochs_this_session"]) == (1, 2)
+    assert done["steps"] == 5 * before["steps"] // 2
+    ae1, rec1, _ = load_checkpoint(out / "checkpoint.pt")
+    for (k, a), b in zip(ae0.state_dict().items(), ae1.state_dict().values(), strict=True):
+        assert torch.equal(a, b), f"the autoencoder changed in the recogniser phase: {k}"
+    assert not torch.equal(rec0.stem[0].weight, rec1.stem[0].weight)
+    # the identity losses on the final autoencoder's reconstructions of the training faces went down
+    arc = torch.load(out / "checkpoint.pt", weights_only=True)["arc"]
+    from forensic_face.training.train import ArcFace
+
+    heads = []
+    for state in (arc0, arc):
+        head = ArcFace(cfg.embed_dim, prep.n_classes, cfg.arc_margin, cfg.arc_scale)
+        head.load_state_dict(state)
+        heads.append(head)
+    n = prep.arrays.clean.shape[0]
+    batch = {"deg": torch.from_numpy(prep.arrays.degraded[:, 0].astype(np.float32) / 255)[:, None],
+             "clean": torch.from_numpy(prep.arrays.target[:, 0].astype(np.float32) / 255)[:, None],
+             "audio": None, "present": None, "teacher": torch.from_numpy(prep.teacher[:n]),
+             "label": torch.from_numpy(prep.labels[:n])}
+    with torch.no_grad():
+        loss_before, loss_after = (float(rec_train_step(ae1, r, h, batch, cfg)["loss"])
+                                   for r, h in ((rec0, heads[0]), (rec1, heads[1])))
+    assert loss_after < loss_before
+
+
+def test_autoencoder_with_bottleneck_blocks_round_trips_through_a_bundle(tmp_path: Path) -> None:
+    import torch
+
+    from forensic_face.models.engine import FaceEngine, save_bundle
+    from forensic_face.models.nets import AEConfig, FusionAutoencoder, Recogniser, RecogniserConfig
+
+    torch.manual_seed(0)
+    ae = FusionAutoencoder(AEConfig(size=32, width=4, blocks=2)).eval()
+    assert len(ae.blocks) == 2
+    faces = np.random.default_rng(0).integers(0, 256, (3, 32, 32), dtype=np.uint8)
+    x = torch.from_numpy(faces.astype(np.float32) / 255)[:, None]
+    plain = FusionAutoencoder(AEConfig(size=32, width=4)).eval()
+    plain.load_state_dict({k: v for k, v in ae.state_dict().items() if not k.startswith("blocks.")})
+    with torch.no_grad():
+        assert torch.equal(ae(x), plain(x))  # new blocks start as the identity
+        for block in ae.blocks:  # as after training
+            block.c2.weight.normal_(0, 0.05)
+        assert not torch.equal(ae(x), plain(x))
+    save_bundle(tmp_path, ae, Recogniser(RecogniserConfig(size=32, width=4)).eval(), None, {"date": "2026-01-01"})
+    engine = FaceEngine(tmp_path, device="cpu")
+    with torch.no_grad():
+        direct = ae(x)[:, 0].numpy()
+    # the loaded bundle has the blocks and their weights
+    assert np.abs(engine.reconstruct(faces).astype(float) - direct * 255).max() <= 1.0
 
 
 def test_tampered_weights_are_refused(tiny_lfw: Path, isolated_cache, tmp_path: Path) -> None:
