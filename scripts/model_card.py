@@ -190,7 +190,8 @@ def main() -> None:
                       "(steps: severe dB) |", "| --- | --- | --- | --- | --- | --- |"]
             for r in hp["ae_trials"]:
                 st = r["settings"]
-                desc = (f"width {st['width']}{', residual' if st['residual'] else ''}, "
+                desc = (f"width {st['width']}{', residual' if st['residual'] else ''}"
+                        f"{', ' + str(st['blocks']) + ' bottleneck blocks' if st.get('blocks') else ''}, "
                         f"{'from ' + st['init'] if st['init'] else 'from scratch'}, {st['minutes']:g} min, "
                         f"lr {st['lr']:g}, {st['threads']} thread{'s' if st['threads'] > 1 else ''}")
                 way = ", ".join(f"{a['step']}: {a['psnr_severe']:.2f}" for a in r["along_the_way"])
@@ -203,6 +204,8 @@ def main() -> None:
                       "PSNR severe (bicubic) |", "| --- | --- | --- | --- | --- | --- |"]
             for r in hp["full_runs"]:
                 lines.append(calib_row(r, r["settings"]))
+        if hp.get("notes_rec"):
+            lines += ["", hp["notes_rec"]]
     lines += [
         "",
         "## Known limits",
