@@ -81,8 +81,8 @@ class CaseView(QWidget):
         self.draw_button = QToolButton()
         self.draw_button.setText("Draw face box")
         self.draw_button.setCheckable(True)
-        self.draw_button.setToolTip("Drag on the frame to draw the face box by hand (Ctrl+B); the analysis then "
-                                    "uses your box")
+        self.draw_button.setToolTip("Drag on the frame to draw the face box by hand (Ctrl+B); drag its edges or "
+                                    "corners to resize it, inside it to move it. The analysis then uses your box")
         self.clear_box_button = QPushButton("Clear drawn box")
         fit = QPushButton("Fit")
         self.frame_view = FrameView()

@@ -42,9 +42,14 @@ def to_pixmap(image: np.ndarray) -> QPixmap:
 class FrameView(QGraphicsView):
     """The evidence frame, the detected box and landmarks, and a box the analyst draws.
 
-    In drawing mode a left-button drag draws the face box (replacing any earlier one); the box
-    can be redrawn any time. ``box_drawn`` carries (x0, y0, x1, y1) in frame pixels.
+    In drawing mode a left-button drag draws the face box; once drawn, dragging one of its edges or
+    corner handles resizes it, dragging inside it moves it, and dragging elsewhere draws a new one
+    (the cursor shows which). ``box_drawn`` carries (x0, y0, x1, y1) in frame pixels after each
+    change.
     """
+
+    #: how close (screen pixels) to an edge a press grabs it
+    GRAB_PX = 6.0
 
     box_drawn = Signal(tuple)
 
@@ -62,6 +67,9 @@ class FrameView(QGraphicsView):
         self._manual: QGraphicsRectItem | None = None
         self._drawing = False
         self._origin: QPointF | None = None
+        self._edit: tuple | None = None  # (grab, press point, box at press) while resizing or moving
+        self._before: tuple | None = None  # the box when the button went down
+        self.viewport().setMouseTracking(True)  # the cursor shows what a press would grab
         self._frame_size = (0, 0)
         self.set_frame(None)
 
@@ -122,6 +130,12 @@ class FrameView(QGraphicsView):
         pen.setCosmetic(True)
         pen.setWidthF(2.0)
         self._manual = self.scene().addRect(QRectF(x0, y0, x1 - x0, y1 - y0), pen)
+        for x, y in ((x0, y0), (x1, y0), (x0, y1), (x1, y1)):  # handles, a constant size on screen
+            handle = QGraphicsRectItem(-3.5, -3.5, 7, 7, self._manual)
+            handle.setPos(x, y)
+            handle.setBrush(QBrush(QColor("#ffd600")))
+            handle.setPen(QPen(Qt.PenStyle.NoPen))
+            handle.setFlag(handle.GraphicsItemFlag.ItemIgnoresTransformations, True)
 
     # -- drawing mode
     def set_drawing(self, on: bool) -> None:
@@ -137,29 +151,71 @@ class FrameView(QGraphicsView):
         w, h = self._frame_size
         return QPointF(min(max(p.x(), 0.0), w), min(max(p.y(), 0.0), h))
 
+    def grab_at(self, p: QPointF) -> str:
+        """What a press at scene point ``p`` takes hold of: edges ("l", "t", "r", "b" combined, e.g. "rb" for
+        the bottom-right corner), "move" inside the box, or "" (a new box)."""
+        box = self.manual_box()
+        if box is None:
+            return ""
+        x0, y0, x1, y1 = box
+        tol = self.GRAB_PX / max(self.transform().m11(), 1e-6)
+        if not (x0 - tol <= p.x() <= x1 + tol and y0 - tol <= p.y() <= y1 + tol):
+            return ""
+        edges = ("l" if abs(p.x() - x0) <= tol else "r" if abs(p.x() - x1) <= tol else "") + \
+                ("t" if abs(p.y() - y0) <= tol else "b" if abs(p.y() - y1) <= tol else "")
+        return edges or "move"
+
+    _CURSORS = {"l": Qt.CursorShape.SizeHorCursor, "r": Qt.CursorShape.SizeHorCursor,
+                "t": Qt.CursorShape.SizeVerCursor, "b": Qt.CursorShape.SizeVerCursor,
+                "lt": Qt.CursorShape.SizeFDiagCursor, "rb": Qt.CursorShape.SizeFDiagCursor,
+                "rt": Qt.CursorShape.SizeBDiagCursor, "lb": Qt.CursorShape.SizeBDiagCursor,
+                "move": Qt.CursorShape.SizeAllCursor, "": Qt.CursorShape.CrossCursor}
+
     def mousePressEvent(self, event) -> None:  # noqa: N802 (Qt)
         if self._drawing and self._pixmap is not None and event.button() == Qt.MouseButton.LeftButton:
-            self._origin = self._clamp(self.mapToScene(event.position().toPoint()))
-            self.set_manual_box((self._origin.x(), self._origin.y(), self._origin.x(), self._origin.y()))
+            p = self._clamp(self.mapToScene(event.position().toPoint()))
+            grab, self._before = self.grab_at(p), self.manual_box()
+            if grab:
+                self._edit = (grab, p, self._before)
+                return
+            self._origin = p
+            self.set_manual_box((p.x(), p.y(), p.x(), p.y()))
             return
         super().mousePressEvent(event)
 
     def mouseMoveEvent(self, event) -> None:  # noqa: N802
-        if self._drawing and self._origin is not None:
+        if self._drawing and self._pixmap is not None:
             p = self._clamp(self.mapToScene(event.position().toPoint()))
-            o = self._origin
-            self.set_manual_box((min(o.x(), p.x()), min(o.y(), p.y()), max(o.x(), p.x()), max(o.y(), p.y())))
+            if self._origin is not None:
+                o = self._origin
+                self.set_manual_box((min(o.x(), p.x()), min(o.y(), p.y()), max(o.x(), p.x()), max(o.y(), p.y())))
+            elif self._edit is not None:
+                self.set_manual_box(self._edited(*self._edit, p))
+            else:
+                self.viewport().setCursor(self._CURSORS[self.grab_at(p)])
             return
         super().mouseMoveEvent(event)
 
+    def _edited(self, grab: str, start: QPointF, box: tuple, p: QPointF) -> tuple:
+        x0, y0, x1, y1 = box
+        if grab == "move":  # translate, kept inside the frame
+            w, h = self._frame_size
+            dx = min(max(p.x() - start.x(), -x0), w - x1)
+            dy = min(max(p.y() - start.y(), -y0), h - y1)
+            return (x0 + dx, y0 + dy, x1 + dx, y1 + dy)
+        x0, x1 = (p.x() if "l" in grab else x0), (p.x() if "r" in grab else x1)
+        y0, y1 = (p.y() if "t" in grab else y0), (p.y() if "b" in grab else y1)
+        return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))  # dragged past the other edge: flips
+
     def mouseReleaseEvent(self, event) -> None:  # noqa: N802
-        if self._drawing and self._origin is not None:
-            self._origin = None
+        if self._drawing and (self._origin is not None or self._edit is not None):
+            before, self._origin, self._edit = self._before, None, None
             box = self.manual_box()
             if box is not None and box[2] - box[0] >= 4 and box[3] - box[1] >= 4:
-                self.box_drawn.emit(box)
+                if box != before:
+                    self.box_drawn.emit(box)
             else:
-                self.set_manual_box(None)
+                self.set_manual_box(before)  # too small (a click): the box stays as it was
             return
         super().mouseReleaseEvent(event)
 

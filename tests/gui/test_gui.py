@@ -178,6 +178,60 @@ def test_no_face_then_hand_drawn_box(qtbot, window: MainWindow, tmp_path: Path) 
     assert "drawn by the analyst" in w.case_view.frame_note.text()
 
 
+def test_drawn_box_can_be_resized_moved_and_survives_a_stray_click(qtbot) -> None:
+    from PySide6.QtCore import QEvent
+    from PySide6.QtGui import QMouseEvent
+    from PySide6.QtWidgets import QApplication
+
+    from forensic_face.gui.widgets import FrameView
+
+    view = FrameView()
+    qtbot.addWidget(view)
+    view.resize(640, 480)
+    view.show()
+    view.set_frame(np.full((240, 320, 3), 90, np.uint8))
+    view.set_drawing(True)
+    vp = view.viewport()
+    drawn = []
+    view.box_drawn.connect(drawn.append)
+
+    def drag(points):
+        def send(kind, x, y, buttons):
+            pos = QPointF(view.mapFromScene(QPointF(x, y)))
+            QApplication.sendEvent(vp, QMouseEvent(kind, pos, vp.mapToGlobal(pos), Qt.MouseButton.LeftButton,
+                                                   buttons, Qt.KeyboardModifier.NoModifier))
+        send(QEvent.Type.MouseButtonPress, *points[0], Qt.MouseButton.LeftButton)
+        for x, y in points[1:]:
+            send(QEvent.Type.MouseMove, x, y, Qt.MouseButton.LeftButton)
+        send(QEvent.Type.MouseButtonRelease, *points[-1], Qt.MouseButton.NoButton)
+
+    def near(box, want):
+        return all(abs(a - b) < 2 for a, b in zip(box, want, strict=True))
+
+    drag([(100, 60), (150, 100), (180, 150)])
+    assert near(view.manual_box(), (100, 60, 180, 150)) and len(drawn) == 1
+    # the bottom-right corner handle: only that corner moves
+    assert view.grab_at(QPointF(180, 150)) == "rb"
+    drag([(180, 150), (200, 170), (210, 180)])
+    assert near(view.manual_box(), (100, 60, 210, 180)) and near(drawn[-1], (100, 60, 210, 180))
+    # the left edge alone
+    assert view.grab_at(QPointF(100, 120)) == "l"
+    drag([(100, 120), (90, 120)])
+    assert near(view.manual_box(), (90, 60, 210, 180))
+    # inside: the box moves, same size, and stops at the frame's edge
+    assert view.grab_at(QPointF(150, 120)) == "move"
+    drag([(150, 120), (200, 100), (400, 100)])
+    x0, y0, x1, y1 = view.manual_box()
+    assert near((x1, x1 - x0, y1 - y0), (320, 120, 120)) and abs(y0 - 40) < 2
+    # a click elsewhere (no drag) leaves the box as it was and reports nothing
+    count, box = len(drawn), view.manual_box()
+    drag([(20, 200), (20, 200)])
+    assert view.manual_box() == box and len(drawn) == count
+    # a drag elsewhere draws a new box
+    drag([(10, 10), (60, 70)])
+    assert near(view.manual_box(), (10, 10, 60, 70)) and len(drawn) == count + 1
+
+
 def test_cancel_enrolment_leaves_the_window_usable(qtbot, window: MainWindow, tmp_path: Path,
                                                    face_rgb: np.ndarray) -> None:
     root = tmp_path / "many"
