@@ -206,6 +206,7 @@ def main() -> None:
                 lines.append(calib_row(r, r["settings"]))
         if hp.get("notes_rec"):
             lines += ["", hp["notes_rec"]]
+    lv_clean = ev["levels"]["clean"]
     lines += [
         "",
         "## Known limits",
@@ -216,6 +217,13 @@ def main() -> None:
         "re-encoded in grey; CCTV degradation is simulated. Real CCTV (colour casts, interlacing, extreme "
         "angles, night IR) is outside what was measured.",
         "- Grey input only; faces below about 15 px carry little identity and the match probability says so.",
+        "- On clean faces this recogniser is less accurate than the dlib reference measured beside it "
+        f"({pct(lv_clean['recon_no_audio']['accuracy'])} against "
+        f"{pct(lv_clean['dlib_reference']['at_0.6']['accuracy'])}); its advantage is on degraded probes. At a "
+        "false-match rate of 1 % it accepts only "
+        + " / ".join(pct(ev['levels'][k]['recon_no_audio']['tar_at_far_1e-2']) for k in ev["levels"])
+        + f" of same-person pairs ({' / '.join(ev['levels'])}): a strict threshold misses most true matches of "
+        "degraded faces.",
         "- A reconstruction is a generated image. It is shown beside the untouched input, never instead of it, "
         "and a candidate is an investigative lead, not an identification.",
     ]
