@@ -174,7 +174,7 @@ def _engine(args: argparse.Namespace):
 
 def _cmd_gallery(args: argparse.Namespace) -> int:
     from forensic_face.core.progress import console_progress
-    from forensic_face.store.gallery import Gallery
+    from forensic_face.store.gallery import Gallery, embedding_distance
 
     if args.gallery_command == "info":
         from pathlib import Path
@@ -240,7 +240,8 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
                   f"{res.threshold_similarity:.3f}; {res.people_searched} people searched)")
             for i, c in enumerate(res.candidates, 1):
                 print(f"{i:3d}. {c.person:32s} identity p {c.identity_probability:6.3f}  cosine {c.similarity:6.3f}"
-                      f"  match p {c.match_probability:6.3f}  {c.image_path}")
+                      f"  distance {embedding_distance(c.similarity):5.3f}  match p {c.match_probability:6.3f}  "
+                      f"{c.image_path}")
         return 0
     raise AssertionError(args.gallery_command)
 
@@ -261,7 +262,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     from forensic_face.core.progress import console_progress
     from forensic_face.pipeline import analyze_case
     from forensic_face.store.case import Case
-    from forensic_face.store.gallery import Gallery
+    from forensic_face.store.gallery import Gallery, candidate_distance
     from forensic_face.vision.detect import FaceDetector
 
     case = Case.open(args.dir)
@@ -285,7 +286,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         print(res.search["verdict"])
         for i, c in enumerate(res.search["candidates"], 1):
             print(f"{i:3d}. {c['person']:32s} identity p {c['identity_probability']:6.3f}  cosine "
-                  f"{c['similarity']:6.3f}  match p {c['match_probability']:6.3f}")
+                  f"{c['similarity']:6.3f}  distance {candidate_distance(c):5.3f}  match p "
+                  f"{c['match_probability']:6.3f}")
     print(f"results saved in {case.results_dir} ({res.analysis_id}.json and images)")
     return 0
 

@@ -132,9 +132,12 @@ def run_demo(out: str | Path) -> dict:
         lines.append(f"reconstruction ({res.engine['model_version']}, {res.engine['device']}): "
                      f"{res.images['reconstruction']}; audio changed it by {change} grey levels on average")
         lines.append(f"search: {res.search['verdict']}")
+        from forensic_face.store.gallery import candidate_distance
+
         for i, c in enumerate(res.search["candidates"], 1):
             lines.append(f"  {i}. {c['person']}: identity probability {c['identity_probability']:.3f}, "
-                         f"cosine {c['similarity']:.3f}, match probability {c['match_probability']:.3f}")
+                         f"cosine {c['similarity']:.3f}, distance {candidate_distance(c):.3f}, "
+                         f"match probability {c['match_probability']:.3f}")
         lines.append("a candidate is an investigative lead, not an identification")
         from forensic_face.reports.pdf import write_report
 

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from forensic_face.gui.widgets import FrameView, ImagePanel, MplCanvas, Timeline, to_pixmap
+from forensic_face.store.gallery import candidate_distance
 
 NO_AUDIO = "(no audio)"
 
@@ -176,16 +177,16 @@ class CaseView(QWidget):
         self.search_info = QLabel("")
         self.search_info.setTextFormat(Qt.TextFormat.PlainText)
         self.search_info.setWordWrap(True)
-        self.table = QTableWidget(0, 5)
+        self.table = QTableWidget(0, 6)
         self.table.setObjectName("candidates")
         self.table.setHorizontalHeaderLabels(["Person", "Identity probability", "Cosine similarity",
-                                              "Match probability", "Gallery image"])
+                                              "Euclidean distance", "Match probability", "Gallery image"])
         self.table.setIconSize(QSize(56, 56))
         self.table.verticalHeader().setDefaultSectionSize(60)
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for col in (1, 2, 3):
+        for col in (1, 2, 3, 4):
             self.table.horizontalHeader().setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
+        self.table.horizontalHeader().setSectionResizeMode(5, QHeaderView.ResizeMode.Stretch)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.cellDoubleClicked.connect(lambda row, _col: self.candidate_opened.emit(row))
@@ -333,11 +334,13 @@ class CaseView(QWidget):
             if thumb is not None:
                 name.setIcon(QIcon(to_pixmap(thumb)))
             self.table.setItem(r, 0, name)
-            for col, key in ((1, "identity_probability"), (2, "similarity"), (3, "match_probability")):
-                item = QTableWidgetItem(f"{c.get(key, float('nan')):.3f}")
+            values = (c.get("identity_probability", float("nan")), c.get("similarity", float("nan")),
+                      candidate_distance(c), c.get("match_probability", float("nan")))
+            for col, value in enumerate(values, 1):
+                item = QTableWidgetItem(f"{value:.3f}")
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(r, col, item)
-            self.table.setItem(r, 4, QTableWidgetItem(str(c.get("image_path", ""))))
+            self.table.setItem(r, 5, QTableWidgetItem(str(c.get("image_path", ""))))
 
     def draw_audio(self, audio_view, t: float | None, window_s: float, lbrp: np.ndarray | None, note: str) -> None:
         from forensic_face.reports import figures

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from forensic_face.gui.settings import DEVICES, AppSettings
 from forensic_face.gui.widgets import ImagePanel
+from forensic_face.store.gallery import candidate_distance
 
 #: What the analyst can do about each kind of failure.
 ADVICE = {
@@ -172,7 +173,8 @@ class CompareDialog(QDialog):
         zoom.setValue(4)
         zoom.valueChanged.connect(lambda z: [p.set_zoom(z) for p in panels])
         info = QLabel(f"identity probability {candidate.get('identity_probability', float('nan')):.3f} · cosine "
-                      f"similarity {candidate.get('similarity', float('nan')):.3f} · match probability "
+                      f"similarity {candidate.get('similarity', float('nan')):.3f} · Euclidean distance "
+                      f"{candidate_distance(candidate):.3f} · match probability "
                       f"{candidate.get('match_probability', float('nan')):.3f}<br><i>An investigative lead, not an "
                       f"identification. The reconstruction is not evidence.</i>")
         lay = QVBoxLayout(self)

@@ -26,6 +26,7 @@ from forensic_face.reports import figures
 from forensic_face.reports.content import CAVEAT, AnalysisView, ReportContent, collect
 from forensic_face.store.atomic import atomic_write_bytes
 from forensic_face.store.case import Case
+from forensic_face.store.gallery import candidate_distance
 
 FONT, FONT_BOLD, FONT_MONO = "FFSans", "FFSans-Bold", "FFMono"
 _LEVELS = ("clean", "mild", "severe")
@@ -414,7 +415,8 @@ def _search_block(a: AnalysisView, st) -> list:
         f"and assumes the person is in it). Match probability: calibrated probability that probe and candidate are "
         f"the same person, whether or not the person is in the gallery; it reaches 0.5 at cosine similarity "
         f"{_num(search.get('threshold_similarity'))}.", st["small"]))
-    rows = [["#", "Gallery face", "Person", "Identity probability", "Cosine similarity", "Match probability"]]
+    rows = [["#", "Gallery face", "Person", "Identity\nprobability", "Cosine\nsimilarity", "Euclidean\ndistance",
+             "Match\nprobability"]]
     extra = []
     for k, c in enumerate(cands, 1):
         thumb = a.thumbnails[k - 1] if k - 1 < len(a.thumbnails) else None
@@ -426,14 +428,14 @@ def _search_block(a: AnalysisView, st) -> list:
             ax.axis("off")
             cell = Image(io.BytesIO(figures.figure_png(fig)), width=12 * mm, height=12 * mm)
         rows.append([str(k), cell, _p(c.get("person", "?"), st["cell"]), _num(c.get("identity_probability")),
-                     _num(c.get("similarity")), _num(c.get("match_probability"))])
+                     _num(c.get("similarity")), _num(candidate_distance(c)), _num(c.get("match_probability"))])
         try:
             if float(c.get("match_probability")) >= 0.5:
                 extra.append(("BACKGROUND", (0, k), (-1, k), colors.HexColor("#fef3c7")))
         except (TypeError, ValueError):
             pass
     if cands:
-        block.append(_table(rows, [8 * mm, 19 * mm, 55 * mm, 31 * mm, 30 * mm, 31 * mm],
+        block.append(_table(rows, [8 * mm, 19 * mm, 46 * mm, 26 * mm, 25 * mm, 25 * mm, 25 * mm],
                             extra + [("VALIGN", (0, 0), (-1, -1), "MIDDLE")]))
     return block
 
@@ -450,8 +452,9 @@ def _method_section(c: ReportContent, st, n: int) -> list:
         "video frame, and LBRP texture features (uniform local binary patterns over a Radon transform of the "
         "log-mel spectrogram) in a 1 s window at the frame's time. A convolutional autoencoder whose bottleneck "
         "fuses the face and audio codes reconstructs the face; a CNN embeds the reconstruction (128-D); cosine "
-        "similarity against every gallery image gives the ranking; a fitted softmax gives identity probabilities "
-        "and a fitted logistic the match probability.", st["body"]))
+        "similarity against every gallery image gives the ranking (the Euclidean distance between the unit-length "
+        "embeddings, √(2 − 2·cosine), is listed beside it and ranks the same); a fitted softmax gives identity "
+        "probabilities and a fitted logistic the match probability.", st["body"]))
     ev = c.evaluation
     versions = {str(a.data.get("engine", {}).get("model_version")) for a in c.analyses
                 if isinstance(a.data.get("engine"), dict)}

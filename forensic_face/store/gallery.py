@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import sqlite3
 import threading
 from collections.abc import Iterable
@@ -50,6 +51,22 @@ class GalleryError(ForensicFaceError):
     """The gallery database cannot be opened or used as asked."""
 
 
+def embedding_distance(similarity: float) -> float:
+    """Euclidean distance between two unit-length embeddings with this cosine similarity: sqrt(2 - 2 s),
+    0 for identical embeddings, sqrt(2) for orthogonal ones, 2 for opposite ones (the same ranking as
+    the similarity, on the scale some examiners are used to)."""
+    return math.sqrt(max(0.0, 2.0 - 2.0 * float(similarity)))
+
+
+def candidate_distance(candidate: dict) -> float:
+    """A saved candidate's Euclidean distance (computed from its similarity in results saved before the
+    distance was stored); NaN when neither is there."""
+    if candidate.get("distance") is not None:
+        return float(candidate["distance"])
+    s = candidate.get("similarity")
+    return embedding_distance(s) if s is not None else float("nan")
+
+
 @dataclass(frozen=True)
 class Candidate:
     person: str
@@ -61,6 +78,7 @@ class Candidate:
 
     def as_dict(self) -> dict:
         return {"person": self.person, "similarity": round(self.similarity, 4),
+                "distance": round(embedding_distance(self.similarity), 4),
                 "identity_probability": round(self.identity_probability, 4),
                 "match_probability": round(self.match_probability, 4), "image_path": self.image_path,
                 "image_id": self.image_id}

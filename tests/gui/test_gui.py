@@ -95,6 +95,9 @@ def test_enrol_open_analyse_see_candidates_export(qtbot, window: MainWindow, cas
     assert cv.table.rowCount() == 2
     assert {cv.table.item(r, 0).text() for r in range(2)} == {"Eileen_Collins", "Someone_Else"}
     assert not cv.table.item(0, 0).icon().isNull()  # gallery face thumbnail
+    assert cv.table.horizontalHeaderItem(3).text() == "Euclidean distance"
+    cos, dist = float(cv.table.item(0, 2).text()), float(cv.table.item(0, 3).text())
+    assert dist == pytest.approx((2 - 2 * cos) ** 0.5, abs=1e-2)  # both shown to 3 decimals
     assert cv.verdict.text().startswith(("Investigative lead", "No confident match"))
     assert cv.input_panel.array is not None and cv.recon_panel.array is not None
     assert cv.input_panel.array.shape == cv.recon_panel.array.shape  # same size side by side

@@ -89,6 +89,9 @@ def test_confident_and_unconfident_verdicts_are_stated(analysed_case: Case, tmp_
         assert "No confident match" in text
     for cand in saved["search"]["candidates"]:
         assert f"{cand['match_probability']:.3f}" in text and f"{cand['similarity']:.3f}" in text
+        assert cand["distance"] == pytest.approx((2 - 2 * cand["similarity"]) ** 0.5, abs=2e-3)  # both rounded
+        assert f"{cand['distance']:.3f}" in text
+    assert "Euclidean distance" in " ".join(text.split())  # the column heading
 
 
 def test_tampered_evidence_and_results_are_reported_not_hidden(analysed_case: Case, tmp_path: Path) -> None:

@@ -84,6 +84,10 @@ def test_vectorised_search_matches_brute_force(tmp_path: Path) -> None:
         brute = sorted(((float((vecs[owner == p] @ q).max()), f"P{p:02d}") for p in np.unique(owner)), reverse=True)
         assert [c.person for c in res.candidates] == [name for _, name in brute[:5]]
         assert [c.similarity for c in res.candidates] == pytest.approx([s for s, _ in brute[:5]], abs=1e-5)
+        # the Euclidean distance between the unit vectors, saved with each candidate
+        best = vecs[owner == int(res.candidates[0].person[1:])]
+        want = float(np.linalg.norm(best - q, axis=1).min())
+        assert res.candidates[0].as_dict()["distance"] == pytest.approx(want, abs=1e-4)
         assert g.search(q, CAL, "other-model", 64.0).candidates == []  # another model's vectors are not mixed in
 
 
@@ -111,3 +115,13 @@ def test_reembed_after_a_model_change(tmp_path: Path, engine, detector, people_f
         assert new.info.version != engine.info.version
         assert g.reembed(new, detector) == 6
         assert g.info()["embeddings_by_model"] == {engine.info.version: 6, new.info.version: 6}
+
+
+def test_distance_of_saved_candidates_with_and_without_it() -> None:
+    from forensic_face.store.gallery import candidate_distance, embedding_distance
+
+    assert [embedding_distance(s) for s in (1.0, 0.0, -1.0)] == pytest.approx([0.0, 2 ** 0.5, 2.0])
+    assert embedding_distance(1.0000001) == 0.0  # rounding above 1 is not an error
+    assert candidate_distance({"similarity": 0.5, "distance": 0.9}) == 0.9  # as saved
+    assert candidate_distance({"similarity": 0.5}) == pytest.approx(1.0)  # results saved before the distance was
+    assert np.isnan(candidate_distance({}))
