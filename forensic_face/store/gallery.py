@@ -60,11 +60,14 @@ def embedding_distance(similarity: float) -> float:
 
 def candidate_distance(candidate: dict) -> float:
     """A saved candidate's Euclidean distance (computed from its similarity in results saved before the
-    distance was stored); NaN when neither is there."""
-    if candidate.get("distance") is not None:
-        return float(candidate["distance"])
-    s = candidate.get("similarity")
-    return embedding_distance(s) if s is not None else float("nan")
+    distance was stored); NaN when neither is there or the saved value is not a number (a damaged file)."""
+    for key, convert in (("distance", float), ("similarity", embedding_distance)):
+        try:
+            if candidate.get(key) is not None:
+                return convert(candidate[key])
+        except (TypeError, ValueError):
+            return float("nan")
+    return float("nan")
 
 
 @dataclass(frozen=True)

@@ -125,3 +125,4 @@ def test_distance_of_saved_candidates_with_and_without_it() -> None:
     assert candidate_distance({"similarity": 0.5, "distance": 0.9}) == 0.9  # as saved
     assert candidate_distance({"similarity": 0.5}) == pytest.approx(1.0)  # results saved before the distance was
     assert np.isnan(candidate_distance({}))
+    assert np.isnan(candidate_distance({"distance": "far"})) and np.isnan(candidate_distance({"similarity": [1]}))
