@@ -120,22 +120,27 @@ class FrameView(QGraphicsView):
         return (round(r.left(), 1), round(r.top(), 1), round(r.right(), 1), round(r.bottom(), 1))
 
     def set_manual_box(self, box) -> None:
-        if self._manual is not None:
-            self.scene().removeItem(self._manual)
-            self._manual = None
+        """Show the analyst's box (None removes it). While a drag resizes or moves it, the same items are
+        moved rather than made anew for each mouse event."""
         if box is None or self._pixmap is None:
+            if self._manual is not None:
+                self.scene().removeItem(self._manual)
+                self._manual = None
             return
         x0, y0, x1, y1 = box
-        pen = QPen(QColor("#ffd600"), 0, Qt.PenStyle.DashLine)
-        pen.setCosmetic(True)
-        pen.setWidthF(2.0)
-        self._manual = self.scene().addRect(QRectF(x0, y0, x1 - x0, y1 - y0), pen)
-        for x, y in ((x0, y0), (x1, y0), (x0, y1), (x1, y1)):  # handles, a constant size on screen
-            handle = QGraphicsRectItem(-3.5, -3.5, 7, 7, self._manual)
+        if self._manual is None:
+            pen = QPen(QColor("#ffd600"), 0, Qt.PenStyle.DashLine)
+            pen.setCosmetic(True)
+            pen.setWidthF(2.0)
+            self._manual = self.scene().addRect(QRectF(), pen)
+            for _ in range(4):  # corner handles, a constant size on screen
+                handle = QGraphicsRectItem(-3.5, -3.5, 7, 7, self._manual)
+                handle.setBrush(QBrush(QColor("#ffd600")))
+                handle.setPen(QPen(Qt.PenStyle.NoPen))
+                handle.setFlag(handle.GraphicsItemFlag.ItemIgnoresTransformations, True)
+        self._manual.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
+        for handle, (x, y) in zip(self._manual.childItems(), ((x0, y0), (x1, y0), (x0, y1), (x1, y1)), strict=True):
             handle.setPos(x, y)
-            handle.setBrush(QBrush(QColor("#ffd600")))
-            handle.setPen(QPen(Qt.PenStyle.NoPen))
-            handle.setFlag(handle.GraphicsItemFlag.ItemIgnoresTransformations, True)
 
     # -- drawing mode
     def set_drawing(self, on: bool) -> None:
