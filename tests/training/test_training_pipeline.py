@@ -121,7 +121,7 @@ def test_recogniser_phase_adapts_the_recogniser_to_the_frozen_autoencoder(tiny_l
                                                                          tmp_path: Path) -> None:
     import torch
 
-    from forensic_face.training.train import TrainConfig, load_checkpoint, prepare, rec_train_step, train
+    from forensic_face.training.train import ArcFace, TrainConfig, load_checkpoint, prepare, rec_train_step, train
 
     cfg = TrainConfig(size=32, variants=2, ae_width=4, rec_width=4, epochs=1, ae_epochs=1, rec_epochs=3, batch=4,
                       warmup_steps=1, rec_lr=5e-3, audio_drop=1.0)
@@ -143,8 +143,6 @@ def test_recogniser_phase_adapts_the_recogniser_to_the_frozen_autoencoder(tiny_l
     assert not torch.equal(rec0.stem[0].weight, rec1.stem[0].weight)
     # the identity losses on the final autoencoder's reconstructions of the training faces went down
     arc = torch.load(out / "checkpoint.pt", weights_only=True)["arc"]
-    from forensic_face.training.train import ArcFace
-
     heads = []
     for state in (arc0, arc):
         head = ArcFace(cfg.embed_dim, prep.n_classes, cfg.arc_margin, cfg.arc_scale)
