@@ -140,30 +140,40 @@ def load_pack(pack: Path, work: Path, cfg: TrainConfig, workers: int, limit: int
 
     with np.load(pack / "meta.npz", allow_pickle=False) as z:
         meta = {k: z[k] for k in z.files}
-    n = meta["rows"].size if not limit else limit
-    rows = meta["rows"][:n]
+    n_all = meta["rows"].size if not limit else limit
+    sel = np.arange(n_all)
+    if cfg.max_images and cfg.max_images < n_all:  # the same subset of images as ``prepare`` draws
+        picked = np.random.default_rng(cfg.seed).permutation(meta["rows"][:n_all])[: cfg.max_images]
+        sel = np.nonzero(np.isin(meta["rows"][:n_all], picked))[0]
+        if cfg.blends:
+            raise SystemExit("max_images with blends is not supported from a pack")
+    n = sel.size
+    rows = meta["rows"][sel]
     work.mkdir(parents=True, exist_ok=True)
-    rel = [f"{k:05d}.png" for k in range(n)]
-    jobs = [(str(pack / "frames" / f"{k:05d}.jpg"), str(work / rel[k])) for k in range(n)]
+    rel = [f"{k:05d}.png" for k in sel]
+    jobs = [(str(pack / "frames" / f"{k:05d}.jpg"), str(work / name)) for k, name in zip(sel, rel, strict=True)]
     parallel_map(_restore, jobs, workers, None, n, "restore")
     # an index as long as the face cache, so that rows (and so the seeds of the variants) are the cache's
     paths = [""] * int(meta["n_index"])
     boxes = np.zeros((len(paths), 4), np.float32)
     marks = np.zeros((len(paths),) + meta["landmarks"].shape[1:], meta["landmarks"].dtype)
     for k, r in enumerate(rows):
-        paths[r], boxes[r], marks[r] = rel[k], meta["boxes"][k], meta["landmarks"][k]
+        paths[r], boxes[r], marks[r] = rel[k], meta["boxes"][sel[k]], meta["landmarks"][sel[k]]
     index = FolderIndex(work, paths, paths)
     clean, deg, tgt, lev = prepare_faces(index, {"boxes": boxes, "landmarks": marks}, rows, size=cfg.size,
                                          variants=cfg.variants, seed=cfg.seed, workers=workers)
-    people = sorted(set(meta["people"][:n].tolist()))
+    people = sorted(set(meta["people"][sel].tolist()))
     pos = {p: i for i, p in enumerate(people)}
-    labels = np.array([pos[p] for p in meta["people"][:n]], np.int64)
-    keep = np.full(meta["clip_person"].size, not limit)  # a smoke test on the first frames trains without voices
+    labels = np.array([pos[p] for p in meta["people"][sel]], np.int64)
+    # voices: the pack numbers clips by person over all its images; renumbered over the people kept
+    clip_names = np.array(sorted(set(meta["people"].tolist())))[meta["clip_person"]]
+    keep = np.isin(clip_names, people) & (not limit)  # a smoke test on the first frames trains without voices
+    clip_person = np.array([pos[p] for p in clip_names[keep]], np.int32)
     arrays = TrainingArrays(clean=clean, degraded=deg, target=tgt, level=lev, person=labels.astype(np.int32),
                             people=people, paths=rel, audio=meta["audio"][keep],
-                            clip_person=meta["clip_person"][keep], clip_paths=[])
+                            clip_person=clip_person, clip_paths=[])
     split = _PackSplit(json.loads(str(meta["split"])))
-    descriptors = meta["teacher"][:n]
+    descriptors = meta["teacher"][sel]
     if cfg.blends:
         if "blend_a" not in meta or cfg.blends > meta["blend_a"].size or limit:
             raise SystemExit(f"the pack holds no {cfg.blends} blends (make it with pack --blends N)")
@@ -196,7 +206,9 @@ def _trial(name: str, overrides: dict, prep: Prepared, out: Path, runs: Path, th
     t0 = time.perf_counter()
     record = train(None, folder, cfg, prep=prep)
     ck = torch.load(folder / "checkpoint.pt", map_location="cpu", weights_only=True)
-    slim = {k: {n: (v.half() if v.is_floating_point() else v) for n, v in ck[k].items()} for k in ("ae", "rec")}
+    # an autoencoder-only trial (no joint or recogniser epochs) leaves the recogniser untrained: not kept
+    nets = ("ae", "rec") if cfg.epochs or cfg.rec_epochs else ("ae",)
+    slim = {k: {n: (v.half() if v.is_floating_point() else v) for n, v in ck[k].items()} for k in nets}
     record |= {"trial": name, "overrides": overrides, "wall_s": round(time.perf_counter() - t0, 1),
                "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
     slim |= {"record": json.dumps(record), "history": json.dumps(record["history"])}
@@ -212,7 +224,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     preps = {}  # training arrays per input size and number of variants, made once for the trials that share them
     for ov in trials.values():
         cfg = replace(TrainConfig(), **ov)
-        key = (cfg.size, cfg.variants, cfg.seed, cfg.blends)
+        key = (cfg.size, cfg.variants, cfg.seed, cfg.blends, cfg.max_images)
         if key not in preps:
             preps[key] = load_pack(Path(args.pack), Path(args.work) / "frames", cfg, args.workers, args.limit)
             print(f"arrays {preps[key].arrays.degraded.shape} at {time.perf_counter() - t0:.1f} s", flush=True)
@@ -220,7 +232,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     procs = []
     for name, ov in trials.items():
         cfg = replace(TrainConfig(), **ov)
-        prep = preps[(cfg.size, cfg.variants, cfg.seed, cfg.blends)]
+        prep = preps[(cfg.size, cfg.variants, cfg.seed, cfg.blends, cfg.max_images)]
         procs.append(ctx.Process(target=_trial, args=(name, ov, prep, out, runs, args.threads, args.time_limit)))
     for p in procs:
         p.start()
@@ -240,7 +252,8 @@ def trial_networks(path: str | Path) -> tuple:
     record = json.loads(slim["record"])
     ae, rec = networks(TrainConfig(**record["config"]), slim["ae"]["audio.net.0.weight"].shape[1])
     ae.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in slim["ae"].items()})
-    rec.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in slim["rec"].items()})
+    if "rec" in slim:  # absent from an autoencoder-only trial: the recogniser stays as initialised
+        rec.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in slim["rec"].items()})
     return ae.eval(), rec.eval(), record
 
 

@@ -48,16 +48,20 @@ def training_seconds(record: dict) -> float:
     return round(sum(h["seconds"] for h in history)) if history else record.get("train_seconds", float("nan"))
 
 
-def score(engine: FaceEngine, index, cache, pairs) -> dict:
-    """Calibration-pair ROC-AUC (reconstruction vs clean gallery, no audio) per level; PSNR beside bicubic."""
+def score(engine: FaceEngine, index, cache, pairs, reconstruction_only: bool = False) -> dict:
+    """Calibration-pair ROC-AUC (reconstruction vs clean gallery, no audio) per level; PSNR beside bicubic.
+
+    ``reconstruction_only``: PSNR alone (an autoencoder-only trial, whose recogniser is untrained)."""
     same = np.array([p.same for p in pairs])
     size = engine.size
-    gal = engine.embed(gallery_crops(index, cache, [p.a for p in pairs], size))
+    gal = None if reconstruction_only else engine.embed(gallery_crops(index, cache, [p.a for p in pairs], size))
     clean_b = gallery_crops(index, cache, [p.b for p in pairs], size)
     row = {}
-    for level in ("clean", "mild", "severe"):
+    for level in ("clean", "mild", "severe") if not reconstruction_only else ("mild", "severe"):
         probes = probe_set(index, cache, pairs, level, size, "calib", 2, console_progress(label="probes "))
-        row[f"calib_auc_{level}"] = round(roc_auc(score_pairs(engine, gal, probes, None, None)["recon"], same), 3)
+        if not reconstruction_only:
+            row[f"calib_auc_{level}"] = round(roc_auc(score_pairs(engine, gal, probes, None, None)["recon"], same),
+                                              3)
         if level != "clean":
             recon = engine.reconstruct(probes.crop_clean_geom)
             row[f"calib_psnr_{level}"] = round(float(psnr(recon, clean_b).mean()), 2)
@@ -74,6 +78,8 @@ def main() -> int:
     ap.add_argument("--settings", default="")
     ap.add_argument("--append", help="hp_search.json to add the rows to")
     ap.add_argument("--key", default="full_runs", help="list of hp_search.json the rows go to")
+    ap.add_argument("--reconstruction-only", action="store_true",
+                    help="PSNR alone, no AUC (autoencoder-only trials: their recogniser is untrained)")
     args = ap.parse_args()
     index = index_folder(shared_data_dir() / "lfw")
     split = make_split(index, 0)
@@ -85,12 +91,13 @@ def main() -> int:
                 engine, record = trial_engine(model, Path(tmp))
                 row = {"run": model.stem.removeprefix("trial-"), "settings": record.get("overrides", {}),
                        "train_s": record.get("train_seconds"), "device": record.get("gpu") or record.get("device"),
-                       **score(engine, index, cache, split.calib_pairs)}
+                       "steps": record.get("steps"),
+                       **score(engine, index, cache, split.calib_pairs, args.reconstruction_only)}
         else:
             engine = FaceEngine(model, device="cpu")
             record = json.loads((model / "models.json").read_text()).get("record", {})
             row = {"run": args.name or model.name, "settings": args.settings, "train_s": training_seconds(record),
-                   **score(engine, index, cache, split.calib_pairs)}
+                   **score(engine, index, cache, split.calib_pairs, args.reconstruction_only)}
         print(json.dumps(row), flush=True)
         rows.append(row)
     if args.append:
