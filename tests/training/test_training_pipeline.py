@@ -185,6 +185,39 @@ def test_autoencoder_with_bottleneck_blocks_round_trips_through_a_bundle(tmp_pat
     assert np.abs(engine.reconstruct(faces).astype(float) - direct * 255).max() <= 1.0
 
 
+def test_engine_runs_faster_forms_that_give_the_stored_networks_outputs(tmp_path: Path) -> None:
+    import torch
+    from torch import nn
+
+    from forensic_face.models.engine import FaceEngine, save_bundle
+    from forensic_face.models.nets import AEConfig, FusionAutoencoder, Recogniser, RecogniserConfig
+
+    torch.manual_seed(0)
+    rec = Recogniser(RecogniserConfig(size=32, width=4)).eval()
+    with torch.no_grad():  # batch norms with statistics and affine terms as after training
+        for m in rec.modules():
+            if isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    save_bundle(tmp_path, FusionAutoencoder(AEConfig(size=32, width=4)).eval(), rec, None, {"date": "2026-01-01"})
+    engine = FaceEngine(tmp_path, device="cpu")
+    stored = {k: v.clone() for k, v in engine.rec.state_dict().items()}
+    faces = np.random.default_rng(0).integers(0, 256, (5, 32, 32), dtype=np.uint8)
+    x = torch.from_numpy(faces.astype(np.float32) / 255)[:, None]
+    with torch.no_grad():  # the networks as stored (and as loaded), run plainly
+        e = engine.rec(torch.cat([x, torch.flip(x, dims=[3])]))
+        want = nn.functional.normalize(e[:5] + e[5:], dim=1).numpy()
+        recon = engine.ae(x)[:, 0].numpy() * 255
+    np.testing.assert_allclose(engine.embed(faces), want, atol=1e-5)
+    assert np.abs(engine.reconstruct(faces).astype(float) - recon).max() <= 1.0
+    # what is exported stays the stored recogniser, batch norms and all
+    assert any(isinstance(m, nn.BatchNorm2d) for m in engine.rec.modules())
+    for k, v in engine.rec.state_dict().items():
+        assert torch.equal(v, stored[k])
+
+
 def test_tampered_weights_are_refused(tiny_lfw: Path, isolated_cache, tmp_path: Path) -> None:
     from forensic_face.core.errors import ForensicFaceError, ModelsNotTrainedError
     from forensic_face.models.engine import FaceEngine, save_bundle

@@ -1,0 +1,70 @@
+"""A/B of the engine's inference forms on the CPU: the networks as stored against the forms the engine
+runs (the recogniser with its batch norms folded, channels-last layout), one face (the recogniser
+sees it with its mirror image, as ``FaceEngine.embed`` does). Rounds alternate between the forms so
+that a busy machine slows them alike; each figure is the median of its rounds' medians.
+
+    .venv/bin/python scripts/bench_inference.py [--models resources/models] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from forensic_face.models.engine import load_networks  # noqa: E402
+from forensic_face.models.nets import fold_batch_norms  # noqa: E402
+from forensic_face.paths import models_dir  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", default=str(models_dir()))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=30)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    ae, rec, meta = load_networks(Path(args.models), torch.device("cpu"))
+    size = int(meta["ae"]["size"])
+    x = torch.rand(1, 1, size, size, generator=torch.Generator().manual_seed(0))
+    pair = torch.cat([x, torch.flip(x, dims=[3])])
+    cl = torch.channels_last
+    forms = {
+        "autoencoder, as stored": (ae, x),
+        "autoencoder, channels-last": (copy.deepcopy(ae).to(memory_format=cl), x),
+        "recogniser, as stored": (rec, pair),
+        "recogniser, batch norms folded": (fold_batch_norms(rec), pair),
+        "recogniser, folded, channels-last": (fold_batch_norms(rec).to(memory_format=cl), pair),
+    }
+    times = {k: [] for k in forms}
+    with torch.inference_mode():
+        ref_e, ref_r = rec(pair), ae(x)
+        for name, (net, inp) in forms.items():
+            ref = ref_r if name.startswith("auto") else ref_e
+            print(f"{name}: largest difference from the stored network {float((net(inp) - ref).abs().max()):.2e}")
+        for _ in range(args.rounds):
+            for name, (net, inp) in forms.items():
+                for _ in range(3):
+                    net(inp)
+                t = []
+                for _ in range(args.repeats):
+                    t0 = time.perf_counter()
+                    net(inp)
+                    t.append((time.perf_counter() - t0) * 1000)
+                times[name].append(statistics.median(t))
+    print(f"{args.threads} threads, {args.rounds} rounds of {args.repeats}")
+    for name, v in times.items():
+        print(f"{name:36s} {statistics.median(v):6.2f} ms   rounds {', '.join(f'{a:.2f}' for a in v)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
