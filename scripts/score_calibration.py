@@ -91,7 +91,7 @@ def main() -> int:
                 engine, record = trial_engine(model, Path(tmp))
                 row = {"run": model.stem.removeprefix("trial-"), "settings": record.get("overrides", {}),
                        "train_s": record.get("train_seconds"), "device": record.get("gpu") or record.get("device"),
-                       "steps": record.get("steps"),
+                       "steps": record.get("steps"), "params": record.get("params"),
                        **score(engine, index, cache, split.calib_pairs, args.reconstruction_only)}
         else:
             engine = FaceEngine(model, device="cpu")
