@@ -14,6 +14,11 @@ calibration pairs here (``scripts/score_calibration.py``), never on DevTest.
 The chosen settings are then trained again on 2 CPU cores with ``forensic-face train`` for the
 shipped weights: the GPU only widens the search.
 
+A trial's settings are any ``TrainConfig`` fields: ``max_images`` trains on the same seeded subset of
+the images that ``prepare`` draws (a learning curve); ``{"epochs": 0, "ae_epochs": N}`` trains the
+autoencoder alone, and its file then holds the autoencoder only (score it with
+``scripts/score_calibration.py --reconstruction-only``).
+
     # here (needs ../shared/data and jpegtran from libjpeg-turbo-progs)
     .venv/bin/python scripts/gpu_search.py pack --out .pack
     # on the GPU machine
