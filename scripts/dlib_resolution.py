@@ -24,8 +24,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from forensic_face.paths import shared_data_dir  # noqa: E402
-from forensic_face.training.lfw import build_face_cache, index_folder  # noqa: E402
-from forensic_face.training.metrics import roc_auc  # noqa: E402
+from forensic_face.training.lfw import build_face_cache, dlib_shape, index_folder  # noqa: E402
+from forensic_face.training.metrics import best_threshold_accuracy, roc_auc  # noqa: E402
 from forensic_face.training.split import make_split  # noqa: E402
 from forensic_face.vision.align import AlignSpec  # noqa: E402
 from forensic_face.vision.detect import dlib_model_path  # noqa: E402
@@ -48,8 +48,7 @@ def main() -> int:
         if not np.isfinite(marks).all():
             continue
         grey = cv2.imread(str(index.root / index.paths[i]), cv2.IMREAD_GRAYSCALE)
-        rect = dlib.rectangle(*[int(round(v)) for v in cache["boxes"][i]])
-        shape = dlib.full_object_detection(rect, [dlib.point(int(round(x)), int(round(y))) for x, y in marks])
+        shape = dlib_shape(cache["boxes"][i], marks)
         chips[i] = dlib.get_face_chip(cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB), shape, 150, 0.25)
         # 5-point landmarks: 0-1 one eye's corners, 2-3 the other's; frame px -> chip px
         scale = 150 / dlib.get_face_chip_details(shape, 150, 0.25).rect.width()
@@ -68,10 +67,10 @@ def main() -> int:
         ok = [j for j, p in enumerate(pairs) if pos[p.a] in desc and pos[p.b] in desc]
         dist = np.array([np.linalg.norm(desc[pos[pairs[j].a]] - desc[pos[pairs[j].b]]) for j in ok])
         s = same[ok]
-        best = max(float(((dist < t) == s).mean()) for t in np.unique(dist))
         print(json.dumps({"crop_side": side or "dlib chip", "chip_px": k, "pairs": len(ok),
                           "accuracy_at_0.6": round(float(((dist < 0.6) == s).mean()), 4),
-                          "best_threshold_accuracy": round(best, 4), "roc_auc": round(roc_auc(-dist, s), 4)}),
+                          "best_threshold_accuracy": round(best_threshold_accuracy(-dist, s), 4),
+                          "roc_auc": round(roc_auc(-dist, s), 4)}),
               flush=True)
     return 0
 

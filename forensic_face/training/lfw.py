@@ -185,14 +185,18 @@ def _cache_chunk(job):
     return ids, boxes, marks, methods, teacher
 
 
-def dlib_descriptor(rec, grey: np.ndarray, box, landmarks: np.ndarray) -> np.ndarray:
-    """dlib's 128-D face descriptor from a grey frame, a face box and 5-point landmarks."""
+def dlib_shape(box, landmarks: np.ndarray):
+    """A face box and its 5-point landmarks (frame pixels) as dlib's ``full_object_detection``."""
     import dlib
 
     rect = dlib.rectangle(*[int(round(v)) for v in box])
-    shape = dlib.full_object_detection(rect, [dlib.point(int(round(x)), int(round(y))) for x, y in landmarks])
+    return dlib.full_object_detection(rect, [dlib.point(int(round(x)), int(round(y))) for x, y in landmarks])
+
+
+def dlib_descriptor(rec, grey: np.ndarray, box, landmarks: np.ndarray) -> np.ndarray:
+    """dlib's 128-D face descriptor from a grey frame, a face box and 5-point landmarks."""
     rgb = cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB)
-    return np.asarray(rec.compute_face_descriptor(rgb, shape, 0), np.float32)
+    return np.asarray(rec.compute_face_descriptor(rgb, dlib_shape(box, landmarks), 0), np.float32)
 
 
 def _centre_box(shape: tuple[int, ...]) -> tuple[float, float, float, float]:
