@@ -413,6 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ae-epochs", dest="ae_epochs", type=int,
                    help="epochs of the autoencoder alone after the joint schedule (default 50)")
     p.add_argument("--ae-lr", dest="ae_lr", type=float, help="peak learning rate of the autoencoder-only epochs")
+    p.add_argument("--ae-batch", dest="ae_batch", type=int,
+                   help="batch size of the autoencoder-only epochs (default: --batch)")
     p.add_argument("--rec-epochs", dest="rec_epochs", type=int,
                    help="epochs of the recogniser alone on the final autoencoder's output (last phase; default 4)")
     p.add_argument("--rec-lr", dest="rec_lr", type=float, help="peak learning rate of the recogniser-only epochs")

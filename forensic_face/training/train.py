@@ -17,10 +17,11 @@ AdamW, a short linear warm-up then cosine decay; a checkpoint (networks, optimis
 the end of every epoch; ``resume`` continues from it.
 
 With ``ae_epochs`` > 0 the joint schedule is followed by that many epochs of the autoencoder alone
-(the same batches, MSE only, its own AdamW with warm-up and cosine decay from ``ae_lr``; the
+(the same images, MSE only, its own AdamW with warm-up and cosine decay from ``ae_lr``; the
 recogniser is not touched). The autoencoder learns from the MSE alone anyway (``id_weight`` 0), its
 steps cost about a quarter of a joint step, and its reconstruction was still improving when the
-joint schedule ended, so this buys reconstruction quality cheaply.
+joint schedule ended, so this buys reconstruction quality cheaply. ``ae_batch`` sets that phase's
+batch size (default: ``batch``): a smaller batch gives it more steps for the same epochs.
 
 With ``rec_epochs`` > 0 the recogniser then adapts to the final autoencoder: that many epochs of the
 recogniser (and its ArcFace head) alone, on the frozen autoencoder's reconstructions and the clean
@@ -70,6 +71,7 @@ class TrainConfig:
     epochs: int = 30
     ae_epochs: int = 50  # epochs of the autoencoder alone after the joint schedule (see the module docstring)
     ae_lr: float = 2e-3  # peak learning rate of that phase
+    ae_batch: int = 0  # batch size of that phase; 0 = ``batch`` (smaller: more, cheaper steps for the same epochs)
     rec_epochs: int = 4  # epochs of the recogniser alone on the final autoencoder's reconstructions (last phase)
     rec_lr: float = 3e-4  # peak learning rate of that phase
     batch: int = 96
@@ -408,8 +410,10 @@ def train(data: str | Path, out: str | Path, cfg: TrainConfig, *, workers: int =
     rec_params = [p for m in (rec, arc) for p in m.parameters() if p.requires_grad]
     opt_rec = torch.optim.AdamW(rec_params, lr=cfg.rec_lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = n // cfg.batch
+    ae_batch = cfg.ae_batch or cfg.batch
+    ae_steps_per_epoch = n // ae_batch
     total = steps_per_epoch * cfg.epochs
-    ae_total = steps_per_epoch * cfg.ae_epochs
+    ae_total = ae_steps_per_epoch * cfg.ae_epochs
     rec_total = steps_per_epoch * cfg.rec_epochs
     step, epoch, history = 0, 0, []
     rng = np.random.default_rng(cfg.seed)
@@ -468,7 +472,7 @@ def train(data: str | Path, out: str | Path, cfg: TrainConfig, *, workers: int =
         ae.train()
         t_epoch = time.perf_counter()
         step, means, done_steps, stopped_early = _epoch(
-            batcher, steps_per_epoch, cfg.batch, device, opt_ae, list(ae.parameters()),
+            batcher, ae_steps_per_epoch, ae_batch, device, opt_ae, list(ae.parameters()),
             lambda batch: {"loss": (mse := ae_train_step(ae, batch, autocast)), "mse": mse},
             lambda s: _lr_at(s - total, ae_total, ae_cfg), ("mse",), step, deadline,
             report(f"autoencoder epoch {epoch + 1 - cfg.epochs}/{cfg.ae_epochs} mse {{mse:.4f}}"))

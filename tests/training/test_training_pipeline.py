@@ -117,6 +117,26 @@ def test_autoencoder_phase_trains_the_autoencoder_alone_and_resumes(tiny_lfw: Pa
     assert after < before
 
 
+def test_autoencoder_phase_batch_sets_its_own_steps_and_the_phases_follow(tiny_lfw: Path, isolated_cache,
+                                                                          tmp_path: Path) -> None:
+    from forensic_face.training.train import TrainConfig, prepare, train
+
+    cfg = TrainConfig(size=32, variants=2, ae_width=4, rec_width=4, epochs=1, ae_epochs=2, rec_epochs=1, batch=4,
+                      ae_batch=2, warmup_steps=1)
+    prep = prepare(tiny_lfw, cfg, workers=1)
+    n = prep.arrays.clean.shape[0]
+    assert n // 2 > n // 4 > 0
+    out = tmp_path / "run"
+    # stop after the first autoencoder epoch, then resume: the phase keeps its smaller batch
+    part = train(tiny_lfw, out, TrainConfig(**{**cfg.__dict__, "ae_epochs": 1, "rec_epochs": 0}), workers=1,
+                 prep=prep)
+    done = train(tiny_lfw, out, cfg, workers=1, resume=True, prep=prep)
+    assert [h["steps"] for h in part["history"]] == [n // 4, n // 2]
+    assert [(h.get("phase"), h["steps"]) for h in done["history"]] == [
+        (None, n // 4), ("autoencoder", n // 2), ("autoencoder", n // 2), ("recogniser", n // 4)]
+    assert done["steps"] == 2 * (n // 4) + 2 * (n // 2)
+
+
 def test_recogniser_phase_adapts_the_recogniser_to_the_frozen_autoencoder(tiny_lfw: Path, isolated_cache,
                                                                          tmp_path: Path) -> None:
     import torch
