@@ -38,7 +38,8 @@ def timing(rec: dict, cfg: dict) -> str:
             f"epochs ({sum(h['steps'] for h in joint)} steps of {cfg['batch']}, learning rate {cfg['lr']}, AdamW, "
             f"cosine decay) in {js / 60:.1f} min")
     if ae:
-        text += (f", then {len(ae)} epochs of the autoencoder alone ({sum(h['steps'] for h in ae)} steps, MSE only, "
+        text += (f", then {len(ae)} epochs of the autoencoder alone ({sum(h['steps'] for h in ae)} steps of "
+                 f"{cfg.get('ae_batch') or cfg['batch']}, MSE only, "
                  f"its own AdamW from {cfg['ae_lr']} with cosine decay; the recogniser untouched) in "
                  f"{aes / 60:.1f} min")
     if rp:
@@ -46,6 +47,43 @@ def timing(rec: dict, cfg: dict) -> str:
                  f"({sum(h['steps'] for h in rp)} steps, distillation + ArcFace, its own AdamW from "
                  f"{cfg['rec_lr']} with cosine decay; the autoencoder frozen) in {rs / 60:.1f} min")
     return text + "."
+
+
+def round7(hp: dict) -> list[str]:
+    """The seventh round: does the autoencoder overfit, does an embedding ensemble help, and the autoencoder
+    phase's batch size (2 CPU cores)."""
+    lines = ["", "Seventh round, on 2 CPU cores (`scripts/model_checks.py`, `--ae-batch`): the shipped model's fit "
+             "on training against held-out faces, an ensemble of embeddings, and the batch size of the "
+             "autoencoder phase.", "",
+             "Reconstruction of 600 training images and of the 600 calibration probes, each through the evaluation's "
+             "probe pipeline (`scripts/model_checks.py fit`):", "",
+             "| people | level | PSNR | bicubic | gain |", "| --- | --- | --- | --- | --- |"]
+    for r in hp.get("fit_check", []):
+        lines.append(f"| {r['people']} | {r['level']} | {r['psnr']:.2f} | {r['bicubic']:.2f} | "
+                     f"+{r['psnr'] - r['bicubic']:.2f} dB |")
+    if hp.get("ensemble_check"):
+        weights = sorted({r["w_reconstruction"] for r in hp["ensemble_check"]}, reverse=True)
+        lines += ["", "Embedding the reconstruction and the degraded input together (`scripts/model_checks.py "
+                  "ensemble`): calibration ROC-AUC / best-threshold accuracy (threshold chosen on the same pairs, an "
+                  "upper bound) of the normalised mean w·e(reconstruction) + (1 − w)·e(degraded):", "",
+                  "| level | " + " | ".join(f"w = {w:g}" for w in weights) + " |",
+                  "| --- |" + " --- |" * len(weights)]
+        for level in ("clean", "mild", "severe"):
+            cells = {r["w_reconstruction"]: r for r in hp["ensemble_check"] if r["level"] == level}
+            lines.append(f"| {level} | " + " | ".join(
+                f"{cells[w]['auc']:.4f} / {100 * cells[w]['best_threshold_accuracy']:.1f} %" for w in weights) + " |")
+    if hp.get("ae_batch_trials"):
+        lines += ["", "The autoencoder alone from scratch, 24 epochs each, batch 96 against batch 32 (1 thread each, "
+                  "run side by side; calibration probes):", "",
+                  "| trial | settings | steps | train s | final training MSE | PSNR mild (bicubic) | "
+                  "PSNR severe (bicubic) |", "| --- | --- | --- | --- | --- | --- | --- |"]
+        for r in hp["ae_batch_trials"]:
+            lines.append(f"| {r['run']} | {r['settings']} | {r['steps']:,} | {r['train_s']:.0f} | {r['mse']:.5f} | "
+                         f"{r['calib_psnr_mild']:.2f} ({r['calib_bicubic_mild']:.2f}) | "
+                         f"{r['calib_psnr_severe']:.2f} ({r['calib_bicubic_severe']:.2f}) |")
+    if hp.get("notes_round7"):
+        lines += ["", hp["notes_round7"]]
+    return lines
 
 
 def main() -> None:
@@ -108,6 +146,8 @@ def main() -> None:
         "```bash",
         f".venv/bin/forensic-face train --epochs {cfg['epochs']}"
         + (f" --ae-epochs {cfg['ae_epochs']}" if cfg.get("ae_epochs") else "")
+        + (f" --ae-batch {cfg['ae_batch']}" if cfg.get("ae_epochs") and cfg.get("ae_batch") else "")
+        + (f" --ae-lr {cfg['ae_lr']:g}" if cfg.get("ae_epochs") and cfg.get("ae_lr", 2e-3) != 2e-3 else "")
         + (f" --rec-epochs {cfg['rec_epochs']} --rec-lr {cfg['rec_lr']:g}" if cfg.get("rec_epochs") else "")
         + " --out runs/train   # writes resources/models/",
         ".venv/bin/forensic-face evaluate --out resources/models/evaluation.json",
@@ -230,6 +270,8 @@ def main() -> None:
                 lines.append(calib_row(r, settings or "all 7,685 images"))
             if hp.get("notes_round6"):
                 lines += ["", hp["notes_round6"]]
+        if hp.get("fit_check") or hp.get("ae_batch_trials"):
+            lines += round7(hp)
     lv_clean = ev["levels"]["clean"]
     lines += [
         "",
