@@ -55,6 +55,7 @@ from forensic_face.training.train import (  # noqa: E402
     blend_faces,
     teacher_targets,
     train,
+    training_rows,
 )
 
 FRAME = 250  # LFW frame side
@@ -80,7 +81,7 @@ def cmd_pack(args: argparse.Namespace) -> int:
     split = make_split(index, cfg.seed)
     cache = build_face_cache(index, console_progress(label="faces "), with_teacher=True, workers=2)
     people = np.array(index.people)
-    rows = np.nonzero(np.isfinite(cache["teacher"][:, 0]) & np.isin(people, list(split.train_people)))[0]
+    rows = training_rows(index, cache, split)
     audio = _cached_audio(index, cfg, rows.size)
     if audio is None:
         raise SystemExit("no cached training audio: run forensic-face train once first")

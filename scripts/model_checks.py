@@ -24,12 +24,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from score_calibration import score  # noqa: E402 - beside this script
+
 from forensic_face.models.engine import FaceEngine  # noqa: E402
 from forensic_face.paths import shared_data_dir  # noqa: E402
 from forensic_face.training.evaluate import gallery_crops, probe_set  # noqa: E402
 from forensic_face.training.lfw import Pair, build_face_cache, index_folder  # noqa: E402
-from forensic_face.training.metrics import best_threshold_accuracy, psnr, roc_auc  # noqa: E402
+from forensic_face.training.metrics import best_threshold_accuracy, roc_auc  # noqa: E402
 from forensic_face.training.split import make_split  # noqa: E402
+from forensic_face.training.train import training_rows  # noqa: E402
 
 N_TRAIN = 600
 WEIGHTS = (1.0, 0.75, 0.5, 0.0)
@@ -38,21 +41,17 @@ WEIGHTS = (1.0, 0.75, 0.5, 0.0)
 def training_pairs(index, cache, split, seed: int = 5) -> list[Pair]:
     """``N_TRAIN`` training images (those with a teacher descriptor, as training uses), each paired with itself:
     the probe pipeline then degrades and crops it as it does a calibration probe."""
-    people = np.array(index.people)
-    ok = np.isfinite(cache["teacher"][:, 0]) & np.isin(people, list(split.train_people))
-    pick = np.sort(np.random.default_rng(seed).choice(np.nonzero(ok)[0], N_TRAIN, replace=False))
+    pick = np.sort(np.random.default_rng(seed).choice(training_rows(index, cache, split), N_TRAIN, replace=False))
     return [Pair(index.paths[r], index.paths[r], True) for r in pick]
 
 
 def check_fit(engine: FaceEngine, index, cache, split) -> list[dict]:
     rows = []
-    for tag, pairs in (("train", training_pairs(index, cache, split)), ("calib", split.calib_pairs)):
-        clean = gallery_crops(index, cache, [p.b for p in pairs], engine.size)
-        for level in ("mild", "severe"):
-            probes = probe_set(index, cache, pairs, level, engine.size, "trainfit" if tag == "train" else "calib", 2)
-            recon = engine.reconstruct(probes.crop_clean_geom)
-            rows.append({"people": tag, "level": level, "psnr": round(float(psnr(recon, clean).mean()), 2),
-                         "bicubic": round(float(psnr(probes.crop_clean_geom, clean).mean()), 2)})
+    for people, pairs, tag in (("train", training_pairs(index, cache, split), "trainfit"),
+                               ("calib", split.calib_pairs, "calib")):
+        row = score(engine, index, cache, pairs, reconstruction_only=True, tag=tag)
+        rows += [{"people": people, "level": level, "psnr": row[f"calib_psnr_{level}"],
+                  "bicubic": row[f"calib_bicubic_{level}"]} for level in ("mild", "severe")]
     return rows
 
 

@@ -48,17 +48,18 @@ def training_seconds(record: dict) -> float:
     return round(sum(h["seconds"] for h in history)) if history else record.get("train_seconds", float("nan"))
 
 
-def score(engine: FaceEngine, index, cache, pairs, reconstruction_only: bool = False) -> dict:
+def score(engine: FaceEngine, index, cache, pairs, reconstruction_only: bool = False, tag: str = "calib") -> dict:
     """Calibration-pair ROC-AUC (reconstruction vs clean gallery, no audio) per level; PSNR beside bicubic.
 
-    ``reconstruction_only``: PSNR alone (an autoencoder-only trial, whose recogniser is untrained)."""
+    ``reconstruction_only``: PSNR alone (an autoencoder-only trial, whose recogniser is untrained).
+    ``tag`` names the probes' disk cache (other pairs than the calibration pairs need their own)."""
     same = np.array([p.same for p in pairs])
     size = engine.size
     gal = None if reconstruction_only else engine.embed(gallery_crops(index, cache, [p.a for p in pairs], size))
     clean_b = gallery_crops(index, cache, [p.b for p in pairs], size)
     row = {}
     for level in ("clean", "mild", "severe") if not reconstruction_only else ("mild", "severe"):
-        probes = probe_set(index, cache, pairs, level, size, "calib", 2, console_progress(label="probes "))
+        probes = probe_set(index, cache, pairs, level, size, tag, 2, console_progress(label="probes "))
         if not reconstruction_only:
             row[f"calib_auc_{level}"] = round(roc_auc(score_pairs(engine, gal, probes, None, None)["recon"], same),
                                               3)

@@ -144,8 +144,7 @@ def prepare(data: str | Path, cfg: TrainConfig, workers: int = 2, progress: Prog
     cache = build_face_cache(index, progress, with_teacher=True, workers=workers)
     t1 = time.perf_counter()
     people = np.array(index.people)
-    ok = np.isfinite(cache["teacher"][:, 0]) & np.isin(people, list(split.train_people))
-    rows = np.nonzero(ok)[0]
+    rows = training_rows(index, cache, split)
     if cfg.max_images:
         rows = np.sort(np.random.default_rng(cfg.seed).permutation(rows)[: cfg.max_images])
     key = (f"train2-{index.root.name}-{index.fingerprint()}-s{cfg.size}-v{cfg.variants}-seed{cfg.seed}"
@@ -185,6 +184,12 @@ def prepare(data: str | Path, cfg: TrainConfig, workers: int = 2, progress: Prog
                             clip_person=clip_person, clip_paths=clip_paths)
     return Prepared(index, split, cache, arrays, teacher, labels, len(train_people),
                     {"face_cache_s": round(t1 - t0, 1), "arrays_s": round(t2 - t1, 1)})
+
+
+def training_rows(index: FolderIndex, cache: dict, split: Split) -> np.ndarray:
+    """Rows of ``index`` that training uses: images of the training people with a teacher descriptor."""
+    ok = np.isfinite(cache["teacher"][:, 0]) & np.isin(np.array(index.people), list(split.train_people))
+    return np.nonzero(ok)[0]
 
 
 def teacher_targets(descriptors: np.ndarray, centre: bool, real: int | None = None) -> np.ndarray:
