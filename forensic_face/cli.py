@@ -58,7 +58,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from forensic_face.core.progress import console_progress
-    from forensic_face.paths import models_dir
+    from forensic_face.paths import cache_dir, models_dir
     from forensic_face.training.evaluate import export_models
     from forensic_face.training.train import TrainConfig, prepare, train
 
@@ -68,7 +68,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     data = _data_dir(args.data)
     out = Path(args.out)
     progress = console_progress()
-    prep = prepare(data, cfg, workers=args.workers, progress=progress)
+    try:
+        prep = prepare(data, cfg, workers=args.workers, progress=progress)
+    except (KeyboardInterrupt, CancelledError):
+        print(f"\nforensic-face: stopped while preparing {data}; the faces and arrays prepared so far are kept in "
+              f"{cache_dir()} and the same command goes on from there", file=sys.stderr)
+        raise
     record = train(data, out, cfg, workers=args.workers, resume=args.resume, progress=progress, prep=prep)
     dest = Path(args.export) if args.export else models_dir()
     engine, _ = export_models(out / "checkpoint.pt", prep.index, prep.cache, prep.split.calib_pairs, dest,

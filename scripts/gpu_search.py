@@ -142,7 +142,7 @@ def _restore(job: tuple) -> None:
 
 def load_pack(pack: Path, work: Path, cfg: TrainConfig, workers: int, limit: int = 0) -> Prepared:
     """Training arrays from a pack, made as ``prepare`` makes them (same rows, same seeds)."""
-    from forensic_face.training.dataset import parallel_map
+    from forensic_face.training.chunked import parallel_map
 
     with np.load(pack / "meta.npz", allow_pickle=False) as z:
         meta = {k: z[k] for k in z.files}

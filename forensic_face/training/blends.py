@@ -20,7 +20,8 @@ import cv2
 import numpy as np
 
 from forensic_face.core.progress import Progress
-from forensic_face.training.dataset import clean_matrix, parallel_map
+from forensic_face.training.chunked import parallel_map
+from forensic_face.training.dataset import clean_matrix
 from forensic_face.vision.align import AlignSpec
 
 

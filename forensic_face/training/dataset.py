@@ -1,7 +1,9 @@
 """Training arrays: aligned clean faces, degraded variants of them, and per-clip audio vectors.
 
-Everything the training loop reads is prepared once into memory (uint8 images, float16 audio), so
-an epoch costs only the networks. For every image of an LFW-style folder:
+Everything the training loop reads is prepared once (uint8 images, float16 audio), so an epoch costs
+only the networks. ``train.prepare`` keeps the images in memory-mapped files on disk, prepared chunk by
+chunk and resumable (:mod:`~forensic_face.training.chunked`): a folder whose arrays exceed memory (CASIA-
+WebFace at 8 variants: 34 GB) trains from the page cache. For every image of an LFW-style folder:
 
 - the clean face, aligned by the landmarks found on the clean frame (the face cache), ``size`` px;
 - ``variants`` degraded copies: the *whole frame* is degraded (a DESIGN.md evaluation level or a
@@ -19,14 +21,14 @@ vector (LBRP + prosody) at ``AUDIO_POINTS`` positions of each clip.
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from forensic_face.core.progress import Progress
+from forensic_face.training.chunked import ChunkedArrays, parallel_map
 from forensic_face.training.lfw import FolderIndex
 from forensic_face.vision.align import AlignSpec, similarity_from_eyes, warp_to_crop
 from forensic_face.vision.degrade import LEVELS, Degradation, degrade, sample_training
@@ -53,26 +55,6 @@ class TrainingArrays:
     audio: np.ndarray  # (C, len(AUDIO_POINTS), D) float16 audio vectors per clip
     clip_person: np.ndarray  # (C,) int32 person of each clip
     clip_paths: list[str]
-
-
-def parallel_map(fn: Callable, jobs: list, workers: int, progress: Progress | None, total: int,
-                 message: str, sizes: Iterable[int] | None = None) -> list:
-    """``[fn(j) for j in jobs]`` in ``workers`` processes (spawned), in order, with progress and cancel."""
-    sizes = list(sizes) if sizes is not None else [1] * len(jobs)
-    results: list = [None] * len(jobs)
-    done = 0
-    pool = mp.get_context("spawn").Pool(workers) if workers > 1 else None
-    try:
-        it = pool.imap(fn, jobs) if pool is not None else map(fn, jobs)
-        for k, res in enumerate(it):
-            results[k] = res
-            done += sizes[k]
-            if progress is not None:
-                progress.update(done, total, message)
-    finally:
-        if pool is not None:
-            pool.terminate()
-    return results
 
 
 def clean_matrix(box: np.ndarray, landmarks: np.ndarray, spec: AlignSpec) -> np.ndarray:
@@ -140,23 +122,51 @@ def _prepare_chunk(job: tuple) -> tuple:
     return clean, deg, tgt, lev
 
 
+#: Rows per chunk of the preparation (its unit of work, of resuming, and of the degradations' seeds).
+CHUNK = 64
+FACE_ARRAYS = ("clean", "degraded", "target", "level")
+
+
+def face_specs(n: int, size: int, variants: int) -> dict:
+    """The training arrays of ``n`` images (name -> shape, dtype, fill)."""
+    return {"clean": ((n, size, size), "u1", 0), "degraded": ((n, variants, size, size), "u1", 0),
+            "target": ((n, variants, size, size), "u1", 0), "level": ((n, variants), "i1", 0)}
+
+
 def prepare_faces(index: FolderIndex, cache: dict, rows: np.ndarray, *, size: int = 64, variants: int = 4,
                   seed: int = 0, workers: int = 2, progress: Progress | None = None,
-                  frames: list | None = None) -> tuple:
+                  frames: list | None = None, folder: Path | None = None) -> tuple:
     """Clean crops (n, S, S), degraded variants (n, V, S, S), their targets (n, V, S, S) and level codes
     (n, V) for ``rows`` of the cache (the frames ``index.paths[row]``, or ``frames[row]``: paths under
-    ``index.root`` or :class:`~forensic_face.training.blends.Blend` items)."""
+    ``index.root`` or :class:`~forensic_face.training.blends.Blend` items).
+
+    ``folder``: the arrays are kept there as memory-mapped ``.npy`` files (:class:`ChunkedArrays`; a
+    preparation of the same rows that stopped part way is resumed) and returned as read-only maps, so
+    a folder larger than memory can be prepared and trained on. Otherwise they are made in memory."""
     rows = np.asarray(rows)
     frames = index.paths if frames is None else frames
-    chunks = [rows[i:i + 64] for i in range(0, rows.size, 64)]
-    jobs = [(str(index.root), [frames[r] for r in c], cache["boxes"][c], cache["landmarks"][c], size,
-             variants, seed, int(c[0])) for c in chunks]
-    parts = parallel_map(_prepare_chunk, jobs, workers, progress, rows.size, "preparing faces",
-                         sizes=[len(c) for c in chunks])
-    if not parts:
-        return (np.zeros((0, size, size), np.uint8), np.zeros((0, variants, size, size), np.uint8),
-                np.zeros((0, variants, size, size), np.uint8), np.zeros((0, variants), np.int8))
-    return tuple(np.concatenate([p[i] for p in parts]) for i in range(4))
+    chunks = [rows[i:i + CHUNK] for i in range(0, rows.size, CHUNK)]
+    specs = face_specs(rows.size, size, variants)
+    if folder is not None and rows.size:
+        store = ChunkedArrays.on_disk(folder, specs, len(chunks))
+    else:
+        store = ChunkedArrays.in_memory(specs, len(chunks))
+    todo = store.pending()
+    jobs = [(str(index.root), [frames[r] for r in chunks[k]], cache["boxes"][chunks[k]],
+             cache["landmarks"][chunks[k]], size, variants, seed, int(chunks[k][0])) for k in todo]
+    sizes = [len(chunks[k]) for k in todo]
+
+    def put(i: int, parts: tuple) -> None:
+        k = todo[i]
+        store.put(k, slice(k * CHUNK, k * CHUNK + sizes[i]), dict(zip(FACE_ARRAYS, parts, strict=True)))
+
+    try:
+        parallel_map(_prepare_chunk, jobs, workers, progress, rows.size, "preparing faces", sizes=sizes,
+                     on_result=put, done=rows.size - sum(sizes))
+    finally:
+        store.checkpoint()
+    arrays = store.finish()
+    return tuple(arrays[k] for k in FACE_ARRAYS)
 
 
 # ------------------------------------------------------------------------------------------------ audio

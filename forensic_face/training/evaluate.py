@@ -26,7 +26,8 @@ import numpy as np
 from forensic_face.core.progress import Progress
 from forensic_face.models.calibration import MatchCalibration, fit_logistic, fit_temperature
 from forensic_face.paths import cache_dir
-from forensic_face.training.dataset import AUDIO_POINTS, clean_matrix, parallel_map, prepare_audio, voice_clips
+from forensic_face.training.chunked import parallel_map
+from forensic_face.training.dataset import AUDIO_POINTS, clean_matrix, prepare_audio, voice_clips
 from forensic_face.training.lfw import FolderIndex, Pair, _centre_box, dlib_descriptor, worker_models
 from forensic_face.training.metrics import psnr, roc_curve, ssim, verification_report
 from forensic_face.vision.align import AlignSpec, align_face, warp_to_crop

@@ -147,28 +147,24 @@ def prepare(data: str | Path, cfg: TrainConfig, workers: int = 2, progress: Prog
     rows = training_rows(index, cache, split)
     if cfg.max_images:
         rows = np.sort(np.random.default_rng(cfg.seed).permutation(rows)[: cfg.max_images])
-    key = (f"train2-{index.root.name}-{index.fingerprint()}-s{cfg.size}-v{cfg.variants}-seed{cfg.seed}"
+    key = (f"train3-{index.root.name}-{index.fingerprint()}-s{cfg.size}-v{cfg.variants}-seed{cfg.seed}"
            f"-n{rows.size}")
-    path = cache_dir() / f"{key}.npz"
+    folder = cache_dir() / key  # memory-mapped arrays (dataset.prepare_faces), then audio.npz
     train_people = sorted(set(people[rows]))
-    if path.is_file():
-        with np.load(path, allow_pickle=False) as z:
-            clean, deg, tgt, lev = z["clean"], z["degraded"], z["target"], z["level"]
-            audio, clip_person, clip_paths = z["audio"], z["clip_person"], list(z["clip_paths"])
-    else:
-        clean, deg, tgt, lev = prepare_faces(index, cache, rows, size=cfg.size, variants=cfg.variants,
-                                             seed=cfg.seed, workers=workers, progress=progress)
+    clean, deg, tgt, lev = prepare_faces(index, cache, rows, size=cfg.size, variants=cfg.variants,
+                                         seed=cfg.seed, workers=workers, progress=progress, folder=folder)
+    audio_path = folder / "audio.npz"
+    if not audio_path.is_file():
         audio = _cached_audio(index, cfg, rows.size)
-        if audio is not None:
-            audio, clip_person, clip_paths = audio
-        else:
+        if audio is None:
             clips = voice_clips(index, train_people)
-            audio, clip_person, clip_paths = prepare_audio(clips, train_people, workers=workers, progress=progress)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, clean=clean, degraded=deg, target=tgt, level=lev, audio=audio, clip_person=clip_person,
-                 clip_paths=np.array(clip_paths))
-        tmp.replace(path)
+            audio = prepare_audio(clips, train_people, workers=workers, progress=progress)
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / "audio.tmp.npz"
+        np.savez(tmp, audio=audio[0], clip_person=audio[1], clip_paths=np.array(audio[2]))
+        tmp.replace(audio_path)
+    with np.load(audio_path, allow_pickle=False) as z:
+        audio, clip_person, clip_paths = z["audio"], z["clip_person"], list(z["clip_paths"])
     t2 = time.perf_counter()
     person_idx = {p: i for i, p in enumerate(train_people)}
     labels = np.array([person_idx[p] for p in people[rows]], np.int64)
@@ -255,9 +251,11 @@ def blend_faces(root: str | Path, blends: list, boxes: np.ndarray, marks: np.nda
 
 def _cached_audio(index: FolderIndex, cfg: TrainConfig, n_rows: int):
     """Audio vectors from training arrays of the same folder and people made with other image settings
-    (audio does not depend on the input size or the number of variants)."""
-    pattern = f"train*-{index.root.name}-{index.fingerprint()}-*-seed{cfg.seed}-n{n_rows}.npz"
-    for other in sorted(cache_dir().glob(pattern)):
+    (audio does not depend on the input size or the number of variants): an ``audio.npz`` of another
+    arrays folder, or an earlier cache file that held arrays and audio together."""
+    pattern = f"train*-{index.root.name}-{index.fingerprint()}-*-seed{cfg.seed}-n{n_rows}"
+    found = sorted(cache_dir().glob(pattern + "/audio.npz")) + sorted(cache_dir().glob(pattern + ".npz"))
+    for other in found:
         with np.load(other, allow_pickle=False) as z:
             return z["audio"], z["clip_person"], list(z["clip_paths"])
     return None

@@ -1,0 +1,129 @@
+"""Preparing a training folder stops and resumes without losing or changing work, and its arrays live on
+disk: what a user retraining on a folder the size of CASIA-WebFace (hours of preparation, arrays larger
+than memory) relies on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from forensic_face.core.errors import CancelledError, ForensicFaceError
+from forensic_face.core.progress import CancelToken, Progress
+
+
+@pytest.fixture(scope="module")
+def small_folder(tmp_path_factory: pytest.TempPathFactory, face_rgb: np.ndarray) -> Path:
+    """5 'people' x 2 grey 250x250 frames made from the astronaut face."""
+    root = tmp_path_factory.mktemp("data") / "faces"
+    rng = np.random.default_rng(1)
+    grey = cv2.cvtColor(face_rgb, cv2.COLOR_RGB2GRAY)
+    for p in range(5):
+        person = f"Person_{p}"
+        (root / person).mkdir(parents=True)
+        for i in range(2):
+            m = cv2.getRotationMatrix2D((256, 200), rng.uniform(-8, 8), rng.uniform(0.9, 1.1))
+            img = cv2.warpAffine(grey, m, (512, 512), borderMode=cv2.BORDER_REFLECT)[20:420, 60:460]
+            img = cv2.resize(img, (250, 250), interpolation=cv2.INTER_AREA)
+            cv2.imwrite(str(root / person / f"{person}_{i + 1:04d}.jpg"), img)
+    return root
+
+
+def stopping_after(updates: int, seen: list) -> Progress:
+    """A progress that records each ``done`` it is told and asks to cancel after ``updates`` of them."""
+    token = CancelToken()
+
+    def callback(done: int, total: int, message: str) -> None:
+        seen.append(done)
+        if len(seen) >= updates:
+            token.cancel()
+
+    return Progress(callback, token)
+
+
+def test_face_cache_build_resumes_where_it_stopped_and_ends_as_an_uninterrupted_build(
+        small_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from forensic_face.training import lfw
+
+    monkeypatch.setattr(lfw, "CACHE_CHUNK", 2)  # 5 chunks of 2 images
+    index = lfw.index_folder(small_folder)
+    monkeypatch.setenv("FORENSIC_FACE_CACHE", str(tmp_path / "whole"))
+    whole = lfw.build_face_cache(index)
+
+    monkeypatch.setenv("FORENSIC_FACE_CACHE", str(tmp_path / "stopped"))
+    first: list = []
+    with pytest.raises(CancelledError):
+        lfw.build_face_cache(index, stopping_after(2, first))
+    assert first == [2, 4]  # cancelled after two chunks; the third, under way, is finished and kept
+    assert not lfw.face_cache_path(index).exists()
+    partial = lfw.face_cache_path(index).with_suffix(".partial")
+    assert np.load(partial / "done.npy").tolist() == [True, True, True, False, False]
+
+    second: list = []
+    resumed = lfw.build_face_cache(index, stopping_after(99, second))
+    assert second == [8, 10]  # only the two chunks left were computed
+    assert not lfw.face_cache_path(index).with_suffix(".partial").exists()
+    assert sorted(resumed) == sorted(whole)
+    for k in whole:
+        assert np.array_equal(resumed[k], whole[k], equal_nan=k == "teacher"), k
+    assert np.isfinite(whole["teacher"]).all() and (whole["boxes"][:, 2] > whole["boxes"][:, 0]).all()
+
+
+def test_training_arrays_resume_on_disk_and_equal_those_made_in_memory(
+        small_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from forensic_face.training import dataset, lfw
+
+    monkeypatch.setenv("FORENSIC_FACE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(dataset, "CHUNK", 3)  # 4 chunks: 3 + 3 + 3 + 1 rows
+    index = lfw.index_folder(small_folder)
+    cache = lfw.build_face_cache(index)
+    rows = np.arange(10)
+    kw = {"size": 32, "variants": 3, "seed": 4, "workers": 1}
+    in_memory = dataset.prepare_faces(index, cache, rows, **kw)
+
+    folder = tmp_path / "arrays"
+    seen: list = []
+    with pytest.raises(CancelledError):
+        dataset.prepare_faces(index, cache, rows, **kw, folder=folder, progress=stopping_after(2, seen))
+    assert seen == [3, 6]
+    assert np.load(folder / "done.npy").tolist() == [True, True, True, False]
+
+    seen = []
+    on_disk = dataset.prepare_faces(index, cache, rows, **kw, folder=folder, progress=stopping_after(99, seen))
+    assert seen == [10]
+    for a, b in zip(on_disk, in_memory, strict=True):
+        assert isinstance(a, np.memmap) and np.array_equal(a, b)
+    assert on_disk[1].std() > 10  # real degraded faces, not the zeros of a fresh file
+    with pytest.raises(ValueError):
+        on_disk[0][0, 0, 0] = 1  # the prepared arrays are read-only
+
+    # finished: a third call computes nothing
+    seen = []
+    again = dataset.prepare_faces(index, cache, rows, **kw, folder=folder, progress=stopping_after(99, seen))
+    assert seen == [] and np.array_equal(again[2], in_memory[2])
+    # other settings in the same folder start it afresh instead of mixing the two
+    other = dataset.prepare_faces(index, cache, rows, **{**kw, "variants": 2}, folder=folder)
+    assert other[1].shape == (10, 2, 32, 32)
+
+
+def test_a_damaged_folder_is_started_afresh_and_a_full_disk_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from forensic_face.training import chunked
+    from forensic_face.training.chunked import ChunkedArrays
+
+    specs = {"x": ((4, 3), "u1", 0), "y": ((4,), "f4", np.nan)}
+    store = ChunkedArrays.on_disk(tmp_path / "a", specs, 2)
+    store.put(0, slice(0, 2), {"x": np.full((2, 3), 7), "y": np.ones(2)})
+    store.checkpoint()
+    del store
+    (tmp_path / "a" / "x.npy").write_bytes(b"not an array")  # damaged (a crash mid-write, a disk error)
+    store = ChunkedArrays.on_disk(tmp_path / "a", specs, 2)
+    assert store.pending() == [0, 1] and np.isnan(store.arrays["y"]).all()
+
+    monkeypatch.setattr(chunked.shutil, "disk_usage", lambda p: type("U", (), {"free": 10_000})())
+    big = {"x": ((1000, 64, 64), "u1", 0)}
+    with pytest.raises(ForensicFaceError, match=r"needs 4\.1 MB .* only 10 kB is free.*FORENSIC_FACE_CACHE"):
+        ChunkedArrays.on_disk(tmp_path / "b", big, 10)
+    assert not (tmp_path / "b").exists()
