@@ -11,13 +11,16 @@ core, and resumes where it stopped; it is not rerun here.
 
 Each mode runs in its own process (so that one's memory does not count against the other). Peak memory
 is the process's own (anonymous) memory, sampled every 50 ms: the pages of memory-mapped files belong to
-the page cache, which the system reclaims when it needs to, and are reported apart.
+the page cache, which the system reclaims when it needs to, and are reported apart. Drawing batches is
+timed from memory, and from disk with the files dropped from the page cache (as one larger than memory
+is), by plain indexing and by ``chunked.gather``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -28,6 +31,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from forensic_face.training.chunked import gather  # noqa: E402
 
 
 def _status(field: str) -> int:
@@ -81,22 +86,47 @@ def one_mode(mode: str, images: int, workers: int, folder: str) -> dict:
                                              workers=workers, **kw)
     seconds = time.perf_counter() - t0
     arrays_bytes = sum(a.nbytes for a in (clean, deg, tgt, lev))
-    # drawing batches as the training's Batcher does: 96 random rows, one random variant each
+    row = {"mode": mode, "images": images, "workers": workers, "seconds": round(seconds, 1),
+           "images_per_s": round(images / seconds, 1), "arrays_GB": round(arrays_bytes / 1e9, 2),
+           "peak_anon_GB_above_start": round((peak.anon - base) / 1e9, 2),
+           "peak_file_backed_GB": round(peak.file / 1e9, 2), "type": type(deg).__name__}
+    if mode == "memory":
+        row["batch_ms"] = draw_batches(deg, tgt, gather)
+        return row
+    # from disk, cold: the files' pages dropped from the page cache first (what a file larger than memory
+    # gives), drawn by plain indexing and by chunked.gather (what the training's Batcher uses)
+    del clean, deg, tgt, lev
+    for name, how in (("batch_ms_cold_plain_indexing", lambda a, i, v: a[i, v]), ("batch_ms_cold_gather", gather)):
+        deg, tgt = (drop_cached(Path(folder) / f"{k}.npy") for k in ("degraded", "target"))
+        row[name] = draw_batches(deg, tgt, how)
+    return row
+
+
+def drop_cached(path: Path) -> np.ndarray:
+    """The array of a .npy file, memory-mapped, after asking the kernel to drop its pages from the page cache."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    return np.load(path, mmap_mode="r")
+
+
+def draw_batches(deg: np.ndarray, tgt: np.ndarray, how, n_batches: int = 300) -> float:
+    """Milliseconds per batch drawn as the training's Batcher does: 96 random rows (the next slice of a
+    permutation), one random variant each, degraded input and target."""
     rng = np.random.default_rng(0)
-    t1 = time.perf_counter()
-    n_batches = 300
-    for _ in range(n_batches):
-        idx = np.sort(rng.choice(images, 96, replace=False))
-        v = rng.integers(0, 8, 96)
-        x = deg[idx, v].astype(np.float32) / 255
-        y = tgt[idx, v].astype(np.float32) / 255
-        assert x.shape == y.shape == (96, 64, 64)
-    batch_ms = (time.perf_counter() - t1) / n_batches * 1000
-    return {"mode": mode, "images": images, "workers": workers, "seconds": round(seconds, 1),
-            "images_per_s": round(images / seconds, 1), "arrays_GB": round(arrays_bytes / 1e9, 2),
-            "peak_anon_GB_above_start": round((peak.anon - base) / 1e9, 2),
-            "peak_file_backed_GB": round(peak.file / 1e9, 2), "batch_ms": round(batch_ms, 2),
-            "type": type(deg).__name__}
+    n = deg.shape[0]
+    order = np.concatenate([rng.permutation(n) for _ in range(-(-n_batches * 96 // n))])
+    t = time.perf_counter()
+    for b in range(n_batches):
+        idx = order[b * 96:(b + 1) * 96]
+        v = rng.integers(0, deg.shape[1], idx.size)
+        x = how(deg, idx, v).astype(np.float32) / 255
+        y = how(tgt, idx, v).astype(np.float32) / 255
+        assert x.shape == y.shape == (idx.size, 64, 64)
+    return round((time.perf_counter() - t) / n_batches * 1000, 2)
 
 
 def main() -> int:

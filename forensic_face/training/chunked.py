@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterable
@@ -35,6 +36,29 @@ DISK_MARGIN = 1 << 30
 Spec = dict[str, tuple[tuple[int, ...], str, object]]  # name -> (shape, dtype, fill value)
 
 
+def gather(array: np.ndarray, idx: np.ndarray, sub: np.ndarray | None = None) -> np.ndarray:
+    """``array[idx]``, or ``array[idx, sub]`` (one item of the second axis per row).
+
+    From an array memory-mapped from a file, the kernel is first asked for all the items' pages at once
+    (``posix_fadvise(WILLNEED)``): from a file that is not in the page cache (one larger than memory), a
+    batch then costs one round of parallel reads instead of one disk wait per item (96 items of 4 kB
+    from a cold 6.6 GB file on this machine's disk: 1.9 ms against 50.7 ms)."""
+    idx = np.asarray(idx)
+    if isinstance(array, np.memmap) and array.filename and hasattr(os, "posix_fadvise") and idx.size:
+        start = array.offset + idx.astype(np.int64) * array.strides[0]
+        length = array.strides[0]
+        if sub is not None:
+            start += np.asarray(sub, np.int64) * array.strides[1]
+            length = array.strides[1]
+        fd = os.open(array.filename, os.O_RDONLY)
+        try:
+            for s in start.tolist():
+                os.posix_fadvise(fd, s, length, os.POSIX_FADV_WILLNEED)
+        finally:
+            os.close(fd)
+    return array[idx] if sub is None else array[idx, sub]
+
+
 def nbytes(specs: Spec) -> int:
     return sum(int(np.prod(shape)) * np.dtype(dtype).itemsize for shape, dtype, _ in specs.values())
 
@@ -45,6 +69,7 @@ class ChunkedArrays:
     def __init__(self, arrays: dict[str, np.ndarray], done: np.ndarray, folder: Path | None) -> None:
         self.arrays, self.done, self.folder = arrays, done, folder
         self._last = time.monotonic()
+        self._dirty = False  # chunks put since the last checkpoint
 
     # ------------------------------------------------------------------------------------- opening
     @classmethod
@@ -79,6 +104,7 @@ class ChunkedArrays:
                 arrays[k][...] = fill
         store = cls(arrays, np.zeros(n_chunks, bool), folder)
         _write_json(folder / "meta.json", {**meta, "complete": False})
+        store._dirty = True
         store.checkpoint()
         return store
 
@@ -99,13 +125,14 @@ class ChunkedArrays:
         for k, v in values.items():
             self.arrays[k][rows] = v
         self.done[chunk] = True
+        self._dirty = True
         if self.folder is not None and time.monotonic() - self._last >= CHECKPOINT_S:
             self.checkpoint()
 
     def checkpoint(self) -> None:
         """Flush the arrays, then record which chunks they hold (a chunk is never marked before its rows are
         on disk)."""
-        if self.folder is None:
+        if self.folder is None or not self._dirty:
             return
         for a in self.arrays.values():
             if isinstance(a, np.memmap):
@@ -114,6 +141,7 @@ class ChunkedArrays:
         np.save(tmp, self.done)
         tmp.replace(self.folder / "done.npy")
         self._last = time.monotonic()
+        self._dirty = False
 
     def finish(self) -> dict[str, np.ndarray]:
         """Mark the folder complete (every chunk must be done); returns the arrays (read-only maps on disk)."""
@@ -123,7 +151,8 @@ class ChunkedArrays:
             return self.arrays
         self.checkpoint()
         meta = _read_meta(self.folder)
-        _write_json(self.folder / "meta.json", {**meta, "complete": True})
+        if not meta.get("complete"):
+            _write_json(self.folder / "meta.json", {**meta, "complete": True})
         self.arrays = {}  # close the writable maps before opening read-only ones
         return self.open_complete(self.folder)
 

@@ -47,6 +47,7 @@ from torch.nn import functional as F  # noqa: N812
 from forensic_face.core.progress import Progress
 from forensic_face.models.nets import AEConfig, FusionAutoencoder, Recogniser, RecogniserConfig, count_params
 from forensic_face.paths import cache_dir
+from forensic_face.training.chunked import gather
 from forensic_face.training.dataset import (
     TrainingArrays,
     prepare_audio,
@@ -279,8 +280,8 @@ class Batcher:
     def batch(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
         n = idx.size
         v = self.rng.integers(0, self.a.degraded.shape[1], n)
-        deg = self.a.degraded[idx, v].astype(np.float32) / 255.0
-        clean = self.a.target[idx, v].astype(np.float32) / 255.0
+        deg = gather(self.a.degraded, idx, v).astype(np.float32) / 255.0
+        clean = gather(self.a.target, idx, v).astype(np.float32) / 255.0
         flip = self.rng.random(n) < 0.5
         deg[flip] = deg[flip, :, ::-1]
         clean[flip] = clean[flip, :, ::-1]

@@ -99,10 +99,12 @@ def test_training_arrays_resume_on_disk_and_equal_those_made_in_memory(
     with pytest.raises(ValueError):
         on_disk[0][0, 0, 0] = 1  # the prepared arrays are read-only
 
-    # finished: a third call computes nothing
+    # finished: a third call computes and writes nothing
+    stamps = {f.name: f.stat().st_mtime_ns for f in folder.iterdir()}
     seen = []
     again = dataset.prepare_faces(index, cache, rows, **kw, folder=folder, progress=stopping_after(99, seen))
     assert seen == [] and np.array_equal(again[2], in_memory[2])
+    assert {f.name: f.stat().st_mtime_ns for f in folder.iterdir()} == stamps
     # other settings in the same folder start it afresh instead of mixing the two
     other = dataset.prepare_faces(index, cache, rows, **{**kw, "variants": 2}, folder=folder)
     assert other[1].shape == (10, 2, 32, 32)
@@ -127,3 +129,17 @@ def test_a_damaged_folder_is_started_afresh_and_a_full_disk_is_refused(
     with pytest.raises(ForensicFaceError, match=r"needs 4\.1 MB .* only 10 kB is free.*FORENSIC_FACE_CACHE"):
         ChunkedArrays.on_disk(tmp_path / "b", big, 10)
     assert not (tmp_path / "b").exists()
+
+
+def test_gather_from_a_file_gives_what_indexing_gives(tmp_path: Path) -> None:
+    from forensic_face.training.chunked import gather
+
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, 256, (50, 3, 8, 8), dtype=np.uint8)
+    np.save(tmp_path / "a.npy", data)
+    mapped = np.load(tmp_path / "a.npy", mmap_mode="r")
+    idx, sub = rng.permutation(50)[:17], rng.integers(0, 3, 17)
+    for array in (data, mapped):
+        assert np.array_equal(gather(array, idx, sub), data[idx, sub])
+        assert np.array_equal(gather(array, idx), data[idx])
+    assert gather(mapped, np.array([], int), np.array([], int)).shape == (0, 8, 8)
