@@ -10,17 +10,21 @@ so a rerun computes only the chunks not yet done. The chunk computations are see
 so a resumed preparation writes exactly what an uninterrupted one would.
 
 Layout of a folder: ``meta.json`` (names, shapes, dtypes, number of chunks, ``complete``), one
-``NAME.npy`` per array, ``done.npy`` (bool per chunk). Every file is replaced atomically.
+``NAME.npy`` per array, ``done.npy`` (bool per chunk). ``meta.json`` and ``done.npy`` are replaced
+atomically; the arrays are written in place, and a chunk counts as prepared only once ``done.npy`` says
+so. Two processes preparing the same folder take turns (:func:`exclusive`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing as mp
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -28,12 +32,39 @@ import numpy as np
 from forensic_face.core.errors import ForensicFaceError
 from forensic_face.core.progress import Progress
 
+log = logging.getLogger(__name__)
+
 #: Seconds between checkpoints of a preparation on disk.
 CHECKPOINT_S = 60.0
 #: Disk space left free beyond what the arrays need.
 DISK_MARGIN = 1 << 30
 
 Spec = dict[str, tuple[tuple[int, ...], str, object]]  # name -> (shape, dtype, fill value)
+
+
+@contextmanager
+def exclusive(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (on a ``.lock`` file beside it) while it is prepared: a second
+    process preparing the same folder (two trainings of one data set started together) waits, then finds
+    the work done, instead of both writing it. An advisory lock (``fcntl.flock``); where there is no
+    ``fcntl`` (Windows) nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.with_name(folder.name + ".lock"), "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.warning("%s is being prepared by another process; waiting for it", folder)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def gather(array: np.ndarray, idx: np.ndarray, sub: np.ndarray | None = None) -> np.ndarray:

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from forensic_face.core.progress import Progress
-from forensic_face.training.chunked import ChunkedArrays, parallel_map
+from forensic_face.training.chunked import ChunkedArrays, exclusive, parallel_map
 from forensic_face.training.lfw import FolderIndex
 from forensic_face.vision.align import AlignSpec, similarity_from_eyes, warp_to_crop
 from forensic_face.vision.degrade import LEVELS, Degradation, degrade, sample_training
@@ -147,10 +147,18 @@ def prepare_faces(index: FolderIndex, cache: dict, rows: np.ndarray, *, size: in
     frames = index.paths if frames is None else frames
     chunks = [rows[i:i + CHUNK] for i in range(0, rows.size, CHUNK)]
     specs = face_specs(rows.size, size, variants)
-    if folder is not None and rows.size:
-        store = ChunkedArrays.on_disk(folder, specs, len(chunks))
-    else:
-        store = ChunkedArrays.in_memory(specs, len(chunks))
+    if folder is None or not rows.size:
+        return _fill(ChunkedArrays.in_memory(specs, len(chunks)), index, frames, cache, chunks, size, variants,
+                     seed, workers, progress)
+    with exclusive(folder):
+        return _fill(ChunkedArrays.on_disk(folder, specs, len(chunks)), index, frames, cache, chunks, size,
+                     variants, seed, workers, progress)
+
+
+def _fill(store: ChunkedArrays, index: FolderIndex, frames: list, cache: dict, chunks: list, size: int,
+          variants: int, seed: int, workers: int, progress: Progress | None) -> tuple:
+    """Prepare the chunks ``store`` lacks; its finished arrays."""
+    n = sum(len(c) for c in chunks)
     todo = store.pending()
     jobs = [(str(index.root), [frames[r] for r in chunks[k]], cache["boxes"][chunks[k]],
              cache["landmarks"][chunks[k]], size, variants, seed, int(chunks[k][0])) for k in todo]
@@ -161,8 +169,8 @@ def prepare_faces(index: FolderIndex, cache: dict, rows: np.ndarray, *, size: in
         store.put(k, slice(k * CHUNK, k * CHUNK + sizes[i]), dict(zip(FACE_ARRAYS, parts, strict=True)))
 
     try:
-        parallel_map(_prepare_chunk, jobs, workers, progress, rows.size, "preparing faces", sizes=sizes,
-                     on_result=put, done=rows.size - sum(sizes))
+        parallel_map(_prepare_chunk, jobs, workers, progress, n, "preparing faces", sizes=sizes, on_result=put,
+                     done=n - sum(sizes))
     finally:
         store.checkpoint()
     arrays = store.finish()

@@ -19,7 +19,7 @@ import numpy as np
 
 from forensic_face.core.progress import Progress
 from forensic_face.paths import cache_dir
-from forensic_face.training.chunked import ChunkedArrays, parallel_map
+from forensic_face.training.chunked import ChunkedArrays, exclusive, parallel_map
 from forensic_face.vision.frames import IMAGE_GLOBS
 
 log = logging.getLogger(__name__)
@@ -108,17 +108,31 @@ def build_face_cache(index: FolderIndex, progress: Progress | None = None, with_
     goes (:class:`~forensic_face.training.chunked.ChunkedArrays`) and a stopped build resumes.
     """
     path = face_cache_path(index)
-    if path.is_file():
-        with np.load(path, allow_pickle=False) as z:
-            cached = {k: z[k] for k in z.files}
-        if not with_teacher or "teacher" in cached:
-            return cached
+    cached = _load_face_cache(path, with_teacher)
+    if cached is not None:
+        return cached
+    partial = path.with_suffix(".partial")
+    with exclusive(partial):
+        cached = _load_face_cache(path, with_teacher)  # made by another process while this one waited
+        return cached if cached is not None else _build_face_cache(index, path, partial, progress, with_teacher,
+                                                                   workers)
+
+
+def _load_face_cache(path: Path, with_teacher: bool) -> dict | None:
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as z:
+        cached = {k: z[k] for k in z.files}
+    return cached if not with_teacher or "teacher" in cached else None
+
+
+def _build_face_cache(index: FolderIndex, path: Path, partial: Path, progress: Progress | None, with_teacher: bool,
+                      workers: int) -> dict:
     n = len(index.paths)
     specs = {"boxes": ((n, 4), "f4", 0), "landmarks": ((n, 5, 2), "f4", 0), "method": ((n,), "<U16", "unreadable")}
     if with_teacher:
         specs["teacher"] = ((n, 128), "f4", np.nan)
     chunks = [list(range(i, min(n, i + CACHE_CHUNK))) for i in range(0, n, CACHE_CHUNK)]
-    partial = path.with_suffix(".partial")
     store = ChunkedArrays.on_disk(partial, specs, len(chunks))
     todo = store.pending()
     jobs = [(str(index.root), [index.paths[i] for i in chunks[k]], chunks[k], with_teacher) for k in todo]

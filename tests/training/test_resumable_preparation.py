@@ -143,3 +143,23 @@ def test_gather_from_a_file_gives_what_indexing_gives(tmp_path: Path) -> None:
         assert np.array_equal(gather(array, idx, sub), data[idx, sub])
         assert np.array_equal(gather(array, idx), data[idx])
     assert gather(mapped, np.array([], int), np.array([], int)).shape == (0, 8, 8)
+
+
+def test_two_preparations_of_one_folder_take_turns(tmp_path: Path) -> None:
+    import threading
+
+    from forensic_face.training.chunked import exclusive
+
+    pytest.importorskip("fcntl", reason="the preparation lock is POSIX-only (fcntl)")
+    entered = threading.Event()
+
+    def second() -> None:
+        with exclusive(tmp_path / "arrays"):
+            entered.set()
+
+    with exclusive(tmp_path / "arrays"):
+        other = threading.Thread(target=second)
+        other.start()
+        assert not entered.wait(0.5)  # the second waits while the first prepares
+    assert entered.wait(10)  # and goes on once the first is done
+    other.join()
