@@ -272,6 +272,8 @@ def main() -> None:
                 lines += ["", hp["notes_round6"]]
         if hp.get("fit_check") or hp.get("ae_batch_trials"):
             lines += round7(hp)
+        if hp.get("notes_round8"):
+            lines += ["", hp["notes_round8"]]
     lv_clean = ev["levels"]["clean"]
     lines += [
         "",
