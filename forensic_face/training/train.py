@@ -47,7 +47,7 @@ from torch.nn import functional as F  # noqa: N812
 from forensic_face.core.progress import Progress
 from forensic_face.models.nets import AEConfig, FusionAutoencoder, Recogniser, RecogniserConfig, count_params
 from forensic_face.paths import cache_dir
-from forensic_face.training.chunked import gather
+from forensic_face.training.chunked import exclusive, gather
 from forensic_face.training.dataset import (
     TrainingArrays,
     prepare_audio,
@@ -155,15 +155,16 @@ def prepare(data: str | Path, cfg: TrainConfig, workers: int = 2, progress: Prog
     clean, deg, tgt, lev = prepare_faces(index, cache, rows, size=cfg.size, variants=cfg.variants,
                                          seed=cfg.seed, workers=workers, progress=progress, folder=folder)
     audio_path = folder / "audio.npz"
-    if not audio_path.is_file():
-        audio = _cached_audio(index, cfg, rows.size)
-        if audio is None:
-            clips = voice_clips(index, train_people)
-            audio = prepare_audio(clips, train_people, workers=workers, progress=progress)
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / "audio.tmp.npz"
-        np.savez(tmp, audio=audio[0], clip_person=audio[1], clip_paths=np.array(audio[2]))
-        tmp.replace(audio_path)
+    with exclusive(folder):
+        if not audio_path.is_file():
+            audio = _cached_audio(index, cfg, rows.size)
+            if audio is None:
+                clips = voice_clips(index, train_people)
+                audio = prepare_audio(clips, train_people, workers=workers, progress=progress)
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = folder / "audio.tmp.npz"
+            np.savez(tmp, audio=audio[0], clip_person=audio[1], clip_paths=np.array(audio[2]))
+            tmp.replace(audio_path)
     with np.load(audio_path, allow_pickle=False) as z:
         audio, clip_person, clip_paths = z["audio"], z["clip_person"], list(z["clip_paths"])
     t2 = time.perf_counter()
