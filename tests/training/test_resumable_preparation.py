@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -15,20 +14,9 @@ from forensic_face.core.progress import CancelToken, Progress
 
 
 @pytest.fixture(scope="module")
-def small_folder(tmp_path_factory: pytest.TempPathFactory, face_rgb: np.ndarray) -> Path:
-    """5 'people' x 2 grey 250x250 frames made from the astronaut face."""
-    root = tmp_path_factory.mktemp("data") / "faces"
-    rng = np.random.default_rng(1)
-    grey = cv2.cvtColor(face_rgb, cv2.COLOR_RGB2GRAY)
-    for p in range(5):
-        person = f"Person_{p}"
-        (root / person).mkdir(parents=True)
-        for i in range(2):
-            m = cv2.getRotationMatrix2D((256, 200), rng.uniform(-8, 8), rng.uniform(0.9, 1.1))
-            img = cv2.warpAffine(grey, m, (512, 512), borderMode=cv2.BORDER_REFLECT)[20:420, 60:460]
-            img = cv2.resize(img, (250, 250), interpolation=cv2.INTER_AREA)
-            cv2.imwrite(str(root / person / f"{person}_{i + 1:04d}.jpg"), img)
-    return root
+def small_folder(tmp_path_factory: pytest.TempPathFactory, make_face_folder) -> Path:
+    """5 'people' x 2 images."""
+    return make_face_folder(tmp_path_factory.mktemp("data") / "faces", 5, 2, seed=1, lighting=False)
 
 
 def stopping_after(updates: int, seen: list) -> Progress:

@@ -6,29 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
 
 @pytest.fixture(scope="module")
-def tiny_lfw(tmp_path_factory: pytest.TempPathFactory, face_rgb: np.ndarray) -> Path:
-    """8 'people' x 3 images of 250x250 grey frames made from the astronaut face (identity is not
-    what is tested here: the plumbing is)."""
-    root = tmp_path_factory.mktemp("data") / "lfw"
-    rng = np.random.default_rng(0)
-    grey = cv2.cvtColor(face_rgb, cv2.COLOR_RGB2GRAY)
-    for p in range(8):
-        person = f"Person_{p:02d}"
-        (root / person).mkdir(parents=True)
-        for i in range(3):
-            s = rng.uniform(0.9, 1.1)
-            m = cv2.getRotationMatrix2D((256, 200), rng.uniform(-8, 8), s)
-            img = cv2.warpAffine(grey, m, (512, 512), borderMode=cv2.BORDER_REFLECT)[20:420, 60:460]
-            img = cv2.resize(img, (250, 250), interpolation=cv2.INTER_AREA)
-            img = np.clip(img.astype(np.float32) * rng.uniform(0.7, 1.2) + 10 * p, 0, 255).astype(np.uint8)
-            cv2.imwrite(str(root / person / f"{person}_{i + 1:04d}.jpg"), img)
-    return root
+def tiny_lfw(tmp_path_factory: pytest.TempPathFactory, make_face_folder) -> Path:
+    """8 'people' x 3 images, each person's lighting changed."""
+    return make_face_folder(tmp_path_factory.mktemp("data") / "lfw", 8, 3, seed=0, lighting=True)
 
 
 @pytest.fixture(scope="module")
