@@ -1,7 +1,8 @@
 """Paired comparison of two model folders on the same probes: accuracy at each model's own calibrated
 threshold, ROC-AUC and the mean cosine of same-person and different-person pairs, per level, on the
 calibration pairs and on the DevTest pairs (reconstruction vs clean gallery, no audio), with McNemar's
-exact test on the pairs that one model gets right and the other wrong.
+exact test on the pairs that one model gets right and the other wrong, and the paired DeLong test of
+the AUC difference (forensic_face.training.metrics).
 
     .venv/bin/python scripts/compare_models.py resources/models runs/models6 [--calibration-only]
 
@@ -12,7 +13,6 @@ them when missing).
 from __future__ import annotations
 
 import argparse
-from math import comb
 from pathlib import Path
 
 import numpy as np
@@ -21,14 +21,8 @@ from forensic_face.models.engine import FaceEngine
 from forensic_face.paths import shared_data_dir
 from forensic_face.training.evaluate import gallery_crops, probe_set, score_pairs
 from forensic_face.training.lfw import build_face_cache, index_folder
-from forensic_face.training.metrics import roc_auc
+from forensic_face.training.metrics import auc_difference, mcnemar, roc_auc
 from forensic_face.training.split import make_split
-
-
-def mcnemar_p(b: int, c: int) -> float:
-    """Two-sided exact McNemar p-value for b and c discordant pairs."""
-    n, k = b + c, min(b, c)
-    return min(1.0, 2 * sum(comb(n, i) for i in range(k + 1)) / 2 ** n) if n else 1.0
 
 
 def main() -> int:
@@ -52,17 +46,20 @@ def main() -> int:
         gallery_emb = [e.embed(gallery) for e in engines]
         for level in ("clean", "mild", "severe"):
             probes = probe_set(index, cache, pairs, level, size, "calib" if tag == "calibration" else "test", 2, None)
-            right, text = [], []
+            right, text, scores = [], [], []
             for name, e, g in zip("AB", engines, gallery_emb, strict=True):
                 s = score_pairs(e, g, probes, None, None)["recon"]
                 w = e.calibration.weights
                 ok = (s >= -w[0] / w[1]) == same
                 right.append(ok)
+                scores.append(s)
                 text.append(f"{name}: accuracy {ok.mean():.3f}, AUC {roc_auc(s, same):.4f}, mean cosine same "
                             f"{s[same].mean():.3f} / different {s[~same].mean():.3f}")
-            a_only, b_only = int((right[0] & ~right[1]).sum()), int((~right[0] & right[1]).sum())
-            print(f"{tag} {level} ({len(pairs)} pairs) | {text[0]} | {text[1]} | right only with A {a_only}, "
-                  f"only with B {b_only}, McNemar p = {mcnemar_p(a_only, b_only):.3f}", flush=True)
+            m = mcnemar(right[0], right[1])
+            d = auc_difference(scores[0], scores[1], same)
+            print(f"{tag} {level} ({len(pairs)} pairs) | {text[0]} | {text[1]} | right only with A {m['a_only']}, "
+                  f"only with B {m['b_only']}, McNemar p = {m['p_value']:.3f} | AUC A - B {d['difference']:+.4f} "
+                  f"(95 % {d['ci95'][0]:+.4f} to {d['ci95'][1]:+.4f}), DeLong p = {d['p_value']:.3f}", flush=True)
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -15,6 +16,7 @@ import pytest
 import soundfile as sf
 
 from forensic_face.core.errors import CaseError
+from forensic_face.paths import models_dir
 from forensic_face.pipeline import analyze_case
 from forensic_face.reports.pdf import write_report
 from forensic_face.store.case import Case
@@ -73,14 +75,18 @@ def test_report_holds_what_an_examiner_needs(analysed_case: Case, tmp_path: Path
     assert squash(HOSTILE_PERSON) in flat  # names with markup print literally, nothing is interpreted
     assert squash(case.read_log()[0]["hash"][:16]) in flat  # audit entries with their hashes
     assert "same-person" in text or "error rates of the models are not on record" in text
+    evaluation = models_dir() / "evaluation.json"
+    if evaluation.is_file():  # the shipped error rates are printed with their 95 % intervals
+        severe = json.loads(evaluation.read_text())["levels"]["severe"]["recon_with_audio"]
+        lo, hi = severe["ci95"]["false_match_rate"]
+        assert f"({lo:.1%}–{hi:.1%})".replace("%", "") in flat  # the bracket under the figure in its cell
+        assert "Wilson's interval" in text
     entry = case.read_log()[-1]
     assert entry["action"] == "report.exported"
     assert entry["details"]["sha256"] == hashlib.sha256((tmp_path / "report.pdf").read_bytes()).hexdigest()
 
 
 def test_confident_and_unconfident_verdicts_are_stated(analysed_case: Case, tmp_path: Path) -> None:
-    import json
-
     saved = json.loads((analysed_case.results_dir / "analysis-001.json").read_text())
     text = pdf_text(Path(write_report(analysed_case, tmp_path / "r.pdf").path))
     if saved["search"]["confident"]:

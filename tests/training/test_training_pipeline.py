@@ -63,8 +63,16 @@ def test_train_resume_export_evaluate(tiny_lfw: Path, isolated_cache, tmp_path: 
 
     report = evaluate(engine, prep.index, prep.cache, split.test_pairs, {}, tmp_path / "eval.json", workers=1)
     assert set(report["levels"]) == {"clean", "mild", "severe"}
-    for lev in report["levels"].values():
+    for name, lev in report["levels"].items():
         assert {"recon_with_audio", "recon_no_audio", "degraded_no_audio", "dlib_reference", "bicubic"} <= set(lev)
+        for figure, (lo, hi) in lev["recon_no_audio"]["ci95"].items():  # every interval brackets its figure
+            assert lo <= lev["recon_no_audio"][figure] <= hi, (name, figure)
+        tests = lev["comparisons"]
+        assert {"reconstruction_vs_degraded", "audio_vs_no_audio", "ours_vs_dlib"} <= set(tests)
+        for test in ("reconstruction_vs_degraded", "audio_vs_no_audio", "ours_vs_dlib"):
+            assert 0 <= tests[test]["accuracy"]["p_value"] <= 1 and 0 <= tests[test]["roc_auc"]["p_value"] <= 1
+        # the clean probe is its own target, so only the degraded levels report a PSNR gain
+        assert ("psnr_gain_over_bicubic_db" in tests) == (name != "clean")
     assert (tmp_path / "eval_roc.png").is_file() and (tmp_path / "eval_examples.png").is_file()
 
 
