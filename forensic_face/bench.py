@@ -150,7 +150,7 @@ def bench_search(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), repeats:
             best, _ = idx.scores(q)
             cal.softmax(best)
             top = np.argpartition(-best, 9)[:10]
-            cal.probability(best[top], 40.0)
+            cal.probability(best[top], 100.0)
 
         ms, _ = _time(search, repeats)
         out[str(n)] = {"ms": ms, "people": int(idx.starts.size), "memory_mb": vecs.nbytes / 1e6}

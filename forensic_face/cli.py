@@ -223,6 +223,7 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
         from forensic_face.core.errors import NoFaceFoundError
         from forensic_face.vision.align import AlignSpec, align_face
         from forensic_face.vision.frames import load_image
+        from forensic_face.vision.quality import sharpness
 
         frame = load_image(args.image)
         try:
@@ -241,7 +242,8 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
             audio = ext(clip, [clip.duration_s / 2]).vector
         recon = engine.reconstruct(grey[None], audio)
         with Gallery(args.db) as g:
-            res = g.search(engine.embed(recon)[0], engine.calibration, engine.info.version, det.width, args.top)
+            res = g.search(engine.embed(recon)[0], engine.calibration, engine.info.version, det.width, args.top,
+                           probe_sharpness=sharpness(grey))
         if args.json:
             print(json.dumps({**res.as_dict(), "face": det.as_dict(), "engine": engine.info.as_dict()}, indent=2))
         else:

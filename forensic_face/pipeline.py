@@ -147,7 +147,8 @@ def analyze_case(case: Case, engine, detector, gallery: Gallery | None = None, *
         emb = engine.embed(recon[None])[0]
         if engine.calibration is None:
             raise ForensicFaceError("the models carry no calibration; retrain or re-export them")
-        search_res = gallery.search(emb, engine.calibration, engine.info.version, det.width, top_k)
+        search_res = gallery.search(emb, engine.calibration, engine.info.version, det.width, top_k,
+                                    probe_sharpness=quality.sharpness)
         search = search_res.as_dict()
     n = sum(1 for e in case.read_log() if e.get("action") == "analysis") + 1
     aid = f"analysis-{n:03d}"

@@ -19,7 +19,7 @@ import numpy as np
 
 from forensic_face.models.engine import FaceEngine
 from forensic_face.paths import shared_data_dir
-from forensic_face.training.evaluate import gallery_crops, probe_set, score_pairs
+from forensic_face.training.evaluate import gallery_crops, probe_set, probe_sharpness, score_pairs
 from forensic_face.training.lfw import build_face_cache, index_folder
 from forensic_face.training.metrics import auc_difference, mcnemar, roc_auc
 from forensic_face.training.split import make_split
@@ -49,8 +49,7 @@ def main() -> int:
             right, text, scores = [], [], []
             for name, e, g in zip("AB", engines, gallery_emb, strict=True):
                 s = score_pairs(e, g, probes, None, None)["recon"]
-                w = e.calibration.weights
-                ok = (s >= -w[0] / w[1]) == same
+                ok = (e.calibration.probability(s, probe_sharpness(probes)) >= 0.5) == same
                 right.append(ok)
                 scores.append(s)
                 text.append(f"{name}: accuracy {ok.mean():.3f}, AUC {roc_auc(s, same):.4f}, mean cosine same "

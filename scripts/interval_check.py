@@ -19,7 +19,7 @@ import numpy as np
 
 from forensic_face.models.engine import FaceEngine
 from forensic_face.paths import shared_data_dir
-from forensic_face.training.evaluate import gallery_crops, probe_set, score_pairs
+from forensic_face.training.evaluate import gallery_crops, probe_set, probe_sharpness, score_pairs
 from forensic_face.training.lfw import build_face_cache, index_folder
 from forensic_face.training.metrics import auc_interval, roc_auc, wilson_interval
 from forensic_face.training.split import make_split
@@ -72,7 +72,7 @@ def main() -> int:
     for level in ("clean", "mild", "severe"):
         probes = probe_set(index, cache, pairs, level, engine.size, "test", 2, None)
         s = score_pairs(engine, gallery, probes, None, None)["recon"]
-        right = (engine.calibration.probability(s, probes.face_px) >= 0.5) == same
+        right = (engine.calibration.probability(s, probe_sharpness(probes)) >= 0.5) == same
         lo, hi = wilson_interval(int(right.sum()), right.size)
         _, alo, ahi = auc_interval(s, same)
         acc_c, acc_p = width([right[d].mean() for d in cluster]), width([right[d].mean() for d in plain])

@@ -1,13 +1,21 @@
 """Score calibration: the "same person" probability and the gallery softmax temperature.
 
 Match probability: logistic regression of the label (same person or not) on the cosine similarity
-``s``: ``p = sigmoid(w0 + w1 s)``, fitted by Newton's method with a small ridge term on held-out
-pairs pooled over the clean, mild and severe levels (with and without audio); the decision
-threshold is ``p >= 0.5``. The form has room for a quality term ``q`` (log2 of the probe's face
-width over 32 px) and its interaction, ``w2 q + w3 s q``, but they are not fitted (kept at 0): the
-evaluation levels upscale the degraded frame back to full size, so the detected box width does not
-measure the face's real resolution, and a quality term fitted on it extrapolated wrongly to
-genuinely small faces (the similarity's slope turned negative below ~20 px).
+``s`` and the probe's sharpness, ``p = sigmoid(w0 + w1 s + w2 q + w3 s q)``, fitted by Newton's method
+with a small ridge term on held-out pairs pooled over the clean, mild and severe levels (with and
+without audio); the decision threshold is ``p >= 0.5``.
+
+``q = log(1 + variance of the Laplacian)`` of the aligned grey face crop the recogniser sees (the
+sharpness of :mod:`forensic_face.vision.quality`), clipped to the range met in calibration
+(``quality_range``), so a probe sharper or blurrier than anything fitted is treated as the nearest
+fitted case instead of extrapolating. Why: a degraded probe's same-person similarities are lower, so
+one pooled threshold is too lenient for sharp probes and too strict for blurred ones (with the pooled
+fit of model ff-2026-11-26-19f697db, DevTest's clean pairs given p = 0.4-0.5 were the same person in
+10 % of cases, severe ones given 0.3-0.4 in 52 %). Face width is not used: the evaluation levels upscale
+the degraded frame back to full size, so the detected box width does not measure the face's real
+resolution (a term fitted on it extrapolated wrongly to genuinely small faces).
+
+Older bundles carry no ``quality_range``; their ``w2 = w3 = 0`` and the probe's sharpness is ignored.
 
 Temperature: the gallery softmax ``softmax(s_k / T)`` over per-person similarities; ``T`` minimises
 the negative log-likelihood of the true identity on held-out closed-set searches.
@@ -20,9 +28,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 
-def quality_feature(face_px: np.ndarray | float) -> np.ndarray:
-    """q = clip(log2(face_px / 32), -2, 2): 0 for a 32 px face, -1 for 16 px, +1 for 64 px."""
-    return np.clip(np.log2(np.maximum(np.asarray(face_px, dtype=np.float64), 1.0) / 32.0), -2.0, 2.0)
+def sharpness_feature(sharpness: np.ndarray | float) -> np.ndarray:
+    """q = log(1 + sharpness), the variance of the Laplacian of the aligned grey crop (0..255 units)."""
+    return np.log1p(np.maximum(np.asarray(sharpness, dtype=np.float64), 0.0))
 
 
 def _design(sim: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -37,15 +45,31 @@ class MatchCalibration:
     temperature: float  # gallery softmax temperature
     n_pairs: int  # held-out pairs it was fitted on
     n_searches: int  # held-out searches the temperature was fitted on
+    quality_range: tuple[float, float] | None = None  # fitted range of q; None: no quality term (w2 = w3 = 0)
 
-    def probability(self, sim: np.ndarray | float, face_px: np.ndarray | float) -> np.ndarray:
-        z = _design(np.asarray(sim), quality_feature(face_px)) @ np.asarray(self.weights)
+    @property
+    def uses_quality(self) -> bool:
+        return self.quality_range is not None
+
+    def quality(self, sharpness: np.ndarray | float | None) -> np.ndarray:
+        """q for the probe(s), clipped to the fitted range (0 when the calibration has no quality term)."""
+        if not self.uses_quality:
+            return np.zeros(np.shape(sharpness) if sharpness is not None else ())
+        if sharpness is None:
+            raise ValueError("this match calibration needs the probe face's sharpness")
+        lo, hi = self.quality_range
+        return np.clip(sharpness_feature(sharpness), lo, hi)
+
+    def probability(self, sim: np.ndarray | float, sharpness: np.ndarray | float | None) -> np.ndarray:
+        """Match probability of similarity ``sim`` for a probe crop of this sharpness (variance of the
+        Laplacian of the aligned grey crop; ignored by calibrations without a quality term)."""
+        z = _design(np.asarray(sim), self.quality(sharpness)) @ np.asarray(self.weights)
         return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
 
-    def threshold(self, face_px: float) -> float:
-        """The similarity at which the match probability is 0.5 for a probe face of ``face_px``."""
+    def threshold(self, sharpness: float | None) -> float:
+        """The similarity at which the match probability is 0.5 for a probe crop of this sharpness."""
         w0, w1, w2, w3 = self.weights
-        q = float(quality_feature(face_px))
+        q = float(self.quality(sharpness))
         slope = w1 + w3 * q
         return float(-(w0 + w2 * q) / slope) if abs(slope) > 1e-9 else float("inf")
 
@@ -60,18 +84,36 @@ class MatchCalibration:
 
     @classmethod
     def from_dict(cls, d: dict) -> MatchCalibration:
+        q = d.get("quality_range")
         return cls(weights=tuple(float(v) for v in d["weights"]), temperature=float(d["temperature"]),
-                   n_pairs=int(d["n_pairs"]), n_searches=int(d["n_searches"]))
+                   n_pairs=int(d["n_pairs"]), n_searches=int(d["n_searches"]),
+                   quality_range=(float(q[0]), float(q[1])) if q is not None else None)
 
 
-def fit_logistic(sim: np.ndarray, face_px: np.ndarray, same: np.ndarray, ridge: float = 1e-3,
-                 iters: int = 50, use_quality: bool = False) -> tuple[float, float, float, float]:
-    """Newton-Raphson fit of the match logistic; returns the four weights (w2 = w3 = 0 unless
-    ``use_quality``)."""
-    x = _design(np.asarray(sim), quality_feature(face_px))
-    if not use_quality:
-        x = x[:, :2]
+#: Percentiles of the calibration probes' q that bound the fitted range.
+QUALITY_PERCENTILES = (1.0, 99.0)
+
+
+def fit_logistic(sim: np.ndarray, same: np.ndarray, sharpness: np.ndarray | None = None, ridge: float = 1e-3,
+                 iters: int = 50) -> tuple[tuple[float, float, float, float], tuple[float, float] | None]:
+    """Newton-Raphson fit of the match logistic: (weights, quality_range).
+
+    With ``sharpness`` the quality term is fitted on q clipped to the 1st-99th percentiles of the
+    probes; it is dropped (weights w2 = w3 = 0, range None) when the fitted similarity slope
+    ``w1 + w3 q`` is not positive over the whole range (a higher similarity must never lower the
+    match probability)."""
     y = np.asarray(same, dtype=np.float64)
+    if sharpness is not None:
+        q = sharpness_feature(sharpness)
+        lo, hi = (float(v) for v in np.percentile(q, QUALITY_PERCENTILES))
+        w = _newton(_design(np.asarray(sim), np.clip(q, lo, hi)), y, ridge, iters)
+        if min(w[1] + w[3] * lo, w[1] + w[3] * hi) > 0:
+            return tuple(float(v) for v in w), (lo, hi)
+    w = _newton(_design(np.asarray(sim), 0.0)[:, :2], y, ridge, iters)
+    return (float(w[0]), float(w[1]), 0.0, 0.0), None
+
+
+def _newton(x: np.ndarray, y: np.ndarray, ridge: float, iters: int) -> np.ndarray:
     w = np.zeros(x.shape[1])
     for _ in range(iters):
         p = 1.0 / (1.0 + np.exp(-np.clip(x @ w, -50, 50)))
@@ -81,8 +123,7 @@ def fit_logistic(sim: np.ndarray, face_px: np.ndarray, same: np.ndarray, ridge: 
         w -= step
         if np.abs(step).max() < 1e-8:
             break
-    w = np.r_[w, np.zeros(4 - w.size)]
-    return tuple(float(v) for v in w)
+    return w
 
 
 def fit_temperature(sims: np.ndarray, truth: np.ndarray) -> float:

@@ -9,6 +9,7 @@ GPU, on the CPU otherwise; every result carries the device, the model version an
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
 import threading
@@ -42,6 +43,13 @@ def pick_device(preference: str = "auto") -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def calibration_digest(calibration: dict | None) -> str | None:
+    """SHA-256 of the calibration as stored (canonical JSON), or None without one."""
+    if not calibration:
+        return None
+    return hashlib.sha256(json.dumps(calibration, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def save_bundle(folder: Path, ae: FusionAutoencoder, rec: Recogniser, calibration: MatchCalibration | None,
                 record: dict[str, Any]) -> dict:
     """Write ``models.pt`` (float16 tensors) and ``models.json``; returns the metadata written."""
@@ -62,6 +70,18 @@ def save_bundle(folder: Path, ae: FusionAutoencoder, rec: Recogniser, calibratio
         "calibration": calibration.as_dict() if calibration else None,
         "record": record,
     }
+    tmp = folder / (META_FILE + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=2))
+    tmp.replace(folder / META_FILE)
+    return meta
+
+
+def save_calibration(folder: Path, calibration: MatchCalibration, record_update: dict[str, Any]) -> dict:
+    """Replace the match calibration of an existing bundle (weights and version unchanged; results record
+    the calibration's own digest); ``record_update`` is merged into the training record."""
+    meta = json.loads((folder / META_FILE).read_text())
+    meta["calibration"] = calibration.as_dict()
+    meta["record"] = {**meta.get("record", {}), **record_update}
     tmp = folder / (META_FILE + ".tmp")
     tmp.write_text(json.dumps(meta, indent=2))
     tmp.replace(folder / META_FILE)
@@ -94,10 +114,12 @@ class EngineInfo:
     size: int
     torch: str
     params: dict = field(default_factory=dict)
+    calibration_sha256: str | None = None  # the match calibration's own digest (it can be refitted on the same weights)
 
     def as_dict(self) -> dict:
         return {"model_version": self.version, "device": self.device, "weights_sha256": self.weights_sha256,
-                "input_size": self.size, "torch": self.torch, **self.params}
+                "calibration_sha256": self.calibration_sha256, "input_size": self.size, "torch": self.torch,
+                **self.params}
 
 
 class FaceEngine:
@@ -125,7 +147,8 @@ class FaceEngine:
         self.batch = batch
         self._lock = threading.Lock()
         self.info = EngineInfo(version=self.meta["version"], device=str(self.device),
-                               weights_sha256=self.meta["weights_sha256"], size=self.size, torch=torch.__version__)
+                               weights_sha256=self.meta["weights_sha256"], size=self.size, torch=torch.__version__,
+                               calibration_sha256=calibration_digest(cal))
 
     @staticmethod
     def available(folder: str | Path | None = None) -> bool:

@@ -360,7 +360,9 @@ def _analysis_section(a: AnalysisView, index: int, st) -> list:
             ["Face box", f"{box_src}; alignment: {face.get('alignment', '?')}; selection: "
                          f"{face.get('selection', '?')}"],
             ["Models", f"{engine.get('model_version', '?')} on {engine.get('device', '?')} (torch "
-                       f"{engine.get('torch', '?')}), weights SHA-256 {engine.get('weights_sha256', '?')}"],
+                       f"{engine.get('torch', '?')}), weights SHA-256 {engine.get('weights_sha256', '?')}"
+                       + (f", match calibration SHA-256 {engine['calibration_sha256']}"
+                          if engine.get("calibration_sha256") else "")],
             ["Parameters", json.dumps(params, sort_keys=True)], ["Software", str(d.get("software", "?"))],
             ["Duration", f"{_num(d.get('seconds'), '{:.2f}')} s"]]
     out.append(_table([[_p(k, st["cell"]), _p(v, st["mono"] if "SHA" in k or k == "Parameters" else st["cell"])]
@@ -435,7 +437,10 @@ def _search_block(a: AnalysisView, st) -> list:
         f"people with a fitted temperature (it says how the probability divides among the people in this gallery, "
         f"and assumes the person is in it). Match probability: calibrated probability that probe and candidate are "
         f"the same person, whether or not the person is in the gallery; it reaches 0.5 at cosine similarity "
-        f"{_num(search.get('threshold_similarity'))}.", st["small"]))
+        f"{_num(search.get('threshold_similarity'))}"
+        + (f" for a probe of this sharpness ({_num(search.get('probe_sharpness'), '{:.0f}')}; a blurred probe's "
+           f"threshold is lower, because its same-person similarities are)" if search.get("probe_sharpness")
+           is not None else "") + ".", st["small"]))
     rows = [["#", "Gallery face", "Person", "Identity\nprobability", "Cosine\nsimilarity", "Euclidean\ndistance",
              "Match\nprobability"]]
     extra = []
@@ -475,7 +480,8 @@ def _method_section(c: ReportContent, st, n: int) -> list:
         "fuses the face and audio codes reconstructs the face; a CNN embeds the reconstruction (128-D); cosine "
         "similarity against every gallery image gives the ranking (the Euclidean distance between the unit-length "
         "embeddings, √(2 − 2·cosine), is listed beside it and ranks the same); a fitted softmax gives identity "
-        "probabilities and a fitted logistic the match probability.", st["body"]))
+        "probabilities and a logistic of the similarity and the probe's sharpness, fitted on held-out people, "
+        "the match probability.", st["body"]))
     ev = c.evaluation
     versions = {str(a.data.get("engine", {}).get("model_version")) for a in c.analyses
                 if isinstance(a.data.get("engine"), dict)}

@@ -97,6 +97,7 @@ class SearchResult:
     model_version: str
     probe_face_px: float
     seconds: float = 0.0
+    probe_sharpness: float | None = None  # what the match threshold was set for (quality-aware calibrations)
 
     @property
     def verdict(self) -> str:
@@ -109,6 +110,7 @@ class SearchResult:
                 "threshold_similarity": round(self.threshold_similarity, 4),
                 "people_searched": self.people_searched, "embeddings_searched": self.embeddings_searched,
                 "model_version": self.model_version, "probe_face_px": round(self.probe_face_px, 1),
+                "probe_sharpness": None if self.probe_sharpness is None else round(self.probe_sharpness, 2),
                 "seconds": round(self.seconds, 5), "candidates": [c.as_dict() for c in self.candidates]}
 
 
@@ -351,26 +353,29 @@ class Gallery:
         return self._index[model_version]
 
     def search(self, embedding: np.ndarray, calibration, model_version: str, probe_face_px: float,
-               top_k: int = 10) -> SearchResult:
-        """Rank the gallery's people for one L2-normalised probe embedding."""
+               top_k: int = 10, probe_sharpness: float | None = None) -> SearchResult:
+        """Rank the gallery's people for one L2-normalised probe embedding. ``probe_sharpness`` (the
+        variance of the Laplacian of the aligned probe crop) sets the match threshold of calibrations
+        that take the probe's quality into account; they refuse a search without it."""
         import time
 
         t0 = time.perf_counter()
         idx = self.index(model_version)
         if len(idx) == 0:
-            return SearchResult([], False, float("nan"), 0, 0, model_version, probe_face_px)
+            return SearchResult([], False, float("nan"), 0, 0, model_version, probe_face_px,
+                                probe_sharpness=probe_sharpness)
         best, rows = idx.scores(embedding)
         probs = calibration.softmax(best)
         k = min(top_k, best.size)
         top = np.argpartition(-best, k - 1)[:k]
         top = top[np.argsort(-best[top])]
-        match = calibration.probability(best[top], probe_face_px)
+        match = calibration.probability(best[top], probe_sharpness)
         cands = [Candidate(person=idx.people[idx.present[j]], similarity=float(best[j]),
                            identity_probability=float(probs[j]), match_probability=float(m),
                            image_path=idx.paths[rows[j]], image_id=int(idx.image_ids[rows[j]]))
                  for j, m in zip(top, match, strict=True)]
-        return SearchResult(cands, bool(match[0] >= 0.5), calibration.threshold(probe_face_px), int(best.size),
-                            len(idx), model_version, probe_face_px, time.perf_counter() - t0)
+        return SearchResult(cands, bool(match[0] >= 0.5), calibration.threshold(probe_sharpness), int(best.size),
+                            len(idx), model_version, probe_face_px, time.perf_counter() - t0, probe_sharpness)
 
     # ------------------------------------------------------------------------------------------ model change
     def reembed(self, engine, detector, progress: Progress | None = None) -> int:

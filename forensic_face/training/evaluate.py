@@ -33,6 +33,7 @@ from forensic_face.training.metrics import (
     auc_difference,
     mcnemar,
     mean_difference,
+    probability_report,
     psnr,
     roc_curve,
     ssim,
@@ -40,6 +41,7 @@ from forensic_face.training.metrics import (
 )
 from forensic_face.vision.align import AlignSpec, align_face, warp_to_crop
 from forensic_face.vision.degrade import degrade
+from forensic_face.vision.quality import sharpness
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +168,11 @@ def dlib_scores(gallery_desc: np.ndarray, probes: Probes) -> np.ndarray:
     return np.where(np.isfinite(d), -d, -np.inf)
 
 
+def probe_sharpness(probes: Probes) -> np.ndarray:
+    """The sharpness (variance of the Laplacian) of each aligned probe crop the engine is given."""
+    return np.array([sharpness(c) for c in probes.crop])
+
+
 def calibrate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], workers: int = 2,
               progress: Progress | None = None) -> tuple[MatchCalibration, dict]:
     """Fit the match logistic and the softmax temperature on held-out calibration pairs (all levels,
@@ -174,7 +181,7 @@ def calibrate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], worker
     same = np.array([p.same for p in pairs])
     gal = engine.embed(gallery_crops(index, cache, [p.a for p in pairs], size))
     audio, present = probe_audio(index, pairs, workers, progress)
-    sims, pxs, ys, dlib_thr = [], [], [], {}
+    sims, sharp, ys, dlib_thr = [], [], [], {}
     probe_embs = []
     teacher_rows = {p: i for i, p in enumerate(index.paths)}
     gal_desc = cache["teacher"][[teacher_rows[p.a] for p in pairs]]
@@ -183,7 +190,7 @@ def calibrate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], worker
         for a in (audio, None):
             s = score_pairs(engine, gal, probes, a, present)
             sims.append(s["recon"])
-            pxs.append(probes.face_px)
+            sharp.append(probe_sharpness(probes))
             ys.append(same)
             if a is not None:
                 probe_embs.append(engine.embed(s["recon_img"]))
@@ -191,7 +198,7 @@ def calibrate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], worker
         fpr, tpr, thr = roc_curve(ds, same)
         acc = [((ds >= t) == same).mean() for t in thr]
         dlib_thr[level] = float(-thr[int(np.argmax(acc))])
-    weights = fit_logistic(np.concatenate(sims), np.concatenate(pxs), np.concatenate(ys))
+    weights, quality_range = fit_logistic(np.concatenate(sims), np.concatenate(ys), np.concatenate(sharp))
     # temperature: closed-set search of matched probes among the calibration people (one clean image each)
     people = sorted({p.a.split("/")[0] for p in pairs})
     first = {}
@@ -204,7 +211,7 @@ def calibrate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], worker
     all_sims = np.concatenate([e[matched] @ g_emb.T for e in probe_embs])
     temperature = fit_temperature(all_sims, np.tile(truth, len(probe_embs)))
     cal = MatchCalibration(weights=weights, temperature=temperature, n_pairs=int(sum(len(s) for s in sims)),
-                           n_searches=int(all_sims.shape[0]))
+                           n_searches=int(all_sims.shape[0]), quality_range=quality_range)
     return cal, {"dlib_threshold_by_level": dlib_thr, "calib_people": len(people)}
 
 
@@ -228,6 +235,7 @@ def evaluate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], calib_i
     curves, examples = {}, {}
     for level in EVAL_LEVELS:
         probes = probe_set(index, cache, pairs, level, size, "test", workers, progress)
+        probe_sharp = probe_sharpness(probes)
         lev: dict = {"probes_face_found": int(probes.found.sum()),
                      "probe_face_px_median": round(float(np.median(probes.face_px)), 1),
                      "detector_methods": {m: int((probes.method == m).sum()) for m in np.unique(probes.method)}}
@@ -235,10 +243,11 @@ def evaluate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], calib_i
         for name, a in (("with_audio", audio), ("no_audio", None)):
             s = score_pairs(engine, gal, probes, a, present)
             for kind in ("recon", "degraded"):
-                prob = cal.probability(s[kind], probes.face_px)
+                prob = cal.probability(s[kind], probe_sharp)
                 key = f"{kind}_{name}"
                 scores[key], decided[key] = s[kind], prob >= 0.5
                 lev[key] = verification_report(s[kind], same, prob >= 0.5)
+                lev[key]["match_probability"] = probability_report(prob, same)
                 curves[(level, key)] = roc_curve(s[kind], same)
             if name == "no_audio":
                 examples[level] = (probes.crop_clean_geom[:6], engine.reconstruct(probes.crop_clean_geom[:6]),

@@ -91,6 +91,25 @@ def test_vectorised_search_matches_brute_force(tmp_path: Path) -> None:
         assert g.search(q, CAL, "other-model", 64.0).candidates == []  # another model's vectors are not mixed in
 
 
+def test_a_sharp_probe_needs_a_closer_match_than_a_blurred_one(tmp_path: Path) -> None:
+    cal = MatchCalibration(weights=(0.33, 5.55, -0.63, 1.06), temperature=0.05, n_pairs=0, n_searches=0,
+                           quality_range=(2.45, 7.52))
+    vecs = np.eye(4, dtype=np.float32)
+    with Gallery(tmp_path / "g.db") as g:
+        for k in range(4):
+            g.add_embeddings(f"P{k}", vecs[k:k + 1], "v1")
+        q = np.array([0.25, 0.0, 0.0, 0.968], np.float32)  # similarity 0.25 to P0, 0.968 to P3
+        q /= np.linalg.norm(q)
+        blurred = g.search(q, cal, "v1", 100.0, probe_sharpness=20.0)
+        sharp = g.search(q, cal, "v1", 100.0, probe_sharpness=1500.0)
+        assert blurred.threshold_similarity < sharp.threshold_similarity
+        p0 = {c.person: c.match_probability for c in blurred.candidates}["P0"]
+        assert p0 > {c.person: c.match_probability for c in sharp.candidates}["P0"]
+        assert sharp.as_dict()["probe_sharpness"] == 1500.0
+        with pytest.raises(ValueError, match="sharpness"):
+            g.search(q, cal, "v1", 100.0)  # a quality-aware calibration will not guess the probe's quality
+
+
 def test_not_a_database_is_refused(tmp_path: Path) -> None:
     bad = tmp_path / "g.db"
     bad.write_text("hello")

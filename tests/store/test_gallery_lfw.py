@@ -26,6 +26,7 @@ def test_enrol_real_faces_and_find_a_degraded_probe(shared_data: Path, shipped_e
     from forensic_face.vision.align import AlignSpec, align_face
     from forensic_face.vision.degrade import degrade
     from forensic_face.vision.frames import load_image
+    from forensic_face.vision.quality import sharpness
 
     lfw = shared_data / "lfw"
     gallery_dir = tmp_path / "gallery"
@@ -47,6 +48,7 @@ def test_enrol_real_faces_and_find_a_degraded_probe(shared_data: Path, shipped_e
             face = align_face(frame, detector.detect_one(frame), AlignSpec(size=shipped_engine.size)).image
             grey = face if face.ndim == 2 else face[..., 0]
             emb = shipped_engine.embed(shipped_engine.reconstruct(grey[None]))[0]
-            res = g.search(emb, shipped_engine.calibration, shipped_engine.info.version, 28.0, top_k=3)
+            res = g.search(emb, shipped_engine.calibration, shipped_engine.info.version, 28.0, top_k=3,
+                           probe_sharpness=sharpness(grey))
             hits += name in [c.person for c in res.candidates]
         assert hits >= 7, f"the right person was in the top 3 for only {hits} of 10 mild probes"

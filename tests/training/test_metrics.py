@@ -12,6 +12,7 @@ from forensic_face.training.metrics import (
     auc_interval,
     mcnemar,
     mean_difference,
+    probability_report,
     roc_auc,
     verification_report,
     wilson_interval,
@@ -100,3 +101,14 @@ def test_verification_report_gives_every_rate_an_interval_around_it() -> None:
     for key, (lo, hi) in report["ci95"].items():
         assert lo < report[key] < hi, key
     assert report["ci95"]["accuracy"] == pytest.approx(wilson_interval(report["tp"] + report["tn"], 600), abs=1e-4)
+
+
+def test_probability_report_tells_calibrated_from_overconfident_probabilities() -> None:
+    rng = np.random.default_rng(4)
+    stated = rng.uniform(0, 1, 5000)
+    happened = rng.uniform(0, 1, 5000) < stated  # the stated probabilities are true
+    honest = probability_report(stated, happened)
+    assert honest["ece"] < 0.03 and sum(b["pairs"] for b in honest["bins"]) == 5000
+    boastful = probability_report(np.where(stated > 0.5, 0.99, 0.01), happened)  # same decisions, overstated
+    assert boastful["ece"] > 0.2 and boastful["brier"] > honest["brier"]
+    assert honest["brier"] == pytest.approx(((stated - happened) ** 2).mean(), abs=1e-4)

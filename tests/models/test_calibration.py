@@ -1,0 +1,88 @@
+"""The match calibration: probabilities that depend on how sharp the probe is, fitted and stored."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from forensic_face.models.calibration import MatchCalibration, fit_logistic, sharpness_feature
+from forensic_face.training.metrics import probability_report
+
+TRUE_WEIGHTS = np.array([0.33, 5.55, -0.63, 1.06])  # about what the shipped model's calibration pairs gave
+
+
+def pairs_by_sharpness(rng: np.random.Generator, n: int = 4000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs whose chance of being the same person at a given similarity falls as the probe gets
+    sharper (a blurred probe's same-person similarities are lower, so a middling one means more)."""
+    sharp = np.exp(rng.uniform(2.5, 7.5, n)) - 1  # q from 2.5 (blurred) to 7.5 (sharp)
+    q = sharpness_feature(sharp)
+    sim = rng.uniform(-0.3, 0.9, n)
+    z = TRUE_WEIGHTS @ np.stack([np.ones(n), sim, q, sim * q])
+    same = rng.random(n) < 1 / (1 + np.exp(-z))
+    return sim, same, sharp
+
+
+def test_sharp_probes_need_a_higher_similarity_and_probabilities_come_out_calibrated() -> None:
+    rng = np.random.default_rng(0)
+    sim, same, sharp = pairs_by_sharpness(rng)
+    weights, q_range = fit_logistic(sim, same, sharp)
+    cal = MatchCalibration(weights, 0.05, sim.size, 0, quality_range=q_range)
+    pooled = MatchCalibration(fit_logistic(sim, same)[0], 0.05, sim.size, 0)
+    assert cal.uses_quality and not pooled.uses_quality
+    assert cal.threshold(np.exp(7.0) - 1) > cal.threshold(np.exp(3.0) - 1) + 0.1
+    test_sim, test_same, test_sharp = pairs_by_sharpness(np.random.default_rng(1))
+    for group in (sharpness_feature(test_sharp) < 4, sharpness_feature(test_sharp) > 6):
+        aware = probability_report(cal.probability(test_sim[group], test_sharp[group]), test_same[group])
+        one = probability_report(pooled.probability(test_sim[group], test_sharp[group]), test_same[group])
+        assert aware["ece"] < 0.03 and one["ece"] > 2 * aware["ece"]
+        assert aware["brier"] < one["brier"]
+
+
+def test_probes_outside_the_fitted_range_are_treated_as_its_nearest_edge() -> None:
+    rng = np.random.default_rng(2)
+    sim, same, sharp = pairs_by_sharpness(rng)
+    weights, q_range = fit_logistic(sim, same, sharp)
+    cal = MatchCalibration(weights, 0.05, sim.size, 0, quality_range=q_range)
+    lo, hi = q_range
+    assert 2.5 <= lo < 2.7 and 7.3 < hi <= 7.5  # the 1st and 99th percentiles of q
+    s = np.linspace(-0.2, 0.8, 11)
+    assert np.array_equal(cal.probability(s, 0.0), cal.probability(s, np.exp(lo) - 1))
+    assert np.allclose(cal.probability(s, 1e9), cal.probability(s, np.exp(hi) - 1))
+    with pytest.raises(ValueError, match="sharpness"):
+        cal.probability(s, None)
+
+
+def test_a_quality_term_that_would_let_similarity_lower_the_probability_is_dropped() -> None:
+    rng = np.random.default_rng(3)
+    sharp = np.exp(rng.uniform(2.5, 7.5, 4000)) - 1
+    q = sharpness_feature(sharp)
+    same = rng.random(4000) < 0.5
+    # for sharp probes, higher similarity means *less* likely the same person: not a usable calibration
+    sim = np.where(same, rng.normal(0.6 - 0.15 * (q - 2.5), 0.1), rng.normal(0.2, 0.1))  # inverted when sharp
+    weights, q_range = fit_logistic(sim, same, sharp)
+    assert q_range is None and weights[2] == 0 and weights[3] == 0 and weights[1] > 0
+
+
+def test_old_bundles_load_and_refitted_calibrations_are_recorded(tiny_models: Path, tmp_path: Path) -> None:
+    from forensic_face.models.engine import FaceEngine, save_calibration
+
+    folder = tmp_path / "models"
+    shutil.copytree(tiny_models, folder)
+    meta = json.loads((folder / "models.json").read_text())
+    del meta["calibration"]["quality_range"]  # a bundle written before the quality term
+    (folder / "models.json").write_text(json.dumps(meta))
+    old = FaceEngine(folder, device="cpu")
+    assert not old.calibration.uses_quality
+    assert old.calibration.probability(0.9, None) == old.calibration.probability(0.9, 123.0)
+    new_cal = MatchCalibration((0.3, 5.5, -0.6, 1.0), 0.07, 10, 5, quality_range=(2.4, 7.5))
+    save_calibration(folder, new_cal, {"calibration_info": {"why": "test"}})
+    new = FaceEngine(folder, device="cpu")
+    assert new.calibration == new_cal
+    assert new.info.version == old.info.version and new.info.weights_sha256 == old.info.weights_sha256
+    assert new.info.calibration_sha256 != old.info.calibration_sha256  # results say which calibration they used
+    assert new.info.as_dict()["calibration_sha256"] == new.info.calibration_sha256
+    assert json.loads((folder / "models.json").read_text())["record"]["calibration_info"] == {"why": "test"}
