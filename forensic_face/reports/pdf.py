@@ -537,6 +537,11 @@ def _method_section(c: ReportContent, st, n: int) -> list:
         "a ranking. Rely on the match probability and the verdict, not the rank.",
         "The dlib reference column shows dlib's face recogniser at its standard 0.6 threshold on the same pairs.",
     ]
+    if (ev.get("calibration") or {}).get("quality_range"):
+        limits.insert(3, "The match probability takes the probe's sharpness into account, because blurred faces "
+                         "score lower similarities. A face that is partly covered (scarf, mask) or very noisy "
+                         "measures as sharp, so its true matches are more often missed (model card, 'Match "
+                         "calibration').")
     out += [_p(f"• {t}", st["body"]) for t in limits]
     if c.model_card_sha256:
         out.append(_p(f"Model card: resources/models/MODEL_CARD.md, SHA-256 {c.model_card_sha256}.", st["small"]))

@@ -77,7 +77,10 @@ def test_report_holds_what_an_examiner_needs(analysed_case: Case, tmp_path: Path
     assert "same-person" in text or "error rates of the models are not on record" in text
     evaluation = models_dir() / "evaluation.json"
     if evaluation.is_file():  # the shipped error rates are printed with their 95 % intervals
-        severe = json.loads(evaluation.read_text())["levels"]["severe"]["recon_with_audio"]
+        shipped = json.loads(evaluation.read_text())
+        severe = shipped["levels"]["severe"]["recon_with_audio"]
+        if (shipped.get("calibration") or {}).get("quality_range"):  # its known limit is stated
+            assert "partly covered (scarf, mask) or very noisy measures as sharp" in " ".join(text.split())
         lo, hi = severe["ci95"]["false_match_rate"]
         assert f"({lo:.1%}–{hi:.1%})".replace("%", "") in flat  # the bracket under the figure in its cell
         assert "Wilson's interval" in text
