@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from datetime import date
 from pathlib import Path
 
@@ -39,7 +40,7 @@ def main() -> int:
     engine = FaceEngine(args.models, device="cpu")
     print(f"model {engine.info.version}, calibration {engine.info.calibration_sha256[:16]}…")
     for q in cal.quality_range or ():
-        print(f"q = {q:.3f}: 'same person' from similarity {cal.threshold(float(2.718281828 ** q - 1)):.3f}")
+        print(f"q = {q:.3f}: 'same person' from similarity {cal.threshold(math.expm1(q)):.3f}")
     return 0
 
 

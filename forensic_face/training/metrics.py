@@ -84,7 +84,8 @@ def verification_report(scores: np.ndarray, same: np.ndarray, decision: np.ndarr
     counts = {"accuracy": (tp + tn, tp + fp + fn + tn), "precision": (tp, tp + fp), "recall": (tp, tp + fn),
               "false_match_rate": (fp, fp + tn), "false_non_match_rate": (fn, fn + tp)}
     ci = {k: _rounded(wilson_interval(*kn)) for k, kn in counts.items()}
-    ci["roc_auc"] = _rounded(auc_interval(scores, same)[1:])
+    y = np.asarray(same, bool)
+    ci["roc_auc"] = _rounded(auc_interval(scores, y)[1:]) if y.any() and not y.all() else [0.0, 1.0]
     out["ci95"] = ci
     return out
 

@@ -112,3 +112,9 @@ def test_probability_report_tells_calibrated_from_overconfident_probabilities() 
     boastful = probability_report(np.where(stated > 0.5, 0.99, 0.01), happened)  # same decisions, overstated
     assert boastful["ece"] > 0.2 and boastful["brier"] > honest["brier"]
     assert honest["brier"] == pytest.approx(((stated - happened) ** 2).mean(), abs=1e-4)
+
+
+def test_a_report_on_one_class_of_pairs_says_nothing_about_the_auc() -> None:
+    same = np.ones(20, bool)
+    report = verification_report(np.linspace(0, 1, 20), same, np.ones(20, bool))
+    assert report["ci95"]["roc_auc"] == [0.0, 1.0] and report["ci95"]["recall"][1] == 1.0
