@@ -6,9 +6,11 @@ people (person-disjoint 2-fold), and scores the other half at the single-factor 
 of forensic_face.vision.degrade (noise, shot noise, JPEG, blur, motion, low resolution, dark,
 bright, occlusion, rotation), then the other way round: accuracy, false match / non-match rates, Brier
 score and expected calibration error per level, the two forms side by side. Calibration pairs only,
-never DevTest. Prints figures; asserts nothing.
+never DevTest. Prints figures; asserts nothing. ``--noise-compensated`` fits and scores the sharpness
+term on the variance of the Laplacian less its response to the estimated noise (20 sigma^2, Immerkaer's
+sigma), a variant that was tried and not adopted.
 
-    .venv/bin/python scripts/calibration_check.py [--models resources/models]
+    .venv/bin/python scripts/calibration_check.py [--models resources/models] [--noise-compensated]
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from forensic_face.training.evaluate import gallery_crops, probe_set, probe_shar
 from forensic_face.training.lfw import build_face_cache, index_folder
 from forensic_face.training.metrics import binary_metrics, probability_report
 from forensic_face.training.split import make_split
+from forensic_face.vision.quality import noise_sigma
 
 FITTED = ("clean", "mild", "severe")
 CHECKED = ("noise", "shot", "jpeg", "blur", "motion", "lowres", "dark", "bright", "occlusion", "rot15")
@@ -34,6 +37,8 @@ CHECKED = ("noise", "shot", "jpeg", "blur", "motion", "lowres", "dark", "bright"
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", type=Path, default=Path("resources/models"))
+    ap.add_argument("--noise-compensated", action="store_true",
+                    help="sharpness less the Laplacian's response to the estimated noise")
     args = ap.parse_args()
     index = index_folder(shared_data_dir() / "lfw")
     split = make_split(index, 0)
@@ -47,7 +52,11 @@ def main() -> int:
     data = {}
     for level in FITTED + CHECKED:
         probes = probe_set(index, cache, pairs, level, engine.size, "calib", 2, None)
-        data[level] = (score_pairs(engine, gallery, probes, None, None)["recon"], probe_sharpness(probes))
+        sharp = probe_sharpness(probes)
+        if args.noise_compensated:
+            sigma = np.array([noise_sigma(c) for c in probes.crop])
+            sharp = np.maximum(sharp - 20 * sigma**2, 1.0)
+        data[level] = (score_pairs(engine, gallery, probes, None, None)["recon"], sharp)
         print(f"{level:9s} probes: median sharpness {np.median(data[level][1]):8.1f}", flush=True)
     print()
     print(f"{'level':9s} {'form':10s} {'accuracy':>8s} {'FMR':>6s} {'FNMR':>6s} {'Brier':>7s} {'ECE':>7s}")
