@@ -35,6 +35,7 @@ from forensic_face.training.metrics import (
     mean_difference,
     probability_report,
     psnr,
+    rate_report,
     roc_curve,
     ssim,
     verification_report,
@@ -233,6 +234,16 @@ def evaluate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], calib_i
                     "calibration": cal.as_dict() if cal else None, "audio_present": int(present.sum()),
                     "note_audio": "audio results use synthetic voices (espeak-ng, one seeded voice per person)"}
     curves, examples = {}, {}
+    id_sets = identification_sets(pairs)
+    id_gallery = engine.embed(gallery_crops(index, cache, id_sets.gallery_paths, size))
+    id_desc = cache["teacher"][[rows[p] for p in id_sets.gallery_paths]]
+    report["identification"] = {
+        "gallery_people": len(id_sets.gallery_paths), "enrolled_probes": int(id_sets.closed.size),
+        "not_enrolled_probes": int(id_sets.open.size),
+        "how": "gallery: one clean image per person (the first 'a' image of each person in the pairs); probes: the "
+               "pairs' degraded 'b' images, reconstructed, no audio; a probe of an enrolled person (another image) "
+               "is a closed-set search, one of a person not enrolled an open-set search",
+        "levels": {}}
     for level in EVAL_LEVELS:
         probes = probe_set(index, cache, pairs, level, size, "test", workers, progress)
         probe_sharp = probe_sharpness(probes)
@@ -279,11 +290,75 @@ def evaluate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], calib_i
         curves[(level, "dlib")] = roc_curve(ds_filled, same)
         lev["comparisons"] = _comparisons(scores, decided, same, gains)
         report["levels"][level] = lev
+        report["identification"]["levels"][level] = identify(engine, id_gallery, id_desc, probes, id_sets)
     report["seconds"] = round(time.perf_counter() - t0, 1)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
     _plots(curves, examples, out)
     return report
+
+
+@dataclass
+class IdentificationSets:
+    """Closed- and open-set searches made from verification pairs: a gallery of one clean image per
+    person (the first ``a`` image of each person), probes from the ``b`` images (the pair probes)."""
+
+    gallery_paths: list[str]  # one image per enrolled person
+    closed: np.ndarray  # indices of pairs whose probe person is enrolled (with another image)
+    truth: np.ndarray  # gallery index of each closed probe's person
+    open: np.ndarray  # indices of pairs whose probe person is not enrolled
+
+
+def identification_sets(pairs: list[Pair]) -> IdentificationSets:
+    first: dict[str, str] = {}
+    for p in pairs:
+        first.setdefault(p.a.split("/")[0], p.a)
+    people = list(first)
+    pos = {q: i for i, q in enumerate(people)}
+    closed, truth, open_ = [], [], []
+    for k, p in enumerate(pairs):
+        person = p.b.split("/")[0]
+        if person not in pos:
+            open_.append(k)
+        elif first[person] != p.b:  # a probe that is the gallery image itself is no search
+            closed.append(k)
+            truth.append(pos[person])
+    return IdentificationSets([first[q] for q in people], np.array(closed, int), np.array(truth, int),
+                              np.array(open_, int))
+
+
+def identify(engine, gallery_emb: np.ndarray, gallery_desc: np.ndarray, probes: Probes,
+             sets: IdentificationSets) -> dict:
+    """Closed-set rank-1 / rank-5 and open-set behaviour of gallery search for one level's probes
+    (reconstruction, no audio), with dlib's recogniser on the same searches as the reference.
+
+    Open set: a probe of a person who is not enrolled must get "no confident match" (the best
+    candidate's match probability below 0.5); for an enrolled person the search succeeds when the
+    right person is first *and* confident (the detection-and-identification rate)."""
+    cal = engine.calibration
+    emb = engine.embed(engine.reconstruct(probes.crop))
+    sims = emb @ gallery_emb.T  # (pairs, gallery)
+    best = sims.max(1)
+    confident = cal.probability(best, probe_sharpness(probes)) >= 0.5
+    c, t = sets.closed, sets.truth
+    rank = (sims[c] > sims[c, t][:, None]).sum(1) + 1
+    prob = cal.softmax(sims[c])
+    top1 = rank == 1
+    ident = {"rank_1": rate_report(top1), "rank_5": rate_report(rank <= 5),
+             "identity_probability": probability_report(prob.max(1), top1),
+             "enrolled_found_confidently": rate_report(top1 & confident[c]),
+             "not_enrolled_no_confident_match": rate_report(~confident[sets.open])}
+    # dlib: Euclidean distance of descriptors; probes without a descriptor find no one
+    dist = np.linalg.norm(probes.dlib[:, None, :] - gallery_desc[None, :, :], axis=2)
+    dist = np.where(np.isfinite(dist), dist, np.inf)
+    d_rank = (dist[c] < dist[c, t][:, None]).sum(1) + 1
+    d_found = np.isfinite(dist[c, t])
+    d_confident = dist.min(1) <= DLIB_THRESHOLD
+    ident["dlib_reference"] = {"rank_1": rate_report((d_rank == 1) & d_found),
+                               "rank_5": rate_report((d_rank <= 5) & d_found),
+                               "enrolled_found_confidently": rate_report((d_rank == 1) & d_found & d_confident[c]),
+                               "not_enrolled_no_confident_match": rate_report(~d_confident[sets.open])}
+    return ident
 
 
 #: Paired comparisons reported per level: (name, a, b, what it answers).

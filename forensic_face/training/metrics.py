@@ -90,6 +90,12 @@ def verification_report(scores: np.ndarray, same: np.ndarray, decision: np.ndarr
     return out
 
 
+def rate_report(hits: np.ndarray) -> dict:
+    """The share of True in ``hits`` with its count and Wilson interval."""
+    k, n = int(np.sum(hits)), int(np.size(hits))
+    return {"rate": round(k / max(1, n), 4), "count": k, "of": n, "ci95": _rounded(wilson_interval(k, n))}
+
+
 def _rounded(pair, nd: int = 4) -> list[float]:
     return [round(float(v), nd) for v in pair]
 

@@ -118,3 +118,24 @@ def test_a_report_on_one_class_of_pairs_says_nothing_about_the_auc() -> None:
     same = np.ones(20, bool)
     report = verification_report(np.linspace(0, 1, 20), same, np.ones(20, bool))
     assert report["ci95"]["roc_auc"] == [0.0, 1.0] and report["ci95"]["recall"][1] == 1.0
+
+
+def test_identification_searches_are_made_from_pairs_without_searching_a_gallery_image_for_itself() -> None:
+    from forensic_face.training.evaluate import identification_sets
+    from forensic_face.training.lfw import Pair
+
+    pairs = [Pair("Ann/1.jpg", "Ann/2.jpg", True), Pair("Bob/1.jpg", "Cid/1.jpg", False),
+             Pair("Ann/3.jpg", "Ann/1.jpg", True), Pair("Cid/2.jpg", "Ann/4.jpg", False),
+             Pair("Bob/2.jpg", "Dee/1.jpg", False)]
+    sets = identification_sets(pairs)
+    assert sets.gallery_paths == ["Ann/1.jpg", "Bob/1.jpg", "Cid/2.jpg"]  # the first 'a' image of each person
+    # Ann/2 and Ann/4 search for Ann, Cid/1 for Cid; Ann/1 is Ann's gallery image (no search); Dee is not enrolled
+    assert sets.closed.tolist() == [0, 1, 3] and sets.truth.tolist() == [0, 2, 0]
+    assert sets.open.tolist() == [4]
+
+
+def test_rate_report_counts_and_brackets() -> None:
+    from forensic_face.training.metrics import rate_report
+
+    r = rate_report(np.array([True, True, False, True]))
+    assert (r["count"], r["of"], r["rate"]) == (3, 4, 0.75) and r["ci95"][0] < 0.75 < r["ci95"][1]

@@ -73,6 +73,14 @@ def test_train_resume_export_evaluate(tiny_lfw: Path, isolated_cache, tmp_path: 
             assert 0 <= tests[test]["accuracy"]["p_value"] <= 1 and 0 <= tests[test]["roc_auc"]["p_value"] <= 1
         # the clean probe is its own target, so only the degraded levels report a PSNR gain
         assert ("psnr_gain_over_bicubic_db" in tests) == (name != "clean")
+    ident = report["identification"]
+    assert ident["enrolled_probes"] + ident["not_enrolled_probes"] <= len(split.test_pairs)
+    assert ident["enrolled_probes"] > 0 and ident["gallery_people"] > 1
+    for lev in ident["levels"].values():
+        for who in (lev, lev["dlib_reference"]):
+            assert who["rank_1"]["count"] <= who["rank_5"]["count"] <= ident["enrolled_probes"]
+            assert who["enrolled_found_confidently"]["count"] <= who["rank_1"]["count"]
+            assert who["not_enrolled_no_confident_match"]["of"] == ident["not_enrolled_probes"]
     assert (tmp_path / "eval_roc.png").is_file() and (tmp_path / "eval_examples.png").is_file()
 
 
