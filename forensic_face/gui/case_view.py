@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from forensic_face.gui.widgets import FrameView, ImagePanel, MplCanvas, Timeline, to_pixmap
-from forensic_face.store.gallery import candidate_distance
+from forensic_face.store.gallery import candidate_distance, search_verdict
 
 NO_AUDIO = "(no audio)"
 
@@ -313,20 +313,18 @@ class CaseView(QWidget):
             self.search_info.setText("")
             return
         cands = search.get("candidates") or []
-        if not cands:
-            self.verdict.setText("The gallery is empty: nobody was compared.")
-        elif search.get("confident"):
-            self.verdict.setText(f"Investigative lead: {cands[0]['person']} (match probability "
-                                 f"{cands[0]['match_probability']:.3f}) — not an identification")
-            self.verdict.setStyleSheet("font-size: 15px; font-weight: bold; padding: 6px; background: #fff3cd;")
-        else:
-            self.verdict.setText("No confident match: no one in the gallery reaches match probability 0.5")
-            self.verdict.setStyleSheet("font-size: 15px; font-weight: bold; padding: 6px; background: #e3f2fd;")
+        self.verdict.setText(search_verdict(search))
+        if cands:
+            colour = "#fff3cd" if search.get("confident") else "#e3f2fd"
+            self.verdict.setStyleSheet(f"font-size: 15px; font-weight: bold; padding: 6px; background: {colour};")
+        open_thr = search.get("open_set_threshold")
         self.search_info.setText(
             f"{search.get('people_searched')} people ({search.get('embeddings_searched')} images) compared with "
             f"model {search.get('model_version')}; match probability 0.5 at cosine "
-            f"{search.get('threshold_similarity', float('nan')):.3f}. Identity probability assumes the person is in "
-            f"the gallery.")
+            f"{search.get('threshold_similarity', float('nan')):.3f}"
+            + (f"; a lead also needs cosine {open_thr:.3f} (strangers reach it in {search.get('fpir', 0.01):.0%} "
+               f"of searches of this many people)" if open_thr is not None else "")
+            + ". Identity probability assumes the person is in the gallery.")
         self.table.setRowCount(len(cands))
         for r, c in enumerate(cands):
             name = QTableWidgetItem(str(c.get("person")))

@@ -17,6 +17,15 @@ resolution (a term fitted on it extrapolated wrongly to genuinely small faces).
 
 Older bundles carry no ``quality_range``; their ``w2 = w3 = 0`` and the probe's sharpness is ignored.
 
+Open set: the match probability is a one-to-one figure, but a gallery search makes one comparison per
+enrolled person, and the best of many strangers passes a one-to-one threshold almost surely (on DevTest's
+696-person gallery every search for a person not enrolled did). ``open_set_threshold(n, fpir)`` is the
+similarity that the best of ``n`` strangers exceeds in a share ``fpir`` of searches: from the stranger
+(impostor) similarities of the calibration searches, ``1 - (1 - FMR(t))^n = fpir``, with FMR read from
+their empirical upper tail down to 1e-3 and an exponential tail fitted above that (the mean excess over
+the 1e-3 quantile) further out. A lead needs both: probability >= 0.5 and similarity >= the threshold.
+Bundles without ``impostor_tail`` have no open-set threshold.
+
 Temperature: the gallery softmax ``softmax(s_k / T)`` over per-person similarities; ``T`` minimises
 the negative log-likelihood of the true identity on held-out closed-set searches.
 """
@@ -26,6 +35,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
+#: The false-lead rate a gallery search is held to by default: the share of searches for someone who is
+#: not enrolled that still end with a confident lead.
+DEFAULT_FPIR = 0.01
 
 
 def sharpness_feature(sharpness: np.ndarray | float) -> np.ndarray:
@@ -46,6 +59,9 @@ class MatchCalibration:
     n_pairs: int  # held-out pairs it was fitted on
     n_searches: int  # held-out searches the temperature was fitted on
     quality_range: tuple[float, float] | None = None  # fitted range of q; None: no quality term (w2 = w3 = 0)
+    # stranger similarities of calibration searches: {"fmr": [...], "similarity": [...]} (the quantile table,
+    # FMR falling from 0.5 to TAIL_FMR), "tail_scale" (exponential tail beyond), "n" (scores it came from)
+    impostor_tail: dict | None = None
 
     @property
     def uses_quality(self) -> bool:
@@ -73,6 +89,18 @@ class MatchCalibration:
         slope = w1 + w3 * q
         return float(-(w0 + w2 * q) / slope) if abs(slope) > 1e-9 else float("inf")
 
+    def open_set_threshold(self, n_people: int, fpir: float = DEFAULT_FPIR) -> float:
+        """The similarity that the best of ``n_people`` strangers reaches in a share ``fpir`` of searches
+        (-inf without an impostor tail: no open-set control)."""
+        if not self.impostor_tail or n_people < 1:
+            return float("-inf")
+        target = -np.expm1(np.log1p(-fpir) / n_people)  # the one-to-one FMR that gives this FPIR
+        fmr = np.asarray(self.impostor_tail["fmr"], np.float64)
+        sim = np.asarray(self.impostor_tail["similarity"], np.float64)
+        if target >= fmr[-1]:  # inside the measured table: interpolate log(FMR) against similarity
+            return float(np.interp(np.log(target), np.log(fmr[::-1]), sim[::-1]))
+        return float(sim[-1] + self.impostor_tail["tail_scale"] * np.log(fmr[-1] / target))
+
     def softmax(self, sims: np.ndarray) -> np.ndarray:
         z = np.asarray(sims, dtype=np.float64) / self.temperature
         z = z - z.max(axis=-1, keepdims=True)
@@ -87,7 +115,8 @@ class MatchCalibration:
         q = d.get("quality_range")
         return cls(weights=tuple(float(v) for v in d["weights"]), temperature=float(d["temperature"]),
                    n_pairs=int(d["n_pairs"]), n_searches=int(d["n_searches"]),
-                   quality_range=(float(q[0]), float(q[1])) if q is not None else None)
+                   quality_range=(float(q[0]), float(q[1])) if q is not None else None,
+                   impostor_tail=d.get("impostor_tail"))
 
 
 #: Percentiles of the calibration probes' q that bound the fitted range.
@@ -124,6 +153,23 @@ def _newton(x: np.ndarray, y: np.ndarray, ridge: float, iters: int) -> np.ndarra
         if np.abs(step).max() < 1e-8:
             break
     return w
+
+
+#: The FMR down to which the impostor tail is read from the scores themselves; an exponential tail beyond.
+TAIL_FMR = 1e-3
+
+
+def fit_impostor_tail(scores: np.ndarray) -> dict:
+    """Quantile table of stranger similarities (FMR 0.5 down to TAIL_FMR, log-spaced) and the mean excess
+    over the TAIL_FMR quantile (the scale of an exponential tail beyond it)."""
+    s = np.sort(np.asarray(scores, np.float64))[::-1]
+    if s.size < 10 / TAIL_FMR:
+        raise ValueError(f"an impostor tail needs at least {int(10 / TAIL_FMR)} stranger similarities, got {s.size}")
+    fmr = np.exp(np.linspace(np.log(0.5), np.log(TAIL_FMR), 25))
+    sim = np.quantile(s, 1 - fmr)
+    excess = s[s > sim[-1]] - sim[-1]
+    return {"fmr": [float(v) for v in fmr], "similarity": [float(v) for v in sim],
+            "tail_scale": float(excess.mean()), "n": int(s.size)}
 
 
 def fit_temperature(sims: np.ndarray, truth: np.ndarray) -> float:

@@ -26,7 +26,7 @@ from forensic_face.reports import figures
 from forensic_face.reports.content import CAVEAT, AnalysisView, ReportContent, collect
 from forensic_face.store.atomic import atomic_write_bytes
 from forensic_face.store.case import Case
-from forensic_face.store.gallery import candidate_distance
+from forensic_face.store.gallery import candidate_distance, search_verdict
 
 FONT, FONT_BOLD, FONT_MONO = "FFSans", "FFSans-Bold", "FFMono"
 _LEVELS = ("clean", "mild", "severe")
@@ -422,15 +422,7 @@ def _search_block(a: AnalysisView, st) -> list:
     if search is None:
         return block + [_p("No gallery was searched in this analysis.", st["body"])]
     cands = [c for c in search.get("candidates", []) if isinstance(c, dict)]
-    confident = bool(search.get("confident"))
-    if not cands:
-        verdict = "The gallery is empty: nobody was compared."
-    elif confident:
-        verdict = (f"Investigative lead: {cands[0].get('person', '?')} (match probability "
-                   f"{_num(cands[0].get('match_probability'))}). This is not an identification.")
-    else:
-        verdict = "No confident match: no person in the gallery reaches a match probability of 0.5."
-    block.append(_p(verdict, st["verdict"]))
+    block.append(_p(search_verdict(search), st["verdict"]))
     block.append(_p(
         f"{search.get('people_searched', '?')} people ({search.get('embeddings_searched', '?')} gallery images) "
         f"compared with model {search.get('model_version', '?')}. Identity probability: softmax over all gallery "
@@ -440,7 +432,11 @@ def _search_block(a: AnalysisView, st) -> list:
         f"{_num(search.get('threshold_similarity'))}"
         + (f" for a probe of this sharpness ({_num(search.get('probe_sharpness'), '{:.0f}')}; a blurred probe's "
            f"threshold is lower, because its same-person similarities are)" if search.get("probe_sharpness")
-           is not None else "") + ".", st["small"]))
+           is not None else "") + "."
+        + (f" A lead also needs a similarity of at least {_num(search.get('open_set_threshold'))}: the best of "
+           f"{search.get('people_searched', '?')} strangers reaches that in {_num(search.get('fpir'), '{:.0%}')} of "
+           "searches, so a person who is not in the gallery rarely yields a lead." if
+           search.get("open_set_threshold") is not None else ""), st["small"]))
     rows = [["#", "Gallery face", "Person", "Identity\nprobability", "Cosine\nsimilarity", "Euclidean\ndistance",
              "Match\nprobability"]]
     extra = []
@@ -527,6 +523,25 @@ def _method_section(c: ReportContent, st, n: int) -> list:
                       f"to {_num(gain_ci[1], '{:+.2f}')} dB)" if isinstance(gain_ci, list) and len(gain_ci) == 2
                       else ""))
     out.append(_p("Reconstruction: " + "; ".join(rec) + ".", st["body"]))
+    ident = ev.get("identification")
+    if isinstance(ident, dict) and isinstance(ident.get("levels"), dict):
+        lv = ident["levels"]
+
+        def rate(level: str, key: str) -> str:
+            return _pct((lv.get(level, {}).get(key) or {}).get("rate"))
+
+        out.append(_p(
+            f"Gallery search, measured on a gallery of {ident.get('gallery_people', '?')} people (one image each): "
+            f"the right person ranked first for {rate('clean', 'rank_1')} / {rate('mild', 'rank_1')} / "
+            f"{rate('severe', 'rank_1')} of probes (clean / mild / severe) and among the first five for "
+            f"{rate('clean', 'rank_5')} / {rate('mild', 'rank_5')} / {rate('severe', 'rank_5')}. A search for "
+            f"someone not in that gallery ended without a lead in {rate('clean', 'not_enrolled_no_confident_match')}"
+            f" / {rate('mild', 'not_enrolled_no_confident_match')} / "
+            f"{rate('severe', 'not_enrolled_no_confident_match')} of cases, and an enrolled person was found "
+            f"with a lead in {rate('clean', 'enrolled_found_confidently')} / "
+            f"{rate('mild', 'enrolled_found_confidently')} / {rate('severe', 'enrolled_found_confidently')}: in a "
+            "large gallery a lead needs a similarity that strangers rarely reach, and most true matches do not "
+            "reach it. A candidate list without a lead is a ranking, not a finding.", st["body"]))
     out.append(_p("Known limits", st["h2"]))
     limits = [
         "The models were trained and measured on LFW (celebrity photographs) with simulated CCTV degradation; "

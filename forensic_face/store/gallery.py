@@ -26,6 +26,7 @@ import numpy as np
 
 from forensic_face.core.errors import ForensicFaceError, InputError, NoFaceFoundError
 from forensic_face.core.progress import Progress
+from forensic_face.models.calibration import DEFAULT_FPIR
 from forensic_face.vision.frames import IMAGE_GLOBS, encode_png
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,13 @@ class SearchResult:
     probe_face_px: float
     seconds: float = 0.0
     probe_sharpness: float | None = None  # what the match threshold was set for (quality-aware calibrations)
+    open_set_threshold: float = float("-inf")  # the best of this many strangers reaches it in `fpir` of searches
+    fpir: float = DEFAULT_FPIR  # the false-lead rate the open-set threshold is set for
+
+    @property
+    def below_open_set_threshold(self) -> bool:
+        """The best candidate passes the one-to-one threshold but not the gallery-size one."""
+        return bool(self.candidates) and self.candidates[0].match_probability >= 0.5 and not self.confident
 
     @property
     def verdict(self) -> str:
@@ -111,7 +119,29 @@ class SearchResult:
                 "people_searched": self.people_searched, "embeddings_searched": self.embeddings_searched,
                 "model_version": self.model_version, "probe_face_px": round(self.probe_face_px, 1),
                 "probe_sharpness": None if self.probe_sharpness is None else round(self.probe_sharpness, 2),
+                "open_set_threshold": (round(self.open_set_threshold, 4) if np.isfinite(self.open_set_threshold)
+                                       else None), "fpir": self.fpir,
                 "seconds": round(self.seconds, 5), "candidates": [c.as_dict() for c in self.candidates]}
+
+
+def search_verdict(search: dict) -> str:
+    """The verdict sentence of a stored search result (as saved by ``SearchResult.as_dict``), the same in
+    the GUI and the report; "This is not an identification." ends a lead."""
+    cands = [c for c in search.get("candidates") or [] if isinstance(c, dict)]
+    if not cands:
+        return "The gallery is empty: nobody was compared."
+    best = cands[0]
+    prob = float(best.get("match_probability", float("nan")))
+    if search.get("confident"):
+        return (f"Investigative lead: {best.get('person', '?')} (match probability {prob:.3f}). "
+                "This is not an identification.")
+    thr = search.get("open_set_threshold")
+    if prob >= 0.5 and thr is not None:
+        return (f"No confident match: {best.get('person', '?')} has match probability {prob:.3f} as a single "
+                f"comparison, but its similarity {float(best.get('similarity', float('nan'))):.3f} is below "
+                f"{float(thr):.3f}, which the best of {search.get('people_searched', '?')} people who are not the "
+                f"probe's person reaches in {float(search.get('fpir', 0.01)):.0%} of searches.")
+    return "No confident match: no person in the gallery reaches a match probability of 0.5."
 
 
 @dataclass
@@ -353,17 +383,22 @@ class Gallery:
         return self._index[model_version]
 
     def search(self, embedding: np.ndarray, calibration, model_version: str, probe_face_px: float,
-               top_k: int = 10, probe_sharpness: float | None = None) -> SearchResult:
+               top_k: int = 10, probe_sharpness: float | None = None,
+               fpir: float = DEFAULT_FPIR) -> SearchResult:
         """Rank the gallery's people for one L2-normalised probe embedding. ``probe_sharpness`` (the
         variance of the Laplacian of the aligned probe crop) sets the match threshold of calibrations
-        that take the probe's quality into account; they refuse a search without it."""
+        that take the probe's quality into account; they refuse a search without it.
+
+        The best candidate is a confident lead when its match probability is at least 0.5 *and* its
+        similarity reaches the open-set threshold for this many people: the similarity the best of
+        that many strangers reaches in a share ``fpir`` of searches (the calibration's impostor tail)."""
         import time
 
         t0 = time.perf_counter()
         idx = self.index(model_version)
         if len(idx) == 0:
             return SearchResult([], False, float("nan"), 0, 0, model_version, probe_face_px,
-                                probe_sharpness=probe_sharpness)
+                                probe_sharpness=probe_sharpness, fpir=fpir)
         best, rows = idx.scores(embedding)
         probs = calibration.softmax(best)
         k = min(top_k, best.size)
@@ -374,8 +409,11 @@ class Gallery:
                            identity_probability=float(probs[j]), match_probability=float(m),
                            image_path=idx.paths[rows[j]], image_id=int(idx.image_ids[rows[j]]))
                  for j, m in zip(top, match, strict=True)]
-        return SearchResult(cands, bool(match[0] >= 0.5), calibration.threshold(probe_sharpness), int(best.size),
-                            len(idx), model_version, probe_face_px, time.perf_counter() - t0, probe_sharpness)
+        open_thr = calibration.open_set_threshold(int(best.size), fpir)
+        confident = bool(match[0] >= 0.5 and best[top[0]] >= open_thr)
+        return SearchResult(cands, confident, calibration.threshold(probe_sharpness), int(best.size),
+                            len(idx), model_version, probe_face_px, time.perf_counter() - t0, probe_sharpness,
+                            open_thr, fpir)
 
     # ------------------------------------------------------------------------------------------ model change
     def reembed(self, engine, detector, progress: Progress | None = None) -> int:

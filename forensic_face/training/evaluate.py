@@ -24,7 +24,14 @@ import cv2
 import numpy as np
 
 from forensic_face.core.progress import Progress
-from forensic_face.models.calibration import MatchCalibration, fit_logistic, fit_temperature
+from forensic_face.models.calibration import (
+    DEFAULT_FPIR,
+    TAIL_FMR,
+    MatchCalibration,
+    fit_impostor_tail,
+    fit_logistic,
+    fit_temperature,
+)
 from forensic_face.paths import cache_dir
 from forensic_face.training.chunked import parallel_map
 from forensic_face.training.dataset import AUDIO_POINTS, clean_matrix, prepare_audio, voice_clips
@@ -210,9 +217,14 @@ def calibrate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], worker
     matched = [k for k, p in enumerate(pairs) if p.same and p.b.split("/")[0] in pos]
     truth = np.array([pos[pairs[k].b.split("/")[0]] for k in matched])
     all_sims = np.concatenate([e[matched] @ g_emb.T for e in probe_embs])
-    temperature = fit_temperature(all_sims, np.tile(truth, len(probe_embs)))
+    all_truth = np.tile(truth, len(probe_embs))
+    temperature = fit_temperature(all_sims, all_truth)
+    # open set: every probe against every calibration person it is not (the strangers of a search)
+    stranger = np.ones_like(all_sims, bool)
+    stranger[np.arange(all_sims.shape[0]), all_truth] = False
+    tail = fit_impostor_tail(all_sims[stranger]) if stranger.sum() >= 10 / TAIL_FMR else None
     cal = MatchCalibration(weights=weights, temperature=temperature, n_pairs=int(sum(len(s) for s in sims)),
-                           n_searches=int(all_sims.shape[0]), quality_range=quality_range)
+                           n_searches=int(all_sims.shape[0]), quality_range=quality_range, impostor_tail=tail)
     return cal, {"dlib_threshold_by_level": dlib_thr, "calib_people": len(people)}
 
 
@@ -327,19 +339,27 @@ def identification_sets(pairs: list[Pair]) -> IdentificationSets:
                               np.array(open_, int))
 
 
+#: The false-lead rate gallery searches are held to (the product's default).
+OPEN_SET_FPIR = DEFAULT_FPIR
+
+
 def identify(engine, gallery_emb: np.ndarray, gallery_desc: np.ndarray, probes: Probes,
              sets: IdentificationSets) -> dict:
     """Closed-set rank-1 / rank-5 and open-set behaviour of gallery search for one level's probes
     (reconstruction, no audio), with dlib's recogniser on the same searches as the reference.
 
     Open set: a probe of a person who is not enrolled must get "no confident match" (the best
-    candidate's match probability below 0.5); for an enrolled person the search succeeds when the
-    right person is first *and* confident (the detection-and-identification rate)."""
+    candidate's match probability below 0.5 or its similarity below the open-set threshold for this
+    gallery's size); for an enrolled person the search succeeds when the right person is first *and*
+    confident (the detection-and-identification rate). The figures with the one-to-one threshold
+    alone are kept beside them."""
     cal = engine.calibration
     emb = engine.embed(engine.reconstruct(probes.crop))
     sims = emb @ gallery_emb.T  # (pairs, gallery)
     best = sims.max(1)
-    confident = cal.probability(best, probe_sharpness(probes)) >= 0.5
+    open_thr = cal.open_set_threshold(len(sets.gallery_paths), OPEN_SET_FPIR)
+    one_to_one = cal.probability(best, probe_sharpness(probes)) >= 0.5
+    confident = one_to_one & (best >= open_thr)
     c, t = sets.closed, sets.truth
     rank = (sims[c] > sims[c, t][:, None]).sum(1) + 1
     prob = cal.softmax(sims[c])
@@ -347,7 +367,11 @@ def identify(engine, gallery_emb: np.ndarray, gallery_desc: np.ndarray, probes: 
     ident = {"rank_1": rate_report(top1), "rank_5": rate_report(rank <= 5),
              "identity_probability": probability_report(prob.max(1), top1),
              "enrolled_found_confidently": rate_report(top1 & confident[c]),
-             "not_enrolled_no_confident_match": rate_report(~confident[sets.open])}
+             "not_enrolled_no_confident_match": rate_report(~confident[sets.open]),
+             "open_set_threshold": None if not np.isfinite(open_thr) else round(float(open_thr), 4),
+             "fpir_target": OPEN_SET_FPIR,
+             "one_to_one_threshold_only": {"enrolled_found_confidently": rate_report(top1 & one_to_one[c]),
+                                           "not_enrolled_no_confident_match": rate_report(~one_to_one[sets.open])}}
     # dlib: Euclidean distance of descriptors; probes without a descriptor find no one
     dist = np.linalg.norm(probes.dlib[:, None, :] - gallery_desc[None, :, :], axis=2)
     dist = np.where(np.isfinite(dist), dist, np.inf)

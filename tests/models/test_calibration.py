@@ -86,3 +86,26 @@ def test_old_bundles_load_and_refitted_calibrations_are_recorded(tiny_models: Pa
     assert new.info.calibration_sha256 != old.info.calibration_sha256  # results say which calibration they used
     assert new.info.as_dict()["calibration_sha256"] == new.info.calibration_sha256
     assert json.loads((folder / "models.json").read_text())["record"]["calibration_info"] == {"why": "test"}
+
+
+def test_open_set_threshold_holds_the_false_lead_rate_of_a_gallery_search() -> None:
+    from forensic_face.models.calibration import fit_impostor_tail
+
+    rng = np.random.default_rng(5)
+    # strangers' similarities with an exponential upper tail (Laplace): the tail model is exact here
+    tail = fit_impostor_tail(rng.laplace(0.0, 0.07, 400_000))
+    cal = MatchCalibration((0.0, 10.0, 0.0, 0.0), 0.05, 0, 0, impostor_tail=tail)
+    for people, fpir in ((20, 0.05), (300, 0.01), (2000, 0.01)):
+        t = cal.open_set_threshold(people, fpir)
+        best_stranger = rng.laplace(0.0, 0.07, (20_000, people)).max(axis=1)
+        assert np.mean(best_stranger >= t) == pytest.approx(fpir, rel=0.35), (people, fpir)
+    assert cal.open_set_threshold(10_000) > cal.open_set_threshold(100) > cal.open_set_threshold(2)
+    assert cal.open_set_threshold(100, 0.05) < cal.open_set_threshold(100, 0.01)
+    # lighter (normal) tails than the exponential model: the threshold errs towards fewer false leads
+    normal = MatchCalibration((0.0, 10.0, 0.0, 0.0), 0.05, 0, 0,
+                              impostor_tail=fit_impostor_tail(rng.normal(0.0, 0.1, 400_000)))
+    t = normal.open_set_threshold(1000, 0.01)
+    assert np.mean(rng.normal(0.0, 0.1, (5_000, 1000)).max(axis=1) >= t) < 0.01
+    assert MatchCalibration((0.0, 10.0, 0.0, 0.0), 0.05, 0, 0).open_set_threshold(1000) == float("-inf")
+    with pytest.raises(ValueError, match="stranger similarities"):
+        fit_impostor_tail(rng.normal(0, 0.1, 500))

@@ -110,6 +110,41 @@ def test_a_sharp_probe_needs_a_closer_match_than_a_blurred_one(tmp_path: Path) -
             g.search(q, cal, "v1", 100.0)  # a quality-aware calibration will not guess the probe's quality
 
 
+def test_a_large_gallery_needs_more_than_a_one_to_one_match_for_a_lead(tmp_path: Path) -> None:
+    from forensic_face.models.calibration import fit_impostor_tail
+    from forensic_face.store.gallery import search_verdict
+
+    rng = np.random.default_rng(7)
+    tail = fit_impostor_tail(rng.normal(0.0, 0.2, 200_000))  # strangers' cosines, as measured: sd about 0.2
+    cal = MatchCalibration(weights=(-2.27, 9.78, 0.0, 0.0), temperature=0.07, n_pairs=0, n_searches=0,
+                           impostor_tail=tail)  # one-to-one: probability 0.5 at cosine 0.232
+    vecs = rng.normal(size=(400, 128)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    with Gallery(tmp_path / "g.db") as g:
+        for k in range(400):
+            g.add_embeddings(f"P{k:03d}", vecs[k:k + 1], "v1")
+
+        def probe(cos: float) -> np.ndarray:  # a probe at this cosine to P000, near 0 to the others
+            other = rng.normal(size=128).astype(np.float32)
+            other -= (other @ vecs[0]) * vecs[0]
+            q = cos * vecs[0] + np.sqrt(1 - cos**2) * other / np.linalg.norm(other)
+            return q / np.linalg.norm(q)
+
+        middling = g.search(probe(0.45), cal, "v1", 100.0)
+        assert middling.candidates[0].person == "P000" and middling.candidates[0].match_probability > 0.5
+        assert not middling.confident and middling.below_open_set_threshold  # 0.45 is what strangers reach
+        assert middling.open_set_threshold == pytest.approx(cal.open_set_threshold(400))
+        assert "which the best of 400 people" in search_verdict(middling.as_dict())
+        strong = g.search(probe(0.95), cal, "v1", 100.0)
+        assert strong.confident and search_verdict(strong.as_dict()).startswith("Investigative lead: P000")
+    # one enrolled person: one comparison, so the threshold is where 1 % of strangers' cosines lie (about 0.47)
+    assert cal.open_set_threshold(1) == pytest.approx(np.quantile(rng.normal(0.0, 0.2, 200_000), 0.99), abs=0.01)
+    with Gallery(tmp_path / "small.db") as small:
+        small.add_embeddings("P000", vecs[:1], "v1")
+        assert small.search(probe(0.6), cal, "v1", 100.0).confident
+        assert not small.search(probe(0.4), cal, "v1", 100.0).confident
+
+
 def test_not_a_database_is_refused(tmp_path: Path) -> None:
     bad = tmp_path / "g.db"
     bad.write_text("hello")
