@@ -541,6 +541,13 @@ def main() -> None:
         + " / ".join(pct(ev['levels'][k]['recon_no_audio']['tar_at_far_1e-2']) for k in ev["levels"])
         + f" of same-person pairs ({' / '.join(ev['levels'])}): a strict threshold misses most true matches of "
         "degraded faces.",
+        *(["- Gallery search shortlists; it rarely names: in a DevTest gallery of "
+           f"{ev['identification']['gallery_people']} people the right person was first for "
+           + " / ".join(pct(v["rank_1"]["rate"]) for v in ev["identification"]["levels"].values())
+           + " of probes (clean / mild / severe), but a confident lead, which must pass the open-set threshold, "
+           "came for "
+           + " / ".join(pct(v["enrolled_found_confidently"]["rate"]) for v in ev["identification"]["levels"].values())
+           + " of them (see 'Gallery search')."] if ev.get("identification") else []),
         "- The match probability's sharpness term reads any sharp crop as a good one: occluded faces (scarf, mask) "
         "and noisy ones get the strict threshold of a clean face, so their true matches are more often missed "
         "(see 'Match calibration').",
