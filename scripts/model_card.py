@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "resources" / "models"
@@ -129,7 +130,7 @@ def match_calibration(ev: dict, hp: dict | None) -> list[str]:
     return lines
 
 
-def identification(ev: dict) -> list[str]:
+def identification(ev: dict, hp: dict | None) -> list[str]:
     """Closed- and open-set gallery search on DevTest (evaluation.json 'identification')."""
     ident = ev.get("identification")
     if not ident:
@@ -177,6 +178,21 @@ def identification(ev: dict) -> list[str]:
               "same-person and stranger similarities overlap too much for a confident lead from a gallery of "
               "hundreds. The ranked candidates are still listed with their probabilities; the verdict says why "
               "there is no lead."]
+    ece = [lev["identity_probability"]["ece"] for lev in ident["levels"].values()]
+    lines += ["", "Identity probability (the softmax over the gallery; it assumes the person is enrolled): its "
+              "expected calibration error on the enrolled searches, top-1 probability against how often the top-1 "
+              "was right, is " + " / ".join(f"{v:.3f}" for v in ece) + " (clean / mild / severe)."]
+    change = (hp or {}).get("temperature_change")
+    if change:
+        cv, dev = change["cv_calibration_searches"], change["devtest_identity_probability"]
+        lines[-1] += (f" Its temperature depends on the probe's sharpness since {change['date']} ({change['form']}; "
+                      f"a rule {change['rule']}). Calibration searches, held out: NLL "
+                      + " / ".join(f"{v:.3f}" for v in cv["one_temperature"]["nll"]) + " with one temperature, "
+                      + " / ".join(f"{v:.3f}" for v in cv["by_sharpness"]["nll"]) + " by sharpness; ECE "
+                      + " / ".join(f"{v:.3f}" for v in cv["one_temperature"]["ece"]) + " against "
+                      + " / ".join(f"{v:.3f}" for v in cv["by_sharpness"]["ece"]) + ". DevTest ECE with one "
+                      "temperature was " + " / ".join(f"{v:.3f}" for v in dev["one_temperature"]["ece"])
+                      + ": better at clean and severe, worse at mild.")
     return lines
 
 
@@ -219,8 +235,15 @@ def calibration_text(meta: dict) -> str:
     """The calibration bullet: the fitted form, thresholds, and the calibration it replaced."""
     cal = meta["calibration"]
     w = cal["weights"]
-    n = (f" Gallery softmax temperature T = {cal['temperature']:.4f}. Fitted on {cal['n_pairs']} held-out pair "
-         "scores (calibration people, clean/mild/severe, with and without audio).")
+    by_q = ""
+    if cal.get("temperature_q") and cal.get("quality_range"):
+        a, b = cal["temperature_q"]
+        lo, hi = cal["quality_range"]
+        by_q = (f", by the probe's sharpness T = exp({a:.3f} {b:+.4f}·q): {math.exp(a + b * lo):.4f} for the "
+                f"blurriest probes, {math.exp(a + b * hi):.4f} for the sharpest")
+    n = (f" Gallery softmax temperature T = {cal['temperature']:.4f}" + by_q
+         + f". Fitted on {cal['n_pairs']} held-out pair scores (calibration people, clean/mild/severe, with and "
+         "without audio).")
     if not cal.get("quality_range"):
         return ("- **Calibration**: match probability p = sigmoid(w0 + w1·s) of the cosine similarity s; 'same "
                 f"person' when p ≥ 0.5, i.e. s ≥ {-w[0] / w[1]:.3f}." + n)
@@ -429,7 +452,7 @@ def main() -> None:
     for level, lev in ev["levels"].items():
         lines.append(f"- {level}: face found on {lev['probes_face_found']} of {ev['pairs']} probes, median width "
                      f"{lev['probe_face_px_median']} px; detector steps {lev['detector_methods']}")
-    lines += identification(ev)
+    lines += identification(ev, hp)
     lines += match_calibration(ev, hp)
     lines += targets(ev)
     if hp:

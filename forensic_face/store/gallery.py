@@ -400,7 +400,7 @@ class Gallery:
             return SearchResult([], False, float("nan"), 0, 0, model_version, probe_face_px,
                                 probe_sharpness=probe_sharpness, fpir=fpir)
         best, rows = idx.scores(embedding)
-        probs = calibration.softmax(best)
+        probs = calibration.softmax(best, probe_sharpness)
         k = min(top_k, best.size)
         top = np.argpartition(-best, k - 1)[:k]
         top = top[np.argsort(-best[top])]

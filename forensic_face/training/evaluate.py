@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -31,6 +31,7 @@ from forensic_face.models.calibration import (
     fit_impostor_tail,
     fit_logistic,
     fit_temperature,
+    fit_temperature_q,
 )
 from forensic_face.paths import cache_dir
 from forensic_face.training.chunked import parallel_map
@@ -189,7 +190,7 @@ def calibrate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], worker
     same = np.array([p.same for p in pairs])
     gal = engine.embed(gallery_crops(index, cache, [p.a for p in pairs], size))
     audio, present = probe_audio(index, pairs, workers, progress)
-    sims, sharp, ys, dlib_thr = [], [], [], {}
+    sims, sharp, ys, dlib_thr, search_sharp = [], [], [], {}, []
     probe_embs = []
     teacher_rows = {p: i for i, p in enumerate(index.paths)}
     gal_desc = cache["teacher"][[teacher_rows[p.a] for p in pairs]]
@@ -202,6 +203,7 @@ def calibrate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], worker
             ys.append(same)
             if a is not None:
                 probe_embs.append(engine.embed(s["recon_img"]))
+                search_sharp.append(sharp[-1])
         ds = dlib_scores(gal_desc, probes)
         fpr, tpr, thr = roc_curve(ds, same)
         acc = [((ds >= t) == same).mean() for t in thr]
@@ -225,6 +227,9 @@ def calibrate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], worker
     tail = fit_impostor_tail(all_sims[stranger]) if stranger.sum() >= 10 / TAIL_FMR else None
     cal = MatchCalibration(weights=weights, temperature=temperature, n_pairs=int(sum(len(s) for s in sims)),
                            n_searches=int(all_sims.shape[0]), quality_range=quality_range, impostor_tail=tail)
+    if cal.uses_quality:  # the temperature by the probe's sharpness, on the same searches
+        q = cal.quality(np.concatenate([s_[matched] for s_ in search_sharp]))
+        cal = replace(cal, temperature_q=fit_temperature_q(all_sims, all_truth, q, temperature))
     return cal, {"dlib_threshold_by_level": dlib_thr, "calib_people": len(people)}
 
 
@@ -358,11 +363,12 @@ def identify(engine, gallery_emb: np.ndarray, gallery_desc: np.ndarray, probes: 
     sims = emb @ gallery_emb.T  # (pairs, gallery)
     best = sims.max(1)
     open_thr = cal.open_set_threshold(len(sets.gallery_paths), OPEN_SET_FPIR)
-    one_to_one = cal.probability(best, probe_sharpness(probes)) >= 0.5
+    sharp = probe_sharpness(probes)
+    one_to_one = cal.probability(best, sharp) >= 0.5
     confident = one_to_one & (best >= open_thr)
     c, t = sets.closed, sets.truth
     rank = (sims[c] > sims[c, t][:, None]).sum(1) + 1
-    prob = cal.softmax(sims[c])
+    prob = cal.softmax(sims[c], sharp[c])
     top1 = rank == 1
     ident = {"rank_1": rate_report(top1), "rank_5": rate_report(rank <= 5),
              "identity_probability": probability_report(prob.max(1), top1),

@@ -109,3 +109,30 @@ def test_open_set_threshold_holds_the_false_lead_rate_of_a_gallery_search() -> N
     assert MatchCalibration((0.0, 10.0, 0.0, 0.0), 0.05, 0, 0).open_set_threshold(1000) == float("-inf")
     with pytest.raises(ValueError, match="stranger similarities"):
         fit_impostor_tail(rng.normal(0, 0.1, 500))
+
+
+def test_sharp_probes_get_more_decided_identity_probabilities_when_their_rankings_are_more_reliable() -> None:
+    from forensic_face.models.calibration import fit_temperature, fit_temperature_q
+
+    rng = np.random.default_rng(6)
+    n, k = 1500, 50
+    q = rng.uniform(2.5, 7.5, n)
+    truth = rng.integers(0, k, n)
+    sims = rng.normal(0.0, 0.2, (n, k))
+    sims[np.arange(n), truth] += 0.1 * (q - 2.0)  # the true person stands out more for sharper probes
+    start = fit_temperature(sims, truth)
+    a, b = fit_temperature_q(sims, truth, q, start)
+    assert b < 0  # a lower temperature (more decided) for sharper probes
+    cal = MatchCalibration((0.0, 10.0, 0.0, 0.0), start, 0, 0, quality_range=(2.5, 7.5), temperature_q=(a, b))
+    sharp_probe, blurred_probe = np.expm1(7.0), np.expm1(3.0)
+    assert cal.search_temperature(sharp_probe) < start < cal.search_temperature(blurred_probe)
+    rows = cal.softmax(sims[:3], np.full(3, sharp_probe))
+    assert rows.shape == (3, k) and np.allclose(rows.sum(1), 1)
+    assert np.allclose(rows[0], cal.softmax(sims[0], sharp_probe))
+    assert np.allclose(cal.softmax(sims[0]), MatchCalibration((0, 1, 0, 0), start, 0, 0).softmax(sims[0]))
+    # calibrated per quality group: the stated top-1 probability matches how often the top-1 is right
+    for group in (q > 6.5, q < 3.5):
+        p = cal.softmax(sims[group], np.expm1(q[group]))
+        one = MatchCalibration((0, 1, 0, 0), start, 0, 0).softmax(sims[group])
+        right = p.argmax(1) == truth[group]
+        assert abs(p.max(1).mean() - right.mean()) < abs(one.max(1).mean() - right.mean())
