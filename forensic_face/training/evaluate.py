@@ -307,7 +307,8 @@ def evaluate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], calib_i
         curves[(level, "dlib")] = roc_curve(ds_filled, same)
         lev["comparisons"] = _comparisons(scores, decided, same, gains)
         report["levels"][level] = lev
-        report["identification"]["levels"][level] = identify(engine, id_gallery, id_desc, probes, id_sets)
+        report["identification"]["levels"][level] = identify(engine, id_gallery, id_desc, probes,
+                                                             probe_sharp, id_sets)
     report["seconds"] = round(time.perf_counter() - t0, 1)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
@@ -344,14 +345,11 @@ def identification_sets(pairs: list[Pair]) -> IdentificationSets:
                               np.array(open_, int))
 
 
-#: The false-lead rate gallery searches are held to (the product's default).
-OPEN_SET_FPIR = DEFAULT_FPIR
-
-
-def identify(engine, gallery_emb: np.ndarray, gallery_desc: np.ndarray, probes: Probes,
+def identify(engine, gallery_emb: np.ndarray, gallery_desc: np.ndarray, probes: Probes, sharp: np.ndarray,
              sets: IdentificationSets) -> dict:
     """Closed-set rank-1 / rank-5 and open-set behaviour of gallery search for one level's probes
-    (reconstruction, no audio), with dlib's recogniser on the same searches as the reference.
+    (reconstruction, no audio), with dlib's recogniser on the same searches as the reference; ``sharp``
+    is each probe's sharpness (``probe_sharpness``).
 
     Open set: a probe of a person who is not enrolled must get "no confident match" (the best
     candidate's match probability below 0.5 or its similarity below the open-set threshold for this
@@ -362,8 +360,7 @@ def identify(engine, gallery_emb: np.ndarray, gallery_desc: np.ndarray, probes: 
     emb = engine.embed(engine.reconstruct(probes.crop))
     sims = emb @ gallery_emb.T  # (pairs, gallery)
     best = sims.max(1)
-    open_thr = cal.open_set_threshold(len(sets.gallery_paths), OPEN_SET_FPIR)
-    sharp = probe_sharpness(probes)
+    open_thr = cal.open_set_threshold(len(sets.gallery_paths), DEFAULT_FPIR)
     one_to_one = cal.probability(best, sharp) >= 0.5
     confident = one_to_one & (best >= open_thr)
     c, t = sets.closed, sets.truth
@@ -375,7 +372,7 @@ def identify(engine, gallery_emb: np.ndarray, gallery_desc: np.ndarray, probes: 
              "enrolled_found_confidently": rate_report(top1 & confident[c]),
              "not_enrolled_no_confident_match": rate_report(~confident[sets.open]),
              "open_set_threshold": None if not np.isfinite(open_thr) else round(float(open_thr), 4),
-             "fpir_target": OPEN_SET_FPIR,
+             "fpir_target": DEFAULT_FPIR,
              "one_to_one_threshold_only": {"enrolled_found_confidently": rate_report(top1 & one_to_one[c]),
                                            "not_enrolled_no_confident_match": rate_report(~one_to_one[sets.open])}}
     # dlib: Euclidean distance of descriptors; probes without a descriptor find no one
