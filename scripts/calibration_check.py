@@ -10,9 +10,13 @@ never DevTest. Prints figures; asserts nothing. ``--noise-compensated`` fits and
 term on the variance of the Laplacian less its response to the estimated noise (20 sigma^2, Immerkaer's
 sigma), a variant that was tried and not adopted.
 
-``--open-set`` checks the shipped open-set threshold instead: on the calibration searches (one clean
-image per calibration person, each matched probe reconstructed without audio against every person it
-is not), how often the best stranger reaches the threshold set for a given false-lead rate.
+``--open-set`` checks the open-set (gallery lead) thresholds instead: the lead-score table of
+forensic_face.models.calibration fitted on the calibration searches of one half of the probes' people
+(one clean image per calibration person in the gallery; every probe at the 13 levels, reconstructed
+without audio) and scored on the other half's, for galleries of 5, 20, 100 and all calibration people:
+the false-lead rate of searches for people not enrolled and the share of enrolled searches that end with
+a lead on the right person; beside it the best similarity alone under an empirical table of its own, and
+the shipped bundle's thresholds.
 
     .venv/bin/python scripts/calibration_check.py [--models resources/models] [--noise-compensated | --open-set]
 """
@@ -25,17 +29,31 @@ from pathlib import Path
 
 import numpy as np
 
-from forensic_face.models.calibration import MatchCalibration, fit_logistic
+from forensic_face.models.calibration import (
+    MatchCalibration,
+    fit_logistic,
+    fit_open_set_table,
+    lead_score,
+    open_set_lookup,
+)
 from forensic_face.models.engine import FaceEngine
 from forensic_face.paths import shared_data_dir
-from forensic_face.training.evaluate import gallery_crops, probe_set, probe_sharpness, score_pairs
+from forensic_face.training.evaluate import (
+    EVAL_LEVELS,
+    OPEN_SET_LEVELS,
+    SINGLE_FACTOR_LEVELS,
+    gallery_crops,
+    probe_set,
+    probe_sharpness,
+    score_pairs,
+)
 from forensic_face.training.lfw import build_face_cache, index_folder
 from forensic_face.training.metrics import binary_metrics, probability_report
 from forensic_face.training.split import make_split
 from forensic_face.vision.quality import noise_sigma
 
-FITTED = ("clean", "mild", "severe")
-CHECKED = ("noise", "shot", "jpeg", "blur", "motion", "lowres", "dark", "bright", "occlusion", "rot15")
+FITTED = EVAL_LEVELS
+CHECKED = SINGLE_FACTOR_LEVELS
 
 
 def main() -> int:
@@ -87,27 +105,68 @@ def main() -> int:
 
 
 def open_set_check(engine, index, cache, pairs) -> int:
+    """Person-disjoint 2-fold check of the open-set table: fitted (fit_open_set_table) on the searches of
+    one half of the calibration probes' people, scored on the other half's, for galleries of several sizes
+    (random subsets of the calibration people): the false-lead rate of searches for people not enrolled,
+    and the share of enrolled searches that end with a lead on the right person. The best similarity alone
+    under the same empirical table and the shipped (or independence-model) threshold are shown beside it."""
     first: dict[str, str] = {}
     for p in pairs:
         first.setdefault(p.a.split("/")[0], p.a)
     people = sorted(first)
     pos = {q: i for i, q in enumerate(people)}
     gallery = engine.embed(gallery_crops(index, cache, [first[q] for q in people], engine.size))
-    matched = [k for k, p in enumerate(pairs) if p.same and p.b.split("/")[0] in pos]
-    truth = np.array([pos[pairs[k].b.split("/")[0]] for k in matched])
-    best = []
-    for level in FITTED:
-        probes = probe_set(index, cache, pairs, level, engine.size, "calib", 2, None)
-        sims = engine.embed(engine.reconstruct(probes.crop[matched])) @ gallery.T
-        sims[np.arange(len(truth)), truth] = -np.inf  # strangers only
-        best.append(sims.max(axis=1))
-    best = np.concatenate(best)
-    n = len(people) - 1
-    print(f"{best.size} calibration searches, each against {n} strangers")
-    for fpir in (0.2, 0.1, 0.05, 0.02, 0.01):
-        t = engine.calibration.open_set_threshold(n, fpir)
-        print(f"threshold for a false-lead rate of {fpir:.0%} with {n} people: cosine {t:.3f}; the best stranger "
-              f"reached it in {np.mean(best >= t):.2%} of searches", flush=True)
+    rows = [k for k, p in enumerate(pairs) if p.b != first.get(p.b.split("/")[0])]
+    person = [pairs[k].b.split("/")[0] for k in rows]
+    truth = np.array([pos.get(q, -1) for q in person])
+    fold = np.array([hashlib.sha256(q.encode()).digest()[0] % 2 for q in person])
+    sims, level = [], []
+    for lv in OPEN_SET_LEVELS:
+        probes = probe_set(index, cache, pairs, lv, engine.size, "calib", 2, None)
+        sims.append(engine.embed(engine.reconstruct(probes.crop[rows])) @ gallery.T)
+        level += [lv] * len(rows)
+    sims, level = np.concatenate(sims), np.array(level)
+    truth, fold = np.tile(truth, len(OPEN_SET_LEVELS)), np.tile(fold, len(OPEN_SET_LEVELS))
+    tables = {h: {"lead": fit_open_set_table(sims[fold != h], truth[fold != h]),
+                  "best": fit_open_set_table(sims[fold != h], truth[fold != h], beta=0.0)} for h in (0, 1)}
+    rng = np.random.default_rng(7)
+    n_all = len(people)
+    print(f"{len(rows)} calibration probes x {len(OPEN_SET_LEVELS)} levels; gallery subsets of the {n_all} "
+          "calibration people; 2-fold by the probe's person")
+    print(f"{'people':>6s} {'rule':28s} {'FPIR':>6s} {'false leads':>11s}  enrolled with a lead, clean / mild / severe")
+    for n in (5, 20, 100, n_all - 1):
+        # one gallery of n people per search: the probe's own person (if enrolled) and n - 1 others, or n strangers
+        keys = rng.random(sims.shape)
+        enrolled = truth >= 0
+        keys[np.flatnonzero(enrolled), truth[enrolled]] = -1.0  # the own person first (kept for enrolled searches)
+        cols = np.argsort(keys, axis=1)
+        mated_cols = cols[:, :n]
+        stranger_cols = np.where(enrolled[:, None], cols[:, 1:n + 1], cols[:, :n])
+        s_mated = np.take_along_axis(sims, mated_cols, 1)  # column 0 is the own person for enrolled searches
+        s_open = np.take_along_axis(sims, stranger_cols, 1)
+        right_first = s_mated[:, 0] >= s_mated.max(1)
+        for fpir in (0.05, 0.01):
+            for name in ("lead score, table", "best similarity, table", "shipped bundle's threshold"):
+                false_lead = np.zeros(len(sims), bool)
+                found = np.zeros(len(sims), bool)
+                for h in (0, 1):
+                    held = fold == h
+                    if name == "lead score, table":
+                        table = tables[h]["lead"]
+                        score = lambda x, t=table: lead_score(x, t["beta"], t["neighbours"])  # noqa: E731
+                        t = open_set_lookup(table, n, fpir)
+                    elif name == "best similarity, table":
+                        score, t = (lambda x: x.max(1)), open_set_lookup(tables[h]["best"], n, fpir)
+                    else:
+                        score, t = engine.calibration.lead_score, engine.calibration.open_set_threshold(n, fpir)
+                    false_lead[held] = score(s_open[held]) >= t
+                    found[held] = (score(s_mated[held]) >= t) & right_first[held]
+                found_by = " / ".join(f"{found[enrolled & (level == lv)].mean():6.1%}" for lv in EVAL_LEVELS)
+                by_level = {lv: false_lead[level == lv].mean() for lv in OPEN_SET_LEVELS}
+                worst = max(by_level, key=by_level.get)
+                print(f"{n:6d} {name:28s} {fpir:6.1%} {false_lead.mean():11.2%}  {found_by}   false leads "
+                      + " / ".join(f"{by_level[lv]:.2%}" for lv in EVAL_LEVELS)
+                      + f", most at {worst} {by_level[worst]:.2%}", flush=True)
     return 0
 
 

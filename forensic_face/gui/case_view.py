@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from forensic_face.gui.widgets import FrameView, ImagePanel, MplCanvas, Timeline, to_pixmap
-from forensic_face.store.gallery import candidate_distance, search_verdict
+from forensic_face.store.gallery import candidate_distance, open_set_note, search_verdict
 
 NO_AUDIO = "(no audio)"
 
@@ -317,14 +317,11 @@ class CaseView(QWidget):
         if cands:
             colour = "#fff3cd" if search.get("confident") else "#e3f2fd"
             self.verdict.setStyleSheet(f"font-size: 15px; font-weight: bold; padding: 6px; background: {colour};")
-        open_thr = search.get("open_set_threshold")
         self.search_info.setText(
             f"{search.get('people_searched')} people ({search.get('embeddings_searched')} images) compared with "
             f"model {search.get('model_version')}; match probability 0.5 at cosine "
-            f"{search.get('threshold_similarity', float('nan')):.3f}"
-            + (f"; a lead also needs cosine {open_thr:.3f} (strangers reach it in {search.get('fpir', 0.01):.0%} "
-               f"of searches of this many people)" if open_thr is not None else "")
-            + ". Identity probability assumes the person is in the gallery.")
+            f"{search.get('threshold_similarity', float('nan')):.3f}. {open_set_note(search)} "
+            "Identity probability assumes the person is in the gallery.")
         self.table.setRowCount(len(cands))
         for r, c in enumerate(cands):
             name = QTableWidgetItem(str(c.get("person")))

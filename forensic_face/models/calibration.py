@@ -19,12 +19,27 @@ Older bundles carry no ``quality_range``; their ``w2 = w3 = 0`` and the probe's 
 
 Open set: the match probability is a one-to-one figure, but a gallery search makes one comparison per
 enrolled person, and the best of many strangers passes a one-to-one threshold almost surely (on DevTest's
-696-person gallery every search for a person not enrolled did). ``open_set_threshold(n, fpir)`` is the
-similarity that the best of ``n`` strangers exceeds in a share ``fpir`` of searches: from the stranger
-(impostor) similarities of the calibration searches, ``1 - (1 - FMR(t))^n = fpir``, with FMR read from
-their empirical upper tail down to 1e-3 and an exponential tail fitted above that (the mean excess over
-the 1e-3 quantile) further out. A lead needs both: probability >= 0.5 and similarity >= the threshold.
-Bundles without ``impostor_tail`` have no open-set threshold.
+696-person gallery every search for a person not enrolled did). A lead therefore also needs its *lead
+score* to reach ``open_set_threshold(n, fpir)``, the score that searches of ``n`` people for someone who
+is not among them reach in a share ``fpir`` of cases.
+
+The lead score (``open_set``, the table of bundles since 2026-11-27) is the best person's similarity less
+half the mean similarity of the next three, ``s1 - 0.5 mean(s2..s4)`` (fewer neighbours in a smaller
+gallery; ``s1`` alone with one person): how far the best candidate stands out from the probe's next
+nearest people. One probe's similarities to a gallery rise and fall together (a face that resembles
+many people resembles all of them a little), so the neighbours carry what the best stranger of a search
+would reach. Its threshold is read from the calibration searches themselves: every calibration probe at
+13 degradation levels searched against random sets of ``n`` calibration people it is not, the
+``1 - fpir`` quantile of the lead score per ``n`` (a grid from 1 to the calibration gallery's size,
+interpolated in ``log n``; beyond the grid extrapolated along the fitted slope against ``log n``), for
+false-lead rates of 0.5-10 %. On the calibration searches this gave twice the leads of the best
+similarity alone at the same measured false-lead rate in galleries of a few hundred people, and about as
+many in galleries of 5-20.
+
+Bundles fitted before the table carry ``impostor_tail`` only: there the lead score is the best similarity
+and the threshold is ``1 - (1 - FMR(t))^n = fpir`` with FMR from the stranger similarities' empirical
+tail (an exponential tail beyond 1e-3), which counts the comparisons as independent and so errs high.
+Bundles with neither have no open-set threshold.
 
 Temperature: the gallery softmax ``softmax(s_k / T)`` over per-person similarities; ``T`` minimises
 the negative log-likelihood of the true identity on held-out closed-set searches. With
@@ -67,6 +82,8 @@ class MatchCalibration:
     # FMR falling from 0.5 to TAIL_FMR), "tail_scale" (exponential tail beyond), "n" (scores it came from)
     impostor_tail: dict | None = None
     temperature_q: tuple[float, float] | None = None  # (a, b): T = exp(a + b q); None: the single temperature
+    # the lead-score thresholds of gallery searches (fit_open_set_table); None: older bundles (impostor_tail)
+    open_set: dict | None = None
 
     @property
     def uses_quality(self) -> bool:
@@ -94,10 +111,22 @@ class MatchCalibration:
         slope = w1 + w3 * q
         return float(-(w0 + w2 * q) / slope) if abs(slope) > 1e-9 else float("inf")
 
+    def lead_score(self, sims: np.ndarray) -> np.ndarray:
+        """The lead score of gallery searches from their per-person similarities (last axis, any order):
+        the best less ``beta`` times the mean of the next ``neighbours``; the best alone for older bundles."""
+        sims = np.asarray(sims, np.float64)
+        if not self.open_set:
+            return sims.max(axis=-1)
+        return lead_score(sims, float(self.open_set["beta"]), int(self.open_set["neighbours"]))
+
     def open_set_threshold(self, n_people: int, fpir: float = DEFAULT_FPIR) -> float:
-        """The similarity that the best of ``n_people`` strangers reaches in a share ``fpir`` of searches
-        (-inf without an impostor tail: no open-set control)."""
-        if not self.impostor_tail or n_people < 1:
+        """The lead score that searches of ``n_people`` people for someone not among them reach in a share
+        ``fpir`` of cases (-inf without an open-set calibration)."""
+        if n_people < 1:
+            return float("-inf")
+        if self.open_set:
+            return open_set_lookup(self.open_set, n_people, fpir)
+        if not self.impostor_tail:
             return float("-inf")
         target = -np.expm1(np.log1p(-fpir) / n_people)  # the one-to-one FMR that gives this FPIR
         fmr = np.asarray(self.impostor_tail["fmr"], np.float64)
@@ -105,6 +134,13 @@ class MatchCalibration:
         if target >= fmr[-1]:  # inside the measured table: interpolate log(FMR) against similarity
             return float(np.interp(np.log(target), np.log(fmr[::-1]), sim[::-1]))
         return float(sim[-1] + self.impostor_tail["tail_scale"] * np.log(fmr[-1] / target))
+
+    @property
+    def fpir_range(self) -> tuple[float, float] | None:
+        """The false-lead rates the open-set threshold can be set for (None: any, or no open-set control)."""
+        if not self.open_set:
+            return None
+        return float(min(self.open_set["fpir"])), float(max(self.open_set["fpir"]))
 
     def search_temperature(self, sharpness: np.ndarray | float | None = None) -> np.ndarray:
         """The softmax temperature for probes of this sharpness (the single one without it)."""
@@ -131,7 +167,8 @@ class MatchCalibration:
                    n_pairs=int(d["n_pairs"]), n_searches=int(d["n_searches"]),
                    quality_range=(float(q[0]), float(q[1])) if q is not None else None,
                    impostor_tail=d.get("impostor_tail"),
-                   temperature_q=tuple(float(v) for v in d["temperature_q"]) if d.get("temperature_q") else None)
+                   temperature_q=tuple(float(v) for v in d["temperature_q"]) if d.get("temperature_q") else None,
+                   open_set=d.get("open_set"))
 
 
 #: Percentiles of the calibration probes' q that bound the fitted range.
@@ -185,6 +222,94 @@ def fit_impostor_tail(scores: np.ndarray) -> dict:
     excess = s[s > sim[-1]] - sim[-1]
     return {"fmr": [float(v) for v in fmr], "similarity": [float(v) for v in sim],
             "tail_scale": float(excess.mean()), "n": int(s.size)}
+
+
+#: The lead score: the best person's similarity less OPEN_SET_BETA times the mean of the next
+#: OPEN_SET_NEIGHBOURS (chosen on the calibration searches, runs/logs/rule_open_set_table.txt).
+OPEN_SET_BETA = 0.5
+OPEN_SET_NEIGHBOURS = 3
+#: The false-lead rates the open-set table holds thresholds for.
+OPEN_SET_FPIRS = (0.1, 0.05, 0.02, 0.01, 0.005)
+
+
+def lead_score(sims: np.ndarray, beta: float = OPEN_SET_BETA, neighbours: int = OPEN_SET_NEIGHBOURS) -> np.ndarray:
+    """``s1 - beta * mean(s2 .. s(k+1))`` over the last axis of per-person similarities, ``k`` the
+    neighbours the gallery has (``min(neighbours, n - 1)``); ``s1`` for a gallery of one."""
+    sims = np.asarray(sims, np.float64)
+    n = sims.shape[-1]
+    k = min(neighbours, n - 1)
+    if k < 1:
+        return sims[..., 0].copy()
+    top = -np.partition(-sims, k, axis=-1)[..., : k + 1]  # the k + 1 largest, unordered
+    top = -np.sort(-top, axis=-1)
+    return top[..., 0] - beta * top[..., 1:].mean(axis=-1)
+
+
+def open_set_people_grid(largest: int) -> list[int]:
+    """Gallery sizes the open-set table is measured at: 1 to ``largest``, about log-spaced."""
+    grid = [1, 2, 3, 4, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200, 300, 500, 700, 1000, 1500, 2000]
+    return sorted({n for n in grid if n < largest} | {largest})
+
+
+def fit_open_set_table(sims: np.ndarray, truth: np.ndarray, seed: int = 0, beta: float = OPEN_SET_BETA,
+                       neighbours: int = OPEN_SET_NEIGHBOURS, fpirs: tuple[float, ...] = OPEN_SET_FPIRS) -> dict:
+    """Lead-score thresholds for searches of people who are not enrolled, measured on calibration searches.
+
+    ``sims`` (searches, people) holds each calibration probe's similarity to every calibration person;
+    ``truth`` the column of the probe's own person (-1 when not among them). For each gallery size ``n``
+    of the grid, every search is run against ``n`` random people who are not the probe's (several draws
+    for small ``n``), and the ``1 - fpir`` quantile of the lead score is the threshold. The thresholds
+    need not rise with ``n``: the neighbours take away more of a probe's general resemblance to people
+    in a larger gallery, which can offset its larger best stranger. ``slope`` (per unit of ``log n``,
+    fitted over ``n >= 100`` or the upper half of the grid, never below 0, so a falling threshold is
+    held flat rather than lowered) extends them beyond the largest ``n``."""
+    sims = np.asarray(sims, np.float64)
+    truth = np.asarray(truth)
+    n_search, n_people = sims.shape
+    largest = n_people - 1 if (truth >= 0).any() else n_people  # strangers every search has
+    if largest < 1 or n_search * 5 < 1 / min(fpirs):
+        raise ValueError(f"an open-set table needs at least {int(1 / min(fpirs) / 5)} searches of at least two "
+                         f"people, got {n_search} of {n_people}")
+    rng = np.random.default_rng(seed)
+    grid = open_set_people_grid(largest)
+    rows = np.arange(n_search)
+    table = np.zeros((len(fpirs), len(grid)))
+    for j, n in enumerate(grid):
+        draws = 4 if n < 100 else 2 if n < 300 else 1
+        scores = []
+        for _ in range(draws):
+            keys = rng.random(sims.shape)
+            has = truth >= 0
+            keys[rows[has], truth[has]] = np.inf  # the probe's own person is never drawn
+            cols = np.argpartition(keys, n - 1, axis=1)[:, :n]
+            scores.append(lead_score(np.take_along_axis(sims, cols, 1), beta, neighbours))
+        scores = np.concatenate(scores)
+        table[:, j] = [np.quantile(scores, 1 - f) for f in fpirs]
+    logn = np.log(np.asarray(grid, np.float64))
+    upper = logn >= np.log(100) if sum(n >= 100 for n in grid) >= 2 else logn >= np.median(logn)
+    slope = [max(float(np.polyfit(logn[upper], row[upper], 1)[0]), 0.0) if upper.sum() >= 2 else 0.0
+             for row in table]
+    return {"statistic": f"s1 - {beta} * mean of the next {neighbours} people's similarities",
+            "beta": beta, "neighbours": neighbours, "people": grid, "fpir": [float(f) for f in fpirs],
+            "threshold": [[round(float(v), 5) for v in row] for row in table],
+            "slope": [round(v, 5) for v in slope], "searches": int(n_search), "seed": seed}
+
+
+def open_set_lookup(table: dict, n_people: int, fpir: float) -> float:
+    """The lead-score threshold of ``table`` for a gallery of ``n_people`` at false-lead rate ``fpir``
+    (interpolated in log n and log fpir; extrapolated in log n beyond the measured sizes)."""
+    fpirs = np.asarray(table["fpir"], np.float64)
+    if not fpirs.min() - 1e-12 <= fpir <= fpirs.max() + 1e-12:
+        raise ValueError(f"the open-set threshold is calibrated for false-lead rates from {fpirs.min():.1%} to "
+                         f"{fpirs.max():.1%}, not {fpir:.2%}")
+    people = np.log(np.asarray(table["people"], np.float64))
+    thr = np.asarray(table["threshold"], np.float64)
+    slope = np.asarray(table["slope"], np.float64)
+    logn = np.log(n_people)
+    by_rate = thr[:, -1] + slope * (logn - people[-1]) if logn > people[-1] else \
+        np.array([np.interp(logn, people, row) for row in thr])
+    order = np.argsort(fpirs)
+    return float(np.interp(np.log(fpir), np.log(fpirs[order]), by_rate[order]))
 
 
 def fit_temperature(sims: np.ndarray, truth: np.ndarray) -> float:

@@ -26,7 +26,7 @@ import numpy as np
 
 from forensic_face.core.errors import ForensicFaceError, InputError, NoFaceFoundError
 from forensic_face.core.progress import Progress
-from forensic_face.models.calibration import DEFAULT_FPIR
+from forensic_face.models.calibration import DEFAULT_FPIR, OPEN_SET_NEIGHBOURS
 from forensic_face.vision.frames import IMAGE_GLOBS, encode_png
 
 log = logging.getLogger(__name__)
@@ -99,8 +99,9 @@ class SearchResult:
     probe_face_px: float
     seconds: float = 0.0
     probe_sharpness: float | None = None  # what the match threshold was set for (quality-aware calibrations)
-    open_set_threshold: float = float("-inf")  # the best of this many strangers reaches it in `fpir` of searches
+    open_set_threshold: float = float("-inf")  # searches of this many strangers reach it in `fpir` of cases
     fpir: float = DEFAULT_FPIR  # the false-lead rate the open-set threshold is set for
+    lead_score: float = float("nan")  # the best candidate's standing against the next (MatchCalibration.lead_score)
 
     @property
     def below_open_set_threshold(self) -> bool:
@@ -121,7 +122,18 @@ class SearchResult:
                 "probe_sharpness": None if self.probe_sharpness is None else round(self.probe_sharpness, 2),
                 "open_set_threshold": (round(self.open_set_threshold, 4) if np.isfinite(self.open_set_threshold)
                                        else None), "fpir": self.fpir,
+                "lead_score": round(self.lead_score, 4) if np.isfinite(self.lead_score) else None,
                 "seconds": round(self.seconds, 5), "candidates": [c.as_dict() for c in self.candidates]}
+
+
+def _lead_words(search: dict) -> str:
+    """What the lead score of a stored search is, in words (the neighbours a gallery of its size has)."""
+    people = search.get("people_searched")
+    k = min(OPEN_SET_NEIGHBOURS, int(people) - 1) if isinstance(people, int) else OPEN_SET_NEIGHBOURS
+    if k < 1:
+        return "its similarity, the gallery holding one person"
+    return "the best candidate's similarity less half " + (
+        "the next one's" if k == 1 else f"the mean of the next {('two', 'three')[k - 2] if k <= 3 else k}")
 
 
 def search_verdict(search: dict) -> str:
@@ -137,11 +149,37 @@ def search_verdict(search: dict) -> str:
                 "This is not an identification.")
     thr = search.get("open_set_threshold")
     if prob >= 0.5 and thr is not None:
+        people = search.get("people_searched", "?")
+        rate = f"{float(search.get('fpir', 0.01)):.1%}".replace(".0%", "%")
+        lead = search.get("lead_score")
+        if lead is None:  # results saved before the lead score: the threshold was on the similarity itself
+            return (f"No confident match: {best.get('person', '?')} has match probability {prob:.3f} as a single "
+                    f"comparison, but its similarity {float(best.get('similarity', float('nan'))):.3f} is below "
+                    f"{float(thr):.3f}, which the best of {people} people who are not the probe's person reaches "
+                    f"in {rate} of searches.")
         return (f"No confident match: {best.get('person', '?')} has match probability {prob:.3f} as a single "
-                f"comparison, but its similarity {float(best.get('similarity', float('nan'))):.3f} is below "
-                f"{float(thr):.3f}, which the best of {search.get('people_searched', '?')} people who are not the "
-                f"probe's person reaches in {float(search.get('fpir', 0.01)):.0%} of searches.")
+                f"comparison, but stands out too little from the next candidates for a gallery of {people}: lead "
+                f"score {float(lead):.3f} ({_lead_words(search)}) is below "
+                f"{float(thr):.3f}, which searches for someone not enrolled reach in {rate} of cases.")
     return "No confident match: no person in the gallery reaches a match probability of 0.5."
+
+
+def open_set_note(search: dict) -> str:
+    """One sentence on the open-set condition of a stored search result (empty without one), the same in
+    the GUI and the report."""
+    thr = search.get("open_set_threshold")
+    if thr is None:
+        return ""
+    people = search.get("people_searched", "?")
+    rate = f"{float(search.get('fpir', 0.01)):.1%}".replace(".0%", "%")
+    lead = search.get("lead_score")
+    if lead is None:  # saved before the lead score
+        return (f"A lead also needs a similarity of at least {float(thr):.3f}: the best of {people} strangers "
+                f"reaches that in {rate} of searches, so a person who is not in the gallery rarely yields a lead.")
+    return (f"A lead also needs a lead score ({_lead_words(search)}) of at least {float(thr):.3f}; this "
+            f"search's is {float(lead):.3f}. Searches of {people} people "
+            f"for someone not among them reach that in {rate} of cases (measured on held-out calibration "
+            f"searches), so a person who is not in the gallery rarely yields a lead.")
 
 
 @dataclass
@@ -389,12 +427,17 @@ class Gallery:
         variance of the Laplacian of the aligned probe crop) sets the match threshold of calibrations
         that take the probe's quality into account; they refuse a search without it.
 
-        The best candidate is a confident lead when its match probability is at least 0.5 *and* its
-        similarity reaches the open-set threshold for this many people: the similarity the best of
-        that many strangers reaches in a share ``fpir`` of searches (the calibration's impostor tail)."""
+        The best candidate is a confident lead when its match probability is at least 0.5 *and* the
+        search's lead score reaches the open-set threshold for this many people: the score that searches
+        of that many strangers reach in a share ``fpir`` of cases (MatchCalibration.open_set_threshold;
+        a ``fpir`` outside the calibration's range is refused with GalleryError)."""
         import time
 
         t0 = time.perf_counter()
+        try:
+            calibration.open_set_threshold(1, fpir)  # a rate outside what the calibration measured is refused
+        except ValueError as exc:
+            raise GalleryError(str(exc)) from None
         idx = self.index(model_version)
         if len(idx) == 0:
             return SearchResult([], False, float("nan"), 0, 0, model_version, probe_face_px,
@@ -410,10 +453,11 @@ class Gallery:
                            image_path=idx.paths[rows[j]], image_id=int(idx.image_ids[rows[j]]))
                  for j, m in zip(top, match, strict=True)]
         open_thr = calibration.open_set_threshold(int(best.size), fpir)
-        confident = bool(match[0] >= 0.5 and best[top[0]] >= open_thr)
+        lead = float(calibration.lead_score(best))  # the best similarity itself for calibrations before the table
+        confident = bool(match[0] >= 0.5 and lead >= open_thr)
         return SearchResult(cands, confident, calibration.threshold(probe_sharpness), int(best.size),
                             len(idx), model_version, probe_face_px, time.perf_counter() - t0, probe_sharpness,
-                            open_thr, fpir)
+                            open_thr, fpir, lead if calibration.open_set else float("nan"))
 
     # ------------------------------------------------------------------------------------------ model change
     def reembed(self, engine, detector, progress: Progress | None = None) -> int:

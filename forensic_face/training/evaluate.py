@@ -30,6 +30,7 @@ from forensic_face.models.calibration import (
     MatchCalibration,
     fit_impostor_tail,
     fit_logistic,
+    fit_open_set_table,
     fit_temperature,
     fit_temperature_q,
 )
@@ -55,6 +56,10 @@ from forensic_face.vision.quality import sharpness
 log = logging.getLogger(__name__)
 
 EVAL_LEVELS = ("clean", "mild", "severe")
+#: The single-factor degradation levels of forensic_face.vision.degrade (not fitted by the match logistic).
+SINGLE_FACTOR_LEVELS = ("noise", "shot", "jpeg", "blur", "motion", "lowres", "dark", "bright", "occlusion", "rot15")
+#: The levels whose calibration searches set the open-set (gallery lead) thresholds.
+OPEN_SET_LEVELS = EVAL_LEVELS + SINGLE_FACTOR_LEVELS
 DLIB_THRESHOLD = 0.6  # dlib's documented same-person distance
 
 
@@ -221,16 +226,39 @@ def calibrate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], worker
     all_sims = np.concatenate([e[matched] @ g_emb.T for e in probe_embs])
     all_truth = np.tile(truth, len(probe_embs))
     temperature = fit_temperature(all_sims, all_truth)
-    # open set: every probe against every calibration person it is not (the strangers of a search)
+    # one-to-one stranger similarities (kept for the record and for older readers)
     stranger = np.ones_like(all_sims, bool)
     stranger[np.arange(all_sims.shape[0]), all_truth] = False
     tail = fit_impostor_tail(all_sims[stranger]) if stranger.sum() >= 10 / TAIL_FMR else None
     cal = MatchCalibration(weights=weights, temperature=temperature, n_pairs=int(sum(len(s) for s in sims)),
-                           n_searches=int(all_sims.shape[0]), quality_range=quality_range, impostor_tail=tail)
+                           n_searches=int(all_sims.shape[0]), quality_range=quality_range, impostor_tail=tail,
+                           open_set=open_set_calibration(engine, index, cache, pairs, g_emb, pos, workers, progress))
     if cal.uses_quality:  # the temperature by the probe's sharpness, on the same searches
         q = cal.quality(np.concatenate([s_[matched] for s_ in search_sharp]))
         cal = replace(cal, temperature_q=fit_temperature_q(all_sims, all_truth, q, temperature))
     return cal, {"dlib_threshold_by_level": dlib_thr, "calib_people": len(people)}
+
+
+def open_set_calibration(engine, index: FolderIndex, cache: dict, pairs: list[Pair], g_emb: np.ndarray,
+                         pos: dict[str, int], workers: int = 2, progress: Progress | None = None) -> dict | None:
+    """The lead-score thresholds of gallery searches (``fit_open_set_table``) from calibration searches:
+    every pair's second image that is not its person's gallery image, at every level of OPEN_SET_LEVELS,
+    reconstructed without audio, against the calibration gallery (``g_emb``, one image per person)."""
+    first = {}
+    for p in pairs:
+        first.setdefault(p.a.split("/")[0], p.a)
+    rows = [k for k, p in enumerate(pairs) if p.b != first.get(p.b.split("/")[0])]
+    truth = np.array([pos.get(pairs[k].b.split("/")[0], -1) for k in rows])
+    sims = []
+    for level in OPEN_SET_LEVELS:
+        probes = probe_set(index, cache, pairs, level, engine.size, "calib", workers, progress)
+        sims.append(engine.embed(engine.reconstruct(probes.crop[rows], None)) @ g_emb.T)
+    try:
+        table = fit_open_set_table(np.concatenate(sims), np.tile(truth, len(OPEN_SET_LEVELS)))
+    except ValueError as exc:  # too few calibration searches for the table
+        log.warning("no open-set table: %s", exc)
+        return None
+    return {**table, "levels": list(OPEN_SET_LEVELS)}
 
 
 def evaluate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], calib_info: dict, out: Path,
@@ -352,8 +380,8 @@ def identify(engine, gallery_emb: np.ndarray, gallery_desc: np.ndarray, probes: 
     is each probe's sharpness (``probe_sharpness``).
 
     Open set: a probe of a person who is not enrolled must get "no confident match" (the best
-    candidate's match probability below 0.5 or its similarity below the open-set threshold for this
-    gallery's size); for an enrolled person the search succeeds when the right person is first *and*
+    candidate's match probability below 0.5 or the search's lead score below the open-set threshold for
+    this gallery's size); for an enrolled person the search succeeds when the right person is first *and*
     confident (the detection-and-identification rate). The figures with the one-to-one threshold
     alone are kept beside them."""
     cal = engine.calibration
@@ -362,7 +390,7 @@ def identify(engine, gallery_emb: np.ndarray, gallery_desc: np.ndarray, probes: 
     best = sims.max(1)
     open_thr = cal.open_set_threshold(len(sets.gallery_paths), DEFAULT_FPIR)
     one_to_one = cal.probability(best, sharp) >= 0.5
-    confident = one_to_one & (best >= open_thr)
+    confident = one_to_one & (cal.lead_score(sims) >= open_thr)
     c, t = sets.closed, sets.truth
     rank = (sims[c] > sims[c, t][:, None]).sum(1) + 1
     prob = cal.softmax(sims[c], sharp[c])

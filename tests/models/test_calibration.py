@@ -111,6 +111,45 @@ def test_open_set_threshold_holds_the_false_lead_rate_of_a_gallery_search() -> N
         fit_impostor_tail(rng.normal(0, 0.1, 500))
 
 
+def test_lead_score_is_the_best_similarity_less_half_the_mean_of_the_next_three() -> None:
+    from forensic_face.models.calibration import lead_score
+
+    assert lead_score(np.array([0.1, 0.9, 0.3, 0.5, 0.4])) == pytest.approx(0.9 - 0.5 * 0.4)  # any order
+    assert lead_score(np.array([0.2, 0.6])) == pytest.approx(0.6 - 0.5 * 0.2)  # fewer neighbours in a small gallery
+    assert lead_score(np.array([0.7])) == pytest.approx(0.7)  # one person: the similarity itself
+    rows = np.array([[0.9, 0.5, 0.4, 0.3], [0.2, 0.8, 0.1, 0.0]])
+    np.testing.assert_allclose(lead_score(rows), [0.9 - 0.5 * 0.4, 0.8 - 0.5 * 0.1])
+    old = MatchCalibration((0.0, 10.0, 0.0, 0.0), 0.05, 0, 0)
+    assert old.lead_score(rows).tolist() == [0.9, 0.8]  # calibrations before the table: the best similarity
+
+
+def _correlated_searches(rng: np.random.Generator, searches: int, people: int) -> np.ndarray:
+    """Stranger similarities of gallery searches that rise and fall together: a per-probe resemblance
+    to everyone plus each person's own part."""
+    return rng.normal(0.0, 0.08, (searches, 1)) + rng.normal(0.0, 0.12, (searches, people))
+
+
+def test_open_set_table_holds_the_false_lead_rate_when_a_probe_resembles_everyone_a_little() -> None:
+    from forensic_face.models.calibration import fit_open_set_table
+
+    rng = np.random.default_rng(8)
+    table = fit_open_set_table(_correlated_searches(rng, 3000, 401), np.zeros(3000, int))  # own person: column 0
+    assert table["people"][0] == 1 and table["people"][-1] == 400
+    cal = MatchCalibration((0.0, 10.0, 0.0, 0.0), 0.05, 0, 0, open_set=table)
+    assert cal.fpir_range == (0.005, 0.1)
+    # fresh searches of people who are not enrolled, at measured, interpolated and extrapolated gallery sizes
+    for people, fpir in ((1, 0.01), (20, 0.05), (20, 0.01), (150, 0.01), (400, 0.02), (1000, 0.01)):
+        t = cal.open_set_threshold(people, fpir)
+        rate = np.mean(cal.lead_score(_correlated_searches(rng, 6000, people)) >= t)
+        assert rate == pytest.approx(fpir, rel=0.45), (people, fpir, rate)
+    assert cal.open_set_threshold(100, 0.05) < cal.open_set_threshold(100, 0.01) < cal.open_set_threshold(100, 0.005)
+    with pytest.raises(ValueError, match="false-lead rates from 0.5% to 10.0%"):
+        cal.open_set_threshold(100, 0.2)
+    with pytest.raises(ValueError, match="searches"):
+        fit_open_set_table(_correlated_searches(rng, 20, 50), np.full(20, -1))
+    assert MatchCalibration.from_dict(cal.as_dict()).open_set_threshold(150) == cal.open_set_threshold(150)
+
+
 def test_sharp_probes_get_more_decided_identity_probabilities_when_their_rankings_are_more_reliable() -> None:
     from forensic_face.models.calibration import fit_temperature, fit_temperature_q
 

@@ -145,6 +145,43 @@ def test_a_large_gallery_needs_more_than_a_one_to_one_match_for_a_lead(tmp_path:
         assert not small.search(probe(0.4), cal, "v1", 100.0).confident
 
 
+def test_a_probe_that_resembles_everyone_gets_no_lead_but_one_that_stands_out_does(tmp_path: Path) -> None:
+    from forensic_face.models.calibration import fit_open_set_table
+    from forensic_face.store.gallery import open_set_note, search_verdict
+
+    rng = np.random.default_rng(9)
+
+    def unit(x: np.ndarray) -> np.ndarray:
+        return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+    common = unit(rng.normal(size=128))  # what all faces share, as real embeddings do
+    vecs = unit(0.5 * common + unit(rng.normal(size=(400, 128))))
+    # calibration searches of people not enrolled, each resembling the gallery's people more or less
+    probes = unit(rng.uniform(0.0, 1.2, (3000, 1)) * common + unit(rng.normal(size=(3000, 128))))
+    table = fit_open_set_table(probes @ vecs.T, np.full(3000, -1))
+    cal = MatchCalibration(weights=(-2.27, 9.78, 0.0, 0.0), temperature=0.07, n_pairs=0, n_searches=0,
+                           open_set=table)  # one-to-one: probability 0.5 at cosine 0.232
+    with Gallery(tmp_path / "g.db") as g:
+        for k in range(400):
+            g.add_embeddings(f"P{k:03d}", vecs[k:k + 1], "v1")
+        # a probe that resembles everyone: P000 first at a high cosine, but the next people are close behind
+        vague = g.search(unit(1.2 * common + 0.15 * vecs[0]), cal, "v1", 100.0)
+        best, nxt = vague.candidates[0], vague.candidates[1]
+        assert best.person == "P000" and best.similarity > 0.6 and best.match_probability > 0.95
+        assert best.similarity - nxt.similarity < 0.01 and not vague.confident
+        stored = vague.as_dict()
+        assert stored["lead_score"] < stored["open_set_threshold"]
+        assert "stands out too little from the next candidates for a gallery of 400" in search_verdict(stored)
+        assert f"this search's is {stored['lead_score']:.3f}" in open_set_note(stored)
+        # one that resembles P000 and few others: a lower cosine, yet a lead
+        distinct = g.search(unit(vecs[0] + 1.2 * unit(np.random.default_rng(3).normal(size=128))), cal, "v1", 100.0)
+        assert distinct.candidates[0].similarity < best.similarity
+        assert distinct.confident and search_verdict(distinct.as_dict()).startswith("Investigative lead: P000")
+        with pytest.raises(GalleryError, match="false-lead rates from 0.5% to 10.0%, not 50.00%"):
+            g.search(vecs[0], cal, "v1", 100.0, fpir=0.5)
+        assert g.search(vecs[0], cal, "v1", 100.0, fpir=0.05).as_dict()["fpir"] == 0.05
+
+
 def test_not_a_database_is_refused(tmp_path: Path) -> None:
     bad = tmp_path / "g.db"
     bad.write_text("hello")
