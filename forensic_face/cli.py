@@ -243,7 +243,7 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
         recon = engine.reconstruct(grey[None], audio)
         with Gallery(args.db) as g:
             res = g.search(engine.embed(recon)[0], engine.calibration, engine.info.version, det.width, args.top,
-                           probe_sharpness=sharpness(grey))
+                           probe_sharpness=sharpness(grey), fpir=args.fpir)
         if args.json:
             print(json.dumps({**res.as_dict(), "face": det.as_dict(), "engine": engine.info.as_dict()}, indent=2))
         else:
@@ -255,6 +255,25 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
                       f"{c.image_path}")
         return 0
     raise AssertionError(args.gallery_command)
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text.rstrip("%")) / (100.0 if text.endswith("%") else 1.0)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"a rate between 0 and 1 (or a percentage such as 1%), got {text!r}")
+    return value
+
+
+def _fpir_option(parser: argparse.ArgumentParser) -> None:
+    from forensic_face.models.calibration import DEFAULT_FPIR
+
+    parser.add_argument("--fpir", type=_rate, default=DEFAULT_FPIR, metavar="RATE",
+                        help="false-lead rate of gallery searches: the share of searches for someone who is not "
+                             "enrolled that may still end with a lead (default %(default)s; the shipped "
+                             "calibration measured 0.005 to 0.1, e.g. 0.05 or 5%%)")
 
 
 def _parse_box(text: str | None):
@@ -282,7 +301,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     try:
         res = analyze_case(case, engine, FaceDetector(), gallery, frame=args.frame, audio=args.audio,
                            use_audio=not args.no_audio, box=_parse_box(args.box), time_s=args.time,
-                           top_k=args.top, progress=console_progress())
+                           top_k=args.top, fpir=args.fpir, progress=console_progress())
     finally:
         if gallery is not None:
             gallery.close()
@@ -393,6 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("image")
     c.add_argument("--audio", help="audio file recorded with the image")
     c.add_argument("--top", type=int, default=10)
+    _fpir_option(c)
     _engine_options(c)
     c.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_gallery)
@@ -406,6 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--box", help="face box x0,y0,x1,y1 in frame pixels, when detection fails")
     p.add_argument("--time", type=float, help="video: analyse the frame at this time (s)")
     p.add_argument("--top", type=int, default=10)
+    _fpir_option(p)
     _engine_options(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_analyze)

@@ -19,6 +19,7 @@ import numpy as np
 from forensic_face import __version__
 from forensic_face.core.errors import AudioError, CaseError, ForensicFaceError, NoFaceFoundError
 from forensic_face.core.progress import Progress
+from forensic_face.models.calibration import DEFAULT_FPIR
 from forensic_face.store.case import Case, EvidenceItem
 from forensic_face.store.gallery import Gallery, SearchResult
 from forensic_face.vision.frames import encode_png
@@ -88,12 +89,17 @@ def load_frame(case: Case, item: EvidenceItem, detector, progress: Progress | No
 def analyze_case(case: Case, engine, detector, gallery: Gallery | None = None, *, frame: str | None = None,
                  audio: str | None = None, use_audio: bool = True, box: tuple[float, float, float, float] | None = None,
                  time_s: float | None = None, audio_time_s: float | None = None, top_k: int = 10,
-                 progress: Progress | None = None) -> AnalysisResult:
+                 fpir: float = DEFAULT_FPIR, progress: Progress | None = None) -> AnalysisResult:
     from forensic_face.audio.features import AudioFeatureExtractor
     from forensic_face.vision.align import AlignSpec, align_face
     from forensic_face.vision.quality import assess
 
     t0 = time.perf_counter()
+    if gallery is not None and engine.calibration is not None:
+        try:  # refuse a false-lead rate the calibration did not measure before any work is done
+            engine.calibration.open_set_threshold(1, fpir)
+        except ValueError as exc:
+            raise ForensicFaceError(str(exc)) from None
     step = progress or Progress()
     step.update(0, 5, "loading frame")
     item = pick_evidence(case, frame, ("image", "video"))
@@ -148,7 +154,7 @@ def analyze_case(case: Case, engine, detector, gallery: Gallery | None = None, *
         if engine.calibration is None:
             raise ForensicFaceError("the models carry no calibration; retrain or re-export them")
         search_res = gallery.search(emb, engine.calibration, engine.info.version, det.width, top_k,
-                                    probe_sharpness=quality.sharpness)
+                                    probe_sharpness=quality.sharpness, fpir=fpir)
         search = search_res.as_dict()
     n = sum(1 for e in case.read_log() if e.get("action") == "analysis") + 1
     aid = f"analysis-{n:03d}"
@@ -176,7 +182,8 @@ def analyze_case(case: Case, engine, detector, gallery: Gallery | None = None, *
         seconds=round(time.perf_counter() - t0, 3), face_image=grey, reconstruction=recon,
         reconstruction_no_audio=rec_plain, search_result=search_res)
     payload = {**result.as_dict(), "software": f"forensic-face {__version__}",
-               "parameters": {"top_k": top_k, "use_audio": use_audio, "manual_box": box, "time_s": time_s,
+               "parameters": {"top_k": top_k, "fpir": fpir, "use_audio": use_audio, "manual_box": box,
+                              "time_s": time_s,
                               "audio_time_s": audio_time_s},
                "inputs": {"frame": {"evidence": item.name, "sha256": item.sha256}}}
     case.save_result(f"{aid}.json", payload, "analysis",

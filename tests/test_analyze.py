@@ -91,6 +91,30 @@ def test_silent_audio_gets_a_clear_error(tmp_path: Path, evidence, tiny_engine, 
     assert not any(e["action"] == "analysis" for e in case.read_log())  # nothing half-recorded
 
 
+def test_a_false_lead_rate_the_calibration_never_measured_is_refused_before_any_work(
+        tmp_path: Path, evidence, tiny_engine, detector, gallery, monkeypatch) -> None:
+    from dataclasses import replace
+
+    from forensic_face.core.errors import ForensicFaceError
+    from forensic_face.models.calibration import fit_open_set_table
+
+    sims = np.random.default_rng(0).normal(0.0, 0.2, (400, 30))
+    monkeypatch.setattr(tiny_engine, "calibration",
+                        replace(tiny_engine.calibration, open_set=fit_open_set_table(sims, np.full(400, -1))))
+    case = Case.create(tmp_path / "case", "C-7", "Analyst")
+    case.add_evidence([evidence["cam1.jpg"]])
+    with pytest.raises(ForensicFaceError, match="false-lead rates from 0.5% to 10.0%"):
+        analyze_case(case, tiny_engine, detector, gallery, fpir=0.3)
+    assert not [e for e in case.read_log() if e["action"] == "analysis"]
+    assert not list((case.root / "results").glob("*"))
+    res = analyze_case(case, tiny_engine, detector, gallery, fpir=0.05)
+    assert res.search["fpir"] == 0.05
+    assert res.search["open_set_threshold"] == pytest.approx(tiny_engine.calibration.open_set_threshold(2, 0.05),
+                                                             abs=1e-4)
+    saved = json.loads((case.root / "results" / f"{res.analysis_id}.json").read_text())
+    assert saved["parameters"]["fpir"] == 0.05  # the rate the search was held to is in the record
+
+
 def test_analyze_command(tmp_path: Path, evidence, tiny_models: Path, gallery, capsys) -> None:
     from forensic_face.cli import main
 
@@ -98,9 +122,11 @@ def test_analyze_command(tmp_path: Path, evidence, tiny_models: Path, gallery, c
     assert main(["case", "new", str(root), "--id", "C-5", "--analyst", "A"]) == 0
     assert main(["case", "add", str(root), str(evidence["cam1.jpg"]), str(evidence["cam1.wav"])]) == 0
     capsys.readouterr()
-    code = main(["analyze", str(root), "--gallery", str(gallery.path), "--models", str(tiny_models), "--json"])
+    code = main(["analyze", str(root), "--gallery", str(gallery.path), "--models", str(tiny_models), "--json",
+                 "--fpir", "2%"])
     assert code == 0
     out = json.loads(capsys.readouterr().out)
+    assert out["search"]["fpir"] == 0.02
     assert out["search"]["verdict"] in ("no confident match",) or out["search"]["verdict"].startswith("candidate")
     assert main(["gallery", "info", str(gallery.path)]) == 0
     assert "2 people" in capsys.readouterr().out

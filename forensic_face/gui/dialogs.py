@@ -24,8 +24,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from forensic_face.gui.settings import DEVICES, AppSettings
+from forensic_face.gui.settings import DEVICES, FPIR_CHOICES, AppSettings
 from forensic_face.gui.widgets import ImagePanel
+from forensic_face.models.calibration import DEFAULT_FPIR
 from forensic_face.store.gallery import candidate_distance
 
 #: What the analyst can do about each kind of failure.
@@ -123,17 +124,24 @@ class SettingsDialog(QDialog):
         self.top_k = QSpinBox()
         self.top_k.setRange(1, 100)
         self.top_k.setValue(settings.top_k)
+        self.fpir = QComboBox()
+        for rate in FPIR_CHOICES:
+            self.fpir.addItem(f"{rate * 100:g} %" + (" (default)" if rate == DEFAULT_FPIR else ""), rate)
+        self.fpir.setCurrentIndex(FPIR_CHOICES.index(settings.fpir))
+        self.fpir.setToolTip("The share of searches for someone who is not in the gallery that may still end with "
+                             "an investigative lead. A higher rate gives more leads, and more of them false.")
         self.analyst = QLineEdit(settings.analyst)
         form = QFormLayout(self)
         form.addRow("Gallery database:", row)
         form.addRow("Compute device:", self.device)
         form.addRow("Candidates shown (top-k):", self.top_k)
+        form.addRow("False-lead rate of gallery leads:", self.fpir)
         form.addRow("Default analyst name:", self.analyst)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
-        self.resize(560, 180)
+        self.resize(560, 210)
 
     def _browse(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Gallery database (existing or new)", self.gallery.text(),
@@ -146,6 +154,7 @@ class SettingsDialog(QDialog):
         settings.gallery_path = self.gallery.text().strip()
         settings.device = self.device.currentText()
         settings.top_k = self.top_k.value()
+        settings.fpir = float(self.fpir.currentData())
         settings.analyst = self.analyst.text().strip()
 
 

@@ -87,7 +87,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.settings = settings or AppSettings()
         self.wb = workbench or Workbench(device=self.settings.device, gallery_path=self.settings.gallery_path,
-                                         top_k=self.settings.top_k)
+                                         top_k=self.settings.top_k, fpir=self.settings.fpir)
         self.state: CaseState | None = None
         self.runner = TaskRunner(self)  # analysis, enrolment, export, opening cases
         self.preview = TaskRunner(self)  # frames and audio panels
@@ -265,7 +265,8 @@ class MainWindow(QMainWindow):
     def _update_status(self) -> None:
         gallery = self.wb.gallery_path or "none (Settings ▸ Gallery)"
         case = f"case {self.state.case.meta['id']}" if self.state else "no case open"
-        self.status_label.setText(f"{case} · gallery: {gallery} · device: {self.wb.device} · top-{self.wb.top_k}")
+        self.status_label.setText(f"{case} · gallery: {gallery} · device: {self.wb.device} · top-{self.wb.top_k}"
+                                  f" · false leads {self.wb.fpir * 100:g} %")
 
     def _task_started(self, label: str, cancellable: bool) -> None:
         self.task_label.setText(label)
@@ -669,7 +670,7 @@ class MainWindow(QMainWindow):
     def apply_settings(self) -> None:
         """Hand the saved settings to the services (the engine reloads on a device change)."""
         self.wb.configure(device=self.settings.device, gallery_path=self.settings.gallery_path,
-                          top_k=self.settings.top_k)
+                          top_k=self.settings.top_k, fpir=self.settings.fpir)
         self._update_status()
 
     def about(self) -> None:

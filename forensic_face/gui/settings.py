@@ -1,4 +1,5 @@
-"""Persistent settings (QSettings): gallery, device, top-k, analyst name, recent cases, window layout."""
+"""Persistent settings (QSettings): gallery, device, top-k, false-lead rate, analyst name, recent cases,
+window layout."""
 
 from __future__ import annotations
 
@@ -6,8 +7,12 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings
 
+from forensic_face.models.calibration import DEFAULT_FPIR, OPEN_SET_FPIRS
+
 MAX_RECENT = 10
 DEVICES = ("auto", "cpu", "cuda")
+#: False-lead rates an analyst may hold gallery searches to (those the calibration measures).
+FPIR_CHOICES = tuple(sorted(OPEN_SET_FPIRS))
 
 
 class AppSettings:
@@ -47,6 +52,19 @@ class AppSettings:
     @top_k.setter
     def top_k(self, value: int) -> None:
         self.q.setValue("search/top_k", int(value))
+
+    @property
+    def fpir(self) -> float:
+        """The false-lead rate gallery searches are held to (one of FPIR_CHOICES)."""
+        try:
+            value = float(self.q.value("search/fpir", DEFAULT_FPIR))
+        except (TypeError, ValueError):
+            return DEFAULT_FPIR
+        return value if any(abs(value - c) < 1e-9 for c in FPIR_CHOICES) else DEFAULT_FPIR
+
+    @fpir.setter
+    def fpir(self, value: float) -> None:
+        self.q.setValue("search/fpir", float(value))
 
     @property
     def analyst(self) -> str:

@@ -16,6 +16,7 @@ import numpy as np
 
 from forensic_face.core.errors import CaseError, ForensicFaceError, ModelsNotTrainedError
 from forensic_face.core.progress import Progress
+from forensic_face.models.calibration import DEFAULT_FPIR
 from forensic_face.store.case import Case, VerifyReport
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,9 @@ class Workbench:
     """Lazily built engine + detector + gallery, and the operations of the GUI."""
 
     def __init__(self, models: str | Path | None = None, device: str = "auto", gallery_path: str = "",
-                 top_k: int = 10) -> None:
+                 top_k: int = 10, fpir: float = DEFAULT_FPIR) -> None:
         self.models, self.device, self.gallery_path, self.top_k = models, device, gallery_path, top_k
+        self.fpir = fpir
         self._engine = None
         self._detector = None
         self._preview_detector = None
@@ -59,7 +61,7 @@ class Workbench:
 
     # ------------------------------------------------------------------------------- resources
     def configure(self, *, device: str | None = None, gallery_path: str | None = None,
-                  top_k: int | None = None) -> None:
+                  top_k: int | None = None, fpir: float | None = None) -> None:
         with self._lock:
             if device is not None and device != self.device:
                 self.device, self._engine = device, None
@@ -69,6 +71,8 @@ class Workbench:
                 self.gallery_path, self._gallery = gallery_path, None
             if top_k is not None:
                 self.top_k = top_k
+            if fpir is not None:
+                self.fpir = fpir
 
     def engine(self):
         with self._lock:
@@ -201,7 +205,7 @@ class Workbench:
 
         res = analyze_case(case, self.engine(), self.detector(), self.gallery(), frame=frame,
                            audio=audio if use_audio else None, use_audio=use_audio and audio is not None,
-                           box=box, time_s=time_s, top_k=self.top_k, progress=progress)
+                           box=box, time_s=time_s, top_k=self.top_k, fpir=self.fpir, progress=progress)
         return self.case_state(case, with_latest=True), res.analysis_id
 
     def audio_panel(self, case: Case, evidence: str, t: float | None = None, with_view: bool = True):

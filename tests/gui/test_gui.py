@@ -342,9 +342,15 @@ def test_settings_reach_the_services(qtbot, window: MainWindow, tmp_path: Path) 
     assert not dlg.device.model().item(2).isEnabled()  # CUDA greyed out where torch sees no GPU
     dlg.gallery.setText(str(tmp_path / "other.db"))
     dlg.top_k.setValue(3)
+    assert dlg.fpir.currentText() == "1 % (default)"
+    dlg.fpir.setCurrentIndex(dlg.fpir.findText("5 %"))
     dlg.analyst.setText("B. Examiner")
     dlg.apply(window.settings)
     window.apply_settings()
     assert window.wb.gallery_path == str(tmp_path / "other.db") and window.wb.top_k == 3
+    assert window.wb.fpir == 0.05  # gallery searches now allow more (and more false) leads
     assert "other.db" in window.status_label.text() and "top-3" in window.status_label.text()
-    assert AppSettings(window.settings.q).analyst == "B. Examiner"
+    assert "false leads 5 %" in window.status_label.text()
+    assert AppSettings(window.settings.q).analyst == "B. Examiner" and AppSettings(window.settings.q).fpir == 0.05
+    window.settings.q.setValue("search/fpir", "0.3")  # a rate the calibration never measured: the default
+    assert window.settings.fpir == 0.01
