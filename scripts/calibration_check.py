@@ -164,9 +164,10 @@ def open_set_check(engine, index, cache, pairs) -> int:
                 found_by = " / ".join(f"{found[enrolled & (level == lv)].mean():6.1%}" for lv in EVAL_LEVELS)
                 by_level = {lv: false_lead[level == lv].mean() for lv in OPEN_SET_LEVELS}
                 worst = max(by_level, key=by_level.get)
+                by_fold = " / ".join(f"{false_lead[fold == h].mean():.2%}" for h in (0, 1))
                 print(f"{n:6d} {name:28s} {fpir:6.1%} {false_lead.mean():11.2%}  {found_by}   false leads "
                       + " / ".join(f"{by_level[lv]:.2%}" for lv in EVAL_LEVELS)
-                      + f", most at {worst} {by_level[worst]:.2%}", flush=True)
+                      + f", most at {worst} {by_level[worst]:.2%}; by held-out half {by_fold}", flush=True)
     return 0
 
 
