@@ -341,6 +341,7 @@ def evaluate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], calib_i
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
     _plots(curves, examples, out)
+    _open_set_plot(report["identification"], out.with_name(out.stem + "_open_set.png"))
     return report
 
 
@@ -388,9 +389,11 @@ def identify(engine, gallery_emb: np.ndarray, gallery_desc: np.ndarray, probes: 
     emb = engine.embed(engine.reconstruct(probes.crop))
     sims = emb @ gallery_emb.T  # (pairs, gallery)
     best = sims.max(1)
-    open_thr = cal.open_set_threshold(len(sets.gallery_paths), DEFAULT_FPIR)
+    n_people = len(sets.gallery_paths)
+    open_thr = cal.open_set_threshold(n_people, DEFAULT_FPIR)
     one_to_one = cal.probability(best, sharp) >= 0.5
-    confident = one_to_one & (cal.lead_score(sims) >= open_thr)
+    lead = cal.lead_score(sims)
+    confident = one_to_one & (lead >= open_thr)
     c, t = sets.closed, sets.truth
     rank = (sims[c] > sims[c, t][:, None]).sum(1) + 1
     prob = cal.softmax(sims[c], sharp[c])
@@ -403,6 +406,16 @@ def identify(engine, gallery_emb: np.ndarray, gallery_desc: np.ndarray, probes: 
              "fpir_target": DEFAULT_FPIR,
              "one_to_one_threshold_only": {"enrolled_found_confidently": rate_report(top1 & one_to_one[c]),
                                            "not_enrolled_no_confident_match": rate_report(~one_to_one[sets.open])}}
+    if cal.open_set:  # what each false-lead setting gave here, and the whole trade-off for the plot
+        ident["by_fpir_setting"] = []
+        for fpir in cal.open_set["fpir"]:
+            bar = cal.open_set_threshold(n_people, fpir)
+            ident["by_fpir_setting"].append({
+                "fpir": fpir, "threshold": round(bar, 4),
+                "enrolled_found_confidently": rate_report(top1 & one_to_one[c] & (lead[c] >= bar)),
+                "not_enrolled_no_confident_match": rate_report(~(one_to_one[sets.open] & (lead[sets.open] >= bar)))})
+        ident["trade_off"] = {name: _trade_off(score, one_to_one, top1, sets)
+                              for name, score in (("lead_score", lead), ("best_similarity", best))}
     # dlib: Euclidean distance of descriptors; probes without a descriptor find no one
     dist = np.linalg.norm(probes.dlib[:, None, :] - gallery_desc[None, :, :], axis=2)
     dist = np.where(np.isfinite(dist), dist, np.inf)
@@ -414,6 +427,21 @@ def identify(engine, gallery_emb: np.ndarray, gallery_desc: np.ndarray, probes: 
                                "enrolled_found_confidently": rate_report((d_rank == 1) & d_found & d_confident[c]),
                                "not_enrolled_no_confident_match": rate_report(~d_confident[sets.open])}
     return ident
+
+
+def _trade_off(score: np.ndarray, one_to_one: np.ndarray, top1: np.ndarray, sets: IdentificationSets,
+               points: int = 120) -> dict:
+    """Share of searches for people not enrolled that end with a lead (false leads) against the share of
+    enrolled ones found with a lead, as the threshold on ``score`` moves (the one-to-one rule kept)."""
+    thresholds = np.unique(np.quantile(score, np.linspace(0.0, 1.0, points)))
+    passed_open = one_to_one[sets.open][:, None] & (score[sets.open][:, None] >= thresholds[None, :])
+    passed_closed = (top1 & one_to_one[sets.closed])[:, None] & (score[sets.closed][:, None] >= thresholds[None, :])
+
+    def share(passed: np.ndarray) -> list[float]:
+        return [round(float(v), 5) for v in passed.mean(0)] if len(passed) else [0.0] * thresholds.size
+
+    return {"threshold": [round(float(v), 4) for v in thresholds], "false_leads": share(passed_open),
+            "enrolled_found": share(passed_closed)}
 
 
 #: Paired comparisons reported per level: (name, a, b, what it answers).
@@ -472,6 +500,46 @@ def _plots(curves: dict, examples: dict, out: Path) -> None:
                     ax.set_ylabel(f"{level}\n{label}", fontsize=8)
     fig.tight_layout()
     fig.savefig(out.with_name(out.stem + "_examples.png"), dpi=100)
+    plt.close(fig)
+
+
+def _open_set_plot(ident: dict, path: Path) -> None:
+    """Gallery search's trade-off per level: enrolled found with a lead against false leads, for the lead
+    score and the best similarity, with the false-lead settings and dlib at 0.6 marked."""
+    levels = {k: v for k, v in ident["levels"].items() if v.get("trade_off")}
+    if not levels:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(levels), figsize=(5 * len(levels), 4.6), squeeze=False)
+    for ax, (level, lev) in zip(axes[0], levels.items(), strict=True):
+        for name, style in (("lead_score", "-"), ("best_similarity", "--")):
+            curve = lev["trade_off"][name]
+            ax.plot(np.maximum(curve["false_leads"], 1e-3), curve["enrolled_found"], style,
+                    label=name.replace("_", " "))
+        for point in lev["by_fpir_setting"]:
+            x = max(1 - point["not_enrolled_no_confident_match"]["rate"], 1e-3)
+            ax.plot(x, point["enrolled_found_confidently"]["rate"], "o", color="black", ms=4)
+            ax.annotate(f"{point['fpir'] * 100:g} %", (x, point["enrolled_found_confidently"]["rate"]),
+                        textcoords="offset points", xytext=(4, -10), fontsize=7)
+        d = lev["dlib_reference"]
+        ax.plot(max(1 - d["not_enrolled_no_confident_match"]["rate"], 1e-3), d["enrolled_found_confidently"]["rate"],
+                "s", color="tab:red", label="dlib at 0.6")
+        ax.set_xscale("log")
+        ax.set_xlim(1e-3, 1)
+        ax.set_ylim(0, 1.01)
+        ax.set_title(f"Gallery of {ident['gallery_people']}, probe {level}", fontsize=10)
+        ax.set_xlabel("false leads (searches for people not enrolled)")
+        ax.set_ylabel("enrolled found with a lead")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left", fontsize=8)
+    fig.text(0.5, 0.005, "dots: the false-lead settings (0.5-10 %), thresholds from calibration searches; "
+             "0.1 % stands for none", ha="center", fontsize=8)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 

@@ -61,6 +61,13 @@ def test_train_resume_export_evaluate(tiny_lfw: Path, isolated_cache, tmp_path: 
     emb = engine.embed(recon)
     assert np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-4)
 
+    if engine.calibration.open_set is None:  # too few calibration searches here: give it a table of strangers
+        from dataclasses import replace
+
+        from forensic_face.models.calibration import fit_open_set_table
+
+        strangers = np.random.default_rng(0).normal(0.0, 0.3, (400, 30))
+        engine.calibration = replace(engine.calibration, open_set=fit_open_set_table(strangers, np.full(400, -1)))
     report = evaluate(engine, prep.index, prep.cache, split.test_pairs, {}, tmp_path / "eval.json", workers=1)
     assert set(report["levels"]) == {"clean", "mild", "severe"}
     for name, lev in report["levels"].items():
@@ -81,7 +88,18 @@ def test_train_resume_export_evaluate(tiny_lfw: Path, isolated_cache, tmp_path: 
             assert who["rank_1"]["count"] <= who["rank_5"]["count"] <= ident["enrolled_probes"]
             assert who["enrolled_found_confidently"]["count"] <= who["rank_1"]["count"]
             assert who["not_enrolled_no_confident_match"]["of"] == ident["not_enrolled_probes"]
+        # each false-lead setting's outcome: a higher rate never gives fewer leads, true or false
+        settings = sorted(lev["by_fpir_setting"], key=lambda r: r["fpir"])
+        assert [r["fpir"] for r in settings] == [0.005, 0.01, 0.02, 0.05, 0.1]
+        for key in ("enrolled_found_confidently",):
+            assert [r[key]["count"] for r in settings] == sorted(r[key]["count"] for r in settings)
+        no_lead = [r["not_enrolled_no_confident_match"]["count"] for r in settings]
+        assert no_lead == sorted(no_lead, reverse=True)
+        curve = lev["trade_off"]["lead_score"]
+        assert len(curve["threshold"]) == len(curve["false_leads"]) == len(curve["enrolled_found"])
+        assert curve["false_leads"] == sorted(curve["false_leads"], reverse=True)  # a higher bar, fewer leads
     assert (tmp_path / "eval_roc.png").is_file() and (tmp_path / "eval_examples.png").is_file()
+    assert (tmp_path / "eval_open_set.png").is_file()
 
 
 def test_autoencoder_phase_trains_the_autoencoder_alone_and_resumes(tiny_lfw: Path, isolated_cache,
