@@ -244,6 +244,21 @@ def identification(ev: dict, hp: dict | None) -> list[str]:
                       + " / ".join(f"{v:.3f}" for v in cv["by_sharpness"]["ece"]) + ". DevTest ECE with one "
                       "temperature was " + " / ".join(f"{v:.3f}" for v in dev["one_temperature"]["ece"])
                       + ": better at clean and severe, worse at mild.")
+    second = (hp or {}).get("temperature_change_2")
+    if second:
+        cv, dev = second["cv_calibration_searches"], second["devtest_identity_probability"]
+
+        def three(values: list[float]) -> str:
+            return " / ".join(f"{v:.3f}" for v in values)
+
+        lines[-1] += (f" A square term followed on {second['date']} ({second['form']}; a rule {second['rule']}), "
+                      f"because {second['why']}. Calibration searches, held out: NLL {three(cv['linear']['nll'])} "
+                      f"with the linear form, {three(cv['quadratic']['nll'])} with the square term; ECE "
+                      f"{three(cv['linear']['ece'])} against {three(cv['quadratic']['ece'])}. On DevTest the ECE "
+                      f"went from {three(dev['linear']['ece'])} to {three(dev['quadratic']['ece'])} and the Brier "
+                      f"score from {three(dev['linear']['brier'])} to {three(dev['quadratic']['brier'])}: better at "
+                      "mild, a little worse by the ECE at clean and severe (the Brier score a little better at clean), "
+                      "better in sum.")
     return lines
 
 
@@ -288,10 +303,14 @@ def calibration_text(meta: dict) -> str:
     w = cal["weights"]
     by_q = ""
     if cal.get("temperature_q") and cal.get("quality_range"):
-        a, b = cal["temperature_q"]
+        coef = cal["temperature_q"]
         lo, hi = cal["quality_range"]
-        by_q = (f", by the probe's sharpness T = exp({a:.3f} {b:+.4f}·q): {math.exp(a + b * lo):.4f} for the "
-                f"blurriest probes, {math.exp(a + b * hi):.4f} for the sharpest")
+        m = MatchCalibration.from_dict(cal)
+        form = f"{coef[0]:.3f} {coef[1]:+.4f}·q" + (f" {coef[2]:+.4f}·q²" if len(coef) > 2 else "")
+        mid = (lo + hi) / 2
+        by_q = (f", by the probe's sharpness T = exp({form}): {float(m.search_temperature(math.expm1(lo))):.4f} for "
+                f"the blurriest probes, {float(m.search_temperature(math.expm1(mid))):.4f} at q = {mid:.2f}, "
+                f"{float(m.search_temperature(math.expm1(hi))):.4f} for the sharpest")
     n = (f" Gallery softmax temperature T = {cal['temperature']:.4f}" + by_q
          + f". Fitted on {cal['n_pairs']} held-out pair scores (calibration people, clean/mild/severe, with and "
          "without audio).")

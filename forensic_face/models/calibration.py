@@ -43,10 +43,13 @@ Bundles with neither have no open-set threshold.
 
 Temperature: the gallery softmax ``softmax(s_k / T)`` over per-person similarities; ``T`` minimises
 the negative log-likelihood of the true identity on held-out closed-set searches. With
-``temperature_q = (a, b)`` it depends on the probe's sharpness too, ``T = exp(a + b q)``: a sharp
-probe's ranking is more reliable, so its probabilities may be more decided (one temperature made the
-clean searches' identity probabilities under-confident: top-1 right 48 % of the time at a mean stated
-31 %). Without the probe's sharpness the single ``temperature`` is used.
+``temperature_q = (a, b, c)`` it depends on the probe's sharpness too, ``T = exp(a + b q + c q^2)``
+(bundles of 2026-11-27 before that carry ``(a, b)``, ``c = 0``): a sharp probe's ranking is more
+reliable, so its probabilities may be more decided (one temperature made the clean searches' identity
+probabilities under-confident: top-1 right 48 % of the time at a mean stated 31 %); the square term lets
+mildly degraded probes, whose sharpness lies between, have a temperature of their own (with the linear
+form their probabilities were under-confident: 0.22 stated where 39 % were right). Without the probe's
+sharpness the single ``temperature`` is used.
 """
 
 from __future__ import annotations
@@ -81,7 +84,7 @@ class MatchCalibration:
     # stranger similarities of calibration searches: {"fmr": [...], "similarity": [...]} (the quantile table,
     # FMR falling from 0.5 to TAIL_FMR), "tail_scale" (exponential tail beyond), "n" (scores it came from)
     impostor_tail: dict | None = None
-    temperature_q: tuple[float, float] | None = None  # (a, b): T = exp(a + b q); None: the single temperature
+    temperature_q: tuple[float, ...] | None = None  # (a, b[, c]): T = exp(a + b q + c q^2); None: one temperature
     # the lead-score thresholds of gallery searches (fit_open_set_table); None: older bundles (impostor_tail)
     open_set: dict | None = None
 
@@ -146,8 +149,8 @@ class MatchCalibration:
         """The softmax temperature for probes of this sharpness (the single one without it)."""
         if self.temperature_q is None or sharpness is None or not self.uses_quality:
             return np.full(np.shape(sharpness) if sharpness is not None else (), self.temperature)
-        a, b = self.temperature_q
-        return np.exp(a + b * self.quality(sharpness))
+        q = self.quality(sharpness)
+        return np.exp(sum(w * q**k for k, w in enumerate(self.temperature_q)))
 
     def softmax(self, sims: np.ndarray, sharpness: np.ndarray | float | None = None) -> np.ndarray:
         """Identity probabilities over the last axis of ``sims``; ``sharpness`` a scalar or one per row."""
@@ -328,20 +331,23 @@ def fit_temperature(sims: np.ndarray, truth: np.ndarray) -> float:
     return float(fine[int(np.argmin([nll(t) for t in fine]))])
 
 
-def fit_temperature_q(sims: np.ndarray, truth: np.ndarray, q: np.ndarray, start: float) -> tuple[float, float]:
-    """(a, b) of T = exp(a + b q) minimising the NLL of ``truth`` under softmax(sims / T) per search; q is
-    each search's clipped sharpness feature, ``start`` the single fitted temperature."""
+def fit_temperature_q(sims: np.ndarray, truth: np.ndarray, q: np.ndarray, start: float,
+                      degree: int = 2) -> tuple[float, ...]:
+    """Coefficients (a, b[, c]) of T = exp(a + b q [+ c q^2]) minimising the NLL of ``truth`` under
+    softmax(sims / T) per search; q is each search's clipped sharpness feature, ``start`` the single fitted
+    temperature, ``degree`` 1 (log-linear) or 2 (with the square term)."""
     from scipy.optimize import minimize
 
     sims = np.asarray(sims, dtype=np.float64)
     q = np.asarray(q, dtype=np.float64)
     idx = np.arange(sims.shape[0])
+    powers = np.stack([q**k for k in range(degree + 1)], axis=1)
 
     def nll(w: np.ndarray) -> float:
-        z = sims / np.exp(w[0] + w[1] * q)[:, None]
+        z = sims / np.exp(powers @ w)[:, None]
         z = z - z.max(axis=1, keepdims=True)
         return float(-(z[idx, truth] - np.log(np.exp(z).sum(axis=1))).mean())
 
-    w = minimize(nll, np.array([np.log(start), 0.0]), method="Nelder-Mead",
-                 options={"xatol": 1e-5, "fatol": 1e-7, "maxiter": 2000}).x
-    return float(w[0]), float(w[1])
+    w = minimize(nll, np.r_[np.log(start), np.zeros(degree)], method="Nelder-Mead",
+                 options={"xatol": 1e-6, "fatol": 1e-8, "maxiter": 4000}).x
+    return tuple(float(v) for v in w)

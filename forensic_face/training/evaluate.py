@@ -235,7 +235,7 @@ def calibrate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], worker
                            open_set=open_set_calibration(engine, index, cache, pairs, g_emb, pos, workers, progress))
     if cal.uses_quality:  # the temperature by the probe's sharpness, on the same searches
         q = cal.quality(np.concatenate([s_[matched] for s_ in search_sharp]))
-        cal = replace(cal, temperature_q=fit_temperature_q(all_sims, all_truth, q, temperature))
+        cal = replace(cal, temperature_q=fit_temperature_q(all_sims, all_truth, q, temperature, degree=2))
     return cal, {"dlib_threshold_by_level": dlib_thr, "calib_people": len(people)}
 
 

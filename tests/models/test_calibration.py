@@ -160,7 +160,7 @@ def test_sharp_probes_get_more_decided_identity_probabilities_when_their_ranking
     sims = rng.normal(0.0, 0.2, (n, k))
     sims[np.arange(n), truth] += 0.1 * (q - 2.0)  # the true person stands out more for sharper probes
     start = fit_temperature(sims, truth)
-    a, b = fit_temperature_q(sims, truth, q, start)
+    a, b = fit_temperature_q(sims, truth, q, start, degree=1)
     assert b < 0  # a lower temperature (more decided) for sharper probes
     cal = MatchCalibration((0.0, 10.0, 0.0, 0.0), start, 0, 0, quality_range=(2.5, 7.5), temperature_q=(a, b))
     sharp_probe, blurred_probe = np.expm1(7.0), np.expm1(3.0)
@@ -175,3 +175,30 @@ def test_sharp_probes_get_more_decided_identity_probabilities_when_their_ranking
         one = MatchCalibration((0, 1, 0, 0), start, 0, 0).softmax(sims[group])
         right = p.argmax(1) == truth[group]
         assert abs(p.max(1).mean() - right.mean()) < abs(one.max(1).mean() - right.mean())
+
+
+def test_mildly_degraded_probes_get_a_temperature_of_their_own() -> None:
+    from forensic_face.models.calibration import fit_temperature, fit_temperature_q
+    from forensic_face.training.metrics import probability_report
+
+    rng = np.random.default_rng(11)
+    n, k = 3000, 50
+    q = np.concatenate([rng.uniform(2.5, 3.5, n // 3), rng.uniform(3.8, 4.6, n // 3), rng.uniform(6.0, 7.5, n // 3)])
+    truth = rng.integers(0, k, n)
+    sims = rng.normal(0.0, 0.2, (n, k))
+    # blurred probes rank poorly; mildly degraded ones nearly as well as sharp ones (not halfway between)
+    sims[np.arange(n), truth] += np.select([q < 3.6, q < 5.0], [0.05, 0.30], 0.35)
+    start = fit_temperature(sims, truth)
+    forms = {d: fit_temperature_q(sims, truth, q, start, degree=d) for d in (1, 2)}
+    assert len(forms[1]) == 2 and len(forms[2]) == 3
+    middle = (q > 3.7) & (q < 4.7)
+    ece = {}
+    for d, coef in forms.items():
+        cal = MatchCalibration((0.0, 10.0, 0.0, 0.0), start, 0, 0, quality_range=(2.5, 7.5), temperature_q=coef)
+        p = cal.softmax(sims[middle], np.expm1(q[middle]))
+        ece[d] = probability_report(p.max(1), p.argmax(1) == truth[middle])["ece"]
+    # the log-linear form misstates the middle group (0.13 stated where 0.26 are right); the square term halves that
+    assert ece[1] > 0.1 and ece[2] < 0.5 * ece[1]
+    a, b = forms[1]  # bundles with (a, b) read as before
+    old = MatchCalibration((0.0, 10.0, 0.0, 0.0), start, 0, 0, quality_range=(2.5, 7.5), temperature_q=(a, b))
+    assert old.search_temperature(np.expm1(4.0)) == pytest.approx(np.exp(a + b * 4.0))
