@@ -18,13 +18,19 @@ the false-lead rate of searches for people not enrolled and the share of enrolle
 a lead on the right person; beside it the best similarity alone under an empirical table of its own, and
 the shipped bundle's thresholds.
 
-    .venv/bin/python scripts/calibration_check.py [--models resources/models] [--noise-compensated | --open-set]
+``--temperature`` compares the forms of the gallery softmax temperature the same way (2-fold by person on the
+enrolled calibration searches at clean, mild and severe): NLL of the true person and ECE of the top-1
+identity probability.
+
+    .venv/bin/python scripts/calibration_check.py [--models resources/models]
+        [--noise-compensated | --open-set | --temperature]
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +39,8 @@ from forensic_face.models.calibration import (
     MatchCalibration,
     fit_logistic,
     fit_open_set_table,
+    fit_temperature,
+    fit_temperature_q,
     lead_score,
     open_set_lookup,
 )
@@ -62,6 +70,8 @@ def main() -> int:
     ap.add_argument("--noise-compensated", action="store_true",
                     help="sharpness less the Laplacian's response to the estimated noise")
     ap.add_argument("--open-set", action="store_true", help="check the open-set threshold on calibration searches")
+    ap.add_argument("--temperature", action="store_true",
+                    help="compare the gallery softmax temperature's forms on calibration searches")
     args = ap.parse_args()
     index = index_folder(shared_data_dir() / "lfw")
     split = make_split(index, 0)
@@ -70,6 +80,8 @@ def main() -> int:
     pairs = split.calib_pairs
     if args.open_set:
         return open_set_check(engine, index, cache, pairs)
+    if args.temperature:
+        return temperature_check(engine, index, cache, pairs)
     same = np.array([p.same for p in pairs])
     # person-disjoint halves: by a stable hash of the probe's person
     fold = np.array([hashlib.sha256(p.b.split("/")[0].encode()).digest()[0] % 2 for p in pairs])
@@ -104,12 +116,11 @@ def main() -> int:
     return 0
 
 
-def open_set_check(engine, index, cache, pairs) -> int:
-    """Person-disjoint 2-fold check of the open-set table: fitted (fit_open_set_table) on the searches of
-    one half of the calibration probes' people, scored on the other half's, for galleries of several sizes
-    (random subsets of the calibration people): the false-lead rate of searches for people not enrolled,
-    and the share of enrolled searches that end with a lead on the right person. The best similarity alone
-    under the same empirical table and the shipped (or independence-model) threshold are shown beside it."""
+def calibration_searches(engine, index, cache, pairs, levels):
+    """Every calibration pair's second image that is not its person's gallery image, at each level,
+    reconstructed without audio, searched against the calibration gallery (one clean image per person):
+    (similarities, the own person's column or -1, person-disjoint fold 0/1, level, sharpness), one row per
+    probe and level."""
     first: dict[str, str] = {}
     for p in pairs:
         first.setdefault(p.a.split("/")[0], p.a)
@@ -120,19 +131,59 @@ def open_set_check(engine, index, cache, pairs) -> int:
     person = [pairs[k].b.split("/")[0] for k in rows]
     truth = np.array([pos.get(q, -1) for q in person])
     fold = np.array([hashlib.sha256(q.encode()).digest()[0] % 2 for q in person])
-    sims, level = [], []
-    for lv in OPEN_SET_LEVELS:
+    sims, level, sharp = [], [], []
+    for lv in levels:
         probes = probe_set(index, cache, pairs, lv, engine.size, "calib", 2, None)
         sims.append(engine.embed(engine.reconstruct(probes.crop[rows])) @ gallery.T)
+        sharp.append(probe_sharpness(probes)[rows])
         level += [lv] * len(rows)
-    sims, level = np.concatenate(sims), np.array(level)
-    truth, fold = np.tile(truth, len(OPEN_SET_LEVELS)), np.tile(fold, len(OPEN_SET_LEVELS))
+    return (np.concatenate(sims), np.tile(truth, len(levels)), np.tile(fold, len(levels)), np.array(level),
+            np.concatenate(sharp))
+
+
+def temperature_check(engine, index, cache, pairs) -> int:
+    """Person-disjoint 2-fold check of the gallery softmax temperature's forms on the enrolled calibration
+    searches (clean, mild, severe; no audio): one temperature, T = exp(a + b q) and T = exp(a + b q + c q^2),
+    each fitted on one half of the probes' people and scored on the other half: NLL of the true person and
+    ECE of the top-1 identity probability per level."""
+    sims, truth, fold, level, sharp = calibration_searches(engine, index, cache, pairs, EVAL_LEVELS)
+    keep = truth >= 0
+    sims, truth, fold, level, sharp = sims[keep], truth[keep], fold[keep], level[keep], sharp[keep]
+    q = engine.calibration.quality(sharp)
+    print(f"{keep.sum()} enrolled calibration searches of {sims.shape[1]} people; 2-fold by the probe's person")
+    print(f"{'form':28s} " + " | ".join(f"{lv:>6s} NLL   ECE" for lv in EVAL_LEVELS))
+    for form, degree in (("one temperature", 0), ("T = exp(a + b q)", 1), ("T = exp(a + b q + c q^2)", 2)):
+        probs = np.zeros_like(sims)
+        for h in (0, 1):
+            fit = fold != h
+            start = fit_temperature(sims[fit], truth[fit])
+            coef = fit_temperature_q(sims[fit], truth[fit], q[fit], start, degree) if degree else None
+            cal = replace(engine.calibration, temperature=start, temperature_q=coef)
+            probs[~fit] = cal.softmax(sims[~fit], sharp[~fit] if degree else None)
+        cells = []
+        for lv in EVAL_LEVELS:
+            m = level == lv
+            p = probs[m]
+            nll = -np.log(p[np.arange(m.sum()), truth[m]] + 1e-12).mean()
+            ece = probability_report(p.max(1), p.argmax(1) == truth[m])["ece"]
+            cells.append(f"{nll:6.3f} {ece:5.3f}")
+        print(f"{form:28s} " + " | ".join(f"{c:>16s}" for c in cells), flush=True)
+    return 0
+
+
+def open_set_check(engine, index, cache, pairs) -> int:
+    """Person-disjoint 2-fold check of the open-set table: fitted (fit_open_set_table) on the searches of
+    one half of the calibration probes' people, scored on the other half's, for galleries of several sizes
+    (random subsets of the calibration people): the false-lead rate of searches for people not enrolled,
+    and the share of enrolled searches that end with a lead on the right person. The best similarity alone
+    under the same empirical table and the shipped (or independence-model) threshold are shown beside it."""
+    sims, truth, fold, level, _ = calibration_searches(engine, index, cache, pairs, OPEN_SET_LEVELS)
+    n_all = sims.shape[1]
     tables = {h: {"lead": fit_open_set_table(sims[fold != h], truth[fold != h]),
                   "best": fit_open_set_table(sims[fold != h], truth[fold != h], beta=0.0)} for h in (0, 1)}
     rng = np.random.default_rng(7)
-    n_all = len(people)
-    print(f"{len(rows)} calibration probes x {len(OPEN_SET_LEVELS)} levels; gallery subsets of the {n_all} "
-          "calibration people; 2-fold by the probe's person")
+    print(f"{len(sims) // len(OPEN_SET_LEVELS)} calibration probes x {len(OPEN_SET_LEVELS)} levels; gallery subsets "
+          f"of the {n_all} calibration people; 2-fold by the probe's person")
     print(f"{'people':>6s} {'rule':28s} {'FPIR':>6s} {'false leads':>11s}  enrolled with a lead, clean / mild / severe")
     for n in (5, 20, 100, n_all - 1):
         # one gallery of n people per search: the probe's own person (if enrolled) and n - 1 others, or n strangers

@@ -252,7 +252,8 @@ def identification(ev: dict, hp: dict | None) -> list[str]:
             return " / ".join(f"{v:.3f}" for v in values)
 
         lines[-1] += (f" A square term followed on {second['date']} ({second['form']}; a rule {second['rule']}), "
-                      f"because {second['why']}. Calibration searches, held out: NLL {three(cv['linear']['nll'])} "
+                      f"because {second['why']}. Calibration searches, held out (`{cv['command']}`): NLL "
+                      f"{three(cv['linear']['nll'])} "
                       f"with the linear form, {three(cv['quadratic']['nll'])} with the square term; ECE "
                       f"{three(cv['linear']['ece'])} against {three(cv['quadratic']['ece'])}. On DevTest the ECE "
                       f"went from {three(dev['linear']['ece'])} to {three(dev['quadratic']['ece'])} and the Brier "
