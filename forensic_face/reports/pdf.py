@@ -458,6 +458,24 @@ def _search_block(a: AnalysisView, st) -> list:
     return block
 
 
+def _settings_sentence(rows, used: set[float]) -> str:
+    """What each false-lead setting gave on the evaluation gallery's clean probes, the settings this report's
+    searches used marked; empty for evaluations without the figures."""
+    parts = []
+    for r in sorted((r for r in rows or [] if isinstance(r, dict) and isinstance(r.get("fpir"), (int, float))),
+                    key=lambda r: r["fpir"]):
+        no_lead = (r.get("not_enrolled_no_confident_match") or {}).get("rate")
+        found = (r.get("enrolled_found_confidently") or {}).get("rate")
+        if not isinstance(no_lead, (int, float)):
+            continue
+        parts.append(f"{_pct(r['fpir'])}{' (used here)' if round(float(r['fpir']), 6) in used else ''}: "
+                     f"{_pct(1.0 - no_lead)} false leads, {_pct(found)} of the enrolled found")
+    if not parts:
+        return ""
+    return (" Each false-lead setting (set on calibration searches) against what it gave on clean probes of that "
+            "gallery: " + "; ".join(parts) + ".")
+
+
 def _method_section(c: ReportContent, st, n: int) -> list:
     from reportlab.lib.units import mm
     from reportlab.platypus import PageBreak
@@ -531,6 +549,8 @@ def _method_section(c: ReportContent, st, n: int) -> list:
             return _pct(1.0 - r if isinstance(r, (int, float)) else None)
 
         target = (lv.get("clean") or {}).get("fpir_target")
+        used = {round(float(search["fpir"]), 6) for search in (a.data.get("search") for a in c.analyses)
+                if isinstance(search, dict) and isinstance(search.get("fpir"), (int, float))}
         out.append(_p(
             f"Gallery search, measured on a gallery of {ident.get('gallery_people', '?')} people (one image each): "
             f"the right person ranked first for {rate('clean', 'rank_1')} / {rate('mild', 'rank_1')} / "
@@ -544,7 +564,8 @@ def _method_section(c: ReportContent, st, n: int) -> list:
             f"{rate('mild', 'enrolled_found_confidently')} / {rate('severe', 'enrolled_found_confidently')}: a "
             "lead needs the best candidate to stand out from the next ones by a margin that searches for strangers "
             "rarely reach, and most true matches do not reach it. A candidate list without a lead is a ranking, "
-            "not a finding.", st["body"]))
+            "not a finding." + _settings_sentence((lv.get("clean") or {}).get("by_fpir_setting"), used),
+            st["body"]))
     out.append(_p("Known limits", st["h2"]))
     limits = [
         "The models were trained and measured on LFW (celebrity photographs) with simulated CCTV degradation; "

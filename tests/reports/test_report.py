@@ -84,6 +84,13 @@ def test_report_holds_what_an_examiner_needs(analysed_case: Case, tmp_path: Path
         lo, hi = severe["ci95"]["false_match_rate"]
         assert f"({lo:.1%}–{hi:.1%})".replace("%", "") in flat  # the bracket under the figure in its cell
         assert "Wilson's interval" in text
+        rows = shipped.get("identification", {}).get("levels", {}).get("clean", {}).get("by_fpir_setting")
+        if rows:  # what each false-lead setting gave, the one these searches used marked
+            words = " ".join(text.split())
+            one = next(r for r in rows if r["fpir"] == 0.01)
+            false_leads = 1 - one["not_enrolled_no_confident_match"]["rate"]
+            assert f"1.0% (used here): {false_leads:.1%} false leads" in words
+            assert "5.0%: " in words and "5.0% (used here)" not in words
     entry = case.read_log()[-1]
     assert entry["action"] == "report.exported"
     assert entry["details"]["sha256"] == hashlib.sha256((tmp_path / "report.pdf").read_bytes()).hexdigest()
