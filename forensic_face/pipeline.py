@@ -183,8 +183,7 @@ def analyze_case(case: Case, engine, detector, gallery: Gallery | None = None, *
         reconstruction_no_audio=rec_plain, search_result=search_res)
     payload = {**result.as_dict(), "software": f"forensic-face {__version__}",
                "parameters": {"top_k": top_k, "fpir": fpir, "use_audio": use_audio, "manual_box": box,
-                              "time_s": time_s,
-                              "audio_time_s": audio_time_s},
+                              "time_s": time_s, "audio_time_s": audio_time_s},
                "inputs": {"frame": {"evidence": item.name, "sha256": item.sha256}}}
     case.save_result(f"{aid}.json", payload, "analysis",
                      {"analysis": aid, "frame": {"evidence": item.name, "sha256": item.sha256},

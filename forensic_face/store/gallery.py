@@ -126,6 +126,17 @@ class SearchResult:
                 "seconds": round(self.seconds, 5), "candidates": [c.as_dict() for c in self.candidates]}
 
 
+def _number(value, default: float = float("nan")) -> float:
+    """A stored figure as a float (``default`` for anything else: stored results are untrusted input)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return default
+    return float(value)
+
+
+def _rate_text(search: dict) -> str:
+    return f"{_number(search.get('fpir'), 0.01):.1%}".replace(".0%", "%")
+
+
 def _lead_words(search: dict) -> str:
     """What the lead score of a stored search is, in words (the neighbours a gallery of its size has)."""
     people = search.get("people_searched")
@@ -143,24 +154,24 @@ def search_verdict(search: dict) -> str:
     if not cands:
         return "The gallery is empty: nobody was compared."
     best = cands[0]
-    prob = float(best.get("match_probability", float("nan")))
+    prob = _number(best.get("match_probability"))
     if search.get("confident"):
         return (f"Investigative lead: {best.get('person', '?')} (match probability {prob:.3f}). "
                 "This is not an identification.")
     thr = search.get("open_set_threshold")
     if prob >= 0.5 and thr is not None:
         people = search.get("people_searched", "?")
-        rate = f"{float(search.get('fpir', 0.01)):.1%}".replace(".0%", "%")
+        rate = _rate_text(search)
         lead = search.get("lead_score")
         if lead is None:  # results saved before the lead score: the threshold was on the similarity itself
             return (f"No confident match: {best.get('person', '?')} has match probability {prob:.3f} as a single "
-                    f"comparison, but its similarity {float(best.get('similarity', float('nan'))):.3f} is below "
-                    f"{float(thr):.3f}, which the best of {people} people who are not the probe's person reaches "
+                    f"comparison, but its similarity {_number(best.get('similarity')):.3f} is below "
+                    f"{_number(thr):.3f}, which the best of {people} people who are not the probe's person reaches "
                     f"in {rate} of searches.")
         return (f"No confident match: {best.get('person', '?')} has match probability {prob:.3f} as a single "
                 f"comparison, but stands out too little from the next candidates for a gallery of {people}: lead "
-                f"score {float(lead):.3f} ({_lead_words(search)}) is below "
-                f"{float(thr):.3f}, which searches for someone not enrolled reach in {rate} of cases.")
+                f"score {_number(lead):.3f} ({_lead_words(search)}) is below "
+                f"{_number(thr):.3f}, which searches for someone not enrolled reach in {rate} of cases.")
     return "No confident match: no person in the gallery reaches a match probability of 0.5."
 
 
@@ -171,13 +182,13 @@ def open_set_note(search: dict) -> str:
     if thr is None:
         return ""
     people = search.get("people_searched", "?")
-    rate = f"{float(search.get('fpir', 0.01)):.1%}".replace(".0%", "%")
+    rate = _rate_text(search)
     lead = search.get("lead_score")
     if lead is None:  # saved before the lead score
-        return (f"A lead also needs a similarity of at least {float(thr):.3f}: the best of {people} strangers "
+        return (f"A lead also needs a similarity of at least {_number(thr):.3f}: the best of {people} strangers "
                 f"reaches that in {rate} of searches, so a person who is not in the gallery rarely yields a lead.")
-    return (f"A lead also needs a lead score ({_lead_words(search)}) of at least {float(thr):.3f}; this "
-            f"search's is {float(lead):.3f}. Searches of {people} people "
+    return (f"A lead also needs a lead score ({_lead_words(search)}) of at least {_number(thr):.3f}; this "
+            f"search's is {_number(lead):.3f}. Searches of {people} people "
             f"for someone not among them reach that in {rate} of cases (measured on held-out calibration "
             f"searches), so a person who is not in the gallery rarely yields a lead.")
 

@@ -177,6 +177,9 @@ def test_a_probe_that_resembles_everyone_gets_no_lead_but_one_that_stands_out_do
         distinct = g.search(unit(vecs[0] + 1.2 * unit(np.random.default_rng(3).normal(size=128))), cal, "v1", 100.0)
         assert distinct.candidates[0].similarity < best.similarity
         assert distinct.confident and search_verdict(distinct.as_dict()).startswith("Investigative lead: P000")
+        hostile = {**stored, "fpir": "1%", "lead_score": "high", "open_set_threshold": [0.3],
+                   "candidates": [{**stored["candidates"][0], "match_probability": "0.99"}]}
+        assert search_verdict(hostile).startswith("No confident match") and "nan" in open_set_note(hostile)
         with pytest.raises(GalleryError, match="false-lead rates from 0.5% to 10.0%, not 50.00%"):
             g.search(vecs[0], cal, "v1", 100.0, fpir=0.5)
         assert g.search(vecs[0], cal, "v1", 100.0, fpir=0.05).as_dict()["fpir"] == 0.05
