@@ -190,7 +190,8 @@ def probe_sharpness(probes: Probes) -> np.ndarray:
 def calibrate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], workers: int = 2,
               progress: Progress | None = None) -> tuple[MatchCalibration, dict]:
     """Fit the match logistic and the softmax temperature on held-out calibration pairs (all levels,
-    with and without audio)."""
+    with and without audio), and the open-set table of gallery leads on their searches at every level of
+    OPEN_SET_LEVELS (``open_set_calibration``)."""
     size = engine.size
     same = np.array([p.same for p in pairs])
     gal = engine.embed(gallery_crops(index, cache, [p.a for p in pairs], size))
