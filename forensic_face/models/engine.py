@@ -70,9 +70,7 @@ def save_bundle(folder: Path, ae: FusionAutoencoder, rec: Recogniser, calibratio
         "calibration": calibration.as_dict() if calibration else None,
         "record": record,
     }
-    tmp = folder / (META_FILE + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=2))
-    tmp.replace(folder / META_FILE)
+    _write_meta(folder, meta)
     return meta
 
 
@@ -82,10 +80,15 @@ def save_calibration(folder: Path, calibration: MatchCalibration, record_update:
     meta = json.loads((folder / META_FILE).read_text())
     meta["calibration"] = calibration.as_dict()
     meta["record"] = {**meta.get("record", {}), **record_update}
+    _write_meta(folder, meta)
+    return meta
+
+
+def _write_meta(folder: Path, meta: dict) -> None:
+    """``models.json``, replaced atomically."""
     tmp = folder / (META_FILE + ".tmp")
     tmp.write_text(json.dumps(meta, indent=2))
     tmp.replace(folder / META_FILE)
-    return meta
 
 
 def load_networks(folder: Path, device: torch.device) -> tuple[FusionAutoencoder, Recogniser, dict]:
