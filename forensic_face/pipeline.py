@@ -97,7 +97,7 @@ def analyze_case(case: Case, engine, detector, gallery: Gallery | None = None, *
     t0 = time.perf_counter()
     if gallery is not None and engine.calibration is not None:
         try:  # refuse a false-lead rate the calibration did not measure before any work is done
-            engine.calibration.open_set_threshold(1, fpir)
+            engine.calibration.check_fpir(fpir)
         except ValueError as exc:
             raise ForensicFaceError(str(exc)) from None
     step = progress or Progress()

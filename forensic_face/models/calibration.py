@@ -138,6 +138,11 @@ class MatchCalibration:
             return float(np.interp(np.log(target), np.log(fmr[::-1]), sim[::-1]))
         return float(sim[-1] + self.impostor_tail["tail_scale"] * np.log(fmr[-1] / target))
 
+    def check_fpir(self, fpir: float) -> None:
+        """Refuse (ValueError) a false-lead rate outside those the open-set table was measured for."""
+        if self.open_set:
+            _check_fpir(self.open_set, fpir)
+
     @property
     def fpir_range(self) -> tuple[float, float] | None:
         """The false-lead rates the open-set threshold can be set for (None: any, or no open-set control)."""
@@ -298,13 +303,18 @@ def fit_open_set_table(sims: np.ndarray, truth: np.ndarray, seed: int = 0, beta:
             "slope": [round(v, 5) for v in slope], "searches": int(n_search), "seed": seed}
 
 
-def open_set_lookup(table: dict, n_people: int, fpir: float) -> float:
-    """The lead-score threshold of ``table`` for a gallery of ``n_people`` at false-lead rate ``fpir``
-    (interpolated in log n and log fpir; extrapolated in log n beyond the measured sizes)."""
+def _check_fpir(table: dict, fpir: float) -> None:
     fpirs = np.asarray(table["fpir"], np.float64)
     if not fpirs.min() - 1e-12 <= fpir <= fpirs.max() + 1e-12:
         raise ValueError(f"the open-set threshold is calibrated for false-lead rates from {fpirs.min():.1%} to "
                          f"{fpirs.max():.1%}, not {fpir:.2%}")
+
+
+def open_set_lookup(table: dict, n_people: int, fpir: float) -> float:
+    """The lead-score threshold of ``table`` for a gallery of ``n_people`` at false-lead rate ``fpir``
+    (interpolated in log n and log fpir; extrapolated in log n beyond the measured sizes)."""
+    _check_fpir(table, fpir)
+    fpirs = np.asarray(table["fpir"], np.float64)
     people = np.log(np.asarray(table["people"], np.float64))
     thr = np.asarray(table["threshold"], np.float64)
     slope = np.asarray(table["slope"], np.float64)

@@ -446,7 +446,7 @@ class Gallery:
 
         t0 = time.perf_counter()
         try:
-            calibration.open_set_threshold(1, fpir)  # a rate outside what the calibration measured is refused
+            calibration.check_fpir(fpir)
         except ValueError as exc:
             raise GalleryError(str(exc)) from None
         idx = self.index(model_version)
