@@ -216,10 +216,8 @@ def calibrate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], worker
         dlib_thr[level] = float(-thr[int(np.argmax(acc))])
     weights, quality_range = fit_logistic(np.concatenate(sims), np.concatenate(ys), np.concatenate(sharp))
     # temperature: closed-set search of matched probes among the calibration people (one clean image each)
-    people = sorted({p.a.split("/")[0] for p in pairs})
-    first = {}
-    for p in pairs:
-        first.setdefault(p.a.split("/")[0], p.a)
+    first = first_images(pairs)
+    people = sorted(first)
     g_emb = engine.embed(gallery_crops(index, cache, [first[q] for q in people], size))
     pos = {q: i for i, q in enumerate(people)}
     matched = [k for k, p in enumerate(pairs) if p.same and p.b.split("/")[0] in pos]
@@ -245,9 +243,7 @@ def open_set_calibration(engine, index: FolderIndex, cache: dict, pairs: list[Pa
     """The lead-score thresholds of gallery searches (``fit_open_set_table``) from calibration searches:
     every pair's second image that is not its person's gallery image, at every level of OPEN_SET_LEVELS,
     reconstructed without audio, against the calibration gallery (``g_emb``, one image per person)."""
-    first = {}
-    for p in pairs:
-        first.setdefault(p.a.split("/")[0], p.a)
+    first = first_images(pairs)
     rows = [k for k, p in enumerate(pairs) if p.b != first.get(p.b.split("/")[0])]
     truth = np.array([pos.get(pairs[k].b.split("/")[0], -1) for k in rows])
     sims = []
@@ -357,10 +353,17 @@ class IdentificationSets:
     open: np.ndarray  # indices of pairs whose probe person is not enrolled
 
 
-def identification_sets(pairs: list[Pair]) -> IdentificationSets:
+def first_images(pairs: list[Pair]) -> dict[str, str]:
+    """Each person's first ``a`` image in the pairs (in order of first appearance): the gallery image of
+    searches built from verification pairs."""
     first: dict[str, str] = {}
     for p in pairs:
         first.setdefault(p.a.split("/")[0], p.a)
+    return first
+
+
+def identification_sets(pairs: list[Pair]) -> IdentificationSets:
+    first = first_images(pairs)
     people = list(first)
     pos = {q: i for i, q in enumerate(people)}
     closed, truth, open_ = [], [], []
