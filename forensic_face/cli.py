@@ -96,14 +96,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from forensic_face.core.progress import console_progress
     from forensic_face.models.engine import FaceEngine
     from forensic_face.training.evaluate import calibrate, evaluate
-    from forensic_face.training.lfw import build_face_cache, index_folder
-    from forensic_face.training.split import make_split
+    from forensic_face.training.split import load_split_data
 
-    data = _data_dir(args.data)
     progress = console_progress()
-    index = index_folder(data)
-    split = make_split(index)
-    cache = build_face_cache(index, progress, with_teacher=True, workers=args.workers)
+    index, split, cache = load_split_data(_data_dir(args.data), progress, args.workers)
     engine = FaceEngine(args.models, device=args.device)
     # the calibration run at export recorded dlib's thresholds on the same held-out pairs; refit only without it
     info = engine.meta.get("record", {}).get("calibration_info")

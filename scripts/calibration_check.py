@@ -50,14 +50,14 @@ from forensic_face.training.evaluate import (
     EVAL_LEVELS,
     OPEN_SET_LEVELS,
     SINGLE_FACTOR_LEVELS,
+    first_images,
     gallery_crops,
     probe_set,
     probe_sharpness,
     score_pairs,
 )
-from forensic_face.training.lfw import build_face_cache, index_folder
 from forensic_face.training.metrics import binary_metrics, probability_report
-from forensic_face.training.split import make_split
+from forensic_face.training.split import load_split_data
 from forensic_face.vision.quality import noise_sigma
 
 FITTED = EVAL_LEVELS
@@ -73,9 +73,7 @@ def main() -> int:
     ap.add_argument("--temperature", action="store_true",
                     help="compare the gallery softmax temperature's forms on calibration searches")
     args = ap.parse_args()
-    index = index_folder(shared_data_dir() / "lfw")
-    split = make_split(index, 0)
-    cache = build_face_cache(index, None, with_teacher=True, workers=2)
+    index, split, cache = load_split_data(shared_data_dir() / "lfw")
     engine = FaceEngine(args.models, device="cpu")
     pairs = split.calib_pairs
     if args.open_set:
@@ -121,9 +119,7 @@ def calibration_searches(engine, index, cache, pairs, levels):
     reconstructed without audio, searched against the calibration gallery (one clean image per person):
     (similarities, the own person's column or -1, person-disjoint fold 0/1, level, sharpness), one row per
     probe and level."""
-    first: dict[str, str] = {}
-    for p in pairs:
-        first.setdefault(p.a.split("/")[0], p.a)
+    first = first_images(pairs)
     people = sorted(first)
     pos = {q: i for i, q in enumerate(people)}
     gallery = engine.embed(gallery_crops(index, cache, [first[q] for q in people], engine.size))

@@ -20,9 +20,8 @@ import numpy as np
 from forensic_face.models.engine import FaceEngine
 from forensic_face.paths import shared_data_dir
 from forensic_face.training.evaluate import gallery_crops, probe_set, probe_sharpness, score_pairs
-from forensic_face.training.lfw import build_face_cache, index_folder
 from forensic_face.training.metrics import auc_difference, mcnemar, roc_auc
-from forensic_face.training.split import make_split
+from forensic_face.training.split import load_split_data
 
 
 def main() -> int:
@@ -32,9 +31,7 @@ def main() -> int:
     ap.add_argument("--calibration-only", action="store_true",
                     help="only the calibration pairs (to choose between models without looking at DevTest)")
     args = ap.parse_args()
-    index = index_folder(shared_data_dir() / "lfw")
-    split = make_split(index, 0)
-    cache = build_face_cache(index, None, with_teacher=True, workers=2)
+    index, split, cache = load_split_data(shared_data_dir() / "lfw")
     engines = [FaceEngine(m, device="cpu") for m in (args.a, args.b)]
     if engines[0].size != engines[1].size:
         raise SystemExit("the two models take different input sizes")

@@ -20,9 +20,8 @@ import numpy as np
 from forensic_face.models.engine import FaceEngine
 from forensic_face.paths import shared_data_dir
 from forensic_face.training.evaluate import gallery_crops, probe_set, probe_sharpness, score_pairs
-from forensic_face.training.lfw import build_face_cache, index_folder
 from forensic_face.training.metrics import auc_interval, roc_auc, wilson_interval
-from forensic_face.training.split import make_split
+from forensic_face.training.split import load_split_data
 
 
 def linked_groups(pairs) -> list[np.ndarray]:
@@ -49,9 +48,7 @@ def main() -> int:
     ap.add_argument("--models", type=Path, default=Path("resources/models"))
     ap.add_argument("--draws", type=int, default=2000)
     args = ap.parse_args()
-    index = index_folder(shared_data_dir() / "lfw")
-    split = make_split(index, 0)
-    cache = build_face_cache(index, None, with_teacher=True, workers=2)
+    index, split, cache = load_split_data(shared_data_dir() / "lfw")
     engine = FaceEngine(args.models, device="cpu")
     pairs = split.test_pairs
     same = np.array([p.same for p in pairs])

@@ -29,9 +29,9 @@ from score_calibration import score  # noqa: E402 - beside this script
 from forensic_face.models.engine import FaceEngine  # noqa: E402
 from forensic_face.paths import shared_data_dir  # noqa: E402
 from forensic_face.training.evaluate import gallery_crops, probe_set  # noqa: E402
-from forensic_face.training.lfw import Pair, build_face_cache, index_folder  # noqa: E402
+from forensic_face.training.lfw import Pair  # noqa: E402
 from forensic_face.training.metrics import best_threshold_accuracy, roc_auc  # noqa: E402
-from forensic_face.training.split import make_split  # noqa: E402
+from forensic_face.training.split import load_split_data  # noqa: E402
 from forensic_face.training.train import training_rows  # noqa: E402
 
 N_TRAIN = 600
@@ -76,9 +76,7 @@ def main() -> int:
     ap.add_argument("check", choices=("fit", "ensemble"))
     ap.add_argument("--models", help="model folder (default: the shipped models)")
     args = ap.parse_args()
-    index = index_folder(shared_data_dir() / "lfw")
-    split = make_split(index, 0)
-    cache = build_face_cache(index, None, with_teacher=True, workers=2)
+    index, split, cache = load_split_data(shared_data_dir() / "lfw")
     engine = FaceEngine(args.models, device="cpu")
     rows = (check_fit if args.check == "fit" else check_ensemble)(engine, index, cache, split)
     for row in rows:

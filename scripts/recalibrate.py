@@ -18,18 +18,15 @@ from forensic_face.core.progress import console_progress
 from forensic_face.models.engine import FaceEngine, save_calibration
 from forensic_face.paths import shared_data_dir
 from forensic_face.training.evaluate import calibrate
-from forensic_face.training.lfw import build_face_cache, index_folder
-from forensic_face.training.split import make_split
+from forensic_face.training.split import load_split_data
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("models", type=Path)
     args = ap.parse_args()
-    index = index_folder(shared_data_dir() / "lfw")
-    split = make_split(index, 0)
     progress = console_progress()
-    cache = build_face_cache(index, progress, with_teacher=True, workers=2)
+    index, split, cache = load_split_data(shared_data_dir() / "lfw", progress)
     engine = FaceEngine(args.models, device="cpu")
     before = engine.meta.get("calibration")
     cal, info = calibrate(engine, index, cache, split.calib_pairs, 2, progress)

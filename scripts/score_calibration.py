@@ -26,9 +26,8 @@ from forensic_face.core.progress import console_progress
 from forensic_face.models.engine import FaceEngine
 from forensic_face.paths import shared_data_dir
 from forensic_face.training.evaluate import gallery_crops, probe_set, score_pairs
-from forensic_face.training.lfw import build_face_cache, index_folder
 from forensic_face.training.metrics import psnr, roc_auc
-from forensic_face.training.split import make_split
+from forensic_face.training.split import load_split_data
 
 
 def trial_engine(path: Path, folder: Path) -> tuple[FaceEngine, dict]:
@@ -82,9 +81,7 @@ def main() -> int:
     ap.add_argument("--reconstruction-only", action="store_true",
                     help="PSNR alone, no AUC (autoencoder-only trials: their recogniser is untrained)")
     args = ap.parse_args()
-    index = index_folder(shared_data_dir() / "lfw")
-    split = make_split(index, 0)
-    cache = build_face_cache(index, console_progress(label="faces "), with_teacher=True, workers=2)
+    index, split, cache = load_split_data(shared_data_dir() / "lfw", console_progress(label="faces "))
     rows = []
     for model in map(Path, args.models):
         if model.suffix == ".pt":

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from forensic_face.training.lfw import FolderIndex, Pair, people_in, read_pairs
+from forensic_face.core.progress import Progress
+from forensic_face.training.lfw import FolderIndex, Pair, build_face_cache, index_folder, people_in, read_pairs
 
 CALIB_PAIRS = 600  # half matched, half mismatched
 
@@ -38,6 +39,15 @@ class Split:
 
 def protocol_dir(index: FolderIndex) -> Path:
     return index.root.parent / f"{index.root.name}-protocol"
+
+
+def load_split_data(folder: Path, progress: Progress | None = None, workers: int = 2,
+                    seed: int = 0) -> tuple[FolderIndex, Split, dict]:
+    """A people folder indexed, split identity-disjointly, and its face cache with the teacher's
+    descriptors: what evaluation and the scripts that measure a model bundle start from."""
+    index = index_folder(folder)
+    split = make_split(index, seed)
+    return index, split, build_face_cache(index, progress, with_teacher=True, workers=workers)
 
 
 def make_split(index: FolderIndex, seed: int = 0) -> Split:
