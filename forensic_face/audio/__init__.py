@@ -3,6 +3,9 @@
 Typical use::
 
     clip = load_audio("evidence/interview.wav")
+    # a long recording: read its header, then decode only a window around the time of interest
+    info = audio_info("evidence/day.wav")          # info.duration_s; no sample decoded
+    clip = load_audio("evidence/day.wav", around_s=t)
     feats = audio_features(clip, frame_timestamps_s)   # feats.vector: (frames, dim)
 
 No Qt and no torch here; only numpy, scipy, soundfile, soxr and librosa. The ``denoise`` function
@@ -17,6 +20,7 @@ from forensic_face.audio.features import (
     AudioFeatures,
     audio_features,
 )
+from forensic_face.audio.info import AudioInfo, audio_info
 from forensic_face.audio.io import AudioClip, AudioQuality, audio_from_array, load_audio
 from forensic_face.audio.lbrp import LBRPConfig, lbrp_features
 from forensic_face.audio.prosody import (
@@ -34,12 +38,14 @@ __all__ = [
     "AudioFeatureConfig",
     "AudioFeatureExtractor",
     "AudioFeatures",
+    "AudioInfo",
     "AudioQuality",
     "LBRPConfig",
     "ProsodyConfig",
     "ProsodyTrack",
     "audio_features",
     "audio_from_array",
+    "audio_info",
     "bandpass",
     "chirp",
     "lbrp_features",

@@ -27,9 +27,11 @@ from typing import Any
 import numpy as np
 
 from forensic_face.audio.denoise import DenoiseMethod, denoise
+from forensic_face.audio.info import ANALYSIS_SPAN_S, AudioInfo, audio_info
 from forensic_face.audio.io import AudioClip, load_audio
 from forensic_face.audio.lbrp import LBRPConfig, lbrp_features
 from forensic_face.audio.prosody import PROSODY_COLUMNS, ProsodyConfig, prosody_track, window_prosody
+from forensic_face.core.errors import AudioError
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +73,17 @@ class AudioFeatures:
     params: dict[str, Any]  # parameters and versions used, for the audit log
 
 
-def load(path: str | Path, *, max_seconds: float | None = None) -> AudioClip:
-    """Stage 1: decode a file to a 16 kHz mono :class:`AudioClip` (see :func:`load_audio`)."""
-    return load_audio(path, max_seconds=max_seconds)
+def load(
+    path: str | Path, *, max_seconds: float | None = None, around_s: float | None = None,
+    span_s: float = ANALYSIS_SPAN_S,
+) -> AudioClip:
+    """Stage 1: decode a file to a 16 kHz mono :class:`AudioClip` (see :func:`load_audio`).
+
+    ``around_s`` (s, in the file's time) decodes only a ``span_s`` window around it, so a recording
+    of any length costs the memory of the window; features at times inside that window are then
+    those of the window. A file no longer than ``span_s`` is read whole.
+    """
+    return load_audio(path, max_seconds=max_seconds, around_s=around_s, span_s=span_s)
 
 
 def clean(samples: np.ndarray, sr: int, method: DenoiseMethod = "chain") -> np.ndarray:
@@ -124,6 +134,8 @@ def _params(clip: AudioClip, config: AudioFeatureConfig, denoised: bool) -> dict
         "original_sr": clip.original_sr,
         "original_channels": clip.original_channels,
         "duration_s": clip.duration_s,
+        "offset_s": clip.offset_s,
+        "file_duration_s": clip.file_duration_s,
         "quality": asdict(clip.quality),
         "denoise": config.denoise_method if denoised else "none",
         "config": asdict(config),
@@ -133,6 +145,22 @@ def _params(clip: AudioClip, config: AudioFeatureConfig, denoised: bool) -> dict
     }
 
 
+def _window_times(clip: AudioClip, ts: np.ndarray) -> np.ndarray:
+    """Timestamps relative to the clip's first sample; refuses times a window does not hold."""
+    if not clip.is_window:
+        return ts
+    total = clip.file_duration_s if clip.file_duration_s is not None else clip.end_s
+    lo = clip.offset_s if clip.offset_s > 0 else -np.inf  # before the file: padding, as for a whole clip
+    hi = clip.end_s if clip.end_s < total - 1.0 / clip.sr else np.inf
+    outside = ts[(ts < lo - 1e-6) | (ts > hi + 1e-6)]
+    if outside.size:
+        raise AudioError(
+            f"{clip.source}: time {outside[0]:.3f} s is outside the part of the recording that was read "
+            f"({clip.offset_s:.3f}-{clip.end_s:.3f} s); load the audio around that time"
+        )
+    return ts - clip.offset_s
+
+
 def audio_features(
     clip: AudioClip,
     timestamps_s: np.ndarray,
@@ -140,16 +168,19 @@ def audio_features(
     denoise: bool = True,
     config: AudioFeatureConfig | None = None,
 ) -> AudioFeatures:
-    """Audio vector for each video-frame timestamp (s) of a loaded clip.
+    """Audio vector for each video-frame timestamp (s, in the recording's time) of a loaded clip.
 
     Runs :func:`clean` (if ``denoise``), :func:`prosody` and :func:`lbrp` on the clip and
     concatenates LBRP (n, d) with the scaled prosody (n, 7) into ``vector`` (n, d + 7) float32.
+    For a window of a recording (``clip.offset_s`` > 0) the timestamps are shifted onto the window;
+    a timestamp outside the window raises :class:`AudioError`.
     """
     cfg = config or AudioFeatureConfig()
     ts = np.atleast_1d(np.asarray(timestamps_s, dtype=np.float64))
+    local = _window_times(clip, ts)
     samples = clean(clip.samples, clip.sr, cfg.denoise_method) if denoise else clip.samples
-    raw = prosody(samples, clip.sr, ts, cfg)
-    lbrp_vec = lbrp(samples, clip.sr, ts, cfg)
+    raw = prosody(samples, clip.sr, local, cfg)
+    lbrp_vec = lbrp(samples, clip.sr, local, cfg)
     vector = np.concatenate([lbrp_vec, scale_prosody(raw, cfg.prosody_weight)], axis=1)
     log.debug("audio features: %d timestamps, dim %d", ts.size, vector.shape[1])
     return AudioFeatures(
@@ -176,9 +207,16 @@ class AudioFeatureExtractor:
             np.zeros(16000, dtype=np.float32), 16000, np.array([0.5]), self.config.lbrp
         )  # warm caches
 
-    def load(self, path: str | Path, *, max_seconds: float | None = None) -> AudioClip:
-        """Decode a file (stage 1)."""
-        return load(path, max_seconds=max_seconds)
+    def info(self, path: str | Path) -> AudioInfo:
+        """The file's header (duration, rate, channels) with the limits checked; no sample is decoded."""
+        return audio_info(path)
+
+    def load(
+        self, path: str | Path, *, max_seconds: float | None = None, around_s: float | None = None,
+        span_s: float = ANALYSIS_SPAN_S,
+    ) -> AudioClip:
+        """Decode a file (stage 1); ``around_s`` reads only a ``span_s`` window around that time (see :func:`load`)."""
+        return load(path, max_seconds=max_seconds, around_s=around_s, span_s=span_s)
 
     def clean(self, clip: AudioClip) -> np.ndarray:
         """Noise-reduced samples of ``clip`` (stage 2); the samples unchanged if denoising is off."""

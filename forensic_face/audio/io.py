@@ -2,14 +2,17 @@
 
 Decoding goes through libsndfile (``soundfile``: WAV, FLAC, Ogg Vorbis/Opus, MP3, ...); only when it
 cannot read a file do we try librosa/audioread (which needs a system decoder such as ffmpeg).
-The input file is opened read-only and never written.
+The input file is opened read-only and never written. The header is read and the limits of
+:mod:`forensic_face.audio.info` are checked before any sample is decoded; a long recording is read
+as a window around the time of interest (``load_audio(path, around_s=t)``), never whole.
 
 Level checks, all on the decoded samples before resampling (resampling would smear clipped
 plateaus and move peaks):
 
-- **silent** when the peak is below :data:`SILENT_PEAK_DBFS` (-60 dBFS) or the RMS over the whole
-  clip is below :data:`SILENT_RMS_DBFS` (-70 dBFS; speech recorded at a usable level sits around
-  -40 to -20 dBFS RMS, so -70 dBFS leaves margin for quiet, mostly-pause recordings);
+- **silent** when the peak is below :data:`SILENT_PEAK_DBFS` (-60 dBFS) or the RMS over the part
+  decoded (the whole clip, or the window read) is below :data:`SILENT_RMS_DBFS` (-70 dBFS; speech
+  recorded at a usable level sits around -40 to -20 dBFS RMS, so -70 dBFS leaves margin for quiet,
+  mostly-pause recordings);
 - **clipped** when more than :data:`CLIPPED_MAX_FRACTION` (1 %) of the samples lie within
   :data:`CLIP_TOLERANCE` (1e-3, plus one quantisation step for integer formats) of full scale;
   any smaller non-zero fraction only adds a warning.
@@ -25,13 +28,26 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from forensic_face.core.errors import AudioClippedError, AudioDecodeError, AudioSilentError, SampleRateError
+from forensic_face.audio import info as limits
+from forensic_face.audio.info import (
+    ANALYSIS_SPAN_S,
+    MIN_SR,
+    AudioInfo,
+    ReadPlan,
+    audio_info,
+    check_rate,
+    plan_read,
+    too_long,
+    undecodable,
+)
+from forensic_face.core.errors import AudioClippedError, AudioDecodeError, AudioSilentError
+
+__all__ = ["MIN_SR", "TARGET_SR", "AudioClip", "AudioInfo", "AudioQuality", "audio_from_array", "audio_info",
+           "load_audio", "measure_quality", "resample"]
 
 log = logging.getLogger(__name__)
 
 TARGET_SR = 16000
-#: Below this rate the 80-4000 Hz speech band cannot be represented (Nyquist = rate / 2).
-MIN_SR = 8000
 SILENT_PEAK_DBFS = -60.0
 SILENT_RMS_DBFS = -70.0
 CLIP_TOLERANCE = 1e-3
@@ -39,28 +55,17 @@ CLIPPED_MAX_FRACTION = 0.01
 #: Peak level under which a (not silent) recording gets a "very quiet" warning.
 QUIET_PEAK_DBFS = -35.0
 _MIN_DBFS = -200.0  # floor reported for digital silence instead of -inf
-
-#: Bits per sample of libsndfile's integer subtypes; used to widen the clip tolerance by one step.
-_SUBTYPE_BITS = {"PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32}
-#: First bytes of common containers, to say what a file that failed to decode actually is.
-_MAGIC = (
-    (b"RIFF", "WAV (RIFF)"),
-    (b"fLaC", "FLAC"),
-    (b"OggS", "Ogg"),
-    (b"ID3", "MP3 (ID3 tag)"),
-    (b"FORM", "AIFF"),
-    (b"\xff\xfb", "MP3"),
-    (b"\xff\xf3", "MP3"),
-    (b"\xff\xf2", "MP3"),
-)
+#: Samples per step of the level measurement and of skipping in a file that cannot seek (bounds
+#: the temporaries: |x| and x**2 of one step, not of the whole recording).
+_BLOCK = 1 << 20
 
 
 @dataclass(frozen=True)
 class AudioQuality:
-    """Level measurements of the decoded recording (all channels, before resampling)."""
+    """Level measurements of the decoded samples (all channels, before resampling)."""
 
     peak_dbfs: float  # max |sample| in dB re full scale (0 dBFS = 1.0); -200 for digital silence
-    rms_dbfs: float  # RMS over the whole recording, dBFS
+    rms_dbfs: float  # RMS over the part decoded (whole recording or window), dBFS
     clipped_fraction: float  # fraction of samples within CLIP_TOLERANCE of full scale, 0..1
     warnings: tuple[str, ...] = ()  # human-readable notes for the report (tuple: the dataclass is frozen)
 
@@ -77,8 +82,21 @@ class AudioClip:
     source: Path | None  # file the clip came from; None for in-memory audio
     original_sr: int  # sample rate of the recording, Hz
     original_channels: int  # channel count of the recording before the mean downmix
-    duration_s: float  # len(samples) / sr
-    quality: AudioQuality
+    duration_s: float  # len(samples) / sr: the part decoded, s
+    quality: AudioQuality  # of the part decoded
+    offset_s: float = 0.0  # where ``samples`` start in the recording, s (non-zero for a window)
+    file_duration_s: float | None = None  # length of the whole recording, s; None: same as duration_s
+
+    @property
+    def end_s(self) -> float:
+        """Where ``samples`` end in the recording, s."""
+        return self.offset_s + self.duration_s
+
+    @property
+    def is_window(self) -> bool:
+        """True when ``samples`` are only part of the recording (see :func:`load_audio`'s ``around_s``)."""
+        total = self.duration_s if self.file_duration_s is None else self.file_duration_s
+        return self.offset_s > 0 or self.end_s < total - 1.0 / self.sr
 
     @property
     def warnings(self) -> tuple[str, ...]:
@@ -87,28 +105,47 @@ class AudioClip:
 
 
 def load_audio(
-    path: str | Path, *, target_sr: int = TARGET_SR, max_seconds: float | None = None
+    path: str | Path,
+    *,
+    target_sr: int = TARGET_SR,
+    max_seconds: float | None = None,
+    around_s: float | None = None,
+    span_s: float = ANALYSIS_SPAN_S,
 ) -> AudioClip:
     """Decode an audio file into a mono float32 :class:`AudioClip` at ``target_sr`` Hz.
 
     Any channel count is downmixed by the mean; any rate >= 8000 Hz is resampled with soxr (HQ,
-    linear phase, so no time shift). ``max_seconds`` reads only the first seconds of a long file.
+    linear phase, so no time shift). The header is read first (:func:`audio_info`) and the limits
+    of :mod:`forensic_face.audio.info` are checked before any sample is decoded.
+
+    What is decoded: by default the whole file (refused beyond ``MAX_WHOLE_S``, 10 min);
+    ``max_seconds`` reads only the first seconds; ``around_s`` reads a ``span_s`` window (60 s) around
+    that time in the file, or the whole file when it is no longer than ``span_s``. The clip then
+    says where it lies (``offset_s``) and how long the recording is (``file_duration_s``); levels
+    are checked on the part decoded.
 
     Raises:
-        AudioDecodeError: missing or empty file, undecodable content, no samples, NaN/inf samples.
+        AudioDecodeError: missing or empty file, undecodable content, no samples, NaN/inf samples,
+            a read over the limits.
         SampleRateError: recording rate below 8000 Hz.
         AudioSilentError: peak below -60 dBFS or RMS below -70 dBFS.
         AudioClippedError: more than 1 % of samples at full scale.
     """
     path = Path(path)
-    _check_file(path)
-    data, sr, bits, truncated = _decode(path, max_seconds)
-    notes = (f"only the first {max_seconds:g} s were read",) if truncated else ()
-    clip = _make_clip(data, sr, target_sr=target_sr, source=path, bits=bits, notes=notes)
+    info = audio_info(path)
+    plan = plan_read(info, max_seconds=max_seconds, around_s=around_s, span_s=span_s)
+    data, sr = _decode(info, plan)
+    offset, whole = plan.start / info.sr, plan.start == 0 and plan.to_end
+    end = offset + data.shape[0] / sr
+    clip = _make_clip(data, sr, target_sr=target_sr, source=path, bits=info.bits, notes=plan.notes,
+                      name=None if whole else f"{path} ({offset:g}-{end:g} s)", offset_s=offset,
+                      file_duration_s=None if whole else end if plan.to_end else max(info.duration_s, end))
     log.info(
-        "loaded %s: %.2f s, %d Hz x %d ch -> %d Hz mono, peak %.1f dBFS",
+        "loaded %s: %.2f s from %.2f s of %.2f s, %d Hz x %d ch -> %d Hz mono, peak %.1f dBFS",
         path,
         clip.duration_s,
+        clip.offset_s,
+        clip.file_duration_s,
         sr,
         data.shape[1],
         target_sr,
@@ -144,71 +181,58 @@ def audio_from_array(
     )
 
 
-def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise AudioDecodeError(f"audio file not found: {path}")
-    if not path.is_file():
-        raise AudioDecodeError(f"not a file: {path}; choose an audio file (WAV, FLAC, OGG, MP3)")
-    if path.stat().st_size == 0:
-        raise AudioDecodeError(f"audio file is empty (0 bytes): {path}; the copy or download may have failed")
-
-
-def _sniff(path: Path) -> str:
-    """What the first bytes of a file say it is, for error messages."""
-    with path.open("rb") as fh:
-        head = fh.read(12)
-    for magic, label in _MAGIC:
-        if head.startswith(magic):
-            return label
-    return "not a recognised audio container"
-
-
-def _decode(path: Path, max_seconds: float | None) -> tuple[np.ndarray, int, int | None, bool]:
-    """(samples (n, ch) float32, rate, integer bit depth or None, truncated?) from soundfile, else librosa."""
+def _decode(info: AudioInfo, plan: ReadPlan) -> tuple[np.ndarray, int]:
+    """(samples (n, ch) float32, rate) of the planned frames, from soundfile or else librosa/audioread."""
+    if info.decoder == "audioread":
+        return _decode_fallback(info, plan)
+    # a header may undercount the frames of a compressed stream a little: read on to the real end
+    slack = info.sr if plan.to_end else 0
     try:
-        with sf.SoundFile(str(path), mode="r") as fh:
-            sr, subtype = int(fh.samplerate), fh.subtype
-            _check_rate(sr, path)
-            frames = -1 if max_seconds is None else max(1, int(max_seconds * sr))
-            data = fh.read(frames=frames, dtype="float32", always_2d=True)
-            truncated = frames > 0 and fh.frames > frames
-        return data, sr, _SUBTYPE_BITS.get(subtype), truncated
+        with sf.SoundFile(str(info.path), mode="r") as fh:
+            _seek(fh, plan.start)
+            data = fh.read(frames=plan.frames + slack, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
-        sf_reason = str(exc)
-    log.info("soundfile cannot read %s (%s); trying librosa/audioread", path, sf_reason)
-    return _decode_fallback(path, max_seconds, sf_reason)
+        raise undecodable(info.path, str(exc)) from exc
+    return data, info.sr
 
 
-def _decode_fallback(
-    path: Path, max_seconds: float | None, sf_reason: str
-) -> tuple[np.ndarray, int, None, bool]:
+def _seek(fh: sf.SoundFile, frame: int) -> None:
+    """Move to ``frame``; where the format cannot seek, decode and drop blocks up to it."""
+    if frame <= 0:
+        return
+    try:
+        fh.seek(frame)
+        return
+    except (sf.LibsndfileError, RuntimeError):
+        log.info("%s cannot seek; skipping %d frames block by block", fh.name, frame)
+    fh.seek(0)
+    while frame > 0:
+        got = fh.read(frames=min(frame, _BLOCK), dtype="float32", always_2d=True).shape[0]
+        if got == 0:
+            break
+        frame -= got
+
+
+def _decode_fallback(info: AudioInfo, plan: ReadPlan) -> tuple[np.ndarray, int]:
+    """librosa/audioread decode of the planned part (audioread keeps only the frames asked for)."""
     import librosa  # heavy import; only needed for formats libsndfile lacks
 
+    # the fallback's header length is not trusted: a read to the end stops one second past the limit
+    duration = limits.MAX_WHOLE_S + 1.0 if plan.to_end else plan.frames / info.sr
     try:
         with (
             warnings.catch_warnings()
         ):  # librosa warns that soundfile failed (we know) and audioread is deprecated
             warnings.simplefilter("ignore", (UserWarning, FutureWarning, DeprecationWarning))
-            y, sr = librosa.load(str(path), sr=None, mono=False, duration=max_seconds)
+            y, sr = librosa.load(str(info.path), sr=None, mono=False, offset=plan.start / info.sr,
+                                 duration=duration)
     except Exception as exc:  # audioread raises many unrelated types; all mean "cannot decode"
-        suffix = path.suffix.lower().lstrip(".") or "no extension"
-        raise AudioDecodeError(
-            f"cannot decode {path} (extension: {suffix}; content: {_sniff(path)}): {sf_reason.rstrip('.')}. "
-            "The file may be truncated, corrupt or not audio; convert it to WAV or FLAC "
-            "(e.g. with ffmpeg) and load that copy."
-        ) from exc
-    _check_rate(int(sr), path)
+        raise undecodable(info.path, "libsndfile cannot read it") from exc
+    check_rate(int(sr), info.path)
     data = np.atleast_2d(y).T.astype(np.float32, copy=False)  # librosa is channels-first
-    truncated = max_seconds is not None and data.shape[0] >= int(max_seconds * sr)
-    return data, int(sr), None, truncated
-
-
-def _check_rate(sr: int, where: Path | str) -> None:
-    if sr < MIN_SR:
-        raise SampleRateError(
-            f"{where}: sample rate {sr} Hz is below {MIN_SR} Hz, so it cannot represent the 80-4000 Hz "
-            "speech band; use the original recording at a higher rate"
-        )
+    if plan.to_end and data.shape[0] > limits.MAX_WHOLE_S * sr:
+        raise too_long(info.path, data.shape[0] / sr, max(info.duration_s, data.shape[0] / sr))
+    return data, int(sr)
 
 
 def _to_dbfs(value: float) -> float:
@@ -219,14 +243,19 @@ def measure_quality(data: np.ndarray, bits: int | None = None) -> AudioQuality:
     """Peak, RMS (dBFS) and clipped fraction of samples (n,) or (n, ch) in [-1, 1] full scale.
 
     ``bits`` is the integer bit depth of the source, if any: the clip tolerance then grows by one
-    quantisation step, because the positive full scale of an N-bit code is 1 - 2**(1-N).
+    quantisation step, because the positive full scale of an N-bit code is 1 - 2**(1-N). Measured
+    in steps of about a million samples, so the temporaries stay small whatever the length.
     """
-    mag = np.abs(data)
+    flat = np.asarray(data).reshape(-1)
     tol = CLIP_TOLERANCE + (2.0 ** (1 - bits) if bits else 0.0)
-    peak = float(mag.max())
-    rms = float(np.sqrt(np.mean(np.square(data, dtype=np.float64))))
-    clipped = float(np.count_nonzero(mag >= 1.0 - tol) / mag.size)
-    return AudioQuality(peak_dbfs=_to_dbfs(peak), rms_dbfs=_to_dbfs(rms), clipped_fraction=clipped)
+    peak, energy, clipped = 0.0, 0.0, 0
+    for i in range(0, flat.size, _BLOCK):
+        mag = np.abs(flat[i : i + _BLOCK])
+        peak = max(peak, float(mag.max()))
+        energy += float(np.sum(np.square(mag, dtype=np.float64)))
+        clipped += int(np.count_nonzero(mag >= 1.0 - tol))
+    rms = float(np.sqrt(energy / flat.size)) if flat.size else 0.0
+    return AudioQuality(peak_dbfs=_to_dbfs(peak), rms_dbfs=_to_dbfs(rms), clipped_fraction=clipped / max(flat.size, 1))
 
 
 def _check_levels(q: AudioQuality, name: str) -> list[str]:
@@ -263,14 +292,16 @@ def _make_clip(
     bits: int | None,
     name: str | None = None,
     notes: tuple[str, ...] = (),
+    offset_s: float = 0.0,
+    file_duration_s: float | None = None,
 ) -> AudioClip:
     """Validate (n, ch) float samples at ``sr``, downmix, resample and package them."""
     name = name or str(source)
     if data.shape[0] == 0 or data.shape[1] == 0:
         raise AudioDecodeError(f"{name}: the audio contains no samples; check the export or recording")
-    if not np.all(np.isfinite(data)):
+    if not all(np.isfinite(data[i : i + _BLOCK]).all() for i in range(0, data.shape[0], _BLOCK)):
         raise AudioDecodeError(f"{name}: the audio contains NaN or infinite samples; the file is corrupt")
-    _check_rate(sr, name)
+    check_rate(sr, name)
     quality = measure_quality(data, bits)
     notes = [*notes, *_check_levels(quality, name)]
     mono = data.mean(axis=1, dtype=np.float64) if data.shape[1] > 1 else data[:, 0].astype(np.float64)
@@ -291,6 +322,8 @@ def _make_clip(
         original_channels=int(data.shape[1]),
         duration_s=samples.size / target_sr,
         quality=quality,
+        offset_s=offset_s,
+        file_duration_s=samples.size / target_sr if file_duration_s is None else file_duration_s,
     )
 
 

@@ -31,10 +31,22 @@ class AudioView:
     f0_t: np.ndarray  # pitch track time axis (10 ms), s
     f0_hz: np.ndarray  # NaN where unvoiced
     warnings: tuple[str, ...] = ()
+    offset_s: float = 0.0  # where the part shown starts in the recording, s (all time axes include it)
+    file_duration_s: float | None = None  # length of the whole recording, s; None: same as duration_s
+
+    @property
+    def end_s(self) -> float:
+        """Where the part shown ends in the recording, s."""
+        return self.offset_s + self.duration_s
 
 
-def audio_view(samples: np.ndarray, sr: int, warnings: tuple[str, ...] = (), columns: int = 2000) -> AudioView:
-    """Waveform envelope, spectrogram (25 ms Hann, 10 ms hop) and YIN pitch track of a mono clip."""
+def audio_view(samples: np.ndarray, sr: int, warnings: tuple[str, ...] = (), columns: int = 2000, *,
+               offset_s: float = 0.0, file_duration_s: float | None = None) -> AudioView:
+    """Waveform envelope, spectrogram (25 ms Hann, 10 ms hop) and YIN pitch track of a mono clip.
+
+    ``offset_s``: where ``samples`` start in the recording (a window of a long one), added to every
+    time axis so that they are in the recording's time.
+    """
     from forensic_face.audio.prosody import prosody_track
 
     x = np.asarray(samples, np.float32)
@@ -56,23 +68,31 @@ def audio_view(samples: np.ndarray, sr: int, warnings: tuple[str, ...] = (), col
     db -= db.max() if db.size else 0.0
     track = prosody_track(x, sr)
     f0 = np.where(track.voiced, track.f0_hz, np.nan)
-    return AudioView(duration_s=n / sr, sr=sr, wave_t=edges[:-1] / sr, wave_min=wmin, wave_max=wmax,
-                     spec_t=np.arange(frames) * hop / sr, spec_f=freqs[keep], spec_db=db.astype(np.float32),
-                     f0_t=track.times_s, f0_hz=f0, warnings=tuple(warnings))
+    return AudioView(duration_s=n / sr, sr=sr, wave_t=offset_s + edges[:-1] / sr, wave_min=wmin, wave_max=wmax,
+                     spec_t=offset_s + np.arange(frames) * hop / sr, spec_f=freqs[keep],
+                     spec_db=db.astype(np.float32), f0_t=offset_s + track.times_s, f0_hz=f0,
+                     warnings=tuple(warnings), offset_s=offset_s, file_duration_s=file_duration_s)
 
 
-def audio_panel_data(path, t: float | None = None, *, with_view: bool = True,
-                     with_lbrp: bool = True) -> tuple[AudioView | None, float, np.ndarray | None]:
+def audio_panel_data(path, t: float | None = None, *, with_view: bool = True, with_lbrp: bool = True,
+                     span_s: float | None = None) -> tuple[AudioView | None, float, np.ndarray | None]:
     """One decode of an audio file for its panel: (AudioView or None, window time, LBRP there or None).
 
-    ``t`` None puts the window mid-clip; it is clamped to the clip. Raises the loader's errors.
+    ``t`` (s) None puts the window mid-recording; it is clamped to the recording. A recording longer
+    than ``span_s`` (default: the analysis span, 60 s) is decoded only as a window of that length
+    around ``t`` (the window the analysis reads, so the LBRP is the analysed one); the view then shows
+    that window, in the recording's time, with a note among its warnings. Raises the loader's errors.
     """
     from forensic_face.audio.features import AudioFeatureExtractor
+    from forensic_face.audio.info import ANALYSIS_SPAN_S, audio_info
 
     ext = AudioFeatureExtractor()
-    clip = ext.load(path, max_seconds=600)
-    t = float(min(max(clip.duration_s / 2 if t is None else t, 0.0), clip.duration_s))
-    view = audio_view(clip.samples, clip.sr, clip.warnings) if with_view else None
+    around = audio_info(path).duration_s / 2 if t is None else t
+    clip = ext.load(path, around_s=around, span_s=ANALYSIS_SPAN_S if span_s is None else span_s)
+    total = clip.file_duration_s if clip.file_duration_s is not None else clip.duration_s
+    t = float(min(max(total / 2 if t is None else t, 0.0), total))
+    view = audio_view(clip.samples, clip.sr, clip.warnings, offset_s=clip.offset_s,
+                      file_duration_s=total) if with_view else None
     return view, t, ext(clip, np.array([t])).lbrp[0] if with_lbrp else None
 
 
@@ -110,7 +130,7 @@ def draw_audio(ax_wave, ax_spec, view: AudioView, t: float | None = None, window
     """Waveform above, spectrogram with the pitch track below, the analysis window marked on both."""
     if ax_wave is not None:
         ax_wave.fill_between(view.wave_t, view.wave_min, view.wave_max, color="#1f4e79", linewidth=0)
-        ax_wave.set_xlim(0, view.duration_s)
+        ax_wave.set_xlim(view.offset_s, view.end_s)
         ax_wave.set_ylim(-1, 1)
         ax_wave.set_ylabel("amplitude", fontsize=7)
         ax_wave.tick_params(labelsize=7, labelbottom=False)
@@ -124,7 +144,7 @@ def draw_audio(ax_wave, ax_spec, view: AudioView, t: float | None = None, window
     ax_spec.yaxis.set_minor_locator(NullLocator())
     ax_spec.yaxis.set_major_formatter(ScalarFormatter())
     ax_spec.plot(view.f0_t, view.f0_hz, color="cyan", linewidth=1.0, label="pitch (YIN)")
-    ax_spec.set_xlim(0, view.duration_s)
+    ax_spec.set_xlim(view.offset_s, view.end_s)
     ax_spec.set_xlabel("time (s)", fontsize=7)
     ax_spec.set_ylabel("frequency (Hz)", fontsize=7)
     ax_spec.tick_params(labelsize=7)

@@ -11,20 +11,32 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from warnings import catch_warnings, simplefilter
 
 import cv2
 import numpy as np
 
 from forensic_face.core.errors import ImageDecodeError, VideoDecodeError
 from forensic_face.core.progress import Progress
+from forensic_face.vision.imageheader import ImageHeader, read_image_header
 
 #: File patterns of the still-image formats this package reads (folder scans: enrolment, training).
 IMAGE_GLOBS = ("*.jpg", "*.jpeg", "*.png", "*.bmp", "*.tif", "*.tiff")
 
 log = logging.getLogger(__name__)
 
-#: Refuse stills larger than this many pixels (decompression bombs, mis-typed raw dumps).
+#: Refuse stills larger than this many pixels (decompression bombs, mis-typed raw dumps); checked on
+#: the header, before decoding.
 MAX_PIXELS = 80_000_000
+#: Refuse stills whose decoded array would be larger than this, bytes: 80 MP of 8-bit RGBA is 320 MB,
+#: so this only bites on 16-bit, float or many-channel images near the pixel limit.
+MAX_DECODED_BYTES = 512 << 20
+#: Refuse still-image files larger than this before reading them, bytes (twice the largest array
+#: we decode: no still we accept needs a bigger file).
+MAX_IMAGE_FILE_BYTES = 2 * MAX_DECODED_BYTES
+#: Refuse video whose frames are larger than this many pixels (8K UHD, 7680 x 4320: 100 MB per
+#: decoded RGB frame), checked on the container's frame size before any frame is decoded.
+MAX_VIDEO_PIXELS = 7680 * 4320
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv", ".webm"}
 
@@ -75,8 +87,10 @@ def _exif_orientation(data: bytes, fmt: str) -> int:
     from PIL import Image
 
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            value = int(im.getexif().get(0x0112, 1))
+        with catch_warnings():  # the size was checked against our own, lower limit already
+            simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                value = int(im.getexif().get(0x0112, 1))
     except Exception:  # noqa: BLE001 - a broken EXIF block must not stop the pixels being read
         return 1
     return value if 1 <= value <= 8 else 1
@@ -97,12 +111,15 @@ def _apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(op(img)) if op else img
 
 
+#: 16-bit -> 8-bit with rounding, as a table: _LUT16[v] == (v * 255 + 32767) // 65535.
+_LUT16 = ((np.arange(65536, dtype=np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+
+
 def to_rgb8(img: np.ndarray) -> tuple[np.ndarray, dict]:
     """Convert an OpenCV-decoded array (grey/BGR/BGRA, 8/16-bit or float) to (H, W, 3) uint8 RGB."""
     info: dict = {"dtype": str(img.dtype), "channels": 1 if img.ndim == 2 else int(img.shape[2])}
     if img.dtype == np.uint16:
-        img = (img.astype(np.uint32) * 255 + 32767) // 65535
-        img = img.astype(np.uint8)
+        img = _LUT16[img]  # (v * 255 + 32767) // 65535 by table: 1 byte per sample, no uint32 temporary
         info["bit_depth"] = 16
     elif img.dtype in (np.float32, np.float64):
         img = np.clip(np.nan_to_num(img) * 255.0 + 0.5, 0, 255).astype(np.uint8)
@@ -143,9 +160,16 @@ def decode_image_bytes(data: bytes, source: str = "<bytes>", suffix: str = "") -
     expected = _SUFFIX_FORMAT.get(suffix.lower())
     if suffix and expected != fmt:
         warnings.append(f"file extension {suffix!r} but content is {fmt.upper()}")
+    check_image_header(data, source)
     buf = np.frombuffer(data, dtype=np.uint8)
     flags = cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION
-    img = cv2.imdecode(buf, flags)
+    try:
+        img = cv2.imdecode(buf, flags)
+    except cv2.error as exc:  # OpenCV's own limits and decoder failures arrive as assertions
+        raise ImageDecodeError(
+            f"{source}: OpenCV cannot decode this {fmt.upper()} image ({getattr(exc, 'err', '') or 'error'}); "
+            "it is corrupt or too large: crop or downscale a copy, or convert it to an 8-bit PNG"
+        ) from None
     if img is None or img.size == 0:
         raise ImageDecodeError(f"{source}: the {fmt.upper()} data is corrupt or truncated and cannot be decoded")
     if img.shape[0] * img.shape[1] > MAX_PIXELS:
@@ -157,6 +181,35 @@ def decode_image_bytes(data: bytes, source: str = "<bytes>", suffix: str = "") -
     rgb, info = to_rgb8(img)
     meta = {"format": fmt, "exif_orientation": orientation, "warnings": warnings, **info}
     return Frame(image=rgb, source=source, meta=meta)
+
+
+def check_image_header(data: bytes, source: str = "<bytes>") -> ImageHeader | None:
+    """Refuse encoded still ``data`` whose header announces too many pixels or too large a decoded array.
+
+    Reads only the header (no pixel is decoded). Returns the header, or None when the format or
+    header is not recognised (the decoder then reports the damage). Call this before handing
+    untrusted image bytes to ``cv2.imdecode``.
+
+    Raises :class:`ImageDecodeError` over :data:`MAX_PIXELS` or :data:`MAX_DECODED_BYTES`.
+    """
+    fmt = sniff_image_format(data)
+    header = read_image_header(data, fmt) if fmt else None
+    if header is None:
+        return None
+    size = f"{header.width}x{header.height} pixels ({header.pixels / 1e6:.0f} MP)"
+    if header.pixels > MAX_PIXELS:
+        raise ImageDecodeError(
+            f"{source}: the {header.format.upper()} header says {size}, over the {MAX_PIXELS / 1e6:.0f} MP limit "
+            "for stills; crop the region of interest or downscale a copy (e.g. to 8000 pixels on the long side) "
+            "and load that"
+        )
+    if header.decoded_bytes > MAX_DECODED_BYTES:
+        raise ImageDecodeError(
+            f"{source}: {size} with {header.channels} channels of {8 * header.bytes_per_sample}-bit samples would "
+            f"decode to {header.decoded_bytes / 2**20:.0f} MiB, over the {MAX_DECODED_BYTES >> 20} MiB limit; "
+            "convert a copy to 8-bit RGB, or crop it, and load that"
+        )
+    return header
 
 
 def encode_png(image: np.ndarray) -> bytes:
@@ -172,6 +225,12 @@ def load_image(path: str | Path) -> Frame:
     """Read a still image file into a :class:`Frame` (the file is opened read-only)."""
     p = Path(path)
     try:
+        size = p.stat().st_size if p.is_file() else 0
+        if size > MAX_IMAGE_FILE_BYTES:
+            raise ImageDecodeError(
+                f"{p}: {size / 2**20:.0f} MiB is more than a still image of at most {MAX_PIXELS / 1e6:.0f} MP "
+                f"needs (limit {MAX_IMAGE_FILE_BYTES >> 20} MiB); crop or downscale a copy and load that"
+            )
         data = p.read_bytes()
     except FileNotFoundError:
         raise ImageDecodeError(f"{p}: no such file") from None
@@ -224,14 +283,27 @@ def video_info(path: str | Path) -> VideoInfo:
     return info
 
 
+def check_video_frame_size(width: int, height: int, source: str | Path) -> None:
+    """Refuse video frames over :data:`MAX_VIDEO_PIXELS` with a :class:`VideoDecodeError` that says what to do."""
+    if width * height > MAX_VIDEO_PIXELS:
+        raise VideoDecodeError(
+            f"{source}: frames of {width}x{height} pixels ({width * height / 1e6:.0f} MP) are over the "
+            f"{MAX_VIDEO_PIXELS / 1e6:.0f} MP (8K UHD) limit; add a downscaled copy instead "
+            "(e.g. ffmpeg -i IN -vf scale=-2:2160 OUT.mp4)"
+        )
+
+
 def iter_video_frames(
     path: str | Path, *, step: int = 1, max_frames: int | None = None, progress: Progress | None = None
 ) -> Iterator[Frame]:
     """Yield every ``step``-th frame of a video as a :class:`Frame` with its index and timestamp.
 
-    Timestamps come from the container when it gives them, else from index / fps.
+    Timestamps come from the container when it gives them, else from index / fps. The frame size
+    the container declares is checked (:func:`check_video_frame_size`) before any frame is decoded,
+    and the first decoded frame again (a container may not declare it).
     """
     info = video_info(path)
+    check_video_frame_size(info.width, info.height, path)
     cap = _open_video(path)
     total = info.frame_count if info.frame_count > 0 else 0
     yielded = 0
@@ -247,6 +319,8 @@ def iter_video_frames(
                 ok, bgr = cap.retrieve()
                 if not ok or bgr is None:
                     break
+                if yielded == 0:
+                    check_video_frame_size(bgr.shape[1], bgr.shape[0], path)
                 pos_ms = cap.get(cv2.CAP_PROP_POS_MSEC)
                 ts = index / info.fps
                 if pos_ms and pos_ms > 0 and abs(pos_ms / 1000.0 - ts) < 5.0:

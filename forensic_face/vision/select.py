@@ -20,6 +20,10 @@ from forensic_face.vision.quality import sharpness
 
 log = logging.getLogger(__name__)
 
+#: Budget for the decoded frames kept while scanning, bytes: 48 frames (4 x the default 12 candidates)
+#: up to 1080p as before; fewer, but never fewer than ``k``, for larger frames (5 at 8K).
+KEPT_FRAMES_BYTES = 512 << 20
+
 
 @dataclass(frozen=True)
 class RankedFrame:
@@ -68,7 +72,7 @@ def select_best_frames(
         idx.append(frame.index)
         sharp.append(sharpness(small))
         kept[frame.index] = (sharp[-1], frame)
-        if len(kept) > 4 * candidates:  # keep memory bounded: only the sharpest frames stay decoded
+        if len(kept) > _keep_limit(frame, k, candidates):  # memory bounded: only the sharpest stay decoded
             kept.pop(min(kept, key=lambda i: kept[i][0]))
     ts_a, idx_a, sharp_a = np.array(ts), np.array(idx), np.array(sharp)
     order = [i for i in np.argsort(-sharp_a) if idx_a[i] in kept]
@@ -90,6 +94,11 @@ def select_best_frames(
     if progress is not None:
         progress.update(total + candidates, total + candidates, "done")
     return FrameSelection(timestamps_s=ts_a, indices=idx_a, sharpness=sharp_a, best=_dedupe(ranked, min_gap_s, k))
+
+
+def _keep_limit(frame: Frame, k: int, candidates: int) -> int:
+    """How many decoded frames the scan keeps: 4 x ``candidates``, fewer when they exceed the byte budget."""
+    return max(k, min(4 * candidates, KEPT_FRAMES_BYTES // max(frame.image.nbytes, 1)))
 
 
 def _reduce(image: np.ndarray, long_side: int = 320) -> np.ndarray:
