@@ -177,7 +177,7 @@ def bench_enrol(n_faces: int = 60) -> dict | None:
             d.mkdir(parents=True, exist_ok=True)
             img = np.clip(face.astype(np.int16) + rng.integers(-15, 15, face.shape), 0, 255).astype(np.uint8)
             cv2.imwrite(str(d / f"{i}.jpg"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
-        with Gallery(Path(tmp) / "g.db") as g:
+        with Gallery(Path(tmp) / "g.db", mode="create") as g:
             rep = g.enroll_folder(root, engine, detector)
     return {"faces": rep.enrolled, "seconds": rep.seconds, "faces_per_s": rep.enrolled / rep.seconds}
 

@@ -187,7 +187,7 @@ def _analyse(out: Path, probe_path: Path, audio_path: Path, detector):
     case = Case.create(out / "case", "DEMO-001", "Demo Analyst", "Bundled demo: CCTV still and audio")
     case.add_evidence([probe_path, audio_path])
     _gallery_people(out / "gallery_people")
-    with Gallery(out / "gallery.db") as gallery:
+    with Gallery(out / "gallery.db", mode="create") as gallery:
         enrol = gallery.enroll_folder(out / "gallery_people", engine, detector)
         res = analyze_case(case, engine, detector, gallery, top_k=3, audio_time_s=PROBE_TIMESTAMP_S)
     return res, case, enrol

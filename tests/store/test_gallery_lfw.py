@@ -39,7 +39,7 @@ def test_enrol_real_faces_and_find_a_degraded_probe(shared_data: Path, shipped_e
         for f in files[:3]:
             (gallery_dir / name / f.name).write_bytes(f.read_bytes())
         probes.append((name, files[3]))
-    with Gallery(tmp_path / "g.db") as g:
+    with Gallery(tmp_path / "g.db", mode="create") as g:
         rep = g.enroll_folder(gallery_dir, shipped_engine, detector)
         assert rep.enrolled >= 28 and rep.people == 10
         hits = 0
