@@ -147,28 +147,58 @@ def _cmd_case(args: argparse.Namespace) -> int:
             print(f"{skipped} file(s) already in the case (same SHA-256), not added again")
         return 0
     if args.case_command == "verify":
-        report = Case.open(args.dir, recover=False).verify(progress=console_progress())
-        if args.json:
-            print(json.dumps(report.as_dict(), indent=2))
-        else:
-            for p in report.problems:
-                print(f"PROBLEM: {p}")
-            for n in report.notes:
-                print(f"note: {n}")
-            print(f"{'OK' if report.ok else 'FAILED'}: {report.evidence_checked} evidence file(s) re-hashed, "
-                  f"{report.log_entries} audit entries checked")
-        if not report.ok:
-            print(f"forensic-face: error: case verification failed ({len(report.problems)} problem(s))",
-                  file=sys.stderr)
-        return 0 if report.ok else 1
+        return _verify(args)
+    if args.case_command == "keygen":
+        from forensic_face.store.audit import KEY_ENV, new_key_file
+
+        key = new_key_file(args.file)
+        print(f"unit key {key.key_id} written to {args.file} (readable by you only). Keep it outside every case "
+              f"and set {KEY_ENV}={args.file} for every analyst of the unit: entries written then are sealed, "
+              "and `case verify` checks the seals")
+        return 0
     if args.case_command == "log":
-        entries = Case.open(args.dir, recover=False).read_log()
+        entries = Case.open(args.dir).read_log()
         if args.json:
             print(json.dumps(entries, indent=2))
         for e in entries if not args.json else []:
             print(f"{e.get('seq'):>4} {e.get('time')} {e.get('action'):<28} {json.dumps(e.get('details'))[:160]}")
         return 0
     raise AssertionError(args.case_command)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    """case verify: check everything the log knows, record the run (unless --no-log), print the anchor."""
+    from forensic_face.core.errors import CaseError
+    from forensic_face.core.progress import console_progress
+    from forensic_face.store.case import Case
+
+    case = Case.open(args.dir)
+    report = case.verify(progress=console_progress(), expected_head=args.expect_head)
+    head, not_logged = report.head, "--no-log given" if args.no_log else ""
+    if not args.no_log:
+        try:
+            entry = case.log_verification(report)
+            head = {"seq": entry["seq"], "hash": entry["hash"]}
+        except CaseError as exc:
+            not_logged = str(exc)
+    if args.json:
+        print(json.dumps({**report.as_dict(), "logged": not not_logged, "not_logged": not_logged,
+                          "head_now": head}, indent=2))
+    else:
+        for p in report.problems:
+            print(f"PROBLEM: {p}")
+        for n in report.notes:
+            print(f"note: {n}")
+        print(f"{'OK' if report.ok else 'FAILED'}: {report.evidence_checked} evidence file(s) re-hashed, "
+              f"{len(report.result_status)} result file(s) and {report.log_entries} audit entries checked"
+              + (f", seals checked with unit key {report.sealed_with}" if report.sealed_with else ""))
+        print(f"head: {head.get('seq')}:{head.get('hash')} (note it outside the case; `case verify --expect-head "
+              f"{head.get('seq')}:{str(head.get('hash'))[:16]}` later shows whether the log was rewritten since)")
+        print(f"this verification was recorded in the audit log (entry {head.get('seq')})" if not not_logged
+              else f"this verification was not recorded in the audit log: {not_logged}")
+    if not report.ok:
+        print(f"forensic-face: error: case verification failed ({len(report.problems)} problem(s))", file=sys.stderr)
+    return 0 if report.ok else 1
 
 
 def _engine(args: argparse.Namespace):
@@ -182,10 +212,7 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
     from forensic_face.store.gallery import Gallery, embedding_distance
 
     if args.gallery_command == "info":
-        from pathlib import Path
 
-        if not Path(args.db).is_file():
-            raise ForensicFaceError(f"{args.db}: no such gallery database")
         with Gallery(args.db) as g:
             info = g.info()
         if args.json:
@@ -202,7 +229,7 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
     engine = _engine(args)
     detector = FaceDetector()
     if args.gallery_command == "enroll":
-        with Gallery(args.db) as g:
+        with Gallery(args.db, mode="create") as g:
             rep = g.enroll_folder(args.folder, engine, detector, progress=console_progress())
         if args.json:
             print(json.dumps(rep.as_dict(), indent=2))
@@ -212,7 +239,7 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
             for p in rep.no_face:
                 print(f"  no usable face: {p}")
             for p in rep.unreadable:
-                print(f"  unreadable: {p}")
+                print(f"  unreadable: {rep.reasons.get(p, p)}")
         return 0
     if args.gallery_command == "search":
         from forensic_face.audio.features import AudioFeatureExtractor
@@ -234,8 +261,8 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
         audio = None
         if args.audio:
             ext = AudioFeatureExtractor()
-            clip = ext.load(args.audio)
-            audio = ext(clip, [clip.duration_s / 2]).vector
+            t_mid = ext.info(args.audio).duration_s / 2  # header only: a long recording is read as a window
+            audio = ext(ext.load(args.audio, around_s=t_mid), [t_mid]).vector
         recon = engine.reconstruct(grey[None], audio)
         with Gallery(args.db) as g:
             res = g.search(engine.embed(recon)[0], engine.calibration, engine.info.version, det.width, args.top,
@@ -251,6 +278,28 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
                       f"{c.image_path}")
         return 0
     raise AssertionError(args.gallery_command)
+
+
+def _top_k(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"a whole number of candidates from 1 to 1000, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"a time in seconds from the start of the clip (0 or more), got {text!r}")
+    return value
 
 
 def _rate(text: str) -> float:
@@ -345,6 +394,26 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
 
+def os_error_message(exc: OSError) -> str:
+    """A file-system failure in words a user can act on (a full disk, a read-only folder, a missing file)."""
+    import errno
+
+    where = exc.filename or "a file"
+    advice = {
+        errno.ENOSPC: "the disk is full; free some space and run the command again",
+        errno.EDQUOT: "your disk quota is used up; free some space and run the command again",
+        errno.EROFS: "the file system is read-only; work on a copy in a writable folder",
+        errno.EACCES: "permission denied; work on a copy in a folder you can write to, or ask for access",
+        errno.EPERM: "the operation is not permitted; work on a copy in a folder you can write to",
+        errno.ENOENT: "no such file or folder; check the path",
+        errno.EISDIR: "is a folder, where a file was expected",
+        errno.ENOTDIR: "a part of the path is not a folder",
+        errno.EMFILE: "too many files open; close other programs and try again",
+    }.get(exc.errno or -1, exc.strerror or str(exc))
+    return (f"{where}: {advice}. The step that failed was not saved; what was saved before it (the case's "
+            "evidence, results and log) is unchanged")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="forensic-face",
@@ -385,9 +454,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("dir")
     c.add_argument("files", nargs="+")
     c.add_argument("--json", action="store_true")
-    c = case_sub.add_parser("verify", help="re-hash evidence and check the audit chain; exit 1 naming problems")
+    c = case_sub.add_parser("verify", help="check evidence, results, metadata and the audit chain; exit 1 naming "
+                                           "problems; the run is recorded in the log")
     c.add_argument("dir")
+    c.add_argument("--expect-head", dest="expect_head", metavar="SEQ:HASH",
+                   help="the head printed by an earlier verify or report: fail if the log was rewritten since")
+    c.add_argument("--no-log", dest="no_log", action="store_true",
+                   help="do not record this verification in the case (e.g. on a copy you must not change)")
     c.add_argument("--json", action="store_true")
+    c = case_sub.add_parser("keygen", help="make a unit key file that seals audit entries (set "
+                                           "FORENSIC_FACE_AUDIT_KEY to its path)")
+    c.add_argument("file", help="where to write the key (never inside a case)")
     c = case_sub.add_parser("log", help="print the audit log")
     c.add_argument("dir")
     c.add_argument("--json", action="store_true")
@@ -407,7 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("db")
     c.add_argument("image")
     c.add_argument("--audio", help="audio file recorded with the image")
-    c.add_argument("--top", type=int, default=10)
+    c.add_argument("--top", type=_top_k, default=10, help="candidates to list, 1 to 1000 (default %(default)s)")
     _fpir_option(c)
     _engine_options(c)
     c.add_argument("--json", action="store_true")
@@ -420,8 +497,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--audio", help="audio evidence (default: the first, if any)")
     p.add_argument("--no-audio", dest="no_audio", action="store_true", help="reconstruct without audio")
     p.add_argument("--box", help="face box x0,y0,x1,y1 in frame pixels, when detection fails")
-    p.add_argument("--time", type=float, help="video: analyse the frame at this time (s)")
-    p.add_argument("--top", type=int, default=10)
+    p.add_argument("--time", type=_seconds, help="video: analyse the frame at this time (s)")
+    p.add_argument("--top", type=_top_k, default=10, help="candidates to list, 1 to 1000 (default %(default)s)")
     _fpir_option(p)
     _engine_options(p)
     p.add_argument("--json", action="store_true")
@@ -508,6 +585,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"forensic-face: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the file system refused: say which file and what to do
+        if args.debug:
+            raise
+        print(f"forensic-face: error: {os_error_message(exc)}", file=sys.stderr)
         return 1
     except Exception as exc:  # noqa: BLE001 - the CLI contract: one line, no traceback without --debug
         if args.debug:

@@ -8,6 +8,7 @@ the hashes of its inputs and outputs, the model version and every parameter.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from forensic_face import __version__
 from forensic_face.core.errors import AudioError, CaseError, ForensicFaceError, NoFaceFoundError
 from forensic_face.core.progress import Progress
 from forensic_face.models.calibration import DEFAULT_FPIR
-from forensic_face.store.case import Case, EvidenceItem
+from forensic_face.store.case import RESULTS_DIR, Case, EvidenceItem
 from forensic_face.store.gallery import Gallery, SearchResult
 from forensic_face.vision.frames import encode_png
 
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class AnalysisResult:
-    """Everything one analysis produced (also written to ``results/<id>.json``)."""
+    """Everything one analysis produced (also written to ``results/<id>/<id>.json``)."""
 
     analysis_id: str
     frame_evidence: str
@@ -39,7 +40,7 @@ class AnalysisResult:
     audio: dict | None  # evidence, window, pitch, feature parameters; None without audio
     search: dict | None  # SearchResult.as_dict(), None without a gallery
     engine: dict  # model version, device, weights hash
-    images: dict[str, str] = field(default_factory=dict)  # role -> results/ file
+    images: dict[str, str] = field(default_factory=dict)  # role -> results/<id>/<role>.png
     audio_effect: dict = field(default_factory=dict)  # how much the audio changed the reconstruction
     seconds: float = 0.0
     face_image: np.ndarray | None = None  # aligned degraded face (S, S) uint8
@@ -65,12 +66,12 @@ def pick_evidence(case: Case, name: str | None, kinds: tuple[str, ...]) -> Evide
 
 
 def load_frame(case: Case, item: EvidenceItem, detector, progress: Progress | None = None,
-               time_s: float | None = None):
+               time_s: float | None = None, path=None):
     """The frame to analyse: the still itself, or the chosen/sharpest frame of a clip."""
     from forensic_face.vision.frames import load_image, read_video_frame
     from forensic_face.vision.select import select_best_frames
 
-    path = case.evidence_path(item.name)
+    path = path if path is not None else case.evidence_path(item.name)
     if item.kind == "image":
         return load_image(path), {"selection": "still"}
     if time_s is not None:
@@ -90,7 +91,10 @@ def analyze_case(case: Case, engine, detector, gallery: Gallery | None = None, *
                  audio: str | None = None, use_audio: bool = True, box: tuple[float, float, float, float] | None = None,
                  time_s: float | None = None, audio_time_s: float | None = None, top_k: int = 10,
                  fpir: float = DEFAULT_FPIR, progress: Progress | None = None) -> AnalysisResult:
-    from forensic_face.audio.features import AudioFeatureExtractor
+    """Analyse one frame of a case and record the analysis in it as one unit (store.case.commit_analysis).
+
+    Before any long work the case must be able to take the result (lock, an intact record, free
+    space) and the frame's and audio's evidence files must still match their recorded SHA-256."""
     from forensic_face.vision.align import AlignSpec, align_face
     from forensic_face.vision.quality import assess
 
@@ -101,11 +105,18 @@ def analyze_case(case: Case, engine, detector, gallery: Gallery | None = None, *
         except ValueError as exc:
             raise ForensicFaceError(str(exc)) from None
     step = progress or Progress()
-    step.update(0, 5, "loading frame")
+    step.update(0, 5, "checking the case and its evidence")
     item = pick_evidence(case, frame, ("image", "video"))
     if item is None:
         raise CaseError("the case has no image or video evidence to analyse (add some with `case add`)")
-    frm, selection = load_frame(case, item, detector, progress, time_s)
+    aitem = pick_evidence(case, audio, ("audio",)) if use_audio else None
+    if use_audio and audio is not None and aitem is None:
+        raise CaseError(f"no audio evidence {audio!r}")
+    case.check_writable()
+    frame_path = case.checked_evidence_path(item)
+    audio_path = case.checked_evidence_path(aitem) if aitem is not None else None
+    step.update(0, 5, "loading frame")
+    frm, selection = load_frame(case, item, detector, progress, time_s, path=frame_path)
     step.update(1, 5, "detecting face")
     if box is not None:
         det = detector.from_box(frm.image, box)
@@ -119,26 +130,8 @@ def analyze_case(case: Case, engine, detector, gallery: Gallery | None = None, *
     quality = assess(aligned.image, det.width)
     step.update(2, 5, "audio")
     audio_info, audio_vec = None, None
-    aitem = pick_evidence(case, audio, ("audio",)) if use_audio else None
-    if use_audio and audio is not None and aitem is None:
-        raise CaseError(f"no audio evidence {audio!r}")
     if aitem is not None:
-        extractor = AudioFeatureExtractor()
-        try:
-            clip = extractor.load(case.evidence_path(aitem.name))
-        except AudioError as exc:
-            raise AudioError(f"audio evidence {aitem.name}: {exc} (analyse with --no-audio to go on without it)") \
-                from None
-        t_audio = audio_time_s if audio_time_s is not None else (
-            frm.timestamp_s if item.kind == "video" and frm.timestamp_s is not None else clip.duration_s / 2)
-        t_audio = float(min(max(t_audio, 0.0), clip.duration_s))
-        feats = extractor(clip, np.array([t_audio]))
-        audio_vec = feats.vector
-        audio_info = {"evidence": aitem.name, "sha256": aitem.sha256, "timestamp_s": round(t_audio, 3),
-                      "window_s": feats.params["config"]["prosody_window_s"],
-                      "pitch_hz": round(float(feats.prosody[0, 0]), 1),
-                      "voiced_fraction": round(float(feats.prosody[0, 3]), 3),
-                      "quality": feats.params["quality"], "params": feats.params}
+        audio_info, audio_vec = _audio_features(aitem, audio_path, frm, item.kind, audio_time_s)
     step.update(3, 5, "reconstructing")
     rec_plain = engine.reconstruct(grey[None])[0]
     rec_audio = engine.reconstruct(grey[None], audio_vec)[0] if audio_vec is not None else None
@@ -148,48 +141,93 @@ def analyze_case(case: Case, engine, detector, gallery: Gallery | None = None, *
         diff = np.abs(rec_audio.astype(np.int16) - rec_plain.astype(np.int16))
         effect = {"mean_abs_difference": round(float(diff.mean()), 3), "max_abs_difference": int(diff.max())}
     step.update(4, 5, "searching gallery")
-    search, search_res = None, None
+    search, search_res, thumbs = None, None, []
     if gallery is not None:
-        emb = engine.embed(recon[None])[0]
-        if engine.calibration is None:
-            raise ForensicFaceError("the models carry no calibration; retrain or re-export them")
-        search_res = gallery.search(emb, engine.calibration, engine.info.version, det.width, top_k,
-                                    probe_sharpness=quality.sharpness, fpir=fpir)
-        search = search_res.as_dict()
-    n = sum(1 for e in case.read_log() if e.get("action") == "analysis") + 1
-    aid = f"analysis-{n:03d}"
-    images = {}
-    for role, img in (("input_face", grey), ("reconstruction", recon), ("reconstruction_no_audio", rec_plain),
-                      ("difference", cv2.absdiff(recon, grey))):
-        fname = f"{aid}-{role}.png"
-        case.save_result(fname, encode_png(img), "result.image", {"analysis": aid, "role": role})
-        images[role] = f"results/{fname}"
-    if search_res is not None:  # the gallery faces that matched, so the case stays readable without the gallery
-        for k, cand in enumerate(search_res.candidates, 1):
-            png = gallery.thumbnail(cand.image_id)
-            if png is not None:
-                fname = f"{aid}-candidate-{k}.png"
-                case.save_result(fname, png, "result.image",
-                                 {"analysis": aid, "role": f"candidate {k}", "person": cand.person})
-                search["candidates"][k - 1]["thumbnail"] = f"results/{fname}"
+        search_res, search = _search(gallery, engine, recon, det.width, quality.sharpness, top_k, fpir)
+        thumbs = [gallery.thumbnail(c.image_id) for c in search_res.candidates]
     result = AnalysisResult(
-        analysis_id=aid, frame_evidence=item.name,
+        analysis_id="", frame_evidence=item.name,
         timestamp_s=None if frm.timestamp_s is None else round(frm.timestamp_s, 3),
         face={**det.as_dict(), "alignment": aligned.method, "frame_to_crop": np.round(aligned.matrix, 5).tolist(),
               **selection},
         quality={**quality.as_dict(), "hints": quality.hints()},
-        audio=audio_info, search=search, engine=engine.info.as_dict(), images=images, audio_effect=effect,
-        seconds=round(time.perf_counter() - t0, 3), face_image=grey, reconstruction=recon,
-        reconstruction_no_audio=rec_plain, search_result=search_res)
-    payload = {**result.as_dict(), "software": f"forensic-face {__version__}",
-               "parameters": {"top_k": top_k, "fpir": fpir, "use_audio": use_audio, "manual_box": box,
-                              "time_s": time_s, "audio_time_s": audio_time_s},
-               "inputs": {"frame": {"evidence": item.name, "sha256": item.sha256}}}
-    case.save_result(f"{aid}.json", payload, "analysis",
-                     {"analysis": aid, "frame": {"evidence": item.name, "sha256": item.sha256},
-                      "audio": {"evidence": aitem.name, "sha256": aitem.sha256} if aitem else None,
-                      "model_version": engine.info.version, "weights_sha256": engine.info.weights_sha256,
-                      "device": engine.info.device, "verdict": search_res.verdict if search_res else None,
-                      "parameters": payload["parameters"]})
+        audio=audio_info, search=search, engine=engine.info.as_dict(), audio_effect=effect,
+        face_image=grey, reconstruction=recon, reconstruction_no_audio=rec_plain, search_result=search_res)
+    parameters = {"top_k": top_k, "fpir": fpir, "use_audio": use_audio, "manual_box": box, "time_s": time_s,
+                  "audio_time_s": audio_time_s}
+    step.update(4, 5, "saving the analysis in the case")
+    aid, _ = case.commit_analysis(
+        lambda aid: _analysis_files(aid, result, thumbs, parameters, item, aitem, engine, t0), progress)
+    result.analysis_id = aid
+    result.images = {role: f"{RESULTS_DIR}/{aid}/{role}.png" for role in _IMAGE_ROLES}
+    result.seconds = round(time.perf_counter() - t0, 3)
     step.update(5, 5, "done")
     return result
+
+
+_IMAGE_ROLES = ("input_face", "reconstruction", "reconstruction_no_audio", "difference")
+
+
+def _audio_features(aitem: EvidenceItem, path, frm, frame_kind: str, audio_time_s: float | None):
+    """(record of the audio window, feature vector) at the frame's time (a still: mid-clip or as given)."""
+    from forensic_face.audio.features import AudioFeatureExtractor
+
+    extractor = AudioFeatureExtractor()
+    try:
+        header = extractor.info(path)  # header only, limits checked, nothing decoded
+        t_audio = audio_time_s if audio_time_s is not None else (
+            frm.timestamp_s if frame_kind == "video" and frm.timestamp_s is not None else header.duration_s / 2)
+        t_audio = float(min(max(t_audio, 0.0), header.duration_s))
+        clip = extractor.load(path, around_s=t_audio)  # a window around the time; the whole file when short
+    except AudioError as exc:
+        raise AudioError(f"audio evidence {aitem.name}: {exc} (analyse with --no-audio to go on without it)") \
+            from None
+    feats = extractor(clip, np.array([t_audio]))
+    info = {"evidence": aitem.name, "sha256": aitem.sha256, "timestamp_s": round(t_audio, 3),
+            "window_s": feats.params["config"]["prosody_window_s"],
+            "pitch_hz": round(float(feats.prosody[0, 0]), 1),
+            "voiced_fraction": round(float(feats.prosody[0, 3]), 3),
+            "quality": feats.params["quality"], "params": feats.params}
+    return info, feats.vector
+
+
+def _search(gallery: Gallery, engine, recon: np.ndarray, face_px: float, sharpness: float, top_k: int,
+            fpir: float) -> tuple[SearchResult, dict]:
+    """Search the gallery with the reconstruction's embedding; the saved dict names the gallery searched
+    (path, content checksum, people, model version: SearchResult.gallery)."""
+    if engine.calibration is None:
+        raise ForensicFaceError("the models carry no calibration; retrain or re-export them")
+    emb = engine.embed(recon[None])[0]
+    res = gallery.search(emb, engine.calibration, engine.info.version, face_px, top_k,
+                         probe_sharpness=sharpness, fpir=fpir)
+    return res, res.as_dict()  # with the identity of the gallery content it searched
+
+
+def _analysis_files(aid: str, result: AnalysisResult, thumbs: list, parameters: dict, item: EvidenceItem,
+                    aitem: EvidenceItem | None, engine, t0: float) -> tuple[dict[str, bytes], dict]:
+    """The files of analysis ``aid`` (its JSON record, the faces, the candidates' gallery faces) and the
+    details of its log entry."""
+    files = {f"{role}.png": encode_png(img) for role, img in (
+        ("input_face", result.face_image), ("reconstruction", result.reconstruction),
+        ("reconstruction_no_audio", result.reconstruction_no_audio),
+        ("difference", cv2.absdiff(result.reconstruction, result.face_image)))}
+    search = None
+    if result.search is not None:  # the gallery faces that matched, so the case stays readable without the gallery
+        search = {**result.search, "candidates": [dict(c) for c in result.search["candidates"]]}
+        for k, png in enumerate(thumbs, 1):
+            if png is not None:
+                files[f"candidate-{k}.png"] = png
+                search["candidates"][k - 1]["thumbnail"] = f"{RESULTS_DIR}/{aid}/candidate-{k}.png"
+    result.search = search
+    record = {**result.as_dict(), "analysis_id": aid, "search": search,
+              "images": {role: f"{RESULTS_DIR}/{aid}/{role}.png" for role in _IMAGE_ROLES},
+              "seconds": round(time.perf_counter() - t0, 3), "software": f"forensic-face {__version__}",
+              "parameters": parameters, "inputs": {"frame": {"evidence": item.name, "sha256": item.sha256}}}
+    files[f"{aid}.json"] = (json.dumps(record, indent=2) + "\n").encode()
+    res = result.search_result
+    details = {"frame": {"evidence": item.name, "sha256": item.sha256},
+               "audio": {"evidence": aitem.name, "sha256": aitem.sha256} if aitem else None,
+               "model_version": engine.info.version, "weights_sha256": engine.info.weights_sha256,
+               "device": engine.info.device, "verdict": res.verdict if res else None,
+               "gallery": search.get("gallery") if search else None, "parameters": parameters}
+    return files, details

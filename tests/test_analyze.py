@@ -36,7 +36,7 @@ def gallery(tmp_path: Path, tiny_engine, detector, face_rgb: np.ndarray) -> Gall
         (root / name).mkdir(parents=True)
         img = np.roll(face_rgb, shift, axis=1)
         cv2.imwrite(str(root / name / "a.jpg"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
-    g = Gallery(tmp_path / "gallery.db")
+    g = Gallery(tmp_path / "gallery.db", mode="create")
     g.enroll_folder(root, tiny_engine, detector)
     yield g
     g.close()
@@ -50,8 +50,11 @@ def test_analyze_saves_results_and_logs_them(tmp_path: Path, evidence, tiny_engi
     assert res.audio is not None and res.audio["evidence"] == "cam1.wav"
     assert res.reconstruction.shape == (32, 32) and res.audio_effect["max_abs_difference"] >= 0
     assert len(res.search["candidates"]) == 2 and res.search["model_version"] == tiny_engine.info.version
-    saved = json.loads((case.root / "results" / f"{res.analysis_id}.json").read_text())
+    saved = json.loads((case.root / "results" / res.analysis_id / f"{res.analysis_id}.json").read_text())
     assert saved["engine"]["model_version"] == tiny_engine.info.version
+    ident = saved["search"]["gallery"]  # the gallery searched is in the chain: path, content, people, model
+    assert ident == gallery.identity(tiny_engine.info.version) and ident["people"] == 2
+    assert ident["path"] == str(gallery.path.resolve()) and len(ident["content_sha256"]) == 64
     assert saved["inputs"]["frame"]["sha256"] == before["cam1.jpg"]
     for rel in res.images.values():
         assert cv2.imread(str(case.root / rel), cv2.IMREAD_GRAYSCALE).shape == (32, 32)
@@ -60,6 +63,10 @@ def test_analyze_saves_results_and_logs_them(tmp_path: Path, evidence, tiny_engi
         assert cand["person"] in ("Eileen_Collins", "Someone_Else")
     entry = [e for e in case.read_log() if e["action"] == "analysis"][-1]
     assert entry["details"]["weights_sha256"] == tiny_engine.info.weights_sha256
+    assert entry["details"]["gallery"] == ident
+    assert [e["action"] for e in case.read_log()].count("analysis") == 1  # one entry for the whole analysis
+    assert set(entry["details"]["files"]) == {f"results/{res.analysis_id}/{p.name}"
+                                              for p in (case.results_dir / res.analysis_id).iterdir()}
     assert entry["details"]["audio"]["sha256"] == before["cam1.wav"]
     assert {e.name: e.sha256 for e in case.evidence} == before
     assert Case.open(case.root).verify().ok
@@ -111,7 +118,7 @@ def test_a_false_lead_rate_the_calibration_never_measured_is_refused_before_any_
     assert res.search["fpir"] == 0.05
     assert res.search["open_set_threshold"] == pytest.approx(tiny_engine.calibration.open_set_threshold(2, 0.05),
                                                              abs=1e-4)
-    saved = json.loads((case.root / "results" / f"{res.analysis_id}.json").read_text())
+    saved = json.loads((case.root / "results" / res.analysis_id / f"{res.analysis_id}.json").read_text())
     assert saved["parameters"]["fpir"] == 0.05  # the rate the search was held to is in the record
 
 
@@ -130,3 +137,40 @@ def test_analyze_command(tmp_path: Path, evidence, tiny_models: Path, gallery, c
     assert out["search"]["verdict"] in ("no confident match",) or out["search"]["verdict"].startswith("candidate")
     assert main(["gallery", "info", str(gallery.path)]) == 0
     assert "2 people" in capsys.readouterr().out
+
+
+def test_altered_evidence_is_never_analysed(tmp_path: Path, evidence, tiny_engine, detector) -> None:
+    import os
+
+    from forensic_face.core.errors import EvidenceError
+
+    case = Case.create(tmp_path / "case", "C-8", "Analyst")
+    case.add_evidence([evidence["cam1.jpg"], evidence["cam1.wav"]])
+    stored = case.evidence_dir / "cam1.wav"
+    os.chmod(stored, 0o644)
+    stored.write_bytes(stored.read_bytes()[:-100])
+    with pytest.raises(EvidenceError, match="cam1.wav no longer matches the SHA-256 recorded"):
+        analyze_case(case, tiny_engine, detector)
+    assert not any(e["action"] == "analysis" for e in case.read_log()) and not list(case.results_dir.iterdir())
+    assert analyze_case(case, tiny_engine, detector, use_audio=False).audio is None  # the intact frame still can
+
+
+def test_a_mistyped_gallery_or_a_full_disk_fail_before_any_work(tmp_path: Path, evidence, tiny_models: Path,
+                                                                 capsys, monkeypatch) -> None:
+    import shutil
+
+    from forensic_face.cli import main
+    from forensic_face.store import case as case_mod
+
+    root = tmp_path / "case"
+    assert main(["case", "new", str(root), "--id", "C-9", "--analyst", "A"]) == 0
+    assert main(["case", "add", str(root), str(evidence["cam1.jpg"])]) == 0
+    capsys.readouterr()
+    typo = tmp_path / "typo" / "galery.db"
+    assert main(["analyze", str(root), "--gallery", str(typo), "--models", str(tiny_models)]) == 1
+    assert f"no gallery database at {typo}" in capsys.readouterr().err
+    assert not typo.parent.exists()  # nothing created, nothing recorded as an "empty gallery"
+    monkeypatch.setattr(case_mod.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(1 << 40, 1 << 40, 1 << 20))
+    assert main(["analyze", str(root), "--models", str(tiny_models)]) == 1
+    assert "free some space and try again (nothing was changed)" in capsys.readouterr().err
+    assert not list((root / "results").iterdir())

@@ -64,3 +64,12 @@ class CaseFormatError(CaseError):
 
 class EvidenceError(CaseError):
     """An evidence file that cannot be added: missing, unreadable, of an unknown type, or unsafe."""
+
+
+class CaseLockedError(CaseError):
+    """Another process is changing the case and did not finish in time; nothing was changed."""
+
+
+class CaseIntegrityError(CaseError):
+    """The case's record (audit log, its head, case.json) is in doubt: writing is refused so that nothing
+    covers the problem; ``case verify`` names it."""

@@ -313,8 +313,14 @@ class CaseView(QWidget):
             self.search_info.setText("")
             return
         cands = search.get("candidates") or []
-        self.verdict.setText(search_verdict(search))
-        if cands:
+        if not view.trustworthy:  # a record changed after it was written: never headline what it now says
+            self.verdict.setText("ALTERED: files of this analysis were changed after they were written (case "
+                                 "verification names them). Do not rely on anything shown for it.\n"
+                                 "It now reads: " + search_verdict(search))
+            self.verdict.setStyleSheet("font-size: 15px; font-weight: bold; padding: 6px; background: #f8d7da;")
+        else:
+            self.verdict.setText(search_verdict(search))
+        if cands and view.trustworthy:
             colour = "#fff3cd" if search.get("confident") else "#e3f2fd"
             self.verdict.setStyleSheet(f"font-size: 15px; font-weight: bold; padding: 6px; background: {colour};")
         self.search_info.setText(

@@ -35,6 +35,8 @@ ADVICE = {
     "error": "Nothing was lost: the case and the evidence are as they were before this step.",
     "internal": "This is a fault in forensic_face, not in your data. Nothing was lost; the details are in the "
                 "log. Please report it with the case's audit log.",
+    "verification": "The case was not changed by the verification. Do not rely on the named files; report the "
+                    "problems and keep the case as it is for examination.",
 }
 
 

@@ -354,8 +354,8 @@ class MainWindow(QMainWindow):
         folder = self.settings.demo_folder
 
         def done(state: CaseState) -> None:
-            if not self.settings.gallery_path:
-                self.settings.gallery_path = self.wb.gallery_path
+            # the demo gallery serves the demo case only: opening or creating another case goes back to the
+            # gallery of the settings, which the demo never changes
             self.show_case(state)
             self.statusBar().showMessage(f"Demo case built in {folder}; gallery {self.wb.gallery_path}", 10000)
 
@@ -373,20 +373,32 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("forensic_face")
         self._update_status()
 
+    def _gallery_for(self, case) -> None:
+        """The demo's gallery for the demo case, the settings' gallery for every other case: opening the demo
+        never becomes the default of a real case."""
+        demo = Path(self.settings.demo_folder)
+        is_demo = Path(case.root).resolve() == (demo / "case").resolve()
+        wanted = str(demo / "gallery.db") if is_demo else self.settings.gallery_path
+        if self.wb.gallery_path != wanted:
+            self.wb.configure(gallery_path=wanted)
+            self._update_status()
+
     def show_case(self, state: CaseState, show_latest: bool = True) -> None:
         first = self.state is None or self.state.case.root != state.case.root
         self.state = state
         case = state.case
         self.settings.add_recent(str(case.root))
         self._fill_recent_menu()
-        self.setWindowTitle(f"forensic_face — case {case.meta['id']}")
+        self._gallery_for(case)
+        self.setWindowTitle(f"forensic_face — case {case.meta['id'][:80]}")
         v = state.verification
         esc = html.escape
-        integrity = ("<span style='color:#1b5e20'>evidence and audit log verified</span>" if v.ok else
+        integrity = ("<span style='color:#1b5e20'>evidence, results and audit log verified</span>" if v.ok else
                      f"<span style='color:#b71c1c'><b>{len(v.problems)} integrity problem(s)</b>: "
                      + esc("; ".join(v.problems[:3])) + "</span>")
-        self.case_summary.setText(f"<b>{esc(case.meta['id'])}</b> — {esc(case.meta.get('title') or 'untitled')}<br>"
-                                  f"Analyst: {esc(case.meta.get('analyst', ''))} · {esc(str(case.root))}<br>"
+        self.case_summary.setText(f"<b>{esc(case.meta['id'][:100])}</b> — "
+                                  f"{esc((case.meta.get('title') or 'untitled')[:300])}<br>"
+                                  f"Analyst: {esc(case.meta.get('analyst', '')[:120])} · {esc(str(case.root))}<br>"
                                   f"{integrity}")
         self.case_summary.setTextFormat(Qt.TextFormat.RichText)
         self.evidence.clear()
@@ -437,17 +449,23 @@ class MainWindow(QMainWindow):
             return
         case = self.state.case
 
-        def done(state: CaseState) -> None:
+        def done(result: tuple[CaseState, str]) -> None:
+            state, not_logged = result
             self.show_case(state, show_latest=False)
             v = state.verification
+            head = state.log[-1] if state.log else {}
+            recorded = (f"This verification was recorded in the audit log (entry {head.get('seq')}). Audit log head "
+                        f"to note outside the case: {head.get('seq')}:{head.get('hash')}" if not not_logged else
+                        f"This verification was not recorded in the audit log: {not_logged}")
             if v.ok:
                 QMessageBox.information(self, "Case verified", f"All {v.evidence_checked} evidence files match "
-                                        f"their SHA-256 and the audit chain of {v.log_entries} entries is intact.")
+                                        f"their SHA-256, {len(v.result_status)} result files match the audit log, "
+                                        f"and the audit chain of {v.log_entries} entries is intact.\n\n{recorded}")
             else:
-                show_error(self, "Case verification failed", "error", "\n".join(v.problems))
+                show_error(self, "Case verification failed", "verification",
+                           "\n".join(v.problems) + "\n\n" + recorded)
 
-        self._start("Verifying case", lambda p: self.wb.case_state(case, p, with_latest=False), done,
-                    "Could not verify the case")
+        self._start("Verifying case", lambda p: self.wb.verify_case(case, p), done, "Could not verify the case")
 
     def add_evidence_dialog(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(
@@ -579,7 +597,8 @@ class MainWindow(QMainWindow):
         def show(result) -> None:
             view, t, vec = result
             if self.case_view.view is None:
-                self.case_view.draw_audio(view, t, 1.0, vec, f"{name}: {view.duration_s:.1f} s; window 1 s at "
+                length = view.file_duration_s or view.duration_s
+                self.case_view.draw_audio(view, t, 1.0, vec, f"{name}: {length:.1f} s; window 1 s at "
                                           f"{t:.2f} s (no analysis yet)" + (" · warnings: " + "; ".join(
                                               view.warnings) if view.warnings else ""))
 

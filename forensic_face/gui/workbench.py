@@ -57,6 +57,7 @@ class Workbench:
         self._detector = None
         self._preview_detector = None
         self._gallery = None
+        self._verification = None  # of the case last shown, to mark altered analyses
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------------------------- resources
@@ -115,22 +116,25 @@ class Workbench:
 
     # ------------------------------------------------------------------------------- cases
     def case_state(self, case: Case, progress: Progress | None = None, with_latest: bool = True) -> CaseState:
+        """Verify the case and read what the view shows; the analyses are those the audit log records
+        (ids and record paths checked by the store, never built from log text)."""
         from forensic_face.reports.content import load_analysis
+        from forensic_face.store.lock import case_lock
 
-        verification = case.verify(progress)
-        entries = case.read_log()
-        ids = [e["details"]["analysis"] for e in entries
-               if e.get("action") == "analysis" and isinstance(e.get("details"), dict) and "analysis" in e["details"]]
-        latest = None
-        if with_latest and ids:
-            if progress is not None:  # the audio view's pitch code is compiled on its first use (numba, cached)
-                progress.update(0, 1, f"reading {ids[-1]} and its audio")
-            path = case.results_dir / f"{ids[-1]}.json"
-            try:
-                latest = load_analysis(case, path)
-            except (OSError, ValueError) as exc:
-                log.warning("%s: %s", path, exc)
-        return CaseState(case, verification, entries, ids, latest)
+        with case_lock(case.root, exclusive=False, progress=progress):
+            verification = case.verify(progress)
+            entries = case.read_log()
+            refs = case.analyses()
+            latest = None
+            if with_latest and refs:
+                if progress is not None:  # the audio view's pitch code is compiled on its first use (numba, cached)
+                    progress.update(0, 1, f"reading {refs[-1].analysis_id} and its audio")
+                try:
+                    latest = load_analysis(case, refs[-1], verification)
+                except (OSError, ValueError) as exc:
+                    log.warning("%s: %s", refs[-1].analysis_id, exc)
+        self._verification = verification
+        return CaseState(case, verification, entries, [r.analysis_id for r in refs], latest)
 
     def open_case(self, path: str | Path, progress: Progress | None = None) -> CaseState:
         return self.case_state(Case.open(path), progress)
@@ -142,10 +146,22 @@ class Workbench:
         case.add_evidence(files, progress)
         return self.case_state(case, with_latest=False)
 
-    def load_analysis(self, case: Case, analysis_id: str):
-        from forensic_face.reports.content import load_analysis
+    def verify_case(self, case: Case, progress: Progress | None = None) -> tuple[CaseState, str]:
+        """Verify (the Verify action): the run is recorded in the log when the case can take it; returns the
+        fresh state and why the run was not recorded (empty when it was)."""
+        report = case.verify(progress)
+        try:
+            case.log_verification(report)
+            not_logged = ""
+        except CaseError as exc:
+            not_logged = str(exc)
+        return self.case_state(case, progress, with_latest=False), not_logged
 
-        return load_analysis(case, case.results_dir / f"{analysis_id}.json")
+    def load_analysis(self, case: Case, analysis_id: str):
+        """A logged analysis by id (checked against the verification the case view last made)."""
+        from forensic_face.reports.content import find_analysis, load_analysis
+
+        return load_analysis(case, find_analysis(case, analysis_id), self._verification)
 
     def demo_case(self, folder: str | Path, progress: Progress | None = None) -> CaseState:
         """Build the bundled demo (case, gallery, analysis, report) and open its case."""
@@ -219,10 +235,12 @@ class Workbench:
 
     # ------------------------------------------------------------------------------- gallery, report
     def enrol(self, folder: str, progress: Progress | None = None):
-        gallery = self.gallery()
-        if gallery is None:
+        from forensic_face.store.gallery import Gallery
+
+        if not self.gallery_path:
             raise ForensicFaceError("choose a gallery database first (Settings ▸ Gallery)")
-        return gallery.enroll_folder(folder, self.engine(), self.detector(), progress)
+        with Gallery(self.gallery_path, mode="create") as gallery:  # enrolment alone creates a gallery
+            return gallery.enroll_folder(folder, self.engine(), self.detector(), progress)
 
     def gallery_info(self) -> dict | None:
         gallery = self.gallery()

@@ -1,15 +1,15 @@
 """What goes into a case report, gathered and checked before any layout.
 
-Everything read from the case folder is treated as untrusted: result files are size-capped,
-their hashes compared with the audit log, JSON parsed defensively, image paths reduced to file
-names inside ``results/``. A problem becomes a line in the report, never a crash or a silent gap.
+Everything read from the case folder is treated as untrusted: the analyses are those the audit log
+records (ids and record paths checked by store.case), result files are size-capped and their
+hashes compared with the log by the verification, JSON is parsed defensively, image paths must name
+files inside ``results/``. A problem becomes a line in the report, never a crash or a silent gap.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,13 +19,14 @@ import numpy as np
 
 from forensic_face.core.hashing import sha256_file
 from forensic_face.core.progress import Progress
-from forensic_face.store.case import Case, VerifyReport
+from forensic_face.store.case import AnalysisRef, Case, VerifyReport
+from forensic_face.store.lock import case_lock
+from forensic_face.store.verify import RESULT_OK
 
 log = logging.getLogger(__name__)
 
 MAX_RESULT_JSON = 4 << 20
 MAX_RESULT_IMAGE = 16 << 20
-_ANALYSIS_JSON = re.compile(r"^analysis-\d{1,6}\.json$")
 
 CAVEAT = ("A candidate named in this report is an investigative lead, not an identification. The ranking and "
           "the probabilities come from a statistical model with the measured error rates given in the section "
@@ -52,6 +53,12 @@ class AnalysisView:
     audio_problem: str = ""
     lbrp: np.ndarray | None = None  # the LBRP vector at the analysis window, recomputed from the evidence
     problems: list[str] = field(default_factory=list)
+    altered: list[str] = field(default_factory=list)  # this analysis's files that fail verification
+
+    @property
+    def trustworthy(self) -> bool:
+        """False when a file of this analysis no longer matches what the audit log recorded."""
+        return not self.altered
 
 
 @dataclass
@@ -81,9 +88,17 @@ def _read_capped(path: Path, cap: int) -> bytes:
 
 
 def _decode_image(data: bytes) -> np.ndarray | None:
+    """A result image, or None when it is not one this report shows (the size is checked on its header first)."""
     import cv2
 
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    from forensic_face.core.errors import ImageDecodeError
+    from forensic_face.vision.frames import check_image_header
+
+    try:
+        check_image_header(data, "result image")
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except (ImageDecodeError, cv2.error):
+        return None
     if img is None or img.dtype != np.uint8:
         return None
     if img.ndim == 3:
@@ -91,32 +106,9 @@ def _decode_image(data: bytes) -> np.ndarray | None:
     return img
 
 
-def _result_name(value: Any) -> str | None:
-    """'results/x.png' -> 'x.png' when it is a plain file name; anything else is refused."""
-    if not isinstance(value, str):
-        return None
-    name = Path(value).name
-    return name if name and not name.startswith(".") and value in (name, f"results/{name}") else None
-
-
-def check_results(case: Case, entries: list[dict]) -> list[ResultCheck]:
-    """Each file in results/ against the SHA-256 the audit log recorded when it was written."""
-    logged: dict[str, str] = {}
-    for e in entries:
-        d = e.get("details")
-        if isinstance(d, dict) and isinstance(d.get("result"), str) and isinstance(d.get("sha256"), str):
-            logged[d["result"]] = d["sha256"]
-    checks = []
-    present = {f"results/{p.name}": p for p in sorted(case.results_dir.iterdir())
-               if p.is_file() and not p.name.startswith(".")}
-    for rel, path in present.items():
-        if rel not in logged:
-            checks.append(ResultCheck(rel, "not in the audit log"))
-            continue
-        checks.append(ResultCheck(rel, "matches the audit log" if sha256_file(path) == logged[rel] else "ALTERED"))
-    for rel in sorted(set(logged) - set(present)):
-        checks.append(ResultCheck(rel, "missing"))
-    return checks
+def result_checks(verification: VerifyReport) -> list[ResultCheck]:
+    """Each result file the verification looked at, with what it found."""
+    return [ResultCheck(rel, status) for rel, status in sorted(verification.result_status.items())]
 
 
 def _load_frame(case: Case, data: dict) -> tuple[np.ndarray | None, str]:
@@ -157,34 +149,54 @@ def _load_audio(case: Case, audio: dict):
     return view, lbrp, ""
 
 
-def load_analysis(case: Case, path: Path) -> AnalysisView:
-    """One analysis record with its images, frame and audio, every problem noted."""
-    data = json.loads(_read_capped(path, MAX_RESULT_JSON))
+def _result_image(case: Case, rel: Any, view: AnalysisView) -> np.ndarray | None:
+    path = case.result_file(rel)
+    if path is None:
+        if rel is not None:
+            view.problems.append(f"{str(rel)[:80]!r} is not a file inside results/; not shown")
+        return None
+    try:
+        return _decode_image(_read_capped(path, MAX_RESULT_IMAGE))
+    except OSError as exc:
+        view.problems.append(f"{rel}: {exc}")
+        return None
+
+
+def find_analysis(case: Case, analysis_id: str) -> AnalysisRef:
+    """The logged analysis of this id (ValueError when the log records none)."""
+    for ref in case.analyses():
+        if ref.analysis_id == analysis_id:
+            return ref
+    raise ValueError(f"the audit log records no analysis {analysis_id!r}")
+
+
+def load_analysis(case: Case, ref: AnalysisRef, verification: VerifyReport | None = None) -> AnalysisView:
+    """One logged analysis with its images, frame and audio, every problem noted; with a verification,
+    the files of the analysis that failed it are named (``AnalysisView.altered``)."""
+    if ref.record is None:
+        raise ValueError(f"{ref.analysis_id}: the audit log names no record file inside results/")
+    data = json.loads(_read_capped(ref.record, MAX_RESULT_JSON))
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")
-    view = AnalysisView(analysis_id=str(data.get("analysis_id", path.stem)), data=data)
+    view = AnalysisView(analysis_id=ref.analysis_id, data=data)
+    if verification is not None:
+        own = {ref.record.relative_to(case.root).as_posix(), *ref.files}
+        view.altered = [f"{rel}: {status}" for rel, status in sorted(verification.result_status.items())
+                        if rel in own and status != RESULT_OK]
+        if view.altered:
+            view.problems.insert(0, "files of this analysis were changed after they were written ("
+                                 + "; ".join(view.altered) + "): its figures cannot be relied on")
     images = data.get("images") if isinstance(data.get("images"), dict) else {}
     for role in ("input_face", "reconstruction", "reconstruction_no_audio", "difference"):
-        name = _result_name(images.get(role))
-        img = None
-        if name is not None:
-            try:
-                img = _decode_image(_read_capped(case.results_dir / name, MAX_RESULT_IMAGE))
-            except OSError as exc:
-                view.problems.append(f"results/{name}: {exc}")
+        img = _result_image(case, images.get(role), view) if images.get(role) is not None else None
         view.images[role] = img
         if img is None and role in ("input_face", "reconstruction"):
             view.problems.append(f"the {role.replace('_', ' ')} image is missing or unreadable")
     search = data.get("search") if isinstance(data.get("search"), dict) else None
-    for cand in (search or {}).get("candidates", []) if search else []:
-        name = _result_name(cand.get("thumbnail")) if isinstance(cand, dict) else None
-        thumb = None
-        if name is not None:
-            try:
-                thumb = _decode_image(_read_capped(case.results_dir / name, MAX_RESULT_IMAGE))
-            except OSError:
-                thumb = None
-        view.thumbnails.append(thumb)
+    cands = search.get("candidates") if search and isinstance(search.get("candidates"), list) else []
+    for cand in cands:
+        rel = cand.get("thumbnail") if isinstance(cand, dict) else None
+        view.thumbnails.append(_result_image(case, rel, view) if rel is not None else None)
     view.frame, view.frame_problem = _load_frame(case, data)
     if isinstance(data.get("audio"), dict):
         view.audio, view.lbrp, view.audio_problem = _load_audio(case, data["audio"])
@@ -206,21 +218,22 @@ def _evaluation() -> tuple[dict | None, str | None]:
 
 
 def collect(case: Case, progress: Progress | None = None) -> ReportContent:
-    """Verify the case and gather everything the report shows."""
+    """Verify the case and gather everything the report shows (one consistent state: the case's
+    shared lock is held throughout)."""
     step = progress or Progress()
-    step.update(0, 4, "verifying evidence and audit log")
-    verification = case.verify()
-    entries = case.read_log() if case.audit_file.exists() else []
-    step.update(1, 4, "checking result files")
-    checks = check_results(case, entries)
-    analyses, unreadable = [], []
-    files = sorted(p for p in case.results_dir.iterdir() if _ANALYSIS_JSON.match(p.name))
-    for i, path in enumerate(files):
-        step.update(2, 4, f"reading {path.name} ({i + 1}/{len(files)})")
-        try:
-            analyses.append(load_analysis(case, path))
-        except (OSError, ValueError) as exc:
-            unreadable.append(f"results/{path.name}: {exc}")
+    with case_lock(case.root, exclusive=False, progress=progress):
+        step.update(0, 4, "verifying evidence, results and audit log")
+        verification = case.verify()
+        entries = case.read_log() if case.audit_file.exists() else []
+        step.update(1, 4, "reading the analyses")
+        analyses, unreadable = [], []
+        refs = case.analyses()
+        for i, ref in enumerate(refs):
+            step.update(2, 4, f"reading {ref.analysis_id} ({i + 1}/{len(refs)})")
+            try:
+                analyses.append(load_analysis(case, ref, verification))
+            except (OSError, ValueError) as exc:
+                unreadable.append(f"{ref.analysis_id}: {exc}")
     step.update(3, 4, "model evaluation")
     evaluation, card_sha = _evaluation()
     meta = case.meta
@@ -230,5 +243,5 @@ def collect(case: Case, progress: Progress | None = None) -> ReportContent:
         case_id=str(meta.get("id", "")), title=str(meta.get("title", "")), analyst=str(meta.get("analyst", "")),
         created=str(meta.get("created", "")), generated=datetime.now(UTC).isoformat(timespec="seconds"),
         software=f"forensic-face {__version__}", evidence=[e.__dict__ for e in case.evidence],
-        verification=verification, result_checks=checks, analyses=analyses, unreadable_results=unreadable,
-        log_entries=entries, evaluation=evaluation, model_card_sha256=card_sha)
+        verification=verification, result_checks=result_checks(verification), analyses=analyses,
+        unreadable_results=unreadable, log_entries=entries, evaluation=evaluation, model_card_sha256=card_sha)

@@ -40,6 +40,7 @@ class ReportInfo:
     analyses: int
     verified: bool
     seconds: float
+    not_logged: str = ""  # why the report could not be recorded in the case's log (empty when it was)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -88,6 +89,21 @@ def _p(text, style) -> object:
     from reportlab.platypus import Paragraph
 
     return Paragraph(escape(str(text)), style)
+
+
+def _clip(text, n: int = 300) -> str:
+    """A field read from the case, shortened for display (a hostile case file may hold pages of it)."""
+    s = " ".join(str(text).split())
+    return s if len(s) <= n else s[: n - 1] + f"… ({len(s):,} characters, shortened)"
+
+
+def _gallery_text(gallery) -> str:
+    """The searched gallery's identity as recorded in the analysis."""
+    if not isinstance(gallery, dict):
+        return "not recorded (an analysis saved before the gallery was recorded)"
+    return (f"{_clip(gallery.get('path', '?'), 160)}; {gallery.get('people', '?')} people, "
+            f"{gallery.get('embeddings', '?')} embeddings of model {gallery.get('model_version', '?')}; "
+            f"content SHA-256 {gallery.get('content_sha256', '?')}")
 
 
 def _table(rows, widths, style_extra=(), header=True, font_size=7.3):
@@ -211,14 +227,21 @@ def _title_section(c: ReportContent, st) -> list:
 
     versions = sorted({str(a.data.get("engine", {}).get("model_version", "?")) for a in c.analyses
                        if isinstance(a.data.get("engine"), dict)})
-    rows = [["Case", c.case_id], ["Title", c.title or "—"], ["Analyst", c.analyst], ["Case opened (UTC)", c.created],
-            ["Report generated (UTC)", c.generated], ["Software", c.software],
-            ["Model version(s)", ", ".join(versions) or "no analysis yet"],
-            ["Integrity", "evidence and audit log verified" if c.verification.ok else
-             f"PROBLEMS FOUND ({len(c.verification.problems)}), see section 1"]]
-    rows = [[_p(k, st["cell"]), _p(v, st["cell"])] for k, v in rows]
+    v = c.verification
+    head = v.head or {}
+    rows = [["Case", _clip(c.case_id, 120)], ["Title", _clip(c.title) or "—"], ["Analyst", _clip(c.analyst, 120)],
+            ["Case opened (UTC)", _clip(c.created, 40)], ["Report generated (UTC)", c.generated],
+            ["Software", c.software], ["Model version(s)", ", ".join(versions) or "no analysis yet"],
+            ["Integrity", "evidence, result files and audit log verified" if v.ok else
+             f"VERIFICATION FAILED ({len(v.problems)} problem(s)), see section 1"],
+            ["Audit log head", f"entry {head.get('seq', '?')}, SHA-256 {head.get('hash', '?')}"
+             + (f"; every entry sealed with unit key {v.sealed_with}" if v.sealed_with and v.ok else "")]]
+    rows = [[_p(k, st["cell"]), _p(val, st["mono"] if k == "Audit log head" else st["cell"])] for k, val in rows]
     out = [Paragraph("Face examination report", st["title"]),
            _table(rows, [45 * mm, 129 * mm], header=False, font_size=8),
+           _p("The audit log head is this case's anchor: noted outside the case folder, it lets anyone check later "
+              f"that the log was not rewritten since (forensic-face case verify --expect-head "
+              f"{head.get('seq', '?')}:{str(head.get('hash', '?'))[:16]}).", st["small"]),
            _p(CAVEAT, st["caveat"])]
     if c.analyses:
         out.append(_p("Summary of analyses", st["h2"]))
@@ -226,7 +249,7 @@ def _title_section(c: ReportContent, st) -> list:
         for a in c.analyses:
             d = a.data
             search = d.get("search") if isinstance(d.get("search"), dict) else None
-            srows.append([a.analysis_id, str(d.get("frame_evidence", "?")),
+            srows.append([a.analysis_id + ("" if a.trustworthy else " (ALTERED)"), str(d.get("frame_evidence", "?")),
                           _num((d.get("quality") or {}).get("face_px"), "{:.0f}"),
                           "used" if d.get("audio") else "none",
                           str(search.get("verdict")) if search else "no gallery search"])
@@ -257,9 +280,11 @@ def _evidence_section(c: ReportContent, st) -> list:
     v = c.verification
     out.append(_p("Verification (re-hashed when this report was generated)", st["h2"]))
     if v.ok:
-        out.append(_p(f"All {v.evidence_checked} evidence files match the SHA-256 recorded when they were added, "
-                      f"no file was added outside the tool, and the audit log's hash chain of {v.log_entries} "
-                      f"entries is intact up to the head recorded in case.json.", st["body"]))
+        out.append(_p(f"All {v.evidence_checked} evidence files match the SHA-256 recorded when they were added (in "
+                      "case.json and in the audit log), every result file the log recorded matches its SHA-256, the "
+                      "case metadata matches what was logged at creation, no file was added outside the tool, and "
+                      f"the audit log's hash chain of {v.log_entries} entries is intact up to the head recorded in "
+                      "case.json.", st["body"]))
     else:
         out.append(_p(f"Verification FAILED: {len(v.problems)} problem(s). Results that depend on the named "
                       f"files cannot be relied on.", st["verdict"]))
@@ -363,6 +388,8 @@ def _analysis_section(a: AnalysisView, index: int, st) -> list:
                        f"{engine.get('torch', '?')}), weights SHA-256 {engine.get('weights_sha256', '?')}"
                        + (f", match calibration SHA-256 {engine['calibration_sha256']}"
                           if engine.get("calibration_sha256") else "")],
+            ["Gallery", _gallery_text((d.get("search") or {}).get("gallery")) if isinstance(d.get("search"), dict)
+             else "none searched"],
             ["Parameters", json.dumps(params, sort_keys=True)], ["Software", str(d.get("software", "?"))],
             ["Duration", f"{_num(d.get('seconds'), '{:.2f}')} s"]]
     out.append(_table([[_p(k, st["cell"]), _p(v, st["mono"] if "SHA" in k or k == "Parameters" else st["cell"])]
@@ -636,8 +663,10 @@ def write_report(case: Case, out: str | Path, progress: Progress | None = None) 
         raise CaseError(f"{out}: the report file name must end in .pdf")
     root = case.root.resolve()
     target = out.resolve()
-    if target.is_relative_to(root / "evidence") or target in (root / "case.json", root / "audit.log"):
-        raise CaseError(f"{out}: refusing to write the report over the case's evidence or records")
+    if target.is_relative_to(root / "evidence") or target.is_relative_to(root / "results") \
+            or target in (root / "case.json", root / "audit.log", root / ".lock"):
+        raise CaseError(f"{out}: refusing to write the report into the case's evidence, results or records; "
+                        "write it beside the case folder")
     if out.is_dir():
         raise CaseError(f"{out}: is a folder; give a file name ending in .pdf")
     step = progress or Progress()
@@ -647,9 +676,15 @@ def write_report(case: Case, out: str | Path, progress: Progress | None = None) 
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out, data)
     digest = hashlib.sha256(data).hexdigest()
-    case.append_log("report.exported", {"file": str(target), "sha256": digest, "pages": pages,
-                                        "analyses": [a.analysis_id for a in content.analyses],
-                                        "verified": content.verification.ok})
+    not_logged = ""
+    try:
+        case.append_log("report.exported", {"file": str(target), "sha256": digest, "pages": pages,
+                                            "analyses": [a.analysis_id for a in content.analyses],
+                                            "verified": content.verification.ok,
+                                            "covers_head": content.verification.head}, progress)
+    except CaseError as exc:  # a case whose record is in doubt, or a read-only copy, still gets its report
+        not_logged = str(exc)
     step.update(5, 5, "done")
     return ReportInfo(path=str(out), sha256=digest, pages=pages, analyses=len(content.analyses),
-                      verified=content.verification.ok, seconds=round(time.perf_counter() - t0, 2))
+                      verified=content.verification.ok, seconds=round(time.perf_counter() - t0, 2),
+                      not_logged=not_logged)

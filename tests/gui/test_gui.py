@@ -144,6 +144,7 @@ def test_no_face_then_hand_drawn_box(qtbot, window: MainWindow, tmp_path: Path) 
     case = Case.create(tmp_path / "c2", "GUI-2", "Analyst")
     case.add_evidence([tmp_path / "wall.png"])
     w = window
+    w.settings.gallery_path = ""  # no gallery: the analysis reconstructs only
     w.open_case(str(case.root))
     wait_idle(qtbot, w)
     w.detect_face()
@@ -262,6 +263,7 @@ def test_video_timeline_marks_best_frames(qtbot, window: MainWindow, tmp_path: P
     case = Case.create(tmp_path / "c3", "GUI-3", "Analyst")
     case.add_evidence([path])
     w = window
+    w.settings.gallery_path = ""  # no gallery: the analysis reconstructs only
     w.open_case(str(case.root))
     wait_idle(qtbot, w)
     tl = w.case_view.timeline
@@ -318,7 +320,12 @@ def test_open_demo_case_with_the_shipped_models(qtbot, settings, tmp_path: Path)
     cv = w.case_view
     assert cv.table.rowCount() == 3 and cv.table.item(0, 0).text() == "Grace_Hopper"
     assert cv.verdict.text().startswith("Investigative lead: Grace_Hopper")
-    assert settings.gallery_path.endswith("gallery.db")  # the demo gallery became the default
+    assert w.wb.gallery_path == str(tmp_path / "demo" / "gallery.db")  # the demo case searches the demo gallery
+    assert settings.gallery_path == ""  # ... which never becomes the default of a real case
+    other = Case.create(tmp_path / "real", "REAL-1", "Analyst")
+    w.open_case(str(other.root))
+    wait_idle(qtbot, w)
+    assert w.wb.gallery_path == "" and "gallery: none" in w.status_label.text()
 
 
 def test_altered_evidence_is_flagged_in_the_evidence_list(qtbot, window: MainWindow, case_dir: Path) -> None:
@@ -332,6 +339,38 @@ def test_altered_evidence_is_flagged_in_the_evidence_list(qtbot, window: MainWin
     states = {window.evidence.topLevelItem(i).text(0): window.evidence.topLevelItem(i).text(2) for i in range(2)}
     assert states[ev.name] == "altered" and list(states.values()).count("verified") == 1
     assert "integrity problem" in window.case_summary.text()
+
+
+def test_a_forged_verdict_is_flagged_and_verification_is_recorded(qtbot, window: MainWindow, case_dir: Path,
+                                                                  people: Path, tiny_engine, detector,
+                                                                  tmp_path: Path) -> None:
+    from forensic_face.pipeline import analyze_case
+    from forensic_face.store.gallery import Gallery
+
+    with Gallery(tmp_path / "g.db", mode="create") as gallery:
+        gallery.enroll_folder(people, tiny_engine, detector)
+        analyze_case(Case.open(case_dir), tiny_engine, detector, gallery, top_k=2)
+    import json
+
+    record = case_dir / "results" / "analysis-001" / "analysis-001.json"
+    data = json.loads(record.read_text())
+    data["search"].update(verdict="candidate: Forged Person", confident=True)
+    data["search"]["candidates"][0].update(person="Forged Person", match_probability=0.99)
+    record.write_text(json.dumps(data))  # someone makes the analysis name somebody else
+    w = window
+    w.open_case(str(case_dir))
+    wait_idle(qtbot, w)
+    assert w.case_view.verdict.text().startswith("ALTERED: files of this analysis were changed")
+    assert "Investigative lead: Forged Person" not in w.case_view.verdict.text().split("\n")[0]
+    assert "integrity problem" in w.case_summary.text()
+    entries = len(Case.open(case_dir).read_log())
+    qtbot.keyClick(w, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    wait_idle(qtbot, w)
+    qtbot.waitUntil(lambda: bool(error_dialogs(w)), timeout=5000)
+    box = error_dialogs(w)[0].informativeText()
+    assert "analysis-001.json: altered after it was written" in box and "Nothing was lost" not in box
+    log = Case.open(case_dir).read_log()
+    assert len(log) == entries + 1 and log[-1]["action"] == "case.verified" and log[-1]["details"]["ok"] is False
 
 
 def test_settings_reach_the_services(qtbot, window: MainWindow, tmp_path: Path) -> None:

@@ -50,7 +50,7 @@ def analysed_case(tmp_path_factory, frame_640, face_rgb, tiny_engine, detector) 
         cv2.imwrite(str(people / name / "a.jpg"), cv2.cvtColor(np.roll(face_rgb, shift, axis=1), cv2.COLOR_RGB2BGR))
     case = Case.create(tmp / "case", "CR-2026/17", "Łucja Nowak <analyst>", "Shop robbery — camera 3")
     case.add_evidence([tmp / "cam1.jpg", tmp / "cam1.wav"])
-    with Gallery(tmp / "gallery.db") as gallery:
+    with Gallery(tmp / "gallery.db", mode="create") as gallery:
         gallery.enroll_folder(people, tiny_engine, detector)
         analyze_case(case, tiny_engine, detector, gallery, top_k=2)
     analyze_case(case, tiny_engine, detector, use_audio=False)  # a second analysis: no audio, no gallery
@@ -92,12 +92,20 @@ def test_report_holds_what_an_examiner_needs(analysed_case: Case, tmp_path: Path
             assert f"1.0% (used here): {false_leads:.1%} false leads" in words
             assert "5.0%: " in words and "5.0% (used here)" not in words
     entry = case.read_log()[-1]
+    head = entry["details"]["covers_head"]  # the head the report was made from: the last entry before its own
+    assert head == {"seq": entry["seq"] - 1, "hash": entry["prev"]}
+    words = " ".join(text.split())
+    assert "Audit log head" in text and squash(head["hash"]) in flat  # the anchor, in full
+    assert f"--expect-head {head['seq']}:{head['hash'][:16]}" in words
+    gallery = json.loads((case.results_dir / "analysis-001" / "analysis-001.json").read_text())["search"]["gallery"]
+    assert gallery["people"] == 2 and len(gallery["content_sha256"]) == 64
+    assert squash(gallery["content_sha256"]) in flat and "2 people" in words  # the gallery searched, identified
     assert entry["action"] == "report.exported"
     assert entry["details"]["sha256"] == hashlib.sha256((tmp_path / "report.pdf").read_bytes()).hexdigest()
 
 
 def test_confident_and_unconfident_verdicts_are_stated(analysed_case: Case, tmp_path: Path) -> None:
-    saved = json.loads((analysed_case.results_dir / "analysis-001.json").read_text())
+    saved = json.loads((analysed_case.results_dir / "analysis-001" / "analysis-001.json").read_text())
     text = pdf_text(Path(write_report(analysed_case, tmp_path / "r.pdf").path))
     if saved["search"]["confident"]:
         assert f"Investigative lead: {saved['search']['candidates'][0]['person']}" in text.replace("\n", " ")
@@ -118,15 +126,15 @@ def test_tampered_evidence_and_results_are_reported_not_hidden(analysed_case: Ca
     ev = case.evidence_dir / case.evidence[0].name
     os.chmod(ev, 0o644)
     ev.write_bytes(ev.read_bytes() + b"tampered")
-    res = case.results_dir / "analysis-001-reconstruction.png"
-    os.chmod(res, 0o644)
+    res = case.results_dir / "analysis-001" / "reconstruction.png"
     cv2.imwrite(str(res), np.zeros((32, 32), np.uint8))
     info = write_report(case, tmp_path / "tampered.pdf")
     text = pdf_text(tmp_path / "tampered.pdf")
     assert not info.verified
     assert "Verification FAILED" in text and "ALTERED" in text
-    assert "results/analysis-001-reconstruction.png: ALTERED" in text
-    assert "PROBLEMS FOUND" in text
+    assert "results/analysis-001/reconstruction.png: ALTERED" in text
+    first = text[:text.index("1. Evidence and integrity")]  # the title page says so too
+    assert "VERIFICATION FAILED" in first and "(ALTERED)" in first
 
 
 def test_report_refuses_bad_targets_and_changes_no_evidence(analysed_case: Case, tmp_path: Path) -> None:
@@ -134,6 +142,8 @@ def test_report_refuses_bad_targets_and_changes_no_evidence(analysed_case: Case,
     before = {p.name: p.read_bytes() for p in case.evidence_dir.iterdir()}
     with pytest.raises(CaseError, match="evidence"):
         write_report(case, case.evidence_dir / "x.pdf")
+    with pytest.raises(CaseError, match="results"):
+        write_report(case, case.results_dir / "analysis-001" / "x.pdf")
     with pytest.raises(CaseError, match=r"\.pdf"):
         write_report(case, tmp_path / "report.txt")
     (tmp_path / "dir.pdf").mkdir()
@@ -143,16 +153,34 @@ def test_report_refuses_bad_targets_and_changes_no_evidence(analysed_case: Case,
     assert Case.open(case.root).verify().ok
 
 
-def test_malformed_result_file_is_listed_not_fatal(analysed_case: Case, tmp_path: Path) -> None:
+def test_planted_and_malformed_result_files_are_listed_not_fatal(analysed_case: Case, tmp_path: Path) -> None:
     from forensic_face.store.case import copy_case
 
     copy_case(analysed_case.root, tmp_path / "copy")
     case = Case.open(tmp_path / "copy")
-    bad = case.results_dir / "analysis-009.json"
-    bad.write_text('{"analysis_id": "analysis-009", "images": {"input_face": "../../etc/passwd"}, "search": 5')
-    text = pdf_text(Path(write_report(case, tmp_path / "r.pdf").path))
-    assert "results/analysis-009.json" in text and "unreadable" in text
-    assert "not in the audit log" in text
+    planted = case.results_dir / "analysis-009.json"
+    planted.write_text('{"analysis_id": "analysis-009", "search": {"verdict": "candidate: Planted"}}')
+    (case.results_dir / "analysis-002" / "analysis-002.json").write_text(
+        '{"analysis_id": "analysis-002", "images": {"input_face": "../../etc/passwd"}, "search": 5')
+    info = write_report(case, tmp_path / "r.pdf")
+    text = " ".join(pdf_text(Path(info.path)).split())
+    assert info.analyses == 1 and "Planted" not in text  # a file the log does not know is never shown as a result
+    assert "results/analysis-009.json: added outside the tool" in text
+    assert "analysis-002: " in text and "unreadable" in text
+    assert "results/analysis-002/analysis-002.json: altered after it was written" in text
+
+
+def test_a_hostile_title_still_gets_its_report(analysed_case: Case, tmp_path: Path) -> None:
+    from forensic_face.store.case import copy_case
+
+    copy_case(analysed_case.root, tmp_path / "copy")
+    meta = json.loads((tmp_path / "copy" / "case.json").read_text())
+    meta["title"] = ("Burglary " * 1112)[:10_000]  # 10,000 characters written into case.json by hand
+    (tmp_path / "copy" / "case.json").write_text(json.dumps(meta))
+    info = write_report(Case.open(tmp_path / "copy"), tmp_path / "long.pdf")
+    text = " ".join(pdf_text(Path(info.path)).split())
+    assert not info.verified and "(10,000 characters, shortened)" in text
+    assert "the case title was changed after the case was created" in text
 
 
 def test_cli_report(analysed_case: Case, tmp_path: Path) -> None:
@@ -166,10 +194,10 @@ def test_cli_report(analysed_case: Case, tmp_path: Path) -> None:
 
 def test_report_shows_the_lbrp_the_analysis_used(analysed_case: Case) -> None:
     from forensic_face.audio.features import AudioFeatureExtractor
-    from forensic_face.reports.content import load_analysis
+    from forensic_face.reports.content import find_analysis, load_analysis
 
-    with_audio = load_analysis(analysed_case, analysed_case.results_dir / "analysis-001.json")
-    without = load_analysis(analysed_case, analysed_case.results_dir / "analysis-002.json")
+    with_audio = load_analysis(analysed_case, find_analysis(analysed_case, "analysis-001"))
+    without = load_analysis(analysed_case, find_analysis(analysed_case, "analysis-002"))
     t = with_audio.data["audio"]["timestamp_s"]
     ext = AudioFeatureExtractor()
     expected = ext(ext.load(analysed_case.evidence_path("cam1.wav")), np.array([t])).lbrp[0]
