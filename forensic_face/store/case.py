@@ -424,10 +424,12 @@ class Case:
             atomic_write_json(self.case_file, self.meta)
             done.append(f"discarded an interrupted {state.pending_unlogged.get('action')} that never reached the log "
                         "(it did not happen)")
+        withdrawn = sorted(p.name[len(STAGING):] for p in self.results_dir.glob(f"{STAGING}analysis-*"))
         done += self._remove_leftovers()
         if done:
             log.warning("%s: recovery: %s", self.root, "; ".join(done))
-            self._commit("case.recovered", {"actions": done})
+            # the ids of staged analyses removed are named, so they are never given to another analysis
+            self._commit("case.recovered", {"actions": done, "unrecorded_analyses": withdrawn})
 
     def _finish(self, entry: dict) -> None:
         """Complete the file work of a logged entry whose change was interrupted after its commit point."""
@@ -597,10 +599,12 @@ class Case:
     def _next_analysis_id(self) -> str:
         taken = [0]
         for e in self._entries or []:
-            aid = (e.get("details") or {}).get("analysis") if isinstance(e.get("details"), dict) else None
-            m = ANALYSIS_ID.match(aid) if isinstance(aid, str) else None
-            if m:
-                taken.append(int(m.group(1)))
+            d = e.get("details") if isinstance(e.get("details"), dict) else {}
+            named = d.get("unrecorded_analyses") if isinstance(d.get("unrecorded_analyses"), list) else []
+            for aid in [d.get("analysis"), *named]:
+                m = ANALYSIS_ID.match(aid) if isinstance(aid, str) else None
+                if m:
+                    taken.append(int(m.group(1)))
         for p in self.results_dir.iterdir():
             m = re.match(r"^(?:\.partial-)?analysis-(\d{3,6})", p.name)
             if m:
