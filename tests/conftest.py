@@ -13,6 +13,26 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
 @pytest.fixture(scope="session")
+def torch_threads() -> int:
+    """torch's CPU thread count at the start of the session (its default, or OMP_NUM_THREADS)."""
+    import torch
+
+    return torch.get_num_threads()
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_threads(torch_threads: int):
+    """Each test starts with the session's torch thread count: code that trains with ``threads=1`` (``train``
+    and ``scripts/gpu_search.py``'s trials set it for the whole process) must not leave the later tests on one
+    thread, an untested configuration for everything that runs after it."""
+    yield
+    import torch
+
+    if torch.get_num_threads() != torch_threads:
+        torch.set_num_threads(torch_threads)
+
+
+@pytest.fixture(scope="session")
 def face_rgb() -> np.ndarray:
     """A 512x512 RGB photo with one frontal face (scikit-image's 'astronaut' sample)."""
     from skimage import data

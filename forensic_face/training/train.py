@@ -109,6 +109,27 @@ def bf16_supported(device: torch.device) -> bool:
         return False
 
 
+#: oneDNN's widest x64 channel block for float32 (AVX-512; 8 with AVX2)
+_ONEDNN_CHANNEL_BLOCK = 16
+
+
+def training_memory_format(device: torch.device, *models: nn.Module) -> torch.memory_format:
+    """The layout to train ``models`` in on ``device``: channels-last (oneDNN's fast convolution layout on CPU,
+    measured 1.6x here with float32) unless oneDNN computes one of their layers wrongly in it.
+
+    oneDNN's x64 kernel for the weight gradient of a strided 1x1 convolution whose channels-last input has fewer
+    channels than its channel block (``jit_1x1`` backward_weights, oneDNN 3.12 in torch 2.13; reported as
+    uxlfoundation/oneDNN#6035) writes past its per-thread workspace: wrong weight gradients with two threads, a
+    corrupted heap (abort or segfault, later and elsewhere) with one. Only narrow networks (widths below 16:
+    tests, small trials) have such a layer; they train in the contiguous layout, whose blocked and padded
+    source oneDNN handles correctly.
+    """
+    defective = device.type == "cpu" and any(
+        isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1) and m.stride != (1, 1)
+        and m.in_channels < _ONEDNN_CHANNEL_BLOCK for model in models for m in model.modules())
+    return torch.contiguous_format if defective else torch.channels_last
+
+
 class ArcFace(nn.Module):
     """Additive angular margin soft-max (Deng et al. 2019) over ``classes`` identities."""
 
@@ -407,8 +428,8 @@ def train(data: str | Path, out: str | Path, cfg: TrainConfig, *, workers: int =
         np.add.at(prototypes, prep.labels[known], prep.teacher[known])
         prototypes /= np.maximum(np.linalg.norm(prototypes, axis=1, keepdims=True), 1e-8)
     ae, rec, arc = build_models(cfg, prep.n_classes, audio_dim, prototypes)
-    # channels-last: oneDNN's fast convolution layout on CPU (measured 1.6x here with float32)
-    ae, rec, arc = (m.to(device, memory_format=torch.channels_last) for m in (ae, rec, arc))
+    layout = training_memory_format(device, ae, rec)
+    ae, rec, arc = (m.to(device, memory_format=layout) for m in (ae, rec, arc))
     params = [p for m in (ae, rec, arc) for p in m.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     opt_ae = torch.optim.AdamW(ae.parameters(), lr=cfg.ae_lr, weight_decay=cfg.weight_decay)
@@ -444,7 +465,8 @@ def train(data: str | Path, out: str | Path, cfg: TrainConfig, *, workers: int =
               "train_blends": int((prep.labels < 0).sum()),
               "train_classes": prep.n_classes, "voice_clips": int(prep.arrays.audio.shape[0]),
               "params": {"ae": count_params(ae), "rec": count_params(rec)}, "prep_s": prep.prep_seconds,
-              "device": str(device), "bfloat16_autocast": autocast, "torch_threads": torch.get_num_threads()}
+              "device": str(device), "bfloat16_autocast": autocast, "channels_last": layout == torch.channels_last,
+              "torch_threads": torch.get_num_threads()}
     deadline = started + cfg.time_limit_s if cfg.time_limit_s else None
 
     def report(text: str):

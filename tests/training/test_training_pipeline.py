@@ -47,6 +47,7 @@ def test_train_resume_export_evaluate(tiny_lfw: Path, isolated_cache, tmp_path: 
     out = tmp_path / "run"
     first = train(tiny_lfw, out, TrainConfig(**{**cfg.__dict__, "epochs": 1}), workers=1, prep=prep)
     assert len(first["history"]) == 1 and (out / "checkpoint.pt").is_file()
+    assert not first["channels_last"]  # width 4: see test_memory_format.py
     resumed = train(tiny_lfw, out, cfg, workers=1, resume=True, prep=prep)
     assert [h["epoch"] for h in resumed["history"]] == [1, 2]  # continued, not restarted
 
