@@ -195,7 +195,7 @@ def trials_on_case(op: str, material: dict, work: Path, n: int, rng: random.Rand
         old_pdf = out_pdf.read_bytes() if out_pdf.exists() else None
         res = run_cli(args(i), k, when)
         tally["killed" if res.returncode == -signal.SIGKILL else f"exit {res.returncode}"] += 1
-        tally["phase_" + f"{k:02d}{when[0]}"] += 1
+        tally["phase_" + f"{k:02d}{when[0]}"] += 1  # k-th rename, (b)efore or (a)fter it
         problems = check_case(root, before)
         if op == "report" and out_pdf.exists():
             data = out_pdf.read_bytes()
@@ -257,6 +257,9 @@ def main() -> int:
     parser.add_argument("--out", default="/tmp/forensic-face-kill-trials", help="work folder")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    import logging
+
+    logging.basicConfig(level=logging.ERROR)  # the recoveries this provokes are logged in each case, not here
     work = Path(args.out)
     work.mkdir(parents=True, exist_ok=True)
     rng = random.Random(args.seed)
@@ -269,10 +272,11 @@ def main() -> int:
         else:
             tally, fails = trials_on_case(op, material, work, args.trials, rng)
         total += args.trials
-        phases = sorted(k[6:] for k in tally if k.startswith("phase_"))
+        phases = sorted((k[6:], v) for k, v in tally.items() if k.startswith("phase_"))
         killed = tally["killed"]
         print(f"{op:8s} {args.trials:4d} trials, {killed} killed, {len(phases)} distinct kill points "
-              f"({', '.join(phases)}), {len(fails)} failures, {time.perf_counter() - t0:.0f} s", flush=True)
+              f"({', '.join(f'{p} x{v}' for p, v in phases)}), {len(fails)} failures, "
+              f"{time.perf_counter() - t0:.0f} s", flush=True)
         all_fails += fails
     for f in all_fails:
         print("FAIL", f)
