@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from forensic_face import __version__
-from forensic_face.core.errors import CancelledError, ForensicFaceError
+from forensic_face.core.errors import CancelledError, ForensicFaceError, describe_os_error
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -394,26 +394,6 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
 
-def os_error_message(exc: OSError) -> str:
-    """A file-system failure in words a user can act on (a full disk, a read-only folder, a missing file)."""
-    import errno
-
-    where = exc.filename or "a file"
-    advice = {
-        errno.ENOSPC: "the disk is full; free some space and run the command again",
-        errno.EDQUOT: "your disk quota is used up; free some space and run the command again",
-        errno.EROFS: "the file system is read-only; work on a copy in a writable folder",
-        errno.EACCES: "permission denied; work on a copy in a folder you can write to, or ask for access",
-        errno.EPERM: "the operation is not permitted; work on a copy in a folder you can write to",
-        errno.ENOENT: "no such file or folder; check the path",
-        errno.EISDIR: "is a folder, where a file was expected",
-        errno.ENOTDIR: "a part of the path is not a folder",
-        errno.EMFILE: "too many files open; close other programs and try again",
-    }.get(exc.errno or -1, exc.strerror or str(exc))
-    return (f"{where}: {advice}. The step that failed was not saved; what was saved before it (the case's "
-            "evidence, results and log) is unchanged")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="forensic-face",
@@ -589,7 +569,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # the file system refused: say which file and what to do
         if args.debug:
             raise
-        print(f"forensic-face: error: {os_error_message(exc)}", file=sys.stderr)
+        print(f"forensic-face: error: {describe_os_error(exc)}", file=sys.stderr)
         return 1
     except Exception as exc:  # noqa: BLE001 - the CLI contract: one line, no traceback without --debug
         if args.debug:

@@ -5,6 +5,8 @@ The CLI prints ``str(error)`` on one line and exits 1; the GUI shows it in a dia
 
 from __future__ import annotations
 
+import errno
+
 
 class ForensicFaceError(Exception):
     """Base of every error this package raises on purpose."""
@@ -73,3 +75,21 @@ class CaseLockedError(CaseError):
 class CaseIntegrityError(CaseError):
     """The case's record (audit log, its head, case.json) is in doubt: writing is refused so that nothing
     covers the problem; ``case verify`` names it."""
+
+
+def describe_os_error(exc: OSError) -> str:
+    """A file-system failure in words a user can act on (a full disk, a read-only folder, a missing file)."""
+    where = exc.filename or "a file"
+    advice = {
+        errno.ENOSPC: "the disk is full; free some space and try again",
+        errno.EDQUOT: "your disk quota is used up; free some space and try again",
+        errno.EROFS: "the file system is read-only; work on a copy in a writable folder",
+        errno.EACCES: "permission denied; work on a copy in a folder you can write to, or ask for access",
+        errno.EPERM: "the operation is not permitted; work on a copy in a folder you can write to",
+        errno.ENOENT: "no such file or folder; check the path",
+        errno.EISDIR: "is a folder, where a file was expected",
+        errno.ENOTDIR: "a part of the path is not a folder",
+        errno.EMFILE: "too many files open; close other programs and try again",
+    }.get(exc.errno or -1, exc.strerror or str(exc))
+    return (f"{where}: {advice}. The step that failed was not saved; what was saved before it (the case's "
+            "evidence, results and log) is unchanged")

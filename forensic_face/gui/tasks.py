@@ -14,7 +14,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
-from forensic_face.core.errors import CancelledError, ForensicFaceError
+from forensic_face.core.errors import CancelledError, ForensicFaceError, describe_os_error
 from forensic_face.core.progress import CancelToken, Progress
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,9 @@ class _Job(QRunnable):
             self.signals.failed.emit("error", str(exc))
         except MemoryError:
             self.signals.failed.emit("error", "the computer ran out of memory; close other programs and retry")
+        except OSError as exc:  # the file system refused (a full disk, a read-only folder): the user can act
+            log.warning("task failed: %s", exc)
+            self.signals.failed.emit("error", describe_os_error(exc))
         except Exception as exc:  # noqa: BLE001 - any failure must reach the user, not kill the thread
             log.error("task failed:\n%s", traceback.format_exc())
             self.signals.failed.emit("internal", f"{type(exc).__name__}: {exc}")

@@ -393,3 +393,16 @@ def test_settings_reach_the_services(qtbot, window: MainWindow, tmp_path: Path) 
     assert AppSettings(window.settings.q).analyst == "B. Examiner" and AppSettings(window.settings.q).fpir == 0.05
     window.settings.q.setValue("search/fpir", "0.3")  # a rate the calibration never measured: the default
     assert window.settings.fpir == 0.01
+
+
+def test_a_full_disk_during_a_task_says_what_to_do(qtbot, window: MainWindow) -> None:
+    import errno
+
+    def write_fails(progress):
+        raise OSError(errno.ENOSPC, "No space left on device", "/cases/x/results/.partial-analysis-001/a.png")
+
+    window._start("Writing", write_fails, lambda _r: None, "Could not write")
+    wait_idle(qtbot, window)
+    qtbot.waitUntil(lambda: bool(error_dialogs(window)), timeout=5000)
+    text = error_dialogs(window)[0].informativeText()
+    assert "the disk is full; free some space and try again" in text and "internal" not in text.lower()

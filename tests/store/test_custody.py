@@ -456,7 +456,8 @@ def test_read_only_case_and_full_disk_are_refused_before_any_change(case: Case, 
 def test_cli_refuses_bad_numbers_and_explains_file_system_errors(capsys: pytest.CaptureFixture[str]) -> None:
     import errno
 
-    from forensic_face.cli import main, os_error_message
+    from forensic_face.cli import main
+    from forensic_face.core.errors import describe_os_error
 
     for args in (["analyze", "c", "--top", "0"], ["analyze", "c", "--time", "nan"], ["analyze", "c", "--time", "-1"],
                  ["gallery", "search", "g.db", "x.jpg", "--top", "many"]):
@@ -465,5 +466,5 @@ def test_cli_refuses_bad_numbers_and_explains_file_system_errors(capsys: pytest.
         assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "from 1 to 1000" in err and "0 or more" in err
-    text = os_error_message(OSError(errno.ENOSPC, "No space left on device", "/cases/x/results/a.png"))
+    text = describe_os_error(OSError(errno.ENOSPC, "No space left on device", "/cases/x/results/a.png"))
     assert "/cases/x/results/a.png: the disk is full; free some space" in text and "unchanged" in text
