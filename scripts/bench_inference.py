@@ -11,17 +11,14 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from forensic_face.models.engine import load_networks  # noqa: E402
-from forensic_face.models.nets import fold_batch_norms  # noqa: E402
-from forensic_face.paths import models_dir  # noqa: E402
+from forensic_face.models.engine import load_networks
+from forensic_face.models.nets import fold_batch_norms
+from forensic_face.paths import models_dir
 
 
 def main() -> int:

@@ -30,9 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from forensic_face.training.chunked import gather  # noqa: E402
+from forensic_face.training.chunked import gather
 
 
 def _status(field: str) -> int:

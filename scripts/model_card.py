@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 from forensic_face.models.calibration import MatchCalibration
+from forensic_face.paths import models_dir
 from forensic_face.training.metrics import wilson_interval
 
-ROOT = Path(__file__).resolve().parents[1] / "resources" / "models"
+ROOT = models_dir()
 
 
 def pct(v: float) -> str:
@@ -293,7 +293,7 @@ def targets(ev: dict) -> list[str]:
             "| target | asked | measured | verdict |", "| --- | --- | --- | --- |", *rows, "",
             "The intervals treat the 1,000 pairs as independent. LFW's pairs share people (963 people in 463 "
             "groups of linked pairs); a bootstrap that resamples those groups (2,000 draws, "
-            "`scripts/interval_check.py`) gave intervals 3 % narrower to 9 % wider than these (widest: severe "
+            "`research/interval_check.py`) gave intervals 3 % narrower to 9 % wider than these (widest: severe "
             "accuracy, 5.5 points against 5.1), so the sharing changes no verdict. Inference speed (≤ 15 ms) "
             "and training time (< 1 h) are measured by `scripts/bench_inference.py` and the training record, not here."]
 
@@ -344,7 +344,7 @@ def calibration_text(meta: dict) -> str:
     history = meta["record"].get("calibration_history", [])
     if history and history[0].get("previous"):
         prev = history[0]["previous"]["weights"]
-        text += (f" Refitted on {history[-1]['replaced']} with `scripts/recalibrate.py` (weights unchanged, so "
+        text += (f" Refitted on {history[-1]['replaced']} with `research/recalibrate.py` (weights unchanged, so "
                  f"the version is too; results record the calibration's SHA-256). It replaced p = sigmoid(w0 + "
                  f"w1·s) with one threshold, s ≥ {-prev[0] / prev[1]:.3f}, and no open-set threshold; see 'Match "
                  "calibration' below.")
@@ -352,7 +352,7 @@ def calibration_text(meta: dict) -> str:
 
 
 def calib_row(r: dict, settings: str) -> str:
-    """A table row of a run scored on the calibration pairs (scripts/score_calibration.py)."""
+    """A table row of a run scored on the calibration pairs (research/score_calibration.py)."""
     return (f"| {r['run']} | {settings} | {r['train_s']:.0f} | {r['calib_auc_clean']:.3f} / "
             f"{r['calib_auc_mild']:.3f} / {r['calib_auc_severe']:.3f} | {r['calib_psnr_mild']:.2f} "
             f"({r['calib_bicubic_mild']:.2f}) | "
@@ -388,18 +388,18 @@ def timing(rec: dict, cfg: dict) -> str:
 def round7(hp: dict) -> list[str]:
     """The seventh round: does the autoencoder overfit, does an embedding ensemble help, and the autoencoder
     phase's batch size (2 CPU cores)."""
-    lines = ["", "Seventh round, on 2 CPU cores (`scripts/model_checks.py`, `--ae-batch`): the shipped model's fit "
+    lines = ["", "Seventh round, on 2 CPU cores (`research/model_checks.py`, `--ae-batch`): the shipped model's fit "
              "on training against held-out faces, an ensemble of embeddings, and the batch size of the "
              "autoencoder phase.", "",
              "Reconstruction of 600 training images and of the 600 calibration probes, each through the evaluation's "
-             "probe pipeline (`scripts/model_checks.py fit`):", "",
+             "probe pipeline (`research/model_checks.py fit`):", "",
              "| people | level | PSNR | bicubic | gain |", "| --- | --- | --- | --- | --- |"]
     for r in hp.get("fit_check", []):
         lines.append(f"| {r['people']} | {r['level']} | {r['psnr']:.2f} | {r['bicubic']:.2f} | "
                      f"+{r['psnr'] - r['bicubic']:.2f} dB |")
     if hp.get("ensemble_check"):
         weights = sorted({r["w_reconstruction"] for r in hp["ensemble_check"]}, reverse=True)
-        lines += ["", "Embedding the reconstruction and the degraded input together (`scripts/model_checks.py "
+        lines += ["", "Embedding the reconstruction and the degraded input together (`research/model_checks.py "
                   "ensemble`): calibration ROC-AUC / best-threshold accuracy (threshold chosen on the same pairs, an "
                   "upper bound) of the normalised mean w·e(reconstruction) + (1 − w)·e(degraded):", "",
                   "| level | " + " | ".join(f"w = {w:g}" for w in weights) + " |",
@@ -482,7 +482,7 @@ def main() -> None:
         + (f" --ae-lr {cfg['ae_lr']:g}" if cfg.get("ae_epochs") and cfg.get("ae_lr", 2e-3) != 2e-3 else "")
         + (f" --rec-epochs {cfg['rec_epochs']} --rec-lr {cfg['rec_lr']:g}" if cfg.get("rec_epochs") else "")
         + " --out runs/train   # writes resources/models/",
-        *([".venv/bin/python scripts/recalibrate.py resources/models   # the calibration refitted, weights kept"]
+        *([".venv/bin/python -m research.recalibrate resources/models   # the calibration refitted, weights kept"]
           if rec.get("calibration_history") else []),
         ".venv/bin/forensic-face evaluate --out resources/models/evaluation.json",
         ".venv/bin/python scripts/model_card.py",
@@ -554,11 +554,11 @@ def main() -> None:
             if hp.get("notes_round2"):
                 lines += ["", hp["notes_round2"]]
         if hp.get("gpu_trials"):
-            lines += ["", "Third round, on a borrowed GPU (`scripts/gpu_search.py`): complete full-length schedules of "
-                      "the training command, run concurrently from a portable pack of the training set, scored here on "
-                      "the same calibration pairs. 'dN' is the distillation weight, 'eN' epochs, 'wNdM' recogniser "
-                      "width and blocks per stage, 's80' 80 px input, 'bl' 7,685 teacher-labelled blends added "
-                      "(`--blends`).", "",
+            lines += ["", "Third round, on a borrowed GPU (`research/gpu_search.py`): complete full-length "
+                      "schedules of the training command, run concurrently from a portable pack of the training set, "
+                      "scored here on the same calibration pairs. 'dN' is the distillation weight, 'eN' epochs, "
+                      "'wNdM' recogniser width and blocks per stage, 's80' 80 px input, 'bl' 7,685 teacher-labelled "
+                      "blends added (`--blends`).", "",
                       "| trial | settings | GPU s | AUC clean / mild / severe | PSNR mild (bicubic) | "
                       "PSNR severe (bicubic) |", "| --- | --- | --- | --- | --- | --- |"]
             for r in hp["gpu_trials"]:
@@ -566,9 +566,9 @@ def main() -> None:
             if hp.get("notes_gpu"):
                 lines += ["", hp["notes_gpu"]]
         if hp.get("ae_trials"):
-            lines += ["", "Fourth round: the autoencoder alone (`scripts/ae_trial.py`: the training batches, MSE only, "
-                      "a fixed wall-time budget on this machine's 2 cores, warm-up then cosine decay over the budget), "
-                      "PSNR on the calibration probes in the clean alignment, no audio.", "",
+            lines += ["", "Fourth round: the autoencoder alone (`research/ae_trial.py`: the training batches, "
+                      "MSE only, a fixed wall-time budget on this machine's 2 cores, warm-up then cosine decay over "
+                      "the budget), PSNR on the calibration probes in the clean alignment, no audio.", "",
                       "| trial | settings | steps | PSNR mild (bicubic) | PSNR severe (bicubic) | along the way "
                       "(steps: severe dB) |", "| --- | --- | --- | --- | --- | --- |"]
             for r in hp["ae_trials"]:
@@ -590,11 +590,11 @@ def main() -> None:
         if hp.get("notes_rec"):
             lines += ["", hp["notes_rec"]]
         if hp.get("ae_scaling") or hp.get("learning_curve"):
-            lines += ["", "Sixth round, on a borrowed GPU (`scripts/gpu_search.py`, two calls), scored here on the "
+            lines += ["", "Sixth round, on a borrowed GPU (`research/gpu_search.py`, two calls), scored here on the "
                       "calibration pairs: how far the two targets this model misses are from what more capacity, "
                       "more steps or more data give.", "",
                       "Autoencoder alone from scratch (`--epochs 0 --ae-epochs N`, MSE only; "
-                      "`scripts/score_calibration.py --reconstruction-only`):", "",
+                      "`research/score_calibration.py --reconstruction-only`):", "",
                       "| trial | width | bottleneck blocks | parameters | steps | PSNR mild (bicubic) | "
                       "PSNR severe (bicubic) | gain at severe |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
             for r in hp.get("ae_scaling", []):

@@ -5,5 +5,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export QT_QPA_PLATFORM=offscreen
 .venv/bin/lint-imports --no-cache
-.venv/bin/ruff check forensic_face tests scripts
+.venv/bin/ruff check forensic_face tests scripts research
 .venv/bin/python -m pytest "$@"

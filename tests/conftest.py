@@ -23,7 +23,7 @@ def torch_threads() -> int:
 @pytest.fixture(autouse=True)
 def _restore_torch_threads(torch_threads: int):
     """Each test starts with the session's torch thread count: code that trains with ``threads=1`` (``train``
-    and ``scripts/gpu_search.py``'s trials set it for the whole process) must not leave the later tests on one
+    and the training pack's trials set it for the whole process) must not leave the later tests on one
     thread, an untested configuration for everything that runs after it."""
     yield
     import torch

@@ -9,7 +9,7 @@ Intervals and tests (numpy and scipy; scikit-image for SSIM):
 - a per-image figure of two methods on the same images (PSNR): the mean difference with a t interval.
 
 All of them treat the pairs as independent draws. LFW's DevTest pairs share people; a bootstrap over
-the groups of pairs linked by shared people (``scripts/interval_check.py``) gave intervals 3 % narrower
+the groups of pairs linked by shared people (``research/interval_check.py``) gave intervals 3 % narrower
 to 9 % wider than these for the shipped model.
 """
 

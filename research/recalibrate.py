@@ -3,7 +3,7 @@
 bundle exported before the calibration changed (here: the sharpness term of
 forensic_face.models.calibration). The previous calibration is kept in the record.
 
-    .venv/bin/python scripts/recalibrate.py resources/models
+    .venv/bin/python -m research.recalibrate resources/models
 """
 
 from __future__ import annotations

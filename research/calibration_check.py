@@ -22,7 +22,7 @@ the shipped bundle's thresholds.
 enrolled calibration searches at clean, mild and severe): NLL of the true person and ECE of the top-1
 identity probability.
 
-    .venv/bin/python scripts/calibration_check.py [--models resources/models]
+    .venv/bin/python -m research.calibration_check [--models resources/models]
         [--noise-compensated | --open-set | --temperature]
 """
 

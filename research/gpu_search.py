@@ -9,7 +9,7 @@ replicated), the training arrays are made by the same code as ``forensic-face tr
 (:func:`forensic_face.training.dataset.prepare_faces`, same seeds), and the trials train
 concurrently, each a complete schedule. What comes back is each trial's networks (float16, as the
 shipped bundle stores them) and its training record; they are exported and scored on the
-calibration pairs here (``scripts/score_calibration.py``), never on DevTest.
+calibration pairs here (``research/score_calibration.py``), never on DevTest.
 
 The chosen settings are then trained again on 2 CPU cores with ``forensic-face train`` for the
 shipped weights: the GPU only widens the search.
@@ -17,14 +17,14 @@ shipped weights: the GPU only widens the search.
 A trial's settings are any ``TrainConfig`` fields: ``max_images`` trains on the same seeded subset of
 the images that ``prepare`` draws (a learning curve); ``{"epochs": 0, "ae_epochs": N}`` trains the
 autoencoder alone, and its file then holds the autoencoder only (score it with
-``scripts/score_calibration.py --reconstruction-only``).
+``research/score_calibration.py --reconstruction-only``).
 
     # here (needs ../shared/data and jpegtran from libjpeg-turbo-progs)
-    .venv/bin/python scripts/gpu_search.py pack --out .pack
+    .venv/bin/python -m research.gpu_search pack --out .pack
     # on the GPU machine
-    python3 scripts/gpu_search.py run --pack .pack --out $OUT --trials '{"d32": {"distill_weight": 32}}'
+    python3 -m research.gpu_search run --pack .pack --out $OUT --trials '{"d32": {"distill_weight": 32}}'
     # here, for each trial
-    .venv/bin/python scripts/gpu_search.py export trial-d32.pt runs/gpu/d32
+    .venv/bin/python -m research.gpu_search export trial-d32.pt runs/gpu/d32
 """
 
 from __future__ import annotations
@@ -35,31 +35,15 @@ import multiprocessing as mp
 import os
 import shutil
 import subprocess
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from forensic_face.training.blends import Blend  # noqa: E402
-from forensic_face.training.dataset import AUDIO_POINTS, TrainingArrays, prepare_faces  # noqa: E402
-from forensic_face.training.lfw import FolderIndex  # noqa: E402
-from forensic_face.training.train import (  # noqa: E402
-    Prepared,
-    TrainConfig,
-    append_blends,
-    blend_faces,
-    teacher_targets,
-    train,
-    training_rows,
-)
-
-FRAME = 250  # LFW frame side
-CROP = (32, 32, 192)  # x, y, side of the lossless crop (multiples of 16: whole JPEG MCUs)
+from forensic_face.training.dataset import AUDIO_POINTS
+from forensic_face.training.pack import CROP, load_pack, run_trial, trial_networks
+from forensic_face.training.train import Prepared, TrainConfig, training_rows
 
 
 def _jpegtran() -> str:
@@ -124,101 +108,9 @@ def cmd_pack(args: argparse.Namespace) -> int:
     return 0
 
 
-class _PackSplit:
-    def __init__(self, described: dict) -> None:
-        self.described = described
-
-    def describe(self) -> dict:
-        return self.described
-
-
-def _restore(job: tuple) -> None:
-    src, dst = job
-    crop = cv2.imread(src, cv2.IMREAD_GRAYSCALE)
-    x, y, side = CROP
-    frame = cv2.copyMakeBorder(crop, y, FRAME - y - side, x, FRAME - x - side, cv2.BORDER_REPLICATE)
-    cv2.imwrite(dst, frame)
-
-
-def load_pack(pack: Path, work: Path, cfg: TrainConfig, workers: int, limit: int = 0) -> Prepared:
-    """Training arrays from a pack, made as ``prepare`` makes them (same rows, same seeds)."""
-    from forensic_face.training.chunked import parallel_map
-
-    with np.load(pack / "meta.npz", allow_pickle=False) as z:
-        meta = {k: z[k] for k in z.files}
-    n_all = meta["rows"].size if not limit else limit
-    sel = np.arange(n_all)
-    if cfg.max_images and cfg.max_images < n_all:  # the same subset of images as ``prepare`` draws
-        picked = np.random.default_rng(cfg.seed).permutation(meta["rows"][:n_all])[: cfg.max_images]
-        sel = np.nonzero(np.isin(meta["rows"][:n_all], picked))[0]
-        if cfg.blends:
-            raise SystemExit("max_images with blends is not supported from a pack")
-    n = sel.size
-    rows = meta["rows"][sel]
-    work.mkdir(parents=True, exist_ok=True)
-    rel = [f"{k:05d}.png" for k in sel]
-    jobs = [(str(pack / "frames" / f"{k:05d}.jpg"), str(work / name)) for k, name in zip(sel, rel, strict=True)]
-    parallel_map(_restore, jobs, workers, None, n, "restore")
-    # an index as long as the face cache, so that rows (and so the seeds of the variants) are the cache's
-    paths = [""] * int(meta["n_index"])
-    boxes = np.zeros((len(paths), 4), np.float32)
-    marks = np.zeros((len(paths),) + meta["landmarks"].shape[1:], meta["landmarks"].dtype)
-    for k, r in enumerate(rows):
-        paths[r], boxes[r], marks[r] = rel[k], meta["boxes"][sel[k]], meta["landmarks"][sel[k]]
-    index = FolderIndex(work, paths, paths)
-    clean, deg, tgt, lev = prepare_faces(index, {"boxes": boxes, "landmarks": marks}, rows, size=cfg.size,
-                                         variants=cfg.variants, seed=cfg.seed, workers=workers)
-    people = sorted(set(meta["people"][sel].tolist()))
-    pos = {p: i for i, p in enumerate(people)}
-    labels = np.array([pos[p] for p in meta["people"][sel]], np.int64)
-    # voices: the pack numbers clips by person over all its images; renumbered over the people kept
-    clip_names = np.array(sorted(set(meta["people"].tolist())))[meta["clip_person"]]
-    keep = np.isin(clip_names, people) & (not limit)  # a smoke test on the first frames trains without voices
-    clip_person = np.array([pos[p] for p in clip_names[keep]], np.int32)
-    arrays = TrainingArrays(clean=clean, degraded=deg, target=tgt, level=lev, person=labels.astype(np.int32),
-                            people=people, paths=rel, audio=meta["audio"][keep],
-                            clip_person=clip_person, clip_paths=[])
-    split = _PackSplit(json.loads(str(meta["split"])))
-    descriptors = meta["teacher"][sel]
-    if cfg.blends:
-        if "blend_a" not in meta or cfg.blends > meta["blend_a"].size or limit:
-            raise SystemExit(f"the pack holds no {cfg.blends} blends (make it with pack --blends N)")
-        m = cfg.blends
-        ok = meta["blend_ok"][:m]
-        items = [Blend(rel[i], rel[j], tuple(map(tuple, w)), float(t)) for i, j, w, t in
-                 zip(meta["blend_a"][:m], meta["blend_b"][:m], meta["blend_warp"][:m], meta["blend_lam"][:m],
-                     strict=True)]
-        a = meta["blend_a"][:m]
-        faces = blend_faces(work, items, meta["boxes"][a], meta["landmarks"][a], cfg, workers)
-        names = [f"blend {k}" for k in np.nonzero(ok)[0]]
-        blends = tuple(x[ok] for x in faces) + (meta["blend_teacher"][:m][ok], names)
-        clean, deg, tgt, lev, labels, descriptors, rel = append_blends(
-            (clean, deg, tgt, lev, labels, descriptors, rel), blends)
-        arrays = replace(arrays, clean=clean, degraded=deg, target=tgt, level=lev, person=labels.astype(np.int32),
-                         paths=rel)
-    return Prepared(index, split, {"teacher_raw": descriptors, "real": n}, arrays, teacher_targets(
-        descriptors, cfg.teacher_centre, real=n), labels, len(people), {"source": "gpu_search pack"})
-
-
 def _trial(name: str, overrides: dict, prep: Prepared, out: Path, runs: Path, threads: int,
            time_limit: float) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-    # the phases after the joint schedule came later: the trials ran the joint schedule alone
-    cfg = replace(TrainConfig(ae_epochs=0, rec_epochs=0), **overrides, time_limit_s=time_limit)
-    prep = replace(prep, teacher=teacher_targets(prep.cache["teacher_raw"], cfg.teacher_centre, prep.cache["real"]))
-    folder = runs / name
-    t0 = time.perf_counter()
-    record = train(None, folder, cfg, prep=prep)
-    ck = torch.load(folder / "checkpoint.pt", map_location="cpu", weights_only=True)
-    # an autoencoder-only trial (no joint or recogniser epochs) leaves the recogniser untrained: not kept
-    nets = ("ae", "rec") if cfg.epochs or cfg.rec_epochs else ("ae",)
-    slim = {k: {n: (v.half() if v.is_floating_point() else v) for n, v in ck[k].items()} for k in nets}
-    record |= {"trial": name, "overrides": overrides, "wall_s": round(time.perf_counter() - t0, 1),
-               "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
-    slim |= {"record": json.dumps(record), "history": json.dumps(record["history"])}
-    torch.save(slim, out / f"trial-{name}.pt")
+    record = run_trial(name, overrides, prep, out, runs, threads, time_limit)
     print(f"trial {name}: {record['train_seconds']} s, last epoch {record['history'][-1]}", flush=True)
 
 
@@ -246,21 +138,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         p.join()
     print(f"all trials done in {time.perf_counter() - t0:.1f} s; exit codes {[p.exitcode for p in procs]}")
     return 0 if all(p.exitcode == 0 for p in procs) else 1
-
-
-def trial_networks(path: str | Path) -> tuple:
-    """A trial file's networks (float32, eval mode) and its training record."""
-    import torch
-
-    from forensic_face.training.train import networks
-
-    slim = torch.load(path, map_location="cpu", weights_only=True)
-    record = json.loads(slim["record"])
-    ae, rec = networks(TrainConfig(**record["config"]), slim["ae"]["audio.net.0.weight"].shape[1])
-    ae.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in slim["ae"].items()})
-    if "rec" in slim:  # absent from an autoencoder-only trial: the recogniser stays as initialised
-        rec.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in slim["rec"].items()})
-    return ae.eval(), rec.eval(), record
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -8,27 +8,23 @@ area-downscaled so that its eyes lie as far apart as in a crop of ``side`` px, t
 back to 150 px. Nothing is trained or fitted: dlib at its documented 0.6 distance, the best threshold
 on these pairs for reference, and the ROC-AUC.
 
-    .venv/bin/python scripts/dlib_resolution.py            # ~3 minutes per resolution on 2 cores
+    .venv/bin/python -m research.dlib_resolution            # ~3 minutes per resolution on 2 cores
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from forensic_face.paths import shared_data_dir  # noqa: E402
-from forensic_face.training.lfw import build_face_cache, dlib_shape, index_folder  # noqa: E402
-from forensic_face.training.metrics import best_threshold_accuracy, roc_auc  # noqa: E402
-from forensic_face.training.split import make_split  # noqa: E402
-from forensic_face.vision.align import AlignSpec  # noqa: E402
-from forensic_face.vision.detect import dlib_model_path  # noqa: E402
+from forensic_face.paths import shared_data_dir
+from forensic_face.training.lfw import build_face_cache, dlib_shape, index_folder
+from forensic_face.training.metrics import best_threshold_accuracy, roc_auc
+from forensic_face.training.split import make_split
+from forensic_face.vision.align import AlignSpec
+from forensic_face.vision.detect import dlib_model_path
 
 
 def main() -> int:

@@ -7,9 +7,9 @@ the recogniser: these trials compare autoencoder settings quickly. ``--init`` st
 bundle's autoencoder (continuing its training; with ``--blocks`` the new bottleneck blocks start as
 the identity), otherwise from scratch.
 
-    .venv/bin/python scripts/ae_trial.py --name continue --init resources/models/models.pt --minutes 10 \
+    .venv/bin/python -m research.ae_trial --name continue --init resources/models/models.pt --minutes 10 \
         --lr 2e-3 --append resources/models/hp_search.json
-    .venv/bin/python scripts/ae_trial.py --name residual --residual --minutes 12 --threads 1
+    .venv/bin/python -m research.ae_trial --name residual --residual --minutes 12 --threads 1
 
 Same batches as ``forensic-face train`` (its cached training arrays and batcher); warm-up over 100 steps,
 then cosine decay over the wall-time budget.

@@ -5,7 +5,7 @@ held-out calibration pairs (never DevTest) at the ``mild`` and ``severe`` levels
 cosine similarity between the clean gallery face and the reconstructed probe (no audio), and the
 reconstruction PSNR. Results go to a JSON file that the model card quotes.
 
-    .venv/bin/python scripts/hp_search.py --budget 150 --out resources/models/hp_search.json
+    .venv/bin/python -m research.hp_search --budget 150 --out resources/models/hp_search.json
 """
 
 from __future__ import annotations

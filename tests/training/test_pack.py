@@ -1,21 +1,20 @@
-"""The GPU search's portable pack (scripts/gpu_search.py): the training arrays it restores, the subset
+"""The portable training pack (forensic_face.training.pack): the training arrays it restores, the subset
 of images a ``max_images`` trial draws, its voices, and autoencoder-only trial files.
 
-The pack is written here the way ``gpu_search.py pack`` lays it out (the frames' 192 px crops as JPEG,
-``meta.npz`` beside them), with OpenCV instead of jpegtran (absent here and in CI): what is tested is
-what the GPU machine does with a pack."""
+The pack is written here the way ``research/gpu_search.py pack`` lays it out (the frames' 192 px crops as
+JPEG, ``meta.npz`` beside them), with OpenCV instead of jpegtran (absent here and in CI): what is tested is
+what the borrowed machine does with a pack."""
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+from forensic_face.training.pack import CROP, FRAME, load_pack, run_trial, trial_networks
 
 PEOPLE = ["Ann_A", "Bob_B", "Cat_C", "Dan_D", "Eve_E"]
 
@@ -24,8 +23,6 @@ PEOPLE = ["Ann_A", "Bob_B", "Cat_C", "Dan_D", "Eve_E"]
 def pack(tmp_path_factory: pytest.TempPathFactory, face_rgb: np.ndarray, detector) -> Path:
     """15 frames of 5 people (3 each) at cache rows 2, 4, ... of a 40-row cache; one or two voice clips
     per person except the last, each clip's vector filled with its own number."""
-    from gpu_search import CROP, FRAME
-
     root = tmp_path_factory.mktemp("pack")
     (root / "frames").mkdir()
     grey = cv2.cvtColor(face_rgb, cv2.COLOR_RGB2GRAY)
@@ -53,8 +50,6 @@ def pack(tmp_path_factory: pytest.TempPathFactory, face_rgb: np.ndarray, detecto
 
 def _load(pack: Path, work: Path, **overrides):
     from dataclasses import replace
-
-    from gpu_search import load_pack
 
     from forensic_face.training.train import TrainConfig
 
@@ -100,14 +95,13 @@ def test_max_images_draws_the_subset_prepare_draws_and_keeps_rows_teachers_and_v
 
 def test_autoencoder_only_trial_keeps_only_the_trained_autoencoder(pack: Path, tmp_path: Path) -> None:
     import torch
-    from gpu_search import _trial, trial_networks
 
     overrides = {"size": 32, "variants": 2, "ae_width": 4, "rec_width": 4, "batch": 4, "warmup_steps": 1,
                  "epochs": 0, "ae_epochs": 2}
     _, prep = _load(pack, tmp_path / "work")
     out = tmp_path / "out"
     out.mkdir()
-    _trial("ae", overrides, prep, out, tmp_path / "runs", threads=1, time_limit=0.0)
+    run_trial("ae", overrides, prep, out, tmp_path / "runs", threads=1, time_limit=0.0)
     saved = torch.load(out / "trial-ae.pt", map_location="cpu", weights_only=True)
     assert "rec" not in saved  # untrained: not carried back
     record = json.loads(saved["record"])

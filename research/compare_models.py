@@ -4,9 +4,9 @@ calibration pairs and on the DevTest pairs (reconstruction vs clean gallery, no 
 exact test on the pairs that one model gets right and the other wrong, and the paired DeLong test of
 the AUC difference (forensic_face.training.metrics).
 
-    .venv/bin/python scripts/compare_models.py resources/models runs/models6 [--calibration-only]
+    .venv/bin/python -m research.compare_models resources/models runs/models6 [--calibration-only]
 
-Reads the probe caches that ``forensic-face evaluate`` and ``scripts/score_calibration.py`` write (makes
+Reads the probe caches that ``forensic-face evaluate`` and ``research/score_calibration.py`` write (makes
 them when missing).
 """
 

@@ -7,7 +7,7 @@ are independent of each other), resamples whole groups (a cluster bootstrap) and
 widths beside the analytic ones and beside a plain bootstrap over pairs. It prints figures; it asserts
 nothing.
 
-    .venv/bin/python scripts/interval_check.py [--models resources/models] [--draws 2000]
+    .venv/bin/python -m research.interval_check [--models resources/models] [--draws 2000]
 """
 
 from __future__ import annotations

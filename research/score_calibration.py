@@ -3,14 +3,14 @@
 reconstruction PSNR against the clean face beside bicubic upsampling. Used to choose between full runs
 before one is evaluated on DevTest.
 
-    .venv/bin/python scripts/score_calibration.py runs/models48 --name "48 px" --settings "--size 48" \
+    .venv/bin/python -m research.score_calibration runs/models48 --name "48 px" --settings "--size 48" \
         --append resources/models/hp_search.json
 
-A trial file of ``scripts/gpu_search.py`` (``trial-NAME.pt``) scores as well (the networks without
+A trial file of ``research/gpu_search.py`` (``trial-NAME.pt``) scores as well (the networks without
 their match calibration, which the scores do not use); several trials score in one process, each
 row named after its file:
 
-    .venv/bin/python scripts/score_calibration.py /work/.device/1/trial-*.pt --append resources/models/hp_search.json \
+    .venv/bin/python -m research.score_calibration /work/.device/1/trial-*.pt --append resources/models/hp_search.json \
         --key gpu_trials
 """
 
@@ -32,9 +32,8 @@ from forensic_face.training.split import load_split_data
 
 def trial_engine(path: Path, folder: Path) -> tuple[FaceEngine, dict]:
     """The networks of a gpu_search trial file as an engine (no match calibration) and its record."""
-    from gpu_search import trial_networks  # beside this script
-
     from forensic_face.models.engine import save_bundle
+    from forensic_face.training.pack import trial_networks
 
     ae, rec, record = trial_networks(path)
     save_bundle(folder, ae, rec, None, record)

@@ -9,30 +9,25 @@ large gap would call for more or more varied training data; none calls for more 
 ROC-AUC and best-threshold accuracy (the threshold chosen on the same pairs: an upper bound) of the
 normalised mean ``w * e(reconstruction) + (1 - w) * e(degraded input)`` for several ``w``.
 
-    .venv/bin/python scripts/model_checks.py fit
-    .venv/bin/python scripts/model_checks.py ensemble --models runs/models13
+    .venv/bin/python -m research.model_checks fit
+    .venv/bin/python -m research.model_checks ensemble --models runs/models13
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from score_calibration import score  # noqa: E402 - beside this script
-
-from forensic_face.models.engine import FaceEngine  # noqa: E402
-from forensic_face.paths import shared_data_dir  # noqa: E402
-from forensic_face.training.evaluate import gallery_crops, probe_set  # noqa: E402
-from forensic_face.training.lfw import Pair  # noqa: E402
-from forensic_face.training.metrics import best_threshold_accuracy, roc_auc  # noqa: E402
-from forensic_face.training.split import load_split_data  # noqa: E402
-from forensic_face.training.train import training_rows  # noqa: E402
+from forensic_face.models.engine import FaceEngine
+from forensic_face.paths import shared_data_dir
+from forensic_face.training.evaluate import gallery_crops, probe_set
+from forensic_face.training.lfw import Pair
+from forensic_face.training.metrics import best_threshold_accuracy, roc_auc
+from forensic_face.training.split import load_split_data
+from forensic_face.training.train import training_rows
+from research.score_calibration import score
 
 N_TRAIN = 600
 WEIGHTS = (1.0, 0.75, 0.5, 0.0)
@@ -85,4 +80,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())
