@@ -31,6 +31,7 @@ from forensic_face.paths import shared_data_dir
 from forensic_face.training.evaluate import gallery_crops, probe_set
 from forensic_face.training.metrics import psnr
 from forensic_face.training.train import Batcher, TrainConfig, ae_train_step, bf16_supported, prepare
+from forensic_face.vision.degrade import DEGRADED_LEVELS
 
 
 def reconstruct(ae: FusionAutoencoder, faces: np.ndarray) -> np.ndarray:
@@ -64,7 +65,7 @@ def main() -> int:
     pairs = prep.split.calib_pairs
     clean = gallery_crops(prep.index, prep.cache, [p.b for p in pairs], cfg.size)
     probes = {lv: probe_set(prep.index, prep.cache, pairs, lv, cfg.size, "calib", 2, None).crop_clean_geom
-              for lv in ("mild", "severe")}
+              for lv in DEGRADED_LEVELS}
     torch.manual_seed(0)
     ae = FusionAutoencoder(AEConfig(size=cfg.size, width=args.width, audio_dim=prep.arrays.audio.shape[2],
                                     residual=args.residual, blocks=args.blocks))

@@ -47,9 +47,7 @@ from forensic_face.models.calibration import (
 from forensic_face.models.engine import FaceEngine
 from forensic_face.paths import shared_data_dir
 from forensic_face.training.evaluate import (
-    EVAL_LEVELS,
     OPEN_SET_LEVELS,
-    SINGLE_FACTOR_LEVELS,
     first_images,
     gallery_crops,
     probe_set,
@@ -58,6 +56,7 @@ from forensic_face.training.evaluate import (
 )
 from forensic_face.training.metrics import binary_metrics, probability_report
 from forensic_face.training.split import load_split_data
+from forensic_face.vision.degrade import EVAL_LEVELS, SINGLE_FACTOR_LEVELS
 from forensic_face.vision.quality import noise_sigma
 
 FITTED = EVAL_LEVELS

@@ -22,6 +22,7 @@ from forensic_face.paths import shared_data_dir
 from forensic_face.training.evaluate import gallery_crops, probe_set, probe_sharpness, score_pairs
 from forensic_face.training.metrics import auc_difference, mcnemar, roc_auc
 from forensic_face.training.split import load_split_data
+from forensic_face.vision.degrade import EVAL_LEVELS
 
 
 def main() -> int:
@@ -41,7 +42,7 @@ def main() -> int:
         same = np.array([p.same for p in pairs])
         gallery = gallery_crops(index, cache, [p.a for p in pairs], size)
         gallery_emb = [e.embed(gallery) for e in engines]
-        for level in ("clean", "mild", "severe"):
+        for level in EVAL_LEVELS:
             probes = probe_set(index, cache, pairs, level, size, "calib" if tag == "calibration" else "test", 2, None)
             right, text, scores = [], [], []
             for name, e, g in zip("AB", engines, gallery_emb, strict=True):

@@ -25,6 +25,7 @@ from forensic_face.paths import shared_data_dir
 from forensic_face.training.evaluate import gallery_crops, probe_set, score_pairs
 from forensic_face.training.metrics import psnr, roc_auc
 from forensic_face.training.train import TrainConfig, load_checkpoint, prepare, train
+from forensic_face.vision.degrade import DEGRADED_LEVELS, EVAL_LEVELS
 
 TRIALS = {
     "base": {},
@@ -89,7 +90,7 @@ def main() -> None:
             clean_b = gallery_crops(prep.index, prep.cache, [p.b for p in pairs], cfg.size)
             row = {"trial": name, "changes": table[name], "steps": rec["steps"],
                    "samples_seen": rec["steps"] * cfg.batch, "train_s": rec["train_seconds"]}
-            for level in ("mild", "severe") if args.round == 1 else ("clean", "mild", "severe"):
+            for level in DEGRADED_LEVELS if args.round == 1 else EVAL_LEVELS:
                 probes = probe_set(prep.index, prep.cache, pairs, level, cfg.size, "calib", 2,
                                    console_progress(label="probes "))
                 s = score_pairs(engine, gal, probes, None, None)

@@ -22,6 +22,7 @@ from forensic_face.paths import shared_data_dir
 from forensic_face.training.evaluate import gallery_crops, probe_set, probe_sharpness, score_pairs
 from forensic_face.training.metrics import auc_interval, roc_auc, wilson_interval
 from forensic_face.training.split import load_split_data
+from forensic_face.vision.degrade import EVAL_LEVELS
 
 
 def linked_groups(pairs) -> list[np.ndarray]:
@@ -66,7 +67,7 @@ def main() -> int:
         lo, hi = np.percentile(values, [2.5, 97.5])
         return float(hi - lo)
 
-    for level in ("clean", "mild", "severe"):
+    for level in EVAL_LEVELS:
         probes = probe_set(index, cache, pairs, level, engine.size, "test", 2, None)
         s = score_pairs(engine, gallery, probes, None, None)["recon"]
         right = (engine.calibration.probability(s, probe_sharpness(probes)) >= 0.5) == same

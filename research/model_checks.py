@@ -27,6 +27,7 @@ from forensic_face.training.lfw import Pair
 from forensic_face.training.metrics import best_threshold_accuracy, roc_auc
 from forensic_face.training.split import load_split_data
 from forensic_face.training.train import training_rows
+from forensic_face.vision.degrade import DEGRADED_LEVELS, EVAL_LEVELS
 from research.score_calibration import score
 
 N_TRAIN = 600
@@ -46,7 +47,7 @@ def check_fit(engine: FaceEngine, index, cache, split) -> list[dict]:
                                ("calib", split.calib_pairs, "calib")):
         row = score(engine, index, cache, pairs, reconstruction_only=True, tag=tag)
         rows += [{"people": people, "level": level, "psnr": row[f"calib_psnr_{level}"],
-                  "bicubic": row[f"calib_bicubic_{level}"]} for level in ("mild", "severe")]
+                  "bicubic": row[f"calib_bicubic_{level}"]} for level in DEGRADED_LEVELS]
     return rows
 
 
@@ -55,7 +56,7 @@ def check_ensemble(engine: FaceEngine, index, cache, split) -> list[dict]:
     same = np.array([p.same for p in pairs])
     gallery = engine.embed(gallery_crops(index, cache, [p.a for p in pairs], engine.size))
     rows = []
-    for level in ("clean", "mild", "severe"):
+    for level in EVAL_LEVELS:
         probes = probe_set(index, cache, pairs, level, engine.size, "calib", 2)
         e_rec, e_deg = engine.embed(engine.reconstruct(probes.crop)), engine.embed(probes.crop)
         for w in WEIGHTS:

@@ -28,6 +28,7 @@ from forensic_face.paths import shared_data_dir
 from forensic_face.training.evaluate import gallery_crops, probe_set, score_pairs
 from forensic_face.training.metrics import psnr, roc_auc
 from forensic_face.training.split import load_split_data
+from forensic_face.vision.degrade import DEGRADED_LEVELS, EVAL_LEVELS
 
 
 def trial_engine(path: Path, folder: Path) -> tuple[FaceEngine, dict]:
@@ -56,7 +57,7 @@ def score(engine: FaceEngine, index, cache, pairs, reconstruction_only: bool = F
     gal = None if reconstruction_only else engine.embed(gallery_crops(index, cache, [p.a for p in pairs], size))
     clean_b = gallery_crops(index, cache, [p.b for p in pairs], size)
     row = {}
-    for level in ("clean", "mild", "severe") if not reconstruction_only else ("mild", "severe"):
+    for level in EVAL_LEVELS if not reconstruction_only else DEGRADED_LEVELS:
         probes = probe_set(index, cache, pairs, level, size, tag, 2, console_progress(label="probes "))
         if not reconstruction_only:
             row[f"calib_auc_{level}"] = round(roc_auc(score_pairs(engine, gal, probes, None, None)["recon"], same),

@@ -11,6 +11,7 @@ import math
 from forensic_face.models.calibration import MatchCalibration
 from forensic_face.paths import models_dir
 from forensic_face.training.metrics import wilson_interval
+from forensic_face.vision.degrade import EVAL_LEVELS
 
 ROOT = models_dir()
 
@@ -116,7 +117,7 @@ def match_calibration(ev: dict, hp: dict | None) -> list[str]:
             cells = [f"{pct(r['accuracy'])}, {pct(r['false_match_rate'])}, {pct(r['false_non_match_rate'])}, "
                      f"{r['brier']:.4f}, {r['ece']:.4f}" for r in (forms["one"], forms["sharpness"])]
             lines.append(f"| {level} | {cells[0]} | {cells[1]} |")
-        unfitted = {k: v for k, v in held["levels"].items() if k not in ("clean", "mild", "severe")}
+        unfitted = {k: v for k, v in held["levels"].items() if k not in EVAL_LEVELS}
         med = held["median_sharpness"]
         better = [k for k, v in unfitted.items() if v["sharpness"]["ece"] < v["one"]["ece"]]
         worse = [k for k in unfitted if k not in better]
@@ -404,7 +405,7 @@ def round7(hp: dict) -> list[str]:
                   "upper bound) of the normalised mean w·e(reconstruction) + (1 − w)·e(degraded):", "",
                   "| level | " + " | ".join(f"w = {w:g}" for w in weights) + " |",
                   "| --- |" + " --- |" * len(weights)]
-        for level in ("clean", "mild", "severe"):
+        for level in EVAL_LEVELS:
             cells = {r["w_reconstruction"]: r for r in hp["ensemble_check"] if r["level"] == level}
             lines.append(f"| {level} | " + " | ".join(
                 f"{cells[w]['auc']:.4f} / {100 * cells[w]['best_threshold_accuracy']:.1f} %" for w in weights) + " |")

@@ -27,9 +27,9 @@ from forensic_face.reports.content import CAVEAT, AnalysisView, ReportContent, c
 from forensic_face.store.atomic import atomic_write_bytes
 from forensic_face.store.case import Case
 from forensic_face.store.gallery import candidate_distance, open_set_note, search_verdict
+from forensic_face.vision.degrade import DEGRADED_LEVELS, EVAL_LEVELS
 
 FONT, FONT_BOLD, FONT_MONO = "FFSans", "FFSans-Bold", "FFMono"
-_LEVELS = ("clean", "mild", "severe")
 
 
 @dataclass
@@ -145,7 +145,7 @@ def _audio_tests(ev: dict) -> str:
     """The paired tests of the voice's effect on the ROC-AUC, one p-value per level, in brackets; empty when
     the evaluation predates them."""
     found = []
-    for lvl in _LEVELS:
+    for lvl in EVAL_LEVELS:
         test = ev.get("levels", {}).get(lvl, {}).get("comparisons", {}).get("audio_vs_no_audio", {}).get("roc_auc")
         if isinstance(test, dict) and "p_value" in test:
             found.append(f"{_num(test['p_value'], '{:.2g}')} {lvl}")
@@ -538,7 +538,7 @@ def _method_section(c: ReportContent, st, n: int) -> list:
                       f"the figures below belong to {ev_version}.", st["verdict"]))
     rows = [["Level", "Accuracy", "False match rate", "False non-match rate", "ROC-AUC", "TAR @ FAR 1 %",
              "dlib reference accuracy"]]
-    for lvl in _LEVELS:
+    for lvl in EVAL_LEVELS:
         m = ev.get("levels", {}).get(lvl, {})
         r = m.get("recon_with_audio", {})
         ref = m.get("dlib_reference", {}).get("at_0.6", {})
@@ -547,12 +547,12 @@ def _method_section(c: ReportContent, st, n: int) -> list:
                      _pct(r.get("tar_at_far_1e-2")), _with_ci(ref, "accuracy")])
     out.append(_table([[_p(x, st["cell"]) for x in r] for r in rows],
                       [16 * mm, 25 * mm, 25 * mm, 27 * mm, 25 * mm, 20 * mm, 36 * mm]))
-    if any("ci95" in ev.get("levels", {}).get(lvl, {}).get("recon_with_audio", {}) for lvl in _LEVELS):
+    if any("ci95" in ev.get("levels", {}).get(lvl, {}).get("recon_with_audio", {}) for lvl in EVAL_LEVELS):
         out.append(_p("In brackets: the 95 % interval of each figure on these pairs (Wilson's interval for the rates, "
                       "DeLong's for the ROC-AUC). It says how far the figure could lie from the one this test set "
                       "measured; it does not cover footage unlike the test set.", st["small"]))
     rec = []
-    for lvl in ("mild", "severe"):
+    for lvl in DEGRADED_LEVELS:
         m = ev.get("levels", {}).get(lvl, {})
         gain = m.get("comparisons", {}).get("psnr_gain_over_bicubic_db", {}).get("with_audio", {})
         gain_ci = gain.get("ci95") if isinstance(gain, dict) else None

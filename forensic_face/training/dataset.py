@@ -31,7 +31,7 @@ from forensic_face.core.progress import Progress
 from forensic_face.training.chunked import ChunkedArrays, exclusive, parallel_map
 from forensic_face.training.lfw import FolderIndex
 from forensic_face.vision.align import AlignSpec, similarity_from_eyes, warp_to_crop
-from forensic_face.vision.degrade import LEVELS, Degradation, degrade, sample_training
+from forensic_face.vision.degrade import EVAL_LEVELS, LEVELS, Degradation, degrade, sample_training
 from forensic_face.vision.detect import FaceDetection
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 AUDIO_POINTS = (0.2, 0.35, 0.5, 0.65, 0.8)
 AUDIO_EXTS = (".wav", ".flac", ".ogg", ".opus", ".mp3")
 #: Level codes stored per degraded variant.
-LEVEL_CODES = {"clean": 0, "mild": 1, "severe": 2, "random": 3}
+LEVEL_CODES = {**{name: code for code, name in enumerate(EVAL_LEVELS)}, "random": len(EVAL_LEVELS)}
 
 
 @dataclass

@@ -50,14 +50,11 @@ from forensic_face.training.metrics import (
     verification_report,
 )
 from forensic_face.vision.align import AlignSpec, align_face, warp_to_crop
-from forensic_face.vision.degrade import degrade
+from forensic_face.vision.degrade import EVAL_LEVELS, SINGLE_FACTOR_LEVELS, degrade
 from forensic_face.vision.quality import sharpness
 
 log = logging.getLogger(__name__)
 
-EVAL_LEVELS = ("clean", "mild", "severe")
-#: The single-factor degradation levels of forensic_face.vision.degrade (not fitted by the match logistic).
-SINGLE_FACTOR_LEVELS = ("noise", "shot", "jpeg", "blur", "motion", "lowres", "dark", "bright", "occlusion", "rot15")
 #: The levels whose calibration searches set the open-set (gallery lead) thresholds.
 OPEN_SET_LEVELS = EVAL_LEVELS + SINGLE_FACTOR_LEVELS
 DLIB_THRESHOLD = 0.6  # dlib's documented same-person distance

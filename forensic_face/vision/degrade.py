@@ -43,6 +43,15 @@ class Degradation:
         return asdict(self)
 
 
+#: The evaluation levels of DESIGN.md, in the order of every table: the clean probe, then the two degraded ones.
+#: Defined here once; the evaluation, the report, the model card and the research scripts import them.
+EVAL_LEVELS: tuple[str, ...] = ("clean", "mild", "severe")
+#: The degraded evaluation levels (where reconstruction is scored against bicubic upsampling).
+DEGRADED_LEVELS: tuple[str, ...] = EVAL_LEVELS[1:]
+#: The single-factor levels below that the evaluation searches (the match logistic is not fitted on them).
+SINGLE_FACTOR_LEVELS: tuple[str, ...] = (
+    "noise", "shot", "jpeg", "blur", "motion", "lowres", "dark", "bright", "occlusion", "rot15")
+
 #: Named levels. ``mild`` and ``severe`` are the evaluation levels of DESIGN.md; the others isolate one factor.
 LEVELS: dict[str, Degradation] = {
     "clean": Degradation(),
