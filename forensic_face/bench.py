@@ -108,7 +108,7 @@ def bench_audio(repeats: int, fps: float) -> dict[str, float]:
 def bench_models(repeats: int) -> dict[str, float] | None:
     """Reconstruct + embed latency for one aligned face (and per face in a batch of 64), or None
     when no trained models are installed."""
-    from forensic_face.models.engine import FaceEngine
+    from forensic_face.engine.inference import FaceEngine
 
     if not FaceEngine.available():
         return None
@@ -161,7 +161,7 @@ def bench_enrol(n_faces: int = 60) -> dict | None:
     """Enrolment throughput (decode, detect, align, embed, store) on generated 250x250 face images."""
     from skimage import data
 
-    from forensic_face.models.engine import FaceEngine
+    from forensic_face.engine.inference import FaceEngine
     from forensic_face.store.gallery import Gallery
     from forensic_face.vision.detect import FaceDetector
 

@@ -94,7 +94,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from forensic_face.core.progress import console_progress
-    from forensic_face.models.engine import FaceEngine
+    from forensic_face.engine.inference import FaceEngine
     from forensic_face.training.evaluate import calibrate, evaluate
     from forensic_face.training.split import load_split_data
 
@@ -202,7 +202,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _engine(args: argparse.Namespace):
-    from forensic_face.models.engine import FaceEngine
+    from forensic_face.engine.inference import FaceEngine
 
     return FaceEngine(getattr(args, "models", None), device=getattr(args, "device", "auto"))
 

@@ -83,7 +83,7 @@ def run_demo(out: str | Path) -> dict:
     clip = load_audio(audio_path)
     feats = _audio_features(clip, PROBE_TIMESTAMP_S)
 
-    from forensic_face.models.engine import FaceEngine
+    from forensic_face.engine.inference import FaceEngine
 
     analysis = _analyse(out, probe_path, audio_path, detector) if FaceEngine.available() else None
     figure_path = out / "demo_overview.png"
@@ -170,7 +170,7 @@ def _analyse(out: Path, probe_path: Path, audio_path: Path, detector):
     """Case folder + gallery + analysis of the probe with its audio."""
     import shutil
 
-    from forensic_face.models.engine import FaceEngine
+    from forensic_face.engine.inference import FaceEngine
     from forensic_face.pipeline import analyze_case
     from forensic_face.store.case import Case
     from forensic_face.store.gallery import Gallery

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from forensic_face.engine.inference import FaceEngine
 from forensic_face.models.calibration import (
     MatchCalibration,
     fit_logistic,
@@ -44,7 +45,6 @@ from forensic_face.models.calibration import (
     lead_score,
     open_set_lookup,
 )
-from forensic_face.models.engine import FaceEngine
 from forensic_face.paths import shared_data_dir
 from forensic_face.training.evaluate import (
     OPEN_SET_LEVELS,

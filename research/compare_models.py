@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from forensic_face.models.engine import FaceEngine
+from forensic_face.engine.inference import FaceEngine
 from forensic_face.paths import shared_data_dir
 from forensic_face.training.evaluate import gallery_crops, probe_set, probe_sharpness, score_pairs
 from forensic_face.training.metrics import auc_difference, mcnemar, roc_auc

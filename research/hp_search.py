@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from forensic_face.core.progress import console_progress
-from forensic_face.models.engine import FaceEngine, save_bundle
+from forensic_face.engine.inference import FaceEngine
+from forensic_face.models.bundle import save_bundle
 from forensic_face.paths import shared_data_dir
 from forensic_face.training.evaluate import gallery_crops, probe_set, score_pairs
 from forensic_face.training.metrics import psnr, roc_auc

@@ -20,7 +20,7 @@ import json
 
 import numpy as np
 
-from forensic_face.models.engine import FaceEngine
+from forensic_face.engine.inference import FaceEngine
 from forensic_face.paths import shared_data_dir
 from forensic_face.training.evaluate import gallery_crops, probe_set
 from forensic_face.training.lfw import Pair

@@ -15,7 +15,8 @@ from datetime import date
 from pathlib import Path
 
 from forensic_face.core.progress import console_progress
-from forensic_face.models.engine import FaceEngine, save_calibration
+from forensic_face.engine.inference import FaceEngine
+from forensic_face.models.bundle import save_calibration
 from forensic_face.paths import shared_data_dir
 from forensic_face.training.evaluate import calibrate
 from forensic_face.training.split import load_split_data

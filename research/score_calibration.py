@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from forensic_face.core.progress import console_progress
-from forensic_face.models.engine import FaceEngine
+from forensic_face.engine.inference import FaceEngine
 from forensic_face.paths import shared_data_dir
 from forensic_face.training.evaluate import gallery_crops, probe_set, score_pairs
 from forensic_face.training.metrics import psnr, roc_auc
@@ -33,7 +33,7 @@ from forensic_face.vision.degrade import DEGRADED_LEVELS, EVAL_LEVELS
 
 def trial_engine(path: Path, folder: Path) -> tuple[FaceEngine, dict]:
     """The networks of a gpu_search trial file as an engine (no match calibration) and its record."""
-    from forensic_face.models.engine import save_bundle
+    from forensic_face.models.bundle import save_bundle
     from forensic_face.training.pack import trial_networks
 
     ae, rec, record = trial_networks(path)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from forensic_face.models.engine import load_networks
+from forensic_face.models.bundle import load_networks
 from forensic_face.models.nets import fold_batch_norms
 from forensic_face.paths import models_dir
 

@@ -208,7 +208,7 @@ def trials_on_case(op: str, material: dict, work: Path, n: int, rng: random.Rand
 def trials_enroll(material: dict, work: Path, n: int, rng: random.Random) -> tuple[Counter, list[str]]:
     import sqlite3
 
-    from forensic_face.models.engine import FaceEngine
+    from forensic_face.engine.inference import FaceEngine
     from forensic_face.store.gallery import Gallery
 
     version = FaceEngine().info.version

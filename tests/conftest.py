@@ -72,8 +72,8 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     engine and services quickly (accuracy is tested by the evaluation, not here)."""
     import torch
 
+    from forensic_face.models.bundle import save_bundle
     from forensic_face.models.calibration import MatchCalibration
-    from forensic_face.models.engine import save_bundle
     from forensic_face.models.nets import AEConfig, FusionAutoencoder, Recogniser, RecogniserConfig
 
     torch.manual_seed(0)
@@ -86,6 +86,6 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_engine(tiny_models: Path):
-    from forensic_face.models.engine import FaceEngine
+    from forensic_face.engine.inference import FaceEngine
 
     return FaceEngine(tiny_models, device="cpu")

@@ -78,7 +78,7 @@ class Workbench:
     def engine(self):
         with self._lock:
             if self._engine is None:
-                from forensic_face.models.engine import FaceEngine
+                from forensic_face.engine.inference import FaceEngine
 
                 if not FaceEngine.available(self.models):
                     raise ModelsNotTrainedError("no trained models in resources/models; run `forensic-face train`")

@@ -549,7 +549,8 @@ def export_models(checkpoint: Path, index: FolderIndex, cache: dict, calib_pairs
     """Checkpoint -> calibrated model bundle in ``dest`` (weights, configs, calibration, training record)."""
     from datetime import date
 
-    from forensic_face.models.engine import FaceEngine, save_bundle
+    from forensic_face.engine.inference import FaceEngine
+    from forensic_face.models.bundle import save_bundle
     from forensic_face.training.train import load_checkpoint
 
     ae, rec, record = load_checkpoint(checkpoint)

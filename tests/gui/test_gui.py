@@ -304,7 +304,7 @@ def test_layout_and_recent_cases_are_remembered(qtbot, settings, tiny_models, ca
 
 @pytest.mark.slow
 def test_open_demo_case_with_the_shipped_models(qtbot, settings, tmp_path: Path) -> None:
-    from forensic_face.models.engine import FaceEngine
+    from forensic_face.engine.inference import FaceEngine
 
     if not FaceEngine.available():
         pytest.skip("no trained models in resources/models")

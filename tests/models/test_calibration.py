@@ -68,7 +68,8 @@ def test_a_quality_term_that_would_let_similarity_lower_the_probability_is_dropp
 
 
 def test_old_bundles_load_and_refitted_calibrations_are_recorded(tiny_models: Path, tmp_path: Path) -> None:
-    from forensic_face.models.engine import FaceEngine, save_calibration
+    from forensic_face.engine.inference import FaceEngine
+    from forensic_face.models.bundle import save_calibration
 
     folder = tmp_path / "models"
     shutil.copytree(tiny_models, folder)

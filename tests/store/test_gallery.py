@@ -199,7 +199,8 @@ def test_reembed_after_a_model_change(tmp_path: Path, engine, detector, people_f
                                       tmp_path_factory: pytest.TempPathFactory) -> None:
     import torch
 
-    from forensic_face.models.engine import FaceEngine, save_bundle
+    from forensic_face.engine.inference import FaceEngine
+    from forensic_face.models.bundle import save_bundle
     from forensic_face.models.nets import AEConfig, FusionAutoencoder, Recogniser, RecogniserConfig
 
     with Gallery(tmp_path / "g.db", mode="create") as g:
@@ -482,7 +483,7 @@ _ENROL_CHILD = """
 import sys, time
 from pathlib import Path
 import torch
-from forensic_face.models.engine import FaceEngine
+from forensic_face.engine.inference import FaceEngine
 from forensic_face.store.gallery import Gallery
 from forensic_face.vision.detect import FaceDetector
 models, db, folder, me, other = sys.argv[1:]

@@ -14,7 +14,7 @@ PEOPLE = ["Colin_Powell", "Donald_Rumsfeld", "Gerhard_Schroeder", "Hugo_Chavez",
 
 @pytest.fixture(scope="module")
 def shipped_engine():
-    from forensic_face.models.engine import FaceEngine
+    from forensic_face.engine.inference import FaceEngine
 
     if not FaceEngine.available():
         pytest.skip("no trained models in resources/models (run `forensic-face train`)")

@@ -25,7 +25,7 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_train_resume_export_evaluate(tiny_lfw: Path, isolated_cache, tmp_path: Path) -> None:
-    from forensic_face.models.engine import FaceEngine
+    from forensic_face.engine.inference import FaceEngine
     from forensic_face.training.evaluate import evaluate, export_models
     from forensic_face.training.train import TrainConfig, prepare, train
 
@@ -202,7 +202,8 @@ def test_recogniser_phase_adapts_the_recogniser_to_the_frozen_autoencoder(tiny_l
 def test_autoencoder_with_bottleneck_blocks_round_trips_through_a_bundle(tmp_path: Path) -> None:
     import torch
 
-    from forensic_face.models.engine import FaceEngine, save_bundle
+    from forensic_face.engine.inference import FaceEngine
+    from forensic_face.models.bundle import save_bundle
     from forensic_face.models.nets import AEConfig, FusionAutoencoder, Recogniser, RecogniserConfig
 
     torch.manual_seed(0)
@@ -229,7 +230,8 @@ def test_engine_runs_faster_forms_that_give_the_stored_networks_outputs(tmp_path
     import torch
     from torch import nn
 
-    from forensic_face.models.engine import FaceEngine, save_bundle
+    from forensic_face.engine.inference import FaceEngine
+    from forensic_face.models.bundle import save_bundle
     from forensic_face.models.nets import AEConfig, FusionAutoencoder, Recogniser, RecogniserConfig
 
     torch.manual_seed(0)
@@ -260,7 +262,8 @@ def test_engine_runs_faster_forms_that_give_the_stored_networks_outputs(tmp_path
 
 def test_tampered_weights_are_refused(tiny_lfw: Path, isolated_cache, tmp_path: Path) -> None:
     from forensic_face.core.errors import ForensicFaceError, ModelsNotTrainedError
-    from forensic_face.models.engine import FaceEngine, save_bundle
+    from forensic_face.engine.inference import FaceEngine
+    from forensic_face.models.bundle import save_bundle
     from forensic_face.models.nets import AEConfig, FusionAutoencoder, Recogniser, RecogniserConfig
 
     with pytest.raises(ModelsNotTrainedError):
@@ -293,7 +296,8 @@ def test_teacher_prototypes_are_fixed_and_residual_starts_at_identity() -> None:
 def test_deeper_recogniser_keeps_the_shipped_layout_at_depth_one(tmp_path: Path) -> None:
     import torch
 
-    from forensic_face.models.engine import FaceEngine, save_bundle
+    from forensic_face.engine.inference import FaceEngine
+    from forensic_face.models.bundle import save_bundle
     from forensic_face.training.train import TrainConfig, networks
 
     ae, shallow = networks(TrainConfig(size=32, ae_width=4, rec_width=4), 715)

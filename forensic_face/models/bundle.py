@@ -1,0 +1,106 @@
+"""The model bundle: the format the trained networks are shipped and loaded in.
+
+Weights are stored as a plain tensor dictionary (``models.pt``, float16, read with
+``torch.load(weights_only=True)``: no pickled code) beside ``models.json`` (configurations,
+calibration, training record, the SHA-256 of the weights file). :func:`load_networks` checks the
+digest before it reads a tensor and rebuilds the networks from their own stored configurations.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from forensic_face.core.errors import ForensicFaceError, ModelsNotTrainedError
+from forensic_face.core.hashing import sha256_file
+from forensic_face.models.calibration import MatchCalibration
+from forensic_face.models.nets import AEConfig, FusionAutoencoder, Recogniser, RecogniserConfig
+from forensic_face.paths import models_dir
+
+WEIGHTS_FILE = "models.pt"
+META_FILE = "models.json"
+
+
+def calibration_digest(calibration: dict | None) -> str | None:
+    """SHA-256 of the calibration as stored (canonical JSON), or None without one."""
+    if not calibration:
+        return None
+    return hashlib.sha256(json.dumps(calibration, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def save_bundle(folder: Path, ae: FusionAutoencoder, rec: Recogniser, calibration: MatchCalibration | None,
+                record: dict[str, Any]) -> dict:
+    """Write ``models.pt`` (float16 tensors) and ``models.json``; returns the metadata written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {f"ae.{k}": v.detach().cpu() for k, v in ae.state_dict().items()}
+    tensors |= {f"rec.{k}": v.detach().cpu() for k, v in rec.state_dict().items()}
+    tensors = {k: (v.half() if v.is_floating_point() else v) for k, v in tensors.items()}
+    tmp = folder / (WEIGHTS_FILE + ".tmp")
+    torch.save(tensors, tmp)
+    tmp.replace(folder / WEIGHTS_FILE)
+    digest = sha256_file(folder / WEIGHTS_FILE)
+    meta = {
+        "format": 1,
+        "version": f"ff-{record.get('date', 'undated')}-{digest[:8]}",
+        "weights_sha256": digest,
+        "ae": ae.config.as_dict(),
+        "rec": rec.config.as_dict(),
+        "calibration": calibration.as_dict() if calibration else None,
+        "record": record,
+    }
+    _write_meta(folder, meta)
+    return meta
+
+
+def save_calibration(folder: Path, calibration: MatchCalibration, record_update: dict[str, Any]) -> dict:
+    """Replace the match calibration of an existing bundle (weights and version unchanged; results record
+    the calibration's own digest); ``record_update`` is merged into the training record."""
+    meta = json.loads((folder / META_FILE).read_text())
+    meta["calibration"] = calibration.as_dict()
+    meta["record"] = {**meta.get("record", {}), **record_update}
+    _write_meta(folder, meta)
+    return meta
+
+
+def _write_meta(folder: Path, meta: dict) -> None:
+    """``models.json``, replaced atomically."""
+    tmp = folder / (META_FILE + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=2))
+    tmp.replace(folder / META_FILE)
+
+
+def load_networks(folder: Path, device: torch.device) -> tuple[FusionAutoencoder, Recogniser, dict]:
+    meta_path, weights_path = folder / META_FILE, folder / WEIGHTS_FILE
+    if not meta_path.is_file() or not weights_path.is_file():
+        raise ModelsNotTrainedError(f"no trained models in {folder} (run `forensic-face train`)")
+    meta = json.loads(meta_path.read_text())
+    digest = sha256_file(weights_path)
+    if digest != meta.get("weights_sha256"):
+        raise ForensicFaceError(f"{weights_path}: SHA-256 {digest[:12]}… does not match {META_FILE}; "
+                                "the weights were altered or belong to another model")
+    tensors = torch.load(weights_path, map_location="cpu", weights_only=True)
+    ae = FusionAutoencoder(AEConfig(**meta["ae"]))
+    rec = Recogniser(RecogniserConfig(**meta["rec"]))
+    ae.load_state_dict({k[3:]: v.float() for k, v in tensors.items() if k.startswith("ae.")})
+    rec.load_state_dict({k[4:]: v.float() if v.is_floating_point() else v
+                         for k, v in tensors.items() if k.startswith("rec.")})
+    return ae.to(device).eval(), rec.to(device).eval(), meta
+
+
+def bundle_available(folder: str | Path | None = None) -> bool:
+    """Whether ``folder`` (default: the shipped models) holds a bundle (both files)."""
+    f = Path(folder) if folder else models_dir()
+    return (f / META_FILE).is_file() and (f / WEIGHTS_FILE).is_file()
+
+
+def bundle_input_size(folder: str | Path | None = None) -> int | None:
+    """The side in pixels of the aligned faces the bundle's networks take, read from ``models.json``
+    without loading the weights; None when there is no bundle."""
+    f = Path(folder) if folder else models_dir()
+    if not bundle_available(f):
+        return None
+    return int(json.loads((f / META_FILE).read_text())["ae"]["size"])
