@@ -5,7 +5,9 @@ numba compiled, model files loaded). Inputs are generated or shipped with the de
 bench runs without ../shared/data:
 
 * one 640x480 JPEG frame holding scikit-image's 'astronaut' photograph (face about 88 px wide):
-  decode, detect (dlib HOG + 5-point landmarks), align (112 px crop);
+  decode, then the probe path's face step: detect (dlib HOG + 5-point landmarks), align at the
+  models' input size with the grey crop and its quality; then the reconstruction and embedding of
+  that face;
 * the same frame reduced so the face is about 22 px wide, which makes the detector upscale;
 * 10 s of synthetic speech with noise as a 44.1 kHz stereo WAV: load (decode, downmix, resample to
   16 kHz), denoise, pitch/energy per frame, LBRP per frame, at ``fps`` frames per second.
@@ -37,31 +39,39 @@ def _time(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
     return float(np.median(times)), result
 
 
-def bench_frame(repeats: int) -> dict[str, float]:
-    """Per-stage latency (ms) for one 640x480 frame."""
+def bench_canvas() -> np.ndarray:
+    """The bench's 640x480 RGB frame: scikit-image's 'astronaut' on a grey background (face about 88 px)."""
     from skimage import data
-
-    from forensic_face.vision.align import AlignSpec, align_face
-    from forensic_face.vision.detect import FaceDetector
-    from forensic_face.vision.frames import decode_image_bytes
 
     canvas = np.full((480, 640, 3), 90, np.uint8)
     canvas[:, 64:576] = cv2.resize(data.astronaut(), (512, 480), interpolation=cv2.INTER_AREA)
+    return canvas
+
+
+def bench_frame(repeats: int) -> dict[str, float]:
+    """Per-stage latency (ms) for one 640x480 frame: decode, then the probe path's face step (detect;
+    align at the models' input size, grey, quality)."""
+    from forensic_face.engine.probe import face_at, locate, probe_size
+    from forensic_face.vision.detect import FaceDetector
+    from forensic_face.vision.frames import decode_image_bytes
+
+    canvas = bench_canvas()
     jpeg = cv2.imencode(".jpg", cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
     t0 = time.perf_counter()
     detector = FaceDetector()
     load_ms = (time.perf_counter() - t0) * 1000.0
-    spec = AlignSpec(size=112)
+    size = probe_size()  # the installed models' input size, read without loading them
     decode_ms, frame = _time(lambda: decode_image_bytes(jpeg, suffix=".jpg"), repeats)
-    detect_ms, face = _time(lambda: detector.detect_one(frame.image), repeats)
-    align_ms, _ = _time(lambda: align_face(frame.image, face, spec), repeats)
+    detect_ms, face = _time(lambda: locate(frame.image, detector), repeats)
+    align_ms, _ = _time(lambda: face_at(frame.image, face, size), repeats)
     small = cv2.resize(canvas, (160, 120), interpolation=cv2.INTER_AREA)
-    small_ms, small_face = _time(lambda: detector.detect_one(small), max(3, repeats // 3))
+    small_ms, small_face = _time(lambda: locate(small, detector), max(3, repeats // 3))
     return {
         "detector_load_ms": load_ms,
         "decode_ms": decode_ms,
         "detect_ms": detect_ms,
         "align_ms": align_ms,
+        "align_px": size,
         "detect_align_ms": detect_ms + align_ms,
         "face_px": face.width,
         "small_face_px": small_face.width,
@@ -106,21 +116,24 @@ def bench_audio(repeats: int, fps: float) -> dict[str, float]:
 
 
 def bench_models(repeats: int) -> dict[str, float] | None:
-    """Reconstruct + embed latency for one aligned face (and per face in a batch of 64), or None
-    when no trained models are installed."""
+    """Reconstruct + embed latency for the bench frame's face (the probe path's last steps, and each
+    alone), and per face in a batch of 64, or None when no trained models are installed."""
     from forensic_face.engine.inference import FaceEngine
+    from forensic_face.engine.probe import ProbePath
+    from forensic_face.vision.detect import FaceDetector
 
     if not FaceEngine.available():
         return None
     t0 = time.perf_counter()
     engine = FaceEngine()
     load_ms = (time.perf_counter() - t0) * 1000.0
-    rng = np.random.default_rng(0)
-    face = rng.integers(0, 256, (1, engine.size, engine.size), dtype=np.uint8)
-    audio = rng.random((1, engine.audio_dim)).astype(np.float32)
+    path = ProbePath(engine, FaceDetector())
+    probe_face = path.face(bench_canvas())
+    face = probe_face.grey[None]  # (1, S, S)
+    audio = np.random.default_rng(0).random((1, engine.audio_dim)).astype(np.float32)
     recon_ms, recon = _time(lambda: engine.reconstruct(face, audio), repeats)
     embed_ms, _ = _time(lambda: engine.embed(recon), repeats)
-    both_ms, _ = _time(lambda: engine.embed(engine.reconstruct(face, audio)), repeats)
+    both_ms, _ = _time(lambda: path.complete(probe_face, audio, without_audio=False), repeats)
     batch = np.repeat(face, 64, axis=0)
     batch_audio = np.repeat(audio, 64, axis=0)
     batch_ms, _ = _time(lambda: engine.embed(engine.reconstruct(batch, batch_audio)), max(3, repeats // 3))
@@ -213,7 +226,7 @@ def format_report(report: dict) -> str:
         f"frame 640x480, face {f['face_px']:.0f} px",
         f"  decode JPEG            {f['decode_ms']:8.2f} ms",
         f"  detect + landmarks     {f['detect_ms']:8.2f} ms",
-        f"  align (112 px crop)    {f['align_ms']:8.2f} ms",
+        f"  align, grey, quality   {f['align_ms']:8.2f} ms   ({f['align_px']} px crop)",
         f"  detect + align         {f['detect_align_ms']:8.2f} ms   target <= 30 ms",
         f"  small face ({f['small_face_px']:.0f} px), 160x120 frame: {f['small_face_detect_ms']:.1f} ms "
         f"via {f['small_face_method']}",

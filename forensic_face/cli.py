@@ -244,29 +244,28 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
     if args.gallery_command == "search":
         from forensic_face.audio.features import AudioFeatureExtractor
         from forensic_face.core.errors import NoFaceFoundError
-        from forensic_face.vision.align import AlignSpec, align_face
+        from forensic_face.engine.probe import ProbePath
         from forensic_face.vision.frames import load_image
-        from forensic_face.vision.quality import sharpness
 
         frame = load_image(args.image)
+        probe_path = ProbePath(engine, detector)
         try:
-            det = detector.detect_one(frame.image)
+            face = probe_path.face(frame.image)
         except NoFaceFoundError:
             h, w = frame.image.shape[:2]
             if max(h, w) > 160:
                 raise
-            det = detector.from_box(frame.image, (0, 0, w, h))  # a face crop given as the image itself
-        aligned = align_face(frame.image, det, AlignSpec(size=engine.size)).image
-        grey = aligned if aligned.ndim == 2 else (aligned @ [0.299, 0.587, 0.114]).astype("uint8")
+            face = probe_path.face(frame.image, (0, 0, w, h))  # a face crop given as the image itself
         audio = None
         if args.audio:
             ext = AudioFeatureExtractor()
             t_mid = ext.info(args.audio).duration_s / 2  # header only: a long recording is read as a window
             audio = ext(ext.load(args.audio, around_s=t_mid), [t_mid]).vector
-        recon = engine.reconstruct(grey[None], audio)
+        probe = probe_path.complete(face, audio, without_audio=False)
+        det = face.detection
         with Gallery(args.db) as g:
-            res = g.search(engine.embed(recon)[0], engine.calibration, engine.info.version, det.width, args.top,
-                           probe_sharpness=sharpness(grey), fpir=args.fpir)
+            res = g.search(probe.embedding, engine.calibration, engine.info.version, det.width, args.top,
+                           probe_sharpness=face.quality.sharpness, fpir=args.fpir)
         if args.json:
             print(json.dumps({**res.as_dict(), "face": det.as_dict(), "engine": engine.info.as_dict()}, indent=2))
         else:

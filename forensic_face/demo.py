@@ -56,36 +56,23 @@ def demo_scene() -> np.ndarray:
 def run_demo(out: str | Path) -> dict:
     """Build the demo inputs in ``out``, analyse them, and return a summary (also written as JSON)."""
     from forensic_face.audio.io import load_audio
-    from forensic_face.audio.synth import synth_speech
-    from forensic_face.vision.align import AlignSpec, align_face
+    from forensic_face.engine.inference import FaceEngine
+    from forensic_face.engine.probe import NO_MODEL_SIZE, find_face
     from forensic_face.vision.detect import FaceDetector
-    from forensic_face.vision.quality import assess
 
     out = Path(out)
-    (out / "inputs").mkdir(parents=True, exist_ok=True)
-    scene = demo_scene()
-    probe = degrade(scene, DEMO_DEGRADATION, seed=DEMO_SEED)
-    probe_path = out / "inputs" / "cctv_frame.jpg"
-    cv2.imwrite(str(probe_path), cv2.cvtColor(probe, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
-
-    rng = np.random.default_rng(DEMO_SEED)
-    speech = synth_speech(AUDIO_SECONDS, sr=16000, f0=118.0, seed=DEMO_SEED)
-    noisy = speech + rng.normal(0, 0.02, speech.shape).astype(np.float32)
-    audio_path = out / "inputs" / "cctv_audio.wav"
-    _write_wav(audio_path, noisy, 16000)
-
+    scene, probe, probe_path, audio_path = _demo_inputs(out)
     detector = FaceDetector()
-    face = detector.detect_one(probe)
-    aligned = align_face(probe, face, AlignSpec(size=112))
-    clean_face = align_face(scene, detector.detect_one(scene), AlignSpec(size=112))
-    quality = assess(aligned.image, face.width)
+    engine = FaceEngine() if FaceEngine.available() else None  # loaded once, for the preview and the analysis
+    size = NO_MODEL_SIZE  # the preview's crop size as before (the engine's in the next change)
+    probe_face = find_face(probe, detector, size)  # the probe path's face step
+    face, aligned, quality = probe_face.detection, probe_face.aligned, probe_face.quality
+    clean_face = find_face(scene, detector, size).aligned
 
     clip = load_audio(audio_path)
     feats = _audio_features(clip, PROBE_TIMESTAMP_S)
 
-    from forensic_face.engine.inference import FaceEngine
-
-    analysis = _analyse(out, probe_path, audio_path, detector) if FaceEngine.available() else None
+    analysis = _analyse(out, probe_path, audio_path, detector, engine) if engine is not None else None
     figure_path = out / "demo_overview.png"
     _render_overview(figure_path, probe, face, aligned, clean_face, clip, feats, analysis)
     weights = sorted(p.name for p in models_dir().glob("*.pt"))
@@ -120,33 +107,58 @@ def run_demo(out: str | Path) -> dict:
             "models: none trained yet in resources/models/, so reconstruction and gallery search were not run"
         )
     else:
-        res, case, enrol = analysis
-        summary["analysis"] = res.as_dict()
-        summary["case"] = str(case.root)
-        lines.append(f"case: {case.root} (evidence hashed, {len(case.read_log())} audit entries; "
-                     f"results in {case.results_dir})")
-        lines.append(f"gallery: {enrol.enrolled} faces of {enrol.people} people enrolled"
-                     + (f"; no usable face in {', '.join(Path(p).name for p in enrol.no_face)}" if enrol.no_face
-                        else ""))
-        change = res.audio_effect.get("mean_abs_difference", 0)
-        lines.append(f"reconstruction ({res.engine['model_version']}, {res.engine['device']}): "
-                     f"{res.images['reconstruction']}; audio changed it by {change} grey levels on average")
-        lines.append(f"search: {res.search['verdict']}")
-        from forensic_face.store.gallery import candidate_distance
-
-        for i, c in enumerate(res.search["candidates"], 1):
-            lines.append(f"  {i}. {c['person']}: identity probability {c['identity_probability']:.3f}, "
-                         f"cosine {c['similarity']:.3f}, distance {candidate_distance(c):.3f}, "
-                         f"match probability {c['match_probability']:.3f}")
-        lines.append("a candidate is an investigative lead, not an identification")
-        from forensic_face.reports.pdf import write_report
-
-        report = write_report(case, out / "demo_report.pdf")
-        summary["report"] = report.as_dict()
-        lines.append(f"report: {report.path} ({report.pages} pages, SHA-256 {report.sha256[:16]}…)")
+        lines += _analysis_summary(out, analysis, summary)
     summary["lines"] = lines
     (out / "demo_summary.json").write_text(json.dumps({k: v for k, v in summary.items() if k != "lines"}, indent=2))
     return summary
+
+
+def _demo_inputs(out: Path) -> tuple[np.ndarray, np.ndarray, Path, Path]:
+    """(scene, degraded probe frame, the probe's JPEG, the audio WAV): the demo's evidence, written to
+    ``out/inputs``."""
+    from forensic_face.audio.synth import synth_speech
+
+    (out / "inputs").mkdir(parents=True, exist_ok=True)
+    scene = demo_scene()
+    probe = degrade(scene, DEMO_DEGRADATION, seed=DEMO_SEED)
+    probe_path = out / "inputs" / "cctv_frame.jpg"
+    cv2.imwrite(str(probe_path), cv2.cvtColor(probe, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+
+    rng = np.random.default_rng(DEMO_SEED)
+    speech = synth_speech(AUDIO_SECONDS, sr=16000, f0=118.0, seed=DEMO_SEED)
+    noisy = speech + rng.normal(0, 0.02, speech.shape).astype(np.float32)
+    audio_path = out / "inputs" / "cctv_audio.wav"
+    _write_wav(audio_path, noisy, 16000)
+    return scene, probe, probe_path, audio_path
+
+
+def _analysis_summary(out: Path, analysis: tuple, summary: dict) -> list[str]:
+    """The summary's lines on the case, the gallery, the analysis and the report (whose records go into
+    ``summary``); writes the report."""
+    from forensic_face.reports.pdf import write_report
+    from forensic_face.store.gallery import candidate_distance
+
+    res, case, enrol = analysis
+    summary["analysis"] = res.as_dict()
+    summary["case"] = str(case.root)
+    lines = [f"case: {case.root} (evidence hashed, {len(case.read_log())} audit entries; "
+             f"results in {case.results_dir})"]
+    lines.append(f"gallery: {enrol.enrolled} faces of {enrol.people} people enrolled"
+                 + (f"; no usable face in {', '.join(Path(p).name for p in enrol.no_face)}" if enrol.no_face
+                    else ""))
+    change = res.audio_effect.get("mean_abs_difference", 0)
+    lines.append(f"reconstruction ({res.engine['model_version']}, {res.engine['device']}): "
+                 f"{res.images['reconstruction']}; audio changed it by {change} grey levels on average")
+    lines.append(f"search: {res.search['verdict']}")
+    for i, c in enumerate(res.search["candidates"], 1):
+        lines.append(f"  {i}. {c['person']}: identity probability {c['identity_probability']:.3f}, "
+                     f"cosine {c['similarity']:.3f}, distance {candidate_distance(c):.3f}, "
+                     f"match probability {c['match_probability']:.3f}")
+    lines.append("a candidate is an investigative lead, not an identification")
+    report = write_report(case, out / "demo_report.pdf")
+    summary["report"] = report.as_dict()
+    lines.append(f"report: {report.path} ({report.pages} pages, SHA-256 {report.sha256[:16]}…)")
+    return lines
 
 
 def _gallery_people(root: Path) -> None:
@@ -166,11 +178,11 @@ def _gallery_people(root: Path) -> None:
         cv2.imwrite(str(root / name / f"{name}_0001.png"), bgr)
 
 
-def _analyse(out: Path, probe_path: Path, audio_path: Path, detector):
-    """Case folder + gallery + analysis of the probe with its audio."""
+def _analyse(out: Path, probe_path: Path, audio_path: Path, detector, engine):
+    """Case folder + gallery + analysis of the probe with its audio (both through the probe path:
+    enrolment's face step and embedding, the analysis's whole path)."""
     import shutil
 
-    from forensic_face.engine.inference import FaceEngine
     from forensic_face.pipeline import analyze_case
     from forensic_face.store.case import Case
     from forensic_face.store.gallery import Gallery
@@ -183,7 +195,6 @@ def _analyse(out: Path, probe_path: Path, audio_path: Path, detector):
             shutil.rmtree(old)
     for old in out.glob("gallery.db*"):
         old.unlink()
-    engine = FaceEngine()
     case = Case.create(out / "case", "DEMO-001", "Demo Analyst", "Bundled demo: CCTV still and audio")
     case.add_evidence([probe_path, audio_path])
     _gallery_people(out / "gallery_people")

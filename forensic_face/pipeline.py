@@ -20,6 +20,7 @@ import numpy as np
 from forensic_face import __version__
 from forensic_face.core.errors import AudioError, CaseError, ForensicFaceError, NoFaceFoundError
 from forensic_face.core.progress import Progress
+from forensic_face.engine.probe import Probe, ProbePath
 from forensic_face.models.calibration import DEFAULT_FPIR
 from forensic_face.store.case import RESULTS_DIR, Case, EvidenceItem
 from forensic_face.store.gallery import Gallery, SearchResult
@@ -95,9 +96,6 @@ def analyze_case(case: Case, engine, detector, gallery: Gallery | None = None, *
 
     Before any long work the case must be able to take the result (lock, an intact record, free
     space) and the frame's and audio's evidence files must still match their recorded SHA-256."""
-    from forensic_face.vision.align import AlignSpec, align_face
-    from forensic_face.vision.quality import assess
-
     t0 = time.perf_counter()
     if gallery is not None and engine.calibration is not None:
         try:  # refuse a false-lead rate the calibration did not measure before any work is done
@@ -118,41 +116,23 @@ def analyze_case(case: Case, engine, detector, gallery: Gallery | None = None, *
     step.update(0, 5, "loading frame")
     frm, selection = load_frame(case, item, detector, progress, time_s, path=frame_path)
     step.update(1, 5, "detecting face")
-    if box is not None:
-        det = detector.from_box(frm.image, box)
-    else:
-        try:
-            det = detector.detect_one(frm.image)
-        except NoFaceFoundError as exc:
-            raise NoFaceFoundError(f"{item.name}: {exc} Draw the face box by hand (--box x0,y0,x1,y1).") from None
-    aligned = align_face(frm.image, det, AlignSpec(size=engine.size))
-    grey = cv2.cvtColor(aligned.image, cv2.COLOR_RGB2GRAY) if aligned.image.ndim == 3 else aligned.image
-    quality = assess(aligned.image, det.width)
+    path = ProbePath(engine, detector)
+    try:
+        face = path.face(frm.image, box)
+    except NoFaceFoundError as exc:
+        raise NoFaceFoundError(f"{item.name}: {exc} Draw the face box by hand (--box x0,y0,x1,y1).") from None
     step.update(2, 5, "audio")
     audio_info, audio_vec = None, None
     if aitem is not None:
         audio_info, audio_vec = _audio_features(aitem, audio_path, frm, item.kind, audio_time_s)
     step.update(3, 5, "reconstructing")
-    rec_plain = engine.reconstruct(grey[None])[0]
-    rec_audio = engine.reconstruct(grey[None], audio_vec)[0] if audio_vec is not None else None
-    recon = rec_audio if rec_audio is not None else rec_plain
-    effect = {}
-    if rec_audio is not None:
-        diff = np.abs(rec_audio.astype(np.int16) - rec_plain.astype(np.int16))
-        effect = {"mean_abs_difference": round(float(diff.mean()), 3), "max_abs_difference": int(diff.max())}
+    probe = path.complete(face, audio_vec)
     step.update(4, 5, "searching gallery")
     search, search_res, thumbs = None, None, []
     if gallery is not None:
-        search_res, search = _search(gallery, engine, recon, det.width, quality.sharpness, top_k, fpir)
+        search_res, search = _search(gallery, engine, probe, top_k, fpir)
         thumbs = [gallery.thumbnail(c.image_id) for c in search_res.candidates]
-    result = AnalysisResult(
-        analysis_id="", frame_evidence=item.name,
-        timestamp_s=None if frm.timestamp_s is None else round(frm.timestamp_s, 3),
-        face={**det.as_dict(), "alignment": aligned.method, "frame_to_crop": np.round(aligned.matrix, 5).tolist(),
-              **selection},
-        quality={**quality.as_dict(), "hints": quality.hints()},
-        audio=audio_info, search=search, engine=engine.info.as_dict(), audio_effect=effect,
-        face_image=grey, reconstruction=recon, reconstruction_no_audio=rec_plain, search_result=search_res)
+    result = _result(item, frm, selection, probe, audio_info, search, search_res, engine)
     parameters = {"top_k": top_k, "fpir": fpir, "use_audio": use_audio, "manual_box": box, "time_s": time_s,
                   "audio_time_s": audio_time_s}
     step.update(4, 5, "saving the analysis in the case")
@@ -191,15 +171,28 @@ def _audio_features(aitem: EvidenceItem, path, frm, frame_kind: str, audio_time_
     return info, feats.vector
 
 
-def _search(gallery: Gallery, engine, recon: np.ndarray, face_px: float, sharpness: float, top_k: int,
-            fpir: float) -> tuple[SearchResult, dict]:
-    """Search the gallery with the reconstruction's embedding; the saved dict names the gallery searched
-    (path, content checksum, people, model version: SearchResult.gallery)."""
+def _result(item: EvidenceItem, frm, selection: dict, probe: Probe, audio_info: dict | None, search: dict | None,
+            search_res: SearchResult | None, engine) -> AnalysisResult:
+    """The analysis of one probe, before it is saved (no id, images or time yet)."""
+    face = probe.face
+    return AnalysisResult(
+        analysis_id="", frame_evidence=item.name,
+        timestamp_s=None if frm.timestamp_s is None else round(frm.timestamp_s, 3),
+        face={**face.detection.as_dict(), "alignment": face.aligned.method,
+              "frame_to_crop": np.round(face.aligned.matrix, 5).tolist(), **selection},
+        quality={**face.quality.as_dict(), "hints": face.quality.hints()},
+        audio=audio_info, search=search, engine=engine.info.as_dict(), audio_effect=probe.audio_effect,
+        face_image=face.grey, reconstruction=probe.reconstruction,
+        reconstruction_no_audio=probe.reconstruction_no_audio, search_result=search_res)
+
+
+def _search(gallery: Gallery, engine, probe: Probe, top_k: int, fpir: float) -> tuple[SearchResult, dict]:
+    """Search the gallery with the probe's embedding (of its reconstruction); the saved dict names the gallery
+    searched (path, content checksum, people, model version: SearchResult.gallery)."""
     if engine.calibration is None:
         raise ForensicFaceError("the models carry no calibration; retrain or re-export them")
-    emb = engine.embed(recon[None])[0]
-    res = gallery.search(emb, engine.calibration, engine.info.version, face_px, top_k,
-                         probe_sharpness=sharpness, fpir=fpir)
+    res = gallery.search(probe.embedding, engine.calibration, engine.info.version, probe.face.detection.width,
+                         top_k, probe_sharpness=probe.face.quality.sharpness, fpir=fpir)
     return res, res.as_dict()  # with the identity of the gallery content it searched
 
 

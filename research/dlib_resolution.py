@@ -51,10 +51,10 @@ def main() -> int:
         eyes.append(np.linalg.norm(marks[0:2].mean(0) - marks[2:4].mean(0)) * scale)
     eye_chip = float(np.median(eyes))
     print(f"median eye distance in dlib's 150 px chip: {eye_chip:.1f} px; in the product's crop: "
-          f"{AlignSpec().eye_dist:.2f} of its side", flush=True)
+          f"{AlignSpec.eye_dist:.2f} of its side", flush=True)
     same = np.array([p.same for p in pairs])
     for side in map(int, args.sides.split(",")):
-        k = int(round(150 * AlignSpec().eye_dist * side / eye_chip)) if side else 150
+        k = int(round(150 * AlignSpec.eye_dist * side / eye_chip)) if side else 150
         desc = {}
         for i, chip in chips.items():
             c = chip if not side else cv2.resize(cv2.resize(chip, (k, k), interpolation=cv2.INTER_AREA), (150, 150),

@@ -639,31 +639,33 @@ class Gallery:
         recorded (status ``no_face``/``unreadable``, with the reason) and listed in the report; an image
         that cannot be read or decoded (too large, an I/O error, a hostile file) does not stop the rest.
         Safe to run in several processes at once on one gallery."""
+        from forensic_face.engine.probe import ProbePath
+
         self._require_writable("enrolment")
         files = _image_files(Path(folder))
         report = EnrolReport(people=len({p for p, _ in files}))
         t0 = time.perf_counter()
-        pending: list[tuple[int, np.ndarray]] = []
+        probe_path = ProbePath(engine, detector)
+        pending: list = []  # (image id, ProbeFace)
         for i, (person, path) in enumerate(files):
             if progress is not None:
                 progress.update(i, len(files), f"enrolling {person}")
             report.images_seen += 1
-            item = self._enrol_image(person, path, engine, detector, report)
+            item = self._enrol_image(person, path, probe_path, report)
             if item is not None:
                 pending.append(item)
             if len(pending) >= batch:
-                report.enrolled += self._store_embeddings(pending, engine)
+                report.enrolled += self._store_embeddings(pending, probe_path)
                 pending = []
         if pending:
-            report.enrolled += self._store_embeddings(pending, engine)
+            report.enrolled += self._store_embeddings(pending, probe_path)
         if progress is not None:
             progress.update(len(files), len(files), "done")
         report.seconds = time.perf_counter() - t0
         return report
 
-    def _enrol_image(self, person: str, path: Path, engine, detector,
-                     report: EnrolReport) -> tuple[int, np.ndarray] | None:
-        """(image id, aligned face) to embed, or None with the image counted in ``report``."""
+    def _enrol_image(self, person: str, path: Path, probe_path, report: EnrolReport) -> tuple | None:
+        """(image id, ProbeFace) to embed, or None with the image counted in ``report``."""
         data, reason = _read_image(path)
         if data is None:
             log.warning("%s; not enrolled", reason)
@@ -676,12 +678,12 @@ class Gallery:
                                   (pid, digest)).fetchone()
             if row is not None and (row[1] != "ok" or self.db.execute(
                     "SELECT 1 FROM embeddings WHERE image_id=? AND model_version=?",
-                    (row[0], engine.info.version)).fetchone()):
+                    (row[0], probe_path.engine.info.version)).fetchone()):
                 report.already_enrolled += 1
                 if row[1] == "no_face":
                     report.add_failure("no_face", str(path), row[2])
                 return None
-        face, status, message, px, method = self._face(data, path, engine, detector)
+        face, status, message, px, method = self._face(data, path, probe_path)
         image_id = row[0] if row is not None else self._add_image(pid, path, digest, status, message, px, method)
         if face is None:
             if status != "no_face":
@@ -699,27 +701,29 @@ class Gallery:
                        (pid, str(path), digest, status, message, px, method, datetime.now(UTC).isoformat()))
             return db.execute("SELECT id FROM images WHERE person_id=? AND sha256=?", (pid, digest)).fetchone()[0]
 
-    def _face(self, data: bytes, path: Path, engine, detector):
-        """(aligned face or None, status, message, face width px, detector step) of an image's bytes."""
-        from forensic_face.vision.align import AlignSpec, align_face
+    def _face(self, data: bytes, path: Path, probe_path):
+        """(face or None, status, message, face width px, detector step) of an image's bytes: the probe path's
+        face step (detect, align at the engine's size, grey, quality)."""
         from forensic_face.vision.frames import decode_image_bytes
 
         try:
             frame = decode_image_bytes(data, source=str(path), suffix=path.suffix)
             try:
-                det = detector.detect_one(frame.image)
+                face = probe_path.face(frame.image)
             except NoFaceFoundError as exc:
                 return None, "no_face", str(exc), None, None
-            aligned = align_face(frame.image, det, AlignSpec(size=engine.size))
         except InputError as exc:
             return None, "unreadable", str(exc), None, None
         except _IMAGE_FAILURES as exc:
             return None, "unreadable", _failure_text(path, exc), None, None
-        return aligned.image, "ok", "", float(det.width), det.method
+        return face, "ok", "", float(face.detection.width), face.detection.method
 
-    def _store_embeddings(self, pending: list[tuple[int, np.ndarray]], engine) -> int:
-        emb = engine.embed(np.stack([f for _, f in pending]))
-        thumbs = [(iid, encode_png(face)) for iid, face in pending]
+    def _store_embeddings(self, pending: list, probe_path) -> int:
+        """Embed the faces of ``pending`` ((image id, ProbeFace) pairs) as they are and store the embeddings
+        with the aligned crops as thumbnails."""
+        engine = probe_path.engine
+        emb = engine.embed(np.stack([face.aligned.image for _, face in pending]))
+        thumbs = [(iid, encode_png(face.aligned.image)) for iid, face in pending]
         with self._writing() as db:
             db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?,?,?)",
                            [(iid, engine.info.version, e.astype(np.float32).tobytes())
@@ -831,7 +835,10 @@ class Gallery:
     # ------------------------------------------------------------------------------------------ model change
     def reembed(self, engine, detector, progress: Progress | None = None) -> int:
         """Embed every usable stored image with the engine's model version (after a model change)."""
+        from forensic_face.engine.probe import ProbePath
+
         self._require_writable("re-embedding")
+        probe_path = ProbePath(engine, detector)
         with self._lock:
             rows = self.db.execute(
                 "SELECT id, path FROM images WHERE status='ok' AND id NOT IN "
@@ -845,16 +852,16 @@ class Gallery:
             if data is None:
                 log.warning("%s; not re-embedded", reason)
                 continue
-            face, status, message, *_ = self._face(data, p, engine, detector)
+            face, status, message, *_ = self._face(data, p, probe_path)
             if face is None:
                 log.warning("%s; not re-embedded", message)
                 continue
             pending.append((iid, face))
             if len(pending) >= 32:
-                done += self._store_embeddings(pending, engine)
+                done += self._store_embeddings(pending, probe_path)
                 pending = []
         if pending:
-            done += self._store_embeddings(pending, engine)
+            done += self._store_embeddings(pending, probe_path)
         if progress is not None:
             progress.update(len(rows), len(rows), "done")
         return done

@@ -24,7 +24,7 @@ BOX_EYE_DIST = 0.391
 class AlignSpec:
     """Geometry of an aligned crop."""
 
-    size: int = 112  # output is size x size pixels
+    size: int  # output is size x size pixels: the networks' input (FaceEngine.size), never a default
     eye_y: float = 0.40  # eye line height as a fraction of size
     eye_dist: float = 0.34  # distance between eye centres as a fraction of size
 
@@ -83,14 +83,13 @@ def similarity_from_eyes(left: np.ndarray, right: np.ndarray, spec: AlignSpec) -
     return np.hstack([rot, shift[:, None]])
 
 
-def align_face(image: np.ndarray, det: FaceDetection, spec: AlignSpec | None = None) -> AlignedFace:
+def align_face(image: np.ndarray, det: FaceDetection, spec: AlignSpec) -> AlignedFace:
     """Crop ``image`` ((H, W) or (H, W, 3) uint8) to an aligned face of ``spec.size`` pixels.
 
     Uses the landmarks' eye centres when present and plausible, otherwise the face box.
     When the face is much larger than the crop the frame is first reduced by pyramid steps so the
     warp does not alias.
     """
-    spec = spec or AlignSpec()
     eyes = det.eye_centres()
     method = "eyes"
     if eyes is None or not _plausible_eyes(eyes, det):

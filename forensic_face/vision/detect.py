@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from forensic_face.core.errors import ForensicFaceError, NoFaceFoundError
+from forensic_face.vision.frames import to_grey
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +106,6 @@ class DetectorConfig:
     hog_threshold: float = 0.0  # dlib HOG score threshold (-0.2 found no more LFW faces, added false ones)
 
 
-def _to_grey(image: np.ndarray) -> np.ndarray:
-    if image.ndim == 2:
-        return np.ascontiguousarray(image)
-    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-
-
 class FaceDetector:
     """dlib HOG + 5-point landmarks, with upscaling and a Haar fallback. Thread-safe; load once, reuse."""
 
@@ -127,7 +122,7 @@ class FaceDetector:
     # -- detection -------------------------------------------------------------------------------
     def detect(self, image: np.ndarray) -> list[FaceDetection]:
         """All faces in ``image`` ((H, W) or (H, W, 3) uint8 RGB), best first; empty if none found."""
-        grey = _to_grey(image)
+        grey = to_grey(image)
         found: list[FaceDetection] = []
         for factor in self.config.upscales:
             if factor > 1 and grey.size * factor * factor > self.config.max_upscaled_pixels:
@@ -166,7 +161,7 @@ class FaceDetector:
             raise ForensicFaceError(f"the face box {box} is smaller than 4 px or outside the {w}x{h} frame")
         det = FaceDetection(box=(x0, y0, x1, y1), score=float("nan"), method="manual")
         if x1 - x0 >= 24:
-            det = self._with_landmarks(_to_grey(image), det)
+            det = self._with_landmarks(to_grey(image), det)
         return det
 
     # -- internals -------------------------------------------------------------------------------

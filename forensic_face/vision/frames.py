@@ -212,6 +212,15 @@ def check_image_header(data: bytes, source: str = "<bytes>") -> ImageHeader | No
     return header
 
 
+def to_grey(image: np.ndarray) -> np.ndarray:
+    """The grey (H, W) uint8 form of an RGB (H, W, 3) uint8 image (ITU-R BT.601 weights, rounded as OpenCV
+    rounds); a grey image is returned as it is, C-contiguous. The one grey conversion of the package: the
+    detector, the quality measures, the frame selection and the probe path (so the networks) all use it."""
+    if image.ndim == 2:
+        return np.ascontiguousarray(image)
+    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+
+
 def encode_png(image: np.ndarray) -> bytes:
     """PNG bytes of a uint8 grey (H, W) or RGB (H, W, 3) image (lossless, for results and thumbnails)."""
     img = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
+from forensic_face.vision.frames import to_grey
+
 _IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float64)
 
 
@@ -47,18 +49,14 @@ class QualityReport:
         return {k: round(float(v), 3) for k, v in asdict(self).items()}
 
 
-def _grey(image: np.ndarray) -> np.ndarray:
-    return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-
-
 def sharpness(image: np.ndarray) -> float:
     """Variance of the Laplacian of the grey image."""
-    return float(cv2.Laplacian(_grey(image), cv2.CV_64F).var())
+    return float(cv2.Laplacian(to_grey(image), cv2.CV_64F).var())
 
 
 def noise_sigma(image: np.ndarray) -> float:
     """Immerkaer's estimate of the Gaussian noise standard deviation (0..255 units)."""
-    g = _grey(image).astype(np.float64)
+    g = to_grey(image).astype(np.float64)
     h, w = g.shape
     if h < 3 or w < 3:
         return 0.0
@@ -68,7 +66,7 @@ def noise_sigma(image: np.ndarray) -> float:
 
 def assess(face_crop: np.ndarray, face_px: float) -> QualityReport:
     """Quality figures of an aligned face crop whose face was ``face_px`` wide in the frame."""
-    g = _grey(face_crop)
+    g = to_grey(face_crop)
     return QualityReport(
         face_px=float(face_px),
         sharpness=sharpness(g),

@@ -15,7 +15,7 @@ import numpy as np
 
 from forensic_face.core.progress import Progress
 from forensic_face.vision.detect import FaceDetection, FaceDetector
-from forensic_face.vision.frames import Frame, iter_video_frames, video_info
+from forensic_face.vision.frames import Frame, iter_video_frames, to_grey, video_info
 from forensic_face.vision.quality import sharpness
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ def _keep_limit(frame: Frame, k: int, candidates: int) -> int:
 def _reduce(image: np.ndarray, long_side: int = 320) -> np.ndarray:
     h, w = image.shape[:2]
     scale = long_side / max(h, w)
-    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    grey = to_grey(image)
     return grey if scale >= 1 else cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
 
 

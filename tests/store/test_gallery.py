@@ -53,14 +53,15 @@ def test_enrol_is_resumable_and_lists_faceless_images(tmp_path: Path, engine, de
 
 def test_search_finds_the_enrolled_image_and_says_no_confident_match_otherwise(
         tmp_path: Path, engine, detector, people_folder: Path) -> None:
-    from forensic_face.vision.align import AlignSpec, align_face
+    from forensic_face.engine.probe import ProbePath
     from forensic_face.vision.frames import load_image
 
     with Gallery(tmp_path / "g.db", mode="create") as g:
         g.enroll_folder(people_folder, engine, detector)
         frame = load_image(people_folder / "Person_1" / "img_0.jpg")
-        face = align_face(frame.image, detector.detect_one(frame.image), AlignSpec(size=32)).image
-        res = g.search(engine.embed(face[None])[0], CAL, engine.info.version, probe_face_px=120.0, top_k=2)
+        path = ProbePath(engine, detector)
+        emb = path.embed_faces([path.face(frame.image)])[0]  # the enrolled image's own face, not reconstructed
+        res = g.search(emb, CAL, engine.info.version, probe_face_px=120.0, top_k=2)
         assert res.candidates[0].person == "Person_1" and res.candidates[0].similarity == pytest.approx(1, abs=1e-4)
         assert res.candidates[0].image_path.endswith("img_0.jpg")
         assert res.confident and res.verdict == "candidate: Person_1"

@@ -23,10 +23,9 @@ def shipped_engine():
 
 def test_enrol_real_faces_and_find_a_degraded_probe(shared_data: Path, shipped_engine, detector,
                                                     tmp_path: Path) -> None:
-    from forensic_face.vision.align import AlignSpec, align_face
+    from forensic_face.engine.probe import ProbePath
     from forensic_face.vision.degrade import degrade
     from forensic_face.vision.frames import load_image
-    from forensic_face.vision.quality import sharpness
 
     lfw = shared_data / "lfw"
     gallery_dir = tmp_path / "gallery"
@@ -43,12 +42,10 @@ def test_enrol_real_faces_and_find_a_degraded_probe(shared_data: Path, shipped_e
         rep = g.enroll_folder(gallery_dir, shipped_engine, detector)
         assert rep.enrolled >= 28 and rep.people == 10
         hits = 0
+        probe_path = ProbePath(shipped_engine, detector)
         for k, (name, path) in enumerate(probes):
-            frame = degrade(load_image(path).image, "mild", seed=k)
-            face = align_face(frame, detector.detect_one(frame), AlignSpec(size=shipped_engine.size)).image
-            grey = face if face.ndim == 2 else face[..., 0]
-            emb = shipped_engine.embed(shipped_engine.reconstruct(grey[None]))[0]
-            res = g.search(emb, shipped_engine.calibration, shipped_engine.info.version, 28.0, top_k=3,
-                           probe_sharpness=sharpness(grey))
+            probe = probe_path.run(degrade(load_image(path).image, "mild", seed=k))
+            res = g.search(probe.embedding, shipped_engine.calibration, shipped_engine.info.version, 28.0, top_k=3,
+                           probe_sharpness=probe.face.quality.sharpness)
             hits += name in [c.person for c in res.candidates]
         assert hits >= 7, f"the right person was in the top 3 for only {hits} of 10 mild probes"

@@ -1,0 +1,134 @@
+"""The one probe path: from a frame (with an optional face box and audio vector) to the aligned face, its
+quality, its reconstruction and its embedding.
+
+    frame ─► detect (or the given box) ─► align at the engine's size ─► grey ─► quality
+          ─► reconstruct (with the audio vector; and without it, to show what the audio changed)
+          ─► embed the reconstruction
+
+Each step exists here once, and every caller goes through it: the case analysis
+(:func:`forensic_face.pipeline.analyze_case`), the command line's gallery search, enrolment (the same
+face step, then the embedding of the face as it is: gallery faces are not reconstructed), the demo and
+the bench. The crop size is always the engine's (its networks' input), never a constant.
+
+:class:`ProbePath` binds an engine and a detector; :func:`find_face` is the face step alone, for code that
+has no engine (the demo and the bench without installed models).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from forensic_face.vision.align import AlignedFace, AlignSpec, align_face
+from forensic_face.vision.detect import Box, FaceDetection, FaceDetector
+from forensic_face.vision.frames import to_grey
+from forensic_face.vision.quality import QualityReport, assess
+
+if TYPE_CHECKING:
+    from forensic_face.engine.inference import FaceEngine
+
+#: The crop size used to show or time the face step when no models are installed (nothing is
+#: reconstructed or embedded then); with models the size is always the engine's.
+NO_MODEL_SIZE = 112
+
+
+@dataclass(frozen=True)
+class ProbeFace:
+    """A face made ready for the networks."""
+
+    detection: FaceDetection  # found by the detector, or made from the given box ("manual")
+    aligned: AlignedFace  # the crop at the engine's size, in the frame's channels, and its transform
+    grey: np.ndarray  # (S, S) uint8: what the networks see
+    quality: QualityReport  # of the crop, with the face's width in the frame
+
+    @property
+    def size(self) -> int:
+        return int(self.grey.shape[0])
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A face through the whole path: its reconstruction(s) and the embedding searched with."""
+
+    face: ProbeFace
+    reconstruction: np.ndarray  # (S, S) uint8: with the audio when an audio vector was given
+    reconstruction_no_audio: np.ndarray | None  # (S, S) uint8 without audio; None when not asked for
+    embedding: np.ndarray  # (D,) float32, L2-normalised, of ``reconstruction``
+    audio_used: bool
+
+    @property
+    def audio_effect(self) -> dict:
+        """How much the audio changed the reconstruction (grey levels); empty without both forms."""
+        if not self.audio_used or self.reconstruction_no_audio is None:
+            return {}
+        diff = np.abs(self.reconstruction.astype(np.int16) - self.reconstruction_no_audio.astype(np.int16))
+        return {"mean_abs_difference": round(float(diff.mean()), 3), "max_abs_difference": int(diff.max())}
+
+
+def locate(image: np.ndarray, detector: FaceDetector, box: Box | None = None) -> FaceDetection:
+    """The face to analyse: the given ``box`` (landmarks predicted inside it), else the detector's most
+    confident face (:class:`~forensic_face.core.errors.NoFaceFoundError` when there is none)."""
+    return detector.from_box(image, box) if box is not None else detector.detect_one(image)
+
+
+def face_at(image: np.ndarray, detection: FaceDetection, size: int) -> ProbeFace:
+    """Align ``detection`` of ``image`` ((H, W) or (H, W, 3) uint8) to a ``size`` px crop, take its grey form
+    and measure its quality."""
+    aligned = align_face(image, detection, AlignSpec(size=size))
+    grey = to_grey(aligned.image)
+    return ProbeFace(detection, aligned, grey, assess(grey, detection.width))
+
+
+def find_face(image: np.ndarray, detector: FaceDetector, size: int, box: Box | None = None) -> ProbeFace:
+    """The face step: :func:`locate` then :func:`face_at`."""
+    return face_at(image, locate(image, detector, box), size)
+
+
+class ProbePath:
+    """The probe path bound to an engine (its networks and their input size) and a detector."""
+
+    def __init__(self, engine: FaceEngine, detector: FaceDetector) -> None:
+        self.engine = engine
+        self.detector = detector
+
+    @property
+    def size(self) -> int:
+        """Side of the aligned crops, pixels: the engine's input size."""
+        return int(self.engine.size)
+
+    def face(self, image: np.ndarray, box: Box | None = None) -> ProbeFace:
+        """Detect (or take ``box``), align at the engine's size, grey, quality."""
+        return find_face(image, self.detector, self.size, box)
+
+    def complete(self, face: ProbeFace, audio: np.ndarray | None = None, without_audio: bool = True) -> Probe:
+        """Reconstruct ``face`` (with ``audio``, a (D,) or (1, D) vector, when given) and embed the
+        reconstruction. ``without_audio``: also reconstruct without the audio (the comparison the analysis
+        shows); the reconstruction without audio is the one searched with when there is no audio."""
+        grey = face.grey[None]  # (1, S, S)
+        plain = self.engine.reconstruct(grey)[0] if audio is None or without_audio else None
+        with_audio = self.engine.reconstruct(grey, audio)[0] if audio is not None else None
+        recon = with_audio if with_audio is not None else plain
+        return Probe(face, recon, plain, self.engine.embed(recon[None])[0], with_audio is not None)
+
+    def run(self, image: np.ndarray, box: Box | None = None, audio: np.ndarray | None = None,
+            without_audio: bool = True) -> Probe:
+        """The whole path for one frame: :meth:`face` then :meth:`complete`."""
+        return self.complete(self.face(image, box), audio, without_audio)
+
+    def embed_faces(self, faces: Sequence[ProbeFace]) -> np.ndarray:
+        """Embeddings (N, D) float32 of faces as they are, not reconstructed (gallery faces), batched."""
+        return self.engine.embed(np.stack([f.grey for f in faces]))
+
+
+def probe_size(engine: FaceEngine | None = None, models: str | None = None) -> int:
+    """The crop size of the face step: the engine's; without one, the installed bundle's (read from its
+    metadata, no weights loaded); without models, :data:`NO_MODEL_SIZE`."""
+    if engine is not None:
+        return int(engine.size)
+    from forensic_face.models.bundle import bundle_input_size
+
+    size = bundle_input_size(models)
+    return size if size is not None else NO_MODEL_SIZE

@@ -1,0 +1,167 @@
+"""The one probe path (forensic_face.engine.probe): its steps, and that every caller goes through it and
+gets what a direct call of it gives for the same frame (the case analysis, the command line's search, the
+demo)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from forensic_face.engine.probe import NO_MODEL_SIZE, Probe, ProbePath, find_face, probe_size
+from forensic_face.store.gallery import Gallery
+from forensic_face.vision.align import AlignSpec
+from forensic_face.vision.frames import load_image, to_grey
+from forensic_face.vision.quality import assess
+
+
+@pytest.fixture()
+def path(tiny_engine, detector) -> ProbePath:
+    return ProbePath(tiny_engine, detector)
+
+
+@pytest.fixture()
+def searched(monkeypatch: pytest.MonkeyPatch) -> list[np.ndarray]:
+    """The embeddings every Gallery.search of the test was called with."""
+    seen: list[np.ndarray] = []
+    search = Gallery.search
+
+    def spy(self, embedding, *args, **kwargs):
+        seen.append(np.array(embedding))
+        return search(self, embedding, *args, **kwargs)
+
+    monkeypatch.setattr(Gallery, "search", spy)
+    return seen
+
+
+@pytest.fixture()
+def gallery_db(tmp_path: Path, tiny_engine, detector, face_rgb: np.ndarray) -> Path:
+    root = tmp_path / "people"
+    for name, shift in (("Eileen_Collins", 0), ("Someone_Else", 60)):
+        (root / name).mkdir(parents=True)
+        cv2.imwrite(str(root / name / "a.jpg"), cv2.cvtColor(np.roll(face_rgb, shift, axis=1), cv2.COLOR_RGB2BGR))
+    with Gallery(tmp_path / "gallery.db", mode="create") as g:
+        g.enroll_folder(root, tiny_engine, detector)
+    return tmp_path / "gallery.db"
+
+
+def test_each_step_at_the_engines_size(path: ProbePath, tiny_engine, frame_640: np.ndarray) -> None:
+    probe = path.run(frame_640)
+    face = probe.face
+    assert path.size == tiny_engine.size == 32 and face.size == 32
+    assert face.aligned.image.shape == (32, 32, 3) and face.grey.shape == (32, 32) and face.grey.dtype == np.uint8
+    np.testing.assert_array_equal(face.grey, to_grey(face.aligned.image))  # the package's one grey conversion
+    assert face.quality == assess(face.aligned.image, face.detection.width)
+    assert face.detection.method.startswith("dlib-hog")
+    np.testing.assert_array_equal(probe.reconstruction, tiny_engine.reconstruct(face.grey[None])[0])
+    np.testing.assert_array_equal(probe.embedding, tiny_engine.embed(probe.reconstruction[None])[0])
+    assert probe.embedding.shape == (128,) and abs(float(np.linalg.norm(probe.embedding)) - 1) < 1e-5
+    assert not probe.audio_used and probe.audio_effect == {}
+
+
+def test_audio_and_a_given_box(path: ProbePath, tiny_engine, frame_640: np.ndarray) -> None:
+    audio = np.random.default_rng(0).random((1, tiny_engine.audio_dim)).astype(np.float32)
+    probe = path.run(frame_640, box=(200, 80, 440, 360), audio=audio)
+    assert probe.face.detection.method == "manual" and probe.audio_used
+    np.testing.assert_array_equal(probe.reconstruction, tiny_engine.reconstruct(probe.face.grey[None], audio)[0])
+    np.testing.assert_array_equal(probe.reconstruction_no_audio, tiny_engine.reconstruct(probe.face.grey[None])[0])
+    assert set(probe.audio_effect) == {"mean_abs_difference", "max_abs_difference"}
+    alone = path.complete(probe.face, audio[0], without_audio=False)  # a (D,) vector works as well
+    assert alone.reconstruction_no_audio is None
+    np.testing.assert_array_equal(alone.embedding, probe.embedding)
+
+
+def test_the_crop_size_is_never_a_default(tiny_models: Path, tmp_path: Path) -> None:
+    with pytest.raises(TypeError):
+        AlignSpec()  # the size must be given: the engine's
+    assert probe_size(models=str(tiny_models)) == 32  # read from the bundle, no weights loaded
+    assert probe_size(models=str(tmp_path)) == NO_MODEL_SIZE  # no models: only to show the face step
+
+
+def test_find_face_is_the_face_step_without_an_engine(path: ProbePath, detector, frame_640: np.ndarray) -> None:
+    a, b = find_face(frame_640, detector, 32), path.face(frame_640)
+    np.testing.assert_array_equal(a.grey, b.grey)
+    assert find_face(frame_640, detector, 48).grey.shape == (48, 48)
+
+
+def _analysis_case(tmp_path: Path, frame_640: np.ndarray):
+    from forensic_face.store.case import Case
+
+    src = tmp_path / "cam1.jpg"
+    cv2.imwrite(str(src), cv2.cvtColor(frame_640, cv2.COLOR_RGB2BGR))
+    case = Case.create(tmp_path / "case", "C-1", "Analyst")
+    case.add_evidence([src])
+    return case, case.evidence_path(case.evidence[0].name)
+
+
+def test_the_case_analysis_goes_through_the_probe_path(tmp_path: Path, path: ProbePath, tiny_engine, detector,
+                                                       gallery_db: Path, frame_640: np.ndarray,
+                                                       searched: list) -> None:
+    from forensic_face.pipeline import analyze_case
+
+    case, evidence = _analysis_case(tmp_path, frame_640)
+    with Gallery(gallery_db) as g:
+        res = analyze_case(case, tiny_engine, detector, g, top_k=2)
+    direct = path.run(load_image(evidence).image)
+    assert len(searched) == 1
+    np.testing.assert_array_equal(searched[0], direct.embedding)
+    np.testing.assert_array_equal(res.face_image, direct.face.grey)
+    np.testing.assert_array_equal(res.reconstruction, direct.reconstruction)
+    assert res.quality["sharpness"] == direct.face.quality.as_dict()["sharpness"]
+
+
+def test_the_command_line_search_goes_through_the_probe_path(tmp_path: Path, path: ProbePath, tiny_models: Path,
+                                                            gallery_db: Path, frame_640: np.ndarray,
+                                                            searched: list, capsys) -> None:
+    from forensic_face.cli import main
+
+    image = tmp_path / "probe.png"
+    cv2.imwrite(str(image), cv2.cvtColor(frame_640, cv2.COLOR_RGB2BGR))
+    assert main(["gallery", "search", str(gallery_db), str(image), "--models", str(tiny_models), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    direct = path.run(load_image(image).image, without_audio=False)
+    np.testing.assert_allclose(searched[0], direct.embedding, atol=1e-6)  # another engine on the same weights
+    assert out["probe_sharpness"] == round(direct.face.quality.sharpness, 2)
+
+
+def test_the_demo_goes_through_the_probe_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, searched: list) -> None:
+    """The demo's preview face is the probe path's face step, and the embedding its analysis searched with
+    is the one a direct call of the probe path gives for the same frame and audio."""
+    from forensic_face.demo import run_demo
+    from forensic_face.engine import probe as probe_module
+    from forensic_face.engine.inference import FaceEngine
+
+    if not FaceEngine.available():
+        pytest.skip("the demo's analysis needs the shipped models in resources/models")
+    completed: list[tuple[np.ndarray | None, Probe]] = []
+    faces: list = []
+    complete, find = ProbePath.complete, probe_module.find_face
+
+    def spy_complete(self, face, audio=None, without_audio=True):
+        probe = complete(self, face, audio, without_audio)
+        completed.append((audio, probe))
+        return probe
+
+    def spy_find(*args, **kwargs):
+        faces.append(find(*args, **kwargs))
+        return faces[-1]
+
+    monkeypatch.setattr(ProbePath, "complete", spy_complete)
+    monkeypatch.setattr(probe_module, "find_face", spy_find)
+    summary = run_demo(tmp_path / "demo")
+    assert len(faces) >= 2 and summary["quality"] == faces[0].quality.as_dict()  # the preview's face step
+    assert len(completed) == 1 and len(searched) == 1
+    audio, probe = completed[0]
+    assert audio is not None
+    np.testing.assert_array_equal(searched[0], probe.embedding)
+    from forensic_face.store.case import Case
+    from forensic_face.vision.detect import FaceDetector
+
+    case = Case.open(summary["case"])
+    frame = load_image(case.evidence_path(summary["analysis"]["frame_evidence"])).image
+    direct = ProbePath(FaceEngine(), FaceDetector())
+    np.testing.assert_array_equal(complete(direct, find(frame, direct.detector, direct.size), audio).embedding,
+                                  probe.embedding)
