@@ -208,75 +208,128 @@ def _engine(args: argparse.Namespace):
 
 
 def _cmd_gallery(args: argparse.Namespace) -> int:
-    from forensic_face.core.progress import console_progress
-    from forensic_face.store.gallery import Gallery, embedding_distance
+    return {"info": _gallery_info, "enroll": _gallery_enroll, "search": _gallery_search}[args.gallery_command](args)
 
-    if args.gallery_command == "info":
 
-        with Gallery(args.db) as g:
-            info = g.info()
-        if args.json:
-            print(json.dumps(info, indent=2))
-        else:
-            print(f"{info['path']}: {info['people']} people, {info['images']} images "
-                  f"({', '.join(f'{k} {v}' for k, v in info['images_by_status'].items())}), "
-                  f"{info['size_bytes'] / 1e6:.1f} MB")
-            for model, n in info["embeddings_by_model"].items():
-                print(f"  embeddings of model {model}: {n}")
+def _gallery_info(args: argparse.Namespace) -> int:
+    from forensic_face.store.gallery import Gallery
+
+    with Gallery(args.db) as g:
+        info = g.info()
+    if args.json:
+        print(json.dumps(info, indent=2))
         return 0
+    print(f"{info['path']}: {info['people']} people, {info['images']} images "
+          f"({', '.join(f'{k} {v}' for k, v in info['images_by_status'].items())}), "
+          f"{info['size_bytes'] / 1e6:.1f} MB")
+    for model, n in info["embeddings_by_model"].items():
+        print(f"  embeddings of model {model}: {n}")
+    return 0
+
+
+def _gallery_enroll(args: argparse.Namespace) -> int:
+    from forensic_face.core.progress import console_progress
+    from forensic_face.store.gallery import Gallery
     from forensic_face.vision.detect import FaceDetector
 
     engine = _engine(args)
-    detector = FaceDetector()
-    if args.gallery_command == "enroll":
-        with Gallery(args.db, mode="create") as g:
-            rep = g.enroll_folder(args.folder, engine, detector, progress=console_progress())
-        if args.json:
-            print(json.dumps(rep.as_dict(), indent=2))
-        else:
-            print(f"enrolled {rep.enrolled} face(s) of {rep.people} people in {rep.seconds:.1f} s "
-                  f"({rep.as_dict()['faces_per_s']} faces/s); {rep.already_enrolled} already enrolled")
-            for p in rep.no_face:
-                print(f"  no usable face: {p}")
-            for p in rep.unreadable:
-                print(f"  unreadable: {rep.reasons.get(p, p)}")
+    with Gallery(args.db, mode="create") as g:
+        rep = g.enroll_folder(args.folder, engine, FaceDetector(), progress=console_progress())
+    if args.json:
+        print(json.dumps(rep.as_dict(), indent=2))
         return 0
-    if args.gallery_command == "search":
-        from forensic_face.audio.features import AudioFeatureExtractor
-        from forensic_face.core.errors import NoFaceFoundError
-        from forensic_face.engine.probe import ProbePath
-        from forensic_face.vision.frames import load_image
+    print(f"enrolled {rep.enrolled} face(s) of {rep.people} people in {rep.seconds:.1f} s "
+          f"({rep.as_dict()['faces_per_s']} faces/s); {rep.already_enrolled} already enrolled")
+    for p in rep.no_face:
+        print(f"  no usable face: {p}")
+    for p in rep.unreadable:
+        print(f"  unreadable: {rep.reasons.get(p, p)}")
+    return 0
 
-        frame = load_image(args.image)
-        probe_path = ProbePath(engine, detector)
-        try:
-            face = probe_path.face(frame.image)
-        except NoFaceFoundError:
-            h, w = frame.image.shape[:2]
-            if max(h, w) > 160:
-                raise
-            face = probe_path.face(frame.image, (0, 0, w, h))  # a face crop given as the image itself
-        audio = None
-        if args.audio:
-            ext = AudioFeatureExtractor()
-            t_mid = ext.info(args.audio).duration_s / 2  # header only: a long recording is read as a window
-            audio = ext(ext.load(args.audio, around_s=t_mid), [t_mid]).vector
-        probe = probe_path.complete(face, audio, without_audio=False)
-        det = face.detection
-        with Gallery(args.db) as g:
-            res = g.search(probe.embedding, engine.calibration, engine.info.version, det.width, args.top,
-                           probe_sharpness=face.quality.sharpness, fpir=args.fpir)
-        if args.json:
-            print(json.dumps({**res.as_dict(), "face": det.as_dict(), "engine": engine.info.as_dict()}, indent=2))
-        else:
-            print(f"{res.verdict} (face {det.width:.0f} px, {det.method}; threshold similarity "
-                  f"{res.threshold_similarity:.3f}; {res.people_searched} people searched)")
-            for i, c in enumerate(res.candidates, 1):
-                print(f"{i:3d}. {c.person:32s} identity p {c.identity_probability:6.3f}  cosine {c.similarity:6.3f}"
-                      f"  distance {embedding_distance(c.similarity):5.3f}  match p {c.match_probability:6.3f}  "
-                      f"{c.image_path}")
-        return 0
-    raise AssertionError(args.gallery_command)
+
+def _gallery_search(args: argparse.Namespace) -> int:
+    """Search the gallery for every probe (image files, or the image files under folders): the gallery is
+    opened and the model loaded once; a probe that fails gets its own line and the others go on. Exit 0
+    when every probe was searched, 1 when any failed."""
+    from forensic_face.batch_search import BatchSearch, audio_vector, probe_files
+    from forensic_face.core.progress import console_progress
+    from forensic_face.engine.probe import ProbePath
+    from forensic_face.store.gallery import Gallery
+    from forensic_face.vision.detect import FaceDetector
+
+    probes = probe_files(args.images)
+    if args.audio and len(probes) != 1:
+        raise ForensicFaceError(f"--audio goes with one probe image; {len(probes)} were given")
+    out = _SearchOutput("json" if args.json else "csv" if args.csv else "text", args.top, len(probes))
+    with Gallery(args.db) as gallery:
+        engine = _engine(args)
+        audio = audio_vector(args.audio) if args.audio else None
+        batch = BatchSearch(ProbePath(engine, FaceDetector()), gallery, top=args.top, fpir=args.fpir, audio=audio)
+        failed = 0
+        for outcome in batch.run(probes, console_progress() if len(probes) > 1 else None):
+            out.write(outcome, engine.info.as_dict())
+            failed += not outcome.ok
+    if failed:
+        print(f"forensic-face: {failed} of {len(probes)} probe(s) could not be searched", file=sys.stderr)
+    return 1 if failed else 0
+
+
+class _SearchOutput:
+    """The search command's output: text (one block per probe), JSON Lines (one object per probe) or CSV
+    (a header, then one row per probe with its first ``top`` candidates)."""
+
+    def __init__(self, form: str, top: int, probes: int) -> None:
+        self.form, self.top, self.many = form, top, probes > 1
+        self._csv = None
+        if form == "csv":
+            import csv
+
+            self._csv = csv.writer(sys.stdout, lineterminator="\n")
+            cand = ("person", "similarity", "identity_probability", "match_probability")
+            self._csv.writerow(["image", "ok", "error", "verdict", "confident", "face_px", "sharpness",
+                                "people_searched", "lead_score"]
+                               + [f"rank{k}_{c}" for k in range(1, top + 1) for c in cand])
+
+    def write(self, outcome, engine_info: dict) -> None:
+        {"json": self._json, "csv": self._row, "text": self._text}[self.form](outcome, engine_info)
+        sys.stdout.flush()
+
+    def _json(self, o, engine_info: dict) -> None:
+        if not o.ok:
+            print(json.dumps({"image": str(o.path), "ok": False, "error": o.error}))
+            return
+        print(json.dumps({"image": str(o.path), "ok": True, **o.result.as_dict(), "face": o.face.detection.as_dict(),
+                          "quality": o.face.quality.as_dict(), "engine": engine_info}))
+
+    def _row(self, o, engine_info: dict) -> None:
+        if not o.ok:
+            self._csv.writerow([str(o.path), "false", o.error] + [""] * (6 + 4 * self.top))
+            return
+        r = o.result.as_dict()
+        cands = [[c["person"], c["similarity"], c["identity_probability"], c["match_probability"]]
+                 for c in r["candidates"]]
+        cands += [[""] * 4] * (self.top - len(cands))
+        self._csv.writerow([str(o.path), "true", "", r["verdict"], str(r["confident"]).lower(), r["probe_face_px"],
+                            r["probe_sharpness"], r["people_searched"], "" if r["lead_score"] is None else
+                            r["lead_score"]] + [v for c in cands for v in c])
+
+    def _text(self, o, engine_info: dict) -> None:
+        from forensic_face.store.gallery import embedding_distance
+
+        if not o.ok and not self.many:  # one probe: its failure is the command's, on stderr
+            print(f"forensic-face: error: {o.error}", file=sys.stderr)
+            return
+        if not o.ok:  # one block among others: on stdout with them, naming its image first
+            reason = o.error.removeprefix(f"{o.path}: ")
+            print(f"{o.path}: not searched: {reason}")
+            return
+        res, det = o.result, o.face.detection
+        print(f"{f'{o.path}: ' if self.many else ''}{res.verdict} (face {det.width:.0f} px, {det.method}; threshold "
+              f"similarity {res.threshold_similarity:.3f}; {res.people_searched} people searched)")
+        for i, c in enumerate(res.candidates, 1):
+            print(f"{i:3d}. {c.person:32s} identity p {c.identity_probability:6.3f}  cosine {c.similarity:6.3f}"
+                  f"  distance {embedding_distance(c.similarity):5.3f}  match p {c.match_probability:6.3f}  "
+                  f"{c.image_path}")
 
 
 def _top_k(text: str) -> int:
@@ -401,7 +454,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"forensic-face {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _gui_parser(sub)
+    _demo_parser(sub)
+    _bench_parser(sub)
+    _case_parser(sub)
+    _gallery_parser(sub)
+    _analyze_parser(sub)
+    _report_parser(sub)
+    _train_parser(sub)
+    _evaluate_parser(sub)
+    return parser
 
+
+def _gui_parser(sub) -> None:
+    """`forensic-face gui`: the desktop application."""
     p = sub.add_parser("gui", help="the desktop application")
     p.add_argument("--case", help="open this case folder at start")
     p.add_argument("--models", help="model folder (default: resources/models)")
@@ -409,11 +475,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="quit as soon as the first window is painted (start-up timing)")
     p.set_defaults(func=_cmd_gui)
 
+
+def _demo_parser(sub) -> None:
+    """`forensic-face demo`: the bundled demo."""
     p = sub.add_parser("demo", help="build the bundled demo case, analyse it, print what was produced")
     p.add_argument("--out", default="forensic-face-demo", help="output folder (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="machine-readable summary on stdout")
     p.set_defaults(func=_cmd_demo)
 
+
+def _bench_parser(sub) -> None:
+    """`forensic-face bench`: per-stage latency."""
     p = sub.add_parser("bench", help="per-stage latency of the perception engine on this machine")
     p.add_argument("--repeats", type=int, default=15,
                    help="timed runs per stage after a warm-up (default: %(default)s)")
@@ -421,6 +493,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable figures on stdout")
     p.set_defaults(func=_cmd_bench)
 
+
+def _case_parser(sub) -> None:
+    """`forensic-face case`: case folders."""
     p = sub.add_parser("case", help="case folders: new, add evidence, verify, show the audit log")
     case_sub = p.add_subparsers(dest="case_command", metavar="CASE_COMMAND", required=True)
     c = case_sub.add_parser("new", help="create a new case folder")
@@ -449,7 +524,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_case)
 
-    p = sub.add_parser("gallery", help="the gallery database: enroll a folder, info, search one image")
+
+def _gallery_parser(sub) -> None:
+    """`forensic-face gallery`: the gallery database."""
+    p = sub.add_parser("gallery", help="the gallery database: enroll a folder, info, search images")
     g_sub = p.add_subparsers(dest="gallery_command", metavar="GALLERY_COMMAND", required=True)
     c = g_sub.add_parser("enroll", help="enrol an LFW-style folder (one sub-folder per person); resumable")
     c.add_argument("db")
@@ -459,16 +537,30 @@ def build_parser() -> argparse.ArgumentParser:
     c = g_sub.add_parser("info", help="people, images, embedding models, size")
     c.add_argument("db")
     c.add_argument("--json", action="store_true")
-    c = g_sub.add_parser("search", help="look up one face image (degraded or not), without a case")
+    c = g_sub.add_parser(
+        "search", help="look up face images (degraded or not), without a case: files or folders, the model loaded once",
+        description="Search the gallery for each probe image: the face is detected, aligned, reconstructed and "
+                    "embedded, and the gallery's people ranked. A probe that cannot be searched (unreadable, no "
+                    "face) gets its own line or row saying why, and the others go on; a progress line goes to "
+                    "stderr when there are several probes.",
+        epilog="Exit status: 0 when every probe was searched, 1 when any could not be (or the gallery or the "
+               "models could not be used), 2 for bad usage.")
     c.add_argument("db")
-    c.add_argument("image")
-    c.add_argument("--audio", help="audio file recorded with the image")
+    c.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="probe image file, or a folder: every image file under it (sub-folders included)")
+    c.add_argument("--audio", help="audio file recorded with the image (one probe image only)")
     c.add_argument("--top", type=_top_k, default=10, help="candidates to list, 1 to 1000 (default %(default)s)")
     _fpir_option(c)
     _engine_options(c)
-    c.add_argument("--json", action="store_true")
+    form = c.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true", help="one JSON object per probe and line (JSON Lines)")
+    form.add_argument("--csv", action="store_true",
+                      help="CSV: a header, then one row per probe with its first --top candidates")
     p.set_defaults(func=_cmd_gallery)
 
+
+def _analyze_parser(sub) -> None:
+    """`forensic-face analyze`: the analysis of one frame of a case."""
     p = sub.add_parser("analyze", help="detect, reconstruct and search one frame of a case; results saved")
     p.add_argument("dir", help="case folder")
     p.add_argument("--gallery", help="gallery database to search")
@@ -483,12 +575,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_analyze)
 
+
+def _report_parser(sub) -> None:
+    """`forensic-face report`: the case report."""
     p = sub.add_parser("report", help="the case report as PDF (verifies the case first; logged in the case)")
     p.add_argument("dir", help="case folder")
     p.add_argument("--out", required=True, help="PDF file to write")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_report)
 
+
+def _train_parser(sub) -> None:
+    """`forensic-face train`: training."""
     p = sub.add_parser("train", help="train the fusion autoencoder and the recogniser on an LFW-style folder")
     p.add_argument("--data", help="folder with one sub-folder per person (default: ../shared/data/lfw)")
     p.add_argument("--out", default="runs/train", help="checkpoints and history (default: %(default)s)")
@@ -533,6 +631,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_train)
 
+
+def _evaluate_parser(sub) -> None:
+    """`forensic-face evaluate`: the evaluation."""
     p = sub.add_parser("evaluate", help="DESIGN.md's evaluation on identity-disjoint pairs, with dlib's reference")
     p.add_argument("--data", help="LFW-style folder (default: ../shared/data/lfw)")
     p.add_argument("--out", required=True, help="JSON report; plots are written beside it")
@@ -540,7 +641,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_evaluate)
-    return parser
+
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,143 @@
+"""`forensic-face gallery search DB IMAGE [IMAGE ...]`: several probes and folders, the model loaded once,
+JSON Lines or CSV with one line or row per probe, a failed probe on its own line while the others go on,
+and the exit status."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from forensic_face.cli import main
+from forensic_face.store.gallery import Gallery
+
+
+@pytest.fixture(scope="module")
+def gallery_db(tmp_path_factory: pytest.TempPathFactory, tiny_engine, detector, face_rgb: np.ndarray) -> Path:
+    root = tmp_path_factory.mktemp("people")
+    for name, shift in (("Eileen_Collins", 0), ("Someone_Else", 60), ("Third_Person", 120)):
+        (root / name).mkdir()
+        cv2.imwrite(str(root / name / "a.jpg"), cv2.cvtColor(np.roll(face_rgb, shift, axis=1), cv2.COLOR_RGB2BGR))
+    db = root / "gallery.db"
+    with Gallery(db, mode="create") as g:
+        g.enroll_folder(root, tiny_engine, detector)
+    return db
+
+
+@pytest.fixture(scope="module")
+def probes(tmp_path_factory: pytest.TempPathFactory, frame_640: np.ndarray, face_rgb: np.ndarray) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("probes")
+    cv2.imwrite(str(d / "cam1.png"), cv2.cvtColor(frame_640, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(d / "face.jpg"), cv2.cvtColor(face_rgb, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(d / "wall.png"), np.full((240, 320, 3), 128, np.uint8))  # no face
+    (d / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")  # unreadable
+    (d / "folder" / "sub").mkdir(parents=True)
+    cv2.imwrite(str(d / "folder" / "b.jpg"), cv2.cvtColor(face_rgb, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(d / "folder" / "sub" / "a.png"), cv2.cvtColor(frame_640, cv2.COLOR_RGB2BGR))
+    (d / "folder" / "notes.txt").write_text("not an image")
+    (d / "empty").mkdir()
+    return {p.name: p for p in d.iterdir()}
+
+
+def _search(db: Path, models: Path, *args: str) -> int:
+    return main(["gallery", "search", str(db), *args, "--models", str(models), "--top", "2"])
+
+
+def test_json_lines_one_per_probe_and_a_failed_probe_does_not_stop_the_rest(
+        gallery_db: Path, tiny_models: Path, probes: dict, capsys) -> None:
+    order = ["cam1.png", "wall.png", "broken.jpg", "face.jpg"]
+    rc = _search(gallery_db, tiny_models, *(str(probes[n]) for n in order), "--json")
+    out, err = capsys.readouterr()
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert rc == 1 and [Path(r["image"]).name for r in rows] == order
+    assert [r["ok"] for r in rows] == [True, False, False, True]
+    assert "no face found" in rows[1]["error"] and str(probes["wall.png"]) in rows[1]["error"]
+    assert str(probes["broken.jpg"]) in rows[2]["error"]
+    good = rows[0]
+    assert len(good["candidates"]) == 2 and good["people_searched"] == 3 and good["gallery"]["people"] == 3
+    assert good["face"]["box"] and good["quality"]["sharpness"] > 0 and good["engine"]["input_size"] == 32
+    assert "2 of 4 probe(s) could not be searched" in err
+    assert "searching" in err  # the progress line goes to stderr, several probes
+
+
+def test_csv_a_header_then_one_row_per_probe(gallery_db: Path, tiny_models: Path, probes: dict, capsys) -> None:
+    assert _search(gallery_db, tiny_models, str(probes["cam1.png"]), str(probes["wall.png"]), "--csv") == 1
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(rows) == 2
+    assert rows[0]["ok"] == "true" and rows[0]["rank1_person"] and rows[0]["rank2_person"]
+    assert float(rows[0]["rank1_similarity"]) >= float(rows[0]["rank2_similarity"])
+    assert rows[0]["verdict"] and rows[0]["error"] == "" and "rank3_person" not in rows[0]
+    assert rows[1]["ok"] == "false" and "no face found" in rows[1]["error"] and rows[1]["rank1_person"] == ""
+
+
+def test_a_folder_is_its_image_files_and_the_model_is_loaded_once(
+        gallery_db: Path, tiny_models: Path, probes: dict, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    from forensic_face.engine.inference import FaceEngine
+
+    loads: list[int] = []
+    opened: list[int] = []
+    engine_init, gallery_init = FaceEngine.__init__, Gallery.__init__
+
+    def count_engine(self, *a, **k):
+        loads.append(1)
+        engine_init(self, *a, **k)
+
+    def count_gallery(self, *a, **k):
+        opened.append(1)
+        gallery_init(self, *a, **k)
+
+    monkeypatch.setattr(FaceEngine, "__init__", count_engine)
+    monkeypatch.setattr(Gallery, "__init__", count_gallery)
+    assert _search(gallery_db, tiny_models, str(probes["folder"]), str(probes["face.jpg"]), "--json") == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [Path(r["image"]).relative_to(probes["face.jpg"].parent).as_posix() for r in rows] == [
+        "folder/b.jpg", "folder/sub/a.png", "face.jpg"]  # sorted, sub-folders included, other files left out
+    assert all(r["ok"] for r in rows) and loads == [1] and opened == [1]
+
+
+def test_text_output_and_exit_status(gallery_db: Path, tiny_models: Path, probes: dict, capsys) -> None:
+    assert _search(gallery_db, tiny_models, str(probes["cam1.png"])) == 0  # one probe: the output as it was
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split(" (face ")[0] in ("no confident match", "candidate: Eileen_Collins",
+                                          "candidate: Someone_Else", "candidate: Third_Person")
+    assert len(out) == 3 and out[1].startswith("  1. ")
+    assert _search(gallery_db, tiny_models, str(probes["cam1.png"]), str(probes["empty"])) == 1
+    out, err = capsys.readouterr()
+    assert out.startswith(f"{probes['cam1.png']}: ")  # several probes: each block names its image
+    assert f"{probes['empty']}: not searched: a folder with no image files" in out
+    assert "1 of 2 probe(s) could not be searched" in err
+    assert _search(gallery_db, tiny_models, str(probes["wall.png"])) == 1  # one probe: its error, as before
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith(f"forensic-face: error: {probes['wall.png']}: no face found")
+
+
+def test_audio_goes_with_one_probe(gallery_db: Path, tiny_models: Path, probes: dict, tmp_path: Path,
+                                   capsys) -> None:
+    import soundfile as sf
+
+    from forensic_face.audio.synth import synth_speech
+
+    wav = tmp_path / "a.wav"
+    sf.write(wav, synth_speech(3.0, 16000, seed=1), 16000)
+    assert _search(gallery_db, tiny_models, str(probes["cam1.png"]), "--audio", str(wav), "--json") == 0
+    assert json.loads(capsys.readouterr().out)["ok"]
+    assert _search(gallery_db, tiny_models, str(probes["cam1.png"]), str(probes["face.jpg"]), "--audio",
+                   str(wav)) == 1
+    assert "--audio goes with one probe image" in capsys.readouterr().err
+
+
+def test_json_and_csv_exclude_each_other(gallery_db: Path, tiny_models: Path, probes: dict) -> None:
+    with pytest.raises(SystemExit) as exc:
+        _search(gallery_db, tiny_models, str(probes["cam1.png"]), "--json", "--csv")
+    assert exc.value.code == 2
+
+
+def test_help_states_the_exit_status(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["gallery", "search", "--help"])
+    assert "Exit status: 0 when every probe was searched, 1 when any could not be" in capsys.readouterr().out
