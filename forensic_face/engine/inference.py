@@ -21,6 +21,7 @@ from forensic_face.models.bundle import bundle_available, calibration_digest, lo
 from forensic_face.models.calibration import MatchCalibration
 from forensic_face.models.nets import fold_batch_norms
 from forensic_face.paths import models_dir
+from forensic_face.vision.frames import to_grey
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +90,8 @@ class FaceEngine:
         faces = np.asarray(faces)
         if faces.ndim == 2:
             faces = faces[None]
-        if faces.ndim == 4:  # (N, S, S, 3) RGB -> grey
-            faces = (faces[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32))
+        if faces.ndim == 4:  # (N, S, S, 3) RGB: the package's one grey conversion, as the probe path makes it
+            faces = np.stack([to_grey(f) for f in faces])
         if faces.shape[1:] != (self.size, self.size):
             raise ForensicFaceError(f"faces must be {self.size}x{self.size} aligned crops, got {faces.shape[1:]}")
         x = torch.from_numpy(np.ascontiguousarray(faces, dtype=np.float32) / 255.0)

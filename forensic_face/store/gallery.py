@@ -721,8 +721,8 @@ class Gallery:
     def _store_embeddings(self, pending: list, probe_path) -> int:
         """Embed the faces of ``pending`` ((image id, ProbeFace) pairs) as they are and store the embeddings
         with the aligned crops as thumbnails."""
+        emb = probe_path.embed_faces([face for _, face in pending])
         engine = probe_path.engine
-        emb = engine.embed(np.stack([face.aligned.image for _, face in pending]))
         thumbs = [(iid, encode_png(face.aligned.image)) for iid, face in pending]
         with self._writing() as db:
             db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?,?,?)",

@@ -1,6 +1,6 @@
 """The one probe path (forensic_face.engine.probe): its steps, and that every caller goes through it and
-gets what a direct call of it gives for the same frame (the case analysis, the command line's search, the
-demo)."""
+gets what a direct call of it gives for the same frame (the case analysis, the command line's search,
+enrolment, the demo)."""
 
 from __future__ import annotations
 
@@ -85,6 +85,35 @@ def test_find_face_is_the_face_step_without_an_engine(path: ProbePath, detector,
     a, b = find_face(frame_640, detector, 32), path.face(frame_640)
     np.testing.assert_array_equal(a.grey, b.grey)
     assert find_face(frame_640, detector, 48).grey.shape == (48, 48)
+
+
+def test_enrolment_goes_through_the_probe_path(tmp_path: Path, path: ProbePath, tiny_engine, detector,
+                                              face_rgb: np.ndarray) -> None:
+    """The gallery stores, for each image, the embedding of the probe path's face as it is (not reconstructed),
+    and the aligned colour crop as its thumbnail."""
+    from forensic_face.vision.frames import encode_png
+
+    root = tmp_path / "people"
+    images = []
+    for name, shift in (("A_Person", 0), ("B_Person", 40)):
+        (root / name).mkdir(parents=True)
+        images.append(root / name / "x.jpg")
+        cv2.imwrite(str(images[-1]), cv2.cvtColor(np.roll(face_rgb, shift, axis=1), cv2.COLOR_RGB2BGR))
+    with Gallery(tmp_path / "g.db", mode="create") as g:
+        assert g.enroll_folder(root, tiny_engine, detector).enrolled == 2
+        index = g.index(tiny_engine.info.version)
+        faces = [path.face(load_image(image).image) for image in images]
+        direct = path.embed_faces(faces)  # one batch, as enrolment embeds them (batches change the float sums)
+        for image, face, emb in zip(images, faces, direct, strict=True):
+            row = index.paths.index(str(image))
+            np.testing.assert_array_equal(index.vectors[row], emb)
+            assert g.thumbnail(int(index.image_ids[row])) == encode_png(face.aligned.image)
+
+
+def test_the_engine_turns_colour_crops_grey_as_the_probe_path_does(path: ProbePath, tiny_engine,
+                                                                    frame_640: np.ndarray) -> None:
+    face = path.face(frame_640)
+    np.testing.assert_array_equal(tiny_engine.embed(face.aligned.image[None]), tiny_engine.embed(face.grey[None]))
 
 
 def _analysis_case(tmp_path: Path, frame_640: np.ndarray):
