@@ -57,14 +57,14 @@ def run_demo(out: str | Path) -> dict:
     """Build the demo inputs in ``out``, analyse them, and return a summary (also written as JSON)."""
     from forensic_face.audio.io import load_audio
     from forensic_face.engine.inference import FaceEngine
-    from forensic_face.engine.probe import NO_MODEL_SIZE, find_face
+    from forensic_face.engine.probe import find_face, probe_size
     from forensic_face.vision.detect import FaceDetector
 
     out = Path(out)
     scene, probe, probe_path, audio_path = _demo_inputs(out)
     detector = FaceDetector()
     engine = FaceEngine() if FaceEngine.available() else None  # loaded once, for the preview and the analysis
-    size = NO_MODEL_SIZE  # the preview's crop size as before (the engine's in the next change)
+    size = probe_size(engine)  # the networks' input size (without models: a size to show the crops at)
     probe_face = find_face(probe, detector, size)  # the probe path's face step
     face, aligned, quality = probe_face.detection, probe_face.aligned, probe_face.quality
     clean_face = find_face(scene, detector, size).aligned
