@@ -1,8 +1,10 @@
 """forensic_face: face reconstruction and recognition from degraded CCTV frames and their audio.
 
-The package is layered (see pyproject's import-linter contracts): ``core`` (types, errors,
-progress protocol) at the bottom, then ``vision`` and ``audio`` (the perception engine), then the
-command line. Nothing below the GUI imports Qt.
+The package is layered (pyproject's import-linter contracts, rooted here so that every module is
+covered): ``core`` and ``paths`` at the bottom, then ``vision`` and ``audio``, ``models`` (networks,
+calibration, their stored format), ``engine`` (inference and the one probe path), ``store`` and
+``training``, the workflows (``pipeline``, ``reports``, ``batch_search``), ``demo`` and ``bench``, the
+GUI, the command line. Nothing but the GUI imports Qt.
 """
 
 from forensic_face.paths import configure_runtime

@@ -46,3 +46,16 @@ def test_product_and_tests_never_import_research_or_scripts() -> None:
     found = {str(p.relative_to(ROOT)): sorted(names) for p in _python_files("forensic_face", "tests")
              if (names := _imported(ast.parse(p.read_text(), str(p))) & outside)}
     assert not found, f"imports of research/ or scripts/: {found}"
+
+
+def test_import_contracts_are_rooted_at_the_package() -> None:
+    """The Qt rule covers the whole package (the GUI exempted) and the layers contract lists every child of
+    it (exhaustive), so a new module or package is checked by `lint-imports` without a line being added."""
+    import tomllib
+
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    qt = next(c for c in contracts if c["type"] == "forbidden" and "PySide6" in c["forbidden_modules"])
+    assert qt["source_modules"] == ["forensic_face"]
+    assert all(i.startswith("forensic_face.gui.") for i in qt.get("ignore_imports", []))
+    layers = next(c for c in contracts if c["type"] == "layers")
+    assert layers["containers"] == ["forensic_face"] and layers["exhaustive"] is True
