@@ -504,7 +504,6 @@ def _settings_sentence(rows, used: set[float]) -> str:
 
 
 def _method_section(c: ReportContent, st, n: int) -> list:
-    from reportlab.lib.units import mm
     from reportlab.platypus import PageBreak
 
     out = [PageBreak(), _p(f"{n}. Method and error rates", st["h1"])]
@@ -520,12 +519,28 @@ def _method_section(c: ReportContent, st, n: int) -> list:
         "probabilities and a logistic of the similarity and the probe's sharpness, fitted on held-out people, "
         "the match probability.", st["body"]))
     ev = c.evaluation
-    versions = {str(a.data.get("engine", {}).get("model_version")) for a in c.analyses
-                if isinstance(a.data.get("engine"), dict)}
     if not ev:
         out.append(_p("The measured error rates of the models are not on record in this installation "
                       "(resources/models/evaluation.json is missing).", st["verdict"]))
         return out
+    out += _error_rates(c, ev, st)
+    out.append(_p("Reconstruction: " + "; ".join(_reconstruction_figures(ev)) + ".", st["body"]))
+    ident = ev.get("identification")
+    if isinstance(ident, dict) and isinstance(ident.get("levels"), dict):
+        out.append(_p(_search_figures(c, ident), st["body"]))
+    out += _known_limits(ev, st)
+    if c.model_card_sha256:
+        out.append(_p(f"Model card: resources/models/MODEL_CARD.md, SHA-256 {c.model_card_sha256}.", st["small"]))
+    return out
+
+
+def _error_rates(c: ReportContent, ev: dict, st) -> list:
+    """The evaluation's description, a caution when the analyses used other models, and the error-rate table."""
+    from reportlab.lib.units import mm
+
+    out = []
+    versions = {str(a.data.get("engine", {}).get("model_version")) for a in c.analyses
+                if isinstance(a.data.get("engine"), dict)}
     ev_version = str(ev.get("engine", {}).get("model_version", "?"))
     split = ev.get("split", {})
     out.append(_p(
@@ -551,6 +566,11 @@ def _method_section(c: ReportContent, st, n: int) -> list:
         out.append(_p("In brackets: the 95 % interval of each figure on these pairs (Wilson's interval for the rates, "
                       "DeLong's for the ROC-AUC). It says how far the figure could lie from the one this test set "
                       "measured; it does not cover footage unlike the test set.", st["small"]))
+    return out
+
+
+def _reconstruction_figures(ev: dict) -> list[str]:
+    """Reconstruction PSNR / SSIM against bicubic upsampling at each degraded level, one phrase each."""
     rec = []
     for lvl in DEGRADED_LEVELS:
         m = ev.get("levels", {}).get(lvl, {})
@@ -563,37 +583,41 @@ def _method_section(c: ReportContent, st, n: int) -> list:
                    + (f" (gain {_num(gain.get('mean'), '{:+.2f}')} dB, 95 % interval {_num(gain_ci[0], '{:+.2f}')} "
                       f"to {_num(gain_ci[1], '{:+.2f}')} dB)" if isinstance(gain_ci, list) and len(gain_ci) == 2
                       else ""))
-    out.append(_p("Reconstruction: " + "; ".join(rec) + ".", st["body"]))
-    ident = ev.get("identification")
-    if isinstance(ident, dict) and isinstance(ident.get("levels"), dict):
-        lv = ident["levels"]
+    return rec
 
-        def rate(level: str, key: str) -> str:
-            return _pct((lv.get(level, {}).get(key) or {}).get("rate"))
 
-        def false_leads(level: str) -> str:
-            r = (lv.get(level, {}).get("not_enrolled_no_confident_match") or {}).get("rate")
-            return _pct(1.0 - r if isinstance(r, (int, float)) else None)
+def _search_figures(c: ReportContent, ident: dict) -> str:
+    """The gallery-search figures of the evaluation (ranks, false leads, leads found), in one paragraph."""
+    lv = ident["levels"]
 
-        target = (lv.get("clean") or {}).get("fpir_target")
-        used = {round(float(search["fpir"]), 6) for search in (a.data.get("search") for a in c.analyses)
-                if isinstance(search, dict) and isinstance(search.get("fpir"), (int, float))}
-        out.append(_p(
-            f"Gallery search, measured on a gallery of {ident.get('gallery_people', '?')} people (one image each): "
-            f"the right person ranked first for {rate('clean', 'rank_1')} / {rate('mild', 'rank_1')} / "
-            f"{rate('severe', 'rank_1')} of probes (clean / mild / severe) and among the first five for "
-            f"{rate('clean', 'rank_5')} / {rate('mild', 'rank_5')} / {rate('severe', 'rank_5')}. A search for "
-            f"someone not in that gallery ended with a false lead in {false_leads('clean')} / {false_leads('mild')} / "
-            f"{false_leads('severe')} of cases"
-            + (f" (the lead threshold is set for {_pct(target)} on held-out calibration searches)"
-               if isinstance(target, (int, float)) else "")
-            + f", and an enrolled person was found with a lead in {rate('clean', 'enrolled_found_confidently')} / "
-            f"{rate('mild', 'enrolled_found_confidently')} / {rate('severe', 'enrolled_found_confidently')}: a "
-            "lead needs the best candidate to stand out from the next ones by a margin that searches for strangers "
-            "rarely reach, and most true matches do not reach it. A candidate list without a lead is a ranking, "
-            "not a finding." + _settings_sentence((lv.get("clean") or {}).get("by_fpir_setting"), used),
-            st["body"]))
-    out.append(_p("Known limits", st["h2"]))
+    def rate(level: str, key: str) -> str:
+        return _pct((lv.get(level, {}).get(key) or {}).get("rate"))
+
+    def false_leads(level: str) -> str:
+        r = (lv.get(level, {}).get("not_enrolled_no_confident_match") or {}).get("rate")
+        return _pct(1.0 - r if isinstance(r, (int, float)) else None)
+
+    target = (lv.get("clean") or {}).get("fpir_target")
+    used = {round(float(search["fpir"]), 6) for search in (a.data.get("search") for a in c.analyses)
+            if isinstance(search, dict) and isinstance(search.get("fpir"), (int, float))}
+    return (
+        f"Gallery search, measured on a gallery of {ident.get('gallery_people', '?')} people (one image each): "
+        f"the right person ranked first for {rate('clean', 'rank_1')} / {rate('mild', 'rank_1')} / "
+        f"{rate('severe', 'rank_1')} of probes (clean / mild / severe) and among the first five for "
+        f"{rate('clean', 'rank_5')} / {rate('mild', 'rank_5')} / {rate('severe', 'rank_5')}. A search for "
+        f"someone not in that gallery ended with a false lead in {false_leads('clean')} / {false_leads('mild')} / "
+        f"{false_leads('severe')} of cases"
+        + (f" (the lead threshold is set for {_pct(target)} on held-out calibration searches)"
+           if isinstance(target, (int, float)) else "")
+        + f", and an enrolled person was found with a lead in {rate('clean', 'enrolled_found_confidently')} / "
+        f"{rate('mild', 'enrolled_found_confidently')} / {rate('severe', 'enrolled_found_confidently')}: a "
+        "lead needs the best candidate to stand out from the next ones by a margin that searches for strangers "
+        "rarely reach, and most true matches do not reach it. A candidate list without a lead is a ranking, "
+        "not a finding." + _settings_sentence((lv.get("clean") or {}).get("by_fpir_setting"), used))
+
+
+def _known_limits(ev: dict, st) -> list:
+    out = [_p("Known limits", st["h2"])]
     limits = [
         "The models were trained and measured on LFW (celebrity photographs) with simulated CCTV degradation; "
         "error rates on real CCTV footage, other populations, extreme poses or faces under 20 px may be worse.",
@@ -608,10 +632,7 @@ def _method_section(c: ReportContent, st, n: int) -> list:
                          "score lower similarities. A face that is partly covered (scarf, mask) or very noisy "
                          "measures as sharp, so its true matches are more often missed (model card, 'Match "
                          "calibration').")
-    out += [_p(f"• {t}", st["body"]) for t in limits]
-    if c.model_card_sha256:
-        out.append(_p(f"Model card: resources/models/MODEL_CARD.md, SHA-256 {c.model_card_sha256}.", st["small"]))
-    return out
+    return out + [_p(f"• {t}", st["body"]) for t in limits]
 
 
 def _audit_section(c: ReportContent, st, n: int) -> list:
