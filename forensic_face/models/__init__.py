@@ -1,1 +1,1 @@
-"""Networks, calibration and the inference engine (no Qt)."""
+"""Networks, their calibration and the bundle format they are stored in (no Qt; inference is forensic_face.engine)."""
