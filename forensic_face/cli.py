@@ -260,11 +260,12 @@ def _gallery_search(args: argparse.Namespace) -> int:
     probes = probe_files(args.images)
     if args.audio and len(probes) != 1:
         raise ForensicFaceError(f"--audio goes with one probe image; {len(probes)} were given")
-    out = _SearchOutput("json" if args.json else "csv" if args.csv else "text", args.top, len(probes))
     with Gallery(args.db) as gallery:
         engine = _engine(args)
         audio = audio_vector(args.audio) if args.audio else None
         batch = BatchSearch(ProbePath(engine, FaceDetector()), gallery, top=args.top, fpir=args.fpir, audio=audio)
+        # nothing is printed before the gallery, the models and the audio are known to be usable
+        out = _SearchOutput("json" if args.json else "csv" if args.csv else "text", args.top, len(probes))
         failed = 0
         for outcome in batch.run(probes, console_progress() if len(probes) > 1 else None):
             out.write(outcome, engine.info.as_dict())
