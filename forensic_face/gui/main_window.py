@@ -550,9 +550,9 @@ class MainWindow(QMainWindow):
             return
         if self.case_view.view is not None and self.case_view.view.analysis_id == analysis_id:
             return
-        case = self.state.case
-        self._preview_task("analysis", lambda p: self.wb.load_analysis(case, analysis_id), self._show_view,
-                           "Could not load the analysis")
+        case, verification = self.state.case, self.state.verification
+        self._preview_task("analysis", lambda p: self.wb.load_analysis(case, analysis_id, verification),
+                           self._show_view, "Could not load the analysis")
 
     def _show_view(self, view) -> None:
         self.case_view.show_analysis(view)

@@ -57,7 +57,6 @@ class Workbench:
         self._detector = None
         self._preview_detector = None
         self._gallery = None
-        self._verification = None  # of the case last shown, to mark altered analyses
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------------------------- resources
@@ -115,14 +114,15 @@ class Workbench:
                 self._gallery = None
 
     # ------------------------------------------------------------------------------- cases
-    def case_state(self, case: Case, progress: Progress | None = None, with_latest: bool = True) -> CaseState:
-        """Verify the case and read what the view shows; the analyses are those the audit log records
-        (ids and record paths checked by the store, never built from log text)."""
+    def case_state(self, case: Case, progress: Progress | None = None, with_latest: bool = True,
+                   verification: VerifyReport | None = None) -> CaseState:
+        """Verify the case (unless ``verification`` was just made) and read what the view shows; the analyses
+        are those the audit log records (ids and record paths checked by the store, never built from log text)."""
         from forensic_face.reports.content import load_analysis
         from forensic_face.store.lock import case_lock
 
         with case_lock(case.root, exclusive=False, progress=progress):
-            verification = case.verify(progress)
+            verification = verification or case.verify(progress)
             entries = case.read_log()
             refs = case.analyses()
             latest = None
@@ -133,7 +133,6 @@ class Workbench:
                     latest = load_analysis(case, refs[-1], verification)
                 except (OSError, ValueError) as exc:
                     log.warning("%s: %s", refs[-1].analysis_id, exc)
-        self._verification = verification
         return CaseState(case, verification, entries, [r.analysis_id for r in refs], latest)
 
     def open_case(self, path: str | Path, progress: Progress | None = None) -> CaseState:
@@ -155,13 +154,13 @@ class Workbench:
             not_logged = ""
         except CaseError as exc:
             not_logged = str(exc)
-        return self.case_state(case, progress, with_latest=False), not_logged
+        return self.case_state(case, progress, with_latest=False, verification=report), not_logged
 
-    def load_analysis(self, case: Case, analysis_id: str):
-        """A logged analysis by id (checked against the verification the case view last made)."""
+    def load_analysis(self, case: Case, analysis_id: str, verification: VerifyReport | None = None):
+        """A logged analysis by id; with the case view's verification, its altered files are named."""
         from forensic_face.reports.content import find_analysis, load_analysis
 
-        return load_analysis(case, find_analysis(case, analysis_id), self._verification)
+        return load_analysis(case, find_analysis(case, analysis_id), verification)
 
     def demo_case(self, folder: str | Path, progress: Progress | None = None) -> CaseState:
         """Build the bundled demo (case, gallery, analysis, report) and open its case."""

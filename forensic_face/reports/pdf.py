@@ -27,6 +27,7 @@ from forensic_face.reports.content import CAVEAT, AnalysisView, ReportContent, c
 from forensic_face.store.atomic import atomic_write_bytes
 from forensic_face.store.case import Case
 from forensic_face.store.gallery import candidate_distance, open_set_note, search_verdict
+from forensic_face.store.verify import RESULT_OK
 from forensic_face.vision.degrade import DEGRADED_LEVELS, EVAL_LEVELS
 
 FONT, FONT_BOLD, FONT_MONO = "FFSans", "FFSans-Bold", "FFMono"
@@ -290,10 +291,10 @@ def _evidence_section(c: ReportContent, st) -> list:
                       f"files cannot be relied on.", st["verdict"]))
         out += [_p(f"• {prob}", st["body"]) for prob in v.problems]
     out += [_p(f"Note: {n}", st["small"]) for n in v.notes]
-    ok = sum(1 for r in c.result_checks if r.status == "matches the audit log")
+    ok = sum(1 for r in c.result_checks if r.status == RESULT_OK)
     out.append(_p(f"Result files: {ok} of {len(c.result_checks)} match the SHA-256 the audit log recorded when "
                   f"they were written.", st["body"]))
-    out += [_p(f"• {r.file}: {r.status}", st["body"]) for r in c.result_checks if r.status != "matches the audit log"]
+    out += [_p(f"• {r.file}: {r.status}", st["body"]) for r in c.result_checks if r.status != RESULT_OK]
     out += [_p(f"• {u} (unreadable, not shown)", st["body"]) for u in c.unreadable_results]
     return out
 

@@ -106,7 +106,7 @@ _EXTENSIONS = {
     "audio": {".wav", ".flac", ".ogg", ".opus", ".oga", ".mp3"},
     "video": {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm"},
 }
-#: Metadata fixed at creation; its values and hash are in the log's first entry.
+#: Metadata fixed at creation; its values are in the log's first entry.
 META_FIELDS = ("id", "title", "analyst", "created")
 
 
@@ -124,11 +124,6 @@ def sniff_kind(head: bytes) -> tuple[str, str] | None:
         if head[offset:offset + len(magic)] == magic:
             return kind, fmt
     return None
-
-
-def meta_sha256(meta: dict) -> str:
-    """SHA-256 of the case metadata fixed at creation (canonical JSON of META_FIELDS)."""
-    return hashlib.sha256(canonical({k: meta.get(k, "") for k in META_FIELDS})).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -227,10 +222,6 @@ class Case:
     def evidence(self) -> list[EvidenceItem]:
         return [EvidenceItem.from_dict(d) for d in self.meta["evidence"]]
 
-    @property
-    def head(self) -> dict:
-        return dict(self.meta["log_head"])
-
     def evidence_path(self, name: str) -> Path:
         """Path of an evidence file by its name in the case (checked to stay inside evidence/)."""
         names = {e.name for e in self.evidence}
@@ -287,8 +278,7 @@ class Case:
         with case_lock(root, exclusive=True):
             case._entries, case._key = [], UnitKey.from_env()
             try:
-                entry = case._new_entry("case.created", {**{k: meta[k] for k in META_FIELDS},
-                                                         "meta_sha256": meta_sha256(meta)})
+                entry = case._new_entry("case.created", {k: meta[k] for k in META_FIELDS})
                 atomic_write_bytes(case.audit_file, canonical(entry) + b"\n")
                 meta["log_head"] = {"seq": entry["seq"], "hash": entry["hash"]}
                 atomic_write_json(case.case_file, meta)
@@ -347,7 +337,7 @@ class Case:
 
     def check_writable(self, need_bytes: int = 0) -> None:
         """Fail now, before long work, if the case could not take a change (lock, record, disk)."""
-        with self.writing(wait_s=DEFAULT_WAIT_S, need_bytes=need_bytes):
+        with self.writing(need_bytes=need_bytes):
             pass
 
     def _check_record(self) -> None:
@@ -654,17 +644,6 @@ class Case:
             if path is None or not path.is_file() or sha256_file(path) != digest:
                 raise CaseIntegrityError(f"{rel}: the logged analysis {aid} cannot be finished (a file is missing or "
                                          "holds other content); nothing was changed. Run `forensic-face case verify`")
-
-    def save_result(self, name: str, data: bytes | dict, action: str, details: dict) -> Path:
-        """Write one file into results/ and log it with its hash (a change of its own)."""
-        fname = _safe_name(name)
-        payload = data if isinstance(data, bytes) else (json.dumps(data, indent=2) + "\n").encode()
-        path = self.results_dir / fname
-        with self.writing(need_bytes=len(payload)):
-            atomic_write_bytes(path, payload)
-            self._commit(action, {**details, "result": f"{RESULTS_DIR}/{fname}",
-                                  "sha256": hashlib.sha256(payload).hexdigest()})
-        return path
 
     # ---------------------------------------------------------------------------------------- verify
     def verify(self, progress: Progress | None = None, expected_head: str | None = None,

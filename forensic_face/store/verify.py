@@ -3,7 +3,7 @@
 - the log: every entry's hash and link, the head and the pending entry recorded in case.json (a log
   shorter than the head, or entries past it that no interrupted operation announced, are alarms);
   the unit key's seals when the key is set; the head the examiner noted, when given;
-- the case metadata against the values (and hash) the log's first entry recorded;
+- the case metadata against the values the log's first entry recorded;
 - every evidence file against the SHA-256 in case.json *and* in the log's ``evidence.added``;
   every logged addition still listed; no file in ``evidence/`` the log does not know;
 - every result file the log recorded (each analysis's files, reports written inside the case)
@@ -103,7 +103,7 @@ class _Verifier:
             self.problems += audit.anchor_problems(entries, expected_head)
 
     def check_meta(self, entries: list[dict]) -> None:
-        from forensic_face.store.case import META_FIELDS, meta_sha256
+        from forensic_face.store.case import META_FIELDS
 
         first = entries[0] if entries else {}
         if first.get("action") != "case.created" or not isinstance(first.get("details"), dict):
@@ -116,9 +116,6 @@ class _Verifier:
             if key in logged and logged[key] != meta.get(key):
                 self.problems.append(f"case.json: the case {key} was changed after the case was created "
                                      f"(now {_short(meta.get(key))}, logged {_short(logged[key])})")
-        if "meta_sha256" in logged and logged["meta_sha256"] != meta_sha256(meta) and \
-                all(logged.get(k) == meta.get(k) for k in META_FIELDS if k in logged):
-            self.problems.append("case.json: the case metadata no longer matches the hash logged at creation")
         if "created" not in logged:
             self.notes.append("case.json: this case was made before its creation time was logged; only its id, "
                               "title and analyst are checked against the log")
@@ -274,9 +271,3 @@ class _Verifier:
 def _short(value, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + "…"
-
-
-def result_checks(report: VerifyReport) -> list[tuple[str, str]]:
-    """(file, status) of every result file, for the report's table."""
-    return sorted(report.result_status.items())
-
