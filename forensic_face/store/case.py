@@ -328,9 +328,9 @@ class Case:
             self.refresh()
             self._entries, self._key = self.read_log(), UnitKey.from_env()
             try:
-                self._check_record()
+                state = self._check_record()
                 self._check_space(need_bytes)
-                self._recover()
+                self._recover(state)
                 yield self
             finally:
                 self._entries = None
@@ -340,15 +340,18 @@ class Case:
         with self.writing(need_bytes=need_bytes):
             pass
 
-    def _check_record(self) -> None:
+    def _check_record(self) -> audit.HeadState:
+        """How the log ends against case.json's head, once the record is known to be intact (else
+        CaseIntegrityError)."""
         entries = self._entries or []
-        problems = audit.chain_problems(entries)
-        problems += list(audit.head_state(entries, self.meta["log_head"], self.meta.get("pending")).problems)
+        state = audit.head_state(entries, self.meta["log_head"], self.meta.get("pending"))
+        problems = audit.chain_problems(entries) + list(state.problems)
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             raise CaseIntegrityError(
                 f"{self.root}: the case's record is in doubt: {problems[0]}{more}. Nothing is written to it, so "
                 "that no change covers the problem; run `forensic-face case verify` and report it")
+        return state
 
     def _check_space(self, need_bytes: int) -> None:
         try:
@@ -397,10 +400,8 @@ class Case:
         return entry
 
     # ---------------------------------------------------------------------------------------- recovery
-    def _recover(self) -> None:
+    def _recover(self, state: audit.HeadState) -> None:
         """Finish or undo what a crash of this tool can leave (only that), and log what was done."""
-        entries = self._entries or []
-        state = audit.head_state(entries, self.meta["log_head"], self.meta.get("pending"))
         done: list[str] = []
         if state.pending_logged is not None:
             entry = state.pending_logged
