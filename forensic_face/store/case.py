@@ -157,11 +157,10 @@ class EvidenceItem:
 
 @dataclass(frozen=True)
 class AnalysisRef:
-    """An analysis as the audit log records it: its id, its JSON record inside the case, its entry."""
+    """An analysis as the audit log records it: its id, its JSON record inside the case, its files."""
 
     analysis_id: str
     record: Path | None  # None when the logged path is not a file name inside results/
-    seq: int
     files: dict[str, str]  # results/... -> SHA-256 logged (empty for analyses saved file by file)
 
 
@@ -583,8 +582,7 @@ class Case:
             record = self.result_file(rel)
             if record is not None and record.name != f"{aid}.json":
                 record = None
-            refs.append(AnalysisRef(aid, record, int(e.get("seq", 0)) if isinstance(e.get("seq"), int) else 0,
-                                    {str(k): str(v) for k, v in files.items()}))
+            refs.append(AnalysisRef(aid, record, {str(k): str(v) for k, v in files.items()}))
         return refs
 
     def _next_analysis_id(self) -> str:
