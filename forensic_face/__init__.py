@@ -3,8 +3,9 @@
 The package is layered (pyproject's import-linter contracts, rooted here so that every module is
 covered): ``core`` and ``paths`` at the bottom, then ``vision`` and ``audio``, ``models`` (networks,
 calibration, their stored format), ``engine`` (inference and the one probe path), ``store`` and
-``training``, the workflows (``pipeline``, ``reports``, ``batch_search``), ``demo`` and ``bench``, the
-GUI, the command line. Nothing but the GUI imports Qt.
+``training``, ``reports``, ``services`` (what a user does: cases, analysis, enrolment, search, the demo,
+the bench; called by both the command line and the GUI), the GUI, the command line. Nothing but the GUI
+imports Qt.
 """
 
 from forensic_face.paths import configure_runtime

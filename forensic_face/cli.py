@@ -18,7 +18,7 @@ from forensic_face.core.errors import CancelledError, ForensicFaceError, describ
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from forensic_face.bench import format_report, run_bench
+    from forensic_face.services.bench import format_report, run_bench
 
     report = run_bench(repeats=args.repeats, fps=args.fps)
     if args.json:
@@ -29,7 +29,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from forensic_face.demo import run_demo
+    from forensic_face.services.demo import run_demo
 
     summary = run_demo(args.out)
     if args.json:
@@ -251,9 +251,9 @@ def _gallery_search(args: argparse.Namespace) -> int:
     """Search the gallery for every probe (image files, or the image files under folders): the gallery is
     opened and the model loaded once; a probe that fails gets its own line and the others go on. Exit 0
     when every probe was searched, 1 when any failed."""
-    from forensic_face.batch_search import BatchSearch, audio_vector, probe_files
     from forensic_face.core.progress import console_progress
     from forensic_face.engine.probe import ProbePath
+    from forensic_face.services.search import BatchSearch, audio_vector, probe_files
     from forensic_face.store.gallery import Gallery
     from forensic_face.vision.detect import FaceDetector
 
@@ -388,7 +388,7 @@ def _parse_box(text: str | None):
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from forensic_face.core.progress import console_progress
-    from forensic_face.pipeline import analyze_case
+    from forensic_face.services.analysis import analyze_case
     from forensic_face.store.case import Case
     from forensic_face.store.gallery import Gallery, candidate_distance
     from forensic_face.vision.detect import FaceDetector

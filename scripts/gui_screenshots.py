@@ -28,7 +28,7 @@ def main() -> int:
 
     from forensic_face.gui.main_window import MainWindow
     from forensic_face.gui.settings import AppSettings
-    from forensic_face.gui.workbench import Workbench
+    from forensic_face.services.workbench import Workbench
 
     app = QApplication(sys.argv[:1])
     app.setStyle("Fusion")

@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from forensic_face.core.errors import AudioError, NoFaceFoundError
-from forensic_face.pipeline import analyze_case
+from forensic_face.services.analysis import analyze_case
 from forensic_face.store.case import Case
 from forensic_face.store.gallery import Gallery
 

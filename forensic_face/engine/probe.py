@@ -6,7 +6,7 @@ quality, its reconstruction and its embedding.
           ─► embed the reconstruction
 
 Each step exists here once, and every caller goes through it: the case analysis
-(:func:`forensic_face.pipeline.analyze_case`), the command line's gallery search, enrolment (the same
+(:func:`forensic_face.services.analysis.analyze_case`), the command line's gallery search, enrolment (the same
 face step, then the embedding of the face as it is: gallery faces are not reconstructed), the demo and
 the bench. The crop size is always the engine's (its networks' input), never a constant.
 

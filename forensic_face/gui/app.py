@@ -29,7 +29,7 @@ def main(case: str | None = None, exit_after_show: bool = False, models: str | N
 
     from forensic_face.gui.main_window import MainWindow
     from forensic_face.gui.settings import AppSettings
-    from forensic_face.gui.workbench import Workbench
+    from forensic_face.services.workbench import Workbench
 
     def warm_up() -> None:  # matplotlib's import, off the GUI thread, before the first case needs it
         import matplotlib.backends.backend_agg  # noqa: F401

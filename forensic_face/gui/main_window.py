@@ -35,7 +35,7 @@ from forensic_face.gui.case_view import NO_AUDIO, CaseView
 from forensic_face.gui.dialogs import CompareDialog, NewCaseDialog, SettingsDialog, show_error
 from forensic_face.gui.settings import AppSettings
 from forensic_face.gui.tasks import TaskRunner
-from forensic_face.gui.workbench import CaseState, Workbench
+from forensic_face.services.workbench import CaseState, Workbench
 
 log = logging.getLogger(__name__)
 

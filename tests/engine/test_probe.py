@@ -129,7 +129,7 @@ def _analysis_case(tmp_path: Path, frame_640: np.ndarray):
 def test_the_case_analysis_goes_through_the_probe_path(tmp_path: Path, path: ProbePath, tiny_engine, detector,
                                                        gallery_db: Path, frame_640: np.ndarray,
                                                        searched: list) -> None:
-    from forensic_face.pipeline import analyze_case
+    from forensic_face.services.analysis import analyze_case
 
     case, evidence = _analysis_case(tmp_path, frame_640)
     with Gallery(gallery_db) as g:
@@ -159,9 +159,9 @@ def test_the_command_line_search_goes_through_the_probe_path(tmp_path: Path, pat
 def test_the_demo_goes_through_the_probe_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, searched: list) -> None:
     """The demo's preview face is the probe path's face step, and the embedding its analysis searched with
     is the one a direct call of the probe path gives for the same frame and audio."""
-    from forensic_face.demo import run_demo
     from forensic_face.engine import probe as probe_module
     from forensic_face.engine.inference import FaceEngine
+    from forensic_face.services.demo import run_demo
 
     if not FaceEngine.available():
         pytest.skip("the demo's analysis needs the shipped models in resources/models")

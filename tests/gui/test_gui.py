@@ -12,7 +12,7 @@ from PySide6.QtCore import QPointF, QSettings, Qt
 
 from forensic_face.gui.main_window import MainWindow
 from forensic_face.gui.settings import AppSettings
-from forensic_face.gui.workbench import Workbench
+from forensic_face.services.workbench import Workbench
 from forensic_face.store.case import Case
 
 TASK_MS = 120_000
@@ -344,7 +344,7 @@ def test_altered_evidence_is_flagged_in_the_evidence_list(qtbot, window: MainWin
 def test_a_forged_verdict_is_flagged_and_verification_is_recorded(qtbot, window: MainWindow, case_dir: Path,
                                                                   people: Path, tiny_engine, detector,
                                                                   tmp_path: Path) -> None:
-    from forensic_face.pipeline import analyze_case
+    from forensic_face.services.analysis import analyze_case
     from forensic_face.store.gallery import Gallery
 
     with Gallery(tmp_path / "g.db", mode="create") as gallery:

@@ -17,8 +17,8 @@ import soundfile as sf
 
 from forensic_face.core.errors import CaseError
 from forensic_face.paths import models_dir
-from forensic_face.pipeline import analyze_case
 from forensic_face.reports.pdf import write_report
+from forensic_face.services.analysis import analyze_case
 from forensic_face.store.case import Case
 from forensic_face.store.gallery import Gallery
 

@@ -190,7 +190,7 @@ def test_case_metadata_edits_are_caught(case: Case, field: str) -> None:
 
 
 def test_paths_from_the_log_never_leave_the_case(case: Case, tmp_path: Path) -> None:
-    from forensic_face.gui.workbench import Workbench
+    from forensic_face.services.workbench import Workbench
 
     other = Case.create(tmp_path / "other", "OTHER", "B")
     other.add_evidence([_jpeg(tmp_path / "o.jpg", 3)])

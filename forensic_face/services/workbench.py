@@ -164,7 +164,7 @@ class Workbench:
 
     def demo_case(self, folder: str | Path, progress: Progress | None = None) -> CaseState:
         """Build the bundled demo (case, gallery, analysis, report) and open its case."""
-        from forensic_face.demo import run_demo
+        from forensic_face.services.demo import run_demo
 
         if progress is not None:
             progress.update(0, 2, "building the demo case (about 15 s)")
@@ -216,7 +216,7 @@ class Workbench:
     def analyze(self, case: Case, frame: str, audio: str | None, use_audio: bool, box, time_s: float | None,
                 progress: Progress | None = None):
         """Run the case analysis; returns the saved analysis re-read from the case (what the report shows)."""
-        from forensic_face.pipeline import analyze_case
+        from forensic_face.services.analysis import analyze_case
 
         res = analyze_case(case, self.engine(), self.detector(), self.gallery(), frame=frame,
                            audio=audio if use_audio else None, use_audio=use_audio and audio is not None,

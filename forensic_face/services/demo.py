@@ -183,7 +183,7 @@ def _analyse(out: Path, probe_path: Path, audio_path: Path, detector, engine):
     enrolment's face step and embedding, the analysis's whole path)."""
     import shutil
 
-    from forensic_face.pipeline import analyze_case
+    from forensic_face.services.analysis import analyze_case
     from forensic_face.store.case import Case
     from forensic_face.store.gallery import Gallery
 
