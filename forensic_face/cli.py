@@ -168,19 +168,13 @@ def _cmd_case(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     """case verify: check everything the log knows, record the run (unless --no-log), print the anchor."""
-    from forensic_face.core.errors import CaseError
     from forensic_face.core.progress import console_progress
+    from forensic_face.services.cases import verify_and_record
     from forensic_face.store.case import Case
 
-    case = Case.open(args.dir)
-    report = case.verify(progress=console_progress(), expected_head=args.expect_head)
-    head, not_logged = report.head, "--no-log given" if args.no_log else ""
-    if not args.no_log:
-        try:
-            entry = case.log_verification(report)
-            head = {"seq": entry["seq"], "hash": entry["hash"]}
-        except CaseError as exc:
-            not_logged = str(exc)
+    run = verify_and_record(Case.open(args.dir), console_progress(), args.expect_head, record=not args.no_log)
+    report, head = run.report, run.head
+    not_logged = "--no-log given" if args.no_log else run.not_logged
     if args.json:
         print(json.dumps({**report.as_dict(), "logged": not not_logged, "not_logged": not_logged,
                           "head_now": head}, indent=2))
@@ -201,10 +195,11 @@ def _verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def _engine(args: argparse.Namespace):
-    from forensic_face.engine.inference import FaceEngine
+def _resources(args: argparse.Namespace, gallery: str | None = None):
+    """The engine (--models, --device), detector and read-only gallery of a command, built on first use."""
+    from forensic_face.services.resources import Resources
 
-    return FaceEngine(getattr(args, "models", None), device=getattr(args, "device", "auto"))
+    return Resources(getattr(args, "models", None), getattr(args, "device", "auto"), gallery or "")
 
 
 def _cmd_gallery(args: argparse.Namespace) -> int:
@@ -230,11 +225,10 @@ def _gallery_info(args: argparse.Namespace) -> int:
 def _gallery_enroll(args: argparse.Namespace) -> int:
     from forensic_face.core.progress import console_progress
     from forensic_face.store.gallery import Gallery
-    from forensic_face.vision.detect import FaceDetector
 
-    engine = _engine(args)
+    res = _resources(args)
     with Gallery(args.db, mode="create") as g:
-        rep = g.enroll_folder(args.folder, engine, FaceDetector(), progress=console_progress())
+        rep = g.enroll_folder(args.folder, res.engine(), res.detector(), progress=console_progress())
     if args.json:
         print(json.dumps(rep.as_dict(), indent=2))
         return 0
@@ -252,18 +246,16 @@ def _gallery_search(args: argparse.Namespace) -> int:
     opened and the model loaded once; a probe that fails gets its own line and the others go on. Exit 0
     when every probe was searched, 1 when any failed."""
     from forensic_face.core.progress import console_progress
-    from forensic_face.engine.probe import ProbePath
     from forensic_face.services.search import BatchSearch, audio_vector, probe_files
-    from forensic_face.store.gallery import Gallery
-    from forensic_face.vision.detect import FaceDetector
 
     probes = probe_files(args.images)
     if args.audio and len(probes) != 1:
         raise ForensicFaceError(f"--audio goes with one probe image; {len(probes)} were given")
-    with Gallery(args.db) as gallery:
-        engine = _engine(args)
+    with _resources(args, args.db) as res:
+        gallery = res.gallery()
+        engine = res.engine()
         audio = audio_vector(args.audio) if args.audio else None
-        batch = BatchSearch(ProbePath(engine, FaceDetector()), gallery, top=args.top, fpir=args.fpir, audio=audio)
+        batch = BatchSearch(res.probe_path(), gallery, top=args.top, fpir=args.fpir, audio=audio)
         # nothing is printed before the gallery, the models and the audio are known to be usable
         out = _SearchOutput("json" if args.json else "csv" if args.csv else "text", args.top, len(probes))
         failed = 0
@@ -390,19 +382,14 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     from forensic_face.core.progress import console_progress
     from forensic_face.services.analysis import analyze_case
     from forensic_face.store.case import Case
-    from forensic_face.store.gallery import Gallery, candidate_distance
-    from forensic_face.vision.detect import FaceDetector
+    from forensic_face.store.gallery import candidate_distance
 
     case = Case.open(args.dir)
-    engine = _engine(args)
-    gallery = Gallery(args.gallery) if args.gallery else None
-    try:
-        res = analyze_case(case, engine, FaceDetector(), gallery, frame=args.frame, audio=args.audio,
+    with _resources(args, args.gallery) as r:
+        engine = r.engine()
+        res = analyze_case(case, engine, r.detector(), r.gallery(), frame=args.frame, audio=args.audio,
                            use_audio=not args.no_audio, box=_parse_box(args.box), time_s=args.time,
                            top_k=args.top, fpir=args.fpir, progress=console_progress())
-    finally:
-        if gallery is not None:
-            gallery.close()
     if args.json:
         print(json.dumps(res.as_dict(), indent=2))
         return 0

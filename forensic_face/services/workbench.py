@@ -1,36 +1,25 @@
-"""The application services the window drives, without Qt: every method here runs on a worker
-thread (they may take seconds) and returns plain data for the GUI thread to show.
+"""The operations the window drives, without Qt: every method here runs on a worker thread (they may
+take seconds) and returns plain data for the GUI thread to show.
 
-The engine, detector and gallery are created on first use (so the window opens fast) and kept.
+The engine, detector and gallery are the session's :class:`~forensic_face.services.resources.Resources`
+(built on first use, so the window opens fast, and kept).
 """
 
 from __future__ import annotations
 
-import logging
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from forensic_face.core.errors import CaseError, ForensicFaceError, ModelsNotTrainedError
 from forensic_face.core.progress import Progress
 from forensic_face.models.calibration import DEFAULT_FPIR
+from forensic_face.services.cases import CaseState, case_state, verify_and_record
+from forensic_face.services.resources import Resources
 from forensic_face.store.case import Case, VerifyReport
 
-log = logging.getLogger(__name__)
-
-
-@dataclass
-class CaseState:
-    """What the case view shows after opening or changing a case."""
-
-    case: Case
-    verification: VerifyReport
-    log: list[dict]
-    analyses: list[str]  # analysis ids, oldest first
-    latest: Any = None  # reports.content.AnalysisView of the newest analysis, if any
+__all__ = ["CaseState", "FrameData", "Workbench"]
 
 
 @dataclass
@@ -46,94 +35,30 @@ class FrameData:
     detection_note: str = ""
 
 
-class Workbench:
-    """Lazily built engine + detector + gallery, and the operations of the GUI."""
+class Workbench(Resources):
+    """The session's resources and the operations of the GUI."""
 
     def __init__(self, models: str | Path | None = None, device: str = "auto", gallery_path: str = "",
                  top_k: int = 10, fpir: float = DEFAULT_FPIR) -> None:
-        self.models, self.device, self.gallery_path, self.top_k = models, device, gallery_path, top_k
-        self.fpir = fpir
-        self._engine = None
-        self._detector = None
-        self._preview_detector = None
-        self._gallery = None
-        self._lock = threading.RLock()
+        super().__init__(models, device, gallery_path)
+        self.top_k, self.fpir = top_k, fpir
 
-    # ------------------------------------------------------------------------------- resources
     def configure(self, *, device: str | None = None, gallery_path: str | None = None,
                   top_k: int | None = None, fpir: float | None = None) -> None:
-        with self._lock:
-            if device is not None and device != self.device:
-                self.device, self._engine = device, None
-            if gallery_path is not None and gallery_path != self.gallery_path:
-                if self._gallery is not None:
-                    self._gallery.close()
-                self.gallery_path, self._gallery = gallery_path, None
-            if top_k is not None:
-                self.top_k = top_k
-            if fpir is not None:
-                self.fpir = fpir
-
-    def engine(self):
-        with self._lock:
-            if self._engine is None:
-                from forensic_face.engine.inference import FaceEngine
-
-                if not FaceEngine.available(self.models):
-                    raise ModelsNotTrainedError("no trained models in resources/models; run `forensic-face train`")
-                self._engine = FaceEngine(self.models, device=self.device)
-            return self._engine
-
-    def detector(self, preview: bool = False):
-        """The face detector; frame previews get their own instance, as they run beside the analysis."""
-        from forensic_face.vision.detect import FaceDetector
-
-        with self._lock:
-            if preview:
-                if self._preview_detector is None:
-                    self._preview_detector = FaceDetector()
-                return self._preview_detector
-            if self._detector is None:
-                self._detector = FaceDetector()
-            return self._detector
-
-    def gallery(self):
-        with self._lock:
-            if not self.gallery_path:
-                return None
-            if self._gallery is None:
-                from forensic_face.store.gallery import Gallery
-
-                self._gallery = Gallery(self.gallery_path)
-            return self._gallery
-
-    def close(self) -> None:
-        with self._lock:
-            if self._gallery is not None:
-                self._gallery.close()
-                self._gallery = None
+        if device is not None:
+            self.set_device(device)
+        if gallery_path is not None:
+            self.set_gallery(gallery_path)
+        if top_k is not None:
+            self.top_k = top_k
+        if fpir is not None:
+            self.fpir = fpir
 
     # ------------------------------------------------------------------------------- cases
     def case_state(self, case: Case, progress: Progress | None = None, with_latest: bool = True,
                    verification: VerifyReport | None = None) -> CaseState:
-        """Verify the case (unless ``verification`` was just made) and read what the view shows; the analyses
-        are those the audit log records (ids and record paths checked by the store, never built from log text)."""
-        from forensic_face.reports.content import load_analysis
-        from forensic_face.store.lock import case_lock
-
-        with case_lock(case.root, exclusive=False, progress=progress):
-            verification = verification or case.verify(progress)
-            entries = case.read_log()
-            refs = case.analyses()
-            latest = None
-            if with_latest and refs:
-                if progress is not None:  # the audio view's pitch code is compiled on its first use (numba, cached)
-                    progress.update(0, 1, f"reading {refs[-1].analysis_id} and its audio")
-                try:
-                    latest = load_analysis(case, refs[-1], verification)
-                except (OSError, ValueError) as exc:
-                    log.warning("%s: %s", refs[-1].analysis_id, exc)
-        return CaseState(case, verification, entries, [r.analysis_id for r in refs], latest)
+        """What the case view shows (services.cases.case_state)."""
+        return case_state(case, progress, with_latest, verification)
 
     def open_case(self, path: str | Path, progress: Progress | None = None) -> CaseState:
         return self.case_state(Case.open(path), progress)
@@ -148,13 +73,8 @@ class Workbench:
     def verify_case(self, case: Case, progress: Progress | None = None) -> tuple[CaseState, str]:
         """Verify (the Verify action): the run is recorded in the log when the case can take it; returns the
         fresh state and why the run was not recorded (empty when it was)."""
-        report = case.verify(progress)
-        try:
-            case.log_verification(report)
-            not_logged = ""
-        except CaseError as exc:
-            not_logged = str(exc)
-        return self.case_state(case, progress, with_latest=False, verification=report), not_logged
+        run = verify_and_record(case, progress)
+        return self.case_state(case, progress, with_latest=False, verification=run.report), run.not_logged
 
     def load_analysis(self, case: Case, analysis_id: str, verification: VerifyReport | None = None):
         """A logged analysis by id; with the case view's verification, its altered files are named."""
@@ -205,8 +125,10 @@ class Workbench:
             frame = read_video_frame(path, idx)
             data = FrameData(evidence, frame.image, idx, frame.timestamp_s, info.frame_count, info.fps, best)
         if detect:
+            from forensic_face.engine.probe import locate
+
             try:
-                det = self.detector(preview=True).detect_one(data.image)
+                det = locate(data.image, self.detector(preview=True))
                 data.detection = {"box": det.box, "landmarks": det.landmarks, "method": det.method}
             except NoFaceFoundError as exc:
                 data.detection_note = f"{exc} Draw the face box by hand (Analysis ▸ Draw face box)."
