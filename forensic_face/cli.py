@@ -40,74 +40,31 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _data_dir(arg: str | None):
-    from pathlib import Path
-
-    from forensic_face.paths import shared_data_dir
-
-    if arg:
-        return Path(arg)
-    shared = shared_data_dir()
-    if shared is None or not (shared / "lfw").is_dir():
-        raise ForensicFaceError("no --data folder given and ../shared/data/lfw not found (set FORENSIC_FACE_DATA)")
-    return shared / "lfw"
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
-    from dataclasses import fields
-    from pathlib import Path
-
     from forensic_face.core.progress import console_progress
-    from forensic_face.paths import cache_dir, models_dir
-    from forensic_face.training.evaluate import export_models
-    from forensic_face.training.train import TrainConfig, prepare, train
+    from forensic_face.services.training import train_and_export
 
-    known = {f.name for f in fields(TrainConfig)}
-    overrides = {k: v for k, v in vars(args).items() if k in known and v is not None}
-    cfg = TrainConfig(**overrides)
-    data = _data_dir(args.data)
-    out = Path(args.out)
-    progress = console_progress()
     try:
-        prep = prepare(data, cfg, workers=args.workers, progress=progress)
-    except (KeyboardInterrupt, CancelledError):
-        print(f"\nforensic-face: stopped while preparing {data}; the faces and arrays prepared so far are kept in "
-              f"{cache_dir()} and the same command goes on from there", file=sys.stderr)
+        summary = train_and_export(args.data, args.out, vars(args), workers=args.workers, resume=args.resume,
+                                   export=args.export, progress=console_progress())
+    except (KeyboardInterrupt, CancelledError) as exc:
+        for note in getattr(exc, "__notes__", ()):
+            print(f"\nforensic-face: {note}", file=sys.stderr)
         raise
-    record = train(data, out, cfg, workers=args.workers, resume=args.resume, progress=progress, prep=prep)
-    dest = Path(args.export) if args.export else models_dir()
-    engine, _ = export_models(out / "checkpoint.pt", prep.index, prep.cache, prep.split.calib_pairs, dest,
-                              args.workers, progress)
-    summary = {"checkpoint": str(out / "checkpoint.pt"), "models": str(dest), "version": engine.info.version,
-               "train_seconds": record["train_seconds"], "epochs": len(record["history"]),
-               "epochs_this_session": record["epochs_this_session"],
-               "last_epoch": record["history"][-1] if record["history"] else None}
     resumed = (f" (resumed: {summary['epochs']} epochs in the checkpoint)"
                if summary["epochs"] != summary["epochs_this_session"] else "")
     print(json.dumps(summary, indent=2) if args.json else
           f"trained {summary['epochs_this_session']} epochs in {summary['train_seconds']:.0f} s{resumed}; "
-          f"models {summary['version']} written to {dest}")
+          f"models {summary['version']} written to {summary['models']}")
     return 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from forensic_face.core.progress import console_progress
-    from forensic_face.engine.inference import FaceEngine
-    from forensic_face.training.evaluate import calibrate, evaluate
-    from forensic_face.training.split import load_split_data
+    from forensic_face.services.training import evaluate_models
 
-    progress = console_progress()
-    index, split, cache = load_split_data(_data_dir(args.data), progress, args.workers)
-    engine = FaceEngine(args.models, device=args.device)
-    # the calibration run at export recorded dlib's thresholds on the same held-out pairs; refit only without it
-    info = engine.meta.get("record", {}).get("calibration_info")
-    if info is None:
-        _, info = calibrate(engine, index, cache, split.calib_pairs, args.workers, progress)
-    report = evaluate(engine, index, cache, split.test_pairs, info, Path(args.out), args.workers, progress)
-    report["split"] = split.describe()
-    Path(args.out).write_text(json.dumps(report, indent=2))
+    report = evaluate_models(args.data, args.models, args.device, args.out, workers=args.workers,
+                             progress=console_progress())
     if args.json:
         print(json.dumps(report, indent=2))
     else:

@@ -386,3 +386,20 @@ def test_blends_are_two_people_and_train_by_distillation_alone(tiny_lfw: Path, i
     assert arc.weight.grad is None or float(arc.weight.grad.abs().sum()) == 0
     assert not batch["present"].any()  # a blend has no voice
     assert torch.isfinite(losses["loss"])
+
+
+def test_train_command_trains_exports_and_says_where(tiny_lfw: Path, isolated_cache, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """`forensic-face train` through the command line: the models it reports are the ones written."""
+    from forensic_face.cli import main
+    from forensic_face.engine.inference import FaceEngine
+
+    out, dest = tmp_path / "run", tmp_path / "models"
+    rc = main(["train", "--data", str(tiny_lfw), "--out", str(out), "--export", str(dest), "--size", "32",
+               "--variants", "2", "--ae-width", "4", "--rec-width", "4", "--epochs", "1", "--ae-epochs", "0",
+               "--rec-epochs", "0", "--batch", "4", "--arc-prototypes", "teacher", "--workers", "1", "--json"])
+    assert rc == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["models"] == str(dest) and summary["checkpoint"] == str(out / "checkpoint.pt")
+    assert summary["epochs"] == summary["epochs_this_session"] == 1
+    assert FaceEngine(dest).info.version == summary["version"]

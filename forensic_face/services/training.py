@@ -1,0 +1,71 @@
+"""Training and evaluation as the user runs them (`forensic-face train`, `forensic-face evaluate`): the LFW
+folder found, the faces prepared, the networks trained, exported with their calibration, and measured."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from pathlib import Path
+
+from forensic_face.core.errors import CancelledError, ForensicFaceError
+from forensic_face.core.progress import Progress
+
+
+def lfw_folder(given: str | Path | None) -> Path:
+    """The LFW folder: the one given, else ``lfw`` in the shared data folder (FORENSIC_FACE_DATA)."""
+    from forensic_face.paths import shared_data_dir
+
+    if given:
+        return Path(given)
+    shared = shared_data_dir()
+    if shared is None or not (shared / "lfw").is_dir():
+        raise ForensicFaceError("no --data folder given and ../shared/data/lfw not found (set FORENSIC_FACE_DATA)")
+    return shared / "lfw"
+
+
+def train_and_export(data: str | Path | None, out: str | Path, overrides: dict, *, workers: int, resume: bool,
+                     export: str | Path | None, progress: Progress) -> dict:
+    """Prepare the faces, train (``overrides``: TrainConfig fields; unknown keys are ignored), export the
+    models with their calibration (to ``export``, default the shipped models folder); returns the summary
+    the command prints. Stopped while preparing, the exception carries a note saying what is kept."""
+    from forensic_face.paths import cache_dir, models_dir
+    from forensic_face.training.evaluate import export_models
+    from forensic_face.training.train import TrainConfig, prepare, train
+
+    known = {f.name for f in fields(TrainConfig)}
+    cfg = TrainConfig(**{k: v for k, v in overrides.items() if k in known and v is not None})
+    data, out = lfw_folder(data), Path(out)
+    try:
+        prep = prepare(data, cfg, workers=workers, progress=progress)
+    except (KeyboardInterrupt, CancelledError) as exc:  # the note says what is kept
+        exc.add_note(f"stopped while preparing {data}; the faces and arrays prepared so far are kept in "
+                     f"{cache_dir()} and the same command goes on from there")
+        raise
+    record = train(data, out, cfg, workers=workers, resume=resume, progress=progress, prep=prep)
+    dest = Path(export) if export else models_dir()
+    engine, _ = export_models(out / "checkpoint.pt", prep.index, prep.cache, prep.split.calib_pairs, dest,
+                              workers, progress)
+    return {"checkpoint": str(out / "checkpoint.pt"), "models": str(dest), "version": engine.info.version,
+            "train_seconds": record["train_seconds"], "epochs": len(record["history"]),
+            "epochs_this_session": record["epochs_this_session"],
+            "last_epoch": record["history"][-1] if record["history"] else None}
+
+
+def evaluate_models(data: str | Path | None, models: str | Path | None, device: str, out: str | Path, *,
+                    workers: int, progress: Progress) -> dict:
+    """Evaluate the models on the LFW test pairs (the calibration recorded at export, refitted only
+    without one); the report is written to ``out`` as JSON and returned."""
+    from forensic_face.engine.inference import FaceEngine
+    from forensic_face.training.evaluate import calibrate, evaluate
+    from forensic_face.training.split import load_split_data
+
+    index, split, cache = load_split_data(lfw_folder(data), progress, workers)
+    engine = FaceEngine(models, device=device)
+    # the calibration run at export recorded dlib's thresholds on the same held-out pairs; refit only without it
+    info = engine.meta.get("record", {}).get("calibration_info")
+    if info is None:
+        _, info = calibrate(engine, index, cache, split.calib_pairs, workers, progress)
+    report = evaluate(engine, index, cache, split.test_pairs, info, Path(out), workers, progress)
+    report["split"] = split.describe()
+    Path(out).write_text(json.dumps(report, indent=2))
+    return report
