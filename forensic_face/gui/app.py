@@ -40,7 +40,7 @@ def main(case: str | None = None, exit_after_show: bool = False, models: str | N
     window = MainWindow(settings, Workbench(models, settings.device, settings.gallery_path, settings.top_k))
     window.show()
     if case:
-        window.open_case(case)
+        window.case_actions.open_case(case)
     if exit_after_show:
         def report() -> None:
             handle = window.windowHandle()

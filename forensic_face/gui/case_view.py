@@ -37,6 +37,10 @@ class CaseView(QWidget):
     frame_requested = Signal(str, object)  # evidence, frame index or None (rank best frames)
     detect_requested = Signal()
     candidate_opened = Signal(int)  # row
+    analysis_chosen = Signal(str)  # analysis id
+    audio_chosen = Signal(str)  # audio evidence, "" for none
+    box_drawn = Signal(object)  # (x0, y0, x1, y1) drawn by hand
+    drawing_toggled = Signal(bool)  # drawing a face box by hand on or off
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -72,6 +76,11 @@ class CaseView(QWidget):
         lay.addLayout(top)
         lay.addWidget(self.tabs, 1)
         self.frame_combo.currentTextChanged.connect(lambda name: name and self.frame_requested.emit(name, None))
+        self.analysis_combo.currentTextChanged.connect(self.analysis_chosen)
+        self.audio_combo.currentTextChanged.connect(lambda name: self.audio_chosen.emit("" if name == NO_AUDIO
+                                                                                         else name))
+        self.frame_view.box_drawn.connect(self.box_drawn)
+        self.draw_button.toggled.connect(self.drawing_toggled)
         self.view = None  # reports.content.AnalysisView shown
 
     # ---------------------------------------------------------------------------------- tabs
@@ -199,6 +208,46 @@ class CaseView(QWidget):
         lay.addWidget(caveat)
         return w
 
+    # ---------------------------------------------------------------------------------- what the analyst chose
+    def tab_names(self) -> list[str]:
+        return [self.tabs.tabText(i) for i in range(self.tabs.count())]
+
+    def show_tab(self, index: int) -> None:
+        self.tabs.setCurrentIndex(index)
+
+    def set_drawing(self, on: bool) -> None:
+        """Turn drawing a face box by hand on or off (the Draw face box button follows)."""
+        self.draw_button.setChecked(on)
+
+    def allow_run(self, on: bool) -> None:
+        """Enable Run analysis when ``on`` and the case has a frame to analyse."""
+        self.run_button.setEnabled(on and self.frame_combo.count() > 0)
+
+    def selected_frame(self) -> str:
+        """The image or video evidence chosen, "" when the case has none."""
+        return self.frame_combo.currentText()
+
+    def selected_audio(self) -> str | None:
+        """The audio evidence chosen, or None."""
+        name = self.audio_combo.currentText()
+        return None if name in ("", NO_AUDIO) else name
+
+    def uses_audio(self) -> bool:
+        """Whether the analysis is to use the chosen audio."""
+        return self.use_audio.isChecked() and self.selected_audio() is not None
+
+    def frame_index(self) -> int | None:
+        """The clip frame the timeline stands at; None for a still image."""
+        return self.timeline.slider.value() if self.timeline.slider.isEnabled() else None
+
+    def drawn_box(self) -> tuple[float, float, float, float] | None:
+        """The face box drawn by hand on the frame, or None."""
+        return self.frame_view.manual_box()
+
+    def shown_reconstruction(self) -> np.ndarray | None:
+        """The reconstruction the Compare tab shows (with or without audio)."""
+        return self.recon_panel.array
+
     # ---------------------------------------------------------------------------------- content
     def set_evidence(self, evidence: list, keep: bool = True) -> None:
         frame_now, audio_now = self.frame_combo.currentText(), self.audio_combo.currentText()
@@ -252,6 +301,10 @@ class CaseView(QWidget):
                  else data.detection_note)
         self.frame_note.setText(f"{data.evidence}: {w}×{h}{when}. {found}")
 
+    def show_detection(self, face: dict) -> None:
+        """A face record's box, landmarks and method over the frame."""
+        self.frame_view.set_detection(face.get("box"), face.get("landmarks"), face.get("method", ""))
+
     def time_s(self) -> float | None:
         return self.timeline.seconds() if self.timeline.slider.isEnabled() else None
 
@@ -290,7 +343,7 @@ class CaseView(QWidget):
         if view.frame is not None:
             face = d.get("face") or {}
             self.frame_view.set_frame(view.frame)
-            self.frame_view.set_detection(face.get("box"), face.get("landmarks"), face.get("method", ""))
+            self.show_detection(face)
             self.frame_note.setText(f"{view.analysis_id}: {d.get('frame_evidence')} — face box "
                                     f"{'drawn by the analyst' if face.get('method') == 'manual' else 'detected'}")
             self._frame_key = None

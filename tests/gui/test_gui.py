@@ -73,11 +73,11 @@ def test_enrol_open_analyse_see_candidates_export(qtbot, window: MainWindow, cas
     from PySide6.QtWidgets import QMessageBox
 
     monkeypatch.setattr(QMessageBox, "information", lambda *a, **k: None)
-    w.enrol(str(people))
+    w.gallery_actions.enrol(str(people))
     assert w.progress.isVisible() or not w.runner.busy  # the progress bar shows while enrolling
     wait_idle(qtbot, w)
     assert w.wb.gallery_info()["people"] == 2
-    w.open_case(str(case_dir))
+    w.case_actions.open_case(str(case_dir))
     wait_idle(qtbot, w)
     assert w.stack.currentWidget() is w.case_view
     assert w.evidence.topLevelItemCount() == 2
@@ -109,16 +109,16 @@ def test_enrol_open_analyse_see_candidates_export(qtbot, window: MainWindow, cas
     assert len(cv.audio_canvas.figure.axes) == 3  # waveform, spectrogram + pitch, LBRP
     assert w.log_table.rowCount() == len(Case.open(case_dir).read_log())
     cv.table.cellDoubleClicked.emit(0, 0)
-    assert w._compare.isVisible() and w._compare.panels[2].array is not None
-    w._compare.close()
+    assert w.analysis_actions.compare.isVisible() and w.analysis_actions.compare.panels[2].array is not None
+    w.analysis_actions.compare.close()
     out = tmp_path / "out" / "report.pdf"
-    w.export_to(str(out))
+    w.report_actions.export_to(str(out))
     wait_idle(qtbot, w)
     assert out.read_bytes().startswith(b"%PDF-")
     assert Case.open(case_dir).read_log()[-1]["action"] == "report.exported"
     assert str(case_dir.resolve()) in w.settings.recent_cases()
     other = Case.create(tmp_path / "other", "GUI-9", "Analyst")  # another case: nothing of the first one shows
-    w.open_case(str(other.root))
+    w.case_actions.open_case(str(other.root))
     wait_idle(qtbot, w)
     assert cv.table.rowCount() == 0 and cv.input_panel.array is None and cv.view is None
     assert w.windowTitle() == "forensic_face — case GUI-9"
@@ -126,7 +126,7 @@ def test_enrol_open_analyse_see_candidates_export(qtbot, window: MainWindow, cas
 
 def test_not_a_case_folder_says_so_and_keeps_the_start_screen(qtbot, window: MainWindow, tmp_path: Path) -> None:
     (tmp_path / "holiday").mkdir()
-    window.open_case(str(tmp_path / "holiday"))
+    window.case_actions.open_case(str(tmp_path / "holiday"))
     wait_idle(qtbot, window)
     qtbot.waitUntil(lambda: bool(error_dialogs(window)), timeout=5000)
     box = error_dialogs(window)[0]
@@ -145,12 +145,12 @@ def test_no_face_then_hand_drawn_box(qtbot, window: MainWindow, tmp_path: Path) 
     case.add_evidence([tmp_path / "wall.png"])
     w = window
     w.settings.gallery_path = ""  # no gallery: the analysis reconstructs only
-    w.open_case(str(case.root))
+    w.case_actions.open_case(str(case.root))
     wait_idle(qtbot, w)
-    w.detect_face()
+    w.act_detect.trigger()
     wait_idle(qtbot, w)
     assert "Draw the face box by hand" in w.case_view.frame_note.text()
-    w.run_analysis()
+    w.act_run.trigger()
     wait_idle(qtbot, w)
     qtbot.waitUntil(lambda: bool(error_dialogs(w)), timeout=5000)
     assert "Draw the face box" in error_dialogs(w)[0].informativeText()
@@ -173,7 +173,7 @@ def test_no_face_then_hand_drawn_box(qtbot, window: MainWindow, tmp_path: Path) 
         send(QEvent.Type.MouseButtonRelease, 180, 150, Qt.MouseButton.NoButton)
     x0, y0, x1, y1 = view.manual_box()
     assert abs(x0 - 100) < 3 and abs(y1 - 150) < 3
-    w.run_analysis()
+    w.act_run.trigger()
     wait_idle(qtbot, w)
     assert not error_dialogs(w)
     saved = Case.open(case.root).read_log()
@@ -243,7 +243,7 @@ def test_cancel_enrolment_leaves_the_window_usable(qtbot, window: MainWindow, tm
         (root / f"P{i:03d}").mkdir(parents=True)
         cv2.imwrite(str(root / f"P{i:03d}" / "a.png"), cv2.cvtColor(np.roll(face_rgb, i, axis=1), cv2.COLOR_RGB2BGR))
     w = window
-    w.enrol(str(root))
+    w.gallery_actions.enrol(str(root))
     assert w.cancel_button.isVisible() and w.act_cancel.isEnabled()
     w.cancel_task()
     wait_idle(qtbot, w)
@@ -264,7 +264,7 @@ def test_video_timeline_marks_best_frames(qtbot, window: MainWindow, tmp_path: P
     case.add_evidence([path])
     w = window
     w.settings.gallery_path = ""  # no gallery: the analysis reconstructs only
-    w.open_case(str(case.root))
+    w.case_actions.open_case(str(case.root))
     wait_idle(qtbot, w)
     tl = w.case_view.timeline
     assert tl.slider.isEnabled() and tl.slider.maximum() == 29
@@ -273,12 +273,12 @@ def test_video_timeline_marks_best_frames(qtbot, window: MainWindow, tmp_path: P
     tl.slider.setValue(5)
     wait_idle(qtbot, w)
     assert "frame 5 at 0.50 s" in w.case_view.frame_note.text()
-    w.run_analysis()  # analyses the frame the timeline shows
+    w.act_run.trigger()  # analyses the frame the timeline shows
     wait_idle(qtbot, w)
     assert not error_dialogs(w)
     assert w.case_view.view.data["timestamp_s"] == 0.5
-    w.close_case()
-    w.open_case(str(case.root))  # reopened: the analysis shows, the timeline stands at its frame
+    w.act_close.trigger()
+    w.case_actions.open_case(str(case.root))  # reopened: the analysis shows, the timeline stands at its frame
     wait_idle(qtbot, w)
     assert w.case_view.view is not None and not tl.isHidden() and tl.slider.value() == 5
 
@@ -287,7 +287,7 @@ def test_layout_and_recent_cases_are_remembered(qtbot, settings, tiny_models, ca
     w = MainWindow(settings, Workbench(tiny_models, "cpu"))
     qtbot.addWidget(w)
     w.show()
-    w.open_case(str(case_dir))
+    w.case_actions.open_case(str(case_dir))
     wait_idle(qtbot, w)
     w.resize(w.width() - 17, w.height() - 23)
     size = (w.width(), w.height())
@@ -323,7 +323,7 @@ def test_open_demo_case_with_the_shipped_models(qtbot, settings, tmp_path: Path)
     assert w.wb.gallery_path == str(tmp_path / "demo" / "gallery.db")  # the demo case searches the demo gallery
     assert settings.gallery_path == ""  # ... which never becomes the default of a real case
     other = Case.create(tmp_path / "real", "REAL-1", "Analyst")
-    w.open_case(str(other.root))
+    w.case_actions.open_case(str(other.root))
     wait_idle(qtbot, w)
     assert w.wb.gallery_path == "" and "gallery: none" in w.status_label.text()
 
@@ -334,7 +334,7 @@ def test_altered_evidence_is_flagged_in_the_evidence_list(qtbot, window: MainWin
     ev = next((case_dir / "evidence").iterdir())
     os.chmod(ev, 0o644)
     ev.write_bytes(ev.read_bytes()[:-10])
-    window.open_case(str(case_dir))
+    window.case_actions.open_case(str(case_dir))
     wait_idle(qtbot, window)
     states = {window.evidence.topLevelItem(i).text(0): window.evidence.topLevelItem(i).text(2) for i in range(2)}
     assert states[ev.name] == "altered" and list(states.values()).count("verified") == 1
@@ -358,7 +358,7 @@ def test_a_forged_verdict_is_flagged_and_verification_is_recorded(qtbot, window:
     data["search"]["candidates"][0].update(person="Forged Person", match_probability=0.99)
     record.write_text(json.dumps(data))  # someone makes the analysis name somebody else
     w = window
-    w.open_case(str(case_dir))
+    w.case_actions.open_case(str(case_dir))
     wait_idle(qtbot, w)
     assert w.case_view.verdict.text().startswith("ALTERED: files of this analysis were changed")
     assert "Investigative lead: Forged Person" not in w.case_view.verdict.text().split("\n")[0]
@@ -401,7 +401,7 @@ def test_a_full_disk_during_a_task_says_what_to_do(qtbot, window: MainWindow) ->
     def write_fails(progress):
         raise OSError(errno.ENOSPC, "No space left on device", "/cases/x/results/.partial-analysis-001/a.png")
 
-    window._start("Writing", write_fails, lambda _r: None, "Could not write")
+    window.run_task("Writing", write_fails, lambda _r: None, "Could not write")
     wait_idle(qtbot, window)
     qtbot.waitUntil(lambda: bool(error_dialogs(window)), timeout=5000)
     text = error_dialogs(window)[0].informativeText()

@@ -1,0 +1,156 @@
+"""What the window does with the open case's frames, audio and analyses: previews, face detection, running
+an analysis, showing one, and comparing with a candidate."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from forensic_face.gui.actions import WindowActions
+from forensic_face.gui.dialogs import CompareDialog, show_error
+
+if TYPE_CHECKING:
+    from forensic_face.gui.main_window import MainWindow
+
+
+class AnalysisActions(WindowActions):
+    """The Analysis menu and the case view's requests; the work runs off the GUI thread through the window's
+    runners: analyses on the task runner, frames and audio panels on the preview runner."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self._queued: dict[str, tuple] = {}  # preview work waiting for the preview runner, newest per kind
+        self.compare: CompareDialog | None = None  # the candidate comparison opened last
+        window.preview.finished.connect(self._next_preview)
+
+    # ---------------------------------------------------------------------------------------- previews
+    def _preview_task(self, kind: str, fn, on_done, title: str) -> None:
+        """Run light work (frames, audio panels) beside the main task; while one runs, the newest request of
+        each kind waits and the older ones are dropped."""
+        if not self.w.preview.run(kind, fn, on_done, self.w.failure_handler(title)):
+            self._queued[kind] = (fn, on_done, title)
+
+    def _next_preview(self, _label: str) -> None:
+        if self._queued:
+            kind = next(iter(self._queued))
+            fn, on_done, title = self._queued.pop(kind)
+            self.w.preview.run(kind, fn, on_done, self.w.failure_handler(title))
+
+    def load_frame(self, evidence: str, index, detect: bool = True) -> None:
+        w = self.w
+        if w.state is None or not evidence:
+            return
+        case = w.state.case
+        rank = index is None and any(e.name == evidence and e.kind == "video" for e in case.evidence)
+        self._preview_task("frame", lambda p: w.wb.load_frame(case, evidence, index, detect=detect, rank=rank,
+                                                               progress=p),
+                           w.case_view.show_frame, "Could not load the frame")
+
+    def detect_face(self) -> None:
+        cv = self.w.case_view
+        name = cv.selected_frame()
+        if name:
+            idx = cv.frame_index()
+            self.load_frame(name, idx if idx is not None else 0, detect=True)
+
+    def preview_audio(self, name: str) -> None:
+        """Before any analysis: the chosen audio evidence with a window at the frame's time (or mid-clip)."""
+        w = self.w
+        cv = w.case_view
+        if w.state is None or cv.view is not None or not name:
+            return
+        case, t_frame = w.state.case, cv.time_s()
+
+        def show(result) -> None:
+            view, t, vec = result
+            if cv.view is None:
+                length = view.file_duration_s or view.duration_s
+                cv.draw_audio(view, t, 1.0, vec, f"{name}: {length:.1f} s; window 1 s at "
+                              f"{t:.2f} s (no analysis yet)" + (" · warnings: " + "; ".join(
+                                  view.warnings) if view.warnings else ""))
+
+        self._preview_task("audio", lambda p: w.wb.audio_panel(case, name, t_frame), show,
+                           "Could not read the audio")
+
+    # ---------------------------------------------------------------------------------------- analyses
+    def run_analysis(self) -> None:
+        w = self.w
+        if w.state is None:
+            return
+        cv = w.case_view
+        frame = cv.selected_frame()
+        if not frame:
+            show_error(w, "Nothing to analyse", "error", "Add an image or video to the case first.")
+            return
+        audio, use_audio = cv.selected_audio(), cv.uses_audio()
+        box, time_s, case = cv.drawn_box(), cv.time_s(), w.state.case
+
+        def done(result) -> None:
+            state, aid = result
+            w.case_actions.show_case(state)
+            w.show_tab(3 if state.latest and state.latest.data.get("search") else 1)
+            w.statusBar().showMessage(f"{aid} saved in the case and logged", 8000)
+
+        w.run_task("Analysing", lambda p: w.wb.analyze(case, frame, audio, use_audio, box, time_s, p), done,
+                   "The analysis could not finish")
+
+    def show_analysis_id(self, analysis_id: str) -> None:
+        w = self.w
+        if w.state is None or not analysis_id:
+            return
+        shown = w.case_view.view
+        if shown is not None and shown.analysis_id == analysis_id:
+            return
+        case, verification = w.state.case, w.state.verification
+        self._preview_task("analysis", lambda p: w.wb.load_analysis(case, analysis_id, verification),
+                           self.show_view, "Could not load the analysis")
+
+    def show_view(self, view) -> None:
+        """An analysis (reports.content.AnalysisView): its tabs, the clip at its frame, its audio panel."""
+        w = self.w
+        cv = w.case_view
+        cv.show_analysis(view)
+        ev = view.data.get("frame_evidence")
+        if w.state is not None and any(e.name == ev and e.kind == "video" for e in w.state.case.evidence):
+            self._show_clip_at(view, ev)
+        audio = view.data.get("audio") if isinstance(view.data.get("audio"), dict) else None
+        if view.audio is None:
+            cv.draw_audio(None, None, 1.0, None, view.audio_problem or "No audio in this analysis.")
+            return
+        t, win = audio.get("timestamp_s"), audio.get("window_s") or 1.0
+        note = (f"{audio.get('evidence')}: window {win:g} s at {t:.2f} s · pitch {audio.get('pitch_hz')} Hz · "
+                f"voiced {100 * (audio.get('voiced_fraction') or 0):.0f} %"
+                + (" · warnings: " + "; ".join(view.audio.warnings) if view.audio.warnings else ""))
+        cv.draw_audio(view.audio, t, win, None, note)
+        case = w.state.case if w.state else None
+        if case is not None:
+            self._preview_task("lbrp", lambda p: w.wb.audio_panel(case, audio["evidence"], float(t), False),
+                               lambda res: cv.view is view and cv.draw_audio(view.audio, t, win, res[2], note),
+                               "Could not compute the LBRP features")
+
+    def _show_clip_at(self, view, evidence: str) -> None:
+        """An analysis of a clip: its timeline, positioned at the analysed frame, with the analysis' box."""
+        w = self.w
+        cv = w.case_view
+        case, face = w.state.case, view.data.get("face") or {}
+        t = view.data.get("timestamp_s")
+
+        def show(data) -> None:
+            if cv.view is view:
+                cv.show_frame(data)
+                cv.show_detection(face)
+
+        self._preview_task("frame", lambda p: w.wb.load_frame(case, evidence, None, detect=False, rank=True,
+                                                               progress=p, time_s=t), show,
+                           "Could not load the frame")
+
+    def open_candidate(self, row: int) -> None:
+        """The analysed face beside the candidate in ``row`` of the candidates table."""
+        view = self.w.case_view.view
+        if view is None:
+            return
+        cands = (view.data.get("search") or {}).get("candidates") or []
+        if 0 <= row < len(cands):
+            thumb = view.thumbnails[row] if row < len(view.thumbnails) else None
+            recon = self.w.case_view.shown_reconstruction()
+            self.compare = CompareDialog(self.w, view.images.get("input_face"), recon, cands[row], thumb)
+            self.compare.open()
