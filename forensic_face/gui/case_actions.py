@@ -8,7 +8,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from forensic_face.gui.actions import WindowActions
 from forensic_face.gui.dialogs import NewCaseDialog, show_error
-from forensic_face.gui.workbench import CaseState
+from forensic_face.services.cases import CaseState
 
 
 class CaseActions(WindowActions):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -32,9 +31,8 @@ from forensic_face.gui.gallery_actions import GalleryActions
 from forensic_face.gui.report_actions import ReportActions
 from forensic_face.gui.settings import AppSettings
 from forensic_face.gui.tasks import TaskRunner
-from forensic_face.services.workbench import CaseState, Workbench
-
-log = logging.getLogger(__name__)
+from forensic_face.services.cases import CaseState
+from forensic_face.services.workbench import Workbench
 
 
 class StartPage(QWidget):

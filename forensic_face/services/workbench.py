@@ -19,8 +19,6 @@ from forensic_face.services.cases import CaseState, case_state, verify_and_recor
 from forensic_face.services.resources import Resources
 from forensic_face.store.case import Case, VerifyReport
 
-__all__ = ["CaseState", "FrameData", "Workbench"]
-
 
 @dataclass
 class FrameData:
