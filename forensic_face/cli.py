@@ -212,9 +212,9 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
 
 
 def _gallery_info(args: argparse.Namespace) -> int:
-    from forensic_face.store.gallery import Gallery
+    from forensic_face.store.gallery import open_gallery
 
-    with Gallery(args.db) as g:
+    with open_gallery(args.db) as g:
         info = g.info()
     if args.json:
         print(json.dumps(info, indent=2))
@@ -229,12 +229,13 @@ def _gallery_info(args: argparse.Namespace) -> int:
 
 def _gallery_enroll(args: argparse.Namespace) -> int:
     from forensic_face.core.progress import console_progress
-    from forensic_face.store.gallery import Gallery
+    from forensic_face.services.enrolment import enroll_folder
+    from forensic_face.store.gallery import open_gallery
     from forensic_face.vision.detect import FaceDetector
 
     engine = _engine(args)
-    with Gallery(args.db, mode="create") as g:
-        rep = g.enroll_folder(args.folder, engine, FaceDetector(), progress=console_progress())
+    with open_gallery(args.db, mode="create") as g:
+        rep = enroll_folder(g, args.folder, engine, FaceDetector(), progress=console_progress())
     if args.json:
         print(json.dumps(rep.as_dict(), indent=2))
         return 0
@@ -254,13 +255,13 @@ def _gallery_search(args: argparse.Namespace) -> int:
     from forensic_face.batch_search import BatchSearch, audio_vector, probe_files
     from forensic_face.core.progress import console_progress
     from forensic_face.engine.probe import ProbePath
-    from forensic_face.store.gallery import Gallery
+    from forensic_face.store.gallery import open_gallery
     from forensic_face.vision.detect import FaceDetector
 
     probes = probe_files(args.images)
     if args.audio and len(probes) != 1:
         raise ForensicFaceError(f"--audio goes with one probe image; {len(probes)} were given")
-    with Gallery(args.db) as gallery:
+    with open_gallery(args.db) as gallery:
         engine = _engine(args)
         audio = audio_vector(args.audio) if args.audio else None
         batch = BatchSearch(ProbePath(engine, FaceDetector()), gallery, top=args.top, fpir=args.fpir, audio=audio)
@@ -315,7 +316,7 @@ class _SearchOutput:
                             r["lead_score"]] + [v for c in cands for v in c])
 
     def _text(self, o, engine_info: dict) -> None:
-        from forensic_face.store.gallery import embedding_distance
+        from forensic_face.core.records import embedding_distance
 
         if not o.ok and not self.many:  # one probe: its failure is the command's, on stderr
             print(f"forensic-face: error: {o.error}", file=sys.stderr)
@@ -389,13 +390,14 @@ def _parse_box(text: str | None):
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from forensic_face.core.progress import console_progress
     from forensic_face.pipeline import analyze_case
+    from forensic_face.reports.wording import candidate_distance
     from forensic_face.store.case import Case
-    from forensic_face.store.gallery import Gallery, candidate_distance
+    from forensic_face.store.gallery import open_gallery
     from forensic_face.vision.detect import FaceDetector
 
     case = Case.open(args.dir)
     engine = _engine(args)
-    gallery = Gallery(args.gallery) if args.gallery else None
+    gallery = open_gallery(args.gallery) if args.gallery else None
     try:
         res = analyze_case(case, engine, FaceDetector(), gallery, frame=args.frame, audio=args.audio,
                            use_audio=not args.no_audio, box=_parse_box(args.box), time_s=args.time,
