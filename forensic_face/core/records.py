@@ -37,23 +37,26 @@ class Candidate:
     match_probability: float  # calibrated probability that probe and this person are the same
     image_path: str  # the gallery image that matched best
     image_id: int
+    distance: float | None = None  # as a saved result has it; None: from the similarity (embedding_distance)
 
     def as_dict(self) -> dict:
         return {"person": self.person, "similarity": round(self.similarity, 4),
-                "distance": round(embedding_distance(self.similarity), 4),
+                "distance": round(embedding_distance(self.similarity), 4) if self.distance is None else self.distance,
                 "identity_probability": round(self.identity_probability, 4),
                 "match_probability": round(self.match_probability, 4), "image_path": self.image_path,
                 "image_id": self.image_id}
 
     @classmethod
     def from_dict(cls, saved: dict) -> Candidate:
-        """A saved candidate (figures that are not numbers read as NaN, a missing image id as -1)."""
-        image_id = saved.get("image_id")
+        """A saved candidate (figures that are not numbers read as NaN, a missing image id as -1; without a
+        saved distance, the distance is the similarity's)."""
+        image_id, distance = saved.get("image_id"), saved.get("distance")
         return cls(person=str(saved.get("person", "?")), similarity=as_number(saved.get("similarity")),
                    identity_probability=as_number(saved.get("identity_probability")),
                    match_probability=as_number(saved.get("match_probability")),
                    image_path=str(saved.get("image_path", "")),
-                   image_id=image_id if isinstance(image_id, int) and not isinstance(image_id, bool) else -1)
+                   image_id=image_id if isinstance(image_id, int) and not isinstance(image_id, bool) else -1,
+                   distance=None if distance is None else as_number(distance))
 
 
 @dataclass

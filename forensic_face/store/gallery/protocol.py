@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from typing import Literal, NamedTuple, Protocol, Self
+from typing import Literal, NamedTuple, Protocol, Self, runtime_checkable
 
 import numpy as np
 
@@ -41,6 +41,7 @@ def content_sha256(entries: Iterable[tuple[str, str, bytes]]) -> str:
     return hashlib.sha256("".join(lines).encode()).hexdigest()
 
 
+@runtime_checkable
 class GalleryStore(Searchable, Protocol):
     """A gallery's storage, opened in a mode ("read", "write" or "create"); a context manager that closes it.
     Methods that change it raise GalleryError when it was opened for reading only."""
