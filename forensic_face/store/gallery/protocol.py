@@ -16,9 +16,9 @@ from typing import Literal, NamedTuple, Protocol, Self, runtime_checkable
 import numpy as np
 
 from forensic_face.core.errors import GalleryError
-from forensic_face.engine.search import Searchable, Snapshot
+from forensic_face.engine.search import Searchable
 
-__all__ = ["GalleryError", "GalleryMode", "GalleryStore", "Snapshot", "StoredImage", "content_sha256"]
+__all__ = ["GalleryError", "GalleryMode", "GalleryStore", "StoredImage", "content_sha256"]
 
 #: "read": an existing gallery, read-only; "write": an existing gallery, to change; "create": enrolment
 #: (opened, or created when missing).

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from forensic_face.core.errors import GalleryError, enrol_command
+from forensic_face.core.errors import enrol_command
 from forensic_face.engine.search import EmbeddingIndex, Snapshot
-from forensic_face.store.gallery.protocol import GalleryMode, StoredImage, content_sha256
+from forensic_face.store.gallery.protocol import GalleryError, GalleryMode, StoredImage, content_sha256
 
 log = logging.getLogger(__name__)
 
