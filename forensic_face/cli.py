@@ -164,9 +164,9 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
 
 
 def _gallery_info(args: argparse.Namespace) -> int:
-    from forensic_face.store.gallery import Gallery
+    from forensic_face.store.gallery import open_gallery
 
-    with Gallery(args.db) as g:
+    with open_gallery(args.db) as g:
         info = g.info()
     if args.json:
         print(json.dumps(info, indent=2))
@@ -181,11 +181,12 @@ def _gallery_info(args: argparse.Namespace) -> int:
 
 def _gallery_enroll(args: argparse.Namespace) -> int:
     from forensic_face.core.progress import console_progress
-    from forensic_face.store.gallery import Gallery
+    from forensic_face.services.enrolment import enroll_folder
+    from forensic_face.store.gallery import open_gallery
 
     res = _resources(args)
-    with Gallery(args.db, mode="create") as g:
-        rep = g.enroll_folder(args.folder, res.engine(), res.detector(), progress=console_progress())
+    with open_gallery(args.db, mode="create") as g:
+        rep = enroll_folder(g, args.folder, res.engine(), res.detector(), progress=console_progress())
     if args.json:
         print(json.dumps(rep.as_dict(), indent=2))
         return 0
@@ -264,7 +265,7 @@ class _SearchOutput:
                             r["lead_score"]] + [v for c in cands for v in c])
 
     def _text(self, o, engine_info: dict) -> None:
-        from forensic_face.store.gallery import embedding_distance
+        from forensic_face.core.records import embedding_distance
 
         if not o.ok and not self.many:  # one probe: its failure is the command's, on stderr
             print(f"forensic-face: error: {o.error}", file=sys.stderr)
@@ -337,9 +338,9 @@ def _parse_box(text: str | None):
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from forensic_face.core.progress import console_progress
+    from forensic_face.reports.wording import candidate_distance
     from forensic_face.services.analysis import analyze_case
     from forensic_face.store.case import Case
-    from forensic_face.store.gallery import candidate_distance
 
     case = Case.open(args.dir)
     with _resources(args, args.gallery) as r:

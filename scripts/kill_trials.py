@@ -209,7 +209,7 @@ def trials_enroll(material: dict, work: Path, n: int, rng: random.Random) -> tup
     import sqlite3
 
     from forensic_face.engine.inference import FaceEngine
-    from forensic_face.store.gallery import Gallery
+    from forensic_face.store.gallery import open_gallery
 
     version = FaceEngine().info.version
     ref_db = work / "enroll-ref.db"
@@ -220,7 +220,7 @@ def trials_enroll(material: dict, work: Path, n: int, rng: random.Random) -> tup
     duration = time.perf_counter() - t0
     if res.returncode != 0:
         raise SystemExit(f"enroll: the uninterrupted run failed: {res.stderr[-2000:]}")
-    with Gallery(ref_db, mode="read") as g:
+    with open_gallery(ref_db, mode="read") as g:
         reference = g.identity(version)["content_sha256"]
     tally, fails = Counter(), []
     for i in range(1, n + 1):
@@ -243,7 +243,7 @@ def trials_enroll(material: dict, work: Path, n: int, rng: random.Random) -> tup
         if again.returncode != 0:
             fails.append(f"enroll trial {i}: resuming failed: {again.stderr[-500:]}")
             continue
-        with Gallery(db, mode="read") as g:
+        with open_gallery(db, mode="read") as g:
             got = g.identity(version)["content_sha256"]
         if got != reference:
             fails.append(f"enroll trial {i} (killed at {at:.2f} s): resumed content differs from an uninterrupted run")

@@ -12,8 +12,10 @@ import soundfile as sf
 
 from forensic_face.core.errors import AudioError, NoFaceFoundError
 from forensic_face.services.analysis import analyze_case
+from forensic_face.services.enrolment import enroll_folder
 from forensic_face.store.case import Case
-from forensic_face.store.gallery import Gallery
+from forensic_face.store.gallery import open_gallery
+from forensic_face.store.gallery.sqlite import SQLiteGallery
 
 
 @pytest.fixture()
@@ -30,14 +32,14 @@ def evidence(tmp_path: Path, frame_640: np.ndarray) -> dict[str, Path]:
 
 
 @pytest.fixture()
-def gallery(tmp_path: Path, tiny_engine, detector, face_rgb: np.ndarray) -> Gallery:
+def gallery(tmp_path: Path, tiny_engine, detector, face_rgb: np.ndarray) -> SQLiteGallery:
     root = tmp_path / "people"
     for name, shift in (("Eileen_Collins", 0), ("Someone_Else", 60)):
         (root / name).mkdir(parents=True)
         img = np.roll(face_rgb, shift, axis=1)
         cv2.imwrite(str(root / name / "a.jpg"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
-    g = Gallery(tmp_path / "gallery.db", mode="create")
-    g.enroll_folder(root, tiny_engine, detector)
+    g = open_gallery(tmp_path / "gallery.db", mode="create")
+    enroll_folder(g, root, tiny_engine, detector)
     yield g
     g.close()
 

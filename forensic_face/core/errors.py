@@ -77,6 +77,15 @@ class CaseIntegrityError(CaseError):
     covers the problem; ``case verify`` names it."""
 
 
+class GalleryError(ForensicFaceError):
+    """The gallery database cannot be opened or used as asked."""
+
+
+def enrol_command(location: str) -> str:
+    """The command that enrols people into the gallery at ``location``, for messages saying how to fix one."""
+    return f"`forensic-face gallery enroll {location} FOLDER`"
+
+
 def describe_os_error(exc: OSError) -> str:
     """A file-system failure in words a user can act on (a full disk, a read-only folder, a missing file)."""
     where = exc.filename or "a file"

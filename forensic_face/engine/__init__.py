@@ -1,2 +1,3 @@
-"""Inference: the engine that runs the networks (inference.py) and the one probe path from a frame to an
-aligned face, its reconstruction and its embedding (probe.py)."""
+"""Inference: the engine that runs the networks (inference.py), the one probe path from a frame to an
+aligned face, its reconstruction and its embedding (probe.py), and gallery search over any gallery store
+(search.py)."""

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from forensic_face.gui.widgets import FrameView, ImagePanel, MplCanvas, Timeline, to_pixmap
-from forensic_face.store.gallery import candidate_distance, open_set_note, search_verdict
+from forensic_face.reports.wording import candidate_distance, open_set_note, search_verdict
 
 NO_AUDIO = "(no audio)"
 

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 from forensic_face.gui.settings import DEVICES, FPIR_CHOICES, AppSettings
 from forensic_face.gui.widgets import ImagePanel
 from forensic_face.models.calibration import DEFAULT_FPIR
-from forensic_face.store.gallery import candidate_distance
+from forensic_face.reports.wording import candidate_distance
 
 #: What the analyst can do about each kind of failure.
 ADVICE = {

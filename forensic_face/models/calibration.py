@@ -58,9 +58,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-#: The false-lead rate a gallery search is held to by default: the share of searches for someone who is
-#: not enrolled that still end with a confident lead.
-DEFAULT_FPIR = 0.01
+from forensic_face.core.records import DEFAULT_FPIR
 
 
 def sharpness_feature(sharpness: np.ndarray | float) -> np.ndarray:

@@ -1,1 +1,1 @@
-"""Case reports (PDF) and the figures the report and the GUI share."""
+"""Case reports (PDF) and the figures and wording the report and the GUI share."""

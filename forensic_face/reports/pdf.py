@@ -24,9 +24,9 @@ from forensic_face.core.errors import CaseError
 from forensic_face.core.progress import Progress
 from forensic_face.reports import figures
 from forensic_face.reports.content import CAVEAT, AnalysisView, ReportContent, collect
+from forensic_face.reports.wording import candidate_distance, open_set_note, search_verdict
 from forensic_face.store.atomic import atomic_write_bytes
 from forensic_face.store.case import Case
-from forensic_face.store.gallery import candidate_distance, open_set_note, search_verdict
 from forensic_face.store.verify import RESULT_OK
 from forensic_face.vision.degrade import DEGRADED_LEVELS, EVAL_LEVELS
 

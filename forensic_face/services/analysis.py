@@ -20,10 +20,12 @@ import numpy as np
 from forensic_face import __version__
 from forensic_face.core.errors import AudioError, CaseError, ForensicFaceError, NoFaceFoundError
 from forensic_face.core.progress import Progress
+from forensic_face.core.records import SearchOutcome
 from forensic_face.engine.probe import Probe, ProbePath
+from forensic_face.engine.search import search_gallery
 from forensic_face.models.calibration import DEFAULT_FPIR
 from forensic_face.store.case import RESULTS_DIR, Case, EvidenceItem
-from forensic_face.store.gallery import Gallery, SearchResult
+from forensic_face.store.gallery import GalleryStore
 from forensic_face.vision.frames import encode_png
 
 log = logging.getLogger(__name__)
@@ -39,7 +41,7 @@ class AnalysisResult:
     face: dict  # detection (box, landmarks, method), alignment method
     quality: dict  # face size, blur, noise, hints
     audio: dict | None  # evidence, window, pitch, feature parameters; None without audio
-    search: dict | None  # SearchResult.as_dict(), None without a gallery
+    search: dict | None  # SearchOutcome.as_dict(), None without a gallery
     engine: dict  # model version, device, weights hash
     images: dict[str, str] = field(default_factory=dict)  # role -> results/<id>/<role>.png
     audio_effect: dict = field(default_factory=dict)  # how much the audio changed the reconstruction
@@ -47,7 +49,7 @@ class AnalysisResult:
     face_image: np.ndarray | None = None  # aligned degraded face (S, S) uint8
     reconstruction: np.ndarray | None = None  # (S, S) uint8, with audio when there was audio
     reconstruction_no_audio: np.ndarray | None = None
-    search_result: SearchResult | None = None
+    search_result: SearchOutcome | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()
@@ -88,7 +90,7 @@ def load_frame(case: Case, item: EvidenceItem, detector, progress: Progress | No
         "ranked_timestamps_s": [round(float(r.frame.timestamp_s), 3) for r in sel.best]}
 
 
-def analyze_case(case: Case, engine, detector, gallery: Gallery | None = None, *, frame: str | None = None,
+def analyze_case(case: Case, engine, detector, gallery: GalleryStore | None = None, *, frame: str | None = None,
                  audio: str | None = None, use_audio: bool = True, box: tuple[float, float, float, float] | None = None,
                  time_s: float | None = None, audio_time_s: float | None = None, top_k: int = 10,
                  fpir: float = DEFAULT_FPIR, progress: Progress | None = None) -> AnalysisResult:
@@ -172,7 +174,7 @@ def _audio_features(aitem: EvidenceItem, path, frm, frame_kind: str, audio_time_
 
 
 def _result(item: EvidenceItem, frm, selection: dict, probe: Probe, audio_info: dict | None, search: dict | None,
-            search_res: SearchResult | None, engine) -> AnalysisResult:
+            search_res: SearchOutcome | None, engine) -> AnalysisResult:
     """The analysis of one probe, before it is saved (no id, images or time yet)."""
     face = probe.face
     return AnalysisResult(
@@ -186,13 +188,13 @@ def _result(item: EvidenceItem, frm, selection: dict, probe: Probe, audio_info: 
         reconstruction_no_audio=probe.reconstruction_no_audio, search_result=search_res)
 
 
-def _search(gallery: Gallery, engine, probe: Probe, top_k: int, fpir: float) -> tuple[SearchResult, dict]:
+def _search(gallery: GalleryStore, engine, probe: Probe, top_k: int, fpir: float) -> tuple[SearchOutcome, dict]:
     """Search the gallery with the probe's embedding (of its reconstruction); the saved dict names the gallery
-    searched (path, content checksum, people, model version: SearchResult.gallery)."""
+    searched (path, content checksum, people, model version: SearchOutcome.gallery)."""
     if engine.calibration is None:
         raise ForensicFaceError("the models carry no calibration; retrain or re-export them")
-    res = gallery.search(probe.embedding, engine.calibration, engine.info.version, probe.face.detection.width,
-                         top_k, probe_sharpness=probe.face.quality.sharpness, fpir=fpir)
+    res = search_gallery(gallery, probe.embedding, engine.calibration, engine.info.version,
+                         probe.face.detection.width, top_k, probe_sharpness=probe.face.quality.sharpness, fpir=fpir)
     return res, res.as_dict()  # with the identity of the gallery content it searched
 
 

@@ -144,9 +144,9 @@ def bench_models(repeats: int) -> dict[str, float] | None:
 
 def bench_search(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), repeats: int = 7) -> dict:
     """Gallery search time (per-person scores, softmax, top 10) against the number of stored
-    embeddings, with random unit vectors and ~4 images per person; in memory (the index a Gallery holds)."""
+    embeddings, with random unit vectors and ~4 images per person; in memory (the index a gallery snapshot holds)."""
+    from forensic_face.engine.search import EmbeddingIndex
     from forensic_face.models.calibration import MatchCalibration
-    from forensic_face.store.gallery import EmbeddingIndex
 
     cal = MatchCalibration(weights=(-8.0, 10.0, 0.0, 0.0), temperature=0.05, n_pairs=0, n_searches=0)
     rng = np.random.default_rng(0)
@@ -175,7 +175,8 @@ def bench_enrol(n_faces: int = 60) -> dict | None:
     from skimage import data
 
     from forensic_face.engine.inference import FaceEngine
-    from forensic_face.store.gallery import Gallery
+    from forensic_face.services.enrolment import enroll_folder
+    from forensic_face.store.gallery import open_gallery
     from forensic_face.vision.detect import FaceDetector
 
     if not FaceEngine.available():
@@ -190,8 +191,8 @@ def bench_enrol(n_faces: int = 60) -> dict | None:
             d.mkdir(parents=True, exist_ok=True)
             img = np.clip(face.astype(np.int16) + rng.integers(-15, 15, face.shape), 0, 255).astype(np.uint8)
             cv2.imwrite(str(d / f"{i}.jpg"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
-        with Gallery(Path(tmp) / "g.db", mode="create") as g:
-            rep = g.enroll_folder(root, engine, detector)
+        with open_gallery(Path(tmp) / "g.db", mode="create") as g:
+            rep = enroll_folder(g, root, engine, detector)
     return {"faces": rep.enrolled, "seconds": rep.seconds, "faces_per_s": rep.enrolled / rep.seconds}
 
 

@@ -136,7 +136,7 @@ def _analysis_summary(out: Path, analysis: tuple, summary: dict) -> list[str]:
     """The summary's lines on the case, the gallery, the analysis and the report (whose records go into
     ``summary``); writes the report."""
     from forensic_face.reports.pdf import write_report
-    from forensic_face.store.gallery import candidate_distance
+    from forensic_face.reports.wording import candidate_distance
 
     res, case, enrol = analysis
     summary["analysis"] = res.as_dict()
@@ -184,8 +184,9 @@ def _analyse(out: Path, probe_path: Path, audio_path: Path, detector, engine):
     import shutil
 
     from forensic_face.services.analysis import analyze_case
+    from forensic_face.services.enrolment import enroll_folder
     from forensic_face.store.case import Case
-    from forensic_face.store.gallery import Gallery
+    from forensic_face.store.gallery import open_gallery
 
     for old in (out / "case", out / "gallery_people"):
         if old.exists():
@@ -198,8 +199,8 @@ def _analyse(out: Path, probe_path: Path, audio_path: Path, detector, engine):
     case = Case.create(out / "case", "DEMO-001", "Demo Analyst", "Bundled demo: CCTV still and audio")
     case.add_evidence([probe_path, audio_path])
     _gallery_people(out / "gallery_people")
-    with Gallery(out / "gallery.db", mode="create") as gallery:
-        enrol = gallery.enroll_folder(out / "gallery_people", engine, detector)
+    with open_gallery(out / "gallery.db", mode="create") as gallery:
+        enrol = enroll_folder(gallery, out / "gallery_people", engine, detector)
         res = analyze_case(case, engine, detector, gallery, top_k=3, audio_time_s=PROBE_TIMESTAMP_S)
     return res, case, enrol
 

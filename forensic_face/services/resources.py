@@ -70,9 +70,9 @@ class Resources:
             if not self.gallery_path:
                 return None
             if self._gallery is None:
-                from forensic_face.store.gallery import Gallery
+                from forensic_face.store.gallery import open_gallery
 
-                self._gallery = Gallery(self.gallery_path)
+                self._gallery = open_gallery(self.gallery_path)
             return self._gallery
 
     def close(self) -> None:

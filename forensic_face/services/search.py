@@ -18,8 +18,10 @@ import numpy as np
 
 from forensic_face.core.errors import ForensicFaceError, InputError, NoFaceFoundError
 from forensic_face.core.progress import Progress
+from forensic_face.core.records import SearchOutcome
 from forensic_face.engine.probe import ProbeFace, ProbePath
-from forensic_face.store.gallery import Gallery, SearchResult
+from forensic_face.engine.search import search_gallery
+from forensic_face.store.gallery import GalleryStore
 from forensic_face.vision.frames import IMAGE_SUFFIXES, load_image
 
 #: What one probe may fail with; anything else stops the search.
@@ -34,7 +36,7 @@ class ProbeOutcome:
     """One probe's search, or why it could not be searched."""
 
     path: Path
-    result: SearchResult | None = None
+    result: SearchOutcome | None = None
     face: ProbeFace | None = None
     error: str = ""
 
@@ -85,7 +87,7 @@ def probe_face(probe_path: ProbePath, path: Path) -> ProbeFace:
 class BatchSearch:
     """Probes searched against one open gallery with one probe path (the model loaded once)."""
 
-    def __init__(self, probe_path: ProbePath, gallery: Gallery, *, top: int = 10, fpir: float,
+    def __init__(self, probe_path: ProbePath, gallery: GalleryStore, *, top: int = 10, fpir: float,
                  audio: np.ndarray | None = None) -> None:
         engine = probe_path.engine
         if engine.calibration is None:
@@ -100,8 +102,8 @@ class BatchSearch:
             return ProbeOutcome(path, error=_failure(path, exc))
         probe = self.probe_path.complete(face, self.audio, without_audio=False)
         engine = self.probe_path.engine
-        res = self.gallery.search(probe.embedding, engine.calibration, engine.info.version, face.detection.width,
-                                  self.top, probe_sharpness=face.quality.sharpness, fpir=self.fpir)
+        res = search_gallery(self.gallery, probe.embedding, engine.calibration, engine.info.version,
+                             face.detection.width, self.top, probe_sharpness=face.quality.sharpness, fpir=self.fpir)
         return ProbeOutcome(path, res, face)
 
     def run(self, paths: Sequence[Path], progress: Progress | None = None) -> Iterator[ProbeOutcome]:

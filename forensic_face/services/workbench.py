@@ -154,12 +154,13 @@ class Workbench(Resources):
 
     # ------------------------------------------------------------------------------- gallery, report
     def enrol(self, folder: str, progress: Progress | None = None):
-        from forensic_face.store.gallery import Gallery
+        from forensic_face.services.enrolment import enroll_folder
+        from forensic_face.store.gallery import open_gallery
 
         if not self.gallery_path:
             raise ForensicFaceError("choose a gallery database first (Settings ▸ Gallery)")
-        with Gallery(self.gallery_path, mode="create") as gallery:  # enrolment alone creates a gallery
-            return gallery.enroll_folder(folder, self.engine(), self.detector(), progress)
+        with open_gallery(self.gallery_path, mode="create") as gallery:  # enrolment alone creates a gallery
+            return enroll_folder(gallery, folder, self.engine(), self.detector(), progress)
 
     def gallery_info(self) -> dict | None:
         gallery = self.gallery()

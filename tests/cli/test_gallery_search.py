@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 
 from forensic_face.cli import main
-from forensic_face.store.gallery import Gallery
+from forensic_face.services.enrolment import enroll_folder
+from forensic_face.store.gallery import open_gallery
+from forensic_face.store.gallery.sqlite import SQLiteGallery
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +26,8 @@ def gallery_db(tmp_path_factory: pytest.TempPathFactory, tiny_engine, detector, 
         (root / name).mkdir()
         cv2.imwrite(str(root / name / "a.jpg"), cv2.cvtColor(np.roll(face_rgb, shift, axis=1), cv2.COLOR_RGB2BGR))
     db = root / "gallery.db"
-    with Gallery(db, mode="create") as g:
-        g.enroll_folder(root, tiny_engine, detector)
+    with open_gallery(db, mode="create") as g:
+        enroll_folder(g, root, tiny_engine, detector)
     return db
 
 
@@ -81,7 +83,7 @@ def test_a_folder_is_its_image_files_and_the_model_is_loaded_once(
 
     loads: list[int] = []
     opened: list[int] = []
-    engine_init, gallery_init = FaceEngine.__init__, Gallery.__init__
+    engine_init, gallery_init = FaceEngine.__init__, SQLiteGallery.__init__
 
     def count_engine(self, *a, **k):
         loads.append(1)
@@ -92,7 +94,7 @@ def test_a_folder_is_its_image_files_and_the_model_is_loaded_once(
         gallery_init(self, *a, **k)
 
     monkeypatch.setattr(FaceEngine, "__init__", count_engine)
-    monkeypatch.setattr(Gallery, "__init__", count_gallery)
+    monkeypatch.setattr(SQLiteGallery, "__init__", count_gallery)
     assert _search(gallery_db, tiny_models, str(probes["folder"]), str(probes["face.jpg"]), "--json") == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [Path(r["image"]).relative_to(probes["face.jpg"].parent).as_posix() for r in rows] == [

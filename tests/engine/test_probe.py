@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 from forensic_face.engine.probe import NO_MODEL_SIZE, Probe, ProbePath, find_face, probe_size
-from forensic_face.store.gallery import Gallery
+from forensic_face.engine.search import EmbeddingIndex
+from forensic_face.services.enrolment import enroll_folder
+from forensic_face.store.gallery import open_gallery
 from forensic_face.vision.align import AlignSpec
 from forensic_face.vision.frames import load_image, to_grey
 from forensic_face.vision.quality import assess
@@ -25,15 +27,15 @@ def path(tiny_engine, detector) -> ProbePath:
 
 @pytest.fixture()
 def searched(monkeypatch: pytest.MonkeyPatch) -> list[np.ndarray]:
-    """The embeddings every Gallery.search of the test was called with."""
+    """The embeddings every gallery search of the test compared with the gallery's."""
     seen: list[np.ndarray] = []
-    search = Gallery.search
+    scores = EmbeddingIndex.scores
 
     def spy(self, embedding, *args, **kwargs):
         seen.append(np.array(embedding))
-        return search(self, embedding, *args, **kwargs)
+        return scores(self, embedding, *args, **kwargs)
 
-    monkeypatch.setattr(Gallery, "search", spy)
+    monkeypatch.setattr(EmbeddingIndex, "scores", spy)
     return seen
 
 
@@ -43,8 +45,8 @@ def gallery_db(tmp_path: Path, tiny_engine, detector, face_rgb: np.ndarray) -> P
     for name, shift in (("Eileen_Collins", 0), ("Someone_Else", 60)):
         (root / name).mkdir(parents=True)
         cv2.imwrite(str(root / name / "a.jpg"), cv2.cvtColor(np.roll(face_rgb, shift, axis=1), cv2.COLOR_RGB2BGR))
-    with Gallery(tmp_path / "gallery.db", mode="create") as g:
-        g.enroll_folder(root, tiny_engine, detector)
+    with open_gallery(tmp_path / "gallery.db", mode="create") as g:
+        enroll_folder(g, root, tiny_engine, detector)
     return tmp_path / "gallery.db"
 
 
@@ -99,9 +101,9 @@ def test_enrolment_goes_through_the_probe_path(tmp_path: Path, path: ProbePath, 
         (root / name).mkdir(parents=True)
         images.append(root / name / "x.jpg")
         cv2.imwrite(str(images[-1]), cv2.cvtColor(np.roll(face_rgb, shift, axis=1), cv2.COLOR_RGB2BGR))
-    with Gallery(tmp_path / "g.db", mode="create") as g:
-        assert g.enroll_folder(root, tiny_engine, detector).enrolled == 2
-        index = g.index(tiny_engine.info.version)
+    with open_gallery(tmp_path / "g.db", mode="create") as g:
+        assert enroll_folder(g, root, tiny_engine, detector).enrolled == 2
+        index = g.snapshot(tiny_engine.info.version).index
         faces = [path.face(load_image(image).image) for image in images]
         direct = path.embed_faces(faces)  # one batch, as enrolment embeds them (batches change the float sums)
         for image, face, emb in zip(images, faces, direct, strict=True):
@@ -132,7 +134,7 @@ def test_the_case_analysis_goes_through_the_probe_path(tmp_path: Path, path: Pro
     from forensic_face.services.analysis import analyze_case
 
     case, evidence = _analysis_case(tmp_path, frame_640)
-    with Gallery(gallery_db) as g:
+    with open_gallery(gallery_db) as g:
         res = analyze_case(case, tiny_engine, detector, g, top_k=2)
     direct = path.run(load_image(evidence).image)
     assert len(searched) == 1

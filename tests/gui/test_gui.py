@@ -345,10 +345,11 @@ def test_a_forged_verdict_is_flagged_and_verification_is_recorded(qtbot, window:
                                                                   people: Path, tiny_engine, detector,
                                                                   tmp_path: Path) -> None:
     from forensic_face.services.analysis import analyze_case
-    from forensic_face.store.gallery import Gallery
+    from forensic_face.services.enrolment import enroll_folder
+    from forensic_face.store.gallery import open_gallery
 
-    with Gallery(tmp_path / "g.db", mode="create") as gallery:
-        gallery.enroll_folder(people, tiny_engine, detector)
+    with open_gallery(tmp_path / "g.db", mode="create") as gallery:
+        enroll_folder(gallery, people, tiny_engine, detector)
         analyze_case(Case.open(case_dir), tiny_engine, detector, gallery, top_k=2)
     import json
 

@@ -19,8 +19,9 @@ from forensic_face.core.errors import CaseError
 from forensic_face.paths import models_dir
 from forensic_face.reports.pdf import write_report
 from forensic_face.services.analysis import analyze_case
+from forensic_face.services.enrolment import enroll_folder
 from forensic_face.store.case import Case
-from forensic_face.store.gallery import Gallery
+from forensic_face.store.gallery import open_gallery
 
 pytestmark = pytest.mark.skipif(shutil.which("pdftotext") is None,
                                 reason="pdftotext (Debian package poppler-utils) is not installed")
@@ -50,8 +51,8 @@ def analysed_case(tmp_path_factory, frame_640, face_rgb, tiny_engine, detector) 
         cv2.imwrite(str(people / name / "a.jpg"), cv2.cvtColor(np.roll(face_rgb, shift, axis=1), cv2.COLOR_RGB2BGR))
     case = Case.create(tmp / "case", "CR-2026/17", "Łucja Nowak <analyst>", "Shop robbery — camera 3")
     case.add_evidence([tmp / "cam1.jpg", tmp / "cam1.wav"])
-    with Gallery(tmp / "gallery.db", mode="create") as gallery:
-        gallery.enroll_folder(people, tiny_engine, detector)
+    with open_gallery(tmp / "gallery.db", mode="create") as gallery:
+        enroll_folder(gallery, people, tiny_engine, detector)
         analyze_case(case, tiny_engine, detector, gallery, top_k=2)
     analyze_case(case, tiny_engine, detector, use_audio=False)  # a second analysis: no audio, no gallery
     return case

@@ -10,8 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
+from forensic_face.engine.search import search_gallery
 from forensic_face.models.calibration import MatchCalibration
-from forensic_face.store.gallery import Gallery, GalleryError
+from forensic_face.services.enrolment import enroll_folder, reembed
+from forensic_face.store.gallery import GalleryError, open_gallery
 
 CAL = MatchCalibration(weights=(-8.0, 10.0, 0.0, 0.0), temperature=0.05, n_pairs=0, n_searches=0)
 
@@ -21,30 +23,13 @@ def engine(tiny_engine):
     return tiny_engine
 
 
-@pytest.fixture(scope="module")
-def people_folder(tmp_path_factory: pytest.TempPathFactory, face_rgb: np.ndarray) -> Path:
-    root = tmp_path_factory.mktemp("people")
-    rng = np.random.default_rng(1)
-    for p in range(3):
-        d = root / f"Person_{p}"
-        d.mkdir()
-        for i in range(2):
-            img = np.clip(face_rgb.astype(np.int16) + rng.integers(-20, 20, 3) + 15 * p, 0, 255).astype(np.uint8)
-            img = cv2.resize(img, (256, 256), interpolation=cv2.INTER_AREA)
-            cv2.imwrite(str(d / f"img_{i}.jpg"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
-    noise = rng.integers(0, 255, (200, 200, 3), dtype=np.uint8)
-    cv2.imwrite(str(root / "Person_2" / "no_face.png"), noise)
-    (root / "Person_2" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
-    return root
-
-
 def test_enrol_is_resumable_and_lists_faceless_images(tmp_path: Path, engine, detector, people_folder: Path) -> None:
-    with Gallery(tmp_path / "g.db", mode="create") as g:
-        rep = g.enroll_folder(people_folder, engine, detector)
+    with open_gallery(tmp_path / "g.db", mode="create") as g:
+        rep = enroll_folder(g, people_folder, engine, detector)
         assert rep.people == 3 and rep.images_seen == 8 and rep.enrolled == 6
         assert [Path(p).name for p in rep.no_face] == ["no_face.png"]
         assert [Path(p).name for p in rep.unreadable] == ["broken.jpg"]
-        again = g.enroll_folder(people_folder, engine, detector)
+        again = enroll_folder(g, people_folder, engine, detector)
         assert again.enrolled == 0 and again.already_enrolled == 8
         info = g.info()
         assert info["people"] == 3 and info["embeddings_by_model"] == {engine.info.version: 6}
@@ -56,12 +41,12 @@ def test_search_finds_the_enrolled_image_and_says_no_confident_match_otherwise(
     from forensic_face.engine.probe import ProbePath
     from forensic_face.vision.frames import load_image
 
-    with Gallery(tmp_path / "g.db", mode="create") as g:
-        g.enroll_folder(people_folder, engine, detector)
+    with open_gallery(tmp_path / "g.db", mode="create") as g:
+        enroll_folder(g, people_folder, engine, detector)
         frame = load_image(people_folder / "Person_1" / "img_0.jpg")
         path = ProbePath(engine, detector)
         emb = path.embed_faces([path.face(frame.image)])[0]  # the enrolled image's own face, not reconstructed
-        res = g.search(emb, CAL, engine.info.version, probe_face_px=120.0, top_k=2)
+        res = search_gallery(g, emb, CAL, engine.info.version, probe_face_px=120.0, top_k=2)
         assert res.candidates[0].person == "Person_1" and res.candidates[0].similarity == pytest.approx(1, abs=1e-4)
         assert res.candidates[0].image_path.endswith("img_0.jpg")
         assert res.confident and res.verdict == "candidate: Person_1"
@@ -69,7 +54,7 @@ def test_search_finds_the_enrolled_image_and_says_no_confident_match_otherwise(
         assert sum(c.identity_probability for c in res.candidates) <= 1.0 + 1e-6
         stranger = np.zeros(128, np.float32)
         stranger[5] = 1.0
-        other = g.search(stranger, CAL, engine.info.version, probe_face_px=120.0)
+        other = search_gallery(g, stranger, CAL, engine.info.version, probe_face_px=120.0)
         assert not other.confident and other.verdict == "no confident match"
 
 
@@ -78,12 +63,12 @@ def test_vectorised_search_matches_brute_force(tmp_path: Path) -> None:
     vecs = rng.normal(size=(500, 16)).astype(np.float32)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
     owner = rng.integers(0, 40, 500)
-    with Gallery(tmp_path / "g.db", mode="create") as g:
+    with open_gallery(tmp_path / "g.db", mode="create") as g:
         for p in np.unique(owner):
             g.add_embeddings(f"P{p:02d}", vecs[owner == p], "v1")
         q = vecs[17] + 0.3 * rng.normal(size=16).astype(np.float32)
         q /= np.linalg.norm(q)
-        res = g.search(q, CAL, "v1", 64.0, top_k=5)
+        res = search_gallery(g, q, CAL, "v1", 64.0, top_k=5)
         brute = sorted(((float((vecs[owner == p] @ q).max()), f"P{p:02d}") for p in np.unique(owner)), reverse=True)
         assert [c.person for c in res.candidates] == [name for _, name in brute[:5]]
         assert [c.similarity for c in res.candidates] == pytest.approx([s for s, _ in brute[:5]], abs=1e-5)
@@ -92,31 +77,31 @@ def test_vectorised_search_matches_brute_force(tmp_path: Path) -> None:
         want = float(np.linalg.norm(best - q, axis=1).min())
         assert res.candidates[0].as_dict()["distance"] == pytest.approx(want, abs=1e-4)
         with pytest.raises(GalleryError, match="other-model"):  # another model's vectors are not mixed in
-            g.search(q, CAL, "other-model", 64.0)
+            search_gallery(g, q, CAL, "other-model", 64.0)
 
 
 def test_a_sharp_probe_needs_a_closer_match_than_a_blurred_one(tmp_path: Path) -> None:
     cal = MatchCalibration(weights=(0.33, 5.55, -0.63, 1.06), temperature=0.05, n_pairs=0, n_searches=0,
                            quality_range=(2.45, 7.52))
     vecs = np.eye(4, dtype=np.float32)
-    with Gallery(tmp_path / "g.db", mode="create") as g:
+    with open_gallery(tmp_path / "g.db", mode="create") as g:
         for k in range(4):
             g.add_embeddings(f"P{k}", vecs[k:k + 1], "v1")
         q = np.array([0.25, 0.0, 0.0, 0.968], np.float32)  # similarity 0.25 to P0, 0.968 to P3
         q /= np.linalg.norm(q)
-        blurred = g.search(q, cal, "v1", 100.0, probe_sharpness=20.0)
-        sharp = g.search(q, cal, "v1", 100.0, probe_sharpness=1500.0)
+        blurred = search_gallery(g, q, cal, "v1", 100.0, probe_sharpness=20.0)
+        sharp = search_gallery(g, q, cal, "v1", 100.0, probe_sharpness=1500.0)
         assert blurred.threshold_similarity < sharp.threshold_similarity
         p0 = {c.person: c.match_probability for c in blurred.candidates}["P0"]
         assert p0 > {c.person: c.match_probability for c in sharp.candidates}["P0"]
         assert sharp.as_dict()["probe_sharpness"] == 1500.0
         with pytest.raises(ValueError, match="sharpness"):
-            g.search(q, cal, "v1", 100.0)  # a quality-aware calibration will not guess the probe's quality
+            search_gallery(g, q, cal, "v1", 100.0)  # a quality-aware calibration will not guess the probe's quality
 
 
 def test_a_large_gallery_needs_more_than_a_one_to_one_match_for_a_lead(tmp_path: Path) -> None:
     from forensic_face.models.calibration import fit_impostor_tail
-    from forensic_face.store.gallery import search_verdict
+    from forensic_face.reports.wording import search_verdict
 
     rng = np.random.default_rng(7)
     tail = fit_impostor_tail(rng.normal(0.0, 0.2, 200_000))  # strangers' cosines, as measured: sd about 0.2
@@ -124,7 +109,7 @@ def test_a_large_gallery_needs_more_than_a_one_to_one_match_for_a_lead(tmp_path:
                            impostor_tail=tail)  # one-to-one: probability 0.5 at cosine 0.232
     vecs = rng.normal(size=(400, 128)).astype(np.float32)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-    with Gallery(tmp_path / "g.db", mode="create") as g:
+    with open_gallery(tmp_path / "g.db", mode="create") as g:
         for k in range(400):
             g.add_embeddings(f"P{k:03d}", vecs[k:k + 1], "v1")
 
@@ -134,24 +119,24 @@ def test_a_large_gallery_needs_more_than_a_one_to_one_match_for_a_lead(tmp_path:
             q = cos * vecs[0] + np.sqrt(1 - cos**2) * other / np.linalg.norm(other)
             return q / np.linalg.norm(q)
 
-        middling = g.search(probe(0.45), cal, "v1", 100.0)
+        middling = search_gallery(g, probe(0.45), cal, "v1", 100.0)
         assert middling.candidates[0].person == "P000" and middling.candidates[0].match_probability > 0.5
         assert not middling.confident and middling.below_open_set_threshold  # 0.45 is what strangers reach
         assert middling.open_set_threshold == pytest.approx(cal.open_set_threshold(400))
         assert "which the best of 400 people" in search_verdict(middling.as_dict())
-        strong = g.search(probe(0.95), cal, "v1", 100.0)
+        strong = search_gallery(g, probe(0.95), cal, "v1", 100.0)
         assert strong.confident and search_verdict(strong.as_dict()).startswith("Investigative lead: P000")
     # one enrolled person: one comparison, so the threshold is where 1 % of strangers' cosines lie (about 0.47)
     assert cal.open_set_threshold(1) == pytest.approx(np.quantile(rng.normal(0.0, 0.2, 200_000), 0.99), abs=0.01)
-    with Gallery(tmp_path / "small.db", mode="create") as small:
+    with open_gallery(tmp_path / "small.db", mode="create") as small:
         small.add_embeddings("P000", vecs[:1], "v1")
-        assert small.search(probe(0.6), cal, "v1", 100.0).confident
-        assert not small.search(probe(0.4), cal, "v1", 100.0).confident
+        assert search_gallery(small, probe(0.6), cal, "v1", 100.0).confident
+        assert not search_gallery(small, probe(0.4), cal, "v1", 100.0).confident
 
 
 def test_a_probe_that_resembles_everyone_gets_no_lead_but_one_that_stands_out_does(tmp_path: Path) -> None:
     from forensic_face.models.calibration import fit_open_set_table
-    from forensic_face.store.gallery import open_set_note, search_verdict
+    from forensic_face.reports.wording import open_set_note, search_verdict
 
     rng = np.random.default_rng(9)
 
@@ -165,11 +150,11 @@ def test_a_probe_that_resembles_everyone_gets_no_lead_but_one_that_stands_out_do
     table = fit_open_set_table(probes @ vecs.T, np.full(3000, -1))
     cal = MatchCalibration(weights=(-2.27, 9.78, 0.0, 0.0), temperature=0.07, n_pairs=0, n_searches=0,
                            open_set=table)  # one-to-one: probability 0.5 at cosine 0.232
-    with Gallery(tmp_path / "g.db", mode="create") as g:
+    with open_gallery(tmp_path / "g.db", mode="create") as g:
         for k in range(400):
             g.add_embeddings(f"P{k:03d}", vecs[k:k + 1], "v1")
         # a probe that resembles everyone: P000 first at a high cosine, but the next people are close behind
-        vague = g.search(unit(1.2 * common + 0.15 * vecs[0]), cal, "v1", 100.0)
+        vague = search_gallery(g, unit(1.2 * common + 0.15 * vecs[0]), cal, "v1", 100.0)
         best, nxt = vague.candidates[0], vague.candidates[1]
         assert best.person == "P000" and best.similarity > 0.6 and best.match_probability > 0.95
         assert best.similarity - nxt.similarity < 0.01 and not vague.confident
@@ -178,22 +163,23 @@ def test_a_probe_that_resembles_everyone_gets_no_lead_but_one_that_stands_out_do
         assert "stands out too little from the next candidates for a gallery of 400" in search_verdict(stored)
         assert f"this search's is {stored['lead_score']:.3f}" in open_set_note(stored)
         # one that resembles P000 and few others: a lower cosine, yet a lead
-        distinct = g.search(unit(vecs[0] + 1.2 * unit(np.random.default_rng(3).normal(size=128))), cal, "v1", 100.0)
+        distinct = search_gallery(g, unit(vecs[0] + 1.2 * unit(np.random.default_rng(3).normal(size=128))), cal,
+                                  "v1", 100.0)
         assert distinct.candidates[0].similarity < best.similarity
         assert distinct.confident and search_verdict(distinct.as_dict()).startswith("Investigative lead: P000")
         hostile = {**stored, "fpir": "1%", "lead_score": "high", "open_set_threshold": [0.3],
                    "candidates": [{**stored["candidates"][0], "match_probability": "0.99"}]}
         assert search_verdict(hostile).startswith("No confident match") and "nan" in open_set_note(hostile)
         with pytest.raises(GalleryError, match="false-lead rates from 0.5% to 10.0%, not 50.00%"):
-            g.search(vecs[0], cal, "v1", 100.0, fpir=0.5)
-        assert g.search(vecs[0], cal, "v1", 100.0, fpir=0.05).as_dict()["fpir"] == 0.05
+            search_gallery(g, vecs[0], cal, "v1", 100.0, fpir=0.5)
+        assert search_gallery(g, vecs[0], cal, "v1", 100.0, fpir=0.05).as_dict()["fpir"] == 0.05
 
 
 def test_not_a_database_is_refused(tmp_path: Path) -> None:
     bad = tmp_path / "g.db"
     bad.write_text("hello")
     with pytest.raises(GalleryError, match="not an SQLite file"):
-        Gallery(bad)
+        open_gallery(bad)
 
 
 def test_reembed_after_a_model_change(tmp_path: Path, engine, detector, people_folder: Path,
@@ -204,20 +190,21 @@ def test_reembed_after_a_model_change(tmp_path: Path, engine, detector, people_f
     from forensic_face.models.bundle import save_bundle
     from forensic_face.models.nets import AEConfig, FusionAutoencoder, Recogniser, RecogniserConfig
 
-    with Gallery(tmp_path / "g.db", mode="create") as g:
-        g.enroll_folder(people_folder, engine, detector)
+    with open_gallery(tmp_path / "g.db", mode="create") as g:
+        enroll_folder(g, people_folder, engine, detector)
         torch.manual_seed(1)
         folder = tmp_path_factory.mktemp("models2")
         save_bundle(folder, FusionAutoencoder(AEConfig(size=32, width=4)),
                     Recogniser(RecogniserConfig(size=32, width=4)), CAL, {"date": "test2"})
         new = FaceEngine(folder, device="cpu")
         assert new.info.version != engine.info.version
-        assert g.reembed(new, detector) == 6
+        assert reembed(g, new, detector) == 6
         assert g.info()["embeddings_by_model"] == {engine.info.version: 6, new.info.version: 6}
 
 
 def test_distance_of_saved_candidates_with_and_without_it() -> None:
-    from forensic_face.store.gallery import candidate_distance, embedding_distance
+    from forensic_face.core.records import embedding_distance
+    from forensic_face.reports.wording import candidate_distance
 
     assert [embedding_distance(s) for s in (1.0, 0.0, -1.0)] == pytest.approx([0.0, 2 ** 0.5, 2.0])
     assert embedding_distance(1.0000001) == 0.0  # rounding above 1 is not an error
@@ -233,7 +220,7 @@ def _file_state(path: Path) -> tuple[bytes, int]:
 
 
 def _small_gallery(path: Path, people: dict[str, np.ndarray], version: str = "v1") -> None:
-    with Gallery(path, mode="create") as g:
+    with open_gallery(path, mode="create") as g:
         for name, vecs in people.items():
             g.add_embeddings(name, vecs, version)
 
@@ -246,7 +233,7 @@ def _unit_vectors(n: int, seed: int, dim: int = 8) -> np.ndarray:
 def test_a_folder_is_refused_with_a_gallery_error(tmp_path: Path) -> None:
     for mode in ("read", "write", "create"):
         with pytest.raises(GalleryError, match="is a folder, not a gallery database"):
-            Gallery(tmp_path, mode=mode)
+            open_gallery(tmp_path, mode=mode)
 
 
 @pytest.mark.parametrize("journal", ["delete", "wal"])
@@ -263,7 +250,7 @@ def test_another_programs_sqlite_file_is_refused_and_left_unchanged(tmp_path: Pa
     before = _file_state(other)
     for mode in ("read", "write", "create"):
         with pytest.raises(GalleryError, match="not a forensic-face gallery"):
-            Gallery(other, mode=mode)
+            open_gallery(other, mode=mode)
     assert _file_state(other) == before
     db = sqlite3.connect(f"file:{other}?mode=ro", uri=True)
     assert {r[0] for r in db.execute("SELECT name FROM sqlite_master")} == {"notes"}
@@ -281,9 +268,9 @@ def test_an_sqlite_file_with_no_tables_or_of_another_application_is_refused(tmp_
         db.close()
     before = _file_state(blank), _file_state(tagged)
     with pytest.raises(GalleryError, match=r"not a forensic-face gallery \(no embeddings, images, meta, people tables"):
-        Gallery(blank, mode="create")
+        open_gallery(blank, mode="create")
     with pytest.raises(GalleryError, match="of another program"):
-        Gallery(tagged, mode="create")
+        open_gallery(tagged, mode="create")
     assert (_file_state(blank), _file_state(tagged)) == before
 
 
@@ -292,27 +279,27 @@ def test_only_enrolment_creates_a_gallery(tmp_path: Path) -> None:
     for mode in ("read", "write"):
         with pytest.raises(GalleryError, match=r"no gallery database at .*galery\.db; create one with "
                                                r"`forensic-face gallery enroll .*galery\.db FOLDER`"):
-            Gallery(typo, mode=mode)
+            open_gallery(typo, mode=mode)
     with pytest.raises(GalleryError, match="no gallery database"):
-        Gallery(typo)  # the default opens an existing gallery only
+        open_gallery(typo)  # the default opens an existing gallery only
     assert not (tmp_path / "typo").exists()
-    with Gallery(typo, mode="create") as g:  # enrolment creates it with its folder
+    with open_gallery(typo, mode="create") as g:  # enrolment creates it with its folder
         assert g.info()["people"] == 0
         assert g.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert sorted(p.name for p in (tmp_path / "typo").iterdir()) == ["galery.db"]  # built aside, linked in
-    with Gallery(typo) as g:
+    with open_gallery(typo) as g:
         assert g.info()["people"] == 0
     empty = tmp_path / "empty.db"
     empty.touch()
     for mode in ("read", "create"):
         with pytest.raises(GalleryError, match="the file is empty, not a gallery database"):
-            Gallery(empty, mode=mode)
+            open_gallery(empty, mode=mode)
 
 
 def test_a_gallery_made_by_an_earlier_version_still_opens(tmp_path: Path) -> None:
     import sqlite3
 
-    from forensic_face.store.gallery import APPLICATION_ID
+    from forensic_face.store.gallery.sqlite import APPLICATION_ID
 
     path = tmp_path / "old.db"  # the first schema: no thumbs table, no application id
     db = sqlite3.connect(path, isolation_level=None)
@@ -330,11 +317,11 @@ def test_a_gallery_made_by_an_earlier_version_still_opens(tmp_path: Path) -> Non
         INSERT INTO images VALUES (1, 1, 'a.jpg', 'ab', 'ok', '', 90.0, 'hog', '2026-11-26');""")
     db.execute("INSERT INTO embeddings VALUES (1, 'v1', ?)", (_unit_vectors(1, 1)[0].tobytes(),))
     db.close()
-    with Gallery(path) as g:
-        res = g.search(_unit_vectors(1, 1)[0], CAL, "v1", 80.0)
+    with open_gallery(path) as g:
+        res = search_gallery(g, _unit_vectors(1, 1)[0], CAL, "v1", 80.0)
         assert res.candidates[0].person == "A" and g.thumbnail(1) is None
         assert res.gallery["created"] == "2026-11-26"
-    with Gallery(path, mode="create") as g:  # enrolment brings it up to date
+    with open_gallery(path, mode="create") as g:  # enrolment brings it up to date
         assert g.db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
         assert g.thumbnail(1) is None and g.identity("v1") == res.gallery
 
@@ -343,14 +330,14 @@ def test_opening_for_reading_writes_nothing_and_refuses_changes(tmp_path: Path) 
     path = tmp_path / "g.db"
     _small_gallery(path, {"A": _unit_vectors(2, 1), "B": _unit_vectors(1, 2)})
     before = _file_state(path)
-    with Gallery(path) as g:
+    with open_gallery(path) as g:
         assert g.info()["people"] == 2 and g.identity("v1")["embeddings"] == 3
-        assert g.search(_unit_vectors(1, 3)[0], CAL, "v1", 80.0).people_searched == 2
+        assert search_gallery(g, _unit_vectors(1, 3)[0], CAL, "v1", 80.0).people_searched == 2
         assert g.thumbnail(1) is None
         with pytest.raises(GalleryError, match="opened for reading only"):
             g.add_embeddings("C", _unit_vectors(1, 4), "v1")
     assert _file_state(path) == before
-    with Gallery(path, mode="write") as g:  # an existing gallery can be changed without enrolment's create
+    with open_gallery(path, mode="write") as g:  # an existing gallery can be changed without enrolment's create
         g.add_embeddings("C", _unit_vectors(1, 4), "v1")
         assert g.info()["people"] == 3
 
@@ -358,7 +345,7 @@ def test_opening_for_reading_writes_nothing_and_refuses_changes(tmp_path: Path) 
 _READ_ONLY_FOLDER_CHECK = """
 import sys
 from pathlib import Path
-from forensic_face.store.gallery import Gallery, GalleryError
+from forensic_face.store.gallery import GalleryError, open_gallery
 path = Path(sys.argv[1])
 try:
     (path.parent / "probe").touch()
@@ -366,7 +353,7 @@ try:
 except PermissionError:
     pass
 try:
-    with Gallery(path) as g:
+    with open_gallery(path) as g:
         print(g.info()["people"], g.identity("v1")["embeddings"])
 except GalleryError as exc:
     print("GalleryError", exc)
@@ -423,23 +410,23 @@ def test_a_gallery_in_a_read_only_folder_can_be_searched(tmp_path: Path) -> None
 def test_search_tells_an_empty_gallery_from_one_of_another_model(tmp_path: Path, engine, detector,
                                                                  people_folder: Path) -> None:
     empty = tmp_path / "empty.db"
-    Gallery(empty, mode="create").close()
-    with Gallery(empty) as g:
-        res = g.search(_unit_vectors(1, 1)[0], CAL, "v2", 80.0)
+    open_gallery(empty, mode="create").close()
+    with open_gallery(empty) as g:
+        res = search_gallery(g, _unit_vectors(1, 1)[0], CAL, "v2", 80.0)
         assert res.verdict == "empty gallery" and res.as_dict()["gallery"]["people_enrolled"] == 0
     old = tmp_path / "old.db"
     _small_gallery(old, {"A": _unit_vectors(2, 1), "B": _unit_vectors(1, 2)}, version="v1")
-    with Gallery(old) as g:
+    with open_gallery(old) as g:
         with pytest.raises(GalleryError, match=r"2 people were embedded with model version\(s\) v1 \(3 embeddings\), "
                                                r"not with v2.*re-embed.*`forensic-face gallery enroll .*old\.db"):
-            g.search(_unit_vectors(1, 1)[0], CAL, "v2", 80.0)
+            search_gallery(g, _unit_vectors(1, 1)[0], CAL, "v2", 80.0)
     faceless = tmp_path / "faceless"
     (faceless / "Nobody").mkdir(parents=True)
     (faceless / "Nobody" / "noise.png").write_bytes((people_folder / "Person_2" / "no_face.png").read_bytes())
-    with Gallery(tmp_path / "faceless.db", mode="create") as g:
-        g.enroll_folder(faceless, engine, detector)
+    with open_gallery(tmp_path / "faceless.db", mode="create") as g:
+        enroll_folder(g, faceless, engine, detector)
         with pytest.raises(GalleryError, match="1 people but no embeddings"):
-            g.search(_unit_vectors(1, 1)[0], CAL, engine.info.version, 80.0)
+            search_gallery(g, _unit_vectors(1, 1)[0], CAL, engine.info.version, 80.0)
 
 
 # ---------------------------------------------------------------------------------------------- enrolment
@@ -447,7 +434,7 @@ def test_enrolment_records_hostile_images_and_goes_on(tmp_path: Path, engine, de
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil
 
-    from forensic_face.store import gallery as gallery_module
+    from forensic_face.services import enrolment
     from forensic_face.vision import frames
 
     folder = tmp_path / "people"
@@ -456,7 +443,7 @@ def test_enrolment_records_hostile_images_and_goes_on(tmp_path: Path, engine, de
     for name in ("decoder_error.jpg", "out_of_memory.jpg"):  # distinct bytes: distinct images
         (folder / "Person_1" / name).write_bytes(good + name.encode())
     with open(folder / "Person_1" / "huge.png", "wb") as fh:
-        fh.truncate(gallery_module.MAX_IMAGE_BYTES + 1)  # sparse: nothing is written
+        fh.truncate(enrolment.MAX_IMAGE_BYTES + 1)  # sparse: nothing is written
     (folder / "Person_0" / "a_folder.jpg").mkdir()  # reading it raises an OSError (IsADirectoryError)
     real_decode = frames.decode_image_bytes
 
@@ -468,8 +455,8 @@ def test_enrolment_records_hostile_images_and_goes_on(tmp_path: Path, engine, de
         return real_decode(data, source, suffix)
 
     monkeypatch.setattr(frames, "decode_image_bytes", decode)
-    with Gallery(tmp_path / "g.db", mode="create") as g:
-        rep = g.enroll_folder(folder, engine, detector)
+    with open_gallery(tmp_path / "g.db", mode="create") as g:
+        rep = enroll_folder(g, folder, engine, detector)
         assert rep.images_seen == 12 and rep.enrolled == 6
         names = {Path(p).name: rep.reasons[p] for p in rep.unreadable}
         assert set(names) == {"broken.jpg", "decoder_error.jpg", "out_of_memory.jpg", "huge.png", "a_folder.jpg"}
@@ -485,7 +472,8 @@ import sys, time
 from pathlib import Path
 import torch
 from forensic_face.engine.inference import FaceEngine
-from forensic_face.store.gallery import Gallery
+from forensic_face.services.enrolment import enroll_folder
+from forensic_face.store.gallery import open_gallery
 from forensic_face.vision.detect import FaceDetector
 models, db, folder, me, other = sys.argv[1:]
 torch.set_num_threads(1)
@@ -494,8 +482,8 @@ Path(me).touch()
 deadline = time.monotonic() + 120  # start together (if the other process is alive)
 while not Path(other).exists() and time.monotonic() < deadline:
     time.sleep(0.005)
-with Gallery(db, mode="create") as g:
-    print(g.enroll_folder(folder, engine, detector).enrolled)
+with open_gallery(db, mode="create") as g:
+    print(enroll_folder(g, folder, engine, detector).enrolled)
 """
 
 
@@ -519,10 +507,10 @@ def test_two_enrolments_at_once_lose_nothing(tmp_path: Path, engine, detector, t
              for me, other in (flags, flags[::-1])]
     outs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outs]
-    with Gallery(tmp_path / "alone.db", mode="create") as g:
-        g.enroll_folder(folder, engine, detector)
+    with open_gallery(tmp_path / "alone.db", mode="create") as g:
+        enroll_folder(g, folder, engine, detector)
         want = g.identity(engine.info.version)
-    with Gallery(shared) as g:
+    with open_gallery(shared) as g:
         info = g.info()
         got = g.identity(engine.info.version)
     assert info["people"] == 12 and info["images"] == 24 and info["embeddings_by_model"] == {engine.info.version: 24}
@@ -547,12 +535,12 @@ def _expected_sum(path: Path, version: str) -> str:
 def test_identity_names_the_enrolled_content_whatever_the_order(tmp_path: Path) -> None:
     people = {"Ann": _unit_vectors(2, 1), "Ann B": _unit_vectors(1, 2), 'Zoë "Z"\t': _unit_vectors(3, 3)}
     _small_gallery(tmp_path / "a.db", people)
-    with Gallery(tmp_path / "b.db", mode="create") as g:  # other order, other row ids, another model too
+    with open_gallery(tmp_path / "b.db", mode="create") as g:  # other order, other row ids, another model too
         g.add_embeddings("Someone", _unit_vectors(1, 9), "v0")
         for name in reversed(people):
             order = list(reversed(range(len(people[name]))))
             g.add_embeddings(name, people[name][order], "v1", [f"<{name}:{i}>" for i in order])
-    with Gallery(tmp_path / "a.db") as a, Gallery(tmp_path / "b.db") as b:
+    with open_gallery(tmp_path / "a.db") as a, open_gallery(tmp_path / "b.db") as b:
         ia, ib = a.identity("v1"), b.identity("v1")
         assert ia["content_sha256"] == ib["content_sha256"] == _expected_sum(tmp_path / "a.db", "v1")
         assert ia["path"] == str((tmp_path / "a.db").resolve()) and Path(ia["path"]).is_absolute()
@@ -566,12 +554,12 @@ def test_identity_changes_with_what_a_search_compares_and_only_with_that(tmp_pat
     people = {"A": _unit_vectors(2, 1), "B": _unit_vectors(1, 2), "C": _unit_vectors(1, 3)}
     base = tmp_path / "base.db"
     _small_gallery(base, people)
-    with Gallery(base) as g:
+    with open_gallery(base) as g:
         want = g.identity("v1")["content_sha256"]
 
     def checksum(name: str, content: dict[str, np.ndarray], version: str = "v1") -> str:
         _small_gallery(tmp_path / name, content, version)
-        with Gallery(tmp_path / name) as g:
+        with open_gallery(tmp_path / name) as g:
             return g.identity("v1")["content_sha256"]
 
     changed = {**people, "B": people["B"] + np.float32(1e-6)}  # one embedding differs in its last bits
@@ -579,7 +567,7 @@ def test_identity_changes_with_what_a_search_compares_and_only_with_that(tmp_pat
     removed = {k: v for k, v in people.items() if k != "A"}
     sums = [checksum("changed.db", changed), checksum("added.db", added), checksum("removed.db", removed)]
     assert want not in sums and len(set(sums)) == 3
-    with Gallery(base, mode="write") as g:  # another model version's embeddings leave it as it was
+    with open_gallery(base, mode="write") as g:  # another model version's embeddings leave it as it was
         g.add_embeddings("D", _unit_vectors(2, 5), "v2")
         assert g.identity("v1")["content_sha256"] == want
 
@@ -588,17 +576,17 @@ def test_identity_follows_changes_made_while_the_gallery_is_open(tmp_path: Path)
     path = tmp_path / "g.db"
     _small_gallery(path, {"A": _unit_vectors(2, 1)})
     probe = _unit_vectors(1, 7)[0]
-    with Gallery(path) as reader:
-        first = reader.search(probe, CAL, "v1", 80.0)
+    with open_gallery(path) as reader:
+        first = search_gallery(reader, probe, CAL, "v1", 80.0)
         assert first.gallery == reader.identity("v1") and first.gallery["embeddings"] == 2
-        with Gallery(path, mode="write") as writer:  # another connection (another process alike) enrols
+        with open_gallery(path, mode="write") as writer:  # another connection (another process alike) enrols
             writer.add_embeddings("B", _unit_vectors(1, 2), "v1")
             assert writer.identity("v1") != first.gallery  # its own writes
-        second = reader.search(probe, CAL, "v1", 80.0)
+        second = search_gallery(reader, probe, CAL, "v1", 80.0)
         assert second.people_searched == 2 and second.gallery["embeddings"] == 3
         assert second.as_dict()["gallery"] == reader.identity("v1") == _identity_of(path)
 
 
 def _identity_of(path: Path) -> dict:
-    with Gallery(path) as g:
+    with open_gallery(path) as g:
         return g.identity("v1")

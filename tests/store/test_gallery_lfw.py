@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from forensic_face.store.gallery import Gallery
+from forensic_face.engine.search import search_gallery
+from forensic_face.services.enrolment import enroll_folder
+from forensic_face.store.gallery import open_gallery
 
 PEOPLE = ["Colin_Powell", "Donald_Rumsfeld", "Gerhard_Schroeder", "Hugo_Chavez", "Jacques_Chirac",
           "Jean_Chretien", "John_Ashcroft", "Junichiro_Koizumi", "Serena_Williams", "Tony_Blair"]
@@ -38,14 +40,14 @@ def test_enrol_real_faces_and_find_a_degraded_probe(shared_data: Path, shipped_e
         for f in files[:3]:
             (gallery_dir / name / f.name).write_bytes(f.read_bytes())
         probes.append((name, files[3]))
-    with Gallery(tmp_path / "g.db", mode="create") as g:
-        rep = g.enroll_folder(gallery_dir, shipped_engine, detector)
+    with open_gallery(tmp_path / "g.db", mode="create") as g:
+        rep = enroll_folder(g, gallery_dir, shipped_engine, detector)
         assert rep.enrolled >= 28 and rep.people == 10
         hits = 0
         probe_path = ProbePath(shipped_engine, detector)
         for k, (name, path) in enumerate(probes):
             probe = probe_path.run(degrade(load_image(path).image, "mild", seed=k))
-            res = g.search(probe.embedding, shipped_engine.calibration, shipped_engine.info.version, 28.0, top_k=3,
-                           probe_sharpness=probe.face.quality.sharpness)
+            res = search_gallery(g, probe.embedding, shipped_engine.calibration, shipped_engine.info.version, 28.0,
+                                 top_k=3, probe_sharpness=probe.face.quality.sharpness)
             hits += name in [c.person for c in res.candidates]
         assert hits >= 7, f"the right person was in the top 3 for only {hits} of 10 mild probes"

@@ -1,0 +1,34 @@
+"""The gallery: known people, their images and embeddings, in a store that :func:`open_gallery` chooses by
+the location's form (a database file's path: SQLite, :mod:`.sqlite`). Every store implements
+:class:`GalleryStore` (:mod:`.protocol`); a new backend is a module implementing it and a line in
+``_BACKENDS``."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+
+from forensic_face.store.gallery.protocol import GalleryError, GalleryMode, GalleryStore
+from forensic_face.store.gallery.sqlite import SQLiteGallery
+
+__all__ = ["GalleryError", "GalleryMode", "GalleryStore", "open_gallery"]
+
+#: The backend of each location scheme ("scheme://..."); "" for a file path.
+_BACKENDS: dict[str, Callable[..., GalleryStore]] = {
+    "": SQLiteGallery,
+}
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def open_gallery(location: str | os.PathLike, mode: GalleryMode = "read") -> GalleryStore:
+    """The gallery at ``location`` opened in ``mode``: "read" (the default: an existing gallery, read-only),
+    "write" (an existing gallery, to change) or "create" (enrolment: created when missing). GalleryError
+    for a location no backend opens or that is not a gallery; ValueError for another mode."""
+    text = os.fspath(location)
+    found = _SCHEME.match(text)
+    scheme = found.group(1).lower() if found else ""
+    if scheme not in _BACKENDS:
+        raise GalleryError(f"{text}: no gallery is kept at {scheme}:// locations; a gallery is a database file: "
+                           "give its path")
+    return _BACKENDS[scheme](location, mode=mode)

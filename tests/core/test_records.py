@@ -1,0 +1,62 @@
+"""The search records: saved as before, and read back from saved results, old and damaged ones included."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from forensic_face.core.records import DEFAULT_FPIR, Candidate, SearchOutcome
+
+
+def _outcome() -> SearchOutcome:
+    cands = [Candidate("Ann", 0.812345, 0.93456, 0.99123, "/g/ann.jpg", 7),
+             Candidate("Bob", 0.4, 0.05, 0.61, "/g/bob.jpg", 3)]
+    return SearchOutcome(cands, False, 0.23456, 12, 30, "v1", 88.26, 0.0123456, 154.3219, 0.51234, 0.05,
+                         0.40012, {"path": "/g/g.db", "content_sha256": "ab" * 32})
+
+
+def test_a_search_is_saved_as_before() -> None:
+    saved = _outcome().as_dict()
+    assert list(saved) == ["verdict", "confident", "threshold_similarity", "people_searched", "embeddings_searched",
+                           "model_version", "probe_face_px", "probe_sharpness", "open_set_threshold", "fpir",
+                           "lead_score", "seconds", "candidates", "gallery"]
+    assert (saved["verdict"], saved["threshold_similarity"], saved["probe_face_px"], saved["probe_sharpness"],
+            saved["open_set_threshold"], saved["lead_score"], saved["seconds"]) == (
+        "no confident match", 0.2346, 88.3, 154.32, 0.5123, 0.4001, 0.01235)
+    assert saved["candidates"][0] == {"person": "Ann", "similarity": 0.8123, "distance": 0.6126,
+                                      "identity_probability": 0.9346, "match_probability": 0.9912,
+                                      "image_path": "/g/ann.jpg", "image_id": 7}
+    bare = SearchOutcome([], False, float("nan"), 0, 0, "v1", 80.0).as_dict()
+    assert (bare["open_set_threshold"], bare["lead_score"], bare["fpir"], bare["verdict"]) == (
+        None, None, DEFAULT_FPIR, "empty gallery")
+
+
+def test_a_saved_search_reads_back_as_it_was_saved() -> None:
+    saved = _outcome().as_dict()
+    again = SearchOutcome.from_dict(json.loads(json.dumps(saved)))
+    assert json.dumps(again.as_dict()) == json.dumps(saved)
+    assert again.below_open_set_threshold
+    assert again.candidates[1] == Candidate("Bob", 0.4, 0.05, 0.61, "/g/bob.jpg", 3, distance=1.0954)
+
+
+def test_older_and_damaged_saved_searches_are_read() -> None:
+    old = _outcome().as_dict()
+    for key in ("lead_score", "gallery", "fpir"):
+        del old[key]
+    for c in old["candidates"]:
+        del c["distance"]
+    read = SearchOutcome.from_dict(old)
+    assert math.isnan(read.lead_score) and read.gallery is None and read.fpir == DEFAULT_FPIR
+    assert read.as_dict()["candidates"][1]["distance"] == 1.0954  # from the similarity, as it is now saved
+    damaged = {"confident": "yes", "people_searched": "12", "open_set_threshold": [0.3], "lead_score": "high",
+               "probe_sharpness": "sharp", "gallery": "g.db", "seconds": None,
+               "candidates": [{"person": "Ann", "similarity": "0.9", "match_probability": True, "image_id": 2.0},
+                              "not a candidate"]}
+    read = SearchOutcome.from_dict(damaged)
+    assert (read.confident, read.people_searched, read.open_set_threshold, read.gallery, read.seconds) == (
+        False, 0, float("-inf"), None, 0.0)
+    assert math.isnan(read.lead_score) and math.isnan(read.probe_sharpness) and len(read.candidates) == 1
+    cand = read.candidates[0]
+    assert cand.person == "Ann" and math.isnan(cand.similarity) and math.isnan(cand.match_probability)
+    assert cand.image_id == -1 and cand.image_path == "" and read.verdict == "no confident match"
+    assert math.isnan(SearchOutcome.from_dict({"candidates": [{"distance": "far"}]}).candidates[0].distance)

@@ -1,0 +1,217 @@
+"""The gallery storage protocol: a second backend (dicts and lists, no SQLite) runs enrolment, re-embedding
+and search through it with the same results as the SQLite gallery, and open_gallery refuses what no
+backend opens."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from forensic_face.engine.search import EmbeddingIndex, Snapshot, search_gallery
+from forensic_face.models.calibration import MatchCalibration
+from forensic_face.services.enrolment import enroll_folder, reembed
+from forensic_face.store.gallery import GalleryError, GalleryStore, open_gallery
+from forensic_face.store.gallery.protocol import StoredImage, content_sha256
+
+
+class MemoryGallery:
+    """A GalleryStore held in dicts and lists, for one process."""
+
+    def __init__(self, location: str = "memory:test", mode: str = "create") -> None:
+        self.location, self.mode = location, mode
+        self.people: dict[str, int] = {}  # name -> id (1, 2, ...)
+        self.images: list[dict] = []  # image id i is images[i - 1]
+        self.vectors: dict[tuple[int, str], bytes] = {}  # (image id, model version) -> float32 bytes
+        self.thumbs: dict[int, bytes] = {}
+
+    def require_writable(self, what: str) -> None:
+        if self.mode == "read":
+            raise GalleryError(f"{self.location}: opened for reading only; {what} needs it opened for writing")
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> MemoryGallery:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def info(self) -> dict:
+        statuses = [im["status"] for im in self.images]
+        models = [version for _, version in self.vectors]
+        return {"path": self.location, "people": len(self.people), "images": len(self.images),
+                "images_by_status": {s: statuses.count(s) for s in sorted(set(statuses))},
+                "embeddings_by_model": {v: models.count(v) for v in sorted(set(models))}, "size_bytes": 0}
+
+    def no_face_images(self) -> list[str]:
+        return sorted(im["path"] for im in self.images if im["status"] != "ok")
+
+    def identity(self, model_version: str) -> dict:
+        return dict(self.snapshot(model_version).identity)
+
+    def snapshot(self, model_version: str) -> Snapshot:
+        rows = [(iid, vec) for (iid, version), vec in self.vectors.items() if version == model_version]
+        names = list(self.people)  # in id order
+        owners = [self.images[iid - 1]["person_id"] for iid, _ in rows]
+        vectors = np.array([np.frombuffer(v, np.float32) for _, v in rows]).reshape(len(rows), -1) if rows else \
+            np.zeros((0, 128), np.float32)
+        index = EmbeddingIndex(vectors, np.array(owners, np.int64) - 1, names, np.array([i for i, _ in rows], np.int64),
+                               [self.images[iid - 1]["path"] for iid, _ in rows])
+        identity = {"path": self.location, "schema": 1, "created": None, "model_version": model_version,
+                    "people": len(set(owners)), "people_enrolled": len(names), "embeddings": len(rows),
+                    "content_sha256": content_sha256((names[self.images[iid - 1]["person_id"] - 1],
+                                                      self.images[iid - 1]["sha256"], vec) for iid, vec in rows)}
+        versions = sorted({version for _, version in self.vectors})
+        held = [] if rows else [(v, sum(1 for _, w in self.vectors if w == v)) for v in versions]
+        return Snapshot(index, identity, held)
+
+    def person_id(self, name: str) -> int:
+        if name not in self.people:
+            self.require_writable("enrolment")
+            self.people[name] = len(self.people) + 1
+        return self.people[name]
+
+    def find_image(self, person_id: int, sha256: str) -> StoredImage | None:
+        for iid, im in enumerate(self.images, 1):
+            if (im["person_id"], im["sha256"]) == (person_id, sha256):
+                return StoredImage(iid, im["status"], im["message"])
+        return None
+
+    def has_embedding(self, image_id: int, model_version: str) -> bool:
+        return (image_id, model_version) in self.vectors
+
+    def add_image(self, person_id: int, path: str, sha256: str, status: str, message: str,
+                  face_px: float | None, method: str | None) -> int:
+        found = self.find_image(person_id, sha256)
+        if found is not None:
+            return found.id
+        self.images.append({"person_id": person_id, "path": path, "sha256": sha256, "status": status,
+                            "message": message, "face_px": face_px, "method": method})
+        return len(self.images)
+
+    def store_embeddings(self, model_version: str, embeddings: Sequence[tuple[int, np.ndarray, bytes]]) -> None:
+        for iid, vector, png in embeddings:
+            self.vectors[iid, model_version] = vector.astype(np.float32).tobytes()
+            self.thumbs[iid] = png
+
+    def thumbnail(self, image_id: int) -> bytes | None:
+        return self.thumbs.get(int(image_id))
+
+    def add_embeddings(self, person: str, vectors: np.ndarray, model_version: str,
+                       paths: Iterable[str] | None = None) -> None:
+        import hashlib
+
+        self.require_writable("adding embeddings")
+        paths = list(paths) if paths is not None else [f"<{person}:{i}>" for i in range(len(vectors))]
+        pid = self.person_id(person)
+        for p, v in zip(paths, vectors, strict=True):
+            self.images.append({"person_id": pid, "path": p, "sha256": hashlib.sha256(p.encode()).hexdigest(),
+                                "status": "ok", "message": "", "face_px": None, "method": None})
+            self.vectors[len(self.images), model_version] = np.asarray(v, np.float32).tobytes()
+
+    def images_to_reembed(self, model_version: str) -> list[tuple[int, str]]:
+        return [(iid, im["path"]) for iid, im in enumerate(self.images, 1)
+                if im["status"] == "ok" and (iid, model_version) not in self.vectors]
+
+
+def _other_engine(folder: Path):
+    import torch
+
+    from forensic_face.engine.inference import FaceEngine
+    from forensic_face.models.bundle import save_bundle
+    from forensic_face.models.nets import AEConfig, FusionAutoencoder, Recogniser, RecogniserConfig
+
+    torch.manual_seed(2)
+    cal = MatchCalibration(weights=(-8.0, 10.0, 0.0, 0.0), temperature=0.05, n_pairs=0, n_searches=0)
+    save_bundle(folder, FusionAutoencoder(AEConfig(size=32, width=4)), Recogniser(RecogniserConfig(size=32, width=4)),
+                cal, {"date": "test-other"})
+    return FaceEngine(folder, device="cpu")
+
+
+def _searches(store: GalleryStore, engine, probes: np.ndarray) -> list[dict]:
+    """Each probe's search as saved, less its time and the store's location and creation date."""
+    out = []
+    for q in probes:
+        saved = search_gallery(store, q, engine.calibration, engine.info.version, 90.0, top_k=3,
+                               probe_sharpness=200.0).as_dict()
+        gallery = {k: v for k, v in saved.pop("gallery").items() if k not in ("path", "created")}
+        out.append({**{k: v for k, v in saved.items() if k != "seconds"}, "gallery": gallery})
+    return out
+
+
+def _probes(folder: Path, engine, detector) -> np.ndarray:
+    """Embeddings of three enrolled images (as enrolment makes them) and of two strangers."""
+    from forensic_face.engine.probe import ProbePath
+    from forensic_face.vision.frames import load_image
+
+    path = ProbePath(engine, detector)
+    faces = [path.face(load_image(folder / name).image)
+             for name in ("Person_0/img_0.jpg", "Person_1/img_1.jpg", "Person_2/img_0.jpg")]
+    known = path.embed_faces(faces)
+    strangers = np.random.default_rng(4).normal(size=(2, known.shape[1])).astype(np.float32)
+    return np.vstack([known, strangers / np.linalg.norm(strangers, axis=1, keepdims=True)])
+
+
+def _run(store: GalleryStore, folder: Path, engine, other, detector, probes: np.ndarray) -> dict:
+    """Everything enrolment, re-embedding and search give with this store, less what names the store."""
+    first = enroll_folder(store, folder, engine, detector).as_dict()
+    again = enroll_folder(store, folder, engine, detector).as_dict()
+    searches = _searches(store, engine, probes)
+    reembedded = reembed(store, other, detector)
+    info = {k: v for k, v in store.info().items() if k not in ("path", "size_bytes")}
+    found = [c["image_id"] for s in searches for c in s["candidates"]]
+    return {"enrol": [{k: v for k, v in rep.items() if k not in ("seconds", "faces_per_s")} for rep in (first, again)],
+            "searches": searches, "reembedded": reembedded, "info": info,
+            "no_face": store.no_face_images(), "thumbnails": [store.thumbnail(i) for i in found],
+            "other_model": _searches(store, other, probes[3:])}
+
+
+def test_a_second_backend_gives_what_the_sqlite_gallery_gives(tmp_path: Path, tiny_engine, detector,
+                                                              people_folder: Path) -> None:
+    other = _other_engine(tmp_path / "other-models")
+    probes = _probes(people_folder, tiny_engine, detector)
+    memory = MemoryGallery()
+    assert isinstance(memory, GalleryStore)
+    want = _run(memory, people_folder, tiny_engine, other, detector, probes)
+    with open_gallery(tmp_path / "g.db", mode="create") as sqlite:
+        assert isinstance(sqlite, GalleryStore)
+        got = _run(sqlite, people_folder, tiny_engine, other, detector, probes)
+    assert got == want
+    assert want["enrol"][0]["enrolled"] == 6 and want["enrol"][1]["already_enrolled"] == 8
+    assert want["reembedded"] == 6 and want["info"]["embeddings_by_model"] == {tiny_engine.info.version: 6,
+                                                                              other.info.version: 6}
+    assert [s["candidates"][0]["person"] for s in want["searches"][:3]] == ["Person_0", "Person_1", "Person_2"]
+    assert all(s["candidates"][0]["similarity"] == pytest.approx(1.0, abs=1e-4) for s in want["searches"][:3])
+    assert all(t is not None and t.startswith(b"\x89PNG") for t in want["thumbnails"])
+
+
+def test_search_refusals_come_from_the_search_whatever_the_backend(tmp_path: Path) -> None:
+    cal = MatchCalibration(weights=(-8.0, 10.0, 0.0, 0.0), temperature=0.05, n_pairs=0, n_searches=0)
+    store = MemoryGallery("memory:old")
+    store.add_embeddings("A", np.eye(4, dtype=np.float32)[:2], "v1")
+    assert search_gallery(MemoryGallery("memory:empty"), np.eye(4)[0], cal, "v2", 80.0).verdict == "empty gallery"
+    with pytest.raises(GalleryError, match=r"memory:old: the gallery's 1 people were embedded with model "
+                                           r"version\(s\) v1 \(2 embeddings\), not with v2"):
+        search_gallery(store, np.eye(4)[0], cal, "v2", 80.0)
+    store.mode = "read"
+    with pytest.raises(GalleryError, match="opened for reading only; enrolment"):
+        enroll_folder(store, tmp_path, None, None)
+
+
+def test_open_gallery_refuses_what_no_backend_opens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for location in ("postgresql://host/gallery", "memory://people", "HTTPS://example.org/gallery.db"):
+        with pytest.raises(GalleryError, match=r"no gallery is kept at \w+:// locations"):
+            open_gallery(location, mode="create")
+    assert list(tmp_path.iterdir()) == []  # nothing was made for them
+    with pytest.raises(ValueError, match="mode must be"):
+        open_gallery(tmp_path / "g.db", mode="append")
+    with pytest.raises(GalleryError, match="no gallery database at"):
+        open_gallery(tmp_path / "g.db")
+    assert list(tmp_path.iterdir()) == []
+    with open_gallery(tmp_path / "g.db", mode="create") as g:
+        assert g.location == str(tmp_path / "g.db") and g.info()["people"] == 0
