@@ -338,7 +338,6 @@ def _parse_box(text: str | None):
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from forensic_face.core.progress import console_progress
-    from forensic_face.reports.wording import candidate_distance
     from forensic_face.services.analysis import analyze_case
     from forensic_face.store.case import Case
 
@@ -355,12 +354,12 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     print(f"{res.analysis_id}: {res.frame_evidence}{when}, face {res.face['box']} "
           f"({res.face['method']}), {', '.join(res.quality['hints']) or 'no quality warnings'}")
     print(f"audio: {res.audio['evidence'] + ' at ' + str(res.audio['timestamp_s']) + ' s' if res.audio else 'none'}")
-    if res.search:
-        print(res.search["verdict"])
-        for i, c in enumerate(res.search["candidates"], 1):
-            print(f"{i:3d}. {c['person']:32s} identity p {c['identity_probability']:6.3f}  cosine "
-                  f"{c['similarity']:6.3f}  distance {candidate_distance(c):5.3f}  match p "
-                  f"{c['match_probability']:6.3f}")
+    search = res.record.search
+    if search:
+        print(search.verdict)
+        for i, c in enumerate(search.candidates, 1):
+            print(f"{i:3d}. {c.person:32s} identity p {c.identity_probability:6.3f}  cosine "
+                  f"{c.similarity:6.3f}  distance {c.euclidean:5.3f}  match p {c.match_probability:6.3f}")
     print(f"results saved in {case.results_dir} ({res.analysis_id}.json and images)")
     return 0
 

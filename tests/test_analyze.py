@@ -176,3 +176,25 @@ def test_a_mistyped_gallery_or_a_full_disk_fail_before_any_work(tmp_path: Path, 
     assert main(["analyze", str(root), "--models", str(tiny_models)]) == 1
     assert "free some space and try again (nothing was changed)" in capsys.readouterr().err
     assert not list((root / "results").iterdir())
+
+
+def test_the_saved_record_reads_back_as_the_analysis_made_it(tmp_path: Path, evidence, tiny_engine, detector,
+                                                             gallery) -> None:
+    """What the GUI and the report read (the record file, converted once) is what the analysis produced."""
+    from forensic_face.reports.content import find_analysis, load_analysis
+
+    case = Case.create(tmp_path / "case", "C-1", "Analyst")
+    case.add_evidence([evidence["cam1.jpg"], evidence["cam1.wav"]])
+    res = analyze_case(case, tiny_engine, detector, gallery, top_k=2, box=(200, 100, 330, 260))
+    view = load_analysis(case, find_analysis(case, res.analysis_id))
+    rec = view.record
+    assert rec == res.record and rec.analysis_id == res.analysis_id
+    assert rec.frame_evidence == "cam1.jpg" and rec.frame_sha256 == case.evidence[0].sha256
+    assert rec.face.box == tuple(res.face["box"]) and rec.face.method == "manual" and rec.manual_box
+    assert rec.quality.face_px == res.quality["face_px"] and rec.quality.hints == tuple(res.quality["hints"])
+    assert rec.audio is not None and rec.audio.evidence == "cam1.wav" and rec.audio.window_s == 1.0
+    assert rec.engine.weights_sha256 == tiny_engine.info.weights_sha256
+    assert [c.person for c in rec.search.candidates] == [c["person"] for c in res.search["candidates"]]
+    assert rec.search.as_dict()["candidates"] == res.search["candidates"]  # thumbnails included
+    assert rec.search.gallery == gallery.identity(tiny_engine.info.version)
+    assert [t is not None for t in view.thumbnails] == [True, True]

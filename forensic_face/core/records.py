@@ -1,4 +1,12 @@
-"""The records of a gallery search: its candidates and its outcome, as saved in results and reports."""
+"""The typed records of what the tool produced: a gallery search (its candidates and outcome) and a case
+analysis (its face, quality, audio window, search and engine), as saved in results and shown in the GUI and
+the report.
+
+Saved results are untrusted input and come in the layouts of earlier versions: they are read through the
+records' ``from_dict`` once, on load, and nowhere else. A value that is missing or of the wrong type reads
+as NaN (figures), an empty string (text), 0 (counts) or None (optional parts); the readers show that as a
+dash, never crash on it.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +32,11 @@ def as_number(value, default: float = float("nan")) -> float:
     return float(value)
 
 
+def as_text(value) -> str:
+    """A stored text field ("" when missing; anything else as its text)."""
+    return "" if value is None else str(value)
+
+
 def _count(value) -> int:
     """A stored count (0 for anything that is not a whole number)."""
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
@@ -38,13 +51,21 @@ class Candidate:
     image_path: str  # the gallery image that matched best
     image_id: int
     distance: float | None = None  # as a saved result has it; None: from the similarity (embedding_distance)
+    thumbnail: str | None = None  # the gallery face saved with an analysis (results/<id>/candidate-<k>.png)
+
+    @property
+    def euclidean(self) -> float:
+        """The Euclidean distance as saved, else the similarity's (NaN when neither is a number)."""
+        if self.distance is not None:
+            return self.distance
+        return embedding_distance(self.similarity) if math.isfinite(self.similarity) else float("nan")
 
     def as_dict(self) -> dict:
         return {"person": self.person, "similarity": round(self.similarity, 4),
                 "distance": round(embedding_distance(self.similarity), 4) if self.distance is None else self.distance,
                 "identity_probability": round(self.identity_probability, 4),
                 "match_probability": round(self.match_probability, 4), "image_path": self.image_path,
-                "image_id": self.image_id}
+                "image_id": self.image_id, **({"thumbnail": self.thumbnail} if self.thumbnail is not None else {})}
 
     @classmethod
     def from_dict(cls, saved: dict) -> Candidate:
@@ -56,7 +77,8 @@ class Candidate:
                    match_probability=as_number(saved.get("match_probability")),
                    image_path=str(saved.get("image_path", "")),
                    image_id=image_id if isinstance(image_id, int) and not isinstance(image_id, bool) else -1,
-                   distance=None if distance is None else as_number(distance))
+                   distance=None if distance is None else as_number(distance),
+                   thumbnail=None if saved.get("thumbnail") is None else as_text(saved["thumbnail"]))
 
 
 @dataclass
@@ -101,8 +123,9 @@ class SearchOutcome:
     @classmethod
     def from_dict(cls, saved: dict) -> SearchOutcome:
         """A search as :meth:`as_dict` saved it, or as older versions did (no ``lead_score``, ``gallery`` or
-        candidates' ``distance``); a damaged figure reads as NaN (a count as 0, a rate as DEFAULT_FPIR, an
-        open-set threshold as none), a candidate that is not a dict is left out."""
+        candidates' ``distance``); a damaged figure reads as NaN (a count as 0, a rate as DEFAULT_FPIR), a
+        missing open-set threshold as none (-inf) and a missing lead score as NaN (the threshold was then on the
+        best similarity itself), and a candidate that is not a dict is left out."""
         sharpness = saved.get("probe_sharpness")
         return cls(
             candidates=[Candidate.from_dict(c) for c in saved.get("candidates") or [] if isinstance(c, dict)],
@@ -113,6 +136,152 @@ class SearchOutcome:
             model_version=str(saved.get("model_version", "")), probe_face_px=as_number(saved.get("probe_face_px")),
             seconds=as_number(saved.get("seconds"), 0.0),
             probe_sharpness=None if sharpness is None else as_number(sharpness),
-            open_set_threshold=as_number(saved.get("open_set_threshold"), float("-inf")),
+            open_set_threshold=(float("-inf") if saved.get("open_set_threshold") is None
+                                else as_number(saved["open_set_threshold"])),
             fpir=as_number(saved.get("fpir"), DEFAULT_FPIR), lead_score=as_number(saved.get("lead_score")),
             gallery=saved["gallery"] if isinstance(saved.get("gallery"), dict) else None)
+
+
+def _part(saved: dict, key: str) -> dict:
+    """A stored sub-record ({} when missing or not a JSON object)."""
+    value = saved.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _texts(value) -> tuple[str, ...]:
+    return tuple(str(v) for v in value) if isinstance(value, list) else ()
+
+
+def _box(value) -> tuple[float, float, float, float] | None:
+    """A stored face box (x0, y0, x1, y1), None unless four finite numbers."""
+    if not isinstance(value, list) or len(value) != 4:
+        return None
+    box = tuple(as_number(v) for v in value)
+    return box if all(math.isfinite(v) for v in box) else None  # type: ignore[return-value]
+
+
+def _points(value) -> tuple[tuple[float, float], ...]:
+    """Stored landmarks as (x, y) pairs; () unless every one is a pair of finite numbers."""
+    if not isinstance(value, list):
+        return ()
+    pts = tuple((as_number(p[0]), as_number(p[1])) if isinstance(p, list) and len(p) == 2 else (math.nan, math.nan)
+                for p in value)
+    return pts if all(math.isfinite(c) for p in pts for c in p) else ()
+
+
+@dataclass(frozen=True)
+class FaceRecord:
+    """Where the face of an analysis was and how it was taken."""
+
+    box: tuple[float, float, float, float] | None  # in frame pixels
+    landmarks: tuple[tuple[float, float], ...]  # () when there are none
+    method: str  # the detector step that found it, "manual" for a box drawn by the analyst
+    alignment: str  # "eyes" or "box"
+    selection: str  # "still", "given time", "sharpest frames with a face"
+
+    @classmethod
+    def from_dict(cls, saved: dict) -> FaceRecord:
+        return cls(_box(saved.get("box")), _points(saved.get("landmarks")), as_text(saved.get("method")),
+                   as_text(saved.get("alignment")), as_text(saved.get("selection")))
+
+
+@dataclass(frozen=True)
+class QualityRecord:
+    """The no-reference quality of an analysed face (vision.quality.QualityReport as saved) and its warnings."""
+
+    face_px: float
+    sharpness: float
+    noise_sigma: float
+    mean_level: float
+    contrast: float
+    hints: tuple[str, ...]
+
+    @classmethod
+    def from_dict(cls, saved: dict) -> QualityRecord:
+        n = as_number
+        return cls(n(saved.get("face_px")), n(saved.get("sharpness")), n(saved.get("noise_sigma")),
+                   n(saved.get("mean_level")), n(saved.get("contrast")), _texts(saved.get("hints")))
+
+
+@dataclass(frozen=True)
+class AudioRecord:
+    """The audio window an analysis used."""
+
+    evidence: str
+    sha256: str
+    timestamp_s: float  # the window's centre in the recording
+    window_s: float
+    pitch_hz: float  # median pitch in the window
+    voiced_fraction: float
+    peak_dbfs: float
+    rms_dbfs: float
+    warnings: tuple[str, ...]
+
+    @classmethod
+    def from_dict(cls, saved: dict) -> AudioRecord:
+        q = _part(saved, "quality")
+        return cls(as_text(saved.get("evidence")), as_text(saved.get("sha256")), as_number(saved.get("timestamp_s")),
+                   as_number(saved.get("window_s")), as_number(saved.get("pitch_hz")),
+                   as_number(saved.get("voiced_fraction")), as_number(q.get("peak_dbfs")),
+                   as_number(q.get("rms_dbfs")), _texts(q.get("warnings")))
+
+
+@dataclass(frozen=True)
+class EngineRecord:
+    """The models that made an analysis."""
+
+    model_version: str
+    device: str
+    torch: str
+    weights_sha256: str
+    calibration_sha256: str  # "" for analyses saved before the calibration had its own digest
+
+    @classmethod
+    def from_dict(cls, saved: dict) -> EngineRecord:
+        return cls(*(as_text(saved.get(k)) for k in ("model_version", "device", "torch", "weights_sha256",
+                                                     "calibration_sha256")))
+
+
+@dataclass(frozen=True)
+class AnalysisRecord:
+    """One analysis of a case as its record file saved it."""
+
+    analysis_id: str
+    frame_evidence: str
+    frame_sha256: str
+    timestamp_s: float | None  # of the frame in its clip; None for a still
+    face: FaceRecord
+    quality: QualityRecord
+    audio: AudioRecord | None  # None: no audio used
+    search: SearchOutcome | None  # None: no gallery searched
+    engine: EngineRecord
+    images: dict[str, str]  # role (input_face, reconstruction, ...) -> the saved path, as recorded
+    audio_effect: dict[str, float]  # mean_abs_difference, max_abs_difference (grey levels); {} without audio
+    parameters: dict  # the analysis's parameters as saved (shown as they are)
+    seconds: float
+    software: str
+
+    @property
+    def manual_box(self) -> bool:
+        """Whether the analyst drew the face box."""
+        return bool(self.parameters.get("manual_box"))
+
+    @classmethod
+    def from_dict(cls, saved) -> AnalysisRecord:
+        """A saved analysis record (ValueError when it is not a JSON object)."""
+        if not isinstance(saved, dict):
+            raise ValueError("not a JSON object")
+        ts, frame = saved.get("timestamp_s"), _part(_part(saved, "inputs"), "frame")
+        effect = _part(saved, "audio_effect")
+        return cls(
+            analysis_id=as_text(saved.get("analysis_id")), frame_evidence=as_text(saved.get("frame_evidence")),
+            frame_sha256=as_text(frame.get("sha256")), timestamp_s=None if ts is None else as_number(ts),
+            face=FaceRecord.from_dict(_part(saved, "face")), quality=QualityRecord.from_dict(_part(saved, "quality")),
+            audio=AudioRecord.from_dict(saved["audio"]) if isinstance(saved.get("audio"), dict) else None,
+            search=SearchOutcome.from_dict(saved["search"]) if isinstance(saved.get("search"), dict) else None,
+            engine=EngineRecord.from_dict(_part(saved, "engine")),
+            images={str(k): as_text(v) for k, v in _part(saved, "images").items() if v is not None},
+            audio_effect={k: as_number(v) for k, v in effect.items() if k in ("mean_abs_difference",
+                                                                               "max_abs_difference")},
+            parameters=_part(saved, "parameters"), seconds=as_number(saved.get("seconds")),
+            software=as_text(saved.get("software")))

@@ -87,7 +87,7 @@ class AnalysisActions(WindowActions):
         def done(result) -> None:
             state, aid = result
             w.case_actions.show_case(state)
-            w.show_tab(3 if state.latest and state.latest.data.get("search") else 1)
+            w.show_tab(3 if state.latest and state.latest.record.search else 1)
             w.statusBar().showMessage(f"{aid} saved in the case and logged", 8000)
 
         w.run_task("Analysing", lambda p: w.wb.analyze(case, frame, audio, use_audio, box, time_s, p), done,
@@ -109,21 +109,21 @@ class AnalysisActions(WindowActions):
         w = self.w
         cv = w.case_view
         cv.show_analysis(view)
-        ev = view.data.get("frame_evidence")
+        ev = view.record.frame_evidence
         if w.state is not None and any(e.name == ev and e.kind == "video" for e in w.state.case.evidence):
             self._show_clip_at(view, ev)
-        audio = view.data.get("audio") if isinstance(view.data.get("audio"), dict) else None
-        if view.audio is None:
+        audio = view.record.audio
+        if view.audio is None or audio is None:
             cv.draw_audio(None, None, 1.0, None, view.audio_problem or "No audio in this analysis.")
             return
-        t, win = audio.get("timestamp_s"), audio.get("window_s") or 1.0
-        note = (f"{audio.get('evidence')}: window {win:g} s at {t:.2f} s · pitch {audio.get('pitch_hz')} Hz · "
-                f"voiced {100 * (audio.get('voiced_fraction') or 0):.0f} %"
+        t, win = audio.timestamp_s, audio.window_s if audio.window_s > 0 else 1.0
+        note = (f"{audio.evidence}: window {win:g} s at {t:.2f} s · pitch {audio.pitch_hz:g} Hz · "
+                f"voiced {100 * audio.voiced_fraction:.0f} %"
                 + (" · warnings: " + "; ".join(view.audio.warnings) if view.audio.warnings else ""))
         cv.draw_audio(view.audio, t, win, None, note)
         case = w.state.case if w.state else None
         if case is not None:
-            self._preview_task("lbrp", lambda p: w.wb.audio_panel(case, audio["evidence"], float(t), False),
+            self._preview_task("lbrp", lambda p: w.wb.audio_panel(case, audio.evidence, t, False),
                                lambda res: cv.view is view and cv.draw_audio(view.audio, t, win, res[2], note),
                                "Could not compute the LBRP features")
 
@@ -131,13 +131,13 @@ class AnalysisActions(WindowActions):
         """An analysis of a clip: its timeline, positioned at the analysed frame, with the analysis' box."""
         w = self.w
         cv = w.case_view
-        case, face = w.state.case, view.data.get("face") or {}
-        t = view.data.get("timestamp_s")
+        case, face = w.state.case, view.record.face
+        t = view.record.timestamp_s
 
         def show(data) -> None:
             if cv.view is view:
                 cv.show_frame(data)
-                cv.show_detection(face)
+                cv.show_detection(face.box, face.landmarks, face.method)
 
         self._preview_task("frame", lambda p: w.wb.load_frame(case, evidence, None, detect=False, rank=True,
                                                                progress=p, time_s=t), show,
@@ -148,7 +148,7 @@ class AnalysisActions(WindowActions):
         view = self.w.case_view.view
         if view is None:
             return
-        cands = (view.data.get("search") or {}).get("candidates") or []
+        cands = view.record.search.candidates if view.record.search is not None else []
         if 0 <= row < len(cands):
             thumb = view.thumbnails[row] if row < len(view.thumbnails) else None
             recon = self.w.case_view.shown_reconstruction()

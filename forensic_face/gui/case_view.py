@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from forensic_face.gui.widgets import FrameView, ImagePanel, MplCanvas, Timeline, to_pixmap
-from forensic_face.reports.wording import candidate_distance, open_set_note, search_verdict
+from forensic_face.reports.wording import open_set_note, search_verdict
 
 NO_AUDIO = "(no audio)"
 
@@ -281,7 +281,7 @@ class CaseView(QWidget):
         self.frame_view.set_manual_box(box)
         det = data.detection
         if det is not None:
-            self.frame_view.set_detection(det["box"], det.get("landmarks"), det.get("method", ""))
+            self.show_detection(det["box"], det.get("landmarks"), det.get("method", ""))
         if data.frames > 1:
             if not same:
                 self.timeline.set_clip(data.frames, data.fps)
@@ -301,9 +301,9 @@ class CaseView(QWidget):
                  else data.detection_note)
         self.frame_note.setText(f"{data.evidence}: {w}×{h}{when}. {found}")
 
-    def show_detection(self, face: dict) -> None:
-        """A face record's box, landmarks and method over the frame."""
-        self.frame_view.set_detection(face.get("box"), face.get("landmarks"), face.get("method", ""))
+    def show_detection(self, box, landmarks=None, method: str = "") -> None:
+        """A face's box, landmarks and the method that found it, over the frame."""
+        self.frame_view.set_detection(box, landmarks, method)
 
     def time_s(self) -> float | None:
         return self.timeline.seconds() if self.timeline.slider.isEnabled() else None
@@ -326,26 +326,25 @@ class CaseView(QWidget):
     def show_analysis(self, view) -> None:
         """A reports.content.AnalysisView: compare panels, candidates, audio and the frame with its box."""
         self.view = view
-        d = view.data
-        q = d.get("quality") or {}
-        hints = q.get("hints") or []
-        self.input_panel.set_image(view.images.get("input_face"), f"{d.get('frame_evidence', '')}")
-        has_audio = view.images.get("reconstruction_no_audio") is not None and d.get("audio") is not None
+        r = view.record
+        q = r.quality
+        self.input_panel.set_image(view.images.get("input_face"), r.frame_evidence)
+        has_audio = view.images.get("reconstruction_no_audio") is not None and r.audio is not None
         self.with_audio.setEnabled(has_audio)
         self.with_audio.setChecked(has_audio)
         self._show_reconstruction()
         self.diff_panel.set_image(view.images.get("difference"))
         self.quality.setText(
-            f"Face {q.get('face_px', float('nan')):.0f} px wide · sharpness {q.get('sharpness', float('nan')):.1f} · "
-            f"noise σ {q.get('noise_sigma', float('nan')):.2f} · mean level {q.get('mean_level', float('nan')):.0f}"
-            + (" · <b>" + html.escape("; ".join(map(str, hints))) + "</b>" if hints else " · no quality warnings"))
+            f"Face {q.face_px:.0f} px wide · sharpness {q.sharpness:.1f} · "
+            f"noise σ {q.noise_sigma:.2f} · mean level {q.mean_level:.0f}"
+            + (" · <b>" + html.escape("; ".join(q.hints)) + "</b>" if q.hints else " · no quality warnings"))
         self._show_search(view)
         if view.frame is not None:
-            face = d.get("face") or {}
+            face = r.face
             self.frame_view.set_frame(view.frame)
-            self.show_detection(face)
-            self.frame_note.setText(f"{view.analysis_id}: {d.get('frame_evidence')} — face box "
-                                    f"{'drawn by the analyst' if face.get('method') == 'manual' else 'detected'}")
+            self.show_detection(face.box, face.landmarks, face.method)
+            self.frame_note.setText(f"{view.analysis_id}: {r.frame_evidence} — face box "
+                                    f"{'drawn by the analyst' if face.method == 'manual' else 'detected'}")
             self._frame_key = None
 
     def _show_reconstruction(self) -> None:
@@ -359,13 +358,13 @@ class CaseView(QWidget):
                                    else "without audio")
 
     def _show_search(self, view) -> None:
-        search = view.data.get("search")
+        search = view.record.search
         self.table.setRowCount(0)
-        if not isinstance(search, dict):
+        if search is None:
             self.verdict.setText("No gallery was searched (choose one in Settings, then run the analysis).")
             self.search_info.setText("")
             return
-        cands = search.get("candidates") or []
+        cands = search.candidates
         if not view.trustworthy:  # a record changed after it was written: never headline what it now says
             self.verdict.setText("ALTERED: files of this analysis were changed after they were written (case "
                                  "verification names them). Do not rely on anything shown for it.\n"
@@ -374,27 +373,26 @@ class CaseView(QWidget):
         else:
             self.verdict.setText(search_verdict(search))
         if cands and view.trustworthy:
-            colour = "#fff3cd" if search.get("confident") else "#e3f2fd"
+            colour = "#fff3cd" if search.confident else "#e3f2fd"
             self.verdict.setStyleSheet(f"font-size: 15px; font-weight: bold; padding: 6px; background: {colour};")
         self.search_info.setText(
-            f"{search.get('people_searched')} people ({search.get('embeddings_searched')} images) compared with "
-            f"model {search.get('model_version')}; match probability 0.5 at cosine "
-            f"{search.get('threshold_similarity', float('nan')):.3f}. {open_set_note(search)} "
+            f"{search.people_searched} people ({search.embeddings_searched} images) compared with "
+            f"model {search.model_version}; match probability 0.5 at cosine "
+            f"{search.threshold_similarity:.3f}. {open_set_note(search)} "
             "Identity probability assumes the person is in the gallery.")
         self.table.setRowCount(len(cands))
         for r, c in enumerate(cands):
-            name = QTableWidgetItem(str(c.get("person")))
+            name = QTableWidgetItem(c.person)
             thumb = view.thumbnails[r] if r < len(view.thumbnails) else None
             if thumb is not None:
                 name.setIcon(QIcon(to_pixmap(thumb)))
             self.table.setItem(r, 0, name)
-            values = (c.get("identity_probability", float("nan")), c.get("similarity", float("nan")),
-                      candidate_distance(c), c.get("match_probability", float("nan")))
+            values = (c.identity_probability, c.similarity, c.euclidean, c.match_probability)
             for col, value in enumerate(values, 1):
                 item = QTableWidgetItem(f"{value:.3f}")
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(r, col, item)
-            self.table.setItem(r, 5, QTableWidgetItem(str(c.get("image_path", ""))))
+            self.table.setItem(r, 5, QTableWidgetItem(c.image_path))
 
     def draw_audio(self, audio_view, t: float | None, window_s: float, lbrp: np.ndarray | None, note: str) -> None:
         from forensic_face.reports import figures

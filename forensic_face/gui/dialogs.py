@@ -24,10 +24,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from forensic_face.core.records import Candidate
 from forensic_face.gui.settings import DEVICES, FPIR_CHOICES, AppSettings
 from forensic_face.gui.widgets import ImagePanel
 from forensic_face.models.calibration import DEFAULT_FPIR
-from forensic_face.reports.wording import candidate_distance
 
 #: What the analyst can do about each kind of failure.
 ADVICE = {
@@ -164,11 +164,11 @@ class CompareDialog(QDialog):
     """Probe beside a candidate's gallery face, the same size, with the scores."""
 
     def __init__(self, parent: QWidget | None, probe: np.ndarray | None, reconstruction: np.ndarray | None,
-                 candidate: dict, thumb: np.ndarray | None) -> None:
+                 candidate: Candidate, thumb: np.ndarray | None) -> None:
         super().__init__(parent)
-        self.setWindowTitle(f"Compare with {candidate.get('person', '?')}")
+        self.setWindowTitle(f"Compare with {candidate.person}")
         panels = [ImagePanel("degraded input"), ImagePanel("reconstruction (model output)"),
-                  ImagePanel(f"gallery: {candidate.get('person', '?')}")]
+                  ImagePanel(f"gallery: {candidate.person}")]
         size = max((a.shape[0] for a in (probe, reconstruction, thumb) if a is not None), default=64)
         for panel, img in zip(panels, (probe, reconstruction, thumb), strict=True):
             if img is not None and img.shape[0] != size:
@@ -183,10 +183,10 @@ class CompareDialog(QDialog):
         zoom.setRange(1, 8)
         zoom.setValue(4)
         zoom.valueChanged.connect(lambda z: [p.set_zoom(z) for p in panels])
-        info = QLabel(f"identity probability {candidate.get('identity_probability', float('nan')):.3f} · cosine "
-                      f"similarity {candidate.get('similarity', float('nan')):.3f} · Euclidean distance "
-                      f"{candidate_distance(candidate):.3f} · match probability "
-                      f"{candidate.get('match_probability', float('nan')):.3f}<br><i>An investigative lead, not an "
+        info = QLabel(f"identity probability {candidate.identity_probability:.3f} · cosine "
+                      f"similarity {candidate.similarity:.3f} · Euclidean distance "
+                      f"{candidate.euclidean:.3f} · match probability "
+                      f"{candidate.match_probability:.3f}<br><i>An investigative lead, not an "
                       f"identification. The reconstruction is not evidence.</i>")
         lay = QVBoxLayout(self)
         lay.addLayout(row, 1)

@@ -19,6 +19,7 @@ import numpy as np
 
 from forensic_face.core.hashing import sha256_file
 from forensic_face.core.progress import Progress
+from forensic_face.core.records import AnalysisRecord, AudioRecord
 from forensic_face.store.case import AnalysisRef, Case, VerifyReport
 from forensic_face.store.lock import case_lock
 from forensic_face.store.verify import RESULT_OK
@@ -44,7 +45,7 @@ class ResultCheck:
 @dataclass
 class AnalysisView:
     analysis_id: str
-    data: dict[str, Any]
+    record: AnalysisRecord  # the saved record, read once (older layouts converted)
     images: dict[str, np.ndarray | None] = field(default_factory=dict)  # role -> grey/RGB uint8
     thumbnails: list[np.ndarray | None] = field(default_factory=list)  # per candidate
     frame: np.ndarray | None = None  # the evidence frame (RGB)
@@ -111,36 +112,32 @@ def result_checks(verification: VerifyReport) -> list[ResultCheck]:
     return [ResultCheck(rel, status) for rel, status in sorted(verification.result_status.items())]
 
 
-def _load_frame(case: Case, data: dict) -> tuple[np.ndarray | None, str]:
+def _load_frame(case: Case, record: AnalysisRecord) -> tuple[np.ndarray | None, str]:
     from forensic_face.core.errors import ForensicFaceError
     from forensic_face.vision.frames import load_image, read_video_frame, video_info
 
-    name = data.get("frame_evidence")
+    name = record.frame_evidence
     item = next((e for e in case.evidence if e.name == name), None)
     if item is None:
         return None, f"frame evidence {name!r} is not in the case"
     try:
         path = case.evidence_path(item.name)
         if item.kind == "video":
-            ts = float(data.get("timestamp_s") or 0.0)
+            ts = record.timestamp_s or 0.0
             return read_video_frame(path, int(round(ts * video_info(path).fps))).image, ""
         return load_image(path).image, ""
     except (ForensicFaceError, OSError, ValueError, TypeError) as exc:
         return None, f"frame evidence {name!r} could not be read: {exc}"
 
 
-def _load_audio(case: Case, audio: dict):
+def _load_audio(case: Case, audio: AudioRecord):
     """(AudioView, LBRP vector at the analysis window or None, problem) from one decode of the clip."""
     from forensic_face.core.errors import ForensicFaceError
     from forensic_face.reports.figures import audio_panel_data
 
-    name = audio.get("evidence")
+    name, t = audio.evidence, audio.timestamp_s
     if not any(e.name == name for e in case.evidence):
         return None, None, f"audio evidence {name!r} is not in the case"
-    try:
-        t = float(audio.get("timestamp_s"))
-    except (TypeError, ValueError):
-        t = float("nan")
     known = bool(np.isfinite(t))  # without the window's time the LBRP figure is left out
     try:
         view, _, lbrp = audio_panel_data(case.evidence_path(name), t if known else None, with_lbrp=known)
@@ -175,10 +172,8 @@ def load_analysis(case: Case, ref: AnalysisRef, verification: VerifyReport | Non
     the files of the analysis that failed it are named (``AnalysisView.altered``)."""
     if ref.record is None:
         raise ValueError(f"{ref.analysis_id}: the audit log names no record file inside results/")
-    data = json.loads(_read_capped(ref.record, MAX_RESULT_JSON))
-    if not isinstance(data, dict):
-        raise ValueError("not a JSON object")
-    view = AnalysisView(analysis_id=ref.analysis_id, data=data)
+    record = AnalysisRecord.from_dict(json.loads(_read_capped(ref.record, MAX_RESULT_JSON)))
+    view = AnalysisView(analysis_id=ref.analysis_id, record=record)
     if verification is not None:
         own = {ref.record.relative_to(case.root).as_posix(), *ref.files}
         view.altered = [f"{rel}: {status}" for rel, status in sorted(verification.result_status.items())
@@ -186,20 +181,17 @@ def load_analysis(case: Case, ref: AnalysisRef, verification: VerifyReport | Non
         if view.altered:
             view.problems.insert(0, "files of this analysis were changed after they were written ("
                                  + "; ".join(view.altered) + "): its figures cannot be relied on")
-    images = data.get("images") if isinstance(data.get("images"), dict) else {}
     for role in ("input_face", "reconstruction", "reconstruction_no_audio", "difference"):
-        img = _result_image(case, images.get(role), view) if images.get(role) is not None else None
+        img = _result_image(case, record.images[role], view) if role in record.images else None
         view.images[role] = img
         if img is None and role in ("input_face", "reconstruction"):
             view.problems.append(f"the {role.replace('_', ' ')} image is missing or unreadable")
-    search = data.get("search") if isinstance(data.get("search"), dict) else None
-    cands = search.get("candidates") if search and isinstance(search.get("candidates"), list) else []
-    for cand in cands:
-        rel = cand.get("thumbnail") if isinstance(cand, dict) else None
+    for cand in record.search.candidates if record.search is not None else []:
+        rel = cand.thumbnail
         view.thumbnails.append(_result_image(case, rel, view) if rel is not None else None)
-    view.frame, view.frame_problem = _load_frame(case, data)
-    if isinstance(data.get("audio"), dict):
-        view.audio, view.lbrp, view.audio_problem = _load_audio(case, data["audio"])
+    view.frame, view.frame_problem = _load_frame(case, record)
+    if record.audio is not None:
+        view.audio, view.lbrp, view.audio_problem = _load_audio(case, record.audio)
     return view
 
 

@@ -22,9 +22,10 @@ import numpy as np
 
 from forensic_face.core.errors import CaseError
 from forensic_face.core.progress import Progress
+from forensic_face.core.records import AudioRecord
 from forensic_face.reports import figures
 from forensic_face.reports.content import CAVEAT, AnalysisView, ReportContent, collect
-from forensic_face.reports.wording import candidate_distance, open_set_note, search_verdict
+from forensic_face.reports.wording import open_set_note, search_verdict
 from forensic_face.store.atomic import atomic_write_bytes
 from forensic_face.store.case import Case
 from forensic_face.store.verify import RESULT_OK
@@ -226,8 +227,7 @@ def _title_section(c: ReportContent, st) -> list:
     from reportlab.lib.units import mm
     from reportlab.platypus import Paragraph
 
-    versions = sorted({str(a.data.get("engine", {}).get("model_version", "?")) for a in c.analyses
-                       if isinstance(a.data.get("engine"), dict)})
+    versions = sorted({a.record.engine.model_version or "?" for a in c.analyses})
     v = c.verification
     head = v.head or {}
     rows = [["Case", _clip(c.case_id, 120)], ["Title", _clip(c.title) or "—"], ["Analyst", _clip(c.analyst, 120)],
@@ -248,12 +248,10 @@ def _title_section(c: ReportContent, st) -> list:
         out.append(_p("Summary of analyses", st["h2"]))
         srows = [["Analysis", "Frame", "Face (px)", "Audio", "Result"]]
         for a in c.analyses:
-            d = a.data
-            search = d.get("search") if isinstance(d.get("search"), dict) else None
-            srows.append([a.analysis_id + ("" if a.trustworthy else " (ALTERED)"), str(d.get("frame_evidence", "?")),
-                          _num((d.get("quality") or {}).get("face_px"), "{:.0f}"),
-                          "used" if d.get("audio") else "none",
-                          str(search.get("verdict")) if search else "no gallery search"])
+            r = a.record
+            srows.append([a.analysis_id + ("" if a.trustworthy else " (ALTERED)"), r.frame_evidence or "?",
+                          _num(r.quality.face_px, "{:.0f}"), "used" if r.audio else "none",
+                          r.search.verdict if r.search else "no gallery search"])
         out.append(_table([[_p(x, st["cell"]) for x in r] for r in srows],
                           [24 * mm, 42 * mm, 16 * mm, 14 * mm, 78 * mm]))
     return out
@@ -302,19 +300,14 @@ def _evidence_section(c: ReportContent, st) -> list:
 def _frame_png(a: AnalysisView) -> tuple[bytes, float] | None:
     if a.frame is None:
         return None
-    face = a.data.get("face") if isinstance(a.data.get("face"), dict) else {}
-    box, marks = face.get("box"), face.get("landmarks")
-    try:
-        box = [float(x) for x in box] if box is not None and len(box) == 4 else None
-        marks = np.asarray(marks, float).reshape(-1, 2) if marks else None
-    except (TypeError, ValueError):
-        box, marks = None, None
+    face = a.record.face
+    box = list(face.box) if face.box is not None else None
+    marks = np.asarray(face.landmarks, float) if face.landmarks else None
     h, w = a.frame.shape[:2]
     aspect = min(0.75, max(0.3, 0.62 * h / w * 0.98 + 0.04))
     fig = figures.new_figure(7.2, 7.2 * aspect)
     ax1 = fig.add_axes([0.01, 0.02, 0.62, 0.9])
-    figures.draw_frame(ax1, a.frame, box, marks, f"frame {a.data.get('frame_evidence', '')} ({w}×{h})",
-                       label=f"{face.get('method', '')}")
+    figures.draw_frame(ax1, a.frame, box, marks, f"frame {a.record.frame_evidence} ({w}×{h})", label=face.method)
     if box is not None:
         region, (ox, oy) = figures.zoom_region(a.frame, box)
         ax2 = fig.add_axes([0.65, 0.02, 0.34, 0.9])
@@ -326,12 +319,12 @@ def _frame_png(a: AnalysisView) -> tuple[bytes, float] | None:
 
 def _faces_png(a: AnalysisView) -> tuple[bytes, float] | None:
     panels = [("input_face", "degraded input (aligned)"), ("reconstruction", "reconstruction" + (
-        " with audio" if a.data.get("audio") else "")), ("reconstruction_no_audio", "reconstruction without audio"),
+        " with audio" if a.record.audio else "")), ("reconstruction_no_audio", "reconstruction without audio"),
               ("difference", "|reconstruction − input|")]
     panels = [(a.images.get(k), t) for k, t in panels if a.images.get(k) is not None]
     if not panels:
         return None
-    if a.data.get("audio") is None:
+    if a.record.audio is None:
         panels = [p for p in panels if p[1] != "reconstruction without audio"]
     fig = figures.new_figure(7.2, 2.2)
     n = len(panels)
@@ -345,21 +338,18 @@ def _faces_png(a: AnalysisView) -> tuple[bytes, float] | None:
 
 
 def _audio_png(a: AnalysisView) -> tuple[bytes, float] | None:
-    if a.audio is None:
+    audio = a.record.audio
+    if a.audio is None or audio is None:
         return None
-    audio = a.data.get("audio") or {}
-    try:
-        t = float(audio.get("timestamp_s"))
-        win = float(audio.get("window_s") or 1.0)
-    except (TypeError, ValueError):
-        t, win = None, 1.0
+    t = audio.timestamp_s if np.isfinite(audio.timestamp_s) else None
+    win = audio.window_s if np.isfinite(audio.window_s) and audio.window_s else 1.0
     height = 2.9 if a.lbrp is None else 4.3
     fig = figures.new_figure(7.2, height)
     top = 1.0 - 2.9 / height  # the LBRP panel, when there is one, sits below the spectrogram
     ax_w = fig.add_axes([0.08, top + 0.72 * 2.9 / height, 0.9, 0.22 * 2.9 / height])
     ax_s = fig.add_axes([0.08, top + 0.14 * 2.9 / height, 0.9, 0.56 * 2.9 / height])
     figures.draw_audio(ax_w, ax_s, a.audio, t, win)
-    ax_w.set_title(f"audio {audio.get('evidence', '')}: waveform, spectrogram and pitch; analysis window "
+    ax_w.set_title(f"audio {audio.evidence}: waveform, spectrogram and pitch; analysis window "
                    f"{win:g} s at {_num(t, '{:.2f}')} s", fontsize=8)
     if a.lbrp is not None:
         ax_l = fig.add_axes([0.08, 0.45 / height, 0.9, 0.62 / height])  # inches: room for the axis label
@@ -373,71 +363,69 @@ def _analysis_section(a: AnalysisView, index: int, st) -> list:
     from reportlab.lib.units import mm
     from reportlab.platypus import KeepTogether, PageBreak
 
-    d = a.data
+    r = a.record
     out = [PageBreak(), _p(f"{index}. Analysis {a.analysis_id}", st["h1"])]
-    engine = d.get("engine") if isinstance(d.get("engine"), dict) else {}
-    params = d.get("parameters") if isinstance(d.get("parameters"), dict) else {}
-    face = d.get("face") if isinstance(d.get("face"), dict) else {}
-    inputs = d.get("inputs") if isinstance(d.get("inputs"), dict) else {}
-    frame_sha = (inputs.get("frame") or {}).get("sha256", "") if isinstance(inputs.get("frame"), dict) else ""
-    when = "still image" if d.get("timestamp_s") is None else f"frame at {_num(d.get('timestamp_s'), '{:.3f}')} s"
-    box_src = "drawn by the analyst" if params.get("manual_box") else f"detected ({face.get('method', '?')})"
-    rows = [["Frame evidence", f"{d.get('frame_evidence', '?')} — {when}"], ["Frame SHA-256", frame_sha],
-            ["Face box", f"{box_src}; alignment: {face.get('alignment', '?')}; selection: "
-                         f"{face.get('selection', '?')}"],
-            ["Models", f"{engine.get('model_version', '?')} on {engine.get('device', '?')} (torch "
-                       f"{engine.get('torch', '?')}), weights SHA-256 {engine.get('weights_sha256', '?')}"
-                       + (f", match calibration SHA-256 {engine['calibration_sha256']}"
-                          if engine.get("calibration_sha256") else "")],
-            ["Gallery", _gallery_text((d.get("search") or {}).get("gallery")) if isinstance(d.get("search"), dict)
-             else "none searched"],
-            ["Parameters", json.dumps(params, sort_keys=True)], ["Software", str(d.get("software", "?"))],
-            ["Duration", f"{_num(d.get('seconds'), '{:.2f}')} s"]]
+    engine, face = r.engine, r.face
+    when = "still image" if r.timestamp_s is None else f"frame at {_num(r.timestamp_s, '{:.3f}')} s"
+    box_src = "drawn by the analyst" if r.manual_box else f"detected ({face.method or '?'})"
+    rows = [["Frame evidence", f"{r.frame_evidence or '?'} — {when}"], ["Frame SHA-256", r.frame_sha256],
+            ["Face box", f"{box_src}; alignment: {face.alignment or '?'}; selection: {face.selection or '?'}"],
+            ["Models", f"{engine.model_version or '?'} on {engine.device or '?'} (torch {engine.torch or '?'}), "
+                       f"weights SHA-256 {engine.weights_sha256 or '?'}"
+                       + (f", match calibration SHA-256 {engine.calibration_sha256}"
+                          if engine.calibration_sha256 else "")],
+            ["Gallery", _gallery_text(r.search.gallery) if r.search is not None else "none searched"],
+            ["Parameters", json.dumps(r.parameters, sort_keys=True)], ["Software", r.software or "?"],
+            ["Duration", f"{_num(r.seconds, '{:.2f}')} s"]]
     out.append(_table([[_p(k, st["cell"]), _p(v, st["mono"] if "SHA" in k or k == "Parameters" else st["cell"])]
                        for k, v in rows], [30 * mm, 144 * mm], header=False))
     out += [_p(f"Problem: {p}", st["body"]) for p in a.problems]
     frame = _frame_png(a)
     out.append(_p("Frame and face", st["h2"]))
     out.append(_image(frame[0], 174, frame[1]) if frame else _p(a.frame_problem or "frame not available", st["body"]))
-    faces = _faces_png(a)
-    quality = d.get("quality") if isinstance(d.get("quality"), dict) else {}
-    hints = quality.get("hints") or []
-    block = [_p("Degraded input and reconstruction (same scale)", st["h2"])]
-    block.append(_image(faces[0], 174, faces[1]) if faces else _p("face images not available", st["body"]))
-    block.append(_p(
-        f"Input quality: face {_num(quality.get('face_px'), '{:.0f}')} px wide in the frame; sharpness "
-        f"{_num(quality.get('sharpness'), '{:.1f}')} (Laplacian variance); noise σ "
-        f"{_num(quality.get('noise_sigma'), '{:.2f}')} grey levels; mean level "
-        f"{_num(quality.get('mean_level'), '{:.0f}')}; contrast {_num(quality.get('contrast'), '{:.1f}')}. "
-        + ("Warnings: " + "; ".join(map(str, hints)) + "." if hints else "No quality warnings."), st["body"]))
-    effect = d.get("audio_effect") if isinstance(d.get("audio_effect"), dict) else {}
-    if effect:
-        block.append(_p(f"Effect of the audio on the reconstruction: mean absolute difference "
-                        f"{_num(effect.get('mean_abs_difference'), '{:.3f}')} grey levels (max "
-                        f"{effect.get('max_abs_difference', '?')}). On the evaluation set the audio did not change "
-                        f"recognition measurably (section 'Method and error rates').", st["small"]))
-    block.append(_p("The reconstruction is model output for comparison by the recogniser; it is not evidence.",
-                    st["small"]))
-    out.append(KeepTogether(block))
-    audio = d.get("audio") if isinstance(d.get("audio"), dict) else None
-    if audio:
-        ablock = [_p("Audio", st["h2"])]
-        apng = _audio_png(a)
-        ablock.append(_image(apng[0], 174, apng[1]) if apng else _p(a.audio_problem, st["body"]))
-        q = audio.get("quality") if isinstance(audio.get("quality"), dict) else {}
-        ablock.append(_p(
-            f"Evidence {audio.get('evidence', '?')} (SHA-256 {audio.get('sha256', '?')}); window "
-            f"{_num(audio.get('window_s'), '{:g}')} s centred at {_num(audio.get('timestamp_s'), '{:.2f}')} s; median "
-            f"pitch in the window {_num(audio.get('pitch_hz'), '{:.0f}')} Hz; voiced fraction "
-            f"{_pct(audio.get('voiced_fraction'))}; peak {_num(q.get('peak_dbfs'), '{:.1f}')} dBFS, RMS "
-            f"{_num(q.get('rms_dbfs'), '{:.1f}')} dBFS"
-            + ("; warnings: " + "; ".join(map(str, q.get("warnings"))) if q.get("warnings") else "") + ".",
-            st["body"]))
-        out.append(KeepTogether(ablock))
+    out.append(KeepTogether(_faces_block(a, st)))
+    if r.audio is not None:
+        out.append(KeepTogether(_audio_block(a, r.audio, st)))
     else:
         out.append(_p("Audio: not used in this analysis.", st["body"]))
     out.append(KeepTogether(_search_block(a, st)))
     return out
+
+
+def _faces_block(a: AnalysisView, st) -> list:
+    """The degraded input beside its reconstructions, the input's quality and what the audio changed."""
+    faces, q, effect = _faces_png(a), a.record.quality, a.record.audio_effect
+    block = [_p("Degraded input and reconstruction (same scale)", st["h2"])]
+    block.append(_image(faces[0], 174, faces[1]) if faces else _p("face images not available", st["body"]))
+    block.append(_p(
+        f"Input quality: face {_num(q.face_px, '{:.0f}')} px wide in the frame; sharpness "
+        f"{_num(q.sharpness, '{:.1f}')} (Laplacian variance); noise σ "
+        f"{_num(q.noise_sigma, '{:.2f}')} grey levels; mean level "
+        f"{_num(q.mean_level, '{:.0f}')}; contrast {_num(q.contrast, '{:.1f}')}. "
+        + ("Warnings: " + "; ".join(q.hints) + "." if q.hints else "No quality warnings."), st["body"]))
+    if effect:
+        block.append(_p(f"Effect of the audio on the reconstruction: mean absolute difference "
+                        f"{_num(effect.get('mean_abs_difference'), '{:.3f}')} grey levels (max "
+                        f"{_num(effect.get('max_abs_difference'), '{:g}', '?')}). On the evaluation set the audio "
+                        f"did not change recognition measurably (section 'Method and error rates').", st["small"]))
+    block.append(_p("The reconstruction is model output for comparison by the recogniser; it is not evidence.",
+                    st["small"]))
+    return block
+
+
+def _audio_block(a: AnalysisView, audio: AudioRecord, st) -> list:
+    """The audio window the analysis used: its figure and its figures."""
+    block = [_p("Audio", st["h2"])]
+    apng = _audio_png(a)
+    block.append(_image(apng[0], 174, apng[1]) if apng else _p(a.audio_problem, st["body"]))
+    block.append(_p(
+        f"Evidence {audio.evidence or '?'} (SHA-256 {audio.sha256 or '?'}); window "
+        f"{_num(audio.window_s, '{:g}')} s centred at {_num(audio.timestamp_s, '{:.2f}')} s; median "
+        f"pitch in the window {_num(audio.pitch_hz, '{:.0f}')} Hz; voiced fraction "
+        f"{_pct(audio.voiced_fraction)}; peak {_num(audio.peak_dbfs, '{:.1f}')} dBFS, RMS "
+        f"{_num(audio.rms_dbfs, '{:.1f}')} dBFS"
+        + ("; warnings: " + "; ".join(audio.warnings) if audio.warnings else "") + ".", st["body"]))
+    return block
 
 
 def _search_block(a: AnalysisView, st) -> list:
@@ -445,21 +433,21 @@ def _search_block(a: AnalysisView, st) -> list:
     from reportlab.lib.units import mm
     from reportlab.platypus import Image
 
-    search = a.data.get("search") if isinstance(a.data.get("search"), dict) else None
+    search = a.record.search
     block = [_p("Gallery search", st["h2"])]
     if search is None:
         return block + [_p("No gallery was searched in this analysis.", st["body"])]
-    cands = [c for c in search.get("candidates", []) if isinstance(c, dict)]
+    cands = search.candidates
     block.append(_p(search_verdict(search), st["verdict"]))
     block.append(_p(
-        f"{search.get('people_searched', '?')} people ({search.get('embeddings_searched', '?')} gallery images) "
-        f"compared with model {search.get('model_version', '?')}. Identity probability: softmax over all gallery "
+        f"{search.people_searched} people ({search.embeddings_searched} gallery images) "
+        f"compared with model {search.model_version or '?'}. Identity probability: softmax over all gallery "
         f"people with a fitted temperature (it says how the probability divides among the people in this gallery, "
         f"and assumes the person is in it). Match probability: calibrated probability that probe and candidate are "
         f"the same person, whether or not the person is in the gallery; it reaches 0.5 at cosine similarity "
-        f"{_num(search.get('threshold_similarity'))}"
-        + (f" for a probe of this sharpness ({_num(search.get('probe_sharpness'), '{:.0f}')}; a blurred probe's "
-           f"threshold is lower, because its same-person similarities are)" if search.get("probe_sharpness")
+        f"{_num(search.threshold_similarity)}"
+        + (f" for a probe of this sharpness ({_num(search.probe_sharpness, '{:.0f}')}; a blurred probe's "
+           f"threshold is lower, because its same-person similarities are)" if search.probe_sharpness
            is not None else "") + ". " + open_set_note(search), st["small"]))
     rows = [["#", "Gallery face", "Person", "Identity\nprobability", "Cosine\nsimilarity", "Euclidean\ndistance",
              "Match\nprobability"]]
@@ -473,13 +461,10 @@ def _search_block(a: AnalysisView, st) -> list:
             ax.imshow(thumb, cmap="gray" if thumb.ndim == 2 else None, vmin=0, vmax=255)
             ax.axis("off")
             cell = Image(io.BytesIO(figures.figure_png(fig)), width=12 * mm, height=12 * mm)
-        rows.append([str(k), cell, _p(c.get("person", "?"), st["cell"]), _num(c.get("identity_probability")),
-                     _num(c.get("similarity")), _num(candidate_distance(c)), _num(c.get("match_probability"))])
-        try:
-            if float(c.get("match_probability")) >= 0.5:
-                extra.append(("BACKGROUND", (0, k), (-1, k), colors.HexColor("#fef3c7")))
-        except (TypeError, ValueError):
-            pass
+        rows.append([str(k), cell, _p(c.person, st["cell"]), _num(c.identity_probability), _num(c.similarity),
+                     _num(c.euclidean), _num(c.match_probability)])
+        if c.match_probability >= 0.5:
+            extra.append(("BACKGROUND", (0, k), (-1, k), colors.HexColor("#fef3c7")))
     if cands:
         block.append(_table(rows, [8 * mm, 19 * mm, 46 * mm, 26 * mm, 25 * mm, 25 * mm, 25 * mm],
                             extra + [("VALIGN", (0, 0), (-1, -1), "MIDDLE")]))
@@ -540,8 +525,7 @@ def _error_rates(c: ReportContent, ev: dict, st) -> list:
     from reportlab.lib.units import mm
 
     out = []
-    versions = {str(a.data.get("engine", {}).get("model_version")) for a in c.analyses
-                if isinstance(a.data.get("engine"), dict)}
+    versions = {a.record.engine.model_version for a in c.analyses if a.record.engine.model_version}
     ev_version = str(ev.get("engine", {}).get("model_version", "?"))
     split = ev.get("split", {})
     out.append(_p(
@@ -599,8 +583,7 @@ def _search_figures(c: ReportContent, ident: dict) -> str:
         return _pct(1.0 - r if isinstance(r, (int, float)) else None)
 
     target = (lv.get("clean") or {}).get("fpir_target")
-    used = {round(float(search["fpir"]), 6) for search in (a.data.get("search") for a in c.analyses)
-            if isinstance(search, dict) and isinstance(search.get("fpir"), (int, float))}
+    used = {round(a.record.search.fpir, 6) for a in c.analyses if a.record.search is not None}
     return (
         f"Gallery search, measured on a gallery of {ident.get('gallery_people', '?')} people (one image each): "
         f"the right person ranked first for {rate('clean', 'rank_1')} / {rate('mild', 'rank_1')} / "

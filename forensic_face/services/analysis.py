@@ -20,7 +20,7 @@ import numpy as np
 from forensic_face import __version__
 from forensic_face.core.errors import AudioError, CaseError, ForensicFaceError, NoFaceFoundError
 from forensic_face.core.progress import Progress
-from forensic_face.core.records import SearchOutcome
+from forensic_face.core.records import AnalysisRecord, SearchOutcome
 from forensic_face.engine.probe import Probe, ProbePath
 from forensic_face.engine.search import search_gallery
 from forensic_face.models.calibration import DEFAULT_FPIR
@@ -50,10 +50,12 @@ class AnalysisResult:
     reconstruction: np.ndarray | None = None  # (S, S) uint8, with audio when there was audio
     reconstruction_no_audio: np.ndarray | None = None
     search_result: SearchOutcome | None = None
+    record: AnalysisRecord | None = None  # the saved record as the GUI and the report read it back
+
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()
-                if k not in ("face_image", "reconstruction", "reconstruction_no_audio", "search_result")}
+                if k not in ("face_image", "reconstruction", "reconstruction_no_audio", "search_result", "record")}
 
 
 def pick_evidence(case: Case, name: str | None, kinds: tuple[str, ...]) -> EvidenceItem | None:
@@ -218,7 +220,9 @@ def _analysis_files(aid: str, result: AnalysisResult, thumbs: list, parameters: 
               "images": {role: f"{RESULTS_DIR}/{aid}/{role}.png" for role in _IMAGE_ROLES},
               "seconds": round(time.perf_counter() - t0, 3), "software": f"forensic-face {__version__}",
               "parameters": parameters, "inputs": {"frame": {"evidence": item.name, "sha256": item.sha256}}}
-    files[f"{aid}.json"] = (json.dumps(record, indent=2) + "\n").encode()
+    text = json.dumps(record, indent=2)
+    files[f"{aid}.json"] = (text + "\n").encode()
+    result.record = AnalysisRecord.from_dict(json.loads(text))  # exactly what the file says
     res = result.search_result
     details = {"frame": {"evidence": item.name, "sha256": item.sha256},
                "audio": {"evidence": aitem.name, "sha256": aitem.sha256} if aitem else None,

@@ -136,7 +136,6 @@ def _analysis_summary(out: Path, analysis: tuple, summary: dict) -> list[str]:
     """The summary's lines on the case, the gallery, the analysis and the report (whose records go into
     ``summary``); writes the report."""
     from forensic_face.reports.pdf import write_report
-    from forensic_face.reports.wording import candidate_distance
 
     res, case, enrol = analysis
     summary["analysis"] = res.as_dict()
@@ -149,11 +148,12 @@ def _analysis_summary(out: Path, analysis: tuple, summary: dict) -> list[str]:
     change = res.audio_effect.get("mean_abs_difference", 0)
     lines.append(f"reconstruction ({res.engine['model_version']}, {res.engine['device']}): "
                  f"{res.images['reconstruction']}; audio changed it by {change} grey levels on average")
-    lines.append(f"search: {res.search['verdict']}")
-    for i, c in enumerate(res.search["candidates"], 1):
-        lines.append(f"  {i}. {c['person']}: identity probability {c['identity_probability']:.3f}, "
-                     f"cosine {c['similarity']:.3f}, distance {candidate_distance(c):.3f}, "
-                     f"match probability {c['match_probability']:.3f}")
+    search = res.record.search
+    lines.append(f"search: {search.verdict}")
+    for i, c in enumerate(search.candidates, 1):
+        lines.append(f"  {i}. {c.person}: identity probability {c.identity_probability:.3f}, "
+                     f"cosine {c.similarity:.3f}, distance {c.euclidean:.3f}, "
+                     f"match probability {c.match_probability:.3f}")
     lines.append("a candidate is an investigative lead, not an identification")
     report = write_report(case, out / "demo_report.pdf")
     summary["report"] = report.as_dict()

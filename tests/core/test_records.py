@@ -53,10 +53,46 @@ def test_older_and_damaged_saved_searches_are_read() -> None:
                "candidates": [{"person": "Ann", "similarity": "0.9", "match_probability": True, "image_id": 2.0},
                               "not a candidate"]}
     read = SearchOutcome.from_dict(damaged)
-    assert (read.confident, read.people_searched, read.open_set_threshold, read.gallery, read.seconds) == (
-        False, 0, float("-inf"), None, 0.0)
+    assert (read.confident, read.people_searched, read.gallery, read.seconds) == (False, 0, None, 0.0)
+    assert math.isnan(read.open_set_threshold)  # damaged, not absent: the wording shows it as nan
+    assert SearchOutcome.from_dict({}).open_set_threshold == float("-inf")  # absent: no open-set threshold
     assert math.isnan(read.lead_score) and math.isnan(read.probe_sharpness) and len(read.candidates) == 1
     cand = read.candidates[0]
     assert cand.person == "Ann" and math.isnan(cand.similarity) and math.isnan(cand.match_probability)
     assert cand.image_id == -1 and cand.image_path == "" and read.verdict == "no confident match"
     assert math.isnan(SearchOutcome.from_dict({"candidates": [{"distance": "far"}]}).candidates[0].distance)
+
+
+def test_an_analysis_record_reads_old_and_damaged_files_without_crashing() -> None:
+    import pytest
+
+    from forensic_face.core.records import AnalysisRecord
+
+    with pytest.raises(ValueError, match="not a JSON object"):
+        AnalysisRecord.from_dict(["analysis-001"])
+    hostile = AnalysisRecord.from_dict({
+        "analysis_id": "analysis-009", "frame_evidence": 7, "timestamp_s": "1.5", "face": "box",
+        "quality": {"face_px": "big", "sharpness": True, "hints": "blur"},
+        "audio": {"evidence": "a.wav", "timestamp_s": None, "quality": {"warnings": ["clipped"]}},
+        "search": ["Ann"], "engine": None, "images": {"input_face": 3, "reconstruction": None},
+        "audio_effect": {"mean_abs_difference": "0.1", "other": 1}, "parameters": {"manual_box": [1, 2, 3, 4]}})
+    assert (hostile.analysis_id, hostile.frame_evidence) == ("analysis-009", "7")
+    assert math.isnan(hostile.timestamp_s) and hostile.face.box is None and hostile.face.landmarks == ()
+    assert math.isnan(hostile.quality.face_px) and math.isnan(hostile.quality.sharpness)
+    assert hostile.quality.hints == ()  # a text where a list belongs is not taken letter by letter
+    assert hostile.audio.evidence == "a.wav" and math.isnan(hostile.audio.timestamp_s)
+    assert hostile.audio.warnings == ("clipped",)
+    assert hostile.search is None and hostile.engine.model_version == ""
+    assert hostile.images == {"input_face": "3"}  # kept as text: the store refuses it as a path, saying so
+    assert list(hostile.audio_effect) == ["mean_abs_difference"] and math.isnan(hostile.audio_effect[
+        "mean_abs_difference"])
+    assert hostile.manual_box
+    # an analysis saved before the search kept its gallery, the lead score or the distance
+    old = AnalysisRecord.from_dict({"frame_evidence": "cam.jpg", "timestamp_s": None, "face": {
+        "box": [1, 2, 30, 40], "landmarks": [[5, 6], [7, 8]], "method": "haar"},
+        "search": {"confident": False, "people_searched": 3, "open_set_threshold": 0.5,
+                   "candidates": [{"person": "Ann", "similarity": 0.5, "match_probability": 0.7}]}})
+    assert old.timestamp_s is None and old.face.box == (1.0, 2.0, 30.0, 40.0)
+    assert old.face.landmarks == ((5.0, 6.0), (7.0, 8.0)) and not old.manual_box and old.audio is None
+    assert old.search.gallery is None and math.isnan(old.search.lead_score)
+    assert old.search.candidates[0].euclidean == 1.0  # from the similarity

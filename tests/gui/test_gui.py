@@ -276,7 +276,7 @@ def test_video_timeline_marks_best_frames(qtbot, window: MainWindow, tmp_path: P
     w.act_run.trigger()  # analyses the frame the timeline shows
     wait_idle(qtbot, w)
     assert not error_dialogs(w)
-    assert w.case_view.view.data["timestamp_s"] == 0.5
+    assert w.case_view.view.record.timestamp_s == 0.5
     w.act_close.trigger()
     w.case_actions.open_case(str(case.root))  # reopened: the analysis shows, the timeline stands at its frame
     wait_idle(qtbot, w)

@@ -199,7 +199,7 @@ def test_report_shows_the_lbrp_the_analysis_used(analysed_case: Case) -> None:
 
     with_audio = load_analysis(analysed_case, find_analysis(analysed_case, "analysis-001"))
     without = load_analysis(analysed_case, find_analysis(analysed_case, "analysis-002"))
-    t = with_audio.data["audio"]["timestamp_s"]
+    t = with_audio.record.audio.timestamp_s
     ext = AudioFeatureExtractor()
     expected = ext(ext.load(analysed_case.evidence_path("cam1.wav")), np.array([t])).lbrp[0]
     assert with_audio.lbrp is not None and np.allclose(with_audio.lbrp, expected)

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from forensic_face.core.records import SearchOutcome
 from forensic_face.engine.search import search_gallery
 from forensic_face.models.calibration import MatchCalibration
 from forensic_face.services.enrolment import enroll_folder, reembed
@@ -123,9 +124,9 @@ def test_a_large_gallery_needs_more_than_a_one_to_one_match_for_a_lead(tmp_path:
         assert middling.candidates[0].person == "P000" and middling.candidates[0].match_probability > 0.5
         assert not middling.confident and middling.below_open_set_threshold  # 0.45 is what strangers reach
         assert middling.open_set_threshold == pytest.approx(cal.open_set_threshold(400))
-        assert "which the best of 400 people" in search_verdict(middling.as_dict())
+        assert "which the best of 400 people" in search_verdict(SearchOutcome.from_dict(middling.as_dict()))
         strong = search_gallery(g, probe(0.95), cal, "v1", 100.0)
-        assert strong.confident and search_verdict(strong.as_dict()).startswith("Investigative lead: P000")
+        assert strong.confident and search_verdict(strong).startswith("Investigative lead: P000")
     # one enrolled person: one comparison, so the threshold is where 1 % of strangers' cosines lie (about 0.47)
     assert cal.open_set_threshold(1) == pytest.approx(np.quantile(rng.normal(0.0, 0.2, 200_000), 0.99), abs=0.01)
     with open_gallery(tmp_path / "small.db", mode="create") as small:
@@ -160,15 +161,17 @@ def test_a_probe_that_resembles_everyone_gets_no_lead_but_one_that_stands_out_do
         assert best.similarity - nxt.similarity < 0.01 and not vague.confident
         stored = vague.as_dict()
         assert stored["lead_score"] < stored["open_set_threshold"]
-        assert "stands out too little from the next candidates for a gallery of 400" in search_verdict(stored)
-        assert f"this search's is {stored['lead_score']:.3f}" in open_set_note(stored)
+        saved = SearchOutcome.from_dict(stored)
+        assert "stands out too little from the next candidates for a gallery of 400" in search_verdict(saved)
+        assert f"this search's is {stored['lead_score']:.3f}" in open_set_note(saved)
         # one that resembles P000 and few others: a lower cosine, yet a lead
         distinct = search_gallery(g, unit(vecs[0] + 1.2 * unit(np.random.default_rng(3).normal(size=128))), cal,
                                   "v1", 100.0)
         assert distinct.candidates[0].similarity < best.similarity
-        assert distinct.confident and search_verdict(distinct.as_dict()).startswith("Investigative lead: P000")
+        assert distinct.confident and search_verdict(distinct).startswith("Investigative lead: P000")
         hostile = {**stored, "fpir": "1%", "lead_score": "high", "open_set_threshold": [0.3],
                    "candidates": [{**stored["candidates"][0], "match_probability": "0.99"}]}
+        hostile = SearchOutcome.from_dict(hostile)
         assert search_verdict(hostile).startswith("No confident match") and "nan" in open_set_note(hostile)
         with pytest.raises(GalleryError, match="false-lead rates from 0.5% to 10.0%, not 50.00%"):
             search_gallery(g, vecs[0], cal, "v1", 100.0, fpir=0.5)
@@ -203,8 +206,10 @@ def test_reembed_after_a_model_change(tmp_path: Path, engine, detector, people_f
 
 
 def test_distance_of_saved_candidates_with_and_without_it() -> None:
-    from forensic_face.core.records import embedding_distance
-    from forensic_face.reports.wording import candidate_distance
+    from forensic_face.core.records import Candidate, embedding_distance
+
+    def candidate_distance(saved: dict) -> float:
+        return Candidate.from_dict(saved).euclidean
 
     assert [embedding_distance(s) for s in (1.0, 0.0, -1.0)] == pytest.approx([0.0, 2 ** 0.5, 2.0])
     assert embedding_distance(1.0000001) == 0.0  # rounding above 1 is not an error
