@@ -195,8 +195,7 @@ def calibrate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], worker
     audio, present = probe_audio(index, pairs, workers, progress)
     sims, sharp, ys, dlib_thr, search_sharp = [], [], [], {}, []
     probe_embs = []
-    teacher_rows = {p: i for i, p in enumerate(index.paths)}
-    gal_desc = cache["teacher"][[teacher_rows[p.a] for p in pairs]]
+    gal_desc = _dlib_descriptors(index, cache, [p.a for p in pairs])
     for level in EVAL_LEVELS:
         probes = probe_set(index, cache, pairs, level, size, "calib", workers, progress)
         for a in (audio, None):
@@ -260,22 +259,16 @@ def evaluate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], calib_i
     """The DevTest report: verification (ours with/without audio, on reconstruction and on the degraded
     input; dlib's reference), reconstruction PSNR/SSIM, plots. Writes ``out`` (JSON) and PNGs beside it."""
     t0 = time.perf_counter()
-    size = engine.size
     cal = engine.calibration
-    same = np.array([p.same for p in pairs])
-    gal_crops = gallery_crops(index, cache, [p.a for p in pairs], size)
-    gal = engine.embed(gal_crops)
-    rows = {p: i for i, p in enumerate(index.paths)}
-    gal_desc = cache["teacher"][[rows[p.a] for p in pairs]]
-    clean_probe = gallery_crops(index, cache, [p.b for p in pairs], size)
-    audio, present = probe_audio(index, pairs, workers, progress)
-    report: dict = {"pairs": len(pairs), "matched": int(same.sum()), "levels": {}, "engine": engine.info.as_dict(),
-                    "calibration": cal.as_dict() if cal else None, "audio_present": int(present.sum()),
+    test = _test_pairs(engine, index, cache, pairs, workers, progress)
+    report: dict = {"pairs": len(pairs), "matched": int(test.same.sum()), "levels": {},
+                    "engine": engine.info.as_dict(), "calibration": cal.as_dict() if cal else None,
+                    "audio_present": int(test.present.sum()),
                     "note_audio": "audio results use synthetic voices (espeak-ng, one seeded voice per person)"}
     curves, examples = {}, {}
     id_sets = identification_sets(pairs)
-    id_gallery = engine.embed(gallery_crops(index, cache, id_sets.gallery_paths, size))
-    id_desc = cache["teacher"][[rows[p] for p in id_sets.gallery_paths]]
+    id_gallery = engine.embed(gallery_crops(index, cache, id_sets.gallery_paths, engine.size))
+    id_desc = _dlib_descriptors(index, cache, id_sets.gallery_paths)
     report["identification"] = {
         "gallery_people": len(id_sets.gallery_paths), "enrolled_probes": int(id_sets.closed.size),
         "not_enrolled_probes": int(id_sets.open.size),
@@ -284,51 +277,12 @@ def evaluate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], calib_i
                "is a closed-set search, one of a person not enrolled an open-set search",
         "levels": {}}
     for level in EVAL_LEVELS:
-        probes = probe_set(index, cache, pairs, level, size, "test", workers, progress)
+        probes = probe_set(index, cache, pairs, level, engine.size, "test", workers, progress)
         probe_sharp = probe_sharpness(probes)
-        lev: dict = {"probes_face_found": int(probes.found.sum()),
-                     "probe_face_px_median": round(float(np.median(probes.face_px)), 1),
-                     "detector_methods": {m: int((probes.method == m).sum()) for m in np.unique(probes.method)}}
-        scores, decided = {}, {}
-        for name, a in (("with_audio", audio), ("no_audio", None)):
-            s = score_pairs(engine, gal, probes, a, present)
-            for kind in ("recon", "degraded"):
-                prob = cal.probability(s[kind], probe_sharp)
-                key = f"{kind}_{name}"
-                scores[key], decided[key] = s[kind], prob >= 0.5
-                lev[key] = verification_report(s[kind], same, prob >= 0.5)
-                lev[key]["match_probability"] = probability_report(prob, same)
-                curves[(level, key)] = roc_curve(s[kind], same)
-            if name == "no_audio":
-                examples[level] = (probes.crop_clean_geom[:6], engine.reconstruct(probes.crop_clean_geom[:6]),
-                                   clean_probe[:6])
-        # reconstruction quality in the clean alignment
-        bicubic_psnr = psnr(probes.crop_clean_geom, clean_probe)
-        gains = {}
-        for name, a in (("with_audio", audio), ("no_audio", None)):
-            rec_img = (engine.reconstruct(probes.crop_clean_geom, a) if a is not None
-                       else engine.reconstruct(probes.crop_clean_geom))
-            if name == "with_audio" and not present.all():
-                rec_img[~present] = engine.reconstruct(probes.crop_clean_geom[~present])
-            rec_psnr = psnr(rec_img, clean_probe)
-            lev[f"reconstruction_{name}"] = {
-                "psnr_db": round(float(rec_psnr.mean()), 3),
-                "ssim": round(float(ssim(rec_img, clean_probe).mean()), 4)}
-            if level != "clean":  # the clean probe is its own target: bicubic's PSNR is unbounded
-                gains[name] = mean_difference(rec_psnr, bicubic_psnr)
-        lev["bicubic"] = {"psnr_db": round(float(bicubic_psnr.mean()), 3),
-                          "ssim": round(float(ssim(probes.crop_clean_geom, clean_probe).mean()), 4)}
-        ds = dlib_scores(gal_desc, probes)
-        ds_filled = np.where(np.isfinite(ds), ds, -9)
-        thr = calib_info.get("dlib_threshold_by_level", {}).get(level, DLIB_THRESHOLD)
-        lev["dlib_reference"] = {
-            "at_0.6": verification_report(ds_filled, same, -ds <= DLIB_THRESHOLD),
-            f"at_calibrated_{thr:.3f}": verification_report(ds_filled, same, -ds <= thr),
-            "probes_without_descriptor": int((~np.isfinite(ds)).sum())}
-        scores["dlib"], decided["dlib"] = ds_filled, -ds <= DLIB_THRESHOLD
-        curves[(level, "dlib")] = roc_curve(ds_filled, same)
-        lev["comparisons"] = _comparisons(scores, decided, same, gains)
-        report["levels"][level] = lev
+        dlib_thr = calib_info.get("dlib_threshold_by_level", {}).get(level, DLIB_THRESHOLD)
+        report["levels"][level], level_curves, examples[level] = _level_report(engine, probes, probe_sharp, test,
+                                                                               dlib_thr)
+        curves |= {(level, name): curve for name, curve in level_curves.items()}
         report["identification"]["levels"][level] = identify(engine, id_gallery, id_desc, probes,
                                                              probe_sharp, id_sets)
     report["seconds"] = round(time.perf_counter() - t0, 1)
@@ -337,6 +291,89 @@ def evaluate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], calib_i
     _plots(curves, examples, out)
     _open_set_plot(report["identification"], out.with_name(out.stem + "_open_set.png"))
     return report
+
+
+@dataclass
+class _TestPairs:
+    """What :func:`evaluate` compares each pair's probe with at every level."""
+
+    same: np.ndarray  # (n,) bool: the pair is of one person
+    gallery: np.ndarray  # (n, D) our embeddings of the clean gallery images (the pairs' first images)
+    gallery_dlib: np.ndarray  # (n, 128) dlib's descriptors of them
+    clean_probe: np.ndarray  # (n, S, S) uint8 the probe frame, clean, in the clean alignment
+    audio: np.ndarray  # (n, A) the probe person's voice (``probe_audio``)
+    present: np.ndarray  # (n,) bool: the probe person has a voice
+
+
+def _test_pairs(engine, index: FolderIndex, cache: dict, pairs: list[Pair], workers: int,
+                progress: Progress | None) -> _TestPairs:
+    """The gallery side, the clean probes and the voices of ``pairs``."""
+    gallery = engine.embed(gallery_crops(index, cache, [p.a for p in pairs], engine.size))
+    gallery_dlib = _dlib_descriptors(index, cache, [p.a for p in pairs])
+    clean_probe = gallery_crops(index, cache, [p.b for p in pairs], engine.size)
+    audio, present = probe_audio(index, pairs, workers, progress)
+    return _TestPairs(np.array([p.same for p in pairs]), gallery, gallery_dlib, clean_probe, audio, present)
+
+
+def _dlib_descriptors(index: FolderIndex, cache: dict, paths: list[str]) -> np.ndarray:
+    """dlib's descriptors of the images at ``paths`` of ``index``, from the face cache."""
+    rows = {p: i for i, p in enumerate(index.paths)}
+    return cache["teacher"][[rows[p] for p in paths]]
+
+
+def _level_report(engine, probes: Probes, sharp: np.ndarray, test: _TestPairs,
+                  dlib_thr: float) -> tuple[dict, dict, tuple]:
+    """One level's report: what the detector did, verification by ours and by dlib (at 0.6 and at ``dlib_thr``),
+    reconstruction quality, and the paired comparisons; with its ROC curves by name and six examples
+    (degraded, reconstructed without audio, clean). ``sharp``: each probe's sharpness."""
+    lev: dict = {"probes_face_found": int(probes.found.sum()),
+                 "probe_face_px_median": round(float(np.median(probes.face_px)), 1),
+                 "detector_methods": {m: int((probes.method == m).sum()) for m in np.unique(probes.method)}}
+    scores, decided, curves = {}, {}, {}
+    for name, a in (("with_audio", test.audio), ("no_audio", None)):
+        s = score_pairs(engine, test.gallery, probes, a, test.present)
+        for kind in ("recon", "degraded"):
+            prob = engine.calibration.probability(s[kind], sharp)
+            key = f"{kind}_{name}"
+            scores[key], decided[key] = s[kind], prob >= 0.5
+            lev[key] = verification_report(s[kind], test.same, prob >= 0.5)
+            lev[key]["match_probability"] = probability_report(prob, test.same)
+            curves[key] = roc_curve(s[kind], test.same)
+    geom = probes.crop_clean_geom
+    example = (geom[:6], engine.reconstruct(geom[:6]), test.clean_probe[:6])
+    quality, gains = _reconstruction_quality(engine, probes, test)
+    lev |= quality
+    ds = dlib_scores(test.gallery_dlib, probes)
+    ds_filled = np.where(np.isfinite(ds), ds, -9)
+    lev["dlib_reference"] = {
+        "at_0.6": verification_report(ds_filled, test.same, -ds <= DLIB_THRESHOLD),
+        f"at_calibrated_{dlib_thr:.3f}": verification_report(ds_filled, test.same, -ds <= dlib_thr),
+        "probes_without_descriptor": int((~np.isfinite(ds)).sum())}
+    scores["dlib"], decided["dlib"] = ds_filled, -ds <= DLIB_THRESHOLD
+    curves["dlib"] = roc_curve(ds_filled, test.same)
+    lev["comparisons"] = _comparisons(scores, decided, test.same, gains)
+    return lev, curves, example
+
+
+def _reconstruction_quality(engine, probes: Probes, test: _TestPairs) -> tuple[dict, dict]:
+    """PSNR and SSIM against the clean probe of the reconstruction (with and without the voice) and of the
+    degraded frame itself ("bicubic"), all in the clean alignment; with the per-probe PSNR gain of each
+    reconstruction over bicubic (none at the clean level, where bicubic's PSNR is unbounded)."""
+    geom, clean = probes.crop_clean_geom, test.clean_probe
+    bicubic_psnr = psnr(geom, clean)
+    quality, gains = {}, {}
+    for name, a in (("with_audio", test.audio), ("no_audio", None)):
+        rec_img = engine.reconstruct(geom, a) if a is not None else engine.reconstruct(geom)
+        if name == "with_audio" and not test.present.all():
+            rec_img[~test.present] = engine.reconstruct(geom[~test.present])
+        rec_psnr = psnr(rec_img, clean)
+        quality[f"reconstruction_{name}"] = {"psnr_db": round(float(rec_psnr.mean()), 3),
+                                             "ssim": round(float(ssim(rec_img, clean).mean()), 4)}
+        if probes.level != "clean":  # the clean probe is its own target
+            gains[name] = mean_difference(rec_psnr, bicubic_psnr)
+    quality["bicubic"] = {"psnr_db": round(float(bicubic_psnr.mean()), 3),
+                          "ssim": round(float(ssim(geom, clean).mean()), 4)}
+    return quality, gains
 
 
 @dataclass

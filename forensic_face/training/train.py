@@ -36,6 +36,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -416,11 +417,41 @@ def train(data: str | Path, out: str | Path, cfg: TrainConfig, *, workers: int =
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     prep = prep or prepare(data, cfg, workers=workers, progress=progress)
-    n = prep.arrays.clean.shape[0]
-    audio_dim = prep.arrays.audio.shape[2] if prep.arrays.audio.size else 715
     device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
                           (cfg.device if cfg.device != "auto" else "cpu"))
     autocast = cfg.mixed_precision and bf16_supported(device)
+    ae, rec, arc, layout = _networks_on(device, cfg, prep)
+    phases = _phases(cfg, prep.arrays.clean.shape[0], ae, rec, arc, autocast)
+    checkpoint = out / "checkpoint.pt"
+    step, epoch, history, rng = 0, 0, [], np.random.default_rng(cfg.seed)
+    if resume and checkpoint.is_file():
+        step, epoch, history, rng = _restore(checkpoint, ae, rec, arc, {p.name: p.opt for p in phases})
+        log.info("resumed at epoch %d, step %d", epoch, step)
+    batcher = Batcher(prep, cfg, rng)
+    started = time.perf_counter()
+    record = {"config": asdict(cfg), "split": prep.split.describe(), "train_images": int((prep.labels >= 0).sum()),
+              "train_blends": int((prep.labels < 0).sum()),
+              "train_classes": prep.n_classes, "voice_clips": int(prep.arrays.audio.shape[0]),
+              "params": {"ae": count_params(ae), "rec": count_params(rec)}, "prep_s": prep.prep_seconds,
+              "device": str(device), "bfloat16_autocast": autocast, "channels_last": layout == torch.channels_last,
+              "torch_threads": torch.get_num_threads()}
+    run = _Run(ae, rec, arc, batcher, device, checkpoint, record, progress, sum(p.steps * p.epochs for p in phases),
+               started + cfg.time_limit_s if cfg.time_limit_s else None, step, epoch, history)
+    for phase in phases:
+        _run_phase(run, phase)
+    record |= {"history": run.history, "train_seconds": round(time.perf_counter() - started, 1),
+               "stopped_early": run.stopped_early, "steps": run.step,
+               "epochs_this_session": run.epoch - epoch}  # ``epoch``: where this session started
+    (out / "history.json").write_text(json.dumps(record, indent=2))
+    return record
+
+
+def _networks_on(device: torch.device, cfg: TrainConfig,
+                 prep: Prepared) -> tuple[FusionAutoencoder, Recogniser, ArcFace, torch.memory_format]:
+    """The networks and ArcFace head to train on ``prep``, freshly initialised (ArcFace's class centres fixed at
+    the classes' mean teacher embedding with ``arc_prototypes="teacher"``) and moved to ``device`` in the layout
+    they train in, which comes with them (:func:`training_memory_format`)."""
+    audio_dim = prep.arrays.audio.shape[2] if prep.arrays.audio.size else 715
     prototypes = None
     if cfg.arc_prototypes == "teacher":
         prototypes = np.zeros((prep.n_classes, prep.teacher.shape[1]), np.float32)
@@ -430,104 +461,122 @@ def train(data: str | Path, out: str | Path, cfg: TrainConfig, *, workers: int =
     ae, rec, arc = build_models(cfg, prep.n_classes, audio_dim, prototypes)
     layout = training_memory_format(device, ae, rec)
     ae, rec, arc = (m.to(device, memory_format=layout) for m in (ae, rec, arc))
+    return ae, rec, arc, layout
+
+
+@dataclass(frozen=True)
+class _Phase:
+    """One phase of the schedule (see the module docstring): its epochs, optimiser, loss and learning rates."""
+
+    name: str  # "joint", "autoencoder" or "recogniser": in the checkpoint, and in the history past the joint phase
+    first_epoch: int  # epochs of the schedule before this phase
+    epochs: int
+    opt: torch.optim.Optimizer
+    params: list  # the parameters whose gradient norm is clipped
+    batch_size: int
+    steps: int  # per epoch
+    step_fn: Callable[[dict], dict]  # batch -> losses; "loss" is the one optimised
+    keys: tuple[str, ...]  # the losses averaged into the history
+    first_step: int  # global steps of the schedule before this phase: its learning rate counts from there
+    lr_cfg: TrainConfig  # lr and warmup_steps of its warm-up and cosine decay
+    message: str  # progress text: {n} the phase's epoch, {of} its epochs, and the running mean losses
+    trained: tuple[nn.Module, ...]  # in training mode during its epochs
+    frozen: tuple[nn.Module, ...]  # in evaluation mode from its start
+
+
+def _phases(cfg: TrainConfig, n: int, ae: FusionAutoencoder, rec: Recogniser, arc: ArcFace,
+            autocast: bool) -> tuple[_Phase, _Phase, _Phase]:
+    """The joint, autoencoder-only and recogniser-only phases of ``cfg`` on ``n`` training images, each with its
+    own AdamW."""
     params = [p for m in (ae, rec, arc) for p in m.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     opt_ae = torch.optim.AdamW(ae.parameters(), lr=cfg.ae_lr, weight_decay=cfg.weight_decay)
     rec_params = [p for m in (rec, arc) for p in m.parameters() if p.requires_grad]
     opt_rec = torch.optim.AdamW(rec_params, lr=cfg.rec_lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = n // cfg.batch
-    ae_batch = cfg.ae_batch or cfg.batch
-    ae_steps_per_epoch = n // ae_batch
-    total = steps_per_epoch * cfg.epochs
-    ae_total = ae_steps_per_epoch * cfg.ae_epochs
-    rec_total = steps_per_epoch * cfg.rec_epochs
-    step, epoch, history = 0, 0, []
-    rng = np.random.default_rng(cfg.seed)
-    ckpt_path = out / "checkpoint.pt"
-    if resume and ckpt_path.is_file():
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        ae.load_state_dict(ck["ae"])
-        rec.load_state_dict(ck["rec"])
-        arc.load_state_dict(ck["arc"])
-        # tensors follow the parameters' device; a checkpoint holds the optimiser of the phase that wrote it
-        # (the next phase starts its own afresh)
-        {"autoencoder": opt_ae, "recogniser": opt_rec}.get(str(ck.get("phase", "joint")), opt).load_state_dict(
-            ck["opt"])
-        step, epoch = int(ck["step"]), int(ck["epoch"])
-        rng = np.random.default_rng()
-        rng.bit_generator.state = json.loads(ck["rng"])
-        history = json.loads(ck["history"])
-        log.info("resumed at epoch %d, step %d", epoch, step)
-    batcher = Batcher(prep, cfg, rng)
-    first_epoch = epoch  # past 0 when resumed
-    started = time.perf_counter()
-    record = {"config": asdict(cfg), "split": prep.split.describe(), "train_images": int((prep.labels >= 0).sum()),
-              "train_blends": int((prep.labels < 0).sum()),
-              "train_classes": prep.n_classes, "voice_clips": int(prep.arrays.audio.shape[0]),
-              "params": {"ae": count_params(ae), "rec": count_params(rec)}, "prep_s": prep.prep_seconds,
-              "device": str(device), "bfloat16_autocast": autocast, "channels_last": layout == torch.channels_last,
-              "torch_threads": torch.get_num_threads()}
-    deadline = started + cfg.time_limit_s if cfg.time_limit_s else None
-
-    def report(text: str):
-        """A progress callback for ``_epoch``: ``text`` formatted with the running mean losses."""
-        def update(done: int, means: dict) -> None:
-            if progress is not None:
-                progress.update(done, total + ae_total + rec_total, text.format(**means))
-        return update
-
-    stopped_early = False
+    steps, ae_batch = n // cfg.batch, cfg.ae_batch or cfg.batch
+    total, ae_total, rec_total = steps * cfg.epochs, n // ae_batch * cfg.ae_epochs, steps * cfg.rec_epochs
     joint_keys = ("loss", "mse", "distill", "arc") + (("rel",) if cfg.relation_weight else ())
-    while epoch < cfg.epochs:
-        ae.train()
-        rec.train()
-        t_epoch = time.perf_counter()
-        step, means, done_steps, stopped_early = _epoch(
-            batcher, steps_per_epoch, cfg.batch, device, opt, params,
-            lambda batch: train_step(ae, rec, arc, batch, cfg, autocast), lambda s: _lr_at(s, total, cfg),
-            joint_keys, step, deadline,
-            report(f"epoch {epoch + 1}/{cfg.epochs} loss {{loss:.3f}} mse {{mse:.4f}} distill {{distill:.3f}}"))
-        epoch += 1
-        history.append({"epoch": epoch, "steps": done_steps, "seconds": round(time.perf_counter() - t_epoch, 1),
-                        **means})
-        _save_checkpoint(ckpt_path, ae, rec, arc, opt, step, epoch, rng, history, record)
-        if stopped_early:
-            break
-    rec.eval()
-    ae_cfg = replace(cfg, lr=cfg.ae_lr)
-    while epoch < cfg.epochs + cfg.ae_epochs and not stopped_early:
-        ae.train()
-        t_epoch = time.perf_counter()
-        step, means, done_steps, stopped_early = _epoch(
-            batcher, ae_steps_per_epoch, ae_batch, device, opt_ae, list(ae.parameters()),
-            lambda batch: {"loss": (mse := ae_train_step(ae, batch, autocast)), "mse": mse},
-            lambda s: _lr_at(s - total, ae_total, ae_cfg), ("mse",), step, deadline,
-            report(f"autoencoder epoch {epoch + 1 - cfg.epochs}/{cfg.ae_epochs} mse {{mse:.4f}}"))
-        epoch += 1
-        history.append({"epoch": epoch, "phase": "autoencoder", "steps": done_steps,
-                        "seconds": round(time.perf_counter() - t_epoch, 1), **means})
-        _save_checkpoint(ckpt_path, ae, rec, arc, opt_ae, step, epoch, rng, history, record, "autoencoder")
-    ae.eval()
-    first_rec = cfg.epochs + cfg.ae_epochs
+    joint = _Phase("joint", 0, cfg.epochs, opt, params, cfg.batch, steps,
+                   lambda batch: train_step(ae, rec, arc, batch, cfg, autocast), joint_keys, 0, cfg,
+                   "epoch {n}/{of} loss {loss:.3f} mse {mse:.4f} distill {distill:.3f}", (ae, rec), ())
+    ae_only = _Phase("autoencoder", cfg.epochs, cfg.ae_epochs, opt_ae, list(ae.parameters()), ae_batch,
+                     n // ae_batch, lambda batch: {"loss": (mse := ae_train_step(ae, batch, autocast)), "mse": mse},
+                     ("mse",), total, replace(cfg, lr=cfg.ae_lr), "autoencoder epoch {n}/{of} mse {mse:.4f}",
+                     (ae,), (rec,))
     # a short warm-up: the phase is a few hundred steps
     rec_cfg = replace(cfg, lr=cfg.rec_lr, warmup_steps=min(cfg.warmup_steps, max(1, rec_total // 10)))
-    while epoch < first_rec + cfg.rec_epochs and not stopped_early:
-        rec.train()
+    rec_only = _Phase("recogniser", cfg.epochs + cfg.ae_epochs, cfg.rec_epochs, opt_rec, rec_params, cfg.batch,
+                      steps, lambda batch: rec_train_step(ae, rec, arc, batch, cfg, autocast),
+                      ("loss",) + joint_keys[2:], total + ae_total, rec_cfg,
+                      "recogniser epoch {n}/{of} loss {loss:.3f} distill {distill:.3f}", (rec,), (ae,))
+    return joint, ae_only, rec_only
+
+
+def _restore(path: Path, ae: FusionAutoencoder, rec: Recogniser, arc: ArcFace,
+             opts: dict[str, torch.optim.Optimizer]) -> tuple[int, int, list, np.random.Generator]:
+    """Load the checkpoint at ``path`` into the networks and into the optimiser in ``opts`` of the phase that
+    wrote it (the next phase starts its own afresh); returns its step, epoch, history and batch RNG."""
+    ck = torch.load(path, map_location="cpu", weights_only=True)
+    ae.load_state_dict(ck["ae"])
+    rec.load_state_dict(ck["rec"])
+    arc.load_state_dict(ck["arc"])
+    # tensors follow the parameters' device
+    opts.get(str(ck.get("phase", "joint")), opts["joint"]).load_state_dict(ck["opt"])
+    rng = np.random.default_rng()
+    rng.bit_generator.state = json.loads(ck["rng"])
+    return int(ck["step"]), int(ck["epoch"]), json.loads(ck["history"]), rng
+
+
+@dataclass
+class _Run:
+    """One :func:`train` call: what its phases share, and where the schedule stands (global step, epochs done,
+    per-epoch history; with the batcher's RNG, what a checkpoint holds)."""
+
+    ae: FusionAutoencoder
+    rec: Recogniser
+    arc: ArcFace
+    batcher: Batcher
+    device: torch.device
+    checkpoint: Path
+    record: dict  # the training record a checkpoint holds
+    progress: Progress | None
+    total_steps: int  # of the whole schedule
+    deadline: float | None  # a time.perf_counter value: the time limit
+    step: int
+    epoch: int
+    history: list
+    stopped_early: bool = False
+
+    def reporter(self, phase: _Phase) -> Callable[[int, dict], None]:
+        """The progress callback of ``phase``'s current epoch: the global step and the phase's message."""
+        n = self.epoch + 1 - phase.first_epoch
+
+        def update(done: int, means: dict) -> None:
+            if self.progress is not None:
+                self.progress.update(done, self.total_steps, phase.message.format(n=n, of=phase.epochs, **means))
+        return update
+
+
+def _run_phase(run: _Run, phase: _Phase) -> None:
+    """The epochs of ``phase`` still to do (none once the time limit has stopped the run), each added to the
+    history and followed by a checkpoint."""
+    for m in phase.frozen:
+        m.eval()
+    phase_total = phase.steps * phase.epochs
+    while run.epoch < phase.first_epoch + phase.epochs and not run.stopped_early:
+        for m in phase.trained:
+            m.train()
         t_epoch = time.perf_counter()
-        step, means, done_steps, stopped_early = _epoch(
-            batcher, steps_per_epoch, cfg.batch, device, opt_rec, rec_params,
-            lambda batch: rec_train_step(ae, rec, arc, batch, cfg, autocast),
-            lambda s: _lr_at(s - total - ae_total, rec_total, rec_cfg), ("loss",) + joint_keys[2:], step, deadline,
-            report(f"recogniser epoch {epoch + 1 - first_rec}/{cfg.rec_epochs} loss {{loss:.3f}} "
-                   f"distill {{distill:.3f}}"))
-        epoch += 1
-        history.append({"epoch": epoch, "phase": "recogniser", "steps": done_steps,
-                        "seconds": round(time.perf_counter() - t_epoch, 1), **means})
-        _save_checkpoint(ckpt_path, ae, rec, arc, opt_rec, step, epoch, rng, history, record, "recogniser")
-    record |= {"history": history, "train_seconds": round(time.perf_counter() - started, 1),
-               "stopped_early": stopped_early, "steps": step, "epochs_this_session": epoch - first_epoch}
-    (out / "history.json").write_text(json.dumps(record, indent=2))
-    return record
+        run.step, means, done_steps, run.stopped_early = _epoch(
+            run.batcher, phase.steps, phase.batch_size, run.device, phase.opt, phase.params, phase.step_fn,
+            lambda s: _lr_at(s - phase.first_step, phase_total, phase.lr_cfg), phase.keys, run.step, run.deadline,
+            run.reporter(phase))
+        run.epoch += 1
+        named = {} if phase.name == "joint" else {"phase": phase.name}
+        run.history.append({"epoch": run.epoch, **named, "steps": done_steps,
+                            "seconds": round(time.perf_counter() - t_epoch, 1), **means})
+        _save_checkpoint(run.checkpoint, run.ae, run.rec, run.arc, phase.opt, run.step, run.epoch, run.batcher.rng,
+                         run.history, run.record, phase.name)
 
 
 def _epoch(batcher: Batcher, steps: int, batch_size: int, device: torch.device, opt: torch.optim.Optimizer,
