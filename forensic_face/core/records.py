@@ -11,7 +11,7 @@ dash, never crash on it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 #: The false-lead rate a gallery search is held to by default: the share of searches for someone who is
 #: not enrolled that still end with a confident lead.
@@ -169,6 +169,24 @@ def _points(value) -> tuple[tuple[float, float], ...]:
     return pts if all(math.isfinite(c) for p in pts for c in p) else ()
 
 
+#: How a saved value is read into a record field of each annotated type.
+_READERS = {"float": as_number, "str": as_text, "tuple[str, ...]": _texts}
+
+
+def _read(cls, saved: dict, **given):
+    """The record dataclass ``cls`` from ``saved``: each field not ``given`` read by its annotated type."""
+    return cls(**{f.name: given[f.name] if f.name in given else _READERS[f.type](saved.get(f.name))
+                  for f in fields(cls)})
+
+
+class _Saved:
+    """A record read from a saved JSON object field by field (:func:`_read`)."""
+
+    @classmethod
+    def from_dict(cls, saved: dict):
+        return _read(cls, saved)
+
+
 @dataclass(frozen=True)
 class FaceRecord:
     """Where the face of an analysis was and how it was taken."""
@@ -181,12 +199,11 @@ class FaceRecord:
 
     @classmethod
     def from_dict(cls, saved: dict) -> FaceRecord:
-        return cls(_box(saved.get("box")), _points(saved.get("landmarks")), as_text(saved.get("method")),
-                   as_text(saved.get("alignment")), as_text(saved.get("selection")))
+        return _read(cls, saved, box=_box(saved.get("box")), landmarks=_points(saved.get("landmarks")))
 
 
 @dataclass(frozen=True)
-class QualityRecord:
+class QualityRecord(_Saved):
     """The no-reference quality of an analysed face (vision.quality.QualityReport as saved) and its warnings."""
 
     face_px: float
@@ -195,12 +212,6 @@ class QualityRecord:
     mean_level: float
     contrast: float
     hints: tuple[str, ...]
-
-    @classmethod
-    def from_dict(cls, saved: dict) -> QualityRecord:
-        n = as_number
-        return cls(n(saved.get("face_px")), n(saved.get("sharpness")), n(saved.get("noise_sigma")),
-                   n(saved.get("mean_level")), n(saved.get("contrast")), _texts(saved.get("hints")))
 
 
 @dataclass(frozen=True)
@@ -219,15 +230,11 @@ class AudioRecord:
 
     @classmethod
     def from_dict(cls, saved: dict) -> AudioRecord:
-        q = _part(saved, "quality")
-        return cls(as_text(saved.get("evidence")), as_text(saved.get("sha256")), as_number(saved.get("timestamp_s")),
-                   as_number(saved.get("window_s")), as_number(saved.get("pitch_hz")),
-                   as_number(saved.get("voiced_fraction")), as_number(q.get("peak_dbfs")),
-                   as_number(q.get("rms_dbfs")), _texts(q.get("warnings")))
+        return _read(cls, {**saved, **_part(saved, "quality")})  # the levels are saved in its quality part
 
 
 @dataclass(frozen=True)
-class EngineRecord:
+class EngineRecord(_Saved):
     """The models that made an analysis."""
 
     model_version: str
@@ -235,11 +242,6 @@ class EngineRecord:
     torch: str
     weights_sha256: str
     calibration_sha256: str  # "" for analyses saved before the calibration had its own digest
-
-    @classmethod
-    def from_dict(cls, saved: dict) -> EngineRecord:
-        return cls(*(as_text(saved.get(k)) for k in ("model_version", "device", "torch", "weights_sha256",
-                                                     "calibration_sha256")))
 
 
 @dataclass(frozen=True)
