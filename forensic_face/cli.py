@@ -113,6 +113,8 @@ def _cmd_case(args: argparse.Namespace) -> int:
               f"and set {KEY_ENV}={args.file} for every analyst of the unit: entries written then are sealed, "
               "and `case verify` checks the seals")
         return 0
+    if args.case_command in ("withdraw", "note", "provenance"):
+        return _case_record(args)
     if args.case_command == "log":
         entries = Case.open(args.dir).read_log()
         if args.json:
@@ -121,6 +123,25 @@ def _cmd_case(args: argparse.Namespace) -> int:
             print(f"{e.get('seq'):>4} {e.get('time')} {e.get('action'):<28} {json.dumps(e.get('details'))[:160]}")
         return 0
     raise AssertionError(args.case_command)
+
+
+def _case_record(args: argparse.Namespace) -> int:
+    """case withdraw / note / provenance: something the analyst records about an analysis or an evidence file."""
+    from forensic_face.store.case import Case
+
+    case = Case.open(args.dir)
+    if args.case_command == "withdraw":
+        entry = case.withdraw_analysis(args.analysis, args.reason)
+        what = f"{args.analysis} withdrawn (it stays in the case and the report, marked withdrawn)"
+    elif args.case_command == "note":
+        entry = case.add_note(args.analysis, args.text)
+        what = f"note added to {args.analysis}"
+    else:
+        entry = case.set_provenance(args.evidence, args.exhibit or "", args.received_from or "",
+                                    args.received_at or "")
+        what = f"provenance of {args.evidence} recorded"
+    print(json.dumps(entry, indent=2) if args.json else f"{what}; audit log entry {entry['seq']}")
+    return 0
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -464,6 +485,24 @@ def _case_parser(sub) -> None:
     c = case_sub.add_parser("keygen", help="make a unit key file that seals audit entries (set "
                                            "FORENSIC_FACE_AUDIT_KEY to its path)")
     c.add_argument("file", help="where to write the key (never inside a case)")
+    c = case_sub.add_parser("withdraw", help="mark an analysis withdrawn, with the reason (logged; never deleted)")
+    c.add_argument("dir")
+    c.add_argument("analysis", help="analysis id, e.g. analysis-002")
+    c.add_argument("--reason", required=True, help="why it is withdrawn (wrong gallery, wrong face box, ...)")
+    c.add_argument("--json", action="store_true")
+    c = case_sub.add_parser("note", help="add the analyst's note to an analysis (logged, printed in the report)")
+    c.add_argument("dir")
+    c.add_argument("analysis", help="analysis id, e.g. analysis-001")
+    c.add_argument("text", help="the note")
+    c.add_argument("--json", action="store_true")
+    c = case_sub.add_parser("provenance", help="record where an evidence file came from (exhibit number, who "
+                                               "handed it over, when); logged, shown in the report")
+    c.add_argument("dir")
+    c.add_argument("evidence", help="the evidence file's name in the case (see `case log`)")
+    c.add_argument("--exhibit", help="exhibit number or reference")
+    c.add_argument("--received-from", dest="received_from", help="who handed it over")
+    c.add_argument("--received-at", dest="received_at", help="when it was received (as on the exhibit label)")
+    c.add_argument("--json", action="store_true")
     c = case_sub.add_parser("log", help="print the audit log")
     c.add_argument("dir")
     c.add_argument("--json", action="store_true")

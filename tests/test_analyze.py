@@ -86,7 +86,7 @@ def test_no_audio_and_missing_audio_both_work(tmp_path: Path, evidence, tiny_eng
 def test_no_face_says_so_and_a_drawn_box_works(tmp_path: Path, evidence, tiny_engine, detector) -> None:
     case = Case.create(tmp_path / "case", "C-3", "Analyst")
     case.add_evidence([evidence["wall.png"]])
-    with pytest.raises(NoFaceFoundError, match="Draw the face box by hand"):
+    with pytest.raises(NoFaceFoundError, match="no face found"):
         analyze_case(case, tiny_engine, detector)
     res = analyze_case(case, tiny_engine, detector, box=(100, 60, 180, 150))
     assert res.face["method"] == "manual"
@@ -198,3 +198,16 @@ def test_the_saved_record_reads_back_as_the_analysis_made_it(tmp_path: Path, evi
     assert rec.search.as_dict()["candidates"] == res.search["candidates"]  # thumbnails included
     assert rec.search.gallery == gallery.identity(tiny_engine.info.version)
     assert [t is not None for t in view.thumbnails] == [True, True]
+
+
+def test_a_failed_analysis_is_logged_with_its_reason_and_nothing_else_is_saved(tmp_path: Path, evidence,
+                                                                              tiny_engine, detector) -> None:
+    case = Case.create(tmp_path / "case", "C-4", "Analyst")
+    case.add_evidence([evidence["wall.png"]])
+    with pytest.raises(NoFaceFoundError):
+        analyze_case(case, tiny_engine, detector, top_k=3)
+    (failed,) = case.failed_analyses()
+    assert failed.frame == "wall.png" and failed.audio == "" and "no face found" in failed.when.text
+    entry = case.read_log()[-1]
+    assert entry["action"] == "analysis.failed" and entry["details"]["parameters"]["top_k"] == 3
+    assert case.analyses() == [] and not any(case.results_dir.iterdir()) and case.verify().ok

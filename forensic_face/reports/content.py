@@ -20,7 +20,7 @@ import numpy as np
 from forensic_face.core.hashing import sha256_file
 from forensic_face.core.progress import Progress
 from forensic_face.core.records import AnalysisRecord, AudioRecord
-from forensic_face.store.case import AnalysisRef, Case, VerifyReport
+from forensic_face.store.case import AnalysisRef, Case, FailedAnalysis, LoggedNote, Provenance, VerifyReport
 from forensic_face.store.lock import case_lock
 from forensic_face.store.verify import RESULT_OK
 
@@ -55,6 +55,8 @@ class AnalysisView:
     lbrp: np.ndarray | None = None  # the LBRP vector at the analysis window, recomputed from the evidence
     problems: list[str] = field(default_factory=list)
     altered: list[str] = field(default_factory=list)  # this analysis's files that fail verification
+    withdrawn: LoggedNote | None = None  # why and by whom the analysis was withdrawn (the log says so)
+    notes: tuple[LoggedNote, ...] = ()  # the analyst's notes on it, from the log
 
     @property
     def trustworthy(self) -> bool:
@@ -74,6 +76,8 @@ class ReportContent:
     verification: VerifyReport
     result_checks: list[ResultCheck]
     analyses: list[AnalysisView]
+    failed: list[FailedAnalysis]  # analyses that failed (logged, nothing saved)
+    provenance: dict[str, Provenance]  # evidence name -> where it came from, as recorded
     unreadable_results: list[str]
     log_entries: list[dict]
     evaluation: dict | None  # resources/models/evaluation.json
@@ -173,7 +177,7 @@ def load_analysis(case: Case, ref: AnalysisRef, verification: VerifyReport | Non
     if ref.record is None:
         raise ValueError(f"{ref.analysis_id}: the audit log names no record file inside results/")
     record = AnalysisRecord.from_dict(json.loads(_read_capped(ref.record, MAX_RESULT_JSON)))
-    view = AnalysisView(analysis_id=ref.analysis_id, record=record)
+    view = AnalysisView(analysis_id=ref.analysis_id, record=record, withdrawn=ref.withdrawn, notes=ref.notes)
     if verification is not None:
         own = {ref.record.relative_to(case.root).as_posix(), *ref.files}
         view.altered = [f"{rel}: {status}" for rel, status in sorted(verification.result_status.items())
@@ -219,7 +223,7 @@ def collect(case: Case, progress: Progress | None = None) -> ReportContent:
         entries = case.read_log() if case.audit_file.exists() else []
         step.update(1, 4, "reading the analyses")
         analyses, unreadable = [], []
-        refs = case.analyses()
+        refs, failed, provenance = case.analyses(), case.failed_analyses(), case.provenance()
         for i, ref in enumerate(refs):
             step.update(2, 4, f"reading {ref.analysis_id} ({i + 1}/{len(refs)})")
             try:
@@ -236,4 +240,5 @@ def collect(case: Case, progress: Progress | None = None) -> ReportContent:
         created=str(meta.get("created", "")), generated=datetime.now(UTC).isoformat(timespec="seconds"),
         software=f"forensic-face {__version__}", evidence=[e.__dict__ for e in case.evidence],
         verification=verification, result_checks=result_checks(verification), analyses=analyses,
-        unreadable_results=unreadable, log_entries=entries, evaluation=evaluation, model_card_sha256=card_sha)
+        failed=failed, provenance=provenance, unreadable_results=unreadable, log_entries=entries,
+        evaluation=evaluation, model_card_sha256=card_sha)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +20,7 @@ import cv2
 import numpy as np
 
 from forensic_face import __version__
-from forensic_face.core.errors import AudioError, CaseError, ForensicFaceError, NoFaceFoundError
+from forensic_face.core.errors import AudioError, CancelledError, CaseError, ForensicFaceError, NoFaceFoundError
 from forensic_face.core.progress import Progress
 from forensic_face.core.records import AnalysisRecord, SearchOutcome
 from forensic_face.engine.probe import Probe, ProbePath
@@ -117,28 +119,29 @@ def analyze_case(case: Case, engine, detector, gallery: GalleryStore | None = No
     case.check_writable()
     frame_path = case.checked_evidence_path(item)
     audio_path = case.checked_evidence_path(aitem) if aitem is not None else None
-    step.update(0, 5, "loading frame")
-    frm, selection = load_frame(case, item, detector, progress, time_s, path=frame_path)
-    step.update(1, 5, "detecting face")
-    path = ProbePath(engine, detector)
-    try:
-        face = path.face(frm.image, box)
-    except NoFaceFoundError as exc:
-        raise NoFaceFoundError(f"{item.name}: {exc} Draw the face box by hand (--box x0,y0,x1,y1).") from None
-    step.update(2, 5, "audio")
-    audio_info, audio_vec = None, None
-    if aitem is not None:
-        audio_info, audio_vec = _audio_features(aitem, audio_path, frm, item.kind, audio_time_s)
-    step.update(3, 5, "reconstructing")
-    probe = path.complete(face, audio_vec)
-    step.update(4, 5, "searching gallery")
-    search, search_res, thumbs = None, None, []
-    if gallery is not None:
-        search_res, search = _search(gallery, engine, probe, top_k, fpir)
-        thumbs = [gallery.thumbnail(c.image_id) for c in search_res.candidates]
-    result = _result(item, frm, selection, probe, audio_info, search, search_res, engine)
     parameters = {"top_k": top_k, "fpir": fpir, "use_audio": use_audio, "manual_box": box, "time_s": time_s,
                   "audio_time_s": audio_time_s}
+    with _failure_logged(case, item, aitem, parameters):
+        step.update(0, 5, "loading frame")
+        frm, selection = load_frame(case, item, detector, progress, time_s, path=frame_path)
+        step.update(1, 5, "detecting face")
+        path = ProbePath(engine, detector)
+        try:
+            face = path.face(frm.image, box)
+        except NoFaceFoundError as exc:
+            raise NoFaceFoundError(f"{item.name}: {exc}") from None  # each interface says how to draw the box
+        step.update(2, 5, "audio")
+        audio_info, audio_vec = None, None
+        if aitem is not None:
+            audio_info, audio_vec = _audio_features(aitem, audio_path, frm, item.kind, audio_time_s)
+        step.update(3, 5, "reconstructing")
+        probe = path.complete(face, audio_vec)
+        step.update(4, 5, "searching gallery")
+        search, search_res, thumbs = None, None, []
+        if gallery is not None:
+            search_res, search = _search(gallery, engine, probe, top_k, fpir)
+            thumbs = [gallery.thumbnail(c.image_id) for c in search_res.candidates]
+    result = _result(item, frm, selection, probe, audio_info, search, search_res, engine)
     step.update(4, 5, "saving the analysis in the case")
     aid, _ = case.commit_analysis(
         lambda aid: _analysis_files(aid, result, thumbs, parameters, item, aitem, engine, t0), progress)
@@ -150,6 +153,22 @@ def analyze_case(case: Case, engine, detector, gallery: GalleryStore | None = No
 
 
 _IMAGE_ROLES = ("input_face", "reconstruction", "reconstruction_no_audio", "difference")
+
+
+@contextmanager
+def _failure_logged(case: Case, item: EvidenceItem, aitem: EvidenceItem | None, parameters: dict) -> Iterator[None]:
+    """Log an analysis that fails with a reason the analyst should see in the case (no face, unusable audio, a
+    gallery refused) as ``analysis.failed``; a cancellation is not a failure and is not logged."""
+    try:
+        yield
+    except CancelledError:
+        raise
+    except ForensicFaceError as exc:
+        try:
+            case.log_failed_analysis(item.name, aitem.name if aitem else None, str(exc), parameters)
+        except ForensicFaceError as not_logged:  # the case cannot take it (locked, record in doubt): say so
+            log.warning("the failed analysis was not logged in the case: %s", not_logged)
+        raise
 
 
 def _audio_features(aitem: EvidenceItem, path, frm, frame_kind: str, audio_time_s: float | None):

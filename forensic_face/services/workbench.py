@@ -74,6 +74,16 @@ class Workbench(Resources):
         run = verify_and_record(case, progress)
         return self.case_state(case, progress, with_latest=False, verification=run.report), run.not_logged
 
+    def withdraw_analysis(self, case: Case, analysis_id: str, reason: str) -> CaseState:
+        """Mark an analysis withdrawn with the analyst's reason (logged, kept, shown as withdrawn)."""
+        case.withdraw_analysis(analysis_id, reason)
+        return self.case_state(case)
+
+    def add_note(self, case: Case, analysis_id: str, note: str) -> CaseState:
+        """Log an analyst's note on an analysis."""
+        case.add_note(analysis_id, note)
+        return self.case_state(case)
+
     def load_analysis(self, case: Case, analysis_id: str, verification: VerifyReport | None = None):
         """A logged analysis by id; with the case view's verification, its altered files are named."""
         from forensic_face.reports.content import find_analysis, load_analysis
@@ -129,7 +139,7 @@ class Workbench(Resources):
                 det = locate(data.image, self.detector(preview=True))
                 data.detection = {"box": det.box, "landmarks": det.landmarks, "method": det.method}
             except NoFaceFoundError as exc:
-                data.detection_note = f"{exc} Draw the face box by hand (Analysis ▸ Draw face box)."
+                data.detection_note = f"{exc}. Draw the face box by hand (Analysis ▸ Draw face box)."
         return data
 
     # ------------------------------------------------------------------------------- analysis

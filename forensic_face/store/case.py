@@ -40,7 +40,7 @@ import shutil
 import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -77,6 +77,13 @@ MAX_FIELD_CHARS = {"id": 100, "analyst": 120, "title": 300}
 MAX_READ_FIELD_CHARS = 10_000
 #: Free space a write needs beyond its own bytes, so a full disk is refused before any work.
 MIN_FREE_BYTES = 32 << 20
+#: An analyst's note or reason, characters.
+MAX_TEXT_CHARS = 2000
+#: Log actions about analyses and evidence after they were recorded.
+ANALYSIS_WITHDRAWN = "analysis.withdrawn"
+ANALYSIS_NOTE = "analysis.note"
+ANALYSIS_FAILED = "analysis.failed"
+EVIDENCE_PROVENANCE = "evidence.provenance"
 INCOMING = ".incoming-"
 STAGING = ".partial-"
 ANALYSIS_ID = re.compile(r"^analysis-(\d{3,6})$")
@@ -156,12 +163,48 @@ class EvidenceItem:
 
 
 @dataclass(frozen=True)
+class LoggedNote:
+    """A text the log records about an analysis or an evidence file: who wrote it, when, what."""
+
+    time: str
+    analyst: str
+    user: str
+    text: str
+
+    @classmethod
+    def of(cls, entry: dict, text: str) -> LoggedNote:
+        return cls(str(entry.get("time", "")), str(entry.get("analyst", "")), str(entry.get("user", "")), text)
+
+
+@dataclass(frozen=True)
 class AnalysisRef:
-    """An analysis as the audit log records it: its id, its JSON record inside the case, its files."""
+    """An analysis as the audit log records it: its id, its JSON record inside the case, its files, and
+    what was logged about it later (its withdrawal, the analyst's notes)."""
 
     analysis_id: str
     record: Path | None  # None when the logged path is not a file name inside results/
     files: dict[str, str]  # results/... -> SHA-256 logged (empty for analyses saved file by file)
+    withdrawn: LoggedNote | None = None  # why and by whom it was withdrawn; it stays in the case and the report
+    notes: tuple[LoggedNote, ...] = ()  # the analyst's notes, oldest first
+
+
+@dataclass(frozen=True)
+class FailedAnalysis:
+    """An analysis that was started and failed (nothing of it was saved but this log entry)."""
+
+    when: LoggedNote  # the failure's text is the reason
+    frame: str  # the frame evidence it was asked for ("" when none was chosen)
+    audio: str
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where an evidence file came from, as the analyst recorded it (the latest record in the log)."""
+
+    exhibit: str  # exhibit number or reference
+    received_from: str  # who handed it over
+    received_at: str  # when it was received, as the analyst wrote it
+    recorded: LoggedNote  # who recorded this, when
 
 
 def _safe_name(name: str) -> str:
@@ -179,6 +222,29 @@ def _user() -> str:
         return getpass.getuser()
     except Exception:  # noqa: BLE001 - no user name in some containers
         return ""
+
+
+def _check_text(what: str, value: str, limit: int | None = None, allow_empty: bool = False) -> str:
+    """An analyst's text for the log: printable (lines and tabs allowed), stripped, not empty unless allowed,
+    at most ``limit`` (default MAX_TEXT_CHARS) characters; CaseError saying what is wrong otherwise."""
+    limit = limit or MAX_TEXT_CHARS
+    value = str(value).strip()
+    if not value and not allow_empty:
+        raise CaseError(f"the {what} is empty; write why")
+    if _CONTROL.search(value.replace("\n", " ").replace("\t", " ")):
+        raise CaseError(f"the {what} holds control characters; write printable text")
+    if len(value) > limit:
+        raise CaseError(f"the {what} has {len(value)} characters; at most {limit} are allowed")
+    return value
+
+
+def _about(entries: list[dict], action: str, key: str) -> Iterator[tuple[dict, str, str]]:
+    """(entry, analysis id, text under ``key``) of each well-formed ``action`` entry about an analysis."""
+    for e in entries:
+        d = e.get("details")
+        if e.get("action") == action and isinstance(d, dict) and isinstance(d.get("analysis"), str) \
+                and isinstance(d.get(key), str):
+            yield e, d["analysis"], d[key]
 
 
 def _check_new_field(name: str, value: str) -> str:
@@ -568,9 +634,11 @@ class Case:
 
     # ---------------------------------------------------------------------------------------- analyses
     def analyses(self) -> list[AnalysisRef]:
-        """The analyses the audit log records, oldest first, each with its record file (checked)."""
-        refs = []
-        for e in self.read_log():
+        """The analyses the audit log records, oldest first, each with its record file (checked), its
+        withdrawal and its notes."""
+        entries = self.read_log()
+        refs = {}
+        for e in entries:
             d = e.get("details")
             if e.get("action") != "analysis" or not isinstance(d, dict):
                 continue
@@ -582,8 +650,77 @@ class Case:
             record = self.result_file(rel)
             if record is not None and record.name != f"{aid}.json":
                 record = None
-            refs.append(AnalysisRef(aid, record, {str(k): str(v) for k, v in files.items()}))
-        return refs
+            refs[aid] = AnalysisRef(aid, record, {str(k): str(v) for k, v in files.items()})
+        for e, aid, text in _about(entries, ANALYSIS_WITHDRAWN, "reason"):
+            if aid in refs and refs[aid].withdrawn is None:
+                refs[aid] = replace(refs[aid], withdrawn=LoggedNote.of(e, text))
+        for e, aid, text in _about(entries, ANALYSIS_NOTE, "note"):
+            if aid in refs:
+                refs[aid] = replace(refs[aid], notes=(*refs[aid].notes, LoggedNote.of(e, text)))
+        return list(refs.values())
+
+    def withdraw_analysis(self, analysis_id: str, reason: str, progress: Progress | None = None) -> dict:
+        """Mark a logged analysis withdrawn, with the analyst's reason: logged, never deleted (its files stay,
+        the GUI and the report show it as withdrawn). CaseError for an unknown or already withdrawn one."""
+        reason = _check_text("reason for withdrawing", reason)
+        with self.writing(progress):
+            ref = self._logged_analysis(analysis_id)
+            if ref.withdrawn is not None:
+                raise CaseError(f"{analysis_id} was already withdrawn on {ref.withdrawn.time} ({ref.withdrawn.text})")
+            return self._commit(ANALYSIS_WITHDRAWN, {"analysis": analysis_id, "reason": reason})
+
+    def add_note(self, analysis_id: str, note: str, progress: Progress | None = None) -> dict:
+        """Log an analyst's note on a logged analysis (shown with it in the GUI and printed in the report)."""
+        note = _check_text("note", note)
+        with self.writing(progress):
+            self._logged_analysis(analysis_id)
+            return self._commit(ANALYSIS_NOTE, {"analysis": analysis_id, "note": note})
+
+    def _logged_analysis(self, analysis_id: str) -> AnalysisRef:
+        for ref in self.analyses():
+            if ref.analysis_id == analysis_id:
+                return ref
+        raise CaseError(f"the audit log records no analysis {str(analysis_id)[:40]!r}; nothing was changed")
+
+    def log_failed_analysis(self, frame: str | None, audio: str | None, reason: str, parameters: dict) -> dict:
+        """Record an analysis that failed (no face found, unusable audio, a gallery refused...): nothing of it
+        is saved but this entry, which the report lists."""
+        return self.append_log(ANALYSIS_FAILED, {"frame": frame or "", "audio": audio or "",
+                                                 "reason": str(reason)[:MAX_TEXT_CHARS], "parameters": parameters})
+
+    def failed_analyses(self) -> list[FailedAnalysis]:
+        """The failed analyses the log records, oldest first."""
+        out = []
+        for e in self.read_log():
+            d = e.get("details")
+            if e.get("action") == ANALYSIS_FAILED and isinstance(d, dict):
+                out.append(FailedAnalysis(LoggedNote.of(e, str(d.get("reason", ""))), str(d.get("frame", "")),
+                                          str(d.get("audio", ""))))
+        return out
+
+    # ---------------------------------------------------------------------------------------- provenance
+    def set_provenance(self, evidence: str, exhibit: str, received_from: str, received_at: str,
+                       progress: Progress | None = None) -> dict:
+        """Record where an evidence file came from (exhibit number, who handed it over, when): logged; a later
+        record supersedes an earlier one, both stay in the log."""
+        fields = {k: _check_text(k.replace("_", " "), v, MAX_FIELD_CHARS["title"], allow_empty=True)
+                  for k, v in (("exhibit", exhibit), ("received_from", received_from), ("received_at", received_at))}
+        if not any(fields.values()):
+            raise CaseError("give at least one of the exhibit number, who it was received from, when")
+        with self.writing(progress):
+            if not any(e.name == evidence for e in self.evidence):
+                raise CaseError(f"no evidence named {str(evidence)[:120]!r} in the case; nothing was changed")
+            return self._commit(EVIDENCE_PROVENANCE, {"evidence": evidence, **fields})
+
+    def provenance(self) -> dict[str, Provenance]:
+        """Each evidence file's latest provenance record (files without one are absent)."""
+        out = {}
+        for e in self.read_log():
+            d = e.get("details")
+            if e.get("action") == EVIDENCE_PROVENANCE and isinstance(d, dict) and isinstance(d.get("evidence"), str):
+                out[d["evidence"]] = Provenance(*(str(d.get(k, "")) for k in ("exhibit", "received_from",
+                                                                              "received_at")), LoggedNote.of(e, ""))
+        return out
 
     def _next_analysis_id(self) -> str:
         taken = [0]

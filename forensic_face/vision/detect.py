@@ -25,7 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from forensic_face.core.errors import ForensicFaceError, NoFaceFoundError
+from forensic_face.core.errors import ForensicFaceError, InputError, NoFaceFoundError
 from forensic_face.vision.frames import to_grey
 
 log = logging.getLogger(__name__)
@@ -143,7 +143,7 @@ class FaceDetector:
             h, w = image.shape[:2]
             raise NoFaceFoundError(
                 f"no face found in the {w}x{h} frame (tried dlib HOG at x{', x'.join(map(str, self.config.upscales))}"
-                f"{' and a Haar cascade' if self._haar is not None else ''}); draw the face box by hand"
+                f"{' and a Haar cascade' if self._haar is not None else ''})"
             )
         return faces[0]
 
@@ -155,10 +155,17 @@ class FaceDetector:
         """
         h, w = image.shape[:2]
         x0, y0, x1, y1 = (float(v) for v in box)
-        x0, x1 = sorted((max(0.0, x0), min(float(w), x1)))
-        y0, y1 = sorted((max(0.0, y0), min(float(h), y1)))
+        text = ",".join(f"{v:g}" for v in (x0, y0, x1, y1))
+        if not all(np.isfinite((x0, y0, x1, y1))) or x1 <= x0 or y1 <= y0:
+            raise InputError(f"the face box {text} is not x0,y0 (top left) then x1,y1 (bottom right) with x1 > x0 "
+                             "and y1 > y0; nothing was analysed")
+        slack = 2.0  # a box drawn to the frame's edge may overshoot it by a pixel or two: that is clamped
+        if x0 < -slack or y0 < -slack or x1 > w + slack or y1 > h + slack:
+            raise InputError(f"the face box {text} reaches outside the {w}x{h} frame (x 0-{w}, y 0-{h}); draw it "
+                             "inside the frame (nothing was analysed)")
+        x0, y0, x1, y1 = max(0.0, x0), max(0.0, y0), min(float(w), x1), min(float(h), y1)
         if x1 - x0 < 4 or y1 - y0 < 4:
-            raise ForensicFaceError(f"the face box {box} is smaller than 4 px or outside the {w}x{h} frame")
+            raise InputError(f"the face box {text} is smaller than 4 px; draw it around the whole face")
         det = FaceDetection(box=(x0, y0, x1, y1), score=float("nan"), method="manual")
         if x1 - x0 >= 24:
             det = self._with_landmarks(to_grey(image), det)

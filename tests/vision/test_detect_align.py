@@ -29,7 +29,7 @@ def test_small_face_found_by_upscaling(detector, frame_640):
 def test_no_face_says_so_and_manual_box_still_aligns(detector):
     rng = np.random.default_rng(0)
     texture = cv2.GaussianBlur(rng.integers(0, 256, (240, 320), dtype=np.uint8), (0, 0), 3)
-    with pytest.raises(NoFaceFoundError, match="draw the face box by hand"):
+    with pytest.raises(NoFaceFoundError, match=r"no face found in the \d+x\d+ frame \(tried"):
         detector.detect_one(texture)
     det = detector.from_box(texture, (100, 80, 116, 96))  # a 16 px box: too small for landmarks
     assert det.method == "manual" and det.landmarks is None
@@ -82,3 +82,18 @@ def test_detection_rate_on_lfw_sample(detector, shared_data):
     files = sorted((shared_data / "lfw").glob("*/*_0001.jpg"))[:: 60][:80]
     found = sum(bool(detector.detect(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE))) for f in files)
     assert found / len(files) >= 0.95
+
+
+def test_a_face_box_with_reversed_corners_or_outside_the_frame_is_refused(detector, frame_640) -> None:
+    """A box of 700,10,20,900 on a 640x480 frame was silently reordered and clamped; now it is refused, saying
+    why, and a box drawn to the frame's very edge still works."""
+    from forensic_face.core.errors import InputError
+
+    with pytest.raises(InputError, match=r"700,10,20,900 is not x0,y0 \(top left\) then x1,y1"):
+        detector.from_box(frame_640, (700, 10, 20, 900))
+    with pytest.raises(InputError, match=r"reaches outside the 640x480 frame"):
+        detector.from_box(frame_640, (600, 10, 700, 120))
+    with pytest.raises(InputError, match="smaller than 4 px"):
+        detector.from_box(frame_640, (10, 10, 12, 40))
+    edge = detector.from_box(frame_640, (540, 380, 641, 481))  # a pixel over: clamped
+    assert edge.box == (540.0, 380.0, 640.0, 480.0) and edge.method == "manual"
