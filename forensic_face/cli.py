@@ -358,6 +358,7 @@ def _parse_box(text: str | None):
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
+    from forensic_face.core.errors import NoFaceFoundError
     from forensic_face.core.progress import console_progress
     from forensic_face.services.analysis import analyze_case
     from forensic_face.store.case import Case
@@ -365,9 +366,12 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     case = Case.open(args.dir)
     with _resources(args, args.gallery) as r:
         engine = r.engine()
-        res = analyze_case(case, engine, r.detector(), r.gallery(), frame=args.frame, audio=args.audio,
-                           use_audio=not args.no_audio, box=_parse_box(args.box), time_s=args.time,
-                           top_k=args.top, fpir=args.fpir, progress=console_progress())
+        try:
+            res = analyze_case(case, engine, r.detector(), r.gallery(), frame=args.frame, audio=args.audio,
+                               use_audio=not args.no_audio, box=_parse_box(args.box), time_s=args.time,
+                               top_k=args.top, fpir=args.fpir, progress=console_progress())
+        except NoFaceFoundError as exc:
+            raise NoFaceFoundError(f"{exc}; give the face box by hand: --box x0,y0,x1,y1 in frame pixels") from None
     if args.json:
         print(json.dumps(res.as_dict(), indent=2))
         return 0

@@ -67,3 +67,26 @@ def test_progress_line_rate_counts_only_the_work_done_here(monkeypatch) -> None:
     p.update(600, 1000, "later")  # 100 steps in 10 s
     line = out.getvalue().split("\r")[-1]
     assert "600/1000" in line and " 10.0/s" in line and "eta    40s" in line
+
+
+def test_analyze_without_a_face_says_how_to_give_the_box_once_and_logs_the_failure(tmp_path, tiny_models,
+                                                                                   capsys) -> None:
+    import cv2
+    import numpy as np
+
+    from forensic_face.cli import main
+    from forensic_face.store.case import Case
+
+    wall = tmp_path / "wall.png"
+    cv2.imwrite(str(wall), np.full((240, 320, 3), 128, np.uint8))
+    case = Case.create(tmp_path / "case", "C-1", "Analyst")
+    case.add_evidence([wall])
+    capsys.readouterr()
+    assert main(["analyze", str(case.root), "--models", str(tiny_models), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert "no face found in the 320x240 frame" in err and err.count("--box x0,y0,x1,y1") == 1
+    assert err.lower().count("by hand") == 1
+    assert [f.frame for f in Case.open(case.root).failed_analyses()] == ["wall.png"]
+    box = main(["analyze", str(case.root), "--models", str(tiny_models), "--device", "cpu", "--box",
+                "700,10,20,900"])
+    assert box == 1 and "is not x0,y0 (top left) then x1,y1" in capsys.readouterr().err
