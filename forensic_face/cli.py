@@ -369,7 +369,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         try:
             res = analyze_case(case, engine, r.detector(), r.gallery(), frame=args.frame, audio=args.audio,
                                use_audio=not args.no_audio, box=_parse_box(args.box), time_s=args.time,
-                               top_k=args.top, fpir=args.fpir, progress=console_progress())
+                               top_k=args.top, fpir=args.fpir, rotate=args.rotate, progress=console_progress())
         except NoFaceFoundError as exc:
             raise NoFaceFoundError(f"{exc}; give the face box by hand: --box x0,y0,x1,y1 in frame pixels") from None
     if args.json:
@@ -556,6 +556,9 @@ def _analyze_parser(sub) -> None:
     p.add_argument("--audio", help="audio evidence (default: the first, if any)")
     p.add_argument("--no-audio", dest="no_audio", action="store_true", help="reconstruct without audio")
     p.add_argument("--box", help="face box x0,y0,x1,y1 in frame pixels, when detection fails")
+    p.add_argument("--rotate", type=int, choices=(0, 90, 180, 270), default=0, metavar="DEGREES",
+                   help="turn the frame clockwise by 90, 180 or 270 degrees first (a camera hung sideways); "
+                        "--box is then in the turned frame")
     p.add_argument("--time", type=_seconds, help="video: analyse the frame at this time (s)")
     p.add_argument("--top", type=_top_k, default=10, help="candidates to list, 1 to 1000 (default %(default)s)")
     _fpir_option(p)

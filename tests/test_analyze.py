@@ -211,3 +211,23 @@ def test_a_failed_analysis_is_logged_with_its_reason_and_nothing_else_is_saved(t
     entry = case.read_log()[-1]
     assert entry["action"] == "analysis.failed" and entry["details"]["parameters"]["top_k"] == 3
     assert case.analyses() == [] and not any(case.results_dir.iterdir()) and case.verify().ok
+
+
+def test_a_sideways_frame_is_turned_upright_for_the_analysis_and_shown_turned(tmp_path: Path, frame_640,
+                                                                              tiny_engine, detector) -> None:
+    """A camera hung sideways: turned with `rotate`, the analysis finds the face itself, records the turn, and
+    the report and the GUI show the frame as it was analysed."""
+    from forensic_face.reports.content import find_analysis, load_analysis
+
+    src = tmp_path / "sideways.png"
+    cv2.imwrite(str(src), cv2.cvtColor(np.ascontiguousarray(np.rot90(frame_640, 1)), cv2.COLOR_RGB2BGR))
+    case = Case.create(tmp_path / "case", "C-5", "Analyst")
+    case.add_evidence([src])
+    res = analyze_case(case, tiny_engine, detector, rotate=90)
+    assert res.face["method"] != "manual" and res.record.parameters["rotate"] == 90
+    x0, y0, x1, y1 = res.face["box"]
+    assert 200 < (x0 + x1) / 2 < 440 and y1 <= 480  # in the turned (upright, 640x480) frame, where the face is
+    view = load_analysis(case, find_analysis(case, res.analysis_id))
+    assert view.frame.shape == frame_640.shape  # turned back upright, as analysed
+    with pytest.raises(ValueError, match="0, 90, 180 or 270"):
+        analyze_case(case, tiny_engine, detector, rotate=45)

@@ -212,6 +212,9 @@ class QualityRecord(_Saved):
     mean_level: float
     contrast: float
     hints: tuple[str, ...]
+    detail_px: float  # the width the face's detail really has (NaN in analyses saved before it was measured)
+    roll_deg: float  # in-plane rotation, degrees (NaN: not measured)
+    turn: float  # turned to a side: 0 frontal, about 0.5 in profile (NaN: not measured)
 
 
 @dataclass(frozen=True)

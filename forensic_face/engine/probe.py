@@ -69,17 +69,48 @@ class Probe:
 
 
 def locate(image: np.ndarray, detector: FaceDetector, box: Box | None = None) -> FaceDetection:
-    """The face to analyse: the given ``box`` (landmarks predicted inside it), else the detector's most
-    confident face (:class:`~forensic_face.core.errors.NoFaceFoundError` when there is none)."""
-    return detector.from_box(image, box) if box is not None else detector.detect_one(image)
+    """The face to analyse: the given ``box`` (landmarks predicted inside it, and the face's apparent rotation
+    when it is not upright: ``extra["apparent_rotation_deg"]``), else the detector's most confident face
+    (:class:`~forensic_face.core.errors.NoFaceFoundError` when there is none)."""
+    if box is None:
+        return detector.detect_one(image)
+    det = detector.from_box(image, box)
+    det.extra["apparent_rotation_deg"] = apparent_rotation(image, det.box, detector)
+    return det
+
+
+def apparent_rotation(image: np.ndarray, box: Box, detector: FaceDetector) -> float:
+    """How far a face drawn by hand is rotated, clockwise, in degrees (0, 90, 180 or -90): the first quarter turn
+    of its box region (with a margin) in which the detector finds a face of about its size; 0 when none does
+    (the landmarks then give the roll). The detector only finds upright faces, so this catches the sideways
+    and upside-down faces a box drawn by hand lets through."""
+    x0, y0, x1, y1 = box
+    m = 0.25 * max(x1 - x0, y1 - y0)
+    h, w = image.shape[:2]
+    region = image[int(max(0, y0 - m)):int(min(h, y1 + m)), int(max(0, x0 - m)):int(min(w, x1 + m))]
+    for turns in range(4):  # np.rot90 turns counter-clockwise: k turns make a face rotated 90*k clockwise upright
+        found = detector.detect(np.ascontiguousarray(np.rot90(region, turns)))
+        if any(d.width >= 0.25 * (x1 - x0) for d in found):  # the detector's boxes are tight: eyes to mouth
+            return float((90 * turns + 180) % 360 - 180)
+    return 0.0
+
+
+def face_region(image: np.ndarray, box: Box) -> np.ndarray:
+    """The face's box of the frame as it is (not resampled), clipped to the frame."""
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    return image[max(0, y0):min(h, y1), max(0, x0):min(w, x1)]
 
 
 def face_at(image: np.ndarray, detection: FaceDetection, size: int) -> ProbeFace:
     """Align ``detection`` of ``image`` ((H, W) or (H, W, 3) uint8) to a ``size`` px crop, take its grey form
-    and measure its quality."""
+    and measure its quality (with the detail its region of the frame has, and its pose)."""
     aligned = align_face(image, detection, AlignSpec(size=size))
     grey = to_grey(aligned.image)
-    return ProbeFace(detection, aligned, grey, assess(grey, detection.width))
+    turned = detection.extra.get("apparent_rotation_deg")
+    quality = assess(grey, detection.width, face_region(image, detection.box), detection.landmarks,
+                     roll_deg=turned if turned else None)
+    return ProbeFace(detection, aligned, grey, quality)
 
 
 def find_face(image: np.ndarray, detector: FaceDetector, size: int, box: Box | None = None) -> ProbeFace:

@@ -33,6 +33,8 @@ from forensic_face.models.calibration import DEFAULT_FPIR
 ADVICE = {
     "cancelled": "Nothing was changed by the unfinished step.",
     "error": "Nothing was lost: the case and the evidence are as they were before this step.",
+    "no_face": "Draw the face box by hand: Analysis ▸ Draw face box (Ctrl+B), drag around the face, then run the "
+               "analysis again. The case and the evidence are as they were; the attempt is recorded in the audit log.",
     "internal": "This is a fault in forensic_face, not in your data. Nothing was lost; the details are in the "
                 "log. Please report it with the case's audit log.",
     "verification": "The case was not changed by the verification. Do not rely on the named files; report the "

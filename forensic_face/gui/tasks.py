@@ -14,7 +14,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
-from forensic_face.core.errors import CancelledError, ForensicFaceError, describe_os_error
+from forensic_face.core.errors import CancelledError, ForensicFaceError, NoFaceFoundError, describe_os_error
 from forensic_face.core.progress import CancelToken, Progress
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 class _Signals(QObject):
     progress = Signal(int, int, str)
     done = Signal(object)
-    failed = Signal(str, str)  # kind (cancelled | error | internal), message
+    failed = Signal(str, str)  # kind (cancelled | no_face | error | internal), message
 
 
 class _Job(QRunnable):
@@ -38,6 +38,8 @@ class _Job(QRunnable):
             result = self.fn(progress)
         except CancelledError as exc:
             self.signals.failed.emit("cancelled", str(exc))
+        except NoFaceFoundError as exc:
+            self.signals.failed.emit("no_face", str(exc))
         except ForensicFaceError as exc:
             self.signals.failed.emit("error", str(exc))
         except MemoryError:

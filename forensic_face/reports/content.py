@@ -118,7 +118,7 @@ def result_checks(verification: VerifyReport) -> list[ResultCheck]:
 
 def _load_frame(case: Case, record: AnalysisRecord) -> tuple[np.ndarray | None, str]:
     from forensic_face.core.errors import ForensicFaceError
-    from forensic_face.vision.frames import load_image, read_video_frame, video_info
+    from forensic_face.vision.frames import ROTATIONS, load_image, read_video_frame, rotate_image, video_info
 
     name = record.frame_evidence
     item = next((e for e in case.evidence if e.name == name), None)
@@ -128,8 +128,11 @@ def _load_frame(case: Case, record: AnalysisRecord) -> tuple[np.ndarray | None, 
         path = case.evidence_path(item.name)
         if item.kind == "video":
             ts = record.timestamp_s or 0.0
-            return read_video_frame(path, int(round(ts * video_info(path).fps))).image, ""
-        return load_image(path).image, ""
+            image = read_video_frame(path, int(round(ts * video_info(path).fps))).image
+        else:
+            image = load_image(path).image
+        turn = record.parameters.get("rotate", 0)  # the frame as it was analysed: its box is in it
+        return rotate_image(image, turn if turn in ROTATIONS else 0), ""
     except (ForensicFaceError, OSError, ValueError, TypeError) as exc:
         return None, f"frame evidence {name!r} could not be read: {exc}"
 

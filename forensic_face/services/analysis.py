@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import cv2
@@ -28,7 +28,7 @@ from forensic_face.engine.search import search_gallery
 from forensic_face.models.calibration import DEFAULT_FPIR
 from forensic_face.store.case import RESULTS_DIR, Case, EvidenceItem
 from forensic_face.store.gallery import GalleryStore
-from forensic_face.vision.frames import encode_png
+from forensic_face.vision.frames import encode_png, rotate_image
 
 log = logging.getLogger(__name__)
 
@@ -97,11 +97,13 @@ def load_frame(case: Case, item: EvidenceItem, detector, progress: Progress | No
 def analyze_case(case: Case, engine, detector, gallery: GalleryStore | None = None, *, frame: str | None = None,
                  audio: str | None = None, use_audio: bool = True, box: tuple[float, float, float, float] | None = None,
                  time_s: float | None = None, audio_time_s: float | None = None, top_k: int = 10,
-                 fpir: float = DEFAULT_FPIR, progress: Progress | None = None) -> AnalysisResult:
+                 fpir: float = DEFAULT_FPIR, rotate: int = 0, progress: Progress | None = None) -> AnalysisResult:
     """Analyse one frame of a case and record the analysis in it as one unit (store.case.commit_analysis).
 
     Before any long work the case must be able to take the result (lock, an intact record, free
-    space) and the frame's and audio's evidence files must still match their recorded SHA-256."""
+    space) and the frame's and audio's evidence files must still match their recorded SHA-256. ``rotate``
+    turns the frame clockwise by 90, 180 or 270 degrees first (a camera hung sideways); ``box`` is then in
+    the turned frame."""
     t0 = time.perf_counter()
     if gallery is not None and engine.calibration is not None:
         try:  # refuse a false-lead rate the calibration did not measure before any work is done
@@ -120,10 +122,11 @@ def analyze_case(case: Case, engine, detector, gallery: GalleryStore | None = No
     frame_path = case.checked_evidence_path(item)
     audio_path = case.checked_evidence_path(aitem) if aitem is not None else None
     parameters = {"top_k": top_k, "fpir": fpir, "use_audio": use_audio, "manual_box": box, "time_s": time_s,
-                  "audio_time_s": audio_time_s}
+                  "audio_time_s": audio_time_s, "rotate": rotate}
     with _failure_logged(case, item, aitem, parameters):
         step.update(0, 5, "loading frame")
         frm, selection = load_frame(case, item, detector, progress, time_s, path=frame_path)
+        frm = replace(frm, image=rotate_image(frm.image, rotate))
         step.update(1, 5, "detecting face")
         path = ProbePath(engine, detector)
         try:

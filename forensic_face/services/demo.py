@@ -6,7 +6,8 @@ small in a 640x480 scene and degraded with the CCTV model; the audio is syntheti
 
 With trained weights in ``resources/models/`` the demo also builds a case folder (the frame and
 the audio as evidence, hashed and logged), a small gallery from photographs shipped inside the
-dependencies (Grace Hopper from matplotlib, Eileen Collins from scikit-image's 'astronaut', the
+dependencies (Grace Hopper from matplotlib, mirrored, turned and re-lit so that the gallery does not hold
+the probe's own photograph, see :func:`gallery_photo`; Eileen Collins from scikit-image's 'astronaut'; the
 'camera' man, which has no usable face and is listed as such), and runs the analysis: the
 reconstruction beside the input, and the ranked candidates. Without weights it says plainly that
 reconstruction and gallery search need the models.
@@ -94,10 +95,16 @@ def run_demo(out: str | Path) -> dict:
         "models": weights,
         "overview": str(figure_path),
     }
+    if analysis is not None:  # the analysis's own face and quality (of the saved evidence), as its report has them
+        record = analysis[0].record
+        shown_px, method, alignment = record.quality.face_px, record.face.method, record.face.alignment
+        hints = list(record.quality.hints)
+    else:
+        shown_px, method, alignment, hints = face.width, face.method, aligned.method, quality.hints()
     lines = [
         f"demo inputs: {probe_path} (640x480 CCTV-like frame), {audio_path} ({clip.duration_s:.1f} s)",
-        f"face: {face.width:.0f} px wide, found by {face.method}, aligned by {aligned.method}",
-        f"quality: {'; '.join(quality.hints()) or 'no warnings'}",
+        f"face: {shown_px:.0f} px wide, found by {method}, aligned by {alignment}",
+        f"quality: {'; '.join(hints) or 'no warnings'}",
         f"audio at t={PROBE_TIMESTAMP_S:.1f} s: pitch {feats['pitch_hz']:.0f} Hz, "
         f"{feats['vector'].shape[-1]}-dim LBRP + prosody vector",
         f"overview: {figure_path}",
@@ -166,9 +173,10 @@ def _gallery_people(root: Path) -> None:
     import matplotlib.cbook as cbook
     from skimage import data
 
+    hopper = cv2.cvtColor(cv2.imread(str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))),
+                          cv2.COLOR_BGR2RGB)
     people = {
-        "Grace_Hopper": cv2.cvtColor(cv2.imread(str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))),
-                                     cv2.COLOR_BGR2RGB),
+        "Grace_Hopper": gallery_photo(hopper),
         "Eileen_Collins": data.astronaut(),
         "Camera_Man": data.camera(),
     }
@@ -176,6 +184,18 @@ def _gallery_people(root: Path) -> None:
         (root / name).mkdir(parents=True, exist_ok=True)
         bgr = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
         cv2.imwrite(str(root / name / f"{name}_0001.png"), bgr)
+
+
+def gallery_photo(photo: np.ndarray) -> np.ndarray:
+    """The demo's gallery picture of the probe's person: the only photograph of her the project may ship,
+    mirrored, turned by 6 degrees, re-lit (gamma 0.75, warmer) and cropped, so that the gallery does not hold
+    the very image the probe was made from (a mirrored face is a different face to a recogniser: faces are
+    not symmetric). A real gallery photo would be another picture altogether."""
+    h, w = photo.shape[:2]
+    turned = cv2.warpAffine(cv2.flip(photo, 1), cv2.getRotationMatrix2D((w / 2, h / 2), 6.0, 1.0), (w, h),
+                            borderMode=cv2.BORDER_REFLECT)
+    lit = 255.0 * (turned.astype(np.float32) / 255.0) ** 0.75 * np.array([1.04, 1.0, 0.93], np.float32)
+    return lit.clip(0, 255).astype(np.uint8)[20:h - 10, 15:w - 25]
 
 
 def _analyse(out: Path, probe_path: Path, audio_path: Path, detector, engine):

@@ -111,6 +111,17 @@ def _apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(op(img)) if op else img
 
 
+#: The quarter turns a frame may be given before an analysis, degrees clockwise.
+ROTATIONS = (0, 90, 180, 270)
+
+
+def rotate_image(image: np.ndarray, degrees: int) -> np.ndarray:
+    """``image`` turned clockwise by ``degrees`` (one of ROTATIONS)."""
+    if degrees not in ROTATIONS:
+        raise ValueError(f"a frame turns by 0, 90, 180 or 270 degrees, not {degrees}")
+    return np.ascontiguousarray(np.rot90(image, k=-degrees // 90)) if degrees else image
+
+
 #: 16-bit -> 8-bit with rounding, as a table: _LUT16[v] == (v * 255 + 32767) // 65535.
 _LUT16 = ((np.arange(65536, dtype=np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
 

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from forensic_face.engine.probe import NO_MODEL_SIZE, Probe, ProbePath, find_face, probe_size
+from forensic_face.engine.probe import NO_MODEL_SIZE, Probe, ProbePath, face_region, find_face, probe_size
 from forensic_face.engine.search import EmbeddingIndex
 from forensic_face.services.enrolment import enroll_folder
 from forensic_face.store.gallery import open_gallery
@@ -56,7 +56,8 @@ def test_each_step_at_the_engines_size(path: ProbePath, tiny_engine, frame_640: 
     assert path.size == tiny_engine.size == 32 and face.size == 32
     assert face.aligned.image.shape == (32, 32, 3) and face.grey.shape == (32, 32) and face.grey.dtype == np.uint8
     np.testing.assert_array_equal(face.grey, to_grey(face.aligned.image))  # the package's one grey conversion
-    assert face.quality == assess(face.aligned.image, face.detection.width)
+    region = face_region(frame_640, face.detection.box)  # the face in the frame, unresampled: its real detail
+    assert face.quality == assess(face.aligned.image, face.detection.width, region, face.detection.landmarks)
     assert face.detection.method.startswith("dlib-hog")
     np.testing.assert_array_equal(probe.reconstruction, tiny_engine.reconstruct(face.grey[None])[0])
     np.testing.assert_array_equal(probe.embedding, tiny_engine.embed(probe.reconstruction[None])[0])
