@@ -84,6 +84,11 @@ class Workbench(Resources):
         case.add_note(analysis_id, note)
         return self.case_state(case)
 
+    def export_view(self, case: Case, out: str, png: bytes, details: dict) -> CaseState:
+        """Write an exported view (frame, face crop, comparison; its caption drawn in) and log it."""
+        case.export_view(out, png, details)
+        return self.case_state(case, with_latest=False)
+
     def load_analysis(self, case: Case, analysis_id: str, verification: VerifyReport | None = None):
         """A logged analysis by id; with the case view's verification, its altered files are named."""
         from forensic_face.reports.content import find_analysis, load_analysis

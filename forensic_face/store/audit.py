@@ -30,6 +30,10 @@ MAX_AUDIT_BYTES = 64 << 20
 #: Environment variable naming the unit's key file (never stored in a case).
 KEY_ENV = "FORENSIC_FACE_AUDIT_KEY"
 _UNHASHED = ("hash", "seal")
+#: Files written from a case (reports, exported views): logged with their SHA-256; one may lie in the case folder.
+REPORT_EXPORTED = "report.exported"
+VIEW_EXPORTED = "view.exported"
+EXPORT_ACTIONS = (REPORT_EXPORTED, VIEW_EXPORTED)
 
 
 def canonical(entry: dict) -> bytes:

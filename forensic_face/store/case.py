@@ -56,7 +56,7 @@ from forensic_face.core.hashing import sha256_file
 from forensic_face.core.progress import Progress
 from forensic_face.store import audit
 from forensic_face.store.atomic import atomic_write_bytes, atomic_write_json, fsync_dir
-from forensic_face.store.audit import GENESIS, MAX_AUDIT_BYTES, UnitKey, canonical, entry_hash
+from forensic_face.store.audit import GENESIS, MAX_AUDIT_BYTES, VIEW_EXPORTED, UnitKey, canonical, entry_hash
 from forensic_face.store.lock import DEFAULT_WAIT_S, LOCK_FILE, case_lock
 from forensic_face.store.verify import VerifyReport
 
@@ -697,6 +697,16 @@ class Case:
                 out.append(FailedAnalysis(LoggedNote.of(e, str(d.get("reason", ""))), str(d.get("frame", "")),
                                           str(d.get("audio", ""))))
         return out
+
+    def export_view(self, out: str | Path, png: bytes, details: dict, progress: Progress | None = None) -> dict:
+        """Write an exported view (a frame, a face crop, a comparison: PNG bytes, its caption drawn in) to
+        ``out`` atomically and log it with its SHA-256 and ``details`` (what it shows, the caption, the
+        evidence and its hash). The case must be able to take the entry before the file is written."""
+        target = Path(out).resolve()
+        with self.writing(progress):
+            atomic_write_bytes(target, png)
+            return self._commit(VIEW_EXPORTED, {"file": str(target), "sha256": hashlib.sha256(png).hexdigest(),
+                                                "bytes": len(png), **details})
 
     # ---------------------------------------------------------------------------------------- provenance
     def set_provenance(self, evidence: str, exhibit: str, received_from: str, received_at: str,

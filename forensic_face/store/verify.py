@@ -21,7 +21,7 @@ from forensic_face.core.errors import CaseError
 from forensic_face.core.hashing import sha256_file
 from forensic_face.core.progress import Progress
 from forensic_face.store import audit
-from forensic_face.store.audit import UnitKey
+from forensic_face.store.audit import EXPORT_ACTIONS, UnitKey
 from forensic_face.store.lock import LOCK_FILE, case_lock
 
 RESULT_OK = "matches the audit log"
@@ -251,7 +251,7 @@ class _Verifier:
         reports = {}
         for e in entries:
             d = e.get("details")
-            if e.get("action") == "report.exported" and isinstance(d, dict) and isinstance(d.get("file"), str):
+            if e.get("action") in EXPORT_ACTIONS and isinstance(d, dict) and isinstance(d.get("file"), str):
                 reports[d["file"]] = str(d.get("sha256", ""))
         known = {"case.json", "audit.log", "evidence", "results", LOCK_FILE}
         for path in sorted(case.root.iterdir()):

@@ -3,6 +3,7 @@ the evidence came from. All of it is logged, nothing is deleted, and verificatio
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -83,3 +84,14 @@ def test_the_case_commands_record_withdrawals_notes_and_provenance(case: Case,
     refs = Case.open(root).analyses()
     assert refs[1].withdrawn.text == "wrong face box" and refs[0].notes[0].text == "compared with the custody photo"
     assert Case.open(root).provenance()[case.evidence[0].name].exhibit == "EX-3"
+
+
+def test_an_exported_view_is_written_and_logged_and_may_lie_in_the_case_folder(case: Case, tmp_path: Path) -> None:
+    png = cv2.imencode(".png", np.zeros((8, 8), np.uint8))[1].tobytes()
+    entry = case.export_view(case.root / "frame-export.png", png, {"view": "frame", "caption": "C-9 · cam1.png",
+                                                                  "evidence": case.evidence[0].name})
+    assert (case.root / "frame-export.png").read_bytes() == png and entry["action"] == "view.exported"
+    assert entry["details"]["sha256"] == hashlib.sha256(png).hexdigest()
+    assert case.verify().ok  # logged: not "added outside the tool"
+    (case.root / "frame-export.png").write_bytes(png + b"x")
+    assert not case.verify().ok  # and checked like a report written into the case
