@@ -149,12 +149,13 @@ def _other_engine(folder: Path):
 
 
 def _searches(store: GalleryStore, engine, probes: np.ndarray) -> list[dict]:
-    """Each probe's search as saved, less its time and the store's location and creation date."""
+    """Each probe's search as saved, less its time and the store's location (path, server, database) and
+    creation date."""
     out = []
     for q in probes:
         saved = search_gallery(store, q, engine.calibration, engine.info.version, 90.0, top_k=3,
                                probe_sharpness=200.0).as_dict()
-        gallery = {k: v for k, v in saved.pop("gallery").items() if k not in ("path", "created")}
+        gallery = {k: v for k, v in saved.pop("gallery").items() if k not in ("path", "created", "server", "database")}
         out.append({**{k: v for k, v in saved.items() if k != "seconds"}, "gallery": gallery})
     return out
 
@@ -205,6 +206,20 @@ def test_a_second_backend_gives_what_the_sqlite_gallery_gives(tmp_path: Path, ti
     assert all(t is not None and t.startswith(b"\x89PNG") for t in want["thumbnails"])
 
 
+def test_the_postgresql_gallery_gives_what_the_other_backends_give(tmp_path: Path, tiny_engine, detector,
+                                                                   people_folder: Path, postgres) -> None:
+    """Enrolment, re-embedding and search on a real PostgreSQL server: the same reports, candidates,
+    probabilities, identity (content checksum included) and thumbnails as the in-memory backend's."""
+    other = _other_engine(tmp_path / "other-models")
+    probes = _probes(people_folder, tiny_engine, detector)
+    want = _run(MemoryGallery(), people_folder, tiny_engine, other, detector, probes)
+    with open_gallery(postgres.database(), mode="create") as pg:
+        assert isinstance(pg, GalleryStore)
+        got = _run(pg, people_folder, tiny_engine, other, detector, probes)
+    assert got == want
+    assert want["searches"][0]["gallery"]["search"] == {"mode": "exact"}
+
+
 def test_search_refusals_come_from_the_search_whatever_the_backend(tmp_path: Path) -> None:
     cal = MatchCalibration(weights=(-8.0, 10.0, 0.0, 0.0), temperature=0.05, n_pairs=0, n_searches=0)
     store = MemoryGallery("memory:old")
@@ -220,7 +235,7 @@ def test_search_refusals_come_from_the_search_whatever_the_backend(tmp_path: Pat
 
 def test_open_gallery_refuses_what_no_backend_opens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    for location in ("postgresql://host/gallery", "memory://people", "HTTPS://example.org/gallery.db"):
+    for location in ("mysql://host/gallery", "memory://people", "HTTPS://example.org/gallery.db"):
         with pytest.raises(GalleryError, match=r"no gallery is kept at \w+:// locations"):
             open_gallery(location, mode="create")
     assert list(tmp_path.iterdir()) == []  # nothing was made for them

@@ -18,7 +18,8 @@ import numpy as np
 from forensic_face.core.errors import GalleryError
 from forensic_face.engine.search import Searchable
 
-__all__ = ["GalleryError", "GalleryMode", "GalleryStore", "ImageRecord", "StoredImage", "content_sha256"]
+__all__ = ["GalleryError", "GalleryMode", "GalleryStore", "ImageRecord", "StoredImage", "content_line",
+           "content_sha256", "lines_sha256"]
 
 #: "read": an existing gallery, read-only; "write": an existing gallery, to change; "create": enrolment
 #: (opened, or created when missing).
@@ -46,12 +47,24 @@ class ImageRecord(NamedTuple):
     method: str | None
 
 
+def content_line(name: str, image_sha256: str, vector_sha256: str) -> str:
+    """One embedding's line of the ``content_sha256`` text (pure ASCII)."""
+    return f"{json.dumps(name)}\t{image_sha256}\t{vector_sha256}\n"
+
+
+def lines_sha256(lines: Iterable[str]) -> str:
+    """The ``content_sha256`` of the embeddings' lines, given sorted."""
+    digest = hashlib.sha256()
+    for line in lines:
+        digest.update(line.encode())
+    return digest.hexdigest()
+
+
 def content_sha256(entries: Iterable[tuple[str, str, bytes]]) -> str:
     """The ``content_sha256`` of :meth:`GalleryStore.identity` from (person name, image SHA-256, float32
     vector bytes) of every embedding of one model version."""
-    lines = sorted(f"{json.dumps(name)}\t{image_sha256}\t{hashlib.sha256(vector).hexdigest()}\n"
-                   for name, image_sha256, vector in entries)
-    return hashlib.sha256("".join(lines).encode()).hexdigest()
+    return lines_sha256(sorted(content_line(name, image_sha256, hashlib.sha256(vector).hexdigest())
+                               for name, image_sha256, vector in entries))
 
 
 @runtime_checkable
