@@ -269,3 +269,16 @@ def test_the_content_checksum_is_the_protocols_definition(postgres) -> None:
     owners = [names[k] for k in (0, 0, 1, 1, 2, 2)]
     assert got == content_sha256((owners[i], hashlib.sha256(f"p{i}".encode()).hexdigest(), vectors[i].tobytes())
                                  for i in range(6))
+
+
+def test_the_workbench_enrols_into_and_searches_a_gallery_given_by_url(postgres, people_folder: Path,
+                                                                      tiny_models: Path) -> None:
+    from forensic_face.services.workbench import Workbench
+
+    url = postgres.database()
+    with Workbench(tiny_models, "cpu", url) as wb:
+        assert wb.enrol(str(people_folder)).enrolled == 6
+        assert wb.gallery_info()["people"] == 3 and wb.gallery().mode == "read"
+        wb.configure(gallery_path=postgres.url("no_such_database"))
+        with pytest.raises(GalleryError, match="the server has no such database"):
+            wb.gallery_info()
