@@ -34,10 +34,14 @@ def _unit(rng: np.random.Generator, n: int, dim: int = 128) -> np.ndarray:
 
 def _counts(postgres, url: str) -> tuple[int, int, int, int]:
     """(people, images, distinct (person, SHA-256) images, embeddings) as the server holds them."""
-    database = url.split("/")[3].split("?")[0]
     return postgres.sql("SELECT (SELECT count(*) FROM forensic_face.people), (SELECT count(*) FROM "
-                        "forensic_face.images), (SELECT count(DISTINCT (person_id, sha256)) FROM forensic_face.images), "
-                        "(SELECT count(*) FROM forensic_face.embeddings)", database)[0]
+                        "forensic_face.images), (SELECT count(DISTINCT (person_id, sha256)) FROM "
+                        "forensic_face.images), (SELECT count(*) FROM forensic_face.embeddings)", _name(url))[0]
+
+
+def _name(url: str) -> str:
+    """The database of a test server's URL."""
+    return url.split("/")[3].split("?")[0]
 
 
 def _files(root: Path) -> dict[Path, bytes]:
@@ -50,15 +54,14 @@ def test_opening_refuses_what_is_not_a_usable_gallery_and_says_why(postgres) -> 
     with pytest.raises(GalleryError, match=r"no gallery in this database \(no forensic_face tables\); create one "
                                            r"with `forensic-face gallery enroll postgresql://"):
         open_gallery(url)
-    assert postgres.sql("SELECT to_regnamespace('forensic_face')", url.split("/")[3].split("?")[0]) == [(None,)]
+    assert postgres.sql("SELECT to_regnamespace('forensic_face')", _name(url)) == [(None,)]
     with pytest.raises(GalleryError, match="cannot reach the gallery server at 127.0.0.1:1 "):
         open_gallery("postgresql://nobody@127.0.0.1:1/gallery?connect_timeout=3")
     with pytest.raises(GalleryError, match="the server has no such database"):
         open_gallery(postgres.url("no_such_database"))
     with open_gallery(url, mode="create") as g:
         g.add_embeddings("A", _unit(np.random.default_rng(0), 2), "v1")
-    database = url.split("/")[3].split("?")[0]
-    postgres.sql("INSERT INTO forensic_face.schema_version (version) VALUES (2)", database)
+    postgres.sql("INSERT INTO forensic_face.schema_version (version) VALUES (2)", _name(url))
     for mode in ("read", "write", "create"):
         with pytest.raises(GalleryError, match=r"gallery schema 2 is not supported \(this version reads 1\)"):
             open_gallery(url, mode=mode)
@@ -66,8 +69,7 @@ def test_opening_refuses_what_is_not_a_usable_gallery_and_says_why(postgres) -> 
 
 
 def test_a_wrong_password_is_refused_clearly_and_no_credential_is_recorded(postgres, monkeypatch) -> None:
-    url = postgres.database()
-    database = url.split("/")[3].split("?")[0]
+    database = _name(postgres.database())
     postgres.sql("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'analyst') THEN "
                  "CREATE ROLE analyst LOGIN PASSWORD 's3cret-pw'; END IF; END $$")
     postgres.sql(f"GRANT ALL ON DATABASE {database} TO analyst")
@@ -90,6 +92,10 @@ def test_a_wrong_password_is_refused_clearly_and_no_credential_is_recorded(postg
     assert outcome.gallery["database"] == database and outcome.gallery["server"].endswith(":5432")
     with open_gallery(postgres.url(database, "analyst", "s3cret-pw")) as g:
         assert "s3cret" not in g.location and g.location.startswith("postgresql://analyst@/")
+    with open_gallery(postgres.url(database, "analyst") + "&password=s3cret-pw") as g:
+        assert "s3cret" not in g.location and "host=" in g.location
+    with pytest.raises(GalleryError, match="the gallery was closed"):
+        g.info()
 
 
 def test_two_enrolments_at_once_lose_nothing(postgres, people_folder: Path, tiny_engine, detector) -> None:
@@ -221,8 +227,7 @@ def test_an_hnsw_index_is_used_and_recorded_once_built(postgres) -> None:
         g.build_index("v1", m=16, ef_construction=64, ef_search=80)
         approx = [search_gallery(g, q, CAL, "v1", 80.0, top_k=5) for q in probes]
         assert g.identity("v1")["search"] == {"mode": "hnsw", "m": 16, "ef_construction": 64, "ef_search": 80}
-        database = g.info()["path"].split("/")[3].split("?")[0]
-        scans = _index_scans(postgres, database)
+        scans = _index_scans(postgres, _name(g.info()["path"]))
         g.drop_index("v1")
         assert g.identity("v1")["search"] == {"mode": "exact"}
     assert scans >= len(probes)  # the searches went through the index

@@ -84,13 +84,15 @@ def _psycopg():
 
 
 def public_location(location: str) -> str:
-    """``location`` without a password (for messages; the user name is kept)."""
+    """``location`` without a password, in its user part or its query (for messages; the user is kept)."""
     parts = urlsplit(location)
-    if parts.password is None:
-        return location
-    user = quote(parts.username or "", safe="")
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{user}@{host}" if user else host))
+    query = "&".join(q for q in parts.query.split("&") if not q.lower().startswith("password="))
+    netloc = parts.netloc
+    if parts.password is not None:
+        user = quote(parts.username or "", safe="")
+        host = netloc.rsplit("@", 1)[1]
+        netloc = f"{user}@{host}" if user else host
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 class _Vectors:
@@ -144,6 +146,7 @@ class PostgresGallery:
         self._lock = threading.RLock()
         self._cache: dict[str, tuple[int, dict]] = {}  # model version -> (generation, identity)
         self._db = None
+        self._closed = False
         self._connect()
 
     # ------------------------------------------------------------------------------------------ opening
@@ -251,6 +254,8 @@ class PostgresGallery:
         with self._lock:
             if write:
                 self.require_writable("changing the gallery")
+            if self._closed:
+                raise GalleryError(f"{self.location}: the gallery was closed; open it again")
             if self._db is None or self._db.closed or self._db.broken:
                 self._connect()
             try:
@@ -263,6 +268,7 @@ class PostgresGallery:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             if self._db is not None:
                 self._db.close()
 
