@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 from collections.abc import Sequence
 
 from forensic_face import __version__
@@ -181,7 +182,9 @@ def _resources(args: argparse.Namespace, gallery: str | None = None):
 
 
 def _cmd_gallery(args: argparse.Namespace) -> int:
-    return {"info": _gallery_info, "enroll": _gallery_enroll, "search": _gallery_search}[args.gallery_command](args)
+    commands = {"info": _gallery_info, "enroll": _gallery_enroll, "search": _gallery_search,
+                "migrate": _gallery_migrate, "index": _gallery_index}
+    return commands[args.gallery_command](args)
 
 
 def _gallery_info(args: argparse.Namespace) -> int:
@@ -217,6 +220,45 @@ def _gallery_enroll(args: argparse.Namespace) -> int:
         print(f"  no usable face: {p}")
     for p in rep.unreadable:
         print(f"  unreadable: {rep.reasons.get(p, p)}")
+    return 0
+
+
+def _gallery_migrate(args: argparse.Namespace) -> int:
+    from forensic_face.core.progress import console_progress
+    from forensic_face.services.migration import migrate_gallery
+
+    rep = migrate_gallery(args.source, args.destination, sample=args.sample, progress=console_progress())
+    if args.json:
+        print(json.dumps(rep.as_dict(), indent=2))
+        return 0
+    print(f"copied {rep.people} people, {rep.images} images and "
+          f"{', '.join(f'{n} embeddings of {v}' for v, n in rep.embeddings.items()) or 'no embeddings'} "
+          f"from {rep.source} to {rep.destination} in {rep.seconds:.1f} s")
+    for version, checksum in rep.content_sha256.items():
+        print(f"  {version}: content SHA-256 {checksum} in both")
+    print(f"  {rep.searches_compared} searches gave the same people in both (similarities within "
+          f"{rep.max_similarity_difference:.1g})")
+    return 0
+
+
+def _gallery_index(args: argparse.Namespace) -> int:
+    """Build (or drop) the HNSW index of every model version of a PostgreSQL gallery."""
+    from forensic_face.store.gallery import open_gallery
+    from forensic_face.store.gallery.postgres import PostgresGallery
+
+    with open_gallery(args.db, mode="write") as g:
+        if not isinstance(g, PostgresGallery):
+            raise ForensicFaceError(f"{g.location}: approximate (HNSW) search indexes are built in PostgreSQL "
+                                    "galleries; an SQLite gallery is always searched exactly")
+        for version in g.info()["embeddings_by_model"]:
+            if args.exact:
+                g.drop_index(version)
+                print(f"{version}: searched exactly")
+            else:
+                t0 = time.perf_counter()
+                g.build_index(version, m=args.m, ef_construction=args.ef_construction, ef_search=args.ef_search)
+                print(f"{version}: HNSW index built in {time.perf_counter() - t0:.1f} s (m={args.m}, "
+                      f"ef_construction={args.ef_construction}, ef_search={args.ef_search})")
     return 0
 
 
@@ -513,18 +555,42 @@ def _case_parser(sub) -> None:
     p.set_defaults(func=_cmd_case)
 
 
+_GALLERY_HELP = ("a database file's path, or a PostgreSQL server's postgresql://[user@]host[:port]/database URL "
+                 "(the password from PGPASSWORD or ~/.pgpass)")
+
+
 def _gallery_parser(sub) -> None:
     """`forensic-face gallery`: the gallery database."""
-    p = sub.add_parser("gallery", help="the gallery database: enroll a folder, info, search images")
+    p = sub.add_parser("gallery", help="the gallery database: enroll a folder, info, search images, migrate",
+                       description=f"A gallery is {_GALLERY_HELP}.")
     g_sub = p.add_subparsers(dest="gallery_command", metavar="GALLERY_COMMAND", required=True)
     c = g_sub.add_parser("enroll", help="enrol an LFW-style folder (one sub-folder per person); resumable")
-    c.add_argument("db")
+    c.add_argument("db", help=_GALLERY_HELP)
     c.add_argument("folder")
     _engine_options(c)
     c.add_argument("--json", action="store_true")
     c = g_sub.add_parser("info", help="people, images, embedding models, size")
-    c.add_argument("db")
+    c.add_argument("db", help=_GALLERY_HELP)
     c.add_argument("--json", action="store_true")
+    c = g_sub.add_parser("migrate", help="copy a gallery into another (SQLite file <-> PostgreSQL) and check the copy",
+                         description="Copy every person, image, embedding and thumbnail of SOURCE into DESTINATION "
+                                     "(created when missing), then check that both hold the same content (checksum "
+                                     "of each model version's embeddings) and give the same searches for a sample "
+                                     "of the gallery's own embeddings. Running it again completes an interrupted "
+                                     "copy without duplicates.")
+    c.add_argument("source", help=_GALLERY_HELP)
+    c.add_argument("destination", help=_GALLERY_HELP)
+    c.add_argument("--sample", type=int, default=100, help="embeddings searched in both (default %(default)s)")
+    c.add_argument("--json", action="store_true")
+    c = g_sub.add_parser("index", help="PostgreSQL galleries: build an approximate (HNSW) search index, or drop it",
+                         description="Build the HNSW index of every model version of a PostgreSQL gallery; searches "
+                                     "then use it (approximate, recorded in every result with its parameters). "
+                                     "--exact drops it: searches scan every embedding again.")
+    c.add_argument("db", help="postgresql:// URL of the gallery")
+    c.add_argument("--m", type=int, default=16, help="links per node (default %(default)s)")
+    c.add_argument("--ef-construction", type=int, default=64, help="candidates while building (default %(default)s)")
+    c.add_argument("--ef-search", type=int, default=100, help="candidates while searching (default %(default)s)")
+    c.add_argument("--exact", action="store_true", help="drop the index: search exactly")
     c = g_sub.add_parser(
         "search", help="look up face images (degraded or not), without a case: files or folders, the model loaded once",
         description="Search the gallery for each probe image: the face is detected, aligned, reconstructed and "
@@ -533,7 +599,7 @@ def _gallery_parser(sub) -> None:
                     "stderr when there are several probes.",
         epilog="Exit status: 0 when every probe was searched, 1 when any could not be (or the gallery or the "
                "models could not be used), 2 for bad usage.")
-    c.add_argument("db")
+    c.add_argument("db", help=_GALLERY_HELP)
     c.add_argument("images", nargs="+", metavar="IMAGE",
                    help="probe image file, or a folder: every image file under it (sub-folders included)")
     c.add_argument("--audio", help="audio file recorded with the image (one probe image only)")
@@ -551,7 +617,7 @@ def _analyze_parser(sub) -> None:
     """`forensic-face analyze`: the analysis of one frame of a case."""
     p = sub.add_parser("analyze", help="detect, reconstruct and search one frame of a case; results saved")
     p.add_argument("dir", help="case folder")
-    p.add_argument("--gallery", help="gallery database to search")
+    p.add_argument("--gallery", help=f"gallery to search: {_GALLERY_HELP}")
     p.add_argument("--frame", help="image or video evidence (default: the first)")
     p.add_argument("--audio", help="audio evidence (default: the first, if any)")
     p.add_argument("--no-audio", dest="no_audio", action="store_true", help="reconstruct without audio")

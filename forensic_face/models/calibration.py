@@ -155,13 +155,20 @@ class MatchCalibration:
         q = self.quality(sharpness)
         return np.exp(sum(w * q**k for k, w in enumerate(self.temperature_q)))
 
-    def softmax(self, sims: np.ndarray, sharpness: np.ndarray | float | None = None) -> np.ndarray:
-        """Identity probabilities over the last axis of ``sims``; ``sharpness`` a scalar or one per row."""
+    def softmax(self, sims: np.ndarray, sharpness: np.ndarray | float | None = None,
+                others: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """Identity probabilities over the last axis of ``sims``; ``sharpness`` a scalar or one per row.
+        ``others`` (one search only): (similarity, count) of people not in ``sims`` who share the
+        denominator, ``count`` of them at each ``similarity`` (a histogram's bin centres)."""
         t = self.search_temperature(sharpness)
         z = np.asarray(sims, dtype=np.float64) / (t[..., None] if np.ndim(t) else t)
-        z = z - z.max(axis=-1, keepdims=True)
+        top = z.max(axis=-1, keepdims=True)
+        z = z - top
         e = np.exp(z)
-        return e / e.sum(axis=-1, keepdims=True)
+        total = e.sum(axis=-1, keepdims=True)
+        if others is not None:
+            total = total + np.sum(others[1] * np.exp(np.asarray(others[0], np.float64) / t - top))
+        return e / total
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -177,8 +177,8 @@ class _HeldIndex:
     def __init__(self, snapshot) -> None:
         self._snapshot = snapshot
 
-    def snapshot(self, model_version: str):
-        return self._snapshot
+    def rank(self, model_version: str, query: np.ndarray, people: int):
+        return self._snapshot.index.ranking(query, self._snapshot.identity, self._snapshot.held)
 
 
 def bench_enrol(n_faces: int = 60) -> dict | None:

@@ -143,3 +143,30 @@ def test_help_states_the_exit_status(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["gallery", "search", "--help"])
     assert "Exit status: 0 when every probe was searched, 1 when any could not be" in capsys.readouterr().out
+
+
+def test_a_postgresql_url_is_a_gallery_wherever_a_path_is(gallery_db: Path, tiny_models: Path, probes: dict,
+                                                          postgres, capsys) -> None:
+    """migrate copies the SQLite gallery to a server, and info, search, index and enroll take its URL; the
+    searches give the same candidates there."""
+    url = postgres.database()
+    assert main(["gallery", "migrate", str(gallery_db), url, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["people"] == 3 and report["searches_compared"] == 3
+    assert main(["gallery", "info", url, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["people"] == 3
+    searches = []
+    for db in (gallery_db, url):
+        assert _search(db, tiny_models, str(probes["face.jpg"]), "--json") == 0
+        saved = json.loads(capsys.readouterr().out)
+        searches.append([(c["person"], c["similarity"], c["identity_probability"]) for c in saved["candidates"]])
+    assert searches[0] == searches[1]
+    assert saved["gallery"]["search"] == {"mode": "exact"} and "postgres@" not in json.dumps(saved)
+    assert main(["gallery", "index", url, "--ef-search", "40"]) == 0
+    assert "HNSW index built" in capsys.readouterr().out
+    assert _search(url, tiny_models, str(probes["face.jpg"]), "--json") == 0
+    assert json.loads(capsys.readouterr().out)["gallery"]["search"]["mode"] == "hnsw"
+    assert main(["gallery", "index", str(gallery_db)]) == 1
+    assert "an SQLite gallery is always searched exactly" in capsys.readouterr().err
+    assert main(["gallery", "enroll", url, str(gallery_db.parent), "--models", str(tiny_models), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["already_enrolled"] == 3

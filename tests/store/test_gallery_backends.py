@@ -4,17 +4,17 @@ backend opens."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from forensic_face.engine.search import EmbeddingIndex, Snapshot, search_gallery
+from forensic_face.engine.search import EmbeddingIndex, Ranking, Snapshot, search_gallery
 from forensic_face.models.calibration import MatchCalibration
 from forensic_face.services.enrolment import enroll_folder, reembed
 from forensic_face.store.gallery import GalleryError, GalleryStore, open_gallery
-from forensic_face.store.gallery.protocol import StoredImage, content_sha256
+from forensic_face.store.gallery.protocol import ImageRecord, StoredImage, content_sha256
 
 
 class MemoryGallery:
@@ -23,7 +23,7 @@ class MemoryGallery:
     def __init__(self, location: str = "memory:test", mode: str = "create") -> None:
         self.location, self.mode = location, mode
         self.people: dict[str, int] = {}  # name -> id (1, 2, ...)
-        self.images: list[dict] = []  # image id i is images[i - 1]
+        self.image_rows: list[dict] = []  # image id i is image_rows[i - 1]
         self.vectors: dict[tuple[int, str], bytes] = {}  # (image id, model version) -> float32 bytes
         self.thumbs: dict[int, bytes] = {}
 
@@ -41,30 +41,35 @@ class MemoryGallery:
         self.close()
 
     def info(self) -> dict:
-        statuses = [im["status"] for im in self.images]
+        statuses = [im["status"] for im in self.image_rows]
         models = [version for _, version in self.vectors]
-        return {"path": self.location, "people": len(self.people), "images": len(self.images),
+        return {"path": self.location, "people": len(self.people), "images": len(self.image_rows),
                 "images_by_status": {s: statuses.count(s) for s in sorted(set(statuses))},
                 "embeddings_by_model": {v: models.count(v) for v in sorted(set(models))}, "size_bytes": 0}
 
     def no_face_images(self) -> list[str]:
-        return sorted(im["path"] for im in self.images if im["status"] != "ok")
+        return sorted(im["path"] for im in self.image_rows if im["status"] != "ok")
 
     def identity(self, model_version: str) -> dict:
         return dict(self.snapshot(model_version).identity)
 
+    def rank(self, model_version: str, query: np.ndarray, people: int) -> Ranking:
+        snapshot = self.snapshot(model_version)
+        return snapshot.index.ranking(query, snapshot.identity, snapshot.held)
+
     def snapshot(self, model_version: str) -> Snapshot:
         rows = [(iid, vec) for (iid, version), vec in self.vectors.items() if version == model_version]
         names = list(self.people)  # in id order
-        owners = [self.images[iid - 1]["person_id"] for iid, _ in rows]
+        owners = [self.image_rows[iid - 1]["person_id"] for iid, _ in rows]
         vectors = np.array([np.frombuffer(v, np.float32) for _, v in rows]).reshape(len(rows), -1) if rows else \
             np.zeros((0, 128), np.float32)
         index = EmbeddingIndex(vectors, np.array(owners, np.int64) - 1, names, np.array([i for i, _ in rows], np.int64),
-                               [self.images[iid - 1]["path"] for iid, _ in rows])
+                               [self.image_rows[iid - 1]["path"] for iid, _ in rows])
         identity = {"path": self.location, "schema": 1, "created": None, "model_version": model_version,
                     "people": len(set(owners)), "people_enrolled": len(names), "embeddings": len(rows),
-                    "content_sha256": content_sha256((names[self.images[iid - 1]["person_id"] - 1],
-                                                      self.images[iid - 1]["sha256"], vec) for iid, vec in rows)}
+                    "content_sha256": content_sha256((names[self.image_rows[iid - 1]["person_id"] - 1],
+                                                      self.image_rows[iid - 1]["sha256"], vec) for iid, vec in rows),
+                    "search": {"mode": "exact"}}
         versions = sorted({version for _, version in self.vectors})
         held = [] if rows else [(v, sum(1 for _, w in self.vectors if w == v)) for v in versions]
         return Snapshot(index, identity, held)
@@ -76,7 +81,7 @@ class MemoryGallery:
         return self.people[name]
 
     def find_image(self, person_id: int, sha256: str) -> StoredImage | None:
-        for iid, im in enumerate(self.images, 1):
+        for iid, im in enumerate(self.image_rows, 1):
             if (im["person_id"], im["sha256"]) == (person_id, sha256):
                 return StoredImage(iid, im["status"], im["message"])
         return None
@@ -89,9 +94,9 @@ class MemoryGallery:
         found = self.find_image(person_id, sha256)
         if found is not None:
             return found.id
-        self.images.append({"person_id": person_id, "path": path, "sha256": sha256, "status": status,
+        self.image_rows.append({"person_id": person_id, "path": path, "sha256": sha256, "status": status,
                             "message": message, "face_px": face_px, "method": method})
-        return len(self.images)
+        return len(self.image_rows)
 
     def store_embeddings(self, model_version: str, embeddings: Sequence[tuple[int, np.ndarray, bytes]]) -> None:
         for iid, vector, png in embeddings:
@@ -109,13 +114,24 @@ class MemoryGallery:
         paths = list(paths) if paths is not None else [f"<{person}:{i}>" for i in range(len(vectors))]
         pid = self.person_id(person)
         for p, v in zip(paths, vectors, strict=True):
-            self.images.append({"person_id": pid, "path": p, "sha256": hashlib.sha256(p.encode()).hexdigest(),
+            self.image_rows.append({"person_id": pid, "path": p, "sha256": hashlib.sha256(p.encode()).hexdigest(),
                                 "status": "ok", "message": "", "face_px": None, "method": None})
-            self.vectors[len(self.images), model_version] = np.asarray(v, np.float32).tobytes()
+            self.vectors[len(self.image_rows), model_version] = np.asarray(v, np.float32).tobytes()
 
     def images_to_reembed(self, model_version: str) -> list[tuple[int, str]]:
-        return [(iid, im["path"]) for iid, im in enumerate(self.images, 1)
+        return [(iid, im["path"]) for iid, im in enumerate(self.image_rows, 1)
                 if im["status"] == "ok" and (iid, model_version) not in self.vectors]
+
+    def images(self) -> Iterator[ImageRecord]:
+        names = list(self.people)
+        for iid, im in enumerate(self.image_rows, 1):
+            yield ImageRecord(iid, names[im["person_id"] - 1], im["path"], im["sha256"], im["status"], im["message"],
+                              im["face_px"], im["method"])
+
+    def embeddings(self, model_version: str) -> Iterator[tuple[int, np.ndarray]]:
+        for (iid, version), vec in sorted(self.vectors.items()):
+            if version == model_version:
+                yield iid, np.frombuffer(vec, np.float32).copy()
 
 
 def _other_engine(folder: Path):
@@ -133,12 +149,13 @@ def _other_engine(folder: Path):
 
 
 def _searches(store: GalleryStore, engine, probes: np.ndarray) -> list[dict]:
-    """Each probe's search as saved, less its time and the store's location and creation date."""
+    """Each probe's search as saved, less its time and the store's location (path, server, database) and
+    creation date."""
     out = []
     for q in probes:
         saved = search_gallery(store, q, engine.calibration, engine.info.version, 90.0, top_k=3,
                                probe_sharpness=200.0).as_dict()
-        gallery = {k: v for k, v in saved.pop("gallery").items() if k not in ("path", "created")}
+        gallery = {k: v for k, v in saved.pop("gallery").items() if k not in ("path", "created", "server", "database")}
         out.append({**{k: v for k, v in saved.items() if k != "seconds"}, "gallery": gallery})
     return out
 
@@ -189,6 +206,20 @@ def test_a_second_backend_gives_what_the_sqlite_gallery_gives(tmp_path: Path, ti
     assert all(t is not None and t.startswith(b"\x89PNG") for t in want["thumbnails"])
 
 
+def test_the_postgresql_gallery_gives_what_the_other_backends_give(tmp_path: Path, tiny_engine, detector,
+                                                                   people_folder: Path, postgres) -> None:
+    """Enrolment, re-embedding and search on a real PostgreSQL server: the same reports, candidates,
+    probabilities, identity (content checksum included) and thumbnails as the in-memory backend's."""
+    other = _other_engine(tmp_path / "other-models")
+    probes = _probes(people_folder, tiny_engine, detector)
+    want = _run(MemoryGallery(), people_folder, tiny_engine, other, detector, probes)
+    with open_gallery(postgres.database(), mode="create") as pg:
+        assert isinstance(pg, GalleryStore)
+        got = _run(pg, people_folder, tiny_engine, other, detector, probes)
+    assert got == want
+    assert want["searches"][0]["gallery"]["search"] == {"mode": "exact"}
+
+
 def test_search_refusals_come_from_the_search_whatever_the_backend(tmp_path: Path) -> None:
     cal = MatchCalibration(weights=(-8.0, 10.0, 0.0, 0.0), temperature=0.05, n_pairs=0, n_searches=0)
     store = MemoryGallery("memory:old")
@@ -204,7 +235,7 @@ def test_search_refusals_come_from_the_search_whatever_the_backend(tmp_path: Pat
 
 def test_open_gallery_refuses_what_no_backend_opens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    for location in ("postgresql://host/gallery", "memory://people", "HTTPS://example.org/gallery.db"):
+    for location in ("mysql://host/gallery", "memory://people", "HTTPS://example.org/gallery.db"):
         with pytest.raises(GalleryError, match=r"no gallery is kept at \w+:// locations"):
             open_gallery(location, mode="create")
     assert list(tmp_path.iterdir()) == []  # nothing was made for them

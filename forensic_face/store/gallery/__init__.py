@@ -1,5 +1,6 @@
 """The gallery: known people, their images and embeddings, in a store that :func:`open_gallery` chooses by
-the location's form (a database file's path: SQLite, :mod:`.sqlite`). Every store implements
+the location's form (a database file's path: SQLite, :mod:`.sqlite`; a ``postgresql://`` URL: a
+PostgreSQL server with pgvector, :mod:`.postgres`). Every store implements
 :class:`GalleryStore` (:mod:`.protocol`); a new backend is a module implementing it and a line in
 ``_BACKENDS``."""
 
@@ -9,6 +10,7 @@ import os
 import re
 from collections.abc import Callable
 
+from forensic_face.store.gallery.postgres import PostgresGallery
 from forensic_face.store.gallery.protocol import GalleryError, GalleryMode, GalleryStore
 from forensic_face.store.gallery.sqlite import SQLiteGallery
 
@@ -17,6 +19,7 @@ __all__ = ["GalleryError", "GalleryMode", "GalleryStore", "open_gallery"]
 #: The backend of each location scheme ("scheme://..."); "" for a file path.
 _BACKENDS: dict[str, Callable[..., GalleryStore]] = {
     "": SQLiteGallery,
+    "postgresql": PostgresGallery, "postgres": PostgresGallery,
 }
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 
@@ -29,6 +32,6 @@ def open_gallery(location: str | os.PathLike, mode: GalleryMode = "read") -> Gal
     found = _SCHEME.match(text)
     scheme = found.group(1).lower() if found else ""
     if scheme not in _BACKENDS:
-        raise GalleryError(f"{text}: no gallery is kept at {scheme}:// locations; a gallery is a database file: "
-                           "give its path")
+        raise GalleryError(f"{text}: no gallery is kept at {scheme}:// locations; a gallery is a database file "
+                           "(give its path) or a postgresql:// URL")
     return _BACKENDS[scheme](location, mode=mode)

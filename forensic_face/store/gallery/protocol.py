@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Literal, NamedTuple, Protocol, Self, runtime_checkable
 
 import numpy as np
@@ -18,7 +18,8 @@ import numpy as np
 from forensic_face.core.errors import GalleryError
 from forensic_face.engine.search import Searchable
 
-__all__ = ["GalleryError", "GalleryMode", "GalleryStore", "StoredImage", "content_sha256"]
+__all__ = ["GalleryError", "GalleryMode", "GalleryStore", "ImageRecord", "StoredImage", "content_line",
+           "content_sha256", "lines_sha256"]
 
 #: "read": an existing gallery, read-only; "write": an existing gallery, to change; "create": enrolment
 #: (opened, or created when missing).
@@ -33,12 +34,37 @@ class StoredImage(NamedTuple):
     message: str
 
 
+class ImageRecord(NamedTuple):
+    """An image row as :meth:`GalleryStore.images` lists it (for copying a gallery)."""
+
+    id: int
+    person: str
+    path: str
+    sha256: str
+    status: str
+    message: str
+    face_px: float | None
+    method: str | None
+
+
+def content_line(name: str, image_sha256: str, vector_sha256: str) -> str:
+    """One embedding's line of the ``content_sha256`` text (pure ASCII)."""
+    return f"{json.dumps(name)}\t{image_sha256}\t{vector_sha256}\n"
+
+
+def lines_sha256(lines: Iterable[str]) -> str:
+    """The ``content_sha256`` of the embeddings' lines, given sorted."""
+    digest = hashlib.sha256()
+    for line in lines:
+        digest.update(line.encode())
+    return digest.hexdigest()
+
+
 def content_sha256(entries: Iterable[tuple[str, str, bytes]]) -> str:
     """The ``content_sha256`` of :meth:`GalleryStore.identity` from (person name, image SHA-256, float32
     vector bytes) of every embedding of one model version."""
-    lines = sorted(f"{json.dumps(name)}\t{image_sha256}\t{hashlib.sha256(vector).hexdigest()}\n"
-                   for name, image_sha256, vector in entries)
-    return hashlib.sha256("".join(lines).encode()).hexdigest()
+    return lines_sha256(sorted(content_line(name, image_sha256, hashlib.sha256(vector).hexdigest())
+                               for name, image_sha256, vector in entries))
 
 
 @runtime_checkable
@@ -75,7 +101,11 @@ class GalleryStore(Searchable, Protocol):
         name as a JSON string with ASCII escapes, the image file's SHA-256 as enrolled and the SHA-256 of
         the stored float32 vector, both lower-case hex), the lines sorted (:func:`content_sha256`). It
         depends on the enrolled content only: not on row ids, insertion order, thumbnails or other model
-        versions. The same as the snapshot's, and up to date with changes made by any connection."""
+        versions. Up to date with changes made by any connection; what :meth:`rank` answers with.
+
+        ``search`` says how the store ranks: ``{"mode": "exact"}``, or ``{"mode": "hnsw", "m": ...,
+        "ef_construction": ..., "ef_search": ...}`` for an approximate (HNSW) index. A server's store
+        names the server and database (never a user or password)."""
         ...
 
     def person_id(self, name: str) -> int:
@@ -94,8 +124,8 @@ class GalleryStore(Searchable, Protocol):
         ...
 
     def store_embeddings(self, model_version: str, embeddings: Sequence[tuple[int, np.ndarray, bytes]]) -> None:
-        """Store (image id, float32 vector, PNG of the aligned face) of each image at once, replacing any
-        embedding of this model version those images had."""
+        """Store (image id, float32 vector, PNG of the aligned face or None) of each image at once, replacing
+        any embedding of this model version those images had."""
         ...
 
     def thumbnail(self, image_id: int) -> bytes | None:
@@ -110,4 +140,12 @@ class GalleryStore(Searchable, Protocol):
 
     def images_to_reembed(self, model_version: str) -> list[tuple[int, str]]:
         """(id, path) of every image with a usable face that has no embedding of ``model_version``."""
+        ...
+
+    def images(self) -> Iterator[ImageRecord]:
+        """Every image row, by id (read in batches)."""
+        ...
+
+    def embeddings(self, model_version: str) -> Iterator[tuple[int, np.ndarray]]:
+        """(image id, float32 vector) of every embedding of ``model_version``, by image id (read in batches)."""
         ...

