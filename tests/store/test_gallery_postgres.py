@@ -149,7 +149,7 @@ def test_the_server_killed_during_enrolment_then_resumed_gives_the_whole_gallery
     assert got["content_sha256"] == want["content_sha256"] and got["embeddings"] == 6
 
 
-def test_the_server_killed_during_a_search_gives_a_clear_error_and_leaves_the_case_untouched(
+def test_the_server_killed_during_a_search_gives_a_clear_error_and_the_case_only_logs_the_failure(
         tmp_path: Path, postgres, people_folder: Path, tiny_engine, detector, frame_640: np.ndarray) -> None:
     from forensic_face.services.analysis import analyze_case
     from forensic_face.store.case import Case
@@ -168,7 +168,13 @@ def test_the_server_killed_during_a_search_gives_a_clear_error_and_leaves_the_ca
     try:
         with pytest.raises(GalleryError, match="lost the connection to the gallery server"):
             analyze_case(case, tiny_engine, detector, gallery, use_audio=False)
-        assert _files(case.root) == before
+        # nothing of the case changed but one log entry recording the failed attempt and why
+        after = _files(case.root)
+        assert {p: b for p, b in after.items() if p.name not in ("audit.log", "case.json")} == {
+            p: b for p, b in before.items() if p.name not in ("audit.log", "case.json")}
+        (failed,) = Case.open(case.root).failed_analyses()
+        assert "lost the connection to the gallery server" in failed.when.text and Case.open(case.root).verify().ok
+        assert after[case.root / "audit.log"].startswith(before[case.root / "audit.log"])  # appended only
         with pytest.raises(GalleryError, match="cannot reach the gallery server"):  # still down: said so
             gallery.info()
     finally:
