@@ -4,6 +4,10 @@ Weights are stored as a plain tensor dictionary (``models.pt``, float16, read wi
 ``torch.load(weights_only=True)``: no pickled code) beside ``models.json`` (configurations,
 calibration, training record, the SHA-256 of the weights file). :func:`load_networks` checks the
 digest before it reads a tensor and rebuilds the networks from their own stored configurations.
+
+``models.json``'s ``recogniser`` names the recogniser's architecture (a key of :data:`RECOGNISERS`) and
+where its weights came from; a bundle without it (every bundle written before it existed) holds the
+project's own CNN, :data:`DEFAULT_ARCHITECTURE`. A new backbone is its definition plus one line there.
 """
 
 from __future__ import annotations
@@ -19,10 +23,38 @@ from forensic_face.core.errors import ForensicFaceError, ModelsNotTrainedError
 from forensic_face.core.hashing import sha256_file
 from forensic_face.models.calibration import MatchCalibration
 from forensic_face.models.nets import AEConfig, FusionAutoencoder, Recogniser, RecogniserConfig
+from forensic_face.models.sface import SFaceConfig, SFaceNet
 from forensic_face.paths import models_dir
 
 WEIGHTS_FILE = "models.pt"
 META_FILE = "models.json"
+
+#: Recogniser architectures by the name ``models.json`` stores: (network class, its configuration class);
+#: the network is ``cls(config_cls(**meta["rec"]))``.
+RECOGNISERS: dict[str, tuple[type[torch.nn.Module], type]] = {
+    "ff-cnn": (Recogniser, RecogniserConfig),
+    "sface": (SFaceNet, SFaceConfig),
+}
+#: The architecture of a bundle whose ``models.json`` names none.
+DEFAULT_ARCHITECTURE = "ff-cnn"
+
+
+def recogniser_architecture(rec: torch.nn.Module) -> str:
+    """The registry name of a recogniser network; raises ForensicFaceError for an unregistered class."""
+    for name, (cls, _) in RECOGNISERS.items():
+        if type(rec) is cls:
+            return name
+    raise ForensicFaceError(f"{type(rec).__name__} is not a registered recogniser ({', '.join(RECOGNISERS)})")
+
+
+def build_recogniser(meta: dict) -> torch.nn.Module:
+    """The recogniser network ``models.json`` describes (architecture by name, configuration), untrained."""
+    name = (meta.get("recogniser") or {}).get("architecture", DEFAULT_ARCHITECTURE)
+    if name not in RECOGNISERS:
+        raise ForensicFaceError(f"the bundle's recogniser architecture {name!r} is unknown to this version "
+                                f"(known: {', '.join(RECOGNISERS)})")
+    cls, config_cls = RECOGNISERS[name]
+    return cls(config_cls(**meta["rec"]))
 
 
 def calibration_digest(calibration: dict | None) -> str | None:
@@ -32,9 +64,11 @@ def calibration_digest(calibration: dict | None) -> str | None:
     return hashlib.sha256(json.dumps(calibration, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def save_bundle(folder: Path, ae: FusionAutoencoder, rec: Recogniser, calibration: MatchCalibration | None,
-                record: dict[str, Any]) -> dict:
-    """Write ``models.pt`` (float16 tensors) and ``models.json``; returns the metadata written."""
+def save_bundle(folder: Path, ae: FusionAutoencoder, rec: torch.nn.Module, calibration: MatchCalibration | None,
+                record: dict[str, Any], source: str = "forensic-face train") -> dict:
+    """Write ``models.pt`` (float16 tensors) and ``models.json``; returns the metadata written. ``source``
+    says where the recogniser's weights came from (recorded beside its architecture)."""
+    architecture = recogniser_architecture(rec)  # before anything is written
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {f"ae.{k}": v.detach().cpu() for k, v in ae.state_dict().items()}
     tensors |= {f"rec.{k}": v.detach().cpu() for k, v in rec.state_dict().items()}
@@ -49,6 +83,7 @@ def save_bundle(folder: Path, ae: FusionAutoencoder, rec: Recogniser, calibratio
         "weights_sha256": digest,
         "ae": ae.config.as_dict(),
         "rec": rec.config.as_dict(),
+        "recogniser": {"architecture": architecture, "source": source},
         "calibration": calibration.as_dict() if calibration else None,
         "record": record,
     }
@@ -73,7 +108,7 @@ def _write_meta(folder: Path, meta: dict) -> None:
     tmp.replace(folder / META_FILE)
 
 
-def load_networks(folder: Path, device: torch.device) -> tuple[FusionAutoencoder, Recogniser, dict]:
+def load_networks(folder: Path, device: torch.device) -> tuple[FusionAutoencoder, torch.nn.Module, dict]:
     meta_path, weights_path = folder / META_FILE, folder / WEIGHTS_FILE
     if not meta_path.is_file() or not weights_path.is_file():
         raise ModelsNotTrainedError(f"no trained models in {folder} (run `forensic-face train`)")
@@ -84,7 +119,7 @@ def load_networks(folder: Path, device: torch.device) -> tuple[FusionAutoencoder
                                 "the weights were altered or belong to another model")
     tensors = torch.load(weights_path, map_location="cpu", weights_only=True)
     ae = FusionAutoencoder(AEConfig(**meta["ae"]))
-    rec = Recogniser(RecogniserConfig(**meta["rec"]))
+    rec = build_recogniser(meta)
     ae.load_state_dict({k[3:]: v.float() for k, v in tensors.items() if k.startswith("ae.")})
     rec.load_state_dict({k[4:]: v.float() if v.is_floating_point() else v
                          for k, v in tensors.items() if k.startswith("rec.")})

@@ -1,0 +1,94 @@
+"""SFace (OpenCV Zoo's ``face_recognition_sface_2021dec``) as a native torch network.
+
+The ONNX graph, read node by node: ``(data - 127.5) * 0.0078125``; a 3x3 convolution (3 -> 32), then 13
+depthwise-separable blocks (3x3 depthwise convolution, 1x1 pointwise convolution), every convolution
+without bias and followed by a batch norm (eps 1e-3) and a PReLU with one slope per channel; four of the
+depthwise convolutions have stride 2 (112 -> 7 px); a batch norm (eps 2e-5) on the 1024 x 7 x 7 map,
+dropout 0.4, flatten, a linear layer to 128 and a batch norm (eps 2e-5) on the embedding. There are no
+residual connections. The output is that batch-normalised 128-D vector, **not** L2-normalised (OpenCV's
+``FaceRecognizerSF.match`` normalises before the cosine).
+
+Input convention, the graph's ``data`` tensor as OpenCV's ``FaceRecognizerSF.feature`` fills it: (B, 3, 112,
+112) float, raw pixel values 0..255, channels in **RGB** order (``blobFromImage(img, 1, (112, 112), 0,
+swapRB=True)`` on OpenCV's BGR crop), the face aligned on the ArcFace five-point template
+(:data:`forensic_face.vision.align.ARCFACE_TEMPLATE_112`). The scaling is part of the network, as in the graph.
+
+Weights are loaded from a torch state dict (``research/sface_convert.py`` makes one from the ONNX file);
+nothing here reads ONNX.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+#: The graph's input scaling: ``(x - PIXEL_MEAN) * PIXEL_SCALE`` on raw 0..255 values.
+PIXEL_MEAN = 127.5
+PIXEL_SCALE = 0.0078125  # 1 / 128
+#: (output channels, stride) of the 13 depthwise-separable blocks after the 32-channel stem.
+BLOCKS: tuple[tuple[int, int], ...] = (
+    (64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
+    (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1))
+
+
+@dataclass(frozen=True)
+class SFaceConfig:
+    size: int = 112  # input side, pixels (the graph is fixed at 112)
+    embed_dim: int = 128  # length of the embedding
+    dropout: float = 0.4  # before the embedding layer (training only)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class ConvBNPReLU(nn.Sequential):
+    """Convolution without bias, batch norm (eps 1e-3, as in the graph), PReLU with a slope per channel."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, groups=groups, bias=False)
+        self.bn = nn.BatchNorm2d(cout, eps=1e-3)
+        self.act = nn.PReLU(cout)
+
+
+class SeparableBlock(nn.Sequential):
+    """A 3x3 depthwise convolution (with the block's stride), then a 1x1 pointwise one."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.dw = ConvBNPReLU(cin, cin, 3, stride=stride, groups=cin)
+        self.pw = ConvBNPReLU(cin, cout, 1)
+
+
+class SFaceNet(nn.Module):
+    def __init__(self, config: SFaceConfig = SFaceConfig()) -> None:
+        super().__init__()
+        if config.size != 112:
+            raise ValueError(f"SFace takes 112x112 faces, not {config.size}")
+        self.config = config
+        self.stem = ConvBNPReLU(3, 32, 3)
+        layers, cin = [], 32
+        for cout, stride in BLOCKS:
+            layers.append(SeparableBlock(cin, cout, stride))
+            cin = cout
+        self.blocks = nn.Sequential(*layers)
+        self.feature_bn = nn.BatchNorm2d(cin, eps=2e-5)
+        self.drop = nn.Dropout(config.dropout)
+        side = config.size // 16
+        self.fc = nn.Linear(cin * side * side, config.embed_dim)
+        self.embed_bn = nn.BatchNorm1d(config.embed_dim, eps=2e-5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, 3, 112, 112) RGB, 0..255 -> embedding (B, embed_dim), not normalised."""
+        f = self.feature_bn(self.blocks(self.stem((x - PIXEL_MEAN) * PIXEL_SCALE)))  # (B, 1024, 7, 7)
+        return self.embed_bn(self.fc(self.drop(torch.flatten(f, 1))))
+
+
+def load_sface(path: Path) -> SFaceNet:
+    """An SFaceNet in eval mode with the weights of a state-dict file (``torch.load(weights_only=True)``)."""
+    net = SFaceNet()
+    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return net.eval()

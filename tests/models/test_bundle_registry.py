@@ -1,0 +1,90 @@
+"""models.json names the recogniser's architecture; a bundle that names none (every bundle shipped before it
+did) loads as the project's own CNN, unchanged."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from forensic_face.core.errors import ForensicFaceError
+from forensic_face.models.bundle import META_FILE, WEIGHTS_FILE, load_networks, save_bundle
+from forensic_face.models.nets import AEConfig, FusionAutoencoder, Recogniser, RecogniserConfig
+from forensic_face.models.sface import SFaceNet
+from forensic_face.paths import models_dir
+
+
+def test_the_shipped_bundle_loads_as_the_cnn_it_always_was() -> None:
+    """resources/models names no architecture: it loads as a Recogniser with exactly the stored tensors (the
+    network built the way load_networks built it before the registry), giving the same embeddings."""
+    folder = models_dir()
+    if not (folder / META_FILE).is_file():
+        pytest.skip("no trained models in resources/models")
+    meta = json.loads((folder / META_FILE).read_text())
+    assert "recogniser" not in meta
+    _, rec, _ = load_networks(folder, torch.device("cpu"))
+    assert type(rec) is Recogniser and rec.config == RecogniserConfig(**meta["rec"])
+    tensors = torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    before = Recogniser(RecogniserConfig(**meta["rec"]))
+    before.load_state_dict({k[4:]: v.float() if v.is_floating_point() else v
+                            for k, v in tensors.items() if k.startswith("rec.")})
+    x = torch.rand(4, 1, rec.config.size, rec.config.size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(rec(x), before.eval()(x))
+
+
+def _tiny_ae() -> FusionAutoencoder:
+    return FusionAutoencoder(AEConfig(size=32, width=4)).eval()
+
+
+def test_a_bundle_names_its_recogniser_and_one_without_the_name_is_the_cnn(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    rec = Recogniser(RecogniserConfig(size=32, width=4)).eval()
+    meta = save_bundle(tmp_path, _tiny_ae(), rec, None, {"date": "test"})
+    assert meta["recogniser"] == {"architecture": "ff-cnn", "source": "forensic-face train"}
+    x = torch.rand(3, 1, 32, 32)
+    _, loaded, _ = load_networks(tmp_path, torch.device("cpu"))
+    stored = json.loads((tmp_path / META_FILE).read_text())
+    del stored["recogniser"]  # as every bundle written before the field existed
+    (tmp_path / META_FILE).write_text(json.dumps(stored))
+    _, old_style, _ = load_networks(tmp_path, torch.device("cpu"))
+    with torch.no_grad():
+        assert type(old_style) is Recogniser and torch.equal(old_style(x), loaded(x))
+
+
+def test_an_sface_bundle_round_trips(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    net = SFaceNet()
+    with torch.no_grad():  # away from the initial statistics, so the batch norms' buffers are tested too
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d | torch.nn.BatchNorm1d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    net.eval()
+    meta = save_bundle(tmp_path, _tiny_ae(), net, None, {"date": "test"}, source="OpenCV Zoo SFace 2021dec")
+    assert meta["recogniser"] == {"architecture": "sface", "source": "OpenCV Zoo SFace 2021dec"}
+    _, loaded, _ = load_networks(tmp_path, torch.device("cpu"))
+    assert type(loaded) is SFaceNet
+    x = torch.rand(2, 3, 112, 112) * 255
+    with torch.no_grad():
+        a, b = net(x), loaded(x)
+    assert float(torch.nn.functional.cosine_similarity(a, b).min()) > 0.9999  # stored as float16
+
+
+def test_an_unknown_architecture_is_refused_by_name(tmp_path: Path) -> None:
+    save_bundle(tmp_path, _tiny_ae(), Recogniser(RecogniserConfig(size=32, width=4)), None, {"date": "test"})
+    meta = json.loads((tmp_path / META_FILE).read_text())
+    meta["recogniser"]["architecture"] = "resnet-9000"
+    (tmp_path / META_FILE).write_text(json.dumps(meta))
+    with pytest.raises(ForensicFaceError, match="'resnet-9000' is unknown"):
+        load_networks(tmp_path, torch.device("cpu"))
+
+
+def test_an_unregistered_network_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    save_bundle(tmp_path, _tiny_ae(), Recogniser(RecogniserConfig(size=32, width=4)), None, {"date": "test"})
+    before = {f: (tmp_path / f).read_bytes() for f in (META_FILE, WEIGHTS_FILE)}
+    with pytest.raises(ForensicFaceError, match="not a registered recogniser"):
+        save_bundle(tmp_path, _tiny_ae(), torch.nn.Linear(2, 2), None, {"date": "test"})
+    assert {f: (tmp_path / f).read_bytes() for f in (META_FILE, WEIGHTS_FILE)} == before
