@@ -27,7 +27,7 @@ class LogRow:
     action: str
     who: str  # "analyst / user"
     details: str  # in words; empty when the entry's details are not one this module describes
-    hashes: tuple[tuple[str, str], ...]  # (label, entry hash); a group's is its last entry's
+    hash: str  # the entry's hash; a group's is its last entry's
     raw: Any = None  # the entry's details, for a generic line when ``details`` is empty
     entries: int = 1
 
@@ -129,7 +129,7 @@ def _group_row(group: list[dict]) -> LogRow:
         details=(f"the {len(group)} result files of {aid}, one entry each (an older version's layout): "
                  f"{_text(', '.join(roles), MAX_FIELD)}; each file's SHA-256 is checked in section 1; the hash "
                  f"is the last entry's ({_time(last)[11:]})"),
-        hashes=(("", str(last.get("hash", ""))),), entries=len(group))
+        hash=str(last.get("hash", "")), entries=len(group))
 
 
 def log_rows(entries: list[dict]) -> list[LogRow]:
@@ -145,7 +145,7 @@ def log_rows(entries: list[dict]) -> list[LogRow]:
             out.append(_group_row(entries[i:j]))
         else:
             out.append(LogRow(seq=_text(e.get("seq", ""), 12), time=_time(e), action=_text(e.get("action", ""), 60),
-                              who=_who(e), details=describe(e), hashes=(("", str(e.get("hash", ""))),),
+                              who=_who(e), details=describe(e), hash=str(e.get("hash", "")),
                               raw=e.get("details", {})))
         i = j
     return out

@@ -31,7 +31,7 @@ from forensic_face.reports.auditlog import LogRow, log_rows
 from forensic_face.reports.content import CAVEAT, AnalysisView, ReportContent, collect
 from forensic_face.reports.wording import open_set_note, search_verdict
 from forensic_face.store.atomic import atomic_write_bytes
-from forensic_face.store.case import Case
+from forensic_face.store.case import ANALYSIS_FAILED, ANALYSIS_WITHDRAWN, Case
 from forensic_face.store.verify import RESULT_OK
 from forensic_face.vision.degrade import DEGRADED_LEVELS, EVAL_LEVELS
 
@@ -185,17 +185,12 @@ def _wrapped(text, style, width_mm: float):
     return Paragraph("<br/>".join(escape(x) for x in lines), style)
 
 
-def _hash_cell(hashes, style, per_line: int = 16):
-    """Hashes ((label, hex), ...) in the monospace style, each broken into lines of ``per_line``
-    characters (only there), a label on its own line above its hash."""
+def _hash_cell(digest: str, style, per_line: int = 16):
+    """A hash in the monospace style, broken into lines of ``per_line`` characters (only there)."""
     from reportlab.platypus import Paragraph
 
-    lines = []
-    for label, digest in hashes:
-        d = str(digest)
-        lines += ([escape(label) + ":"] if label else []) + [escape(d[i:i + per_line])
-                                                               for i in range(0, len(d), per_line)]
-    return Paragraph("<br/>".join(lines) or "—", style)
+    d = str(digest)
+    return Paragraph("<br/>".join(escape(d[i:i + per_line]) for i in range(0, len(d), per_line)) or "—", style)
 
 
 def _text_lines(text, style, limit: int = 4000):
@@ -397,7 +392,7 @@ def _evidence_section(c: ReportContent, st) -> list:
         orig = f" ({e['original_name']})" if e.get("original_name") and e["original_name"] != e["name"] else ""
         rows.append([_wrapped(f"{e['name']}{orig}", st["cell"], 38),
                      _p(f"{e['kind']} / {e.get('format', '')}", st["cell"]), _p(f"{int(e['size']):,} B", st["cell"]),
-                     _p(_when(e.get("added", "")), st["cell"]), _hash_cell([("", e["sha256"])], st["mono"], 32),
+                     _p(_when(e.get("added", "")), st["cell"]), _hash_cell(e["sha256"], st["mono"], 32),
                      _p(status.upper() if status != "verified" else status, st["cell"])])
         if status != "verified":
             extra.append(("TEXTCOLOR", (5, i), (5, i), colors.HexColor("#b91c1c")))
@@ -427,9 +422,6 @@ def _evidence_section(c: ReportContent, st) -> list:
     return out
 
 
-NOT_RECORDED = "not recorded"
-
-
 def _provenance_block(c: ReportContent, st) -> list:
     """Each evidence file's exhibit number, who handed it over and when, as the analyst recorded them."""
     from reportlab.lib.units import mm
@@ -439,7 +431,7 @@ def _provenance_block(c: ReportContent, st) -> list:
     for e in c.evidence:
         pv = c.provenance.get(e["name"])
         fields = [pv.exhibit, pv.received_from, pv.received_at] if pv else ["", "", ""]
-        rows.append([_wrapped(e["name"], st["cell"], 38)] + [_p(_clip(f, 200) or NOT_RECORDED, st["cell"])
+        rows.append([_wrapped(e["name"], st["cell"], 38)] + [_p(_clip(f, 200) or "not recorded", st["cell"])
                                                              for f in fields]
                     + [_p(f"{_who(pv.recorded)}, {_when(pv.recorded.time)}" if pv else "—", st["cell"])])
     return [_p("Exhibits and provenance", st["h2"]), _table(rows, [38 * mm, 26 * mm, 38 * mm, 30 * mm, 42 * mm]),
@@ -803,7 +795,7 @@ def _known_limits(ev: dict, st) -> list:
 #: The audit log table's columns, mm: #, time, action and who, details, entry hash (16 characters a line).
 _LOG_WIDTHS = (13, 34, 33, 70, 24)
 #: Log actions whose rows are shaded: what a reader must not miss.
-_MARKED_ACTIONS = ("analysis.withdrawn", "analysis.failed")
+_MARKED_ACTIONS = (ANALYSIS_WITHDRAWN, ANALYSIS_FAILED)
 
 
 def _log_row(r: LogRow, st) -> list:
@@ -814,7 +806,7 @@ def _log_row(r: LogRow, st) -> list:
     action = [f"<b>{escape(x)}</b>" for x in fit_lines(r.action, width, FONT_BOLD, size)]
     who = [escape(x) for x in fit_lines(r.who, width, FONT, size)]
     return [_p(r.seq, st["cell"]), _p(r.time, st["mono"]), Paragraph("<br/>".join(action + who), st["cell"]),
-            _wrapped(r.details or details_line(r.raw), st["cell"], _LOG_WIDTHS[3]), _hash_cell(r.hashes, st["mono"])]
+            _wrapped(r.details or details_line(r.raw), st["cell"], _LOG_WIDTHS[3]), _hash_cell(r.hash, st["mono"])]
 
 
 def _audit_section(c: ReportContent, st, n: int) -> list:

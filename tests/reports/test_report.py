@@ -325,7 +325,8 @@ def test_an_old_layout_audit_log_is_grouped_per_analysis(analysed_case: Case, tm
     assert squash(f"Audit log ({len(entries)} entries; the {len(per_file)} per-file entries of 8 analyses saved by "
                   f"an older version shown one row per analysis)") in flat
     assert flat.count(squash(f"result.image × {per_analysis}")) == 8 and flat.count("result.image") == 8
-    assert squash(f"the {per_analysis} result files of analysis-003, one entry each (an older version's layout)") in flat
+    layout = f"the {per_analysis} result files of analysis-003, one entry each (an older version's layout)"
+    assert squash(layout) in flat
     for first, last in zip(per_file[::per_analysis], per_file[per_analysis - 1::per_analysis], strict=True):
         assert f"{first['seq']}–{last['seq']}" in log and last["hash"] in flat  # the last entry's hash, in full
         assert first["hash"][:16] not in flat
