@@ -442,11 +442,17 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from forensic_face.reports.pdf import write_report
     from forensic_face.store.case import Case
 
-    info = write_report(Case.open(args.dir), args.out, progress=console_progress())
+    chosen = None
+    if args.analyses is not None:
+        chosen = [a.strip() for a in args.analyses.split(",") if a.strip()]
+        if not chosen:
+            raise ForensicFaceError("--analyses takes analysis ids separated by commas, e.g. analysis-001,analysis-003")
+    info = write_report(Case.open(args.dir), args.out, progress=console_progress(), analyses=chosen)
     if args.json:
         print(json.dumps(info.as_dict(), indent=2))
         return 0
-    print(f"report: {info.path} ({info.pages} pages, {info.analyses} analyses, SHA-256 {info.sha256}; "
+    left = f"; left out: {', '.join(info.left_out)}" if info.left_out else ""
+    print(f"report: {info.path} ({info.pages} pages, {info.analyses} analyses{left}, SHA-256 {info.sha256}; "
           f"logged in the case)")
     if not info.verified:
         print("warning: the case failed verification; the report lists the problems", file=sys.stderr)
@@ -638,6 +644,8 @@ def _report_parser(sub) -> None:
     p = sub.add_parser("report", help="the case report as PDF (verifies the case first; logged in the case)")
     p.add_argument("dir", help="case folder")
     p.add_argument("--out", required=True, help="PDF file to write")
+    p.add_argument("--analyses", help="the analyses to put in, by id, separated by commas (default: all); the "
+                                      "report names the others as left out")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_report)
 

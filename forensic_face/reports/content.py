@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from forensic_face.core.errors import CaseError
 from forensic_face.core.hashing import sha256_file
 from forensic_face.core.progress import Progress
 from forensic_face.core.records import AnalysisRecord, AudioRecord
@@ -76,6 +77,7 @@ class ReportContent:
     verification: VerifyReport
     result_checks: list[ResultCheck]
     analyses: list[AnalysisView]
+    left_out: list[AnalysisRef]  # logged analyses the analyst chose to leave out of this report
     failed: list[FailedAnalysis]  # analyses that failed (logged, nothing saved)
     provenance: dict[str, Provenance]  # evidence name -> where it came from, as recorded
     unreadable_results: list[str]
@@ -216,21 +218,36 @@ def _evaluation() -> tuple[dict | None, str | None]:
     return evaluation, digest
 
 
-def collect(case: Case, progress: Progress | None = None) -> ReportContent:
+def choose(refs: list[AnalysisRef], chosen: list[str] | None) -> tuple[list[AnalysisRef], list[AnalysisRef]]:
+    """(the analyses that go in, those left out), both in the log's order; ``chosen`` None takes them all.
+    CaseError naming any chosen id the log does not record."""
+    if chosen is None:
+        return refs, []
+    logged = {ref.analysis_id for ref in refs}
+    unknown = [str(a)[:40] for a in chosen if a not in logged]
+    if unknown:
+        raise CaseError(f"the audit log records no analysis {', '.join(map(repr, unknown))}; logged: "
+                        + (", ".join(sorted(logged)) or "none"))
+    return [r for r in refs if r.analysis_id in chosen], [r for r in refs if r.analysis_id not in chosen]
+
+
+def collect(case: Case, progress: Progress | None = None, analyses: list[str] | None = None) -> ReportContent:
     """Verify the case and gather everything the report shows (one consistent state: the case's
-    shared lock is held throughout)."""
+    shared lock is held throughout). ``analyses``: the ids of the analyses that go in (default all);
+    the others are named as left out."""
     step = progress or Progress()
     with case_lock(case.root, exclusive=False, progress=progress):
         step.update(0, 4, "verifying evidence, results and audit log")
         verification = case.verify()
         entries = case.read_log() if case.audit_file.exists() else []
         step.update(1, 4, "reading the analyses")
-        analyses, unreadable = [], []
-        refs, failed, provenance = case.analyses(), case.failed_analyses(), case.provenance()
+        views, unreadable = [], []
+        refs, left_out = choose(case.analyses(), analyses)
+        failed, provenance = case.failed_analyses(), case.provenance()
         for i, ref in enumerate(refs):
             step.update(2, 4, f"reading {ref.analysis_id} ({i + 1}/{len(refs)})")
             try:
-                analyses.append(load_analysis(case, ref, verification))
+                views.append(load_analysis(case, ref, verification))
             except (OSError, ValueError) as exc:
                 unreadable.append(f"{ref.analysis_id}: {exc}")
     step.update(3, 4, "model evaluation")
@@ -242,6 +259,6 @@ def collect(case: Case, progress: Progress | None = None) -> ReportContent:
         case_id=str(meta.get("id", "")), title=str(meta.get("title", "")), analyst=str(meta.get("analyst", "")),
         created=str(meta.get("created", "")), generated=datetime.now(UTC).isoformat(timespec="seconds"),
         software=f"forensic-face {__version__}", evidence=[e.__dict__ for e in case.evidence],
-        verification=verification, result_checks=result_checks(verification), analyses=analyses,
-        failed=failed, provenance=provenance, unreadable_results=unreadable, log_entries=entries,
+        verification=verification, result_checks=result_checks(verification), analyses=views,
+        left_out=left_out, failed=failed, provenance=provenance, unreadable_results=unreadable, log_entries=entries,
         evaluation=evaluation, model_card_sha256=card_sha)

@@ -114,6 +114,40 @@ def draw_frame(ax, image: np.ndarray, box=None, landmarks=None, title: str = "",
     ax.set_yticks([])
 
 
+def draw_face(ax, image: np.ndarray, title: str = "", generated: bool = False) -> None:
+    """A face crop at its pixels; ``generated`` marks it as a model's output (:func:`watermark`)."""
+    ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
+    ax.set_title(title, fontsize=8)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if generated:
+        watermark(ax)
+
+
+def watermark(ax, text: str = "generated", fontsize: float = 15) -> None:
+    """``text`` across the axes, diagonal and translucent, on the image itself (a crop of it keeps it)."""
+    from matplotlib import patheffects
+
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, rotation=35, ha="center", va="center", fontsize=fontsize,
+            fontweight="bold", color="white", alpha=0.6, zorder=5,
+            path_effects=[patheffects.withStroke(linewidth=1.6, foreground="black", alpha=0.45)])
+
+
+def draw_difference(ax, cax, diff: np.ndarray, title: str = "") -> None:
+    """An absolute difference map in grey levels with its colour bar in ``cax`` (horizontal, below it). The
+    scale runs to the map's maximum (at least 8 grey levels), so small differences show and read true."""
+    d = np.asarray(diff)
+    d = d.max(axis=2) if d.ndim == 3 else d
+    top = max(8, int(np.ceil(float(d.max())))) if d.size else 8
+    im = ax.imshow(d, cmap="gray", vmin=0, vmax=top, interpolation="nearest")
+    ax.set_title(title, fontsize=8)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    bar = ax.figure.colorbar(im, cax=cax, orientation="horizontal")
+    bar.ax.tick_params(labelsize=6, length=2, pad=1)
+    bar.set_label("grey levels", fontsize=6, labelpad=1)
+
+
 def zoom_region(image: np.ndarray, box, factor: float = 2.2) -> tuple[np.ndarray, tuple[float, float]]:
     """The area around the face box (``factor`` × its size), clipped to the frame, and its offset."""
     h, w = image.shape[:2]

@@ -1,11 +1,14 @@
 """The case report as PDF (reportlab), for the case file.
 
-Sections: case and analyst; evidence with SHA-256 and verification; per analysis the frame with
-the face box, degraded face | reconstruction side by side, the audio excerpt's spectrogram and
-pitch, the ranked candidates or "no confident match"; method, model versions and their measured
-error rates; the audit log. Every page carries the case, generation time, page "n of N" and the
-statement that a candidate is a lead, not an identification. The PDF is written atomically and
-its SHA-256 is recorded in the case's audit log.
+Sections: case and analyst, the analyses in the report, those left out and those that failed;
+evidence with SHA-256, provenance and verification; per analysis (withdrawn ones headed as such)
+the analyst's notes, the frame with the face box, degraded face | reconstruction side by side
+(reconstructions marked "generated" on the image), the audio excerpt's spectrogram and pitch, the
+ranked candidates or "no confident match"; method, model versions and their measured error rates;
+the audit log; the examiner's declaration with a line to sign. Every page carries the case,
+generation time, page "n of N" and the statement that a candidate is a lead, not an identification.
+Every font is embedded (DejaVu, from matplotlib's data). The PDF is written atomically and its
+SHA-256 is recorded in the case's audit log with the analyses it holds and those left out.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import hashlib
 import io
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -24,10 +27,11 @@ from forensic_face.core.errors import CaseError
 from forensic_face.core.progress import Progress
 from forensic_face.core.records import AudioRecord
 from forensic_face.reports import figures
+from forensic_face.reports.auditlog import LogRow, log_rows
 from forensic_face.reports.content import CAVEAT, AnalysisView, ReportContent, collect
 from forensic_face.reports.wording import open_set_note, search_verdict
 from forensic_face.store.atomic import atomic_write_bytes
-from forensic_face.store.case import Case
+from forensic_face.store.case import ANALYSIS_FAILED, ANALYSIS_WITHDRAWN, Case
 from forensic_face.store.verify import RESULT_OK
 from forensic_face.vision.degrade import DEGRADED_LEVELS, EVAL_LEVELS
 
@@ -42,6 +46,7 @@ class ReportInfo:
     analyses: int
     verified: bool
     seconds: float
+    left_out: list[str] = field(default_factory=list)  # the logged analyses not in the report
     not_logged: str = ""  # why the report could not be recorded in the case's log (empty when it was)
 
     def as_dict(self) -> dict:
@@ -76,7 +81,7 @@ def _styles():
         "h2": ParagraphStyle("h2", parent=base, fontName=FONT_BOLD, fontSize=10, leading=13, spaceBefore=6,
                              spaceAfter=3),
         "body": base,
-        "small": ParagraphStyle("small", parent=base, fontSize=7, leading=8.8),
+        "small": ParagraphStyle("small", parent=base, fontSize=7, leading=8.8, spaceBefore=2),
         "mono": ParagraphStyle("mono", parent=base, fontName=FONT_MONO, fontSize=6.3, leading=7.6),
         "cell": ParagraphStyle("cell", parent=base, fontSize=7.3, leading=9),
         "caveat": ParagraphStyle("caveat", parent=base, fontSize=8.5, leading=11, borderColor=colors.HexColor(
@@ -84,6 +89,9 @@ def _styles():
             spaceAfter=10),
         "verdict": ParagraphStyle("verdict", parent=base, fontName=FONT_BOLD, fontSize=11, leading=14,
                                   spaceBefore=2, spaceAfter=4),
+        "withdrawn": ParagraphStyle("withdrawn", parent=base, fontSize=9, leading=12, borderColor=colors.HexColor(
+            "#b91c1c"), borderWidth=1.2, borderPadding=6, backColor=colors.HexColor("#fef2f2"), spaceBefore=6,
+            spaceAfter=10),
     }
 
 
@@ -122,6 +130,86 @@ def _table(rows, widths, style_extra=(), header=True, font_size=7.3):
                  ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8edf3"))]
     t.setStyle(TableStyle(cmds + list(style_extra)))
     return t
+
+
+#: A table cell's padding, both sides, points (a little over the 3 + 3 the tables set).
+_CELL_PAD = 6.5
+#: Where a word too long for its cell may break: after these (a path's separators, a list's commas).
+_BREAK_AFTER = "/\\,;=_-."
+
+
+def _cut(word: str, width: float, font: str, size: float) -> int:
+    """Where to break a word wider than ``width``: after the last break character that fits, or (a word
+    without any) at the last character that fits."""
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    used, fits = 0.0, 0
+    for ch in word:
+        used += stringWidth(ch, font, size)
+        if used > width:
+            break
+        fits += 1
+    fits = max(1, fits)
+    breaks = [i for i in range(1, fits) if word[i - 1] in _BREAK_AFTER]
+    return breaks[-1] if breaks else fits
+
+
+def fit_lines(text: str, width: float, font: str, size: float) -> list[str]:
+    """``text`` in lines at most ``width`` points wide, broken at spaces; a word longer than a line breaks
+    after a separator (/ , ; = _ - .), never elsewhere unless it has none."""
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    lines, line = [], ""
+    for word in str(text).split():
+        joined = f"{line} {word}" if line else word
+        if stringWidth(joined, font, size) <= width:
+            line = joined
+            continue
+        if line:
+            lines.append(line)
+        while stringWidth(word, font, size) > width:
+            cut = _cut(word, width, font, size)
+            lines.append(word[:cut])
+            word = word[cut:]
+        line = word
+    return lines + ([line] if line else [])
+
+
+def _wrapped(text, style, width_mm: float):
+    """A table cell's paragraph broken by :func:`fit_lines` for a column ``width_mm`` wide (3 pt padding each
+    side), so reportlab never splits a word at a random place."""
+    from reportlab.lib.units import mm
+    from reportlab.platypus import Paragraph
+
+    lines = fit_lines(text, width_mm * mm - _CELL_PAD, style.fontName, style.fontSize)
+    return Paragraph("<br/>".join(escape(x) for x in lines), style)
+
+
+def _hash_cell(digest: str, style, per_line: int = 16):
+    """A hash in the monospace style, broken into lines of ``per_line`` characters (only there)."""
+    from reportlab.platypus import Paragraph
+
+    d = str(digest)
+    return Paragraph("<br/>".join(escape(d[i:i + per_line]) for i in range(0, len(d), per_line)) or "—", style)
+
+
+def _text_lines(text, style, limit: int = 4000):
+    """An analyst's text as written (its own line breaks kept, markup printed literally), shortened past
+    ``limit`` characters (a hostile log may hold pages of it)."""
+    from reportlab.platypus import Paragraph
+
+    s = str(text)
+    s = s if len(s) <= limit else s[:limit] + f"… ({len(s):,} characters, shortened)"
+    return Paragraph("<br/>".join(escape(line) for line in s.splitlines()) or "—", style)
+
+
+def _when(iso) -> str:
+    """A logged ISO time as "YYYY-MM-DD HH:MM:SS" (UTC, as logged)."""
+    return str(iso)[:19].replace("T", " ")
+
+
+def _who(note) -> str:
+    return f"{_clip(note.analyst, 120)} (user {_clip(note.user, 60) or '?'})"
 
 
 def _image(png: bytes, width_mm: float, aspect: float):
@@ -244,17 +332,52 @@ def _title_section(c: ReportContent, st) -> list:
               f"that the log was not rewritten since (forensic-face case verify --expect-head "
               f"{head.get('seq', '?')}:{str(head.get('hash', '?'))[:16]}).", st["small"]),
            _p(CAVEAT, st["caveat"])]
+    return out + _summary(c, st) + _failed_block(c, st)
+
+
+def _left_out_text(c: ReportContent) -> str:
+    names = [r.analysis_id + (" (withdrawn)" if r.withdrawn else "") for r in c.left_out]
+    return ("Left out of this report at the analyst's choice: " + ", ".join(names)
+            + ". They remain in the case and in its audit log.") if names else ""
+
+
+def _summary(c: ReportContent, st) -> list:
+    """The analyses in the report, one line each (withdrawn and altered ones marked), and those left out."""
+    from reportlab.lib.units import mm
+
+    out = []
     if c.analyses:
         out.append(_p("Summary of analyses", st["h2"]))
         srows = [["Analysis", "Frame", "Face (px)", "Audio", "Result"]]
         for a in c.analyses:
             r = a.record
-            srows.append([a.analysis_id + ("" if a.trustworthy else " (ALTERED)"), r.frame_evidence or "?",
+            srows.append([a.analysis_id + (" (WITHDRAWN)" if a.withdrawn else "")
+                          + ("" if a.trustworthy else " (ALTERED)"), r.frame_evidence or "?",
                           _num(r.quality.face_px, "{:.0f}"), "used" if r.audio else "none",
                           r.search.verdict if r.search else "no gallery search"])
         out.append(_table([[_p(x, st["cell"]) for x in r] for r in srows],
-                          [24 * mm, 42 * mm, 16 * mm, 14 * mm, 78 * mm]))
+                          [26 * mm, 42 * mm, 16 * mm, 14 * mm, 76 * mm]))
+    elif c.left_out:
+        out.append(_p("Summary of analyses", st["h2"]))
+        out.append(_p("No analysis is in this report.", st["body"]))
+    if c.left_out:
+        out.append(_p(_left_out_text(c), st["body"]))
     return out
+
+
+def _failed_block(c: ReportContent, st) -> list:
+    """The analyses that failed, with the reason the log recorded."""
+    from reportlab.lib.units import mm
+
+    if not c.failed:
+        return []
+    rows = [[_p(x, st["cell"]) for x in ("When (UTC)", "Frame", "Audio", "Why it failed", "Analyst / user")]]
+    for f in c.failed:
+        rows.append([_p(_when(f.when.time), st["mono"]), _wrapped(_clip(f.frame, 160) or "none chosen", st["cell"], 30),
+                     _wrapped(_clip(f.audio, 160) or "none", st["cell"], 26), _p(_clip(f.when.text, 600), st["cell"]),
+                     _p(f"{_clip(f.when.analyst, 120)} / {_clip(f.when.user, 60)}", st["cell"])])
+    return [_p("Failed analyses (logged; nothing of them was saved)", st["h2"]),
+            _table(rows, [29 * mm, 30 * mm, 26 * mm, 59 * mm, 30 * mm])]
 
 
 def _evidence_section(c: ReportContent, st) -> list:
@@ -267,15 +390,17 @@ def _evidence_section(c: ReportContent, st) -> list:
     for i, e in enumerate(c.evidence, 1):
         status = c.verification.evidence_status.get(e["name"], "not checked")
         orig = f" ({e['original_name']})" if e.get("original_name") and e["original_name"] != e["name"] else ""
-        rows.append([_p(f"{e['name']}{orig}", st["cell"]), _p(f"{e['kind']} / {e.get('format', '')}", st["cell"]),
-                     _p(f"{int(e['size']):,} B", st["cell"]), _p(str(e.get("added", ""))[:19], st["cell"]),
-                     _p(e["sha256"], st["mono"]), _p(status.upper() if status != "verified" else status, st["cell"])])
+        rows.append([_wrapped(f"{e['name']}{orig}", st["cell"], 38),
+                     _p(f"{e['kind']} / {e.get('format', '')}", st["cell"]), _p(f"{int(e['size']):,} B", st["cell"]),
+                     _p(_when(e.get("added", "")), st["cell"]), _hash_cell(e["sha256"], st["mono"], 32),
+                     _p(status.upper() if status != "verified" else status, st["cell"])])
         if status != "verified":
             extra.append(("TEXTCOLOR", (5, i), (5, i), colors.HexColor("#b91c1c")))
     if len(rows) == 1:
         out.append(_p("The case holds no evidence.", st["body"]))
     else:
         out.append(_table(rows, [38 * mm, 20 * mm, 17 * mm, 24 * mm, 59 * mm, 16 * mm], extra))
+        out += _provenance_block(c, st)
     v = c.verification
     out.append(_p("Verification (re-hashed when this report was generated)", st["h2"]))
     if v.ok:
@@ -295,6 +420,23 @@ def _evidence_section(c: ReportContent, st) -> list:
     out += [_p(f"• {r.file}: {r.status}", st["body"]) for r in c.result_checks if r.status != RESULT_OK]
     out += [_p(f"• {u} (unreadable, not shown)", st["body"]) for u in c.unreadable_results]
     return out
+
+
+def _provenance_block(c: ReportContent, st) -> list:
+    """Each evidence file's exhibit number, who handed it over and when, as the analyst recorded them."""
+    from reportlab.lib.units import mm
+
+    rows = [[_p(x, st["cell"]) for x in ("File", "Exhibit", "Received from", "Received at",
+                                         "Recorded by, when (UTC)")]]
+    for e in c.evidence:
+        pv = c.provenance.get(e["name"])
+        fields = [pv.exhibit, pv.received_from, pv.received_at] if pv else ["", "", ""]
+        rows.append([_wrapped(e["name"], st["cell"], 38)] + [_p(_clip(f, 200) or "not recorded", st["cell"])
+                                                             for f in fields]
+                    + [_p(f"{_who(pv.recorded)}, {_when(pv.recorded.time)}" if pv else "—", st["cell"])])
+    return [_p("Exhibits and provenance", st["h2"]), _table(rows, [38 * mm, 26 * mm, 38 * mm, 30 * mm, 42 * mm]),
+            _p("Where each file came from, as the analyst recorded it (forensic-face case provenance); the latest "
+               "record is shown, every record is in the audit log.", st["small"])]
 
 
 def _frame_png(a: AnalysisView) -> tuple[bytes, float] | None:
@@ -317,24 +459,38 @@ def _frame_png(a: AnalysisView) -> tuple[bytes, float] | None:
     return figures.figure_png(fig), aspect
 
 
-def _faces_png(a: AnalysisView) -> tuple[bytes, float] | None:
-    panels = [("input_face", "degraded input (aligned)"), ("reconstruction", "reconstruction" + (
-        " with audio" if a.record.audio else "")), ("reconstruction_no_audio", "reconstruction without audio"),
-              ("difference", "|reconstruction − input|")]
-    panels = [(a.images.get(k), t) for k, t in panels if a.images.get(k) is not None]
+#: The face figure's width and height, inches.
+FACES_W, FACES_H = 7.2, 2.45
+
+
+def faces_figure(a: AnalysisView):
+    """The degraded input, the reconstructions (marked "generated" on the image) and their difference map
+    with its grey-level scale, side by side at one scale; None without any of them."""
+    roles = [("input_face", "degraded input (aligned)"),
+             ("reconstruction", "reconstruction" + (" with audio" if a.record.audio else "")),
+             ("reconstruction_no_audio", "reconstruction without audio"), ("difference", "|reconstruction − input|")]
+    if a.record.audio is None:
+        roles = [r for r in roles if r[0] != "reconstruction_no_audio"]
+    panels = [(role, a.images[role], title) for role, title in roles if a.images.get(role) is not None]
     if not panels:
         return None
-    if a.record.audio is None:
-        panels = [p for p in panels if p[1] != "reconstruction without audio"]
-    fig = figures.new_figure(7.2, 2.2)
+    fig = figures.new_figure(FACES_W, FACES_H)
     n = len(panels)
-    for i, (img, title) in enumerate(panels):
-        ax = fig.add_axes([i / n + 0.01, 0.02, 1 / n - 0.02, 0.82])
-        ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
-        ax.set_title(title, fontsize=8)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    return figures.figure_png(fig), 2.2 / 7.2
+    side = min(FACES_W / n - 0.2, 1.75)  # inches: every panel the same size
+    for i, (role, img, title) in enumerate(panels):
+        left = ((i + 0.5) * FACES_W / n - side / 2) / FACES_W
+        ax = fig.add_axes([left, 0.42 / FACES_H, side / FACES_W, side / FACES_H])
+        if role == "difference":
+            cax = fig.add_axes([left, 0.24 / FACES_H, side / FACES_W, 0.07 / FACES_H])
+            figures.draw_difference(ax, cax, img, title)
+        else:
+            figures.draw_face(ax, img, title, generated=role != "input_face")
+    return fig
+
+
+def _faces_png(a: AnalysisView) -> tuple[bytes, float] | None:
+    fig = faces_figure(a)
+    return (figures.figure_png(fig), FACES_H / FACES_W) if fig is not None else None
 
 
 def _audio_png(a: AnalysisView) -> tuple[bytes, float] | None:
@@ -364,7 +520,13 @@ def _analysis_section(a: AnalysisView, index: int, st) -> list:
     from reportlab.platypus import KeepTogether, PageBreak
 
     r = a.record
-    out = [PageBreak(), _p(f"{index}. Analysis {a.analysis_id}", st["h1"])]
+    out = [PageBreak(), _p(f"{index}. Analysis {a.analysis_id}" + (" — WITHDRAWN" if a.withdrawn else ""), st["h1"])]
+    if a.withdrawn is not None:
+        w = a.withdrawn
+        reason = _clip(w.text, 2000)
+        out.append(_p(f"WITHDRAWN on {_when(w.time)} UTC by {_who(w)}. Reason: {reason}"
+                      f"{'' if reason.endswith(('.', '!', '?')) else '.'} The analysis stays in the case and is shown "
+                      "here for the record; its results must not be relied on.", st["withdrawn"]))
     engine, face = r.engine, r.face
     when = "still image" if r.timestamp_s is None else f"frame at {_num(r.timestamp_s, '{:.3f}')} s"
     box_src = "drawn by the analyst" if r.manual_box else f"detected ({face.method or '?'})"
@@ -380,6 +542,7 @@ def _analysis_section(a: AnalysisView, index: int, st) -> list:
     out.append(_table([[_p(k, st["cell"]), _p(v, st["mono"] if "SHA" in k or k == "Parameters" else st["cell"])]
                        for k, v in rows], [30 * mm, 144 * mm], header=False))
     out += [_p(f"Problem: {p}", st["body"]) for p in a.problems]
+    out += _notes_block(a, st)
     frame = _frame_png(a)
     out.append(_p("Frame and face", st["h2"]))
     out.append(_image(frame[0], 174, frame[1]) if frame else _p(a.frame_problem or "frame not available", st["body"]))
@@ -389,6 +552,16 @@ def _analysis_section(a: AnalysisView, index: int, st) -> list:
     else:
         out.append(_p("Audio: not used in this analysis.", st["body"]))
     out.append(KeepTogether(_search_block(a, st)))
+    return out
+
+
+def _notes_block(a: AnalysisView, st) -> list:
+    """The analyst's notes on the analysis, oldest first, each with who wrote it and when."""
+    if not a.notes:
+        return []
+    out = [_p("Analyst's notes", st["h2"])]
+    for note in a.notes:
+        out += [_p(f"{_when(note.time)} UTC, {_who(note)}:", st["small"]), _text_lines(note.text, st["body"])]
     return out
 
 
@@ -619,21 +792,72 @@ def _known_limits(ev: dict, st) -> list:
     return out + [_p(f"• {t}", st["body"]) for t in limits]
 
 
+#: The audit log table's columns, mm: #, time, action and who, details, entry hash (16 characters a line).
+_LOG_WIDTHS = (13, 34, 33, 70, 24)
+#: Log actions whose rows are shaded: what a reader must not miss.
+_MARKED_ACTIONS = (ANALYSIS_WITHDRAWN, ANALYSIS_FAILED)
+
+
+def _log_row(r: LogRow, st) -> list:
+    from reportlab.lib.units import mm
+    from reportlab.platypus import Paragraph
+
+    width, size = _LOG_WIDTHS[2] * mm - _CELL_PAD, st["cell"].fontSize
+    action = [f"<b>{escape(x)}</b>" for x in fit_lines(r.action, width, FONT_BOLD, size)]
+    who = [escape(x) for x in fit_lines(r.who, width, FONT, size)]
+    return [_p(r.seq, st["cell"]), _p(r.time, st["mono"]), Paragraph("<br/>".join(action + who), st["cell"]),
+            _wrapped(r.details or details_line(r.raw), st["cell"], _LOG_WIDTHS[3]), _hash_cell(r.hash, st["mono"])]
+
+
 def _audit_section(c: ReportContent, st, n: int) -> list:
+    from reportlab.lib import colors
     from reportlab.lib.units import mm
     from reportlab.platypus import PageBreak
 
-    out = [PageBreak(), _p(f"{n}. Audit log ({len(c.log_entries)} entries)", st["h1"]),
+    shown = log_rows(c.log_entries)
+    groups = [r for r in shown if r.entries > 1]
+    grouped = (f"; the {sum(r.entries for r in groups)} per-file entries of {len(groups)} analyses saved by an "
+               f"older version shown one row per analysis" if groups else "")
+    out = [PageBreak(), _p(f"{n}. Audit log ({len(c.log_entries)} entries{grouped})", st["h1"]),
            _p("Every step recorded in the case, oldest first. Each entry carries the SHA-256 of the previous one "
-              "(hash chain); the chain was verified when this report was generated (section 1).", st["small"])]
-    rows = [["#", "Time (UTC)", "Action", "Analyst / user", "Details", "Entry hash"]]
-    for e in c.log_entries:
-        rows.append([str(e.get("seq", "")), _p(str(e.get("time", ""))[:23].replace("T", " "), st["cell"]),
-                     _p(str(e.get("action", "")), st["cell"]),
-                     _p(f"{e.get('analyst', '')} / {e.get('user', '')}", st["cell"]),
-                     _p(details_line(e.get("details", {})), st["cell"]), _p(str(e.get("hash", ""))[:16], st["mono"])])
-    out.append(_table(rows, [8 * mm, 24 * mm, 24 * mm, 24 * mm, 70 * mm, 24 * mm]))
+              "(hash chain), so an entry's hash stands for it and everything before it; the chain was verified "
+              "when this report was generated (section 1).", st["small"])]
+    rows = [[_p(x, st["cell"]) for x in ("#", "Time (UTC)", "Action, analyst / user", "Details", "Entry hash")]]
+    marked = []
+    for i, r in enumerate(shown, 1):
+        rows.append(_log_row(r, st))
+        if r.action in _MARKED_ACTIONS:
+            marked.append(("BACKGROUND", (0, i), (-1, i), colors.HexColor("#fef2f2")))
+    out.append(_table(rows, [w * mm for w in _LOG_WIDTHS], marked))
     return out
+
+
+def _declaration_section(c: ReportContent, st, method_n: int) -> list:
+    """What the examiner declares, and the lines to sign."""
+    from reportlab.lib import colors
+    from reportlab.lib.units import mm
+    from reportlab.platypus import KeepTogether, Spacer, Table, TableStyle
+
+    ids = [a.analysis_id for a in c.analyses]
+    withdrawn = [a.analysis_id for a in c.analyses if a.withdrawn]
+    text = (f"I examined the evidence listed in section 1 with {c.software}. "
+            + (f"This report holds the analyses {', '.join(ids)}, made as the audit log records"
+               if ids else "This report holds no analysis")
+            + (f"; {', '.join(withdrawn)} {'was' if len(withdrawn) == 1 else 'were'} withdrawn and "
+               f"{'is' if len(withdrawn) == 1 else 'are'} shown for the record only" if withdrawn else "")
+            + (f"; {len(c.failed)} failed {'analysis is' if len(c.failed) == 1 else 'analyses are'} listed on the "
+               "first page" if c.failed else "") + ". " + (_left_out_text(c) + " " if c.left_out else "")
+            + f"The figures, rankings and reconstructions are the software's output, with the measured error rates "
+              f"given in section {method_n}. A candidate named in this report is an investigative lead, not an "
+              "identification; a reconstruction is generated by a model and is not evidence of what anyone looks "
+              "like.")
+    sign = Table([[_p("Examiner", st["cell"]), _p(_clip(c.analyst, 120), st["body"])],
+                  [_p("Date", st["cell"]), _p(c.generated[:10], st["body"])],
+                  [_p("Signature", st["cell"]), ""]], colWidths=[30 * mm, 100 * mm],
+                 rowHeights=[None, None, 16 * mm], hAlign="LEFT")
+    sign.setStyle(TableStyle([("FONT", (0, 0), (-1, -1), FONT, 9), ("VALIGN", (0, 0), (-1, -1), "BOTTOM"),
+                              ("LINEBELOW", (1, 2), (1, 2), 0.8, colors.black)]))
+    return [KeepTogether([_p("Examiner's declaration", st["h1"]), _p(text, st["body"]), Spacer(1, 4 * mm), sign])]
 
 
 # ------------------------------------------------------------------------------------------------ entry point
@@ -649,19 +873,23 @@ def build_pdf(content: ReportContent) -> tuple[bytes, int]:
     for i, a in enumerate(content.analyses, 2):
         story += _analysis_section(a, i, st)
     n = len(content.analyses) + 2
-    story += _method_section(content, st, n) + _audit_section(content, st, n + 1)
+    story += _method_section(content, st, n) + _audit_section(content, st, n + 1) + _declaration_section(
+        content, st, n)
     buf = io.BytesIO()
     doc = SimpleDocTemplate(buf, pagesize=A4, leftMargin=18 * mm, rightMargin=18 * mm, topMargin=16 * mm,
                             bottomMargin=22 * mm, title=f"Face examination report — case {content.case_id}",
                             author=content.analyst, subject="forensic_face case report",
-                            creator=content.software)
+                            creator=content.software, initialFontName=FONT)
     counted: dict = {}
     doc.build(story, canvasmaker=_numbered_canvas(content, counted))
     return buf.getvalue(), int(counted.get("pages", 0))
 
 
-def write_report(case: Case, out: str | Path, progress: Progress | None = None) -> ReportInfo:
-    """Verify the case, write the PDF atomically to ``out`` and log it (with its SHA-256) in the case."""
+def write_report(case: Case, out: str | Path, progress: Progress | None = None,
+                 analyses: list[str] | None = None) -> ReportInfo:
+    """Verify the case, write the PDF atomically to ``out`` and log it (with its SHA-256) in the case.
+    ``analyses``: the ids of the logged analyses to put in (default all); the others are named in the
+    report and in its log entry as left out. CaseError for an id the log does not record."""
     t0 = time.perf_counter()
     out = Path(out)
     if out.suffix.lower() != ".pdf":
@@ -675,7 +903,7 @@ def write_report(case: Case, out: str | Path, progress: Progress | None = None) 
     if out.is_dir():
         raise CaseError(f"{out}: is a folder; give a file name ending in .pdf")
     step = progress or Progress()
-    content = collect(case, step)
+    content = collect(case, step, analyses)
     step.update(4, 5, "laying out the PDF")
     data, pages = build_pdf(content)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -685,6 +913,7 @@ def write_report(case: Case, out: str | Path, progress: Progress | None = None) 
     try:
         case.append_log("report.exported", {"file": str(target), "sha256": digest, "pages": pages,
                                             "analyses": [a.analysis_id for a in content.analyses],
+                                            "left_out": [r.analysis_id for r in content.left_out],
                                             "verified": content.verification.ok,
                                             "covers_head": content.verification.head}, progress)
     except CaseError as exc:  # a case whose record is in doubt, or a read-only copy, still gets its report
@@ -692,4 +921,4 @@ def write_report(case: Case, out: str | Path, progress: Progress | None = None) 
     step.update(5, 5, "done")
     return ReportInfo(path=str(out), sha256=digest, pages=pages, analyses=len(content.analyses),
                       verified=content.verification.ok, seconds=round(time.perf_counter() - t0, 2),
-                      not_logged=not_logged)
+                      not_logged=not_logged, left_out=[r.analysis_id for r in content.left_out])

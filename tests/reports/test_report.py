@@ -29,9 +29,10 @@ pytestmark = pytest.mark.skipif(shutil.which("pdftotext") is None,
 HOSTILE_PERSON = "Ana <b>&amp; Żółć"
 
 
-def pdf_text(path: Path) -> str:
-    return subprocess.run(["pdftotext", "-layout", str(path), "-"], check=True, capture_output=True,
-                          text=True).stdout
+def pdf_text(path: Path, layout: bool = True) -> str:
+    """The PDF's text laid out as printed, or (``layout`` False) cell by cell in reading order."""
+    return subprocess.run(["pdftotext", *(["-layout"] if layout else []), str(path), "-"], check=True,
+                          capture_output=True, text=True).stdout
 
 
 def squash(text: str) -> str:
@@ -204,3 +205,192 @@ def test_report_shows_the_lbrp_the_analysis_used(analysed_case: Case) -> None:
     expected = ext(ext.load(analysed_case.evidence_path("cam1.wav")), np.array([t])).lbrp[0]
     assert with_audio.lbrp is not None and np.allclose(with_audio.lbrp, expected)
     assert without.lbrp is None and without.audio is None
+
+
+def _copy(case: Case, dst: Path) -> Case:
+    from forensic_face.store.case import copy_case
+
+    copy_case(case.root, dst)
+    return Case.open(dst)
+
+
+def _section(text: str, start: str, end: str | None = None) -> str:
+    """The report's text from the heading ``start`` to ``end`` (or its end)."""
+    body = text[text.index(start):]
+    return body[:body.index(end)] if end else body
+
+
+def test_withdrawn_notes_failed_and_provenance_are_printed(analysed_case: Case, tmp_path: Path) -> None:
+    case = _copy(analysed_case, tmp_path / "copy")
+    case.withdraw_analysis("analysis-002", "wrong box: the face of a bystander was analysed")
+    case.add_note("analysis-001", "Compared with the <b>original</b> recording.\nThe cap hides the hairline.")
+    case.log_failed_analysis("cam1.jpg", None, "no face found in the frame (tried dlib and Haar)", {})
+    case.set_provenance("cam1.jpg", "EX-17/3", "PC Jan Kowalski", "2026-11-30 14:05")
+    info = write_report(case, tmp_path / "r.pdf")
+    text = pdf_text(Path(info.path))
+    words = " ".join(text.split())
+    assert info.verified and info.analyses == 2  # a withdrawn analysis is still in the report
+    assert "Analysis analysis-002 — WITHDRAWN" in text
+    assert re.search(r"^analysis-002 .*\n\(WITHDRAWN\)", text, re.MULTILINE)  # marked in the summary
+    withdrawn = _section(words, "Analysis analysis-002 — WITHDRAWN", "Frame and face")
+    assert "Reason: wrong box: the face of a bystander was analysed" in withdrawn
+    assert "Łucja Nowak <analyst>" in withdrawn and "must not be relied on" in withdrawn
+    assert "WITHDRAWN" not in _section(words, "Analysis analysis-001", "Analysis analysis-002")
+    note = _section(text, "Analyst's notes", "Frame and face")  # printed with its analysis, lines kept
+    assert "Compared with the <b>original</b> recording.\n The cap hides the hairline." in note
+    assert "Łucja Nowak <analyst>" in note and case.read_log()[-3]["time"][:19].replace("T", " ") in note
+    failed = _section(words, "Failed analyses", "1. Evidence and integrity")
+    assert squash("no face found in the frame (tried dlib and") in squash(failed) and "cam1.jpg" in failed
+    provenance = _section(words, "Exhibits and provenance", "Verification")
+    assert "cam1.jpg EX-17/3 PC Jan Kowalski 2026-11-30 14:05" in provenance
+    assert "cam1.wav not recorded not recorded not recorded" in provenance
+    log = squash(_section(pdf_text(Path(info.path), layout=False), "Audit log (", "Examiner's declaration"))
+    for said in ("analysis-002 WITHDRAWN; reason: wrong box", "note on analysis-001: Compared with the",
+                 "cam1.jpg: exhibit EX-17/3; received from PC Jan Kowalski", "failed: no face found"):
+        assert squash(said) in log, said
+    declaration = _section(words, "Examiner's declaration")
+    assert "analysis-002 was withdrawn" in declaration and "investigative lead, not an identification" in declaration
+    assert "Examiner Łucja Nowak <analyst>" in declaration and "Signature" in declaration
+    assert f"Date {case.read_log()[-1]['time'][:10]}" in declaration
+
+
+def test_the_analyses_chosen_go_in_and_the_others_are_named_as_left_out(analysed_case: Case, tmp_path: Path) -> None:
+    from forensic_face.cli import main
+
+    case = _copy(analysed_case, tmp_path / "copy")
+    info = write_report(case, tmp_path / "r.pdf", analyses=["analysis-002"])
+    words = " ".join(pdf_text(Path(info.path)).split())
+    assert info.analyses == 1 and info.left_out == ["analysis-001"]
+    assert "2. Analysis analysis-002" in words and "Analysis analysis-001" not in words
+    assert "Left out of this report at the analyst's choice: analysis-001." in words
+    assert "Left out of this report at the analyst's choice: analysis-001" in _section(words, "Examiner's declaration")
+    logged = case.read_log()[-1]["details"]
+    assert logged["analyses"] == ["analysis-002"] and logged["left_out"] == ["analysis-001"]
+    with pytest.raises(CaseError, match="analysis-009"):
+        write_report(case, tmp_path / "x.pdf", analyses=["analysis-001", "analysis-009"])
+    assert not (tmp_path / "x.pdf").exists()
+    case.withdraw_analysis("analysis-001", "the wrong gallery was searched")
+    info = write_report(case, tmp_path / "none.pdf", analyses=[])
+    words = " ".join(pdf_text(Path(info.path)).split())
+    assert info.analyses == 0 and "No analysis is in this report." in words
+    assert "left out of this report at the analyst's choice: analysis-001 (withdrawn), analysis-002." in words.lower()
+    out = tmp_path / "cli.pdf"
+    assert main(["report", str(case.root), "--out", str(out), "--analyses", "analysis-001, analysis-002"]) == 0
+    assert Case.open(case.root).read_log()[-1]["details"]["left_out"] == []
+    assert main(["report", str(case.root), "--out", str(out), "--analyses", "analysis-001"]) == 0
+    assert Case.open(case.root).read_log()[-1]["details"]["left_out"] == ["analysis-002"]
+    assert main(["report", str(case.root), "--out", str(out), "--analyses", "analysis-7"]) == 1
+    assert main(["report", str(case.root), "--out", str(out), "--analyses", " , "]) == 1
+
+
+def _old_layout_case(analysed_case: Case, root: Path, analyses: int) -> Case:
+    """A case as versions before the one-unit analyses wrote it: every result file in results/ itself, logged
+    by its own ``result.image`` entry, then the record and its ``analysis`` entry."""
+    case = Case.create(root, "OLD-1", "Łucja Nowak <analyst>", "Written by an older version")
+    case.add_evidence([analysed_case.evidence_path("cam1.jpg"), analysed_case.evidence_path("cam1.wav")])
+    new = analysed_case.results_dir / "analysis-001"
+    template = json.loads((new / "analysis-001.json").read_text())
+    for k in range(1, analyses + 1):
+        aid, record = f"analysis-{k:03d}", json.loads(json.dumps(template))
+        files = {role: new / Path(rel).name for role, rel in record["images"].items()}
+        files.update({f"candidate {i}": new / Path(c["thumbnail"]).name
+                      for i, c in enumerate(record["search"]["candidates"], 1)})
+        for role, src in files.items():
+            rel = f"results/{aid}-{role.replace(' ', '-')}.png"
+            (case.root / rel).write_bytes(src.read_bytes())
+            case.append_log("result.image", {"analysis": aid, "role": role, "result": rel,
+                                             "sha256": hashlib.sha256(src.read_bytes()).hexdigest()})
+            if role in record["images"]:
+                record["images"][role] = rel
+            else:
+                record["search"]["candidates"][int(role.split()[1]) - 1]["thumbnail"] = rel
+        data = json.dumps({**record, "analysis_id": aid}).encode()
+        (case.results_dir / f"{aid}.json").write_bytes(data)
+        case.append_log("analysis", {"analysis": aid, "frame": {"evidence": "cam1.jpg"},
+                                     "result": f"results/{aid}.json", "sha256": hashlib.sha256(data).hexdigest()})
+    return case
+
+
+def test_an_old_layout_audit_log_is_grouped_per_analysis(analysed_case: Case, tmp_path: Path) -> None:
+    case = _old_layout_case(analysed_case, tmp_path / "old", analyses=8)
+    entries = case.read_log()
+    per_file = [e for e in entries if e["action"] == "result.image"]
+    per_analysis = len(per_file) // 8
+    assert per_analysis >= 6 and len(per_file) == 8 * per_analysis
+    info = write_report(case, tmp_path / "old.pdf")
+    assert info.verified and info.analyses == 8
+    text = pdf_text(Path(info.path))
+    log = _section(pdf_text(Path(info.path), layout=False), "Audit log (", "Examiner's declaration")
+    flat = squash(log)
+    assert squash(f"Audit log ({len(entries)} entries; the {len(per_file)} per-file entries of 8 analyses saved by "
+                  f"an older version shown one row per analysis)") in flat
+    assert flat.count(squash(f"result.image × {per_analysis}")) == 8 and flat.count("result.image") == 8
+    layout = f"the {per_analysis} result files of analysis-003, one entry each (an older version's layout)"
+    assert squash(layout) in flat
+    for first, last in zip(per_file[::per_analysis], per_file[per_analysis - 1::per_analysis], strict=True):
+        assert f"{first['seq']}–{last['seq']}" in log and last["hash"] in flat  # the last entry's hash, in full
+        assert first["hash"][:16] not in flat
+    rows = len(entries) - len(per_file) + 8  # one row per entry, one per group
+    assert len(re.findall(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}", log)) == rows  # each time whole, on one line
+    pages = text.split("\f")
+    first_log_page = next(i for i, p in enumerate(pages) if "Audit log (" in p)
+    assert len(pages[first_log_page:]) - 1 <= 2  # the 64-entry log: two pages at most, declaration included
+
+
+def test_long_words_break_only_at_separators() -> None:
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    from forensic_face.reports.pdf import FONT, _register_fonts, fit_lines
+
+    _register_fonts()
+    path = "/media/analyst/USB-stick/Case_2026_17/camera-3/recordings/2026-11-30/cam3_1405.mp4"
+    lines = fit_lines(path, 120, FONT, 7.3)
+    assert len(lines) > 1 and "".join(lines) == path and all(stringWidth(x, FONT, 7.3) <= 120 for x in lines)
+    assert all(x[-1] in "/\\,;=_-." for x in lines[:-1])  # a path breaks after its separators
+    sentence = f"an ordinary sentence copied from {path} today"
+    words = [w for line in fit_lines(sentence, 120, FONT, 7.3) for w in line.split()]
+    assert words[:5] == sentence.split()[:5] and words[-1] == "today"  # words that fit are never split
+    digest = "ab" * 32
+    assert "".join(fit_lines(digest, 50, FONT, 7.3)) == digest  # no separator: cut only where it must be
+
+
+def test_reconstructions_are_watermarked_and_the_difference_has_its_scale(analysed_case: Case) -> None:
+    from dataclasses import replace
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from forensic_face.reports.content import find_analysis, load_analysis
+    from forensic_face.reports.pdf import faces_figure
+
+    view = load_analysis(analysed_case, find_analysis(analysed_case, "analysis-001"))
+    grey = np.full((64, 64), 128, np.uint8)
+    roles = ("input_face", "reconstruction", "reconstruction_no_audio")
+    fig = faces_figure(replace(view, images={**{r: grey for r in roles}, "difference": np.full((64, 64), 3, np.uint8)}))
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    pixels = np.asarray(canvas.buffer_rgba())[..., :3].astype(int)
+    height = pixels.shape[0]
+    panels = {ax.get_title(): ax for ax in fig.axes}
+    assert set(panels) >= {"degraded input (aligned)", "reconstruction with audio", "reconstruction without audio",
+                           "|reconstruction − input|"}
+
+    def inside(ax) -> np.ndarray:
+        b = ax.get_window_extent()
+        return pixels[height - int(b.y1) + 4:height - int(b.y0) - 4, int(b.x0) + 4:int(b.x1) - 4]
+
+    assert (inside(panels["degraded input (aligned)"]) == 128).all()  # the evidence-derived input: untouched
+    for title in ("reconstruction with audio", "reconstruction without audio"):
+        marked = np.abs(inside(panels[title]) - 128).max(axis=2) > 40
+        assert 0.02 < marked.mean() < 0.4, title  # the label across the image, the face still visible
+    bars = [ax for ax in fig.axes if ax.get_xlabel() == "grey levels"]
+    assert len(bars) == 1 and bars[0].get_xlim()[0] == 0 and bars[0].get_xlim()[1] >= 3
+
+
+@pytest.mark.skipif(shutil.which("pdffonts") is None, reason="pdffonts (poppler-utils) is not installed")
+def test_every_font_is_embedded(analysed_case: Case, tmp_path: Path) -> None:
+    info = write_report(analysed_case, tmp_path / "fonts.pdf")
+    listing = subprocess.run(["pdffonts", info.path], check=True, capture_output=True, text=True).stdout
+    fonts = listing.splitlines()[2:]
+    assert len(fonts) >= 3 and "DejaVuSansMono" in listing
+    for row in fonts:  # name, type, encoding, then emb sub uni
+        assert row.split()[-5] == "yes", row
