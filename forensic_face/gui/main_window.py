@@ -116,13 +116,15 @@ class MainWindow(QMainWindow):
             self.restoreState(state)
 
     # ---------------------------------------------------------------------------------------- building
-    def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
+    def _action(self, text: str, slot=None, shortcut=None, tip: str = "") -> QAction:
+        """An action of the window; ``slot`` is called without the ``checked`` argument Qt passes."""
         act = QAction(text, self)
         if shortcut is not None:
             act.setShortcut(QKeySequence(shortcut))
         if tip:
             act.setStatusTip(tip)
-        act.triggered.connect(slot)
+        if slot is not None:
+            act.triggered.connect(lambda _checked=False: slot())
         return act
 
     def _build_actions(self) -> None:
@@ -142,7 +144,7 @@ class MainWindow(QMainWindow):
         self.act_run = self._action("&Run analysis", analysis.run_analysis, "Ctrl+R")
         self.act_run.setShortcuts([QKeySequence("Ctrl+R"), QKeySequence("F5")])
         self.act_detect = self._action("&Detect face", analysis.detect_face, "Ctrl+D")
-        self.act_draw = self._action("Draw face &box", lambda: None, "Ctrl+B")
+        self.act_draw = self._action("Draw face &box", None, "Ctrl+B", "Drag on the frame to draw the face box")
         self.act_draw.setCheckable(True)
         self.act_enrol = self._action("&Enrol a folder…", gallery.enrol_dialog, "Ctrl+G",
                                       "Enrol an LFW-style folder (one sub-folder per person)")
@@ -211,8 +213,14 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.log_dock)
         self.view_menu.addAction(self.evidence_dock.toggleViewAction())
         self.view_menu.addAction(self.log_dock.toggleViewAction())
+        self.view_menu.addSeparator()
         for i, name in enumerate(self.case_view.tab_names()):
             self.view_menu.addAction(self._action(name, lambda i=i: self.show_tab(i), f"Ctrl+{i + 1}"))
+        self.view_menu.addSeparator()
+        for group in self.case_view.frame_panel.action_groups():  # zoom, rotation, the clip
+            self.view_menu.addSeparator()
+            for action in group:
+                self.view_menu.addAction(action)
 
     def _build_status(self) -> None:
         self.status_label = QLabel("")
@@ -306,12 +314,14 @@ class MainWindow(QMainWindow):
             if kind == "cancelled":
                 self.statusBar().showMessage(f"{title}: cancelled; nothing was changed by the unfinished step", 8000)
                 return
-            show_error(self, title, kind, message)
+            in_doubt = self.state is not None and not self.state.verification.ok
+            show_error(self, title, kind, message, case_in_doubt=in_doubt)
         return handler
 
-    def run_task(self, label: str, fn, on_done, title: str, cancellable: bool = True) -> bool:
-        """Run ``fn(progress)`` off the GUI thread unless a task is running (then say so and return False)."""
-        if not self.runner.run(label, fn, on_done, self.failure_handler(title), cancellable):
+    def run_task(self, label: str, fn, on_done, title: str, cancellable: bool = True, on_error=None) -> bool:
+        """Run ``fn(progress)`` off the GUI thread unless a task is running (then say so and return False);
+        a failure goes to ``on_error(kind, message)``, by default the window's ``failure_handler(title)``."""
+        if not self.runner.run(label, fn, on_done, on_error or self.failure_handler(title), cancellable):
             self.statusBar().showMessage(f"Busy with '{self.runner.label}'; wait for it or cancel it (Esc)", 6000)
             return False
         return True

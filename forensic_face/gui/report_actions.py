@@ -26,6 +26,8 @@ class ReportActions(WindowActions):
 
     def export_to(self, out: str) -> None:
         w = self.w
+        if w.state is None:
+            return
         case = w.state.case
 
         def done(result) -> None:

@@ -187,7 +187,7 @@ def test_drawn_box_can_be_resized_moved_and_survives_a_stray_click(qtbot) -> Non
     from PySide6.QtGui import QMouseEvent
     from PySide6.QtWidgets import QApplication
 
-    from forensic_face.gui.widgets import FrameView
+    from forensic_face.gui.frame_view import FrameView
 
     view = FrameView()
     qtbot.addWidget(view)
@@ -303,12 +303,15 @@ def test_layout_and_recent_cases_are_remembered(qtbot, settings, tiny_models, ca
 
 
 @pytest.mark.slow
-def test_open_demo_case_with_the_shipped_models(qtbot, settings, tmp_path: Path) -> None:
+def test_open_demo_case_with_the_shipped_models(qtbot, settings, tmp_path: Path, monkeypatch) -> None:
+    from PySide6.QtWidgets import QFileDialog
+
     from forensic_face.engine.inference import FaceEngine
 
     if not FaceEngine.available():
         pytest.skip("no trained models in resources/models")
     settings.demo_folder = str(tmp_path / "demo")
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: a[2])  # the folder it proposes
     w = MainWindow(settings, Workbench(device="cpu"))
     qtbot.addWidget(w)
     w.show()
