@@ -6,6 +6,7 @@ import html
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QImage
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -14,6 +15,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSlider,
     QTabWidget,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -21,9 +23,11 @@ from PySide6.QtWidgets import (
 from forensic_face.gui.audio_panel import AudioPanel
 from forensic_face.gui.frame_panel import FramePanel
 from forensic_face.gui.search_panel import SearchPanel
-from forensic_face.gui.widgets import ImagePanel
+from forensic_face.gui.widgets import ImagePanel, to_qimage
 
 NO_AUDIO = "(no audio)"
+#: what File ▸ Export as PNG offers: kind -> menu text
+EXPORTS = {"frame": "Frame view…", "crop": "Face crop…", "comparison": "Comparison…"}
 
 
 class CaseView(QWidget):
@@ -81,6 +85,7 @@ class CaseView(QWidget):
         self.view = None  # reports.content.AnalysisView shown
         self._drawn: tuple | None = None  # ((evidence, frame index), box) the analyst drew, kept for that frame
         self._clip: str | None = None  # the clip the timeline is set for
+        self._shown_frame: tuple[str, str] | None = None  # (evidence, its time in words) the frame view shows
         self._connect()
 
     def _connect(self) -> None:
@@ -142,16 +147,22 @@ class CaseView(QWidget):
         self.quality = QLabel("")
         self.quality.setWordWrap(True)
         self.quality.setObjectName("qualityHints")
-        row = QHBoxLayout()
+        self.compare_row = QWidget()
+        row = QHBoxLayout(self.compare_row)
+        row.setContentsMargins(0, 0, 0, 0)
         for p in self._panels():
             row.addWidget(p, 1)
+        self.compare_export = QToolButton()
+        self.compare_export.setText("Export PNG…")
+        self.compare_export.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         ctl = QHBoxLayout()
         ctl.addWidget(self.with_audio)
         ctl.addWidget(self.show_diff)
         ctl.addWidget(QLabel("Zoom:"))
         ctl.addWidget(self.zoom, 1)
+        ctl.addWidget(self.compare_export)
         lay = QVBoxLayout(w)
-        lay.addLayout(row, 1)
+        lay.addWidget(self.compare_row, 1)
         lay.addLayout(ctl)
         lay.addWidget(self.quality)
         note = QLabel("<i>The reconstruction is model output for the recogniser; it is not evidence and must not "
@@ -198,6 +209,33 @@ class CaseView(QWidget):
     def drawn_box(self) -> tuple[float, float, float, float] | None:
         """The face box drawn by hand on the frame, or None."""
         return self.frame_view.manual_box()
+
+    def export_image(self, kind: str) -> tuple[QImage, dict] | None:
+        """What an export of ``kind`` (EXPORTS) shows, as shown, with its source (evidence, what, when) for the
+        caption; None when it is not shown."""
+        if kind == "frame":
+            if not self.frame_view.has_frame() or self._shown_frame is None:
+                return None
+            evidence, when = self._shown_frame
+            turned = f", view rotated {self.frame_view.rotation()}°" if self.frame_view.rotation() else ""
+            adjust = self.frame_panel.adjustment_text()
+            return self.frame_view.viewport().grab().toImage(), {
+                "evidence": evidence, "when": when,
+                "what": f"frame view at {self.frame_view.zoom_level() * 100:.0f} %{turned}"
+                        + (f", {adjust}" if adjust else "")}
+        view = self.view
+        if view is None or (kind == "crop" and self.input_panel.array is None):
+            return None
+        r = view.record
+        source = {"evidence": r.frame_evidence,
+                  "when": "still image" if r.timestamp_s is None else f"frame at {r.timestamp_s:.2f} s"}
+        if kind == "crop":
+            face = to_qimage(self.input_panel.array)
+            return face.scaled(face.width() * 4, face.height() * 4), {
+                **source, "what": f"face crop of {view.analysis_id} (aligned input, shown ×4, nearest neighbour)"}
+        return self.compare_row.grab().toImage(), {
+            **source, "what": f"comparison of {view.analysis_id}: degraded input, reconstruction (model output, "
+                              "not evidence), difference"}
 
     def shown_reconstruction(self) -> np.ndarray | None:
         """The reconstruction the Compare tab shows (with or without audio)."""
@@ -261,6 +299,8 @@ class CaseView(QWidget):
         found = (f"face {det['box'][2] - det['box'][0]:.0f} px wide found by {det['method']}" if det is not None
                  else data.detection_note)
         self.frame_note.setText(f"{data.evidence}: {w}×{h}{when}. {found}")
+        self._shown_frame = (data.evidence, "still image" if data.timestamp_s is None else
+                             f"frame {data.index} at {data.timestamp_s:.2f} s")
 
     def show_detection(self, box, landmarks=None, method: str = "") -> None:
         """A face's box, landmarks and the method that found it, over the frame."""
@@ -285,6 +325,7 @@ class CaseView(QWidget):
         self.frame_note.setText("")
         self._drawn = None
         self._clip = None
+        self._shown_frame = None
 
     def show_analysis(self, view) -> None:
         """A reports.content.AnalysisView: compare panels, candidates, audio and the frame with its box."""
@@ -311,6 +352,8 @@ class CaseView(QWidget):
             self.show_detection(face.box, face.landmarks, face.method)
             if r.timestamp_s is None:  # a still; a clip's frame comes with its timeline (show_frame)
                 self._restore_box(r.frame_evidence, 0)
+            self._shown_frame = (r.frame_evidence, "still image" if r.timestamp_s is None else
+                                 f"frame at {r.timestamp_s:.2f} s")
             self.frame_note.setText(f"{view.analysis_id}: {r.frame_evidence} — face box "
                                     f"{'drawn by the analyst' if face.method == 'manual' else 'detected'}")
 

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QProgressBar,
     QPushButton,
@@ -25,7 +26,7 @@ from forensic_face import __version__
 from forensic_face.gui.analysis_actions import AnalysisActions
 from forensic_face.gui.case_actions import CaseActions
 from forensic_face.gui.case_panels import AuditLogTable, CaseSummary, EvidenceList
-from forensic_face.gui.case_view import CaseView
+from forensic_face.gui.case_view import EXPORTS, CaseView
 from forensic_face.gui.dialogs import SettingsDialog, show_error
 from forensic_face.gui.gallery_actions import GalleryActions
 from forensic_face.gui.report_actions import ReportActions
@@ -97,6 +98,8 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._build_menus()
         self.case_view = CaseView()
+        self.case_view.frame_panel.export_button.setMenu(self.export_menu)
+        self.case_view.compare_export.setMenu(self.export_menu)
         self.start = StartPage(self)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.start)
@@ -155,6 +158,9 @@ class MainWindow(QMainWindow):
         self.act_cancel = self._action("&Cancel running task", self.cancel_task, "Esc")
         self.act_cancel.setEnabled(False)
         self.act_about = self._action("&About", self.about)
+        self.export_menu = QMenu("Export as &PNG", self)
+        for kind, text in EXPORTS.items():
+            self.export_menu.addAction(self._action(text, lambda kind=kind: self.report_actions.export_png(kind)))
 
     def _build_menus(self) -> None:
         mb = self.menuBar()
@@ -163,8 +169,10 @@ class MainWindow(QMainWindow):
             m.addAction(a)
         self.recent_menu = m.addMenu("Recent cases")
         m.addSeparator()
-        for a in (self.act_add, self.act_verify, self.act_export, self.act_close):
+        for a in (self.act_add, self.act_verify, self.act_export):
             m.addAction(a)
+        m.addMenu(self.export_menu)
+        m.addAction(self.act_close)
         m.addSeparator()
         m.addAction(self.act_settings)
         m.addAction(self.act_quit)
@@ -297,6 +305,7 @@ class MainWindow(QMainWindow):
         """Enable the actions on the open case; with no case open, hide its docks."""
         for a in (self.act_add, self.act_export, self.act_verify, self.act_close, self.act_run, self.act_detect):
             a.setEnabled(on)
+        self.export_menu.setEnabled(on)
         self.case_view.allow_run(on)
         if self.state is None:
             self.evidence_dock.hide()
