@@ -35,7 +35,8 @@ class AudioPanel(QWidget):
         self.choice = QLabel("")
         self.choice.setObjectName("audioWindowChoice")
         self.choice.setTextFormat(Qt.TextFormat.PlainText)
-        reset = QPushButton("Window at the frame's time")
+        reset = QPushButton("Default window")
+        reset.setToolTip("The window at the frame's time (a clip) or the middle of the recording (a still)")
         reset.clicked.connect(self.reset_choice)
         row = QHBoxLayout()
         row.addWidget(QLabel("Audio–video offset:"))
@@ -50,7 +51,7 @@ class AudioPanel(QWidget):
         self._axes: tuple = ()  # the axes a click chooses a window on
         self._marks: list = []
         self.offset.valueChanged.connect(self._changed)
-        self._changed()
+        self.set_frame_time(None)
 
     @property
     def canvas(self) -> MplCanvas:
@@ -88,7 +89,8 @@ class AudioPanel(QWidget):
 
     def _changed(self, *_args) -> None:
         t = self.window_time()
-        self.choice.setText("next analysis: window at the frame's time" if t is None else
+        default = "the frame's time" if self._frame_time is not None else "the middle of the recording (a still)"
+        self.choice.setText(f"next analysis: window at {default}" if t is None else
                             f"next analysis: window at {t:.2f} s (chosen)")
         self._mark(t)
         self.window_chosen.emit(t)

@@ -61,9 +61,10 @@ class CaseActions(WindowActions):
         w.settings.demo_folder = folder
         return folder
 
-    def open_demo(self) -> None:
+    def open_demo(self, folder: str = "") -> None:
+        """Build the demo in ``folder`` (asked for when not given) and open it."""
         w = self.w
-        folder = self.choose_demo_folder()
+        folder = folder or self.choose_demo_folder()
         if not folder:
             return
 
