@@ -100,6 +100,8 @@ class CaseView(QWidget):
         fp.view.box_drawn.connect(self._box_drawn)
         fp.draw_button.toggled.connect(self.drawing_toggled)
         fp.timeline.position_changed.connect(self._position_chosen)
+        fp.timeline.playing_changed.connect(  # paused: the frame it stopped on, with its face found
+            lambda playing: playing or self._position_chosen(self.timeline.slider.value()))
 
     def _frame_chosen(self, name: str) -> None:
         self._drawn = None  # another frame: the box drawn on the last one goes
