@@ -224,7 +224,6 @@ class MainWindow(QMainWindow):
         self.view_menu.addSeparator()
         for i, name in enumerate(self.case_view.tab_names()):
             self.view_menu.addAction(self._action(name, lambda i=i: self.show_tab(i), f"Ctrl+{i + 1}"))
-        self.view_menu.addSeparator()
         for group in self.case_view.frame_panel.action_groups():  # zoom, rotation, the clip
             self.view_menu.addSeparator()
             for action in group:
