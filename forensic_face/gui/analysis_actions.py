@@ -41,9 +41,12 @@ class AnalysisActions(WindowActions):
             return
         case = w.state.case
         rank = index is None and any(e.name == evidence and e.kind == "video" for e in case.evidence)
+        def show(data) -> None:
+            if w.state is not None and w.state.case.root == case.root:  # the case may have closed meanwhile
+                w.case_view.show_frame(data)
+
         self._preview_task("frame", lambda p: w.wb.load_frame(case, evidence, index, detect=detect, rank=rank,
-                                                               progress=p),
-                           w.case_view.show_frame, "Could not load the frame")
+                                                               progress=p), show, "Could not load the frame")
 
     def detect_face(self) -> None:
         cv = self.w.case_view
@@ -53,12 +56,13 @@ class AnalysisActions(WindowActions):
             self.load_frame(name, idx if idx is not None else 0, detect=True)
 
     def preview_audio(self, name: str) -> None:
-        """Before any analysis: the chosen audio evidence with a window at the frame's time (or mid-clip)."""
+        """Before any analysis: the chosen audio evidence with a window at the frame's time (or mid-clip), or
+        where the analyst chose it."""
         w = self.w
         cv = w.case_view
         if w.state is None or cv.view is not None or not name:
             return
-        case, t_frame = w.state.case, cv.time_s()
+        case, t_frame = w.state.case, cv.audio_time_s() if cv.audio_time_s() is not None else cv.time_s()
 
         def show(result) -> None:
             view, t, vec = result
@@ -82,7 +86,7 @@ class AnalysisActions(WindowActions):
             show_error(w, "Nothing to analyse", "error", "Add an image or video to the case first.")
             return
         audio, use_audio = cv.selected_audio(), cv.uses_audio()
-        box, time_s, case = cv.drawn_box(), cv.time_s(), w.state.case
+        box, time_s, audio_time_s, case = cv.drawn_box(), cv.time_s(), cv.audio_time_s(), w.state.case
 
         def done(result) -> None:
             state, aid = result
@@ -90,8 +94,9 @@ class AnalysisActions(WindowActions):
             w.show_tab(3 if state.latest and state.latest.record.search else 1)
             w.statusBar().showMessage(f"{aid} saved in the case and logged", 8000)
 
-        w.run_task("Analysing", lambda p: w.wb.analyze(case, frame, audio, use_audio, box, time_s, p), done,
-                   "The analysis could not finish")
+        w.run_task("Analysing", lambda p: w.wb.analyze(case, frame, audio, use_audio, box, time_s, p,
+                                                       audio_time_s=audio_time_s if use_audio else None),
+                   done, "The analysis could not finish")
 
     def show_analysis_id(self, analysis_id: str) -> None:
         w = self.w
@@ -102,15 +107,18 @@ class AnalysisActions(WindowActions):
             return
         case, verification = w.state.case, w.state.verification
         self._preview_task("analysis", lambda p: w.wb.load_analysis(case, analysis_id, verification),
-                           self.show_view, "Could not load the analysis")
+                           lambda view: self.show_view(view, case), "Could not load the analysis")
 
-    def show_view(self, view) -> None:
-        """An analysis (reports.content.AnalysisView): its tabs, the clip at its frame, its audio panel."""
+    def show_view(self, view, case=None) -> None:
+        """An analysis (reports.content.AnalysisView) of the open case: its tabs, the clip at its frame, its
+        audio panel. One loaded from ``case`` is dropped when that case is no longer open."""
         w = self.w
+        if w.state is None or (case is not None and case.root != w.state.case.root):
+            return
         cv = w.case_view
         cv.show_analysis(view)
         ev = view.record.frame_evidence
-        if w.state is not None and any(e.name == ev and e.kind == "video" for e in w.state.case.evidence):
+        if any(e.name == ev and e.kind == "video" for e in w.state.case.evidence):
             self._show_clip_at(view, ev)
         audio = view.record.audio
         if view.audio is None or audio is None:
@@ -121,11 +129,10 @@ class AnalysisActions(WindowActions):
                 f"voiced {100 * audio.voiced_fraction:.0f} %"
                 + (" · warnings: " + "; ".join(view.audio.warnings) if view.audio.warnings else ""))
         cv.draw_audio(view.audio, t, win, None, note)
-        case = w.state.case if w.state else None
-        if case is not None:
-            self._preview_task("lbrp", lambda p: w.wb.audio_panel(case, audio.evidence, t, False),
-                               lambda res: cv.view is view and cv.draw_audio(view.audio, t, win, res[2], note),
-                               "Could not compute the LBRP features")
+        case = w.state.case
+        self._preview_task("lbrp", lambda p: w.wb.audio_panel(case, audio.evidence, t, False),
+                           lambda res: cv.view is view and cv.draw_audio(view.audio, t, win, res[2], note),
+                           "Could not compute the LBRP features")
 
     def _show_clip_at(self, view, evidence: str) -> None:
         """An analysis of a clip: its timeline, positioned at the analysed frame, with the analysis' box."""

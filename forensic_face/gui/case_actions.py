@@ -40,12 +40,33 @@ class CaseActions(WindowActions):
                 w.fill_recent_menu()
             w.failure_handler("Could not open the case")(kind, message)
 
-        w.runner.run("Opening case (verifying evidence)", lambda p: w.wb.open_case(folder, p), self.show_case,
-                     failed) or w.statusBar().showMessage("Busy; wait or cancel (Esc)", 6000)
+        w.run_task("Opening case (verifying evidence)", lambda p: w.wb.open_case(folder, p), self.show_case,
+                   "Could not open the case", on_error=failed)
 
-    def open_demo(self) -> None:
+    def choose_demo_folder(self) -> str:
+        """Ask where to build the demo (the last place, or a new folder in the temporary folder); "" when the
+        analyst cancels or picks a folder holding other things (the demo replaces its case and gallery)."""
         w = self.w
-        folder = w.settings.demo_folder
+        start = Path(w.settings.demo_folder)
+        start.mkdir(parents=True, exist_ok=True)
+        folder = QFileDialog.getExistingDirectory(
+            w, "Folder for the demo case (its evidence, gallery, case and report are written there)", str(start))
+        if not folder:
+            return ""
+        path = Path(folder)
+        if any(path.iterdir()) and not (path / "demo_summary.json").is_file():
+            show_error(w, "Choose another folder", "error", f"{folder} holds other files. The demo replaces the case "
+                       "and gallery in its folder: choose an empty folder, or one the demo was built in before.")
+            return ""
+        w.settings.demo_folder = folder
+        return folder
+
+    def open_demo(self, folder: str = "") -> None:
+        """Build the demo in ``folder`` (asked for when not given) and open it."""
+        w = self.w
+        folder = folder or self.choose_demo_folder()
+        if not folder:
+            return
 
         def done(state: CaseState) -> None:
             # the demo gallery serves the demo case only: opening or creating another case goes back to the
@@ -83,7 +104,8 @@ class CaseActions(WindowActions):
         w.log_table.show_entries(state.log)
         cv = w.case_view
         cv.set_evidence(case.evidence, keep=not first)
-        cv.set_analyses(state.analyses, state.latest.analysis_id if state.latest else None)
+        latest = state.latest if show_latest else None  # else the tabs keep what they show
+        cv.set_analyses(state.analyses, latest.analysis_id if latest else (None if first else cv.shown_analysis()))
         w.stack.setCurrentWidget(cv)
         if first:
             w.evidence_dock.show()
@@ -92,12 +114,13 @@ class CaseActions(WindowActions):
         w.update_status()
         if first:
             cv.clear_analysis()
-        if show_latest and state.latest is not None:
-            w.analysis_actions.show_view(state.latest)
-        elif first:
-            frame = cv.selected_frame()
-            if frame:
-                w.analysis_actions.load_frame(frame, None)
+        if latest is not None:
+            w.analysis_actions.show_view(latest)
+            return
+        frame = cv.selected_frame()
+        if frame and (first or not cv.frame_view.has_frame()):  # evidence added to an open case shows at once
+            w.analysis_actions.load_frame(frame, None)
+        if first:
             w.analysis_actions.preview_audio(cv.selected_audio() or "")
 
     def verify_case(self) -> None:

@@ -5,36 +5,36 @@ from __future__ import annotations
 import html
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QIcon
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QImage
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
     QComboBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QPushButton,
     QSlider,
-    QTableWidget,
-    QTableWidgetItem,
     QTabWidget,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from forensic_face.gui.widgets import FrameView, ImagePanel, MplCanvas, Timeline, to_pixmap
-from forensic_face.reports.wording import open_set_note, search_verdict
+from forensic_face.gui.audio_panel import AudioPanel
+from forensic_face.gui.frame_panel import FramePanel
+from forensic_face.gui.search_panel import SearchPanel
+from forensic_face.gui.widgets import ImagePanel, to_qimage
 
 NO_AUDIO = "(no audio)"
+#: what File ▸ Export as PNG offers: kind -> menu text
+EXPORTS = {"frame": "Frame view…", "crop": "Face crop…", "comparison": "Comparison…"}
 
 
 class CaseView(QWidget):
     """Centre of the window while a case is open."""
 
     run_requested = Signal()
-    frame_requested = Signal(str, object)  # evidence, frame index or None (rank best frames)
+    frame_requested = Signal(str, object, bool)  # evidence, frame index or None (rank best frames), detect
     detect_requested = Signal()
     candidate_opened = Signal(int)  # row
     analysis_chosen = Signal(str)  # analysis id
@@ -57,7 +57,7 @@ class CaseView(QWidget):
         self.run_button.clicked.connect(self.run_requested)
         self.analysis_combo = QComboBox()
         self.analysis_combo.setMinimumContentsLength(14)
-        self.analysis_combo.setToolTip("Earlier analyses of this case")
+        self.analysis_combo.setToolTip("The analysis the tabs show; choose an earlier one of this case")
         top = QHBoxLayout()
         for w in (QLabel("Frame:"), self.frame_combo, QLabel("Audio:"), self.audio_combo, self.use_audio,
                   self.run_button):
@@ -65,60 +65,71 @@ class CaseView(QWidget):
         top.addStretch(1)
         top.addWidget(QLabel("Showing:"))
         top.addWidget(self.analysis_combo)
+        self.frame_panel = FramePanel()
+        self.frame_view, self.timeline, self.frame_note = (self.frame_panel.view, self.frame_panel.timeline,
+                                                           self.frame_panel.note)
+        self.draw_button, self.detect_button = self.frame_panel.draw_button, self.frame_panel.detect_button
+        self.audio_panel = AudioPanel()
+        self.search_panel = SearchPanel()
+        self.verdict, self.table = self.search_panel.verdict, self.search_panel.table
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
-        self.tabs.addTab(self._frame_tab(), "Frame")
+        self.tabs.addTab(self.frame_panel, "Frame")
         self.tabs.addTab(self._compare_tab(), "Compare")
-        self.tabs.addTab(self._audio_tab(), "Audio")
-        self.tabs.addTab(self._candidates_tab(), "Candidates")
+        self.tabs.addTab(self.audio_panel, "Audio")
+        self.tabs.addTab(self.search_panel, "Candidates")
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addLayout(top)
         lay.addWidget(self.tabs, 1)
-        self.frame_combo.currentTextChanged.connect(lambda name: name and self.frame_requested.emit(name, None))
-        self.analysis_combo.currentTextChanged.connect(self.analysis_chosen)
+        self.view = None  # reports.content.AnalysisView shown
+        self._drawn: tuple | None = None  # ((evidence, frame index), box) the analyst drew, kept for that frame
+        self._clip: str | None = None  # the clip the timeline is set for
+        self._shown_frame: tuple[str, str] | None = None  # (evidence, its time in words) the frame view shows
+        self._connect()
+
+    def _connect(self) -> None:
+        fp = self.frame_panel
+        self.frame_combo.currentTextChanged.connect(self._frame_chosen)
+        self.analysis_combo.currentTextChanged.connect(lambda aid: aid and self.analysis_chosen.emit(aid))
         self.audio_combo.currentTextChanged.connect(lambda name: self.audio_chosen.emit("" if name == NO_AUDIO
                                                                                          else name))
-        self.frame_view.box_drawn.connect(self.box_drawn)
-        self.draw_button.toggled.connect(self.drawing_toggled)
-        self.view = None  # reports.content.AnalysisView shown
+        self.search_panel.candidate_opened.connect(self.candidate_opened)
+        fp.detect_button.clicked.connect(self.detect_requested)
+        fp.clear_box_button.clicked.connect(self.clear_drawn_box)
+        fp.view.box_drawn.connect(self._box_drawn)
+        fp.draw_button.toggled.connect(self.drawing_toggled)
+        fp.timeline.position_changed.connect(self._position_chosen)
+        fp.timeline.playing_changed.connect(  # paused: the frame it stopped on, with its face found
+            lambda playing: playing or self._position_chosen(self.timeline.slider.value()))
+
+    def _frame_chosen(self, name: str) -> None:
+        self._drawn = None  # another frame: the box drawn on the last one goes
+        self.audio_panel.reset_choice()
+        if name:
+            self.frame_requested.emit(name, None, True)
+
+    def _position_chosen(self, index: int) -> None:
+        self._drawn = None
+        name = self.frame_combo.currentText()
+        if name:  # while the clip plays, frames are shown without looking for the face
+            self.frame_requested.emit(name, index, not self.timeline.playing)
+
+    def _box_drawn(self, box: tuple) -> None:
+        self._drawn = ((self.selected_frame(), self.frame_index() or 0), box)
+        self.set_drawing(False)  # drawn: the tool is put down (Ctrl+B takes it up again to adjust the box)
+        self.box_drawn.emit(box)
+
+    def clear_drawn_box(self) -> None:
+        self._drawn = None
+        self.frame_view.set_manual_box(None)
+
+    def _restore_box(self, evidence: str, index: int) -> None:
+        """Show the analyst's box again over a frame just shown, when it is the frame it was drawn on."""
+        if self._drawn is not None and self._drawn[0] == (evidence, index):
+            self.frame_view.set_manual_box(self._drawn[1])
 
     # ---------------------------------------------------------------------------------- tabs
-    def _frame_tab(self) -> QWidget:
-        w = QWidget()
-        self.detect_button = QPushButton("Detect face")
-        self.detect_button.clicked.connect(self.detect_requested)
-        self.draw_button = QToolButton()
-        self.draw_button.setText("Draw face box")
-        self.draw_button.setCheckable(True)
-        self.draw_button.setToolTip("Drag on the frame to draw the face box by hand (Ctrl+B); drag its edges or "
-                                    "corners to resize it, inside it to move it. The analysis then uses your box")
-        self.clear_box_button = QPushButton("Clear drawn box")
-        fit = QPushButton("Fit")
-        self.frame_view = FrameView()
-        self.frame_view.setObjectName("frameView")
-        self.timeline = Timeline()
-        self.timeline.setVisible(False)
-        self.frame_note = QLabel("")
-        self.frame_note.setTextFormat(Qt.TextFormat.PlainText)
-        self.frame_note.setWordWrap(True)
-        self.draw_button.toggled.connect(self.frame_view.set_drawing)
-        self.clear_box_button.clicked.connect(lambda: self.frame_view.set_manual_box(None))
-        fit.clicked.connect(self.frame_view.fit)
-        bar = QHBoxLayout()
-        for b in (self.detect_button, self.draw_button, self.clear_box_button, fit):
-            bar.addWidget(b)
-        bar.addStretch(1)
-        lay = QVBoxLayout(w)
-        lay.addLayout(bar)
-        lay.addWidget(self.frame_view, 1)
-        lay.addWidget(self.timeline)
-        lay.addWidget(self.frame_note)
-        self.timeline.position_changed.connect(
-            lambda idx: self.frame_combo.currentText() and self.frame_requested.emit(self.frame_combo.currentText(),
-                                                                                     idx))
-        return w
-
     def _compare_tab(self) -> QWidget:
         w = QWidget()
         self.input_panel = ImagePanel("Degraded input (aligned)")
@@ -138,16 +149,22 @@ class CaseView(QWidget):
         self.quality = QLabel("")
         self.quality.setWordWrap(True)
         self.quality.setObjectName("qualityHints")
-        row = QHBoxLayout()
+        self.compare_row = QWidget()
+        row = QHBoxLayout(self.compare_row)
+        row.setContentsMargins(0, 0, 0, 0)
         for p in self._panels():
             row.addWidget(p, 1)
+        self.compare_export = QToolButton()
+        self.compare_export.setText("Export PNG…")
+        self.compare_export.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         ctl = QHBoxLayout()
         ctl.addWidget(self.with_audio)
         ctl.addWidget(self.show_diff)
         ctl.addWidget(QLabel("Zoom:"))
         ctl.addWidget(self.zoom, 1)
+        ctl.addWidget(self.compare_export)
         lay = QVBoxLayout(w)
-        lay.addLayout(row, 1)
+        lay.addWidget(self.compare_row, 1)
         lay.addLayout(ctl)
         lay.addWidget(self.quality)
         note = QLabel("<i>The reconstruction is model output for the recogniser; it is not evidence and must not "
@@ -158,55 +175,6 @@ class CaseView(QWidget):
 
     def _panels(self) -> list[ImagePanel]:
         return [self.input_panel, self.recon_panel, self.diff_panel]
-
-    def _audio_tab(self) -> QWidget:
-        w = QWidget()
-        self._audio_canvas: MplCanvas | None = None  # made on first use: matplotlib costs ~0.5 s at start-up
-        self.audio_note = QLabel("No audio in this analysis.")
-        self.audio_note.setTextFormat(Qt.TextFormat.PlainText)
-        self.audio_note.setWordWrap(True)
-        self._audio_layout = QVBoxLayout(w)
-        self._audio_layout.addWidget(self.audio_note)
-        return w
-
-    @property
-    def audio_canvas(self) -> MplCanvas:
-        if self._audio_canvas is None:
-            self._audio_canvas = MplCanvas(9, 5)
-            self._audio_layout.insertWidget(0, self._audio_canvas, 1)
-        return self._audio_canvas
-
-    def _candidates_tab(self) -> QWidget:
-        w = QWidget()
-        self.verdict = QLabel("Run an analysis with a gallery to see candidates.")
-        self.verdict.setObjectName("verdict")
-        self.verdict.setTextFormat(Qt.TextFormat.PlainText)
-        self.verdict.setWordWrap(True)
-        self.verdict.setStyleSheet("font-size: 15px; font-weight: bold; padding: 6px;")
-        self.search_info = QLabel("")
-        self.search_info.setTextFormat(Qt.TextFormat.PlainText)
-        self.search_info.setWordWrap(True)
-        self.table = QTableWidget(0, 6)
-        self.table.setObjectName("candidates")
-        self.table.setHorizontalHeaderLabels(["Person", "Identity probability", "Cosine similarity",
-                                              "Euclidean distance", "Match probability", "Gallery image"])
-        self.table.setIconSize(QSize(56, 56))
-        self.table.verticalHeader().setDefaultSectionSize(60)
-        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for col in (1, 2, 3, 4):
-            self.table.horizontalHeader().setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setSectionResizeMode(5, QHeaderView.ResizeMode.Stretch)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.cellDoubleClicked.connect(lambda row, _col: self.candidate_opened.emit(row))
-        caveat = QLabel("<i>A candidate is an investigative lead, not an identification. Double-click a row to "
-                        "compare side by side.</i>")
-        lay = QVBoxLayout(w)
-        lay.addWidget(self.verdict)
-        lay.addWidget(self.search_info)
-        lay.addWidget(self.table, 1)
-        lay.addWidget(caveat)
-        return w
 
     # ---------------------------------------------------------------------------------- what the analyst chose
     def tab_names(self) -> list[str]:
@@ -244,6 +212,33 @@ class CaseView(QWidget):
         """The face box drawn by hand on the frame, or None."""
         return self.frame_view.manual_box()
 
+    def export_image(self, kind: str) -> tuple[QImage, dict] | None:
+        """What an export of ``kind`` (EXPORTS) shows, as shown, with its source (evidence, what, when) for the
+        caption; None when it is not shown."""
+        if kind == "frame":
+            if not self.frame_view.has_frame() or self._shown_frame is None:
+                return None
+            evidence, when = self._shown_frame
+            turned = f", view rotated {self.frame_view.rotation()}°" if self.frame_view.rotation() else ""
+            adjust = self.frame_panel.adjustment_text()
+            return self.frame_view.viewport().grab().toImage(), {
+                "evidence": evidence, "when": when,
+                "what": f"frame view at {self.frame_view.zoom_level() * 100:.0f} %{turned}"
+                        + (f", {adjust}" if adjust else "")}
+        view = self.view
+        if view is None or (kind == "crop" and self.input_panel.array is None):
+            return None
+        r = view.record
+        source = {"evidence": r.frame_evidence,
+                  "when": "still image" if r.timestamp_s is None else f"frame at {r.timestamp_s:.2f} s"}
+        if kind == "crop":
+            face = to_qimage(self.input_panel.array)
+            return face.scaled(face.width() * 4, face.height() * 4), {
+                **source, "what": f"face crop of {view.analysis_id} (aligned input, shown ×4, nearest neighbour)"}
+        return self.compare_row.grab().toImage(), {
+            **source, "what": f"comparison of {view.analysis_id}: degraded input, reconstruction (model output, "
+                              "not evidence), difference"}
+
     def shown_reconstruction(self) -> np.ndarray | None:
         """The reconstruction the Compare tab shows (with or without audio)."""
         return self.recon_panel.array
@@ -265,41 +260,49 @@ class CaseView(QWidget):
             self.audio_combo.setCurrentText(audio_now)
         self.run_button.setEnabled(bool(frames))
 
-    def set_analyses(self, ids: list[str], current: str | None) -> None:
+    def set_analyses(self, ids: list[str], shown: str | None) -> None:
+        """The case's analyses in the Showing list, standing at ``shown`` (none selected when None)."""
         self.analysis_combo.blockSignals(True)
         self.analysis_combo.clear()
         self.analysis_combo.addItems(ids)
-        if current:
-            self.analysis_combo.setCurrentText(current)
+        self.analysis_combo.setCurrentIndex(ids.index(shown) if shown in ids else -1)
         self.analysis_combo.blockSignals(False)
 
+    def shown_analysis(self) -> str | None:
+        """The id of the analysis the tabs show, or None."""
+        return self.view.analysis_id if self.view is not None else None
+
     def show_frame(self, data) -> None:
-        """A FrameData from the workbench: picture, clip timeline, detection."""
-        same = getattr(self, "_frame_key", None) == (data.evidence, data.frames)
-        box = self.frame_view.manual_box() if same else None
+        """A FrameData from the workbench: picture, clip timeline, detection; the analyst's box stays on the
+        frame it was drawn on."""
         self.frame_view.set_frame(data.image)
-        self.frame_view.set_manual_box(box)
+        self._restore_box(data.evidence, data.index)
         det = data.detection
         if det is not None:
             self.show_detection(det["box"], det.get("landmarks"), det.get("method", ""))
+        tl = self.timeline
         if data.frames > 1:
-            if not same:
-                self.timeline.set_clip(data.frames, data.fps)
+            if tl.slider.maximum() != data.frames - 1 or self._clip != data.evidence:
+                tl.set_clip(data.frames, data.fps)
             if data.best:
-                self.timeline.set_marks(data.best)
-            self.timeline.slider.blockSignals(True)
-            self.timeline.slider.setValue(data.index)
-            self.timeline.slider.blockSignals(False)
-            self.timeline.refresh_label()
+                tl.set_marks(data.best)
+            tl.slider.blockSignals(True)
+            tl.slider.setValue(data.index)
+            tl.slider.blockSignals(False)
+            tl.refresh_label()
         else:
-            self.timeline.set_clip(1, 0)
-        self.timeline.setVisible(data.frames > 1)
-        self._frame_key = (data.evidence, data.frames)
+            tl.set_clip(1, 0)
+        self._clip = data.evidence if data.frames > 1 else None
+        tl.setVisible(data.frames > 1)
+        tl.frame_shown()
+        self.audio_panel.set_frame_time(data.timestamp_s)
         h, w = data.image.shape[:2]
         when = f" · frame {data.index} at {data.timestamp_s:.2f} s" if data.timestamp_s is not None else ""
         found = (f"face {det['box'][2] - det['box'][0]:.0f} px wide found by {det['method']}" if det is not None
                  else data.detection_note)
         self.frame_note.setText(f"{data.evidence}: {w}×{h}{when}. {found}")
+        self._shown_frame = (data.evidence, "still image" if data.timestamp_s is None else
+                             f"frame {data.index} at {data.timestamp_s:.2f} s")
 
     def show_detection(self, box, landmarks=None, method: str = "") -> None:
         """A face's box, landmarks and the method that found it, over the frame."""
@@ -308,20 +311,23 @@ class CaseView(QWidget):
     def time_s(self) -> float | None:
         return self.timeline.seconds() if self.timeline.slider.isEnabled() else None
 
+    def audio_time_s(self) -> float | None:
+        """The audio window the analyst chose for the next analysis, None for the default (the frame's time)."""
+        return self.audio_panel.window_time()
+
     def clear_analysis(self) -> None:
         """Back to 'no analysis shown' (another case was opened)."""
         self.view = None
         for panel in self._panels():
             panel.set_image(None)
         self.quality.setText("")
-        self.table.setRowCount(0)
-        self.verdict.setText("Run an analysis with a gallery to see candidates.")
-        self.verdict.setStyleSheet("font-size: 15px; font-weight: bold; padding: 6px;")
-        self.search_info.setText("")
+        self.search_panel.clear()
         self.draw_audio(None, None, 1.0, None, "No audio shown yet.")
         self.frame_view.set_frame(None)
         self.frame_note.setText("")
-        self._frame_key = None
+        self._drawn = None
+        self._clip = None
+        self._shown_frame = None
 
     def show_analysis(self, view) -> None:
         """A reports.content.AnalysisView: compare panels, candidates, audio and the frame with its box."""
@@ -338,14 +344,20 @@ class CaseView(QWidget):
             f"Face {q.face_px:.0f} px wide · sharpness {q.sharpness:.1f} · "
             f"noise σ {q.noise_sigma:.2f} · mean level {q.mean_level:.0f}"
             + (" · <b>" + html.escape("; ".join(q.hints)) + "</b>" if q.hints else " · no quality warnings"))
-        self._show_search(view)
+        self.search_panel.show_search(view)
+        self.analysis_combo.blockSignals(True)
+        self.analysis_combo.setCurrentText(view.analysis_id)
+        self.analysis_combo.blockSignals(False)
         if view.frame is not None:
             face = r.face
             self.frame_view.set_frame(view.frame)
             self.show_detection(face.box, face.landmarks, face.method)
+            if r.timestamp_s is None:  # a still; a clip's frame comes with its timeline (show_frame)
+                self._restore_box(r.frame_evidence, 0)
+            self._shown_frame = (r.frame_evidence, "still image" if r.timestamp_s is None else
+                                 f"frame at {r.timestamp_s:.2f} s")
             self.frame_note.setText(f"{view.analysis_id}: {r.frame_evidence} — face box "
                                     f"{'drawn by the analyst' if face.method == 'manual' else 'detected'}")
-            self._frame_key = None
 
     def _show_reconstruction(self) -> None:
         if self.view is None:
@@ -357,62 +369,13 @@ class CaseView(QWidget):
         self.recon_panel.set_image(img, "with audio" if role == "reconstruction" and self.with_audio.isEnabled()
                                    else "without audio")
 
-    def _show_search(self, view) -> None:
-        search = view.record.search
-        self.table.setRowCount(0)
-        if search is None:
-            self.verdict.setText("No gallery was searched (choose one in Settings, then run the analysis).")
-            self.search_info.setText("")
-            return
-        cands = search.candidates
-        if not view.trustworthy:  # a record changed after it was written: never headline what it now says
-            self.verdict.setText("ALTERED: files of this analysis were changed after they were written (case "
-                                 "verification names them). Do not rely on anything shown for it.\n"
-                                 "It now reads: " + search_verdict(search))
-            self.verdict.setStyleSheet("font-size: 15px; font-weight: bold; padding: 6px; background: #f8d7da;")
-        else:
-            self.verdict.setText(search_verdict(search))
-        if cands and view.trustworthy:
-            colour = "#fff3cd" if search.confident else "#e3f2fd"
-            self.verdict.setStyleSheet(f"font-size: 15px; font-weight: bold; padding: 6px; background: {colour};")
-        self.search_info.setText(
-            f"{search.people_searched} people ({search.embeddings_searched} images) compared with "
-            f"model {search.model_version}; match probability 0.5 at cosine "
-            f"{search.threshold_similarity:.3f}. {open_set_note(search)} "
-            "Identity probability assumes the person is in the gallery.")
-        self.table.setRowCount(len(cands))
-        for r, c in enumerate(cands):
-            name = QTableWidgetItem(c.person)
-            thumb = view.thumbnails[r] if r < len(view.thumbnails) else None
-            if thumb is not None:
-                name.setIcon(QIcon(to_pixmap(thumb)))
-            self.table.setItem(r, 0, name)
-            values = (c.identity_probability, c.similarity, c.euclidean, c.match_probability)
-            for col, value in enumerate(values, 1):
-                item = QTableWidgetItem(f"{value:.3f}")
-                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                self.table.setItem(r, col, item)
-            self.table.setItem(r, 5, QTableWidgetItem(c.image_path))
-
     def draw_audio(self, audio_view, t: float | None, window_s: float, lbrp: np.ndarray | None, note: str) -> None:
-        from forensic_face.reports import figures
+        self.audio_panel.draw(audio_view, t, window_s, lbrp, note)
 
-        fig = self.audio_canvas.figure
-        fig.clear()
-        if audio_view is None:
-            self.audio_note.setText(note or "No audio in this analysis.")
-            self.audio_canvas.draw()
-            return
-        gs = fig.add_gridspec(3, 1, height_ratios=[1, 2.4, 1.3])
-        ax_w = fig.add_subplot(gs[0])
-        ax_s = fig.add_subplot(gs[1], sharex=ax_w)
-        figures.draw_audio(ax_w, ax_s, audio_view, t, window_s)
-        ax_w.set_title("waveform · spectrogram with pitch · analysis window at the frame", fontsize=9)
-        ax_l = fig.add_subplot(gs[2])
-        if lbrp is not None:
-            figures.draw_lbrp(ax_l, lbrp)
-        else:
-            ax_l.text(0.5, 0.5, "LBRP features: computing…", ha="center", va="center", transform=ax_l.transAxes)
-            ax_l.axis("off")
-        self.audio_note.setText(note)
-        self.audio_canvas.draw()
+    @property
+    def audio_canvas(self):
+        return self.audio_panel.canvas
+
+    @property
+    def audio_note(self) -> QLabel:
+        return self.audio_panel.note

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import html
+import re
 from pathlib import Path
 
 import numpy as np
@@ -29,28 +29,55 @@ from forensic_face.gui.settings import DEVICES, FPIR_CHOICES, AppSettings
 from forensic_face.gui.widgets import ImagePanel
 from forensic_face.models.calibration import DEFAULT_FPIR
 
-#: What the analyst can do about each kind of failure.
+#: What the analyst can do about each kind of failure (a task's kinds: gui.tasks.failure_kind).
+UNCHANGED = ("Nothing was lost: the case and the evidence are as they were before this step (a failed analysis is "
+             "only recorded in the audit log, with its reason).")
+DRAW_BOX = ("Draw the face box by hand: Analysis ▸ Draw face box (Ctrl+B), drag over the face on the Frame tab, "
+            "then run the analysis again.")
+IN_DOUBT = ("This step changed nothing, but the case is not as it was recorded: do not rely on the files it names. "
+            "File ▸ Verify case (Ctrl+Shift+V) lists the problems; keep the case as it is for examination.")
 ADVICE = {
     "cancelled": "Nothing was changed by the unfinished step.",
-    "error": "Nothing was lost: the case and the evidence are as they were before this step.",
-    "no_face": "Draw the face box by hand: Analysis ▸ Draw face box (Ctrl+B), drag around the face, then run the "
-               "analysis again. The case and the evidence are as they were; the attempt is recorded in the audit log.",
-    "internal": "This is a fault in forensic_face, not in your data. Nothing was lost; the details are in the "
-                "log. Please report it with the case's audit log.",
+    "error": UNCHANGED,
+    "no_face": f"{DRAW_BOX} {UNCHANGED}",
+    "integrity": IN_DOUBT,
+    "internal": "This is a fault in forensic_face, not in your data. The unfinished step saved nothing; the "
+                "details are in the log. Please report it with the case's audit log.",
     "verification": "The case was not changed by the verification. Do not rely on the named files; report the "
                     "problems and keep the case as it is for examination.",
 }
 
+#: The command-line advice some messages carry, and what the window offers instead; the advice to draw
+#: the box by hand goes (DRAW_BOX says it once, the window's way).
+_GUI_WORDS = (
+    (re.compile(r"[;,.]?\s*draw the face box by hand(?:\s*\((?:--box|Analysis)[^)]*\))?\.?", re.IGNORECASE), ""),
+    (re.compile(r"`forensic-face case verify`"), "File ▸ Verify case"),
+    (re.compile(r"`forensic-face gallery enroll [^`]*`"), "Gallery ▸ Enrol a folder"),
+    (re.compile(r"`(?:forensic-face )?case add`"), "File ▸ Add evidence"),
+    (re.compile(r"`forensic-face case log`"), "the audit log"),
+)
 
-def show_error(parent: QWidget | None, title: str, kind: str, message: str) -> None:
-    """A dialog that says what went wrong and what to do next."""
+
+def gui_message(message: str) -> str:
+    """A task's message as the window says it: the command line's advice replaced by the menus'."""
+    for pattern, words in _GUI_WORDS:
+        message = pattern.sub(words, message)
+    return message.strip()
+
+
+def show_error(parent: QWidget | None, title: str, kind: str, message: str, case_in_doubt: bool = False) -> None:
+    """A dialog that says what went wrong and what to do next; ``case_in_doubt`` when the open case failed
+    verification (nothing can then be said to be as it was)."""
     box = QMessageBox(parent)
     box.setIcon(QMessageBox.Icon.Information if kind == "cancelled" else QMessageBox.Icon.Warning)
     box.setWindowTitle(title)
-    box.setTextFormat(Qt.TextFormat.PlainText)
     box.setText(title)
-    # file and person names can hold markup: shown as written, never interpreted
-    box.setInformativeText(html.escape(f"{message}\n\n{ADVICE.get(kind, '')}").replace("\n", "<br>"))
+    if case_in_doubt and kind in ("error", "no_face"):
+        kind = "integrity"
+    advice = ADVICE.get(kind, "")
+    # file and person names can hold markup: the whole dialog is plain text, shown as written
+    box.setInformativeText(f"{gui_message(message)}\n\n{advice}".strip())
+    box.setTextFormat(Qt.TextFormat.PlainText)  # after the informative text: its label takes the format too
     box.setObjectName("errorDialog")
     box.open()
 

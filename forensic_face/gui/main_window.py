@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QProgressBar,
     QPushButton,
@@ -25,7 +26,7 @@ from forensic_face import __version__
 from forensic_face.gui.analysis_actions import AnalysisActions
 from forensic_face.gui.case_actions import CaseActions
 from forensic_face.gui.case_panels import AuditLogTable, CaseSummary, EvidenceList
-from forensic_face.gui.case_view import CaseView
+from forensic_face.gui.case_view import EXPORTS, CaseView
 from forensic_face.gui.dialogs import SettingsDialog, show_error
 from forensic_face.gui.gallery_actions import GalleryActions
 from forensic_face.gui.report_actions import ReportActions
@@ -97,6 +98,8 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._build_menus()
         self.case_view = CaseView()
+        self.case_view.frame_panel.export_button.setMenu(self.export_menu)
+        self.case_view.compare_export.setMenu(self.export_menu)
         self.start = StartPage(self)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.start)
@@ -116,13 +119,15 @@ class MainWindow(QMainWindow):
             self.restoreState(state)
 
     # ---------------------------------------------------------------------------------------- building
-    def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
+    def _action(self, text: str, slot=None, shortcut=None, tip: str = "") -> QAction:
+        """An action of the window; ``slot`` is called without the ``checked`` argument Qt passes."""
         act = QAction(text, self)
         if shortcut is not None:
             act.setShortcut(QKeySequence(shortcut))
         if tip:
             act.setStatusTip(tip)
-        act.triggered.connect(slot)
+        if slot is not None:
+            act.triggered.connect(lambda _checked=False: slot())
         return act
 
     def _build_actions(self) -> None:
@@ -142,7 +147,7 @@ class MainWindow(QMainWindow):
         self.act_run = self._action("&Run analysis", analysis.run_analysis, "Ctrl+R")
         self.act_run.setShortcuts([QKeySequence("Ctrl+R"), QKeySequence("F5")])
         self.act_detect = self._action("&Detect face", analysis.detect_face, "Ctrl+D")
-        self.act_draw = self._action("Draw face &box", lambda: None, "Ctrl+B")
+        self.act_draw = self._action("Draw face &box", None, "Ctrl+B", "Drag on the frame to draw the face box")
         self.act_draw.setCheckable(True)
         self.act_enrol = self._action("&Enrol a folder…", gallery.enrol_dialog, "Ctrl+G",
                                       "Enrol an LFW-style folder (one sub-folder per person)")
@@ -153,6 +158,9 @@ class MainWindow(QMainWindow):
         self.act_cancel = self._action("&Cancel running task", self.cancel_task, "Esc")
         self.act_cancel.setEnabled(False)
         self.act_about = self._action("&About", self.about)
+        self.export_menu = QMenu("Export as &PNG", self)
+        for kind, text in EXPORTS.items():
+            self.export_menu.addAction(self._action(text, lambda kind=kind: self.report_actions.export_png(kind)))
 
     def _build_menus(self) -> None:
         mb = self.menuBar()
@@ -161,8 +169,10 @@ class MainWindow(QMainWindow):
             m.addAction(a)
         self.recent_menu = m.addMenu("Recent cases")
         m.addSeparator()
-        for a in (self.act_add, self.act_verify, self.act_export, self.act_close):
+        for a in (self.act_add, self.act_verify, self.act_export):
             m.addAction(a)
+        m.addMenu(self.export_menu)
+        m.addAction(self.act_close)
         m.addSeparator()
         m.addAction(self.act_settings)
         m.addAction(self.act_quit)
@@ -211,8 +221,13 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.log_dock)
         self.view_menu.addAction(self.evidence_dock.toggleViewAction())
         self.view_menu.addAction(self.log_dock.toggleViewAction())
+        self.view_menu.addSeparator()
         for i, name in enumerate(self.case_view.tab_names()):
             self.view_menu.addAction(self._action(name, lambda i=i: self.show_tab(i), f"Ctrl+{i + 1}"))
+        for group in self.case_view.frame_panel.action_groups():  # zoom, rotation, the clip
+            self.view_menu.addSeparator()
+            for action in group:
+                self.view_menu.addAction(action)
 
     def _build_status(self) -> None:
         self.status_label = QLabel("")
@@ -289,6 +304,7 @@ class MainWindow(QMainWindow):
         """Enable the actions on the open case; with no case open, hide its docks."""
         for a in (self.act_add, self.act_export, self.act_verify, self.act_close, self.act_run, self.act_detect):
             a.setEnabled(on)
+        self.export_menu.setEnabled(on)
         self.case_view.allow_run(on)
         if self.state is None:
             self.evidence_dock.hide()
@@ -306,12 +322,14 @@ class MainWindow(QMainWindow):
             if kind == "cancelled":
                 self.statusBar().showMessage(f"{title}: cancelled; nothing was changed by the unfinished step", 8000)
                 return
-            show_error(self, title, kind, message)
+            in_doubt = self.state is not None and not self.state.verification.ok
+            show_error(self, title, kind, message, case_in_doubt=in_doubt)
         return handler
 
-    def run_task(self, label: str, fn, on_done, title: str, cancellable: bool = True) -> bool:
-        """Run ``fn(progress)`` off the GUI thread unless a task is running (then say so and return False)."""
-        if not self.runner.run(label, fn, on_done, self.failure_handler(title), cancellable):
+    def run_task(self, label: str, fn, on_done, title: str, cancellable: bool = True, on_error=None) -> bool:
+        """Run ``fn(progress)`` off the GUI thread unless a task is running (then say so and return False);
+        a failure goes to ``on_error(kind, message)``, by default the window's ``failure_handler(title)``."""
+        if not self.runner.run(label, fn, on_done, on_error or self.failure_handler(title), cancellable):
             self.statusBar().showMessage(f"Busy with '{self.runner.label}'; wait for it or cancel it (Esc)", 6000)
             return False
         return True

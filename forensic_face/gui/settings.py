@@ -3,6 +3,7 @@ window layout."""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings
@@ -76,7 +77,8 @@ class AppSettings:
 
     @property
     def demo_folder(self) -> str:
-        return self._str("demo/folder", str(Path.home() / "forensic-face-demo"))
+        """Where the demo was last built; at first a new folder in the temporary folder (never the home)."""
+        return self._str("demo/folder", str(Path(tempfile.gettempdir()) / "forensic-face-demo"))
 
     @demo_folder.setter
     def demo_folder(self, value: str) -> None:

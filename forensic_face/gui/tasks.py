@@ -14,7 +14,14 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
-from forensic_face.core.errors import CancelledError, ForensicFaceError, NoFaceFoundError, describe_os_error
+from forensic_face.core.errors import (
+    CancelledError,
+    CaseIntegrityError,
+    EvidenceError,
+    ForensicFaceError,
+    NoFaceFoundError,
+    describe_os_error,
+)
 from forensic_face.core.progress import CancelToken, Progress
 
 log = logging.getLogger(__name__)
@@ -23,7 +30,18 @@ log = logging.getLogger(__name__)
 class _Signals(QObject):
     progress = Signal(int, int, str)
     done = Signal(object)
-    failed = Signal(str, str)  # kind (cancelled | no_face | error | internal), message
+    failed = Signal(str, str)  # kind (see failure_kind, or cancelled | internal), message
+
+
+def failure_kind(exc: ForensicFaceError) -> str:
+    """What a failure means for the analyst: "no_face" (a box drawn by hand helps), "integrity" (the case's
+    record or evidence is not as recorded: evidence the store refuses as altered or missing asks for a
+    verification), or "error" (the step changed nothing)."""
+    if isinstance(exc, NoFaceFoundError):
+        return "no_face"
+    if isinstance(exc, CaseIntegrityError) or (isinstance(exc, EvidenceError) and "case verify" in str(exc)):
+        return "integrity"
+    return "error"
 
 
 class _Job(QRunnable):
@@ -38,10 +56,8 @@ class _Job(QRunnable):
             result = self.fn(progress)
         except CancelledError as exc:
             self.signals.failed.emit("cancelled", str(exc))
-        except NoFaceFoundError as exc:
-            self.signals.failed.emit("no_face", str(exc))
         except ForensicFaceError as exc:
-            self.signals.failed.emit("error", str(exc))
+            self.signals.failed.emit(failure_kind(exc), str(exc))
         except MemoryError:
             self.signals.failed.emit("error", "the computer ran out of memory; close other programs and retry")
         except OSError as exc:  # the file system refused (a full disk, a read-only folder): the user can act

@@ -1,22 +1,19 @@
-"""Reusable widgets: the frame view with a drawable face box, zoomable image panels, the video
-timeline with the best frames marked, and a matplotlib canvas."""
+"""Reusable widgets: zoomable image panels, the clip timeline with the best frames marked and its
+player controls, and a matplotlib canvas (the frame view is in frame_view)."""
 
 from __future__ import annotations
 
 import html
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QImage, QPainter, QPen, QPixmap
+from PySide6.QtCore import QPointF, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (
-    QGraphicsEllipseItem,
-    QGraphicsPixmapItem,
-    QGraphicsRectItem,
-    QGraphicsScene,
-    QGraphicsView,
+    QHBoxLayout,
     QLabel,
     QSizePolicy,
     QSlider,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -37,206 +34,6 @@ def to_qimage(image: np.ndarray) -> QImage:
 
 def to_pixmap(image: np.ndarray) -> QPixmap:
     return QPixmap.fromImage(to_qimage(image))
-
-
-class FrameView(QGraphicsView):
-    """The evidence frame, the detected box and landmarks, and a box the analyst draws.
-
-    In drawing mode a left-button drag draws the face box; once drawn, dragging one of its edges or
-    corner handles resizes it, dragging inside it moves it, and dragging elsewhere draws a new one
-    (the cursor shows which). ``box_drawn`` carries (x0, y0, x1, y1) in frame pixels after each
-    change.
-    """
-
-    #: how close (screen pixels) to an edge a press grabs it
-    GRAB_PX = 6.0
-
-    box_drawn = Signal(tuple)
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setScene(QGraphicsScene(self))
-        self.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        self.setBackgroundBrush(QBrush(QColor("#202124")))
-        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
-        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
-        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # pan by dragging
-        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self._pixmap: QGraphicsPixmapItem | None = None
-        self._detected: list = []
-        self._manual: QGraphicsRectItem | None = None
-        self._drawing = False
-        self._origin: QPointF | None = None
-        self._edit: tuple | None = None  # (grab, press point, box at press) while resizing or moving
-        self._before: tuple | None = None  # the box when the button went down
-        self.viewport().setMouseTracking(True)  # the cursor shows what a press would grab
-        self._frame_size = (0, 0)
-        self.set_frame(None)
-
-    # -- content
-    def set_frame(self, image: np.ndarray | None) -> None:
-        scene = self.scene()
-        scene.clear()
-        self._pixmap, self._detected, self._manual = None, [], None
-        if image is None:
-            scene.addSimpleText("No frame loaded").setBrush(QBrush(QColor("#cccccc")))
-            return
-        self._pixmap = scene.addPixmap(to_pixmap(image))
-        self._pixmap.setTransformationMode(Qt.TransformationMode.FastTransformation)  # pixels as recorded
-        self._frame_size = (image.shape[1], image.shape[0])
-        scene.setSceneRect(QRectF(0, 0, image.shape[1], image.shape[0]))
-        self.fit()
-
-    def set_detection(self, box, landmarks=None, label: str = "") -> None:
-        for item in self._detected:
-            self.scene().removeItem(item)
-        self._detected = []
-        if box is None:
-            return
-        x0, y0, x1, y1 = (float(v) for v in box)
-        pen = QPen(QColor("#00e676"), 0)
-        pen.setCosmetic(True)
-        pen.setWidthF(2.0)
-        self._detected.append(self.scene().addRect(QRectF(x0, y0, x1 - x0, y1 - y0), pen))
-        if label:
-            text = self.scene().addSimpleText(label)
-            text.setBrush(QBrush(QColor("#00e676")))
-            text.setPos(x0, y0 - 14)
-            text.setFlag(text.GraphicsItemFlag.ItemIgnoresTransformations, True)
-            self._detected.append(text)
-        if landmarks is not None:
-            r = max(1.5, (x1 - x0) / 22)
-            for x, y in np.asarray(landmarks, float).reshape(-1, 2):
-                dot = QGraphicsEllipseItem(x - r, y - r, 2 * r, 2 * r)
-                dot.setBrush(QBrush(QColor("#ff1744")))
-                dot.setPen(QPen(Qt.PenStyle.NoPen))
-                self.scene().addItem(dot)
-                self._detected.append(dot)
-
-    def manual_box(self) -> tuple[float, float, float, float] | None:
-        if self._manual is None:
-            return None
-        r = self._manual.rect()
-        return (round(r.left(), 1), round(r.top(), 1), round(r.right(), 1), round(r.bottom(), 1))
-
-    def set_manual_box(self, box) -> None:
-        """Show the analyst's box (None removes it). While a drag resizes or moves it, the same items are
-        moved rather than made anew for each mouse event."""
-        if box is None or self._pixmap is None:
-            if self._manual is not None:
-                self.scene().removeItem(self._manual)
-                self._manual = None
-            return
-        x0, y0, x1, y1 = box
-        if self._manual is None:
-            pen = QPen(QColor("#ffd600"), 0, Qt.PenStyle.DashLine)
-            pen.setCosmetic(True)
-            pen.setWidthF(2.0)
-            self._manual = self.scene().addRect(QRectF(), pen)
-            for _ in range(4):  # corner handles, a constant size on screen
-                handle = QGraphicsRectItem(-3.5, -3.5, 7, 7, self._manual)
-                handle.setBrush(QBrush(QColor("#ffd600")))
-                handle.setPen(QPen(Qt.PenStyle.NoPen))
-                handle.setFlag(handle.GraphicsItemFlag.ItemIgnoresTransformations, True)
-        self._manual.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
-        for handle, (x, y) in zip(self._manual.childItems(), ((x0, y0), (x1, y0), (x0, y1), (x1, y1)), strict=True):
-            handle.setPos(x, y)
-
-    # -- drawing mode
-    def set_drawing(self, on: bool) -> None:
-        self._drawing = on
-        self.setDragMode(QGraphicsView.DragMode.NoDrag if on else QGraphicsView.DragMode.ScrollHandDrag)
-        self.viewport().setCursor(Qt.CursorShape.CrossCursor if on else Qt.CursorShape.OpenHandCursor)
-
-    @property
-    def drawing(self) -> bool:
-        return self._drawing
-
-    def _clamp(self, p: QPointF) -> QPointF:
-        w, h = self._frame_size
-        return QPointF(min(max(p.x(), 0.0), w), min(max(p.y(), 0.0), h))
-
-    def grab_at(self, p: QPointF) -> str:
-        """What a press at scene point ``p`` takes hold of: edges ("l", "t", "r", "b" combined, e.g. "rb" for
-        the bottom-right corner), "move" inside the box, or "" (a new box)."""
-        box = self.manual_box()
-        if box is None:
-            return ""
-        x0, y0, x1, y1 = box
-        tol = self.GRAB_PX / max(self.transform().m11(), 1e-6)
-        if not (x0 - tol <= p.x() <= x1 + tol and y0 - tol <= p.y() <= y1 + tol):
-            return ""
-        edges = ("l" if abs(p.x() - x0) <= tol else "r" if abs(p.x() - x1) <= tol else "") + \
-                ("t" if abs(p.y() - y0) <= tol else "b" if abs(p.y() - y1) <= tol else "")
-        return edges or "move"
-
-    _CURSORS = {"l": Qt.CursorShape.SizeHorCursor, "r": Qt.CursorShape.SizeHorCursor,
-                "t": Qt.CursorShape.SizeVerCursor, "b": Qt.CursorShape.SizeVerCursor,
-                "lt": Qt.CursorShape.SizeFDiagCursor, "rb": Qt.CursorShape.SizeFDiagCursor,
-                "rt": Qt.CursorShape.SizeBDiagCursor, "lb": Qt.CursorShape.SizeBDiagCursor,
-                "move": Qt.CursorShape.SizeAllCursor, "": Qt.CursorShape.CrossCursor}
-
-    def mousePressEvent(self, event) -> None:  # noqa: N802 (Qt)
-        if self._drawing and self._pixmap is not None and event.button() == Qt.MouseButton.LeftButton:
-            p = self._clamp(self.mapToScene(event.position().toPoint()))
-            grab, self._before = self.grab_at(p), self.manual_box()
-            if grab:
-                self._edit = (grab, p, self._before)
-                return
-            self._origin = p
-            self.set_manual_box((p.x(), p.y(), p.x(), p.y()))
-            return
-        super().mousePressEvent(event)
-
-    def mouseMoveEvent(self, event) -> None:  # noqa: N802
-        if self._drawing and self._pixmap is not None:
-            p = self._clamp(self.mapToScene(event.position().toPoint()))
-            if self._origin is not None:
-                o = self._origin
-                self.set_manual_box((min(o.x(), p.x()), min(o.y(), p.y()), max(o.x(), p.x()), max(o.y(), p.y())))
-            elif self._edit is not None:
-                self.set_manual_box(self._edited(*self._edit, p))
-            else:
-                self.viewport().setCursor(self._CURSORS[self.grab_at(p)])
-            return
-        super().mouseMoveEvent(event)
-
-    def _edited(self, grab: str, start: QPointF, box: tuple, p: QPointF) -> tuple:
-        x0, y0, x1, y1 = box
-        if grab == "move":  # translate, kept inside the frame
-            w, h = self._frame_size
-            dx = min(max(p.x() - start.x(), -x0), w - x1)
-            dy = min(max(p.y() - start.y(), -y0), h - y1)
-            return (x0 + dx, y0 + dy, x1 + dx, y1 + dy)
-        x0, x1 = (p.x() if "l" in grab else x0), (p.x() if "r" in grab else x1)
-        y0, y1 = (p.y() if "t" in grab else y0), (p.y() if "b" in grab else y1)
-        return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))  # dragged past the other edge: flips
-
-    def mouseReleaseEvent(self, event) -> None:  # noqa: N802
-        if self._drawing and (self._origin is not None or self._edit is not None):
-            before, self._origin, self._edit = self._before, None, None
-            box = self.manual_box()
-            if box is not None and box[2] - box[0] >= 4 and box[3] - box[1] >= 4:
-                if box != before:
-                    self.box_drawn.emit(box)
-            else:
-                self.set_manual_box(before)  # too small (a click): the box stays as it was
-            return
-        super().mouseReleaseEvent(event)
-
-    # -- zoom
-    def fit(self) -> None:
-        if self._pixmap is not None:
-            self.fitInView(self._pixmap, Qt.AspectRatioMode.KeepAspectRatio)
-
-    def zoom(self, factor: float) -> None:
-        self.scale(factor, factor)
-
-    def wheelEvent(self, event) -> None:  # noqa: N802
-        if self._pixmap is not None:  # the wheel zooms (panning is by dragging)
-            self.zoom(1.25 if event.angleDelta().y() > 0 else 0.8)
-        else:
-            super().wheelEvent(event)
 
 
 class ImagePanel(QWidget):
@@ -287,9 +84,13 @@ class ImagePanel(QWidget):
 
 
 class Timeline(QWidget):
-    """A slider over a clip's frames with the frames the tool ranks best marked below it."""
+    """A slider over a clip's frames with the frames the tool ranks best marked below it, and a player:
+    play/pause at the clip's rate, frame steps and jumps to the marked frames. Each move emits
+    ``position_changed``; while playing, the next frame is asked for only once the one asked for before
+    has been shown (``frame_shown``), so playback never outruns the decoding."""
 
-    position_changed = Signal(int)  # frame index, on release or keyboard step
+    position_changed = Signal(int)  # frame index, on release, keyboard step or playback
+    playing_changed = Signal(bool)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -298,15 +99,39 @@ class Timeline(QWidget):
         self.marks: list[int] = []
         self.fps = 25.0
         self.label = QLabel("")
+        self.label.setObjectName("frameClock")
+        self.play_button = QToolButton()
+        self.play_button.setText("▶ Play")
+        self.play_button.setCheckable(True)
+        self.play_button.setToolTip("Play or pause the clip (Space)")
+        self.play_button.toggled.connect(self._set_playing)
+        self._timer = QTimer(self)
+        self._timer.timeout.connect(self._tick)
+        self._waiting = False  # a frame was asked for and is not shown yet
+        buttons = []
+        for text, tip, slot in (("⏮", "Previous marked frame (Ctrl+Left)", lambda: self.jump_to_mark(-1)),
+                                ("◀", "Previous frame (Left)", lambda: self.step(-1)),
+                                ("▶", "Next frame (Right)", lambda: self.step(1)),
+                                ("⏭", "Next marked frame (Ctrl+Right)", lambda: self.jump_to_mark(1))):
+            b = QToolButton()
+            b.setText(text)
+            b.setToolTip(tip)
+            b.clicked.connect(slot)
+            buttons.append(b)
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        for w in (buttons[0], buttons[1], self.play_button, buttons[2], buttons[3], self.slider):
+            row.addWidget(w, 1 if w is self.slider else 0)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 0, 4, 0)
-        lay.addWidget(self.slider)
+        lay.addLayout(row)
         lay.addWidget(self.label)
-        self.slider.sliderReleased.connect(lambda: self.position_changed.emit(self.slider.value()))
+        self.slider.sliderReleased.connect(lambda: self._emit(self.slider.value()))
         self.slider.valueChanged.connect(self._value_changed)
-        self.setMinimumHeight(44)
+        self.setMinimumHeight(52)
 
     def set_clip(self, frames: int, fps: float) -> None:
+        self.pause()
         self.fps = fps or 25.0
         self.slider.blockSignals(True)
         self.slider.setRange(0, max(0, frames - 1))
@@ -325,15 +150,65 @@ class Timeline(QWidget):
     def seconds(self) -> float:
         return self.slider.value() / self.fps
 
+    def _emit(self, index: int) -> None:
+        self._waiting = True
+        self.position_changed.emit(index)
+
     def _value_changed(self, _value: int) -> None:
         self.refresh_label()
         if not self.slider.isSliderDown():
-            self.position_changed.emit(self.slider.value())
+            self._emit(self.slider.value())
+
+    def step(self, frames: int) -> None:
+        """Move ``frames`` frames on (back when negative), within the clip."""
+        if self.slider.isEnabled():
+            self.slider.setValue(min(max(self.slider.value() + frames, 0), self.slider.maximum()))
+
+    def jump_to_mark(self, direction: int) -> None:
+        """To the next marked (best-ranked) frame after the current one, or the one before it."""
+        now = self.slider.value()
+        later = sorted(m for m in self.marks if (m > now if direction > 0 else m < now))
+        if later:
+            self.slider.setValue(later[0] if direction > 0 else later[-1])
+
+    # -- playback
+    @property
+    def playing(self) -> bool:
+        return self._timer.isActive()
+
+    def toggle_play(self) -> None:
+        if self.slider.isEnabled():
+            self.play_button.setChecked(not self.play_button.isChecked())
+
+    def pause(self) -> None:
+        self.play_button.setChecked(False)
+
+    def _set_playing(self, on: bool) -> None:
+        if on and self.slider.isEnabled():
+            if self.slider.value() >= self.slider.maximum():
+                self.slider.setValue(0)
+            self._timer.start(max(1, round(1000 / self.fps)))
+        else:
+            self._timer.stop()
+        self.play_button.setText("❚❚ Pause" if self._timer.isActive() else "▶ Play")
+        self.playing_changed.emit(self._timer.isActive())
+
+    def frame_shown(self) -> None:
+        """The frame last asked for is on screen: playback may ask for the next one."""
+        self._waiting = False
+
+    def _tick(self) -> None:
+        if self._waiting:
+            return  # decoding is slower than the clip's rate: frames are skipped, never queued
+        if self.slider.value() >= self.slider.maximum():
+            self.pause()
+            return
+        self.step(1)
 
     def refresh_label(self) -> None:
         best = ", ".join(f"{m / self.fps:.2f} s" for m in self.marks)
-        self.label.setText(f"frame {self.slider.value()} · {self.seconds():.2f} s"
-                           + (f" · best frames (▲): {best}" if best else ""))
+        self.label.setText(f"frame {self.slider.value()} of {self.slider.maximum() + 1} · {self.seconds():.2f} s"
+                           f" at {self.fps:g} frames/s" + (f" · best frames (▲): {best}" if best else ""))
 
     def paintEvent(self, event) -> None:  # noqa: N802
         super().paintEvent(event)

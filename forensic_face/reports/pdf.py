@@ -29,7 +29,7 @@ from forensic_face.core.records import AudioRecord
 from forensic_face.reports import figures
 from forensic_face.reports.auditlog import LogRow, log_rows
 from forensic_face.reports.content import CAVEAT, AnalysisView, ReportContent, collect
-from forensic_face.reports.wording import open_set_note, search_verdict
+from forensic_face.reports.wording import lead_row, one_to_one_note, open_set_note, search_verdict
 from forensic_face.store.atomic import atomic_write_bytes
 from forensic_face.store.case import ANALYSIS_FAILED, ANALYSIS_WITHDRAWN, Case
 from forensic_face.store.verify import RESULT_OK
@@ -602,6 +602,8 @@ def _audio_block(a: AnalysisView, audio: AudioRecord, st) -> list:
 
 
 def _search_block(a: AnalysisView, st) -> list:
+    """The search as a search: the lead decision and its false-lead rate first, what the one-to-one figures
+    are, then the candidates, the lead (if any) the only row highlighted."""
     from reportlab.lib import colors
     from reportlab.lib.units import mm
     from reportlab.platypus import Image
@@ -614,17 +616,15 @@ def _search_block(a: AnalysisView, st) -> list:
     block.append(_p(search_verdict(search), st["verdict"]))
     block.append(_p(
         f"{search.people_searched} people ({search.embeddings_searched} gallery images) "
-        f"compared with model {search.model_version or '?'}. Identity probability: softmax over all gallery "
-        f"people with a fitted temperature (it says how the probability divides among the people in this gallery, "
-        f"and assumes the person is in it). Match probability: calibrated probability that probe and candidate are "
-        f"the same person, whether or not the person is in the gallery; it reaches 0.5 at cosine similarity "
-        f"{_num(search.threshold_similarity)}"
+        f"compared with model {search.model_version or '?'}. " + open_set_note(search) + " "
+        + one_to_one_note(search) + f" It reaches 0.5 at cosine similarity {_num(search.threshold_similarity)}"
         + (f" for a probe of this sharpness ({_num(search.probe_sharpness, '{:.0f}')}; a blurred probe's "
            f"threshold is lower, because its same-person similarities are)" if search.probe_sharpness
-           is not None else "") + ". " + open_set_note(search), st["small"]))
+           is not None else "") + ". Identity probability: softmax over all gallery people with a fitted "
+        "temperature (it says how the probability divides among the people in this gallery, and assumes the "
+        "person is in it).", st["small"]))
     rows = [["#", "Gallery face", "Person", "Identity\nprobability", "Cosine\nsimilarity", "Euclidean\ndistance",
-             "Match\nprobability"]]
-    extra = []
+             "One-to-one\nmatch\nprobability"]]
     for k, c in enumerate(cands, 1):
         thumb = a.thumbnails[k - 1] if k - 1 < len(a.thumbnails) else None
         cell = _p("—", st["cell"])
@@ -636,8 +636,8 @@ def _search_block(a: AnalysisView, st) -> list:
             cell = Image(io.BytesIO(figures.figure_png(fig)), width=12 * mm, height=12 * mm)
         rows.append([str(k), cell, _p(c.person, st["cell"]), _num(c.identity_probability), _num(c.similarity),
                      _num(c.euclidean), _num(c.match_probability)])
-        if c.match_probability >= 0.5:
-            extra.append(("BACKGROUND", (0, k), (-1, k), colors.HexColor("#fef3c7")))
+    lead = lead_row(search)
+    extra = [] if lead is None else [("BACKGROUND", (0, lead + 1), (-1, lead + 1), colors.HexColor("#fef3c7"))]
     if cands:
         block.append(_table(rows, [8 * mm, 19 * mm, 46 * mm, 26 * mm, 25 * mm, 25 * mm, 25 * mm],
                             extra + [("VALIGN", (0, 0), (-1, -1), "MIDDLE")]))

@@ -1,6 +1,8 @@
-"""The sentences a search is told in, the same in the GUI and the report: its verdict and its open-set
-condition. They read the typed record (core.records.SearchOutcome); a saved search is converted once, on
-load, so old and damaged values arrive as the record's NaN or -inf and are written as such."""
+"""The sentences a search is told in, the same in the GUI and the report: its verdict (the lead decision
+and its false-lead rate first), its open-set condition, what the one-to-one figures are, and which
+candidate to highlight. They read the typed record (core.records.SearchOutcome); a saved search is
+converted once, on load, so old and damaged values arrive as the record's NaN or -inf and are written as
+such."""
 
 from __future__ import annotations
 
@@ -8,6 +10,9 @@ import math
 
 from forensic_face.core.records import SearchOutcome
 from forensic_face.models.calibration import OPEN_SET_NEIGHBOURS
+
+#: what the match probability of a single candidate is called wherever a search is shown
+ONE_TO_ONE = "one-to-one match probability"
 
 
 def _rate_text(search: SearchOutcome) -> str:
@@ -33,27 +38,50 @@ def _has_open_set(search: SearchOutcome) -> bool:
     return search.open_set_threshold != float("-inf")
 
 
+def _decision(search: SearchOutcome, outcome: str) -> str:
+    """The decision and the false-lead rate it was taken at: "Investigative lead at a false-lead rate of 1 %"."""
+    return f"{outcome} at a false-lead rate of {_rate_text(search)}" if _has_open_set(search) else outcome
+
+
 def search_verdict(search: SearchOutcome) -> str:
-    """The verdict sentence of a search, the same in the GUI and the report; "This is not an
-    identification." ends a lead."""
+    """The verdict of a search, the same in the GUI and the report: the lead decision and the false-lead rate
+    it was taken at first, then why; "This is not an identification." ends a lead."""
     if not search.candidates:
         return "The gallery is empty: nobody was compared."
     best = search.candidates[0]
     prob, thr = best.match_probability, search.open_set_threshold
     if search.confident:
-        return (f"Investigative lead: {best.person} (match probability {prob:.3f}). "
+        if not _has_open_set(search):
+            return (f"Investigative lead: {best.person} ({ONE_TO_ONE} {prob:.3f}). "
+                    "This is not an identification.")
+        return (f"Investigative lead: {best.person}, found at a false-lead rate of {_rate_text(search)}: searches of "
+                f"{_people(search)} people for someone who is not among them end with a lead in "
+                f"{_rate_text(search)} of cases. {ONE_TO_ONE.capitalize()} {prob:.3f}. "
                 "This is not an identification.")
     if prob >= 0.5 and _has_open_set(search):
         people, rate = _people(search), _rate_text(search)
+        head = _decision(search, "No confident match")
         if math.isnan(search.lead_score):  # no lead score: the threshold was on the similarity itself
-            return (f"No confident match: {best.person} has match probability {prob:.3f} as a single "
-                    f"comparison, but its similarity {best.similarity:.3f} is below {thr:.3f}, which the best of "
-                    f"{people} people who are not the probe's person reaches in {rate} of searches.")
-        return (f"No confident match: {best.person} has match probability {prob:.3f} as a single "
-                f"comparison, but stands out too little from the next candidates for a gallery of {people}: lead "
-                f"score {search.lead_score:.3f} ({_lead_words(search)}) is below "
-                f"{thr:.3f}, which searches for someone not enrolled reach in {rate} of cases.")
-    return "No confident match: no person in the gallery reaches a match probability of 0.5."
+            return (f"{head}: {best.person} has {ONE_TO_ONE} {prob:.3f}, but its similarity "
+                    f"{best.similarity:.3f} is below {thr:.3f}, which the best of {people} people who are not the "
+                    f"probe's person reaches in {rate} of searches.")
+        return (f"{head}: {best.person} has {ONE_TO_ONE} {prob:.3f}, but stands out too little from the "
+                f"next candidates for a gallery of {people}: lead score {search.lead_score:.3f} "
+                f"({_lead_words(search)}) is below {thr:.3f}, which searches for someone not enrolled reach in "
+                f"{rate} of cases.")
+    return f"{_decision(search, 'No confident match')}: no person in the gallery reaches a {ONE_TO_ONE} of 0.5."
+
+
+def lead_row(search: SearchOutcome) -> int | None:
+    """The candidate to highlight: the investigative lead (the first), or None when the search gave none."""
+    return 0 if search.confident and search.candidates else None
+
+
+def one_to_one_note(search: SearchOutcome) -> str:
+    """What the one-to-one match probability is, and why it does not make a lead, in one sentence pair."""
+    return (f"The {ONE_TO_ONE} compares the probe with one candidate alone: the calibrated probability that the "
+            f"two are the same person. In a search of {_people(search)} people the best of the strangers often "
+            "scores high on it, so it does not make a lead; the lead decision does.")
 
 
 def open_set_note(search: SearchOutcome) -> str:

@@ -84,11 +84,6 @@ class Workbench(Resources):
         case.add_note(analysis_id, note)
         return self.case_state(case)
 
-    def export_view(self, case: Case, out: str, png: bytes, details: dict) -> CaseState:
-        """Write an exported view (frame, face crop, comparison; its caption drawn in) and log it."""
-        case.export_view(out, png, details)
-        return self.case_state(case, with_latest=False)
-
     def load_analysis(self, case: Case, analysis_id: str, verification: VerifyReport | None = None):
         """A logged analysis by id; with the case view's verification, its altered files are named."""
         from forensic_face.reports.content import find_analysis, load_analysis
@@ -99,15 +94,15 @@ class Workbench(Resources):
         """Build the bundled demo (case, gallery, analysis, report) and open its case."""
         from forensic_face.services.demo import run_demo
 
-        if progress is not None:
-            progress.update(0, 2, "building the demo case (about 15 s)")
+        if progress is not None:  # run_demo reports no progress: its stage is named, the bar stays busy
+            progress.update(0, 0, "step 1 of 2: building the demo case, gallery and analysis (about 15 s)")
         summary = run_demo(folder)
         if "case" not in summary:
             raise ModelsNotTrainedError("the demo needs the trained models in resources/models")
         self.configure(gallery_path=str(Path(folder) / "gallery.db"))
         if progress is not None:
-            progress.update(1, 2, "opening the demo case")
-        return self.open_case(summary["case"])
+            progress.update(0, 0, "step 2 of 2: opening the demo case (verifying its evidence)")
+        return self.open_case(summary["case"], progress)
 
     # ------------------------------------------------------------------------------- frames
     def load_frame(self, case: Case, evidence: str, index: int | None = None, detect: bool = True,
@@ -149,13 +144,15 @@ class Workbench(Resources):
 
     # ------------------------------------------------------------------------------- analysis
     def analyze(self, case: Case, frame: str, audio: str | None, use_audio: bool, box, time_s: float | None,
-                progress: Progress | None = None):
-        """Run the case analysis; returns the saved analysis re-read from the case (what the report shows)."""
+                progress: Progress | None = None, audio_time_s: float | None = None):
+        """Run the case analysis (the audio window at ``audio_time_s``, None: at the frame's time); returns the
+        saved analysis re-read from the case (what the report shows)."""
         from forensic_face.services.analysis import analyze_case
 
         res = analyze_case(case, self.engine(), self.detector(), self.gallery(), frame=frame,
                            audio=audio if use_audio else None, use_audio=use_audio and audio is not None,
-                           box=box, time_s=time_s, top_k=self.top_k, fpir=self.fpir, progress=progress)
+                           box=box, time_s=time_s, audio_time_s=audio_time_s, top_k=self.top_k, fpir=self.fpir,
+                           progress=progress)
         return self.case_state(case, with_latest=True), res.analysis_id
 
     def audio_panel(self, case: Case, evidence: str, t: float | None = None, with_view: bool = True):
@@ -186,3 +183,23 @@ class Workbench(Resources):
 
         info = write_report(case, out, progress)
         return info, self.case_state(case, with_latest=False)
+
+    def export_view(self, case: Case, out: str, png: bytes, details: dict) -> tuple[str, str, str]:
+        """Write a view the analyst exported (a PNG with its caption) beside the case and log it as
+        ``view.exported`` with ``details`` (what it shows, from which evidence); returns (path, SHA-256, why it
+        was not logged: empty when it was). Never inside the case folder, which holds only what it records."""
+        import hashlib
+
+        from forensic_face.store.atomic import atomic_write_bytes
+
+        target = Path(out).resolve()
+        if target.is_relative_to(Path(case.root).resolve()):
+            raise CaseError(f"{out}: refusing to write into the case folder; write the picture beside it")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256(png).hexdigest()
+        try:
+            case.export_view(target, png, details)  # written and logged under the case lock
+        except CaseError as exc:  # a case whose record is in doubt, or a read-only copy, still gets its picture
+            atomic_write_bytes(target, png)
+            return str(target), digest, str(exc)
+        return str(target), digest, ""

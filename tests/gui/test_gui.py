@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import soundfile as sf
-from PySide6.QtCore import QPointF, QSettings, Qt
+from PySide6.QtCore import QPoint, QPointF, QSettings, Qt
 
 from forensic_face.gui.main_window import MainWindow
 from forensic_face.gui.settings import AppSettings
@@ -187,7 +187,7 @@ def test_drawn_box_can_be_resized_moved_and_survives_a_stray_click(qtbot) -> Non
     from PySide6.QtGui import QMouseEvent
     from PySide6.QtWidgets import QApplication
 
-    from forensic_face.gui.widgets import FrameView
+    from forensic_face.gui.frame_view import FrameView
 
     view = FrameView()
     qtbot.addWidget(view)
@@ -303,12 +303,15 @@ def test_layout_and_recent_cases_are_remembered(qtbot, settings, tiny_models, ca
 
 
 @pytest.mark.slow
-def test_open_demo_case_with_the_shipped_models(qtbot, settings, tmp_path: Path) -> None:
+def test_open_demo_case_with_the_shipped_models(qtbot, settings, tmp_path: Path, monkeypatch) -> None:
+    from PySide6.QtWidgets import QFileDialog
+
     from forensic_face.engine.inference import FaceEngine
 
     if not FaceEngine.available():
         pytest.skip("no trained models in resources/models")
     settings.demo_folder = str(tmp_path / "demo")
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: a[2])  # the folder it proposes
     w = MainWindow(settings, Workbench(device="cpu"))
     qtbot.addWidget(w)
     w.show()
@@ -407,3 +410,291 @@ def test_a_full_disk_during_a_task_says_what_to_do(qtbot, window: MainWindow) ->
     qtbot.waitUntil(lambda: bool(error_dialogs(window)), timeout=5000)
     text = error_dialogs(window)[0].informativeText()
     assert "the disk is full; free some space and try again" in text and "internal" not in text.lower()
+
+
+# ------------------------------------------------------------------------------------------- issue 21
+def informative_label(box):
+    from PySide6.QtWidgets import QLabel
+
+    return box.findChild(QLabel, "qt_msgbox_informativelabel")
+
+
+def open_faceless_case(qtbot, w: MainWindow, tmp_path: Path) -> Case:
+    """A case whose only evidence is a grey wall (no face), opened without a gallery."""
+    cv2.imwrite(str(tmp_path / "wall.png"), np.full((240, 320, 3), 128, np.uint8))
+    case = Case.create(tmp_path / "faceless", "GUI-W", "Analyst")
+    case.add_evidence([tmp_path / "wall.png"])
+    w.settings.gallery_path = ""
+    w.case_actions.open_case(str(case.root))
+    wait_idle(qtbot, w)
+    return case
+
+
+def test_every_view_shortcut_and_menu_entry_opens_its_own_tab(qtbot, window: MainWindow, case_dir: Path) -> None:
+    w = window
+    w.case_actions.open_case(str(case_dir))
+    wait_idle(qtbot, w)
+    w.activateWindow()
+    tabs = w.case_view.tabs
+    for i, key in enumerate((Qt.Key.Key_1, Qt.Key.Key_2, Qt.Key.Key_3, Qt.Key.Key_4)):
+        tabs.setCurrentIndex((i + 1) % 4)
+        qtbot.keyClick(w, key, Qt.KeyboardModifier.ControlModifier)
+        assert tabs.currentIndex() == i
+    entries = {a.text(): a for a in w.view_menu.actions()}
+    for i, name in enumerate(("Frame", "Compare", "Audio", "Candidates")):
+        tabs.setCurrentIndex((i + 1) % 4)
+        entries[name].trigger()
+        assert tabs.currentIndex() == i
+
+
+def test_showing_list_stays_on_the_analysis_shown_and_added_evidence_shows_at_once(
+        qtbot, window: MainWindow, tmp_path: Path, frame_640, tiny_engine, detector) -> None:
+    from forensic_face.services.analysis import analyze_case
+
+    w = window
+    case = Case.create(tmp_path / "c5", "GUI-5", "Analyst")
+    w.case_actions.open_case(str(case.root))
+    wait_idle(qtbot, w)
+    assert not w.case_view.frame_view.has_frame()
+    cv2.imwrite(str(tmp_path / "cam5.png"), cv2.cvtColor(frame_640, cv2.COLOR_RGB2BGR))
+    w.case_actions.add_evidence([str(tmp_path / "cam5.png")])
+    wait_idle(qtbot, w)
+    assert w.case_view.frame_view.has_frame()  # shown without pressing Detect
+    assert w.case_view.frame_note.text().startswith("cam5.png: 640×480") and "found by" in w.case_view.frame_note.text()
+    for _ in range(2):
+        analyze_case(Case.open(case.root), tiny_engine, detector, None)
+    w.case_actions.open_case(str(case.root))
+    wait_idle(qtbot, w)
+    cv = w.case_view
+    assert cv.view.analysis_id == "analysis-002" and cv.analysis_combo.currentText() == "analysis-002"
+    sf.write(tmp_path / "late.wav", np.zeros(16000, np.float32), 16000)
+    w.case_actions.add_evidence([str(tmp_path / "late.wav")])
+    wait_idle(qtbot, w)
+    assert cv.view.analysis_id == "analysis-002" and cv.analysis_combo.currentText() == "analysis-002"
+    w.report_actions.export_to(str(tmp_path / "r.pdf"))
+    wait_idle(qtbot, w)
+    assert cv.view.analysis_id == "analysis-002" and cv.analysis_combo.currentText() == "analysis-002"
+    cv.analysis_combo.setCurrentText("analysis-001")  # the analyst chooses the first: the tabs follow
+    wait_idle(qtbot, w)
+    assert cv.view.analysis_id == "analysis-001"
+
+
+def test_the_drawn_box_stays_for_a_rerun_and_the_draw_tool_is_put_down(qtbot, window: MainWindow,
+                                                                        tmp_path: Path) -> None:
+    from PySide6.QtCore import QEvent
+    from PySide6.QtGui import QMouseEvent
+    from PySide6.QtWidgets import QApplication
+
+    w = window
+    case = open_faceless_case(qtbot, w, tmp_path)
+    view, vp = w.case_view.frame_view, w.case_view.frame_view.viewport()
+    w.activateWindow()
+    qtbot.keyClick(w, Qt.Key.Key_B, Qt.KeyboardModifier.ControlModifier)
+    assert view.drawing and w.act_draw.isChecked()
+
+    def send(kind, x, y, buttons):
+        pos = QPointF(view.mapFromScene(QPointF(x, y)))
+        QApplication.sendEvent(vp, QMouseEvent(kind, pos, vp.mapToGlobal(pos), Qt.MouseButton.LeftButton, buttons,
+                                               Qt.KeyboardModifier.NoModifier))
+
+    send(QEvent.Type.MouseButtonPress, 100, 60, Qt.MouseButton.LeftButton)
+    send(QEvent.Type.MouseMove, 180, 150, Qt.MouseButton.LeftButton)
+    send(QEvent.Type.MouseButtonRelease, 180, 150, Qt.MouseButton.NoButton)
+    assert not view.drawing and not w.act_draw.isChecked() and not w.case_view.draw_button.isChecked()
+    box = view.manual_box()
+    for _run in (1, 2):  # the second run finds the analyst's box still there
+        w.act_run.trigger()
+        wait_idle(qtbot, w)
+        assert not error_dialogs(w), error_dialogs(w)[0].informativeText() if error_dialogs(w) else ""
+        assert view.manual_box() == box and w.case_view.drawn_box() == box
+    log = [e for e in Case.open(case.root).read_log() if e["action"] == "analysis"]
+    assert len(log) == 2 and all(e["details"]["parameters"]["manual_box"] for e in log)
+    w.case_view.frame_panel.clear_box_button.click()
+    assert w.case_view.drawn_box() is None
+
+
+def test_error_dialogs_are_plain_text_with_the_windows_advice(qtbot, window: MainWindow, tmp_path: Path,
+                                                              case_dir: Path) -> None:
+    import os
+
+    w = window
+    open_faceless_case(qtbot, w, tmp_path)
+    w.act_run.trigger()  # no face, no box
+    wait_idle(qtbot, w)
+    qtbot.waitUntil(lambda: bool(error_dialogs(w)), timeout=5000)
+    box = error_dialogs(w)[0]
+    text = box.informativeText()
+    assert "<br>" not in text and "--box" not in text and "`" not in text
+    assert text.lower().count("draw the face box by hand") == 1 and "Analysis ▸ Draw face box" in text
+    assert informative_label(box).textFormat() == Qt.TextFormat.PlainText
+    assert "Nothing was lost" in text  # true here: the step changed nothing
+    box.close()
+    ev = next((case_dir / "evidence").glob("*.jpg"))
+    os.chmod(ev, 0o644)
+    ev.write_bytes(ev.read_bytes()[:-10])  # the evidence is altered; opening the case finds it
+    w.case_actions.open_case(str(case_dir))
+    wait_idle(qtbot, w)
+    w.act_run.trigger()
+    wait_idle(qtbot, w)
+    qtbot.waitUntil(lambda: bool(error_dialogs(w)), timeout=5000)
+    text = error_dialogs(w)[0].informativeText()
+    assert "Nothing was lost" not in text and "not as it was recorded" in text
+    assert "File ▸ Verify case" in text and "forensic-face case verify" not in text
+
+
+def test_candidates_tab_tells_the_search_and_highlights_at_most_the_lead(qtbot, window: MainWindow,
+                                                                         case_dir: Path, people: Path,
+                                                                         monkeypatch) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
+    from forensic_face.reports.wording import lead_row
+
+    monkeypatch.setattr(QMessageBox, "information", lambda *a, **k: None)
+    w = window
+    w.gallery_actions.enrol(str(people))
+    wait_idle(qtbot, w)
+    w.case_actions.open_case(str(case_dir))
+    wait_idle(qtbot, w)
+    w.act_run.trigger()
+    wait_idle(qtbot, w)
+    cv = w.case_view
+    search = cv.view.record.search
+    header = cv.table.horizontalHeaderItem(4)
+    assert header.text() == "One-to-one match probability" and "best of the strangers" in header.toolTip()
+    has_open_set = search.open_set_threshold != float("-inf")  # the tiny test models have none
+    assert ("false-lead rate of 1%" in cv.verdict.text()) == has_open_set
+    assert "one-to-one match probability compares the probe with one candidate alone" in cv.search_panel.info.text()
+    assert cv.search_panel.highlighted_rows() == ([] if lead_row(search) is None else [0])
+    assert ("background" in cv.verdict.styleSheet()) == search.confident  # coloured only for a lead
+
+
+def test_the_demo_asks_where_and_shows_its_stages(qtbot, window: MainWindow, case_dir: Path, tmp_path: Path,
+                                                  monkeypatch) -> None:
+    import time
+
+    from PySide6.QtWidgets import QFileDialog
+
+    import forensic_face.services.demo as demo
+
+    w = window
+    asked = []
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: asked.append(a[2]) or "")
+    w.act_demo.trigger()  # cancelled: nothing runs, nothing is written
+    assert asked and not w.runner.busy and not str(asked[0]).startswith(str(Path.home()))
+    crowded = tmp_path / "crowded"
+    (crowded / "case").mkdir(parents=True)
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(crowded))
+    w.act_demo.trigger()  # a folder holding other things: refused, its 'case' folder left alone
+    assert not w.runner.busy and (crowded / "case").is_dir()
+    error_dialogs(w)[0].close()
+    seen = []
+    monkeypatch.setattr(demo, "run_demo", lambda out: time.sleep(1.0) or {"case": str(case_dir)})
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(tmp_path / "fresh"))
+    (tmp_path / "fresh").mkdir()
+    w.act_demo.trigger()
+    qtbot.waitUntil(lambda: "step 1 of 2" in w.task_label.text(), timeout=5000)
+    seen.append(w.progress.maximum())  # a busy bar, not a 0 % that never moves
+    wait_idle(qtbot, w)
+    assert seen == [0] and w.settings.demo_folder == str(tmp_path / "fresh")
+    assert w.windowTitle() == "forensic_face — case GUI-1"
+
+
+def test_small_robustness_fixes(qtbot, window: MainWindow, case_dir: Path, tmp_path: Path) -> None:
+    w = window
+    w.report_actions.export_to(str(tmp_path / "none.pdf"))  # no case open: nothing happens
+    assert not w.runner.busy and not (tmp_path / "none.pdf").exists()
+    w.run_task("Holding", lambda p: __import__("time").sleep(1.0), lambda _r: None, "x")
+    w.case_actions.open_case(str(case_dir))  # busy: the same message as every other task
+    assert w.statusBar().currentMessage().startswith("Busy with 'Holding'")
+    wait_idle(qtbot, w)
+
+
+def test_exported_views_carry_their_caption_and_are_logged(qtbot, window: MainWindow, case_dir: Path,
+                                                           tmp_path: Path) -> None:
+    import hashlib
+
+    w = window
+    w.settings.gallery_path = ""
+    w.case_actions.open_case(str(case_dir))
+    wait_idle(qtbot, w)
+    w.act_run.trigger()
+    wait_idle(qtbot, w)
+    w.show_tab(0)
+    for kind in ("frame", "crop", "comparison"):
+        out = tmp_path / "exports" / f"{kind}.png"
+        w.report_actions.export_png_to(kind, str(out))
+        wait_idle(qtbot, w)
+        assert out.read_bytes().startswith(b"\x89PNG")
+        entry = Case.open(case_dir).read_log()[-1]
+        assert entry["action"] == "view.exported" and entry["details"]["kind"] == kind
+        assert entry["details"]["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+        sha = next(e.sha256 for e in Case.open(case_dir).evidence if e.name == "cam2.jpg")
+        caption = entry["details"]["caption"]
+        assert entry["details"]["evidence_sha256"] == sha and any("GUI-1" in line for line in caption)
+    entries = len(Case.open(case_dir).read_log())
+    w.report_actions.export_png_to("frame", str(case_dir / "inside.png"))  # never into the case folder
+    wait_idle(qtbot, w)
+    assert not (case_dir / "inside.png").exists() and len(Case.open(case_dir).read_log()) == entries
+
+
+def test_view_adjustments_never_reach_the_analysis_and_the_chosen_audio_window_does(
+        qtbot, window: MainWindow, case_dir: Path) -> None:
+    w = window
+    w.settings.gallery_path = ""
+    w.case_actions.open_case(str(case_dir))
+    wait_idle(qtbot, w)
+    panel = w.case_view.frame_panel
+    panel.adjust_button.click()
+    assert panel.adjust_bar.isVisible()
+    brightness, contrast, _gamma = panel.adjust_sliders
+    brightness.setValue(80)
+    contrast.setValue(60)
+    audio = w.case_view.audio_panel
+    w.show_tab(2)
+    qtbot.waitUntil(lambda: bool(audio._axes), timeout=TASK_MS)
+    audio.canvas.canvas.draw()
+    x, y = audio._axes[1].transData.transform((3.0, 1000.0))
+    widget = audio.canvas.canvas
+    ratio = widget.devicePixelRatioF()
+    qtbot.mouseClick(widget, Qt.MouseButton.LeftButton,
+                     pos=QPoint(round(x / ratio), round(widget.height() - y / ratio)))
+    assert w.case_view.audio_time_s() == pytest.approx(3.0, abs=0.02)
+    w.act_run.trigger()
+    wait_idle(qtbot, w)
+    assert not error_dialogs(w)
+    assert w.case_view.view.record.audio.timestamp_s == pytest.approx(3.0, abs=0.02)  # the window chosen
+    panel.reset_adjustment()
+    w.act_run.trigger()
+    wait_idle(qtbot, w)
+    results = case_dir / "results"
+    adjusted, plain = (results / a / "input_face.png" for a in ("analysis-001", "analysis-002"))
+    assert adjusted.read_bytes() == plain.read_bytes()  # the analysis read the evidence, not the view
+    assert w.wb.verify_case(Case.open(case_dir))[0].verification.ok
+
+
+def test_a_clip_plays_through_the_preview_path(qtbot, window: MainWindow, tmp_path: Path, frame_640) -> None:
+    path = tmp_path / "clip.avi"
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
+    for i in range(30):
+        vw.write(cv2.cvtColor(np.roll(frame_640, 3 * i, axis=1), cv2.COLOR_RGB2BGR))
+    vw.release()
+    case = Case.create(tmp_path / "c8", "GUI-8", "Analyst")
+    case.add_evidence([path])
+    w = window
+    w.case_actions.open_case(str(case.root))
+    wait_idle(qtbot, w)
+    cv, tl = w.case_view, w.case_view.timeline
+    tl.slider.setValue(0)  # from the start: the clip does not end while it plays here
+    wait_idle(qtbot, w)
+    cv.frame_view.setFocus()
+    start = tl.slider.value()
+    qtbot.keyClick(cv.frame_view, Qt.Key.Key_Right)
+    wait_idle(qtbot, w)
+    assert f"frame {start + 1} at" in cv.frame_note.text()
+    qtbot.keyClick(cv.frame_view, Qt.Key.Key_Space)
+    assert tl.playing
+    qtbot.waitUntil(lambda: tl.slider.value() >= start + 4, timeout=20_000)
+    qtbot.keyClick(cv.frame_view, Qt.Key.Key_Space)
+    wait_idle(qtbot, w)
+    assert not tl.playing and f"frame {tl.slider.value()} at" in cv.frame_note.text()  # the frame named is shown
+    assert f"frame {tl.slider.value()} of 30" in tl.label.text()
