@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from PySide6.QtWidgets import QInputDialog
+
 from forensic_face.gui.actions import WindowActions
 from forensic_face.gui.dialogs import CompareDialog, show_error
 
@@ -97,6 +99,36 @@ class AnalysisActions(WindowActions):
         w.run_task("Analysing", lambda p: w.wb.analyze(case, frame, audio, use_audio, box, time_s, p,
                                                        audio_time_s=audio_time_s if use_audio else None),
                    done, "The analysis could not finish")
+
+    def withdraw_analysis(self) -> None:
+        """Withdraw the analysis shown, asking why (a reason is required; nothing is deleted)."""
+        self._record_on_shown("Withdraw analysis", "Why is {aid} withdrawn? (It stays in the case and the report, "
+                              "marked withdrawn.)", self.w.wb.withdraw_analysis)
+
+    def add_note(self) -> None:
+        """Write a note on the analysis shown (logged with who and when, printed in the report)."""
+        self._record_on_shown("Add a note", "Note on {aid} (logged with your name and the time, printed in the "
+                              "report):", self.w.wb.add_note, multiline=True)
+
+    def _record_on_shown(self, title: str, prompt: str, record, multiline: bool = False) -> None:
+        w = self.w
+        view = w.case_view.view
+        if w.state is None or view is None:
+            w.statusBar().showMessage(f"{title}: show an analysis first (the Showing list)", 6000)
+            return
+        aid, case = view.analysis_id, w.state.case
+        ask = QInputDialog.getMultiLineText if multiline else QInputDialog.getText
+        text, ok = ask(w, title, prompt.format(aid=aid))
+        if not ok or not text.strip():
+            return
+
+        def done(result) -> None:
+            state, shown = result
+            w.case_actions.show_case(state, show_latest=False)
+            self.show_view(shown)
+            w.statusBar().showMessage(f"{title}: {aid}: recorded in the audit log", 8000)
+
+        w.run_task(title, lambda p: record(case, aid, text), done, f"{title}: not recorded", cancellable=False)
 
     def show_analysis_id(self, analysis_id: str) -> None:
         w = self.w

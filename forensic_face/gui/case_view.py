@@ -78,9 +78,15 @@ class CaseView(QWidget):
         self.tabs.addTab(self._compare_tab(), "Compare")
         self.tabs.addTab(self.audio_panel, "Audio")
         self.tabs.addTab(self.search_panel, "Candidates")
+        self.record_note = QLabel("")  # the shown analysis's withdrawal and the analyst's notes, from the log
+        self.record_note.setObjectName("analysisRecordNote")
+        self.record_note.setWordWrap(True)
+        self.record_note.setTextFormat(Qt.TextFormat.PlainText)
+        self.record_note.setVisible(False)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addLayout(top)
+        lay.addWidget(self.record_note)
         lay.addWidget(self.tabs, 1)
         self.view = None  # reports.content.AnalysisView shown
         self._drawn: tuple | None = None  # ((evidence, frame index), box) the analyst drew, kept for that frame
@@ -318,6 +324,7 @@ class CaseView(QWidget):
     def clear_analysis(self) -> None:
         """Back to 'no analysis shown' (another case was opened)."""
         self.view = None
+        self.record_note.setVisible(False)
         for panel in self._panels():
             panel.set_image(None)
         self.quality.setText("")
@@ -345,6 +352,7 @@ class CaseView(QWidget):
             f"noise σ {q.noise_sigma:.2f} · mean level {q.mean_level:.0f}"
             + (" · <b>" + html.escape("; ".join(q.hints)) + "</b>" if q.hints else " · no quality warnings"))
         self.search_panel.show_search(view)
+        self._show_record_note(view)
         self.analysis_combo.blockSignals(True)
         self.analysis_combo.setCurrentText(view.analysis_id)
         self.analysis_combo.blockSignals(False)
@@ -358,6 +366,19 @@ class CaseView(QWidget):
                                  f"frame at {r.timestamp_s:.2f} s")
             self.frame_note.setText(f"{view.analysis_id}: {r.frame_evidence} — face box "
                                     f"{'drawn by the analyst' if face.method == 'manual' else 'detected'}")
+
+    def _show_record_note(self, view) -> None:
+        """What the log says of the shown analysis since it was made: withdrawn (with why, who, when) and notes."""
+        lines = []
+        if view.withdrawn is not None:
+            w = view.withdrawn
+            lines.append(f"WITHDRAWN on {w.time[:19].replace('T', ' ')} by {w.analyst or w.user}: {w.text}. It stays "
+                         "in the case and the report, marked withdrawn; do not rely on it.")
+        lines += [f"Note ({n.time[:16].replace('T', ' ')}, {n.analyst or n.user}): {n.text}" for n in view.notes]
+        self.record_note.setText("\n".join(lines))
+        self.record_note.setStyleSheet("padding: 4px; background: #f8d7da;" if view.withdrawn is not None
+                                       else "padding: 4px; background: #eef2f7;")
+        self.record_note.setVisible(bool(lines))
 
     def _show_reconstruction(self) -> None:
         if self.view is None:

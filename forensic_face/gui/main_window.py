@@ -149,6 +149,10 @@ class MainWindow(QMainWindow):
         self.act_detect = self._action("&Detect face", analysis.detect_face, "Ctrl+D")
         self.act_draw = self._action("Draw face &box", None, "Ctrl+B", "Drag on the frame to draw the face box")
         self.act_draw.setCheckable(True)
+        self.act_withdraw = self._action("&Withdraw this analysis…", analysis.withdraw_analysis, None,
+                                         "Mark the analysis shown withdrawn, with the reason (kept, logged)")
+        self.act_note = self._action("Add a &note to this analysis…", analysis.add_note, "Ctrl+Shift+N",
+                                     "Write a note on the analysis shown (logged, printed in the report)")
         self.act_enrol = self._action("&Enrol a folder…", gallery.enrol_dialog, "Ctrl+G",
                                       "Enrol an LFW-style folder (one sub-folder per person)")
         self.act_gallery_info = self._action("Gallery &information", gallery.gallery_info)
@@ -179,6 +183,9 @@ class MainWindow(QMainWindow):
         m = mb.addMenu("&Analysis")
         for a in (self.act_run, self.act_detect, self.act_draw, self.act_cancel):
             m.addAction(a)
+        m.addSeparator()
+        m.addAction(self.act_note)
+        m.addAction(self.act_withdraw)
         m = mb.addMenu("&Gallery")
         m.addAction(self.act_enrol)
         m.addAction(self.act_gallery_info)
@@ -302,7 +309,8 @@ class MainWindow(QMainWindow):
 
     def set_case_actions(self, on: bool) -> None:
         """Enable the actions on the open case; with no case open, hide its docks."""
-        for a in (self.act_add, self.act_export, self.act_verify, self.act_close, self.act_run, self.act_detect):
+        for a in (self.act_add, self.act_export, self.act_verify, self.act_close, self.act_run, self.act_detect,
+                  self.act_withdraw, self.act_note):
             a.setEnabled(on)
         self.export_menu.setEnabled(on)
         self.case_view.allow_run(on)

@@ -68,18 +68,22 @@ class SearchPanel(QWidget):
         self.info.setText("")
 
     def show_search(self, view) -> None:
-        """The search of an AnalysisView; an altered analysis is flagged and nothing of it highlighted."""
+        """The search of an AnalysisView; an altered or withdrawn analysis is flagged and nothing of it highlighted."""
         search = view.record.search
         if search is None:
             self.clear("No gallery was searched (choose one in Settings, then run the analysis).")
             return
         self.clear()
         cands = search.candidates
-        lead = lead_row(search) if view.trustworthy else None
+        withdrawn = view.withdrawn is not None
+        lead = lead_row(search) if view.trustworthy and not withdrawn else None
         if not view.trustworthy:  # a record changed after it was written: never headline what it now says
             self.verdict.setText("ALTERED: files of this analysis were changed after they were written (case "
                                  "verification names them). Do not rely on anything shown for it.\n"
                                  "It now reads: " + search_verdict(search))
+            self.verdict.setStyleSheet(f"{VERDICT_STYLE} background: {ALTERED_COLOUR};")
+        elif withdrawn:  # the analyst withdrew it: what it found is kept, never headlined
+            self.verdict.setText(f"WITHDRAWN ({view.withdrawn.text}). It read: " + search_verdict(search))
             self.verdict.setStyleSheet(f"{VERDICT_STYLE} background: {ALTERED_COLOUR};")
         else:
             self.verdict.setText(search_verdict(search))

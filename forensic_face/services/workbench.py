@@ -74,15 +74,20 @@ class Workbench(Resources):
         run = verify_and_record(case, progress)
         return self.case_state(case, progress, with_latest=False, verification=run.report), run.not_logged
 
-    def withdraw_analysis(self, case: Case, analysis_id: str, reason: str) -> CaseState:
-        """Mark an analysis withdrawn with the analyst's reason (logged, kept, shown as withdrawn)."""
+    def withdraw_analysis(self, case: Case, analysis_id: str, reason: str):
+        """Mark an analysis withdrawn with the analyst's reason (logged, kept, shown as withdrawn); returns the
+        case's fresh state and the analysis as it now reads."""
         case.withdraw_analysis(analysis_id, reason)
-        return self.case_state(case)
+        return self._state_and_analysis(case, analysis_id)
 
-    def add_note(self, case: Case, analysis_id: str, note: str) -> CaseState:
-        """Log an analyst's note on an analysis."""
+    def add_note(self, case: Case, analysis_id: str, note: str):
+        """Log an analyst's note on an analysis; returns the case's fresh state and the analysis with its notes."""
         case.add_note(analysis_id, note)
-        return self.case_state(case)
+        return self._state_and_analysis(case, analysis_id)
+
+    def _state_and_analysis(self, case: Case, analysis_id: str):
+        state = self.case_state(case, with_latest=False)
+        return state, self.load_analysis(case, analysis_id, state.verification)
 
     def load_analysis(self, case: Case, analysis_id: str, verification: VerifyReport | None = None):
         """A logged analysis by id; with the case view's verification, its altered files are named."""

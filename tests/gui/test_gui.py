@@ -698,3 +698,45 @@ def test_a_clip_plays_through_the_preview_path(qtbot, window: MainWindow, tmp_pa
     wait_idle(qtbot, w)
     assert not tl.playing and f"frame {tl.slider.value()} at" in cv.frame_note.text()  # the frame named is shown
     assert f"frame {tl.slider.value()} of 30" in tl.label.text()
+
+
+def test_an_analysis_is_withdrawn_and_annotated_from_the_menu_and_shown_so(
+        qtbot, window: MainWindow, tmp_path: Path, frame_640, tiny_engine, detector, people: Path,
+        monkeypatch) -> None:
+    from PySide6.QtWidgets import QInputDialog
+
+    from forensic_face.services.analysis import analyze_case
+    from forensic_face.services.enrolment import enroll_folder
+    from forensic_face.store.gallery import open_gallery
+
+    w = window
+    cv2.imwrite(str(tmp_path / "cam7.png"), cv2.cvtColor(frame_640, cv2.COLOR_RGB2BGR))
+    case = Case.create(tmp_path / "c7", "GUI-7", "Analyst")
+    case.add_evidence([tmp_path / "cam7.png"])
+    with open_gallery(tmp_path / "g7.db", mode="create") as gallery:
+        enroll_folder(gallery, people, tiny_engine, detector)
+        for _ in range(2):
+            analyze_case(Case.open(case.root), tiny_engine, detector, gallery)
+    w.case_actions.open_case(str(case.root))
+    wait_idle(qtbot, w)
+    cv = w.case_view
+    cv.analysis_combo.setCurrentText("analysis-001")  # the mistaken one, not the newest
+    wait_idle(qtbot, w)
+    assert not cv.record_note.isVisible()
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("wrong face box", True))
+    w.act_withdraw.trigger()
+    wait_idle(qtbot, w)
+    assert cv.view.analysis_id == "analysis-001" and cv.record_note.isVisible()
+    assert cv.record_note.text().startswith("WITHDRAWN on ") and "wrong face box" in cv.record_note.text()
+    assert cv.verdict.text().startswith("WITHDRAWN (wrong face box). It read: ")  # never headlined as found
+    monkeypatch.setattr(QInputDialog, "getMultiLineText", lambda *a, **k: ("box drawn on the wrong person", True))
+    qtbot.keyClick(w, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    wait_idle(qtbot, w)
+    assert "Note (" in cv.record_note.text() and "box drawn on the wrong person" in cv.record_note.text()
+    refs = Case.open(case.root).analyses()
+    assert refs[0].withdrawn.text == "wrong face box" and [n.text for n in refs[0].notes] == [
+        "box drawn on the wrong person"] and refs[1].withdrawn is None
+    assert any(e["action"] == "analysis.withdrawn" for e in w.state.log)  # the audit dock is up to date
+    cv.analysis_combo.setCurrentText("analysis-002")
+    wait_idle(qtbot, w)
+    assert not cv.record_note.isVisible()
