@@ -28,6 +28,7 @@ from forensic_face.core.records import Candidate
 from forensic_face.gui.settings import DEVICES, FPIR_CHOICES, AppSettings
 from forensic_face.gui.widgets import ImagePanel
 from forensic_face.models.calibration import DEFAULT_FPIR
+from forensic_face.store.gallery import public_location
 
 #: What the analyst can do about each kind of failure (a task's kinds: gui.tasks.failure_kind).
 UNCHANGED = ("Nothing was lost: the case and the evidence are as they were before this step (a failed analysis is "
@@ -145,6 +146,9 @@ class SettingsDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.gallery = QLineEdit(settings.gallery_path)
+        self.gallery.setPlaceholderText("gallery.db, or postgresql://analyst@server/gallery")
+        self.gallery.setToolTip("A gallery database file, or a PostgreSQL server's URL (a unit's shared gallery). "
+                                "A password is never stored here: give it in ~/.pgpass or PGPASSWORD.")
         row = path_row(self.gallery, "Choose…", self._browse)
         self.device = QComboBox()
         self.device.addItems(DEVICES)
@@ -163,7 +167,7 @@ class SettingsDialog(QDialog):
                              "an investigative lead. A higher rate gives more leads, and more of them false.")
         self.analyst = QLineEdit(settings.analyst)
         form = QFormLayout(self)
-        form.addRow("Gallery database:", row)
+        form.addRow("Gallery (file or URL):", row)
         form.addRow("Compute device:", self.device)
         form.addRow("Candidates shown (top-k):", self.top_k)
         form.addRow("False-lead rate of gallery leads:", self.fpir)
@@ -181,12 +185,15 @@ class SettingsDialog(QDialog):
         if path:
             self.gallery.setText(path)
 
-    def apply(self, settings: AppSettings) -> None:
-        settings.gallery_path = self.gallery.text().strip()
+    def apply(self, settings: AppSettings) -> bool:
+        """Store the choices; False when a password had to be dropped from the gallery's URL (say so)."""
+        given = self.gallery.text().strip()
+        settings.gallery_path = public_location(given)
         settings.device = self.device.currentText()
         settings.top_k = self.top_k.value()
         settings.fpir = float(self.fpir.currentData())
         settings.analyst = self.analyst.text().strip()
+        return settings.gallery_path == given
 
 
 class CompareDialog(QDialog):

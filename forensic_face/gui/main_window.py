@@ -34,6 +34,7 @@ from forensic_face.gui.settings import AppSettings
 from forensic_face.gui.tasks import TaskRunner
 from forensic_face.services.cases import CaseState
 from forensic_face.services.workbench import Workbench
+from forensic_face.store.gallery import public_location
 
 
 class StartPage(QWidget):
@@ -275,7 +276,7 @@ class MainWindow(QMainWindow):
     # ---------------------------------------------------------------------------------------- status, tasks
     def update_status(self) -> None:
         """The status bar's line: the case, the gallery and the search settings in use."""
-        gallery = self.wb.gallery_path or "none (Settings ▸ Gallery)"
+        gallery = public_location(self.wb.gallery_path) if self.wb.gallery_path else "none (Settings ▸ Gallery)"
         case = f"case {self.state.case.meta['id']}" if self.state else "no case open"
         self.status_label.setText(f"{case} · gallery: {gallery} · device: {self.wb.device} · top-{self.wb.top_k}"
                                   f" · false leads {self.wb.fpir * 100:g} %")
@@ -364,7 +365,9 @@ class MainWindow(QMainWindow):
         cuda = torch.cuda.is_available() if torch is not None else None
         dlg = SettingsDialog(self, self.settings, cuda_available=cuda)
         if dlg.exec() == SettingsDialog.DialogCode.Accepted:
-            dlg.apply(self.settings)
+            if not dlg.apply(self.settings):
+                self.statusBar().showMessage("The password in the gallery's URL was not kept: give it in ~/.pgpass "
+                                             "or PGPASSWORD (it is never stored in settings, cases or reports)", 12000)
             self.apply_settings()
 
     def apply_settings(self) -> None:

@@ -740,3 +740,20 @@ def test_an_analysis_is_withdrawn_and_annotated_from_the_menu_and_shown_so(
     cv.analysis_combo.setCurrentText("analysis-002")
     wait_idle(qtbot, w)
     assert not cv.record_note.isVisible()
+
+
+def test_a_server_gallery_is_chosen_by_url_and_its_password_is_never_kept(qtbot, window: MainWindow) -> None:
+    """Settings ▸ Gallery takes a PostgreSQL URL; a password typed into it is dropped (it belongs in ~/.pgpass
+    or PGPASSWORD) before it reaches the settings file, the services or the status bar, and the window says so."""
+    from forensic_face.gui.dialogs import SettingsDialog
+
+    dlg = SettingsDialog(window, window.settings, cuda_available=False)
+    qtbot.addWidget(dlg)
+    dlg.gallery.setText("postgresql://analyst:s3cret@db.unit.example:5433/gallery")
+    assert dlg.apply(window.settings) is False
+    window.apply_settings()
+    for shown in (window.settings.gallery_path, AppSettings(window.settings.q).gallery_path, window.wb.gallery_path,
+                  window.status_label.text()):
+        assert "s3cret" not in shown and "analyst@db.unit.example:5433/gallery" in shown
+    dlg.gallery.setText("postgresql://analyst@db.unit.example/gallery")
+    assert dlg.apply(window.settings) is True

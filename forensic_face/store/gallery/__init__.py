@@ -11,10 +11,11 @@ import re
 from collections.abc import Callable
 
 from forensic_face.store.gallery.postgres import PostgresGallery
+from forensic_face.store.gallery.postgres import public_location as public_url
 from forensic_face.store.gallery.protocol import GalleryError, GalleryMode, GalleryStore
 from forensic_face.store.gallery.sqlite import SQLiteGallery
 
-__all__ = ["GalleryError", "GalleryMode", "GalleryStore", "open_gallery"]
+__all__ = ["GalleryError", "GalleryMode", "GalleryStore", "open_gallery", "public_location"]
 
 #: The backend of each location scheme ("scheme://..."); "" for a file path.
 _BACKENDS: dict[str, Callable[..., GalleryStore]] = {
@@ -22,6 +23,13 @@ _BACKENDS: dict[str, Callable[..., GalleryStore]] = {
     "postgresql": PostgresGallery, "postgres": PostgresGallery,
 }
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def public_location(location: str | os.PathLike) -> str:
+    """A gallery's location as it may be shown or stored: a server URL without any password in it (a file's
+    path as it is)."""
+    text = os.fspath(location)
+    return public_url(text) if _SCHEME.match(text) else text
 
 
 def open_gallery(location: str | os.PathLike, mode: GalleryMode = "read") -> GalleryStore:
