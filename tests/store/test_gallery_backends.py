@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from forensic_face.engine.search import EmbeddingIndex, Ranking, Snapshot, search_gallery
+from forensic_face.engine.search import EmbeddingIndex, Snapshot, search_gallery
 from forensic_face.models.calibration import MatchCalibration
 from forensic_face.services.enrolment import enroll_folder, reembed
 from forensic_face.store.gallery import GalleryError, GalleryStore, open_gallery
-from forensic_face.store.gallery.protocol import ImageRecord, StoredImage, content_sha256
+from forensic_face.store.gallery.protocol import ImageRecord, IndexedStore, StoredImage, content_sha256
 
 
-class MemoryGallery:
+class MemoryGallery(IndexedStore):
     """A GalleryStore held in dicts and lists, for one process."""
 
     def __init__(self, location: str = "memory:test", mode: str = "create") -> None:
@@ -49,13 +49,6 @@ class MemoryGallery:
 
     def no_face_images(self) -> list[str]:
         return sorted(im["path"] for im in self.image_rows if im["status"] != "ok")
-
-    def identity(self, model_version: str) -> dict:
-        return dict(self.snapshot(model_version).identity)
-
-    def rank(self, model_version: str, query: np.ndarray, people: int) -> Ranking:
-        snapshot = self.snapshot(model_version)
-        return snapshot.index.ranking(query, snapshot.identity, snapshot.held)
 
     def snapshot(self, model_version: str) -> Snapshot:
         rows = [(iid, vec) for (iid, version), vec in self.vectors.items() if version == model_version]

@@ -16,7 +16,7 @@ from typing import Literal, NamedTuple, Protocol, Self, runtime_checkable
 import numpy as np
 
 from forensic_face.core.errors import GalleryError
-from forensic_face.engine.search import Searchable
+from forensic_face.engine.search import Ranking, Searchable, Snapshot
 
 __all__ = ["GalleryError", "GalleryMode", "GalleryStore", "ImageRecord", "StoredImage", "content_line",
            "content_sha256", "lines_sha256"]
@@ -149,3 +149,20 @@ class GalleryStore(Searchable, Protocol):
     def embeddings(self, model_version: str) -> Iterator[tuple[int, np.ndarray]]:
         """(image id, float32 vector) of every embedding of ``model_version``, by image id (read in batches)."""
         ...
+
+
+class IndexedStore:
+    """What a store that reads a model's embeddings into one in-memory index (:meth:`snapshot`) answers from
+    it: its identity and the exact ranking of every person. A base for such backends (the SQLite store)."""
+
+    def snapshot(self, model_version: str) -> Snapshot:
+        raise NotImplementedError
+
+    def identity(self, model_version: str) -> dict:
+        """GalleryStore.identity, of the snapshot (so it agrees with what is searched)."""
+        return dict(self.snapshot(model_version).identity)
+
+    def rank(self, model_version: str, query: np.ndarray, people: int) -> Ranking:
+        """Searchable.rank: every person, scored on the snapshot's index (exact)."""
+        snapshot = self.snapshot(model_version)
+        return snapshot.index.ranking(query, snapshot.identity, snapshot.held)

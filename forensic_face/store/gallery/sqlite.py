@@ -28,11 +28,12 @@ from pathlib import Path
 import numpy as np
 
 from forensic_face.core.errors import enrol_command
-from forensic_face.engine.search import EmbeddingIndex, Ranking, Snapshot
+from forensic_face.engine.search import EmbeddingIndex, Snapshot
 from forensic_face.store.gallery.protocol import (
     GalleryError,
     GalleryMode,
     ImageRecord,
+    IndexedStore,
     StoredImage,
     content_sha256,
 )
@@ -77,7 +78,7 @@ def _remove_stale(paths: Iterable[Path], age_s: float = 600.0) -> None:
                 log.info("%s: removed, left by a gallery creation that was interrupted", path)
 
 
-class SQLiteGallery:
+class SQLiteGallery(IndexedStore):
     """A gallery database file (a GalleryStore). Thread-safe for the GUI's worker threads (one connection, a lock).
 
     ``mode``: ``"read"`` opens an existing gallery read-only (search, information, analysis; nothing is
@@ -317,15 +318,6 @@ class SQLiteGallery:
     def no_face_images(self) -> list[str]:
         with self._lock:
             return [r[0] for r in self.db.execute("SELECT path FROM images WHERE status != 'ok' ORDER BY path")]
-
-    def identity(self, model_version: str) -> dict:
-        """GalleryStore.identity; cached until the gallery changes (by this or another connection)."""
-        return dict(self.snapshot(model_version).identity)
-
-    def rank(self, model_version: str, query: np.ndarray, people: int) -> Ranking:
-        """Searchable.rank: every person, scored on the index of :meth:`snapshot` (exact)."""
-        snapshot = self.snapshot(model_version)
-        return snapshot.index.ranking(query, snapshot.identity, snapshot.held)
 
     def snapshot(self, model_version: str) -> Snapshot:
         """The search index and identity of ``model_version``, read in one transaction (so they agree)."""
