@@ -19,7 +19,6 @@ import torch
 from forensic_face.core.errors import ForensicFaceError
 from forensic_face.models.bundle import bundle_available, calibration_digest, load_networks
 from forensic_face.models.calibration import MatchCalibration
-from forensic_face.models.nets import fold_batch_norms
 from forensic_face.paths import models_dir
 from forensic_face.vision.frames import to_grey
 
@@ -68,7 +67,8 @@ class FaceEngine:
         # the same outputs to float rounding, in 6-20 % (recogniser) and 20-25 % (autoencoder) less time
         # per face on 2 cores (scripts/bench_inference.py). self.ae and self.rec stay the networks as
         # stored, for export.
-        self._ae_run, self._rec_run = self.ae, fold_batch_norms(self.rec)
+        self._ae_run, self._rec_run = self.ae, self.rec.for_inference()
+        self.alignment = type(self.rec).alignment  # how the probe path aligns faces for these networks
         if self.device.type == "cpu":
             self._ae_run = copy.deepcopy(self.ae).to(memory_format=torch.channels_last)
         self.size = int(self.meta["ae"]["size"])

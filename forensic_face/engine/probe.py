@@ -102,10 +102,11 @@ def face_region(image: np.ndarray, box: Box) -> np.ndarray:
     return image[max(0, y0):min(h, y1), max(0, x0):min(w, x1)]
 
 
-def face_at(image: np.ndarray, detection: FaceDetection, size: int) -> ProbeFace:
-    """Align ``detection`` of ``image`` ((H, W) or (H, W, 3) uint8) to a ``size`` px crop, take its grey form
-    and measure its quality (with the detail its region of the frame has, and its pose)."""
-    aligned = align_face(image, detection, AlignSpec(size=size))
+def face_at(image: np.ndarray, detection: FaceDetection, size: int, alignment: str = "eyes") -> ProbeFace:
+    """Align ``detection`` of ``image`` ((H, W) or (H, W, 3) uint8) to a ``size`` px crop the way the networks
+    want (``alignment``: AlignSpec.mode), take its grey form and measure its quality (with the detail its
+    region of the frame has, and its pose)."""
+    aligned = align_face(image, detection, AlignSpec(size=size, mode=alignment))
     grey = to_grey(aligned.image)
     turned = detection.extra.get("apparent_rotation_deg")
     quality = assess(grey, detection.width, face_region(image, detection.box), detection.landmarks,
@@ -113,9 +114,10 @@ def face_at(image: np.ndarray, detection: FaceDetection, size: int) -> ProbeFace
     return ProbeFace(detection, aligned, grey, quality)
 
 
-def find_face(image: np.ndarray, detector: FaceDetector, size: int, box: Box | None = None) -> ProbeFace:
+def find_face(image: np.ndarray, detector: FaceDetector, size: int, box: Box | None = None,
+              alignment: str = "eyes") -> ProbeFace:
     """The face step: :func:`locate` then :func:`face_at`."""
-    return face_at(image, locate(image, detector, box), size)
+    return face_at(image, locate(image, detector, box), size, alignment)
 
 
 class ProbePath:
@@ -131,8 +133,8 @@ class ProbePath:
         return int(self.engine.size)
 
     def face(self, image: np.ndarray, box: Box | None = None) -> ProbeFace:
-        """Detect (or take ``box``), align at the engine's size, grey, quality."""
-        return find_face(image, self.detector, self.size, box)
+        """Detect (or take ``box``), align at the engine's size the engine's way, grey, quality."""
+        return find_face(image, self.detector, self.size, box, self.engine.alignment)
 
     def complete(self, face: ProbeFace, audio: np.ndarray | None = None, without_audio: bool = True) -> Probe:
         """Reconstruct ``face`` (with ``audio``, a (D,) or (1, D) vector, when given) and embed the

@@ -7,7 +7,9 @@ digest before it reads a tensor and rebuilds the networks from their own stored 
 
 ``models.json``'s ``recogniser`` names the recogniser's architecture (a key of :data:`RECOGNISERS`) and
 where its weights came from; a bundle without it (every bundle written before it existed) holds the
-project's own CNN, :data:`DEFAULT_ARCHITECTURE`. A new backbone is its definition plus one line there.
+project's own CNN, :data:`DEFAULT_ARCHITECTURE`. A new backbone is its definition plus one line there: the
+network says how its faces are aligned (``alignment``, an AlignSpec mode) and gives the engine a copy that takes
+its grey 0..1 faces (``for_inference()``); the engine and the probe path need nothing else.
 """
 
 from __future__ import annotations

@@ -148,6 +148,14 @@ class _Block(nn.Module):
 
 
 class Recogniser(nn.Module):
+    #: How the faces it embeds are aligned (vision.align.AlignSpec.mode); every recogniser says so.
+    alignment = "eyes"
+
+    def for_inference(self) -> nn.Module:
+        """What the engine runs: a copy taking (B, 1, S, S) grey faces in 0..1 (this network's own input),
+        its batch norms folded (:func:`fold_batch_norms`)."""
+        return fold_batch_norms(self)
+
     def __init__(self, config: RecogniserConfig = RecogniserConfig()) -> None:
         super().__init__()
         self.config = config

@@ -19,6 +19,7 @@ nothing here reads ONNX.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -64,6 +65,15 @@ class SeparableBlock(nn.Sequential):
 
 
 class SFaceNet(nn.Module):
+    #: SFace was trained on faces aligned to the five-point ArcFace template.
+    alignment = "arcface"
+
+    def for_inference(self) -> nn.Module:
+        """What the engine runs: an eval copy taking the engine's (B, 1, 112, 112) grey faces in 0..1, given to
+        the network as the same grey in each of its three channels, 0..255 (the engine's faces are grey, as
+        LFW's are)."""
+        return _GreyInput(copy.deepcopy(self).eval())
+
     def __init__(self, config: SFaceConfig = SFaceConfig()) -> None:
         super().__init__()
         if config.size != 112:
@@ -85,6 +95,17 @@ class SFaceNet(nn.Module):
         """x (B, 3, 112, 112) RGB, 0..255 -> embedding (B, embed_dim), not normalised."""
         f = self.feature_bn(self.blocks(self.stem((x - PIXEL_MEAN) * PIXEL_SCALE)))  # (B, 1024, 7, 7)
         return self.embed_bn(self.fc(self.drop(torch.flatten(f, 1))))
+
+
+class _GreyInput(nn.Module):
+    """A network of RGB 0..255 input, fed the engine's grey 0..1 faces."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.expand(-1, 3, -1, -1) * 255.0)
 
 
 def load_sface(path: Path) -> SFaceNet:

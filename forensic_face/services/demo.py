@@ -66,9 +66,10 @@ def run_demo(out: str | Path) -> dict:
     detector = FaceDetector()
     engine = FaceEngine() if FaceEngine.available() else None  # loaded once, for the preview and the analysis
     size = probe_size(engine)  # the networks' input size (without models: a size to show the crops at)
-    probe_face = find_face(probe, detector, size)  # the probe path's face step
+    alignment = engine.alignment if engine is not None else "eyes"  # the networks' way
+    probe_face = find_face(probe, detector, size, alignment=alignment)  # the probe path's face step
     face, aligned, quality = probe_face.detection, probe_face.aligned, probe_face.quality
-    clean_face = find_face(scene, detector, size).aligned
+    clean_face = find_face(scene, detector, size, alignment=alignment).aligned
 
     clip = load_audio(audio_path)
     feats = _audio_features(clip, PROBE_TIMESTAMP_S)

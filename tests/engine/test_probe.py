@@ -197,3 +197,29 @@ def test_the_demo_goes_through_the_probe_path(tmp_path: Path, monkeypatch: pytes
     direct = ProbePath(FaceEngine(), FaceDetector())
     np.testing.assert_array_equal(complete(direct, find(frame, direct.detector, direct.size), audio).embedding,
                                   probe.embedding)
+
+
+def test_a_new_backbone_is_its_definition_and_a_registry_line(tmp_path, detector, frame_640: np.ndarray) -> None:
+    """SFace (a registered recogniser of another architecture, input and alignment) saved in a bundle runs through
+    the one probe path unchanged: the engine builds it by name, the probe path aligns the way it declares
+    (the five-point template) at the bundle's size, and its embedding is what the network gives on that crop."""
+    import torch
+
+    from forensic_face.engine.inference import FaceEngine
+    from forensic_face.models.bundle import save_bundle
+    from forensic_face.models.nets import AEConfig, FusionAutoencoder
+    from forensic_face.models.sface import SFaceConfig, SFaceNet
+
+    torch.manual_seed(0)
+    save_bundle(tmp_path, FusionAutoencoder(AEConfig(size=112, width=4)), SFaceNet(SFaceConfig()).eval(), None,
+                {"date": "test"}, source="random weights (test)")
+    engine = FaceEngine(tmp_path, device="cpu")
+    assert engine.size == 112 and engine.alignment == "arcface"
+    probe = ProbePath(engine, detector).run(frame_640)
+    assert probe.face.aligned.method == "five-point" and probe.face.grey.shape == (112, 112)
+    assert probe.embedding.shape == (128,) and abs(float(np.linalg.norm(probe.embedding)) - 1) < 1e-5
+    x = torch.from_numpy(probe.reconstruction.astype(np.float32))[None, None].expand(2, 3, -1, -1).clone()
+    x[1] = torch.flip(x[1], dims=[2])  # the engine embeds the face and its mirror image, summed
+    with torch.no_grad():
+        want = torch.nn.functional.normalize(engine.rec.eval()(x).sum(0, keepdim=True), dim=1)[0].numpy()
+    assert float(want @ probe.embedding) > 0.9999
