@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from forensic_face.core.errors import AudioError, NoFaceFoundError
+from forensic_face.core.errors import AudioError, InputError, NoFaceFoundError
 from forensic_face.services.analysis import analyze_case
 from forensic_face.services.enrolment import enroll_folder
 from forensic_face.store.case import Case
@@ -229,5 +229,6 @@ def test_a_sideways_frame_is_turned_upright_for_the_analysis_and_shown_turned(tm
     assert 200 < (x0 + x1) / 2 < 440 and y1 <= 480  # in the turned (upright, 640x480) frame, where the face is
     view = load_analysis(case, find_analysis(case, res.analysis_id))
     assert view.frame.shape == frame_640.shape  # turned back upright, as analysed
-    with pytest.raises(ValueError, match="0, 90, 180 or 270"):
+    with pytest.raises(InputError, match="0, 90, 180 or 270 degrees, not 45"):
         analyze_case(case, tiny_engine, detector, rotate=45)
+    assert len(case.analyses()) == 1 and case.failed_analyses() == []  # refused before any work

@@ -20,7 +20,14 @@ import cv2
 import numpy as np
 
 from forensic_face import __version__
-from forensic_face.core.errors import AudioError, CancelledError, CaseError, ForensicFaceError, NoFaceFoundError
+from forensic_face.core.errors import (
+    AudioError,
+    CancelledError,
+    CaseError,
+    ForensicFaceError,
+    InputError,
+    NoFaceFoundError,
+)
 from forensic_face.core.progress import Progress
 from forensic_face.core.records import AnalysisRecord, SearchOutcome
 from forensic_face.engine.probe import Probe, ProbePath
@@ -28,7 +35,7 @@ from forensic_face.engine.search import search_gallery
 from forensic_face.models.calibration import DEFAULT_FPIR
 from forensic_face.store.case import RESULTS_DIR, Case, EvidenceItem
 from forensic_face.store.gallery import GalleryStore
-from forensic_face.vision.frames import encode_png, rotate_image
+from forensic_face.vision.frames import ROTATIONS, encode_png, rotate_image
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +60,6 @@ class AnalysisResult:
     reconstruction_no_audio: np.ndarray | None = None
     search_result: SearchOutcome | None = None
     record: AnalysisRecord | None = None  # the saved record as the GUI and the report read it back
-
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()
@@ -105,6 +111,8 @@ def analyze_case(case: Case, engine, detector, gallery: GalleryStore | None = No
     turns the frame clockwise by 90, 180 or 270 degrees first (a camera hung sideways); ``box`` is then in
     the turned frame."""
     t0 = time.perf_counter()
+    if rotate not in ROTATIONS:
+        raise InputError(f"a frame is turned by 0, 90, 180 or 270 degrees, not {rotate!r}; nothing was analysed")
     if gallery is not None and engine.calibration is not None:
         try:  # refuse a false-lead rate the calibration did not measure before any work is done
             engine.calibration.check_fpir(fpir)
