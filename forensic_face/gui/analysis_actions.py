@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from PySide6.QtCore import QUrl
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QInputDialog
 
 from forensic_face.gui.actions import WindowActions
@@ -22,6 +24,7 @@ class AnalysisActions(WindowActions):
         super().__init__(window)
         self._queued: dict[str, tuple] = {}  # preview work waiting for the preview runner, newest per kind
         self.compare: CompareDialog | None = None  # the candidate comparison opened last
+        self.listened: str | None = None  # the audio window written for the player last
         window.preview.finished.connect(self._next_preview)
 
     # ---------------------------------------------------------------------------------------- previews
@@ -76,6 +79,28 @@ class AnalysisActions(WindowActions):
 
         self._preview_task("audio", lambda p: w.wb.audio_panel(case, name, t_frame), show,
                            "Could not read the audio")
+
+    def listen(self, t: float, window_s: float) -> None:
+        """Play the audio window at ``t`` of the recording shown (the analysis', else the one chosen) in the
+        system's audio player, from a WAV copy made on the worker thread."""
+        w = self.w
+        cv = w.case_view
+        if w.state is None:
+            return
+        shown = cv.view.record.audio if cv.view is not None else None
+        evidence = shown.evidence if shown is not None else cv.selected_audio()
+        if not evidence:
+            return
+        case = w.state.case
+
+        def play(path: str) -> None:
+            self.listened = path
+            opened = QDesktopServices.openUrl(QUrl.fromLocalFile(path))
+            w.statusBar().showMessage(f"{'Playing' if opened else 'No audio player opened it; the window is in'} "
+                                      f"{path}", 10000)
+
+        w.run_task("Preparing the audio", lambda p: w.wb.listen_window(case, evidence, t, window_s), play,
+                   "Could not prepare the audio", cancellable=False)
 
     # ---------------------------------------------------------------------------------------- analyses
     def run_analysis(self) -> None:

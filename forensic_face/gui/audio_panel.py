@@ -18,6 +18,7 @@ class AudioPanel(QWidget):
     setting the offset); ``window_time`` is what Run analysis passes on, None for the default."""
 
     window_chosen = Signal(object)  # the window time (s in the recording) the next analysis takes, or None
+    listen_requested = Signal(float, float)  # (window centre s, window length s) to hear
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -38,10 +39,17 @@ class AudioPanel(QWidget):
         reset = QPushButton("Default window")
         reset.setToolTip("The window at the frame's time (a clip) or the middle of the recording (a still)")
         reset.clicked.connect(self.reset_choice)
+        self.listen = QPushButton("Listen to the window")
+        self.listen.setObjectName("listenButton")
+        self.listen.setToolTip("Play the window (chosen, else the one shown) with half a second either side, in "
+                               "the system's audio player")
+        self.listen.setEnabled(False)
+        self.listen.clicked.connect(self._listen)
         row = QHBoxLayout()
         row.addWidget(QLabel("Audio–video offset:"))
         row.addWidget(self.offset)
         row.addWidget(reset)
+        row.addWidget(self.listen)
         row.addWidget(self.choice, 1)
         self._layout = QVBoxLayout(self)
         self._layout.addLayout(row)
@@ -50,6 +58,7 @@ class AudioPanel(QWidget):
         self._clicked: float | None = None  # a still's window chosen by a click
         self._axes: tuple = ()  # the axes a click chooses a window on
         self._marks: list = []
+        self._shown: tuple[float, float] | None = None  # (window time, length) of the audio drawn
         self.offset.valueChanged.connect(self._changed)
         self.set_frame_time(None)
 
@@ -95,6 +104,11 @@ class AudioPanel(QWidget):
         self._mark(t)
         self.window_chosen.emit(t)
 
+    def _listen(self) -> None:
+        if self._shown is not None:
+            chosen = self.window_time()
+            self.listen_requested.emit(chosen if chosen is not None else self._shown[0], self._shown[1])
+
     def _clicked_at(self, event) -> None:
         if event.inaxes is not None and event.inaxes in self._axes and event.xdata is not None:
             self.choose(event.xdata)
@@ -115,6 +129,8 @@ class AudioPanel(QWidget):
         fig = self.canvas.figure
         fig.clear()
         self._axes, self._marks = (), []
+        self._shown = (float(t), float(window_s)) if audio_view is not None and t is not None else None
+        self.listen.setEnabled(self._shown is not None)
         if audio_view is None:
             self.note.setText(note or "No audio in this analysis.")
             self.canvas.draw()

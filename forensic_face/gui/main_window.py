@@ -268,6 +268,7 @@ class MainWindow(QMainWindow):
         cv.candidate_opened.connect(analysis.open_candidate)
         cv.analysis_chosen.connect(analysis.show_analysis_id)
         cv.audio_chosen.connect(analysis.preview_audio)
+        cv.audio_panel.listen_requested.connect(analysis.listen)
         cv.box_drawn.connect(lambda box: self.statusBar().showMessage(
             f"Face box drawn: {box}; Run analysis will use it", 8000))
         self.act_draw.toggled.connect(cv.set_drawing)

@@ -117,9 +117,7 @@ class Workbench(Resources):
         from forensic_face.core.errors import NoFaceFoundError
         from forensic_face.vision.frames import load_image, read_video_frame, video_info
 
-        item = next((e for e in case.evidence if e.name == evidence), None)
-        if item is None or item.kind not in ("image", "video"):
-            raise CaseError(f"{evidence!r} is not image or video evidence of this case")
+        item = _evidence_item(case, evidence, "image", "video")
         path = case.evidence_path(item.name)
         if item.kind == "image":
             data = FrameData(evidence, load_image(path).image)
@@ -169,6 +167,29 @@ class Workbench(Resources):
 
         return audio_panel_data(case.evidence_path(evidence), t, with_view=with_view)
 
+    def listen_window(self, case: Case, evidence: str, t: float, window_s: float, context_s: float = 0.5) -> str:
+        """A WAV copy (16 kHz mono, as analysed) of the audio window centred at ``t`` s of ``evidence``, with
+        ``context_s`` either side, written to the temporary folder for the system's player; returns its path.
+        The evidence is read, never changed."""
+        import tempfile
+
+        import soundfile as sf
+
+        from forensic_face.audio.io import load_audio
+
+        clip = load_audio(case.evidence_path(_evidence_item(case, evidence, "audio").name), around_s=t)
+        half = window_s / 2 + context_s
+        a = int(round((max(t - half, 0.0) - clip.offset_s) * clip.sr))
+        b = int(round((t + half - clip.offset_s) * clip.sr))
+        part = clip.samples[max(a, 0):max(b, 0)]
+        if part.size == 0:
+            raise CaseError(f"{evidence}: nothing to play at {t:.2f} s (the recording is {clip.duration_s:.1f} s)")
+        folder = Path(tempfile.gettempdir()) / "forensic-face-listen"
+        folder.mkdir(exist_ok=True)
+        out = folder / f"{Path(evidence).stem}-{t:.2f}s.wav"
+        sf.write(out, part, clip.sr, subtype="PCM_16")
+        return str(out)
+
     # ------------------------------------------------------------------------------- gallery, report
     def enrol(self, folder: str, progress: Progress | None = None):
         from forensic_face.services.enrolment import enroll_folder
@@ -208,3 +229,11 @@ class Workbench(Resources):
             atomic_write_bytes(target, png)
             return str(target), digest, str(exc)
         return str(target), digest, ""
+
+
+def _evidence_item(case: Case, name: str, *kinds: str):
+    """The case's evidence item ``name`` of one of ``kinds``; CaseError otherwise."""
+    item = next((e for e in case.evidence if e.name == name), None)
+    if item is None or item.kind not in kinds:
+        raise CaseError(f"{name!r} is not {' or '.join(kinds)} evidence of this case")
+    return item

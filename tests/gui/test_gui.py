@@ -757,3 +757,32 @@ def test_a_server_gallery_is_chosen_by_url_and_its_password_is_never_kept(qtbot,
         assert "s3cret" not in shown and "analyst@db.unit.example:5433/gallery" in shown
     dlg.gallery.setText("postgresql://analyst@db.unit.example/gallery")
     assert dlg.apply(window.settings) is True
+
+
+def test_listening_to_the_audio_window_writes_exactly_that_window_for_the_player(qtbot, window: MainWindow,
+                                                                                 case_dir: Path) -> None:
+    """Audio ▸ Listen: the chosen window (with half a second either side) is written as a WAV for the system's
+    player, read from the evidence as the analysis reads it; the evidence is untouched."""
+    import soundfile as sf
+
+    from forensic_face.audio.io import load_audio
+
+    w = window
+    w.settings.gallery_path = ""
+    w.case_actions.open_case(str(case_dir))
+    wait_idle(qtbot, w)
+    audio = w.case_view.audio_panel
+    w.show_tab(2)
+    qtbot.waitUntil(lambda: audio.listen.isEnabled(), timeout=TASK_MS)
+    audio.choose(2.0)
+    qtbot.mouseClick(audio.listen, Qt.MouseButton.LeftButton)
+    wait_idle(qtbot, w)
+    assert not error_dialogs(w) and w.analysis_actions.listened is not None
+    heard, sr = sf.read(w.analysis_actions.listened, dtype="float32")
+    case = Case.open(case_dir)
+    name = next(e.name for e in case.evidence if e.kind == "audio")
+    whole = load_audio(case.evidence_path(name))
+    assert sr == whole.sr and len(heard) == round(2.0 * sr)  # 1 s window + 0.5 s either side
+    start = round(1.0 * sr)
+    np.testing.assert_allclose(heard, whole.samples[start:start + len(heard)], atol=1 / 32767 + 1e-6)
+    assert case.verify().ok
