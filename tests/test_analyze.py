@@ -232,3 +232,21 @@ def test_a_sideways_frame_is_turned_upright_for_the_analysis_and_shown_turned(tm
     with pytest.raises(InputError, match="0, 90, 180 or 270 degrees, not 45"):
         analyze_case(case, tiny_engine, detector, rotate=45)
     assert len(case.analyses()) == 1 and case.failed_analyses() == []  # refused before any work
+
+
+def test_a_box_drawn_on_the_stored_frame_follows_the_frame_s_turn(tmp_path: Path, frame_640, tiny_models,
+                                                                   detector) -> None:
+    """The window's box is drawn on the frame as stored; analysed turned, it is turned with the frame."""
+    from forensic_face.services.workbench import Workbench
+    from forensic_face.vision.frames import turn_box
+
+    src = tmp_path / "sideways.png"
+    cv2.imwrite(str(src), cv2.cvtColor(np.ascontiguousarray(np.rot90(frame_640, 1)), cv2.COLOR_RGB2BGR))
+    case = Case.create(tmp_path / "case", "C-6", "Analyst")
+    case.add_evidence([src])
+    drawn = (100.0, 250.0, 260.0, 420.0)  # on the stored 480x640 frame
+    wb = Workbench(tiny_models, "cpu")
+    wb.analyze(case, "sideways.png", None, False, drawn, None, rotate=90)
+    rec = wb.case_state(case).latest.record
+    assert rec.face.method == "manual" and rec.parameters["rotate"] == 90
+    assert rec.face.box == pytest.approx(turn_box(drawn, 90, 480, 640))

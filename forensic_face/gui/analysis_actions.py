@@ -121,8 +121,10 @@ class AnalysisActions(WindowActions):
             w.show_tab(3 if state.latest and state.latest.record.search else 1)
             w.statusBar().showMessage(f"{aid} saved in the case and logged", 8000)
 
+        turn = cv.frame_view.rotation() if w.act_turned.isChecked() else 0  # the frame as the view shows it
         w.run_task("Analysing", lambda p: w.wb.analyze(case, frame, audio, use_audio, box, time_s, p,
-                                                       audio_time_s=audio_time_s if use_audio else None),
+                                                       audio_time_s=audio_time_s if use_audio else None,
+                                                       rotate=turn),
                    done, "The analysis could not finish")
 
     def withdraw_analysis(self) -> None:

@@ -359,6 +359,8 @@ class CaseView(QWidget):
         if view.frame is not None:
             face = r.face
             self.frame_view.set_frame(view.frame)
+            if r.parameters.get("rotate") and self.frame_view.rotation():  # the frame comes turned as analysed
+                self.frame_view.rotate_view(-self.frame_view.rotation())
             self.show_detection(face.box, face.landmarks, face.method)
             if r.timestamp_s is None:  # a still; a clip's frame comes with its timeline (show_frame)
                 self._restore_box(r.frame_evidence, 0)

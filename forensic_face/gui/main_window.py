@@ -150,6 +150,9 @@ class MainWindow(QMainWindow):
         self.act_detect = self._action("&Detect face", analysis.detect_face, "Ctrl+D")
         self.act_draw = self._action("Draw face &box", None, "Ctrl+B", "Drag on the frame to draw the face box")
         self.act_draw.setCheckable(True)
+        self.act_turned = self._action("Analyse the frame &turned as the view shows it", None, None,
+                                       "A camera hung sideways: turn the view (Ctrl+Shift+Left/Right), then analyse")
+        self.act_turned.setCheckable(True)
         self.act_withdraw = self._action("&Withdraw this analysis…", analysis.withdraw_analysis, None,
                                          "Mark the analysis shown withdrawn, with the reason (kept, logged)")
         self.act_note = self._action("Add a &note to this analysis…", analysis.add_note, "Ctrl+Shift+N",
@@ -182,7 +185,7 @@ class MainWindow(QMainWindow):
         m.addAction(self.act_settings)
         m.addAction(self.act_quit)
         m = mb.addMenu("&Analysis")
-        for a in (self.act_run, self.act_detect, self.act_draw, self.act_cancel):
+        for a in (self.act_run, self.act_detect, self.act_draw, self.act_turned, self.act_cancel):
             m.addAction(a)
         m.addSeparator()
         m.addAction(self.act_note)

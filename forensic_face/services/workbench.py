@@ -147,16 +147,27 @@ class Workbench(Resources):
 
     # ------------------------------------------------------------------------------- analysis
     def analyze(self, case: Case, frame: str, audio: str | None, use_audio: bool, box, time_s: float | None,
-                progress: Progress | None = None, audio_time_s: float | None = None):
-        """Run the case analysis (the audio window at ``audio_time_s``, None: at the frame's time); returns the
-        saved analysis re-read from the case (what the report shows)."""
+                progress: Progress | None = None, audio_time_s: float | None = None, rotate: int = 0):
+        """Run the case analysis (the audio window at ``audio_time_s``, None: at the frame's time; the frame
+        turned clockwise by ``rotate`` degrees, ``box`` given on the frame as it is); returns the saved analysis
+        re-read from the case (what the report shows)."""
         from forensic_face.services.analysis import analyze_case
 
         res = analyze_case(case, self.engine(), self.detector(), self.gallery(), frame=frame,
                            audio=audio if use_audio else None, use_audio=use_audio and audio is not None,
-                           box=box, time_s=time_s, audio_time_s=audio_time_s, top_k=self.top_k, fpir=self.fpir,
+                           box=self._turned_box(case, frame, box, time_s, rotate), time_s=time_s,
+                           audio_time_s=audio_time_s, top_k=self.top_k, fpir=self.fpir, rotate=rotate,
                            progress=progress)
         return self.case_state(case, with_latest=True), res.analysis_id
+
+    def _turned_box(self, case: Case, frame: str, box, time_s: float | None, rotate: int):
+        """A box drawn on the frame as it is, where it lies on the frame turned by ``rotate``."""
+        if box is None or not rotate:
+            return box
+        from forensic_face.vision.frames import turn_box
+
+        h, w = self.load_frame(case, frame, detect=False, time_s=time_s).image.shape[:2]
+        return turn_box(box, rotate, w, h)
 
     def audio_panel(self, case: Case, evidence: str, t: float | None = None, with_view: bool = True):
         """The audio panel's data from one decode of the clip: (AudioView or None, window time, LBRP there).

@@ -122,6 +122,18 @@ def rotate_image(image: np.ndarray, degrees: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(image, k=-degrees // 90)) if degrees else image
 
 
+def turn_box(box: tuple[float, float, float, float], degrees: int, width: int,
+             height: int) -> tuple[float, float, float, float]:
+    """A box (x0, y0, x1, y1) on a ``width`` x ``height`` frame, where it lies once the frame is turned
+    clockwise by ``degrees`` (:func:`rotate_image`)."""
+    x0, y0, x1, y1 = box
+    turned = {0: (x0, y0, x1, y1), 90: (height - y1, x0, height - y0, x1),
+              180: (width - x1, height - y1, width - x0, height - y0), 270: (y0, width - x1, y1, width - x0)}
+    if degrees not in turned:
+        raise ValueError(f"a frame turns by 0, 90, 180 or 270 degrees, not {degrees}")
+    return turned[degrees]
+
+
 #: 16-bit -> 8-bit with rounding, as a table: _LUT16[v] == (v * 255 + 32767) // 65535.
 _LUT16 = ((np.arange(65536, dtype=np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
 

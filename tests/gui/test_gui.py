@@ -786,3 +786,30 @@ def test_listening_to_the_audio_window_writes_exactly_that_window_for_the_player
     start = round(1.0 * sr)
     np.testing.assert_allclose(heard, whole.samples[start:start + len(heard)], atol=1 / 32767 + 1e-6)
     assert case.verify().ok
+
+
+def test_a_sideways_frame_is_analysed_turned_as_the_view_shows_it(qtbot, window: MainWindow, tmp_path: Path,
+                                                                  frame_640) -> None:
+    """A camera hung sideways: the analyst turns the view, ticks Analysis ▸ Analyse the frame turned as the view
+    shows it, and the analysis turns the frame the same way (recorded) and finds the face upright; the analysed
+    frame is then shown upright."""
+    w = window
+    w.settings.gallery_path = ""
+    cv2.imwrite(str(tmp_path / "side.png"), cv2.cvtColor(np.ascontiguousarray(np.rot90(frame_640, 1)),
+                                                         cv2.COLOR_RGB2BGR))  # turned counter-clockwise
+    case = Case.create(tmp_path / "c8", "GUI-8", "Analyst")
+    case.add_evidence([tmp_path / "side.png"])
+    w.case_actions.open_case(str(case.root))
+    wait_idle(qtbot, w)
+    cv = w.case_view
+    cv.frame_panel.actions["rotate_right"].trigger()  # the view turned clockwise: the face looks upright
+    assert cv.frame_view.rotation() == 90
+    w.act_turned.trigger()
+    assert w.act_turned.isChecked()
+    w.act_run.trigger()
+    wait_idle(qtbot, w)
+    assert not error_dialogs(w)
+    rec = cv.view.record
+    assert rec.parameters["rotate"] == 90 and rec.face.method != "manual"
+    assert cv.frame_view.rotation() == 0  # shown as analysed, upright
+    assert cv.view.frame.shape == frame_640.shape

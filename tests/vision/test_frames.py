@@ -112,3 +112,17 @@ def test_unreadable_video_is_a_clear_error(tmp_path):
         list(iter_video_frames(bad))
     with pytest.raises(VideoDecodeError, match="no such file"):
         video_info(tmp_path / "nope.mp4")
+
+
+def test_a_box_turns_with_its_frame() -> None:
+    """turn_box puts a box where rotate_image puts its pixels, for every quarter turn."""
+    from forensic_face.vision.frames import rotate_image, turn_box
+
+    frame = np.zeros((48, 64), np.uint8)
+    frame[10:20, 30:50] = 255  # a box (30, 10, 50, 20)
+    for degrees in (0, 90, 180, 270):
+        turned = rotate_image(frame, degrees)
+        ys, xs = np.nonzero(turned)
+        assert turn_box((30, 10, 50, 20), degrees, 64, 48) == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+    with pytest.raises(ValueError, match="0, 90, 180 or 270"):
+        turn_box((0, 0, 1, 1), 45, 64, 48)
