@@ -342,7 +342,7 @@ class _SearchOutput:
               f"similarity {res.threshold_similarity:.3f}; {res.people_searched} people searched)")
         for i, c in enumerate(res.candidates, 1):
             print(f"{i:3d}. {c.person:32s} identity p {c.identity_probability:6.3f}  cosine {c.similarity:6.3f}"
-                  f"  distance {embedding_distance(c.similarity):5.3f}  match p {c.match_probability:6.3f}  "
+                  f"  distance {embedding_distance(c.similarity):5.3f}  1:1 match p {c.match_probability:6.3f}  "
                   f"{c.image_path}")
 
 
@@ -402,6 +402,7 @@ def _parse_box(text: str | None):
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from forensic_face.core.errors import NoFaceFoundError
     from forensic_face.core.progress import console_progress
+    from forensic_face.reports.wording import search_verdict
     from forensic_face.services.analysis import analyze_case
     from forensic_face.store.case import Case
 
@@ -423,10 +424,10 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     print(f"audio: {res.audio['evidence'] + ' at ' + str(res.audio['timestamp_s']) + ' s' if res.audio else 'none'}")
     search = res.record.search
     if search:
-        print(search.verdict)
+        print(search_verdict(search))  # the sentence the GUI and the report give
         for i, c in enumerate(search.candidates, 1):
             print(f"{i:3d}. {c.person:32s} identity p {c.identity_probability:6.3f}  cosine "
-                  f"{c.similarity:6.3f}  distance {c.euclidean:5.3f}  match p {c.match_probability:6.3f}")
+                  f"{c.similarity:6.3f}  distance {c.euclidean:5.3f}  1:1 match p {c.match_probability:6.3f}")
     print(f"results saved in {case.results_dir} ({res.analysis_id}.json and images)")
     return 0
 

@@ -144,6 +144,7 @@ def _analysis_summary(out: Path, analysis: tuple, summary: dict) -> list[str]:
     """The summary's lines on the case, the gallery, the analysis and the report (whose records go into
     ``summary``); writes the report."""
     from forensic_face.reports.pdf import write_report
+    from forensic_face.reports.wording import search_verdict
 
     res, case, enrol = analysis
     summary["analysis"] = res.as_dict()
@@ -157,11 +158,11 @@ def _analysis_summary(out: Path, analysis: tuple, summary: dict) -> list[str]:
     lines.append(f"reconstruction ({res.engine['model_version']}, {res.engine['device']}): "
                  f"{res.images['reconstruction']}; audio changed it by {change} grey levels on average")
     search = res.record.search
-    lines.append(f"search: {search.verdict}")
+    lines.append(f"search: {search_verdict(search)}")
     for i, c in enumerate(search.candidates, 1):
         lines.append(f"  {i}. {c.person}: identity probability {c.identity_probability:.3f}, "
                      f"cosine {c.similarity:.3f}, distance {c.euclidean:.3f}, "
-                     f"match probability {c.match_probability:.3f}")
+                     f"one-to-one match probability {c.match_probability:.3f}")
     lines.append("a candidate is an investigative lead, not an identification")
     report = write_report(case, out / "demo_report.pdf")
     summary["report"] = report.as_dict()
