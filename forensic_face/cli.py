@@ -328,8 +328,6 @@ class _SearchOutput:
                             r["lead_score"]] + [v for c in cands for v in c])
 
     def _text(self, o, engine_info: dict) -> None:
-        from forensic_face.core.records import embedding_distance
-
         if not o.ok and not self.many:  # one probe: its failure is the command's, on stderr
             print(f"forensic-face: error: {o.error}", file=sys.stderr)
             return
@@ -342,7 +340,7 @@ class _SearchOutput:
               f"similarity {res.threshold_similarity:.3f}; {res.people_searched} people searched)")
         for i, c in enumerate(res.candidates, 1):
             print(f"{i:3d}. {c.person:32s} identity p {c.identity_probability:6.3f}  cosine {c.similarity:6.3f}"
-                  f"  distance {embedding_distance(c.similarity):5.3f}  1:1 match p {c.match_probability:6.3f}  "
+                  f"  distance {c.euclidean:5.3f}  1:1 match p {c.match_probability:6.3f}  "
                   f"{c.image_path}")
 
 

@@ -62,7 +62,7 @@ class Candidate:
 
     def as_dict(self) -> dict:
         return {"person": self.person, "similarity": round(self.similarity, 4),
-                "distance": round(embedding_distance(self.similarity), 4) if self.distance is None else self.distance,
+                "distance": round(self.euclidean, 4) if self.distance is None else self.distance,
                 "identity_probability": round(self.identity_probability, 4),
                 "match_probability": round(self.match_probability, 4), "image_path": self.image_path,
                 "image_id": self.image_id, **({"thumbnail": self.thumbnail} if self.thumbnail is not None else {})}

@@ -187,11 +187,7 @@ class AnalysisActions(WindowActions):
         note = (f"{audio.evidence}: window {win:g} s at {t:.2f} s · pitch {audio.pitch_hz:g} Hz · "
                 f"voiced {100 * audio.voiced_fraction:.0f} %"
                 + (" · warnings: " + "; ".join(view.audio.warnings) if view.audio.warnings else ""))
-        cv.draw_audio(view.audio, t, win, None, note)
-        case = w.state.case
-        self._preview_task("lbrp", lambda p: w.wb.audio_panel(case, audio.evidence, t, False),
-                           lambda res: cv.view is view and cv.draw_audio(view.audio, t, win, res[2], note),
-                           "Could not compute the LBRP features")
+        cv.draw_audio(view.audio, t, win, view.lbrp, note)  # the LBRP load_analysis computed at the window
 
     def _show_clip_at(self, view, evidence: str) -> None:
         """An analysis of a clip: its timeline, positioned at the analysed frame, with the analysis' box."""
@@ -205,7 +201,8 @@ class AnalysisActions(WindowActions):
                 cv.show_frame(data)
                 cv.show_detection(face.box, face.landmarks, face.method)
 
-        self._preview_task("frame", lambda p: w.wb.load_frame(case, evidence, None, detect=False, rank=True,
+        rank = cv.clip_shown() != evidence  # a clip's best frames are ranked once, when its timeline is set
+        self._preview_task("frame", lambda p: w.wb.load_frame(case, evidence, None, detect=False, rank=rank,
                                                                progress=p, time_s=t), show,
                            "Could not load the frame")
 

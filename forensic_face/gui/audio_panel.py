@@ -17,7 +17,6 @@ class AudioPanel(QWidget):
     at the time clicked. A click on the waveform or spectrogram chooses the window there (for a clip by
     setting the offset); ``window_time`` is what Run analysis passes on, None for the default."""
 
-    window_chosen = Signal(object)  # the window time (s in the recording) the next analysis takes, or None
     listen_requested = Signal(float, float)  # (window centre s, window length s) to hear
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -102,7 +101,6 @@ class AudioPanel(QWidget):
         self.choice.setText(f"next analysis: window at {default}" if t is None else
                             f"next analysis: window at {t:.2f} s (chosen)")
         self._mark(t)
-        self.window_chosen.emit(t)
 
     def _listen(self) -> None:
         if self._shown is not None:

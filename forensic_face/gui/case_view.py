@@ -274,6 +274,10 @@ class CaseView(QWidget):
         self.analysis_combo.setCurrentIndex(ids.index(shown) if shown in ids else -1)
         self.analysis_combo.blockSignals(False)
 
+    def clip_shown(self) -> str | None:
+        """The clip the timeline is set for (its best frames marked), or None."""
+        return self._clip
+
     def shown_analysis(self) -> str | None:
         """The id of the analysis the tabs show, or None."""
         return self.view.analysis_id if self.view is not None else None

@@ -242,8 +242,8 @@ def collect(case: Case, progress: Progress | None = None, analyses: list[str] | 
         entries = case.read_log() if case.audit_file.exists() else []
         step.update(1, 4, "reading the analyses")
         views, unreadable = [], []
-        refs, left_out = choose(case.analyses(), analyses)
-        failed, provenance = case.failed_analyses(), case.provenance()
+        refs, left_out = choose(case.analyses(entries), analyses)  # the log read once for all of them
+        failed, provenance = case.failed_analyses(entries), case.provenance(entries)
         for i, ref in enumerate(refs):
             step.update(2, 4, f"reading {ref.analysis_id} ({i + 1}/{len(refs)})")
             try:

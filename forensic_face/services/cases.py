@@ -35,7 +35,7 @@ def case_state(case: Case, progress: Progress | None = None, with_latest: bool =
     with case_lock(case.root, exclusive=False, progress=progress):
         verification = verification or case.verify(progress)
         entries = case.read_log()
-        refs = case.analyses()
+        refs = case.analyses(entries)
         latest = None
         if with_latest and refs:
             if progress is not None:  # the audio view's pitch code is compiled on its first use (numba, cached)

@@ -633,10 +633,10 @@ class Case:
         return candidate
 
     # ---------------------------------------------------------------------------------------- analyses
-    def analyses(self) -> list[AnalysisRef]:
+    def analyses(self, entries: list[dict] | None = None) -> list[AnalysisRef]:
         """The analyses the audit log records, oldest first, each with its record file (checked), its
-        withdrawal and its notes."""
-        entries = self.read_log()
+        withdrawal and its notes. ``entries``: the log as just read (read here when None)."""
+        entries = self.read_log() if entries is None else entries
         refs = {}
         for e in entries:
             d = e.get("details")
@@ -688,10 +688,10 @@ class Case:
         return self.append_log(ANALYSIS_FAILED, {"frame": frame or "", "audio": audio or "",
                                                  "reason": str(reason)[:MAX_TEXT_CHARS], "parameters": parameters})
 
-    def failed_analyses(self) -> list[FailedAnalysis]:
-        """The failed analyses the log records, oldest first."""
+    def failed_analyses(self, entries: list[dict] | None = None) -> list[FailedAnalysis]:
+        """The failed analyses the log records, oldest first (``entries``: the log as just read, or None)."""
         out = []
-        for e in self.read_log():
+        for e in self.read_log() if entries is None else entries:
             d = e.get("details")
             if e.get("action") == ANALYSIS_FAILED and isinstance(d, dict):
                 out.append(FailedAnalysis(LoggedNote.of(e, str(d.get("reason", ""))), str(d.get("frame", "")),
@@ -722,10 +722,11 @@ class Case:
                 raise CaseError(f"no evidence named {str(evidence)[:120]!r} in the case; nothing was changed")
             return self._commit(EVIDENCE_PROVENANCE, {"evidence": evidence, **fields})
 
-    def provenance(self) -> dict[str, Provenance]:
-        """Each evidence file's latest provenance record (files without one are absent)."""
+    def provenance(self, entries: list[dict] | None = None) -> dict[str, Provenance]:
+        """Each evidence file's latest provenance record (files without one are absent; ``entries``: the log as
+        just read, or None)."""
         out = {}
-        for e in self.read_log():
+        for e in self.read_log() if entries is None else entries:
             d = e.get("details")
             if e.get("action") == EVIDENCE_PROVENANCE and isinstance(d, dict) and isinstance(d.get("evidence"), str):
                 out[d["evidence"]] = Provenance(*(str(d.get(k, "")) for k in ("exhibit", "received_from",
