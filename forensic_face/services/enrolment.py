@@ -60,11 +60,12 @@ def enroll_folder(store: GalleryStore, folder: str | Path, engine, detector, pro
     t0 = time.perf_counter()
     probe_path = ProbePath(engine, detector)
     pending: list = []  # (image id, ProbeFace)
+    person_ids: dict[str, int] = {}  # asked of the store once per person (a server round trip each)
     for i, (person, path) in enumerate(files):
         if progress is not None:
             progress.update(i, len(files), f"enrolling {person}")
         report.images_seen += 1
-        item = _enrol_image(store, person, path, probe_path, report)
+        item = _enrol_image(store, person, path, probe_path, report, person_ids)
         if item is not None:
             pending.append(item)
         if len(pending) >= batch:
@@ -107,16 +108,19 @@ def reembed(store: GalleryStore, engine, detector, progress: Progress | None = N
     return done
 
 
-def _enrol_image(store: GalleryStore, person: str, path: Path, probe_path: ProbePath,
-                 report: EnrolReport) -> tuple[int, ProbeFace] | None:
-    """(image id, ProbeFace) to embed, or None with the image counted in ``report``."""
+def _enrol_image(store: GalleryStore, person: str, path: Path, probe_path: ProbePath, report: EnrolReport,
+                 person_ids: dict[str, int]) -> tuple[int, ProbeFace] | None:
+    """(image id, ProbeFace) to embed, or None with the image counted in ``report``; ``person_ids`` caches the
+    store's ids of the people seen."""
     data, reason = _read_image(path)
     if data is None:
         log.warning("%s; not enrolled", reason)
         report.add_failure("unreadable", str(path), reason)
         return None
     digest = hashlib.sha256(data).hexdigest()
-    pid = store.person_id(person)
+    pid = person_ids.get(person)
+    if pid is None:
+        pid = person_ids[person] = store.person_id(person)
     stored = store.find_image(pid, digest)
     if stored is not None and (stored.status != "ok" or store.has_embedding(stored.id, probe_path.engine.info.version)):
         report.already_enrolled += 1

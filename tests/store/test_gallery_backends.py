@@ -210,7 +210,7 @@ def test_the_postgresql_gallery_gives_what_the_other_backends_give(tmp_path: Pat
         assert isinstance(pg, GalleryStore)
         got = _run(pg, people_folder, tiny_engine, other, detector, probes)
     assert got == want
-    assert want["searches"][0]["gallery"]["search"] == {"mode": "exact"}
+    assert got["searches"][0]["gallery"]["search"] == {"mode": "exact"}  # PostgreSQL says it searched exactly
 
 
 def test_search_refusals_come_from_the_search_whatever_the_backend(tmp_path: Path) -> None:
