@@ -79,19 +79,21 @@ class ReportActions(WindowActions):
         caption = [f"Case {case.meta['id']} · {source['what']}",
                    f"Evidence {source['evidence']} · SHA-256 {sha}",
                    f"{source['when']} · exported {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}"]
-        png = captioned_png(image, caption)
         details = {"kind": kind, "evidence": source["evidence"], "evidence_sha256": sha, "caption": caption}
 
+        def export(_progress):  # on the worker: the captioned PNG, the file, its log entry, the log as it is now
+            path, digest, not_logged = w.wb.export_view(case, out, captioned_png(image, caption), details)
+            return path, digest, not_logged, case.read_log()
+
         def done(result) -> None:
-            path, digest, not_logged = result
+            path, digest, not_logged, entries = result
             w.statusBar().showMessage(f"{path} written (SHA-256 {digest[:16]}…); " + (
                 "logged in the case" if not not_logged else f"not logged: {not_logged}"), 10000)
             state = w.state
             if state is not None and state.case.root == case.root and not not_logged:
-                w.log_table.show_entries(case.read_log())
+                w.log_table.show_entries(entries)
 
-        w.run_task("Exporting PNG", lambda p: w.wb.export_view(case, out, png, details), done,
-                   "The picture could not be written")
+        w.run_task("Exporting PNG", export, done, "The picture could not be written")
 
 
 def captioned_png(image: QImage, lines: list[str]) -> bytes:
