@@ -60,6 +60,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tune_sface(args: argparse.Namespace) -> int:
+    from forensic_face.core.progress import console_progress
+    from forensic_face.services.training import tune_sface
+
+    record = tune_sface(args.data, args.onnx, args.out, vars(args), workers=args.workers, threads=args.threads,
+                        progress=console_progress())
+    last = record["history"][-1] if record["history"] else {}
+    print(json.dumps(record, indent=2) if args.json else
+          f"student tuned on {record['images']} images of {record['people']} people "
+          f"({record['timings']}); last epoch {last}; weights in {record['student']}")
+    return 0
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from forensic_face.core.progress import console_progress
     from forensic_face.services.training import evaluate_models
@@ -479,6 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
     _analyze_parser(sub)
     _report_parser(sub)
     _train_parser(sub)
+    _tune_sface_parser(sub)
     _evaluate_parser(sub)
     return parser
 
@@ -694,6 +708,25 @@ def _train_parser(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_train)
+
+
+def _tune_sface_parser(sub) -> None:
+    """`forensic-face tune-sface`: the SFace student for degraded probes."""
+    p = sub.add_parser("tune-sface", help="distil SFace into a recogniser for degraded probes (training people only)")
+    p.add_argument("--data", help="folder with one sub-folder per person (default: ../shared/data/lfw)")
+    p.add_argument("--onnx", help="SFace's ONNX file (default: ../shared/weights, or $FORENSIC_FACE_WEIGHTS)")
+    p.add_argument("--out", default="runs/sface", help="crops, frozen features, checkpoints (default: %(default)s)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--variants", type=int, help="degraded copies per training image")
+    p.add_argument("--frozen-blocks", dest="frozen_blocks", type=int, help="blocks kept as published (default 6)")
+    p.add_argument("--batch", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--margin-weight", dest="margin_weight", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--workers", type=int, default=2, help="processes for cropping (default: %(default)s)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_tune_sface)
 
 
 def _evaluate_parser(sub) -> None:

@@ -14,6 +14,9 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 
 #: Environment variable that overrides where the shared data (LFW, protocol lists, voices) is read.
 DATA_ENV = "FORENSIC_FACE_DATA"
+#: Environment variable that overrides where the pre-trained weights to start from (``../shared/weights``) are read:
+#: by training only; the product never reads them at run time.
+WEIGHTS_ENV = "FORENSIC_FACE_WEIGHTS"
 #: Environment variable that overrides the cache directory (numba cache, scratch files).
 CACHE_ENV = "FORENSIC_FACE_CACHE"
 
@@ -51,6 +54,16 @@ def shared_data_dir() -> Path | None:
         if path.is_dir():
             return path
     return None
+
+
+def shared_weights_dir() -> Path | None:
+    """The pre-trained weights folder (SFace, YuNet: see its README) or None when absent; for training only.
+
+    ``$FORENSIC_FACE_WEIGHTS`` wins; otherwise ``../shared/weights`` beside the project checkout.
+    """
+    env = os.environ.get(WEIGHTS_ENV)
+    path = Path(env) if env else _PACKAGE_DIR.parent.parent / "shared" / "weights"
+    return path if path.is_dir() else None
 
 
 def configure_runtime() -> None:

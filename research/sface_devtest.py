@@ -11,7 +11,7 @@ time per face of the torch module and of OpenCV's DNN on the ONNX file, batch 1 
 
     nice .venv/bin/python -m research.sface_devtest --weights sface.pt [--pairs N] [--threads 1] [--flip]
 
-``--weights``: the state dict of ``research/sface_convert.py``. Detections are cached in ``--work``.
+``--weights``: the state dict of ``forensic_face/training/sface_onnx.py``. Detections are cached in ``--work``.
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ from forensic_face.models.sface import load_sface
 from forensic_face.paths import shared_data_dir
 from forensic_face.training.lfw import FolderIndex, Pair, _centre_box, _most_central, build_face_cache, index_folder
 from forensic_face.training.metrics import auc_interval, roc_curve
+from forensic_face.training.sface_onnx import default_onnx_path
 from forensic_face.training.split import make_split
 from forensic_face.vision.align import ARCFACE_TEMPLATE_112, AlignSpec, align_face, similarity_fit, warp_to_crop
 from forensic_face.vision.degrade import EVAL_LEVELS, degrade
 from forensic_face.vision.detect import FaceDetection, FaceDetector
-from research.sface_convert import default_onnx_path
 
 SPEC = AlignSpec(size=112, mode="arcface")
 
@@ -192,7 +192,7 @@ def measure(net, index: FolderIndex, pairs: list[Pair], seeds: list[int], work: 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--weights", type=Path, required=True, help="state dict from research/sface_convert.py")
+    ap.add_argument("--weights", type=Path, required=True, help="state dict from forensic_face/training/sface_onnx.py")
     ap.add_argument("--pairs", type=int, default=0, help="only the first N matched and N mismatched pairs (0: all)")
     ap.add_argument("--threads", type=int, default=1, help="torch and OpenCV threads")
     ap.add_argument("--work", type=Path, default=Path("/tmp/sface_devtest"), help="detection cache")

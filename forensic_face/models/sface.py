@@ -13,7 +13,7 @@ Input convention, the graph's ``data`` tensor as OpenCV's ``FaceRecognizerSF.fea
 swapRB=True)`` on OpenCV's BGR crop), the face aligned on the ArcFace five-point template
 (:data:`forensic_face.vision.align.ARCFACE_TEMPLATE_112`). The scaling is part of the network, as in the graph.
 
-Weights are loaded from a torch state dict (``research/sface_convert.py`` makes one from the ONNX file);
+Weights are loaded from a torch state dict (``forensic_face/training/sface_onnx.py`` makes one from the ONNX file);
 nothing here reads ONNX.
 """
 
@@ -93,7 +93,15 @@ class SFaceNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, 3, 112, 112) RGB, 0..255 -> embedding (B, embed_dim), not normalised."""
-        f = self.feature_bn(self.blocks(self.stem((x - PIXEL_MEAN) * PIXEL_SCALE)))  # (B, 1024, 7, 7)
+        return self.late(self.early(x, 0), 0)
+
+    def early(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """The stem and the first ``k`` separable blocks: x (B, 3, 112, 112) RGB 0..255 -> their feature map."""
+        return self.blocks[:k](self.stem((x - PIXEL_MEAN) * PIXEL_SCALE))
+
+    def late(self, f: torch.Tensor, k: int) -> torch.Tensor:
+        """The rest after :meth:`early` ``(x, k)``: blocks[k:], the feature batch norm, the embedding layer."""
+        f = self.feature_bn(self.blocks[k:](f))  # (B, 1024, 7, 7)
         return self.embed_bn(self.fc(self.drop(torch.flatten(f, 1))))
 
 

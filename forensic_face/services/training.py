@@ -69,3 +69,30 @@ def evaluate_models(data: str | Path | None, models: str | Path | None, device: 
     report["split"] = split.describe()
     Path(out).write_text(json.dumps(report, indent=2))
     return report
+
+
+def tune_sface(data: str | Path | None, onnx: str | Path | None, out: str | Path, overrides: dict, *,
+               workers: int, threads: int | None, progress: Progress) -> dict:
+    """Distil SFace into a student for degraded probes (:mod:`forensic_face.training.distil`) on the training
+    people of the LFW split; everything is kept in ``out`` and the same command resumes. Returns the run's
+    record (``out/record.json``); the student's state dict is ``out/student.pt``."""
+    import torch
+
+    from forensic_face.models.sface import SFaceNet
+    from forensic_face.training.distil import DistilConfig, run_distillation
+    from forensic_face.training.lfw import build_face_cache, index_folder
+    from forensic_face.training.sface_onnx import convert, default_onnx_path
+    from forensic_face.training.split import make_split
+
+    known = {f.name for f in fields(DistilConfig)}
+    cfg = DistilConfig(**{k: v for k, v in overrides.items() if k in known and v is not None})
+    if threads:
+        torch.set_num_threads(threads)
+    index = index_folder(lfw_folder(data))
+    split = make_split(index, cfg.seed)
+    cache = build_face_cache(index, progress, with_teacher=False, workers=workers)
+    teacher = SFaceNet()
+    teacher.load_state_dict(convert(Path(onnx) if onnx else default_onnx_path()))
+    _, record = run_distillation(index, cache, split.train_people, teacher.eval(), Path(out), cfg, workers,
+                                 progress)
+    return record | {"student": str(Path(out) / "student.pt"), "split": split.describe()}

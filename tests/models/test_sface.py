@@ -24,12 +24,12 @@ ONNX = WEIGHTS / "face_recognition_sface_2021dec.onnx"
 
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The state dict that ``python -m research.sface_convert`` writes from the shared ONNX file."""
+    """The state dict that ``python -m forensic_face.training.sface_onnx`` writes from the shared ONNX file."""
     if not ONNX.is_file():
         pytest.skip(f"{ONNX} is not present (the pre-trained weights live in ../shared/weights)")
     pytest.importorskip("onnx", reason="the converter needs the onnx package (pip install -e '.[dev]')")
     out = tmp_path_factory.mktemp("sface") / "sface.pt"
-    subprocess.run([sys.executable, "-m", "research.sface_convert", str(out), "--onnx", str(ONNX)], cwd=ROOT,
+    subprocess.run([sys.executable, "-m", "forensic_face.training.sface_onnx", str(out), "--onnx", str(ONNX)], cwd=ROOT,
                    check=True, capture_output=True)
     return out
 

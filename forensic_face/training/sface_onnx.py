@@ -6,7 +6,9 @@ convolution's stride and groups and the input scaling against the torch definiti
 torch name (each used once, shapes equal) and writes a plain tensor dict with ``torch.save`` (read back with
 ``torch.load(weights_only=True)``; safetensors is not installed here).
 
-    .venv/bin/python -m research.sface_convert OUT.pt [--onnx PATH]
+    .venv/bin/python -m forensic_face.training.sface_onnx OUT.pt [--onnx PATH]
+
+Training starts from it (``forensic-face tune-sface``); the product never reads the ONNX file at run time.
 """
 
 from __future__ import annotations
@@ -28,8 +30,15 @@ _BN = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean", "moving
 
 
 def default_onnx_path() -> Path:
-    """``shared/weights/`` beside the project checkout (research only: the product never reads it)."""
-    return Path(__file__).resolve().parents[2] / "shared" / "weights" / ONNX_NAME
+    """The SFace file in the shared weights folder (``$FORENSIC_FACE_WEIGHTS`` or ``../shared/weights``)."""
+    from forensic_face.core.errors import ForensicFaceError
+    from forensic_face.paths import shared_weights_dir
+
+    folder = shared_weights_dir()
+    if folder is None:
+        raise ForensicFaceError("no pre-trained weights folder: ../shared/weights not found "
+                                "(set FORENSIC_FACE_WEIGHTS)")
+    return folder / ONNX_NAME
 
 
 def torch_name(onnx_name: str) -> str:
@@ -101,9 +110,9 @@ def convert(onnx_path: Path) -> dict[str, torch.Tensor]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", type=Path, help="the state dict to write (.pt)")
-    ap.add_argument("--onnx", type=Path, default=default_onnx_path(), help="the SFace ONNX file")
+    ap.add_argument("--onnx", type=Path, help="the SFace ONNX file (default: the shared weights folder's)")
     args = ap.parse_args()
-    state = convert(args.onnx)
+    state = convert(args.onnx or default_onnx_path())
     args.out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, args.out)
     print(f"{args.out}: {len(state)} tensors, {sum(v.numel() for v in state.values()):,} values")
