@@ -56,7 +56,7 @@ class DistilConfig:
     variants: int = 3  # degraded copies of every training image (the clean crop is variant 0 besides)
     frozen_blocks: int = 6  # the stem and this many separable blocks keep SFace's weights
     epochs: int = 6
-    batch: int = 64
+    batch: int = 32
     lr: float = 3e-4  # Adam, cosine decay to 0 over the run
     weight_decay: float = 0.0
     margin_weight: float = 0.5  # weight of the margin softmax beside the distillation
@@ -303,7 +303,7 @@ def _cached_features(work: Path, net: SFaceNet, crops: np.ndarray, k: int,
         done = np.zeros((n + 255) // 256, bool)
     for b in np.nonzero(~done)[0]:
         sl = slice(b * 256, min(n, (b + 1) * 256))
-        frozen_features(net, crops[sl], k, feats[sl], batch=16)
+        frozen_features(net, crops[sl], k, feats[sl], batch=4)
         feats.flush()
         done[b] = True
         np.save(done_path, done)
@@ -329,7 +329,7 @@ def run_distillation(index: FolderIndex, cache: dict, train_people: frozenset[st
     if tpath.is_file() and np.load(tpath).shape[0] == len(rows):
         targets = np.load(tpath)
     else:
-        targets = teacher_targets(teacher, crops[:, 0], batch=16, progress=progress)
+        targets = teacher_targets(teacher, crops[:, 0], batch=4, progress=progress)
         np.save(tpath, targets)
     feats = _cached_features(work, teacher, crops, cfg.frozen_blocks, progress)
     timings["frozen_s"] = round(time.perf_counter() - t1, 1)
