@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 
 from forensic_face import __version__
-from forensic_face.core.errors import CancelledError, ForensicFaceError, describe_os_error
+from forensic_face.core.errors import CancelledError, ForensicFaceError, InputError, describe_os_error
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -75,8 +75,12 @@ def _cmd_tune_sface(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from forensic_face.core.progress import console_progress
-    from forensic_face.services.training import evaluate_models
+    from forensic_face.services.training import evaluate_clip_models, evaluate_models
 
+    if args.clips:
+        return _print_clip_report(args, evaluate_clip_models(args.data, args.models, args.device, args.out,
+                                                             refit=args.refit, workers=args.workers,
+                                                             progress=console_progress()))
     report = evaluate_models(args.data, args.models, args.device, args.out, workers=args.workers,
                              progress=console_progress())
     if args.json:
@@ -94,6 +98,20 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                   f"{ours['accuracy']:.3f}), AUC {plain['roc_auc']:.3f}; dlib {ref['accuracy']:.3f}, AUC "
                   f"{ref['roc_auc']:.3f}; PSNR {lev['reconstruction_no_audio']['psnr_db']:.2f} dB {against}")
         print(f"written: {args.out}")
+    return 0
+
+
+def _print_clip_report(args: argparse.Namespace, report: dict) -> int:
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    for level, lev in report["levels"].items():
+        for n, row in lev["by_frames"].items():
+            rec = row["reconstruction"]
+            print(f"{level:7s} {n:>2s} frame(s): accuracy {row['accuracy']:.3f}, AUC {row['roc_auc']:.3f}, rank-1 "
+                  f"{row['rank_1']['rate']:.3f} ({row['calibration']}); reconstruction {rec['psnr_db']:.2f} dB "
+                  f"(one frame {rec['one_frame_psnr_db']:.2f}, frame average {rec['frame_average_psnr_db']:.2f})")
+    print(f"written: {args.out}")
     return 0
 
 
@@ -421,11 +439,15 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     with _resources(args, args.gallery) as r:
         engine = r.engine()
         try:
-            res = analyze_case(case, engine, r.detector(), r.gallery(), frame=args.frame, audio=args.audio,
-                               use_audio=not args.no_audio, box=_parse_box(args.box), time_s=args.time,
-                               top_k=args.top, fpir=args.fpir, rotate=args.rotate, progress=console_progress())
+            if args.clip:
+                res = _analyze_clip(args, case, r)
+            else:
+                res = analyze_case(case, engine, r.detector(), r.gallery(), frame=args.frame, audio=args.audio,
+                                   use_audio=not args.no_audio, box=_parse_box(args.box), time_s=args.time,
+                                   top_k=args.top, fpir=args.fpir, rotate=args.rotate, progress=console_progress())
         except NoFaceFoundError as exc:
-            raise NoFaceFoundError(f"{exc}; give the face box by hand: --box x0,y0,x1,y1 in frame pixels") from None
+            hint = "--box x0,y0,x1,y1 --seed-frame N" if args.clip else "--box x0,y0,x1,y1 in frame pixels"
+            raise NoFaceFoundError(f"{exc}; give the face box by hand: {hint}") from None
     if args.json:
         print(json.dumps(res.as_dict(), indent=2))
         return 0
@@ -439,8 +461,26 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         for i, c in enumerate(search.candidates, 1):
             print(f"{i:3d}. {c.person:32s} identity p {c.identity_probability:6.3f}  cosine "
                   f"{c.similarity:6.3f}  distance {c.euclidean:5.3f}  1:1 match p {c.match_probability:6.3f}")
+    if res.clip is not None:
+        used = res.clip["frames"]
+        print(f"track {res.clip['track']} of {res.clip['tracks_found']}: {len(used)} frames pooled "
+              f"({used[0]['time_s']:.2f}-{used[-1]['time_s']:.2f} s), {res.clip['calibration']} calibration")
     print(f"results saved in {case.results_dir} ({res.analysis_id}.json and images)")
     return 0
+
+
+def _analyze_clip(args: argparse.Namespace, case, r):
+    from forensic_face.core.progress import console_progress
+    from forensic_face.services.analysis import ClipRequest, analyze_clip
+
+    if args.time is not None or args.rotate:
+        raise InputError("--clip follows the face through a time range (--from, --to), not one --time, and does not "
+                         "turn frames; leave out --time and --rotate")
+    request = ClipRequest(start_s=args.start_s, end_s=args.end_s, track=args.track, seed_frame=args.seed_frame,
+                          seed_box=_parse_box(args.box), pool_frames=args.pool)
+    return analyze_clip(case, r.engine(), r.detector(), r.clip_detector(), r.gallery(), clip=args.frame,
+                        audio=args.audio, use_audio=not args.no_audio, request=request, top_k=args.top,
+                        fpir=args.fpir, progress=console_progress())
 
 
 def _cmd_gui(args: argparse.Namespace) -> int:
@@ -645,6 +685,16 @@ def _analyze_parser(sub) -> None:
                    help="turn the frame clockwise by 90, 180 or 270 degrees first (a camera hung sideways); "
                         "--box is then in the turned frame")
     p.add_argument("--time", type=_seconds, help="video: analyse the frame at this time (s)")
+    p.add_argument("--clip", action="store_true",
+                   help="video: follow the person through the clip and pool the best frames of the track (instead of "
+                        "one frame); with --box and --seed-frame, follow the face drawn there")
+    p.add_argument("--track", type=int,
+                   help="with --clip: the track to pool (default: the one whose frames weigh most)")
+    p.add_argument("--seed-frame", dest="seed_frame", type=int, help="with --clip and --box: the frame number the box "
+                                                                     "is on")
+    p.add_argument("--from", dest="start_s", type=_seconds, help="with --clip: start of the time range (s)")
+    p.add_argument("--to", dest="end_s", type=_seconds, help="with --clip: end of the time range (s)")
+    p.add_argument("--pool", type=_top_k, default=16, help="with --clip: most frames pooled (default %(default)s)")
     p.add_argument("--top", type=_top_k, default=10, help="candidates to list, 1 to 1000 (default %(default)s)")
     _fpir_option(p)
     _engine_options(p)
@@ -735,6 +785,10 @@ def _evaluate_parser(sub) -> None:
     p.add_argument("--data", help="LFW-style folder (default: ../shared/data/lfw)")
     p.add_argument("--out", required=True, help="JSON report; plots are written beside it")
     _engine_options(p)
+    p.add_argument("--clips", action="store_true",
+                   help="evaluate synthetic clips of 1-16 frames instead (pooled templates; their calibration is "
+                        "fitted on the calibration people and stored in the models first when they lack one)")
+    p.add_argument("--refit", action="store_true", help="with --clips: fit the clips' calibration again")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_evaluate)

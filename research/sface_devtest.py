@@ -27,6 +27,7 @@ import torch
 
 from forensic_face.models.sface import load_sface
 from forensic_face.paths import shared_data_dir
+from forensic_face.training.evaluate import identification_sets
 from forensic_face.training.lfw import FolderIndex, Pair, _centre_box, _most_central, build_face_cache, index_folder
 from forensic_face.training.metrics import auc_interval, roc_curve
 from forensic_face.training.sface_onnx import default_onnx_path
@@ -128,6 +129,16 @@ def embed(net, crops: np.ndarray, flip: bool, batch: int = 1) -> np.ndarray:
     return torch.cat(out).numpy()
 
 
+def net_tag(net) -> str:
+    """A short digest of the network's weights (names the per-pair score files, for paired tests)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for v in net.state_dict().values():
+        h.update(v.detach().numpy().tobytes())
+    return h.hexdigest()[:12]
+
+
 def cv_accuracy(scores: np.ndarray, same: np.ndarray, folds: int = 10) -> tuple[float, float]:
     """Mean and standard deviation over folds of the accuracy at the threshold best on the other folds."""
     fold = np.arange(len(scores)) % folds
@@ -170,6 +181,17 @@ def timing(net, crops: np.ndarray, reps: int = 25) -> dict:
     return out
 
 
+def rank_one(gal: np.ndarray, probe: np.ndarray, pairs: list[Pair]) -> dict:
+    """Closed-set rank-1 of the evaluation's identification sets (``identification_sets``: one clean image per
+    DevTest person, the first ``a`` image; probes: the pairs' ``b`` images of enrolled people, another image)."""
+    sets = identification_sets(pairs)
+    row = {p.a: k for k, p in enumerate(pairs)}
+    g = gal[[row[path] for path in sets.gallery_paths]]
+    sims = probe[sets.closed] @ g.T
+    top1 = sims.argmax(1) == sets.truth
+    return {"rank_1": round(float(top1.mean()), 4), "searches": int(top1.size), "gallery": len(g)}
+
+
 def measure(net, index: FolderIndex, pairs: list[Pair], seeds: list[int], work: Path, how: str,
             flips: tuple[bool, ...]) -> dict:
     same = np.array([p.same for p in pairs])
@@ -180,12 +202,15 @@ def measure(net, index: FolderIndex, pairs: list[Pair], seeds: list[int], work: 
         gal = embed(net, gallery, flip)
         for level in EVAL_LEVELS:
             crops, info = probe_crops(index, pairs, seeds, level, work, how)
-            scores = (gal * embed(net, crops, flip)).sum(1)
+            probe = embed(net, crops, flip)
+            scores = (gal * probe).sum(1)
             acc, sd = cv_accuracy(scores, same)
             auc, lo, hi = auc_interval(scores, same)
             lev = report["levels"].setdefault(level, info)
             lev["flip" if flip else "as_is"] = {"accuracy_10fold": round(acc, 4), "accuracy_sd": round(sd, 4),
-                                                "roc_auc": round(auc, 4), "roc_auc_95": [round(lo, 4), round(hi, 4)]}
+                                                "roc_auc": round(auc, 4), "roc_auc_95": [round(lo, 4), round(hi, 4)],
+                                                "search": rank_one(gal, probe, pairs)}
+            np.save(work / f"scores-{'flip' if flip else 'as_is'}-{level}-{net_tag(net)}.npy", scores)
     report["timing_ms_per_face"] = timing(net, gallery)
     return report
 

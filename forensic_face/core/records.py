@@ -248,6 +248,45 @@ class EngineRecord(_Saved):
 
 
 @dataclass(frozen=True)
+class ClipFrameRecord(_Saved):
+    """One frame of a clip that an analysis pooled: where, how good, how much it counted."""
+
+    index: float  # the frame's number in the clip (as saved: a number)
+    time_s: float  # its presentation time in the clip, seconds
+    method: str  # how the face was found on it
+    face_px: float
+    sharpness: float
+    noise_sigma: float
+    turn: float
+    weight: float  # its share of the pooled template (the weights sum to 1)
+
+    @classmethod
+    def from_dict(cls, saved: dict) -> ClipFrameRecord:
+        return _read(cls, saved, index=as_number(saved.get("index")))
+
+
+@dataclass(frozen=True)
+class ClipRecord:
+    """How an analysis of a clip followed one person and pooled the frames (None for a single frame)."""
+
+    track: str  # the track's id in the clip's tracking
+    tracks_found: float  # how many tracks the clip's tracking gave
+    pooling: str  # how the frames' embeddings were pooled
+    calibration: str  # which calibration the match probability comes from ("pooled templates", ...)
+    frames: tuple[ClipFrameRecord, ...]  # the frames used, in time order
+    boxes: tuple[tuple[float, float, float, float] | None, ...]  # each frame's face box, as ``frames``
+
+    @classmethod
+    def from_dict(cls, saved: dict) -> ClipRecord:
+        rows = [f for f in saved.get("frames", []) if isinstance(f, dict)] \
+            if isinstance(saved.get("frames"), list) else []
+        return cls(track=as_text(saved.get("track")), tracks_found=as_number(saved.get("tracks_found")),
+                   pooling=as_text(saved.get("pooling")), calibration=as_text(saved.get("calibration")),
+                   frames=tuple(ClipFrameRecord.from_dict(f) for f in rows),
+                   boxes=tuple(_box(f.get("box")) for f in rows))
+
+
+@dataclass(frozen=True)
 class AnalysisRecord:
     """One analysis of a case as its record file saved it."""
 
@@ -265,6 +304,7 @@ class AnalysisRecord:
     parameters: dict  # the analysis's parameters as saved (shown as they are)
     seconds: float
     software: str
+    clip: ClipRecord | None = None  # the frames pooled, for an analysis of a clip's track
 
     @property
     def manual_box(self) -> bool:
@@ -289,4 +329,5 @@ class AnalysisRecord:
             audio_effect={k: as_number(v) for k, v in effect.items() if k in ("mean_abs_difference",
                                                                                "max_abs_difference")},
             parameters=_part(saved, "parameters"), seconds=as_number(saved.get("seconds")),
-            software=as_text(saved.get("software")))
+            software=as_text(saved.get("software")),
+            clip=ClipRecord.from_dict(saved["clip"]) if isinstance(saved.get("clip"), dict) else None)

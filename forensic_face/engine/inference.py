@@ -75,6 +75,10 @@ class FaceEngine:
         self.audio_dim = int(self.meta["ae"]["audio_dim"])
         cal = self.meta.get("calibration")
         self.calibration = MatchCalibration.from_dict(cal) if cal else None
+        clip_cal = self.meta.get("clip_calibration")
+        # pooled templates of a clip's frames are read with their own calibration, never the single frame's
+        self.clip_calibration = MatchCalibration.from_dict(clip_cal) if clip_cal else None
+        self.clip_calibration_sha256 = calibration_digest(clip_cal)
         self.batch = batch
         self._lock = threading.Lock()
         self.info = EngineInfo(version=self.meta["version"], device=str(self.device),

@@ -151,6 +151,16 @@ class ProbePath:
         """The whole path for one frame: :meth:`face` then :meth:`complete`."""
         return self.complete(self.face(image, box), audio, without_audio)
 
+    def complete_many(self, faces: Sequence[ProbeFace], audio: np.ndarray | None = None) -> list[Probe]:
+        """:meth:`complete` for many faces at once, batched (the frames of a track); ``audio``: (N, D), one vector
+        per face, or None."""
+        grey = np.stack([f.grey for f in faces])
+        plain = self.engine.reconstruct(grey)
+        with_audio = self.engine.reconstruct(grey, audio) if audio is not None else None
+        recon = with_audio if with_audio is not None else plain
+        emb = self.engine.embed(recon)
+        return [Probe(f, recon[i], plain[i], emb[i], with_audio is not None) for i, f in enumerate(faces)]
+
     def embed_faces(self, faces: Sequence[ProbeFace]) -> np.ndarray:
         """Embeddings (N, D) float32 of faces as they are, not reconstructed (gallery faces), batched."""
         return self.engine.embed(np.stack([f.grey for f in faces]))
@@ -165,3 +175,36 @@ def probe_size(engine: FaceEngine | None = None, models: str | None = None) -> i
 
     size = bundle_input_size(models)
     return size if size is not None else NO_MODEL_SIZE
+
+
+@dataclass(frozen=True)
+class PooledProbe:
+    """The faces of one person's track through the probe path, pooled into one template."""
+
+    probes: tuple[Probe, ...]  # one per frame pooled, in time order
+    weights: np.ndarray  # (N,) each face's share of the template (sum 1)
+    embedding: np.ndarray  # (D,) unit: the quality-weighted mean of the faces' embeddings (engine.fusion.fuse)
+    reconstruction: np.ndarray  # (S, S) uint8: the faces' reconstructions averaged with the same weights
+    reconstruction_no_audio: np.ndarray  # (S, S) uint8: the same without audio
+
+    @property
+    def audio_used(self) -> bool:
+        return any(p.audio_used for p in self.probes)
+
+
+def pool(probes: Sequence[Probe], weights: np.ndarray) -> PooledProbe:
+    """Pool ``probes`` with their fusion ``weights`` (:mod:`forensic_face.engine.fusion`): the template searched
+    with, and the reconstruction shown, made from every face (a face of weight 0 takes no part)."""
+    from forensic_face.engine.fusion import fuse
+
+    w = np.asarray(weights, np.float64)
+    template = fuse(np.stack([p.embedding for p in probes]), w)  # InputError when every weight is 0
+    share = w / w.sum()
+
+    def average(images: list[np.ndarray]) -> np.ndarray:
+        stack = np.stack(images).astype(np.float64)
+        return np.clip(np.round(np.tensordot(share, stack, axes=1)), 0, 255).astype(np.uint8)
+
+    return PooledProbe(tuple(probes), share.astype(np.float32), template, average([p.reconstruction for p in probes]),
+                       average([p.reconstruction_no_audio for p in probes]))
+

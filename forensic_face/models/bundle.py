@@ -103,6 +103,15 @@ def save_calibration(folder: Path, calibration: MatchCalibration, record_update:
     return meta
 
 
+def save_clip_calibration(folder: Path, calibration: MatchCalibration, info: dict[str, Any]) -> dict:
+    """Add (or replace) the calibration of pooled clip templates (``clip_calibration``) of an existing bundle,
+    with how it was fitted (``info``); weights, version and the single-frame calibration unchanged."""
+    meta = json.loads((folder / META_FILE).read_text())
+    meta["clip_calibration"] = {**calibration.as_dict(), "fitted_on": info}
+    _write_meta(folder, meta)
+    return meta
+
+
 def _write_meta(folder: Path, meta: dict) -> None:
     """``models.json``, replaced atomically."""
     tmp = folder / (META_FILE + ".tmp")

@@ -190,10 +190,10 @@ def load_analysis(case: Case, ref: AnalysisRef, verification: VerifyReport | Non
         if view.altered:
             view.problems.insert(0, "files of this analysis were changed after they were written ("
                                  + "; ".join(view.altered) + "): its figures cannot be relied on")
-    for role in ("input_face", "reconstruction", "reconstruction_no_audio", "difference"):
+    for role in ("input_face", "reconstruction", "reconstruction_no_audio", "difference", "track_strip"):
         img = _result_image(case, record.images[role], view) if role in record.images else None
         view.images[role] = img
-        if img is None and role in ("input_face", "reconstruction"):
+        if img is None and (role in ("input_face", "reconstruction") or (role == "track_strip" and record.clip)):
             view.problems.append(f"the {role.replace('_', ' ')} image is missing or unreadable")
     for cand in record.search.candidates if record.search is not None else []:
         rel = cand.thumbnail

@@ -25,7 +25,7 @@ import numpy as np
 
 from forensic_face.core.errors import CaseError
 from forensic_face.core.progress import Progress
-from forensic_face.core.records import AudioRecord
+from forensic_face.core.records import AudioRecord, ClipRecord
 from forensic_face.reports import figures
 from forensic_face.reports.auditlog import LogRow, log_rows
 from forensic_face.reports.content import CAVEAT, AnalysisView, ReportContent, collect
@@ -34,6 +34,7 @@ from forensic_face.store.atomic import atomic_write_bytes
 from forensic_face.store.case import ANALYSIS_FAILED, ANALYSIS_WITHDRAWN, Case
 from forensic_face.store.verify import RESULT_OK
 from forensic_face.vision.degrade import DEGRADED_LEVELS, EVAL_LEVELS
+from forensic_face.vision.frames import encode_png
 
 FONT, FONT_BOLD, FONT_MONO = "FFSans", "FFSans-Bold", "FFMono"
 
@@ -547,6 +548,8 @@ def _analysis_section(a: AnalysisView, index: int, st) -> list:
     out.append(_p("Frame and face", st["h2"]))
     out.append(_image(frame[0], 174, frame[1]) if frame else _p(a.frame_problem or "frame not available", st["body"]))
     out.append(KeepTogether(_faces_block(a, st)))
+    if r.clip is not None:
+        out += _clip_block(a, r.clip, st)
     if r.audio is not None:
         out.append(KeepTogether(_audio_block(a, r.audio, st)))
     else:
@@ -584,6 +587,28 @@ def _faces_block(a: AnalysisView, st) -> list:
     block.append(_p("The reconstruction is model output for comparison by the recogniser; it is not evidence.",
                     st["small"]))
     return block
+
+
+def _clip_block(a: AnalysisView, clip: ClipRecord, st) -> list:
+    """The frames of the clip's track that the analysis pooled: the strip, and each frame's time, quality and
+    weight (the evidence for the pooled template and its reconstruction)."""
+    from reportlab.lib.units import mm
+
+    n = len(clip.frames)
+    out = [_p(f"Frames pooled from the clip (track {clip.track or '?'})", st["h2"]),
+           _p(f"The face was followed through the clip ({_num(clip.tracks_found, '{:.0f}')} track(s) found) and "
+              f"{n} frame(s) of this track were pooled: {clip.pooling or '?'}. The match probability of the pooled "
+              f"template comes from the {clip.calibration or '?'} calibration.", st["body"])]
+    strip = a.images.get("track_strip")
+    if strip is not None:
+        out.append(_image(encode_png(strip), 174, strip.shape[0] / strip.shape[1]))
+    rows = [["Frame", "Time (s)", "Found by", "Face px", "Sharpness", "Noise σ", "Turn", "Weight"]]
+    rows += [[_num(f.index, "{:.0f}"), _num(f.time_s, "{:.3f}"), f.method or "?", _num(f.face_px, "{:.0f}"),
+              _num(f.sharpness, "{:.1f}"), _num(f.noise_sigma, "{:.1f}"), _num(f.turn, "{:.2f}"),
+              _num(f.weight, "{:.3f}")] for f in clip.frames]
+    out.append(_table([[_p(str(v), st["cell"]) for v in row] for row in rows],
+                      [16 * mm, 20 * mm, 34 * mm, 18 * mm, 22 * mm, 20 * mm, 18 * mm, 20 * mm]))
+    return out
 
 
 def _audio_block(a: AnalysisView, audio: AudioRecord, st) -> list:

@@ -30,7 +30,7 @@ from forensic_face.core.errors import (
 )
 from forensic_face.core.progress import Progress
 from forensic_face.core.records import AnalysisRecord, SearchOutcome
-from forensic_face.engine.probe import Probe, ProbePath
+from forensic_face.engine.probe import Probe, ProbePath, pool
 from forensic_face.engine.search import search_gallery
 from forensic_face.models.calibration import DEFAULT_FPIR
 from forensic_face.store.case import RESULTS_DIR, Case, EvidenceItem
@@ -60,10 +60,13 @@ class AnalysisResult:
     reconstruction_no_audio: np.ndarray | None = None
     search_result: SearchOutcome | None = None
     record: AnalysisRecord | None = None  # the saved record as the GUI and the report read it back
+    clip: dict | None = None  # a clip's track: the frames pooled (see analyze_clip); None for one frame
+    strip: np.ndarray | None = None  # the pooled faces side by side, captioned
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items()
-                if k not in ("face_image", "reconstruction", "reconstruction_no_audio", "search_result", "record")}
+        out = {k: v for k, v in self.__dict__.items() if k not in (
+            "face_image", "reconstruction", "reconstruction_no_audio", "search_result", "record", "strip")}
+        return out if self.clip is not None else {k: v for k, v in out.items() if k != "clip"}
 
 
 def pick_evidence(case: Case, name: str | None, kinds: tuple[str, ...]) -> EvidenceItem | None:
@@ -238,6 +241,8 @@ def _analysis_files(aid: str, result: AnalysisResult, thumbs: list, parameters: 
         ("input_face", result.face_image), ("reconstruction", result.reconstruction),
         ("reconstruction_no_audio", result.reconstruction_no_audio),
         ("difference", cv2.absdiff(result.reconstruction, result.face_image)))}
+    if result.strip is not None:
+        files["track_strip.png"] = encode_png(result.strip)
     search = None
     if result.search is not None:  # the gallery faces that matched, so the case stays readable without the gallery
         search = {**result.search, "candidates": [dict(c) for c in result.search["candidates"]]}
@@ -247,7 +252,7 @@ def _analysis_files(aid: str, result: AnalysisResult, thumbs: list, parameters: 
                 search["candidates"][k - 1]["thumbnail"] = f"{RESULTS_DIR}/{aid}/candidate-{k}.png"
     result.search = search
     record = {**result.as_dict(), "analysis_id": aid, "search": search,
-              "images": {role: f"{RESULTS_DIR}/{aid}/{role}.png" for role in _IMAGE_ROLES},
+              "images": {role: f"{RESULTS_DIR}/{aid}/{role}.png" for role in _roles(result)},
               "seconds": round(time.perf_counter() - t0, 3), "software": f"forensic-face {__version__}",
               "parameters": parameters, "inputs": {"frame": {"evidence": item.name, "sha256": item.sha256}}}
     text = json.dumps(record, indent=2)
@@ -260,3 +265,218 @@ def _analysis_files(aid: str, result: AnalysisResult, thumbs: list, parameters: 
                "device": engine.info.device, "verdict": res.verdict if res else None,
                "gallery": search.get("gallery") if search else None, "parameters": parameters}
     return files, details
+
+
+# ------------------------------------------------------------------------------------------------ clips
+
+#: The most frames of a track pooled into its template: the highest weights (their times spread by the weights).
+POOL_FRAMES = 16
+POOLING = ("quality-weighted mean of the frames' embeddings (engine.fusion: size, sharpness, noise, pose and "
+           "detector score), renormalised")
+
+
+@dataclass(frozen=True)
+class ClipRequest:
+    """What the analyst asked of a clip: which part, which person (a track number, or a box drawn on a frame to
+    follow), how many frames to pool."""
+
+    start_s: float | None = None
+    end_s: float | None = None
+    track: int | None = None  # None: the track whose frames weigh most
+    seed_frame: int | None = None  # a box drawn on this frame starts (or picks) the track
+    seed_box: tuple[float, float, float, float] | None = None
+    pool_frames: int = POOL_FRAMES
+
+    def as_dict(self) -> dict:
+        return {"start_s": self.start_s, "end_s": self.end_s, "track": self.track, "seed_frame": self.seed_frame,
+                "seed_box": self.seed_box, "pool_frames": self.pool_frames}
+
+
+def analyze_clip(case: Case, engine, resources_detector, clip_detector, gallery: GalleryStore | None = None, *,
+                 clip: str | None = None, audio: str | None = None, use_audio: bool = True,
+                 request: ClipRequest = ClipRequest(), top_k: int = 10, fpir: float = DEFAULT_FPIR,
+                 progress: Progress | None = None) -> AnalysisResult:
+    """Analyse one person through a clip and record it in the case as one unit: follow the faces
+    (:func:`forensic_face.vision.track.track_faces`), take the chosen track's best frames (at most
+    ``request.pool_frames``, by weight) through the probe path with the audio window of each frame's time, pool
+    them (:func:`forensic_face.engine.probe.pool`), and search the gallery with the pooled template read with the
+    calibration of pooled templates (never the single frame's). The record lists every frame used (time, box,
+    quality, weight) and a strip of them."""
+    t0 = time.perf_counter()
+    step = progress or Progress()
+    item = pick_evidence(case, clip, ("video",))
+    if item is None:
+        raise CaseError("the case has no video evidence to follow a face through (add a clip with `case add`)")
+    aitem = pick_evidence(case, audio, ("audio", "video")) if use_audio and audio is not None else None
+    case.check_writable()
+    path = case.checked_evidence_path(item)
+    audio_path = case.checked_evidence_path(aitem) if aitem is not None else None
+    parameters = {"top_k": top_k, "fpir": fpir, "use_audio": use_audio, "clip": request.as_dict()}
+    with _failure_logged(case, item, aitem, parameters):
+        if gallery is not None:
+            _pooled_calibration(engine, fpir)
+        tracks, track = _follow(path, item, clip_detector, resources_detector, request, step)
+        chosen, frm = _pool_faces(path, track, engine, request, step)
+        audio_info, audio_vecs = _track_audio(aitem, audio_path, item, path, chosen, use_audio, audio is not None)
+        step.update(3, 5, "reconstructing and pooling the frames")
+        path_ = ProbePath(engine, resources_detector)
+        probes = path_.complete_many([f for _, f in chosen], audio_vecs)
+        pooled = pool(probes, np.array([tf.weight for tf, _ in chosen]))
+        step.update(4, 5, "searching gallery")
+        search, search_res, thumbs = None, None, []
+        if gallery is not None:
+            search_res = _pooled_search(gallery, engine, pooled, top_k, fpir)
+            search = search_res.as_dict()
+            thumbs = [gallery.thumbnail(c.image_id) for c in search_res.candidates]
+    best = int(np.argmax(pooled.weights))
+    result = _result(item, frm, {"selection": f"track {track.track_id}, {len(chosen)} frames pooled"},
+                     replace(probes[best], reconstruction=pooled.reconstruction,
+                             reconstruction_no_audio=pooled.reconstruction_no_audio),
+                     audio_info, search, search_res, engine)
+    result.clip = _clip_record(tracks, track, chosen, pooled, engine)
+    result.strip = track_strip([f.grey for _, f in chosen], [tf for tf, _ in chosen], pooled.weights)
+    step.update(4, 5, "saving the analysis in the case")
+    aid, _ = case.commit_analysis(
+        lambda aid: _analysis_files(aid, result, thumbs, parameters, item, aitem, engine, t0), progress)
+    result.analysis_id = aid
+    result.images = {role: f"{RESULTS_DIR}/{aid}/{role}.png" for role in _roles(result)}
+    result.seconds = round(time.perf_counter() - t0, 3)
+    step.update(5, 5, "done")
+    return result
+
+
+def _roles(result: AnalysisResult) -> tuple[str, ...]:
+    return _IMAGE_ROLES + (("track_strip",) if result.strip is not None else ())
+
+
+def _pooled_calibration(engine, fpir: float) -> None:
+    """Refuse, before any work, models without the calibration of pooled templates or a false-lead rate it did
+    not measure."""
+    if engine.clip_calibration is None:
+        raise ForensicFaceError("the models carry no calibration for templates pooled from clips (it is never "
+                                "borrowed from single frames); fit it with `forensic-face evaluate --clips`, or "
+                                "analyse single frames of the clip")
+    try:
+        engine.clip_calibration.check_fpir(fpir)
+    except ValueError as exc:
+        raise ForensicFaceError(str(exc)) from None
+
+
+def _follow(path, item: EvidenceItem, clip_detector, fallback, request: ClipRequest, step: Progress):
+    """(the tracking of the clip, the track chosen): the one asked for, the one the analyst's box started, or the
+    one whose faces weigh most."""
+    from forensic_face.engine.fusion import frame_weight
+    from forensic_face.vision.frames import iter_video_frames
+    from forensic_face.vision.track import Seed, track_faces
+
+    step.update(0, 5, "following faces through the clip")
+    seeds = [Seed(request.seed_frame, request.seed_box)] if request.seed_box is not None else []
+    if seeds and request.seed_frame is None:
+        raise InputError("a box to follow needs the frame it was drawn on")
+    tracks = track_faces(iter_video_frames(path, start_s=request.start_s, end_s=request.end_s), clip_detector,
+                         weigh=frame_weight, fallback=fallback, seeds=seeds, progress=step)
+    if not tracks.tracks:
+        raise NoFaceFoundError(f"{item.name}: {tracks.summary()}")
+    if request.track is not None:
+        found = [t for t in tracks.tracks if t.track_id == request.track]
+        if not found:
+            raise InputError(f"{item.name}: there is no track {request.track}; the tracking found "
+                             + ", ".join(str(t.track_id) for t in tracks.tracks))
+        return tracks, found[0]
+    seeded = [t for t in tracks.tracks if t.seeded]
+    return tracks, (seeded[0] if seeded else max(tracks.tracks, key=lambda t: float(t.weights.sum())))
+
+
+def _pool_faces(path, track, engine, request: ClipRequest, step: Progress) -> tuple[list, object]:
+    """The track's faces to pool, [(TrackedFace, ProbeFace)] in time order (the ``request.pool_frames`` of highest
+    weight, weight 0 never), and the frame of the best of them (shown as the analysed frame)."""
+    from forensic_face.engine.probe import face_at
+    from forensic_face.vision.frames import iter_video_frames
+    from forensic_face.vision.track import iter_track_frames
+
+    w = track.weights
+    usable = np.nonzero(w > 0)[0]
+    if usable.size == 0:
+        raise InputError(f"none of the {len(w)} faces of track {track.track_id} is usable (each is under 12 px "
+                         "wide, turned far to the side or without detail); choose another track or time range")
+    keep = usable[np.argsort(-w[usable], kind="stable")[:request.pool_frames]]
+    wanted = {int(track.records["frame"][i]) for i in keep}
+    best_frame = int(track.records["frame"][keep[0]])
+    step.update(1, 5, f"aligning the {len(wanted)} best faces of track {track.track_id}")
+    chosen, frm = [], None
+    for frame, tf in iter_track_frames(iter_video_frames(path, start_s=request.start_s, end_s=request.end_s), track):
+        if tf.frame_index in wanted:
+            chosen.append((tf, face_at(frame.image, tf.detection, engine.size, engine.alignment)))
+            if tf.frame_index == best_frame:
+                frm = frame
+    return chosen, frm
+
+
+def _track_audio(aitem: EvidenceItem | None, audio_path, item: EvidenceItem, clip_path, chosen: list,
+                 use_audio: bool, asked: bool) -> tuple[dict | None, np.ndarray | None]:
+    """The audio windows at the pooled frames' times: of the audio evidence given, else of the clip's own
+    sound track when it has one (a clip without one is analysed without audio, and the record says so)."""
+    from forensic_face.audio.features import AudioFeatureExtractor
+
+    if not use_audio:
+        return None, None
+    source, src_path = (aitem, audio_path) if aitem is not None else (item, clip_path)
+    extractor = AudioFeatureExtractor()
+    times = np.array([tf.timestamp_s or 0.0 for tf, _ in chosen])
+    try:
+        clip = extractor.load(src_path, around_s=float(np.median(times)))
+    except AudioError as exc:
+        if asked:
+            raise AudioError(f"audio evidence {source.name}: {exc} (analyse with --no-audio to go on without it)") \
+                from None
+        log.info("%s: analysed without audio (%s)", item.name, exc)
+        return None, None
+    feats = extractor(clip, times)
+    info = {"evidence": source.name, "sha256": source.sha256, "timestamp_s": round(float(np.median(times)), 3),
+            "timestamps_s": [round(float(t), 3) for t in times], "own_track": aitem is None,
+            "window_s": feats.params["config"]["prosody_window_s"],
+            "pitch_hz": round(float(np.nanmedian(feats.prosody[:, 0])), 1),
+            "voiced_fraction": round(float(np.mean(feats.prosody[:, 3])), 3),
+            "quality": feats.params["quality"], "params": feats.params}
+    return info, feats.vector
+
+
+def _pooled_search(gallery: GalleryStore, engine, pooled, top_k: int, fpir: float) -> SearchOutcome:
+    """Search with the pooled template, read with the calibration of pooled templates (one frame: its own)."""
+    one = len(pooled.probes) == 1
+    cal = engine.calibration if one else engine.clip_calibration
+    sharp = float(np.dot(pooled.weights, [p.face.quality.sharpness for p in pooled.probes]))
+    face_px = float(np.dot(pooled.weights, [p.face.detection.width for p in pooled.probes]))
+    return search_gallery(gallery, pooled.embedding, cal, engine.info.version, face_px, top_k,
+                          probe_sharpness=sharp, fpir=fpir)
+
+
+def _clip_record(tracks, track, chosen: list, pooled, engine) -> dict:
+    """The ``clip`` part of the analysis record: the track, how it was pooled and every frame used."""
+    one = len(chosen) == 1
+    frames = []
+    for (tf, face), w in zip(chosen, pooled.weights, strict=True):
+        q = tf.quality
+        frames.append({"index": tf.frame_index, "time_s": tf.timestamp_s, "box": [round(float(v), 2)
+                                                                                 for v in tf.detection.box],
+                       "method": tf.detection.method, "face_px": round(float(q.face_px), 1),
+                       "sharpness": round(float(face.quality.sharpness), 2),
+                       "noise_sigma": round(float(q.noise_sigma), 2), "turn": q.as_dict()["turn"],
+                       "frame_weight": round(float(tf.weight), 4), "weight": round(float(w), 4)})
+    return {"track": str(track.track_id), "tracks_found": len(tracks.tracks), "pooling": POOLING,
+            "calibration": "single frame" if one else "pooled templates",
+            "calibration_sha256": engine.info.calibration_sha256 if one else engine.clip_calibration_sha256,
+            "frames": frames, "tracking": tracks.as_dict(with_faces=False)}
+
+
+def track_strip(faces: list[np.ndarray], tracked: list, weights: np.ndarray, side: int = 96) -> np.ndarray:
+    """The pooled faces side by side (grey, ``side`` px), each captioned with its time and weight."""
+    tiles = []
+    for face, tf, w in zip(faces, tracked, weights, strict=True):
+        tile = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC)
+        band = np.full((22, side), 255, np.uint8)
+        when = "?" if tf.timestamp_s is None else f"{tf.timestamp_s:.2f}s"
+        cv2.putText(band, f"{when} w{w:.2f}", (3, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.36, 0, 1, cv2.LINE_AA)
+        tiles.append(np.vstack([tile, band]))
+        tiles.append(np.full((side + 22, 4), 255, np.uint8))
+    return np.hstack(tiles[:-1])

@@ -19,6 +19,7 @@ class Resources:
         self._engine = None
         self._detector = None
         self._preview_detector = None
+        self._clip_detector = None
         self._gallery = None
         self._lock = threading.RLock()
 
@@ -57,6 +58,15 @@ class Resources:
             if self._detector is None:
                 self._detector = FaceDetector()
             return self._detector
+
+    def clip_detector(self):
+        """The detector that follows faces through clips (YuNet: fast enough for every frame)."""
+        with self._lock:
+            if self._clip_detector is None:
+                from forensic_face.vision.yunet import YuNetDetector
+
+                self._clip_detector = YuNetDetector()
+            return self._clip_detector
 
     def probe_path(self):
         """The probe path (engine.probe.ProbePath) of this engine and detector."""

@@ -71,6 +71,34 @@ def evaluate_models(data: str | Path | None, models: str | Path | None, device: 
     return report
 
 
+def evaluate_clip_models(data: str | Path | None, models: str | Path | None, device: str, out: str | Path, *,
+                         refit: bool, workers: int, progress: Progress) -> dict:
+    """Issue 23's evaluation of clips (:mod:`forensic_face.training.clip_eval`): the pooled templates'
+    calibration fitted on the calibration people and stored in the bundle when it has none (or ``refit``),
+    then verification, search and reconstruction of clips of 1-16 frames on the test pairs; written to ``out``."""
+    from forensic_face.engine.inference import FaceEngine
+    from forensic_face.models.bundle import save_clip_calibration
+    from forensic_face.paths import models_dir
+    from forensic_face.training.clip_eval import calibrate_clips, evaluate_clips
+    from forensic_face.training.split import load_split_data
+
+    folder = Path(models) if models else models_dir()
+    index, split, cache = load_split_data(lfw_folder(data), progress, workers)
+    engine = FaceEngine(folder, device=device)
+    if engine.clip_calibration is None or refit:
+        cal, info = calibrate_clips(engine, index, cache, split.calib_pairs, workers, progress)
+        save_clip_calibration(folder, cal, info)
+        engine = FaceEngine(folder, device=device)
+    report = evaluate_clips(engine, engine.clip_calibration, index, cache, split.test_pairs, workers=workers,
+                            progress=progress)
+    report |= {"split": split.describe(), "engine": engine.info.as_dict(),
+               "clip_calibration": engine.meta["clip_calibration"],
+               "clip_calibration_sha256": engine.clip_calibration_sha256}
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(report, indent=2))
+    return report
+
+
 def tune_sface(data: str | Path | None, onnx: str | Path | None, out: str | Path, overrides: dict, *,
                workers: int, threads: int | None, progress: Progress) -> dict:
     """Distil SFace into a student for degraded probes (:mod:`forensic_face.training.distil`) on the training

@@ -210,16 +210,44 @@ def calibrate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], worker
         fpr, tpr, thr = roc_curve(ds, same)
         acc = [((ds >= t) == same).mean() for t in thr]
         dlib_thr[level] = float(-thr[int(np.argmax(acc))])
-    weights, quality_range = fit_logistic(np.concatenate(sims), np.concatenate(ys), np.concatenate(sharp))
     # temperature: closed-set search of matched probes among the calibration people (one clean image each)
-    first = first_images(pairs)
-    people = sorted(first)
-    g_emb = engine.embed(gallery_crops(index, cache, [first[q] for q in people], size))
-    pos = {q: i for i, q in enumerate(people)}
-    matched = [k for k, p in enumerate(pairs) if p.same and p.b.split("/")[0] in pos]
-    truth = np.array([pos[pairs[k].b.split("/")[0]] for k in matched])
-    all_sims = np.concatenate([e[matched] @ g_emb.T for e in probe_embs])
-    all_truth = np.tile(truth, len(probe_embs))
+    search = CalibrationSearches.of(engine, index, cache, pairs)
+    cal = fit_calibration(sims, ys, sharp, [e[search.matched] @ search.gallery.T for e in probe_embs],
+                          search.truth, [s_[search.matched] for s_ in search_sharp],
+                          open_set_calibration(engine, index, cache, pairs, search.gallery, search.pos, workers,
+                                               progress))
+    return cal, {"dlib_threshold_by_level": dlib_thr, "calib_people": len(search.pos)}
+
+
+@dataclass
+class CalibrationSearches:
+    """The closed-set searches the temperature is fitted on: the calibration people's first images as the
+    gallery (embedded), and the matched pairs whose probe person is in it."""
+
+    gallery: np.ndarray  # (people, D)
+    pos: dict[str, int]  # person -> gallery row
+    matched: list[int]  # pair indices of the searches
+    truth: np.ndarray  # gallery row of each search's person
+
+    @classmethod
+    def of(cls, engine, index: FolderIndex, cache: dict, pairs: list[Pair]) -> CalibrationSearches:
+        first = first_images(pairs)
+        people = sorted(first)
+        pos = {q: i for i, q in enumerate(people)}
+        matched = [k for k, p in enumerate(pairs) if p.same and p.b.split("/")[0] in pos]
+        return cls(engine.embed(gallery_crops(index, cache, [first[q] for q in people], engine.size)), pos, matched,
+                   np.array([pos[pairs[k].b.split("/")[0]] for k in matched]))
+
+
+def fit_calibration(sims: list[np.ndarray], ys: list[np.ndarray], sharp: list[np.ndarray],
+                    search_sims: list[np.ndarray], truth: np.ndarray, search_sharp: list[np.ndarray],
+                    open_set: dict | None) -> MatchCalibration:
+    """The match logistic on the pairs' similarities (``sims``, ``ys``, ``sharp``: one array per condition),
+    the softmax temperature on the searches (``search_sims``: (searches, people) per condition, ``truth`` the
+    right row of each, ``search_sharp`` the probes' sharpness), the impostor tail, and the open-set table."""
+    weights, quality_range = fit_logistic(np.concatenate(sims), np.concatenate(ys), np.concatenate(sharp))
+    all_sims = np.concatenate(search_sims)
+    all_truth = np.tile(truth, len(search_sims))
     temperature = fit_temperature(all_sims, all_truth)
     # one-to-one stranger similarities (kept for the record and for older readers)
     stranger = np.ones_like(all_sims, bool)
@@ -227,11 +255,11 @@ def calibrate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], worker
     tail = fit_impostor_tail(all_sims[stranger]) if stranger.sum() >= 10 / TAIL_FMR else None
     cal = MatchCalibration(weights=weights, temperature=temperature, n_pairs=int(sum(len(s) for s in sims)),
                            n_searches=int(all_sims.shape[0]), quality_range=quality_range, impostor_tail=tail,
-                           open_set=open_set_calibration(engine, index, cache, pairs, g_emb, pos, workers, progress))
+                           open_set=open_set)
     if cal.uses_quality:  # the temperature by the probe's sharpness, on the same searches
-        q = cal.quality(np.concatenate([s_[matched] for s_ in search_sharp]))
+        q = cal.quality(np.concatenate(search_sharp))
         cal = replace(cal, temperature_q=fit_temperature_q(all_sims, all_truth, q, temperature, degree=2))
-    return cal, {"dlib_threshold_by_level": dlib_thr, "calib_people": len(people)}
+    return cal
 
 
 def open_set_calibration(engine, index: FolderIndex, cache: dict, pairs: list[Pair], g_emb: np.ndarray,
@@ -239,19 +267,31 @@ def open_set_calibration(engine, index: FolderIndex, cache: dict, pairs: list[Pa
     """The lead-score thresholds of gallery searches (``fit_open_set_table``) from calibration searches:
     every pair's second image that is not its person's gallery image, at every level of OPEN_SET_LEVELS,
     reconstructed without audio, against the calibration gallery (``g_emb``, one image per person)."""
-    first = first_images(pairs)
-    rows = [k for k, p in enumerate(pairs) if p.b != first.get(p.b.split("/")[0])]
-    truth = np.array([pos.get(pairs[k].b.split("/")[0], -1) for k in rows])
+    rows, truth = open_set_searches(pairs, pos)
     sims = []
     for level in OPEN_SET_LEVELS:
         probes = probe_set(index, cache, pairs, level, engine.size, "calib", workers, progress)
         sims.append(engine.embed(engine.reconstruct(probes.crop[rows], None)) @ g_emb.T)
+    return open_set_table(sims, truth, list(OPEN_SET_LEVELS))
+
+
+def open_set_searches(pairs: list[Pair], pos: dict[str, int]) -> tuple[list[int], np.ndarray]:
+    """The open-set calibration searches: every pair whose second image is not its person's gallery image, and
+    the gallery row of its person (-1: not enrolled)."""
+    first = first_images(pairs)
+    rows = [k for k, p in enumerate(pairs) if p.b != first.get(p.b.split("/")[0])]
+    return rows, np.array([pos.get(pairs[k].b.split("/")[0], -1) for k in rows])
+
+
+def open_set_table(sims: list[np.ndarray], truth: np.ndarray, conditions: list[str]) -> dict | None:
+    """``fit_open_set_table`` on the searches of every condition (``sims``: one (searches, people) array each),
+    with the conditions named; None when there are too few searches."""
     try:
-        table = fit_open_set_table(np.concatenate(sims), np.tile(truth, len(OPEN_SET_LEVELS)))
+        table = fit_open_set_table(np.concatenate(sims), np.tile(truth, len(sims)))
     except ValueError as exc:  # too few calibration searches for the table
         log.warning("no open-set table: %s", exc)
         return None
-    return {**table, "levels": list(OPEN_SET_LEVELS)}
+    return {**table, "levels": conditions}
 
 
 def evaluate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], calib_info: dict, out: Path,

@@ -1,0 +1,251 @@
+"""Synthetic clips from LFW probes: what pooling the frames of a clip gains, and its calibration (issue 23).
+
+A clip of a probe: ``CLIP_FRAMES`` frames of the pair's second image, each moved a little as a person in front
+of a camera moves (a sub-pixel shift at the camera's resolution, a scale change of ~2 %, a rotation of ~2°)
+and then degraded *independently* at the level (its own noise seed, its own JPEG encoding: ``degrade``), as
+successive frames of one camera are. The gallery image stays clean. Every frame goes through the probe
+pipeline of the single-frame evaluation (:mod:`forensic_face.training.evaluate`): the detector on the degraded
+frame, the most central face or the LFW centre box, the alignment the engine wants; then its quality
+(:func:`forensic_face.vision.quality.assess`) and, in the engine, its reconstruction and embedding. A clip of
+N frames is the first N of them; its template is the frames' embeddings pooled with their quality weights
+(:mod:`forensic_face.engine.fusion`).
+
+Frames are seeded by (pair index, frame, level), so the clips are the same at every run, and N = 4 is a prefix
+of N = 8 (the curve over N compares like with like).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from forensic_face.core.progress import Progress
+from forensic_face.models.calibration import MatchCalibration
+from forensic_face.paths import cache_dir
+from forensic_face.training.chunked import parallel_map
+from forensic_face.training.evaluate import (
+    CalibrationSearches,
+    fit_calibration,
+    gallery_crops,
+    identification_sets,
+    open_set_searches,
+    open_set_table,
+)
+from forensic_face.training.lfw import FolderIndex, Pair, _centre_box, worker_models
+from forensic_face.training.metrics import mean_difference, psnr, rate_report, ssim, verification_report
+from forensic_face.vision.align import AlignSpec, align_face, warp_to_crop
+from forensic_face.vision.degrade import DEGRADED_LEVELS, EVAL_LEVELS, LEVELS, degrade
+from forensic_face.vision.detect import FaceDetection
+from forensic_face.vision.quality import assess
+
+log = logging.getLogger(__name__)
+
+#: Frames made per clip; the clips of the evaluation are their first N.
+CLIP_FRAMES = 16
+#: The clip lengths the evaluation reports.
+CLIP_COUNTS = (1, 4, 8, 16)
+#: Quality figures kept per frame (the inputs of the fusion weights).
+QUALITY_FIELDS = ("face_px", "sharpness", "noise_sigma", "detail_px", "roll_deg", "turn", "found")
+
+
+def clip_frame(grey: np.ndarray, level: str, seed: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """One frame of a synthetic clip of ``grey`` at ``level`` and its motion (2x3, ``grey`` -> frame): moved
+    (shift below one pixel of the level's resolution, scale sigma 2 %, rotation sigma 2°), then degraded with
+    its own seed."""
+    rng = np.random.default_rng(seed)
+    h, w = grey.shape[:2]
+    camera_px = w / (LEVELS[level].downscale_to or w)  # one pixel of the camera, in frame pixels
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), float(rng.normal(0, 2.0)), float(np.exp(rng.normal(0, 0.02))))
+    m[:, 2] += rng.uniform(-0.5, 0.5, 2) * camera_px
+    moved = cv2.warpAffine(grey, m, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT_101)
+    return (moved if level == "clean" else degrade(moved, level, seed=int(rng.integers(2**31)))), m
+
+
+def _in_clean_alignment(frame: np.ndarray, clean: np.ndarray, motion: np.ndarray, size: int) -> np.ndarray:
+    """The moved frame cropped where the clean face is: the clean alignment ``clean`` after undoing ``motion``."""
+    undo = np.vstack([cv2.invertAffineTransform(motion), [0, 0, 1]])
+    return warp_to_crop(frame, (np.vstack([clean, [0, 0, 1]]) @ undo)[:2], size)
+
+
+@dataclass
+class ClipProbes:
+    """Per pair at one level: the aligned crops of every frame of its clip and their quality figures."""
+
+    level: str
+    crop: np.ndarray  # (P, F, S, S) uint8, aligned from the detection on the frame
+    crop_clean_geom: np.ndarray  # (P, F, S, S) uint8, the frame where the clean face is (reconstruction quality)
+    quality: dict[str, np.ndarray]  # QUALITY_FIELDS -> (P, F)
+    method: np.ndarray  # (P, F) str: how the face was found
+
+
+def _clip_chunk(job: tuple) -> list:
+    root, items, level, size, alignment, frames = job
+    detector, _ = worker_models()
+    spec = AlignSpec(size=size, mode=alignment)
+    out = []
+    for rel, k, box, marks in items:
+        grey = cv2.imread(str(Path(root) / rel), cv2.IMREAD_GRAYSCALE)
+        clean = align_face(grey, FaceDetection(box=tuple(float(v) for v in box), score=1.0, method="cache",
+                                               landmarks=marks if np.any(marks) else None), spec).matrix
+        rows = []
+        for f in range(frames):
+            frame, motion = clip_frame(grey, level, (k, f, EVAL_LEVELS.index(level)))
+            faces = detector.detect(frame)
+            h, w = frame.shape
+            if faces:
+                det = min(faces, key=lambda d: np.hypot((d.box[0] + d.box[2]) / 2 - w / 2,
+                                                        (d.box[1] + d.box[3]) / 2 - h / 2))
+            else:
+                det = detector.from_box(frame, _centre_box(frame.shape))
+            crop = align_face(frame, det, spec).image
+            x0, y0, x1, y1 = (int(round(v)) for v in det.box)
+            region = frame[max(0, y0):max(0, y1), max(0, x0):max(0, x1)]
+            q = assess(crop, det.width, region if region.size else None, det.landmarks).as_dict()
+            rows.append((crop, _in_clean_alignment(frame, clean, motion, size),
+                         [q[name] for name in QUALITY_FIELDS[:-1]] + [float(bool(faces))], det.method))
+        out.append(rows)
+    return out
+
+
+def clip_probes(index: FolderIndex, cache: dict, pairs: list[Pair], level: str, size: int, alignment: str,
+                tag: str, frames: int = CLIP_FRAMES, workers: int = 2,
+                progress: Progress | None = None) -> ClipProbes:
+    """The clips of every pair's second image at ``level`` through the probe pipeline (cached on disk)."""
+    path = cache_dir() / (f"clips-{tag}-{level}-s{size}-{alignment}-f{frames}-{index.fingerprint()}-"
+                          f"{len(pairs)}.npz")
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as z:
+            return ClipProbes(level, z["crop"], z["geom"], {n: z[f"q_{n}"] for n in QUALITY_FIELDS}, z["method"])
+    row = {p: i for i, p in enumerate(index.paths)}
+    items = [(p.b, k, cache["boxes"][row[p.b]], cache["landmarks"][row[p.b]]) for k, p in enumerate(pairs)]
+    chunks = [items[i:i + 10] for i in range(0, len(items), 10)]
+    parts = parallel_map(_clip_chunk, [(str(index.root), c, level, size, alignment, frames) for c in chunks],
+                         workers, progress, len(items), f"{tag} clips, {level}", sizes=[len(c) for c in chunks])
+    flat = [clip for part in parts for clip in part]
+    q = np.array([[r[2] for r in clip] for clip in flat], np.float32)
+    probes = ClipProbes(level, np.stack([np.stack([r[0] for r in clip]) for clip in flat]),
+                        np.stack([np.stack([r[1] for r in clip]) for clip in flat]),
+                        {n: q[..., i] for i, n in enumerate(QUALITY_FIELDS)},
+                        np.array([[r[3] for r in clip] for clip in flat]))
+    tmp = path.with_suffix(".tmp.npz")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(tmp, crop=probes.crop, geom=probes.crop_clean_geom, method=probes.method,
+             **{f"q_{n}": v for n, v in probes.quality.items()})
+    tmp.replace(path)
+    return probes
+
+
+# ------------------------------------------------------------------------------------------------ pooling
+
+
+#: Clip lengths whose pooled templates the pooled calibration is fitted on (one frame keeps its own).
+CALIBRATION_COUNTS = (4, 8, 16)
+
+
+def frame_embeddings(engine, crops: np.ndarray) -> np.ndarray:
+    """(P, F, D): the embedding of every frame's reconstruction (no audio), as the clip analysis makes them."""
+    p, f = crops.shape[:2]
+    flat = crops.reshape(p * f, *crops.shape[2:])
+    return engine.embed(engine.reconstruct(flat)).reshape(p, f, -1)
+
+
+def pooled(emb: np.ndarray, quality: dict[str, np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The templates of the clips' first ``n`` frames (P, D) and each template's sharpness (the weighted mean
+    of its frames': the quality the match probability is read at), pooled by :mod:`forensic_face.engine.fusion`."""
+    from forensic_face.engine.fusion import frame_weights, fuse
+
+    w = frame_weights({k: v[:, :n] for k, v in quality.items()})
+    templates = np.stack([fuse(emb[i, :n], w[i]) for i in range(len(emb))])
+    share = w / np.maximum(w.sum(1, keepdims=True), 1e-12)
+    return templates, (share * quality["sharpness"][:, :n]).sum(1)
+
+
+# ------------------------------------------------------------------------------------------------ calibration
+
+
+def calibrate_clips(engine, index: FolderIndex, cache: dict, pairs: list[Pair], workers: int = 2,
+                    progress: Progress | None = None) -> tuple[MatchCalibration, dict]:
+    """The calibration of pooled templates, fitted as the single-frame one is (:func:`fit_calibration`) but on
+    the calibration people's clips: the match logistic on pooled templates of ``CALIBRATION_COUNTS`` frames at
+    every level of EVAL_LEVELS, the temperature on their closed-set searches, the open-set table on their
+    open-set searches (the three levels: the clips of the single-factor levels are not made)."""
+    gal = engine.embed(gallery_crops(index, cache, [p.a for p in pairs], engine.size))
+    same = np.array([p.same for p in pairs])
+    search = CalibrationSearches.of(engine, index, cache, pairs)
+    rows, open_truth = open_set_searches(pairs, search.pos)
+    sims, ys, sharp, s_sims, s_sharp, o_sims, conditions = [], [], [], [], [], [], []
+    for level in EVAL_LEVELS:
+        probes = clip_probes(index, cache, pairs, level, engine.size, engine.alignment, "calib", workers=workers,
+                             progress=progress)
+        emb = frame_embeddings(engine, probes.crop)
+        for n in CALIBRATION_COUNTS:
+            templates, q = pooled(emb, probes.quality, n)
+            sims.append((gal * templates).sum(1))
+            ys.append(same)
+            sharp.append(q)
+            s_sims.append(templates[search.matched] @ search.gallery.T)
+            s_sharp.append(q[search.matched])
+            o_sims.append(templates[rows] @ search.gallery.T)
+            conditions.append(f"{level}, {n} frames")
+    cal = fit_calibration(sims, ys, sharp, s_sims, search.truth, s_sharp, open_set_table(o_sims, open_truth,
+                                                                                         conditions))
+    return cal, {"calib_people": len(search.pos), "conditions": conditions, "pairs": len(pairs)}
+
+
+# ------------------------------------------------------------------------------------------------ evaluation
+
+
+def evaluate_clips(engine, clip_cal: MatchCalibration, index: FolderIndex, cache: dict, pairs: list[Pair],
+                   levels: tuple[str, ...] = DEGRADED_LEVELS, workers: int = 2,
+                   progress: Progress | None = None) -> dict:
+    """Verification, gallery search and reconstruction of clips of 1, 4, 8 and 16 frames at ``levels``: one
+    frame is read with the single-frame calibration (it is what the single-frame analysis gives), pooled
+    templates with ``clip_cal``."""
+    same = np.array([p.same for p in pairs])
+    gal = engine.embed(gallery_crops(index, cache, [p.a for p in pairs], engine.size))
+    clean_probe = gallery_crops(index, cache, [p.b for p in pairs], engine.size)
+    sets = identification_sets(pairs)
+    id_gal = engine.embed(gallery_crops(index, cache, sets.gallery_paths, engine.size))
+    report: dict = {"pairs": len(pairs), "frames_made": CLIP_FRAMES, "gallery_people": len(sets.gallery_paths),
+                    "searches": int(sets.closed.size), "levels": {}}
+    for level in levels:
+        probes = clip_probes(index, cache, pairs, level, engine.size, engine.alignment, "test", workers=workers,
+                             progress=progress)
+        emb = frame_embeddings(engine, probes.crop)
+        lev: dict = {"frames_face_found": round(float(probes.quality["found"].mean()), 4), "by_frames": {}}
+        for n in CLIP_COUNTS:
+            templates, q = pooled(emb, probes.quality, n)
+            cal = engine.calibration if n == 1 else clip_cal
+            scores = (gal * templates).sum(1)
+            row = verification_report(scores, same, cal.probability(scores, q) >= 0.5)
+            sims = templates[sets.closed] @ id_gal.T
+            rank = (sims > sims[np.arange(len(sims)), sets.truth][:, None]).sum(1) + 1
+            row |= {"calibration": "single frame" if n == 1 else "pooled templates",
+                    "rank_1": rate_report(rank == 1), "rank_5": rate_report(rank <= 5),
+                    "reconstruction": _pooled_reconstruction(engine, probes, clean_probe, n)}
+            lev["by_frames"][str(n)] = row
+        report["levels"][level] = lev
+    return report
+
+
+def _pooled_reconstruction(engine, probes: ClipProbes, clean: np.ndarray, n: int) -> dict:
+    """PSNR against the clean face of the reconstruction made from the first ``n`` frames (each frame, in the
+    clean face's alignment, reconstructed; the reconstructions averaged with the frames' fusion weights),
+    beside that of one frame as it is (bicubic: the level upscales back) and of the average of the n frames."""
+    from forensic_face.engine.fusion import frame_weights
+
+    p, f, size = probes.crop_clean_geom.shape[0], n, probes.crop_clean_geom.shape[2]
+    geom = probes.crop_clean_geom[:, :n]
+    recon = engine.reconstruct(geom.reshape(p * f, size, size)).reshape(p, f, size, size).astype(np.float32)
+    w = frame_weights({k: v[:, :n] for k, v in probes.quality.items()})
+    w = w / np.maximum(w.sum(1, keepdims=True), 1e-12)
+    fused = np.clip(np.round((recon * w[:, :, None, None]).sum(1)), 0, 255).astype(np.uint8)
+    average = np.clip(np.round(geom.astype(np.float32).mean(1)), 0, 255).astype(np.uint8)
+    one, avg, rec = psnr(geom[:, 0], clean), psnr(average, clean), psnr(fused, clean)
+    return {"psnr_db": round(float(rec.mean()), 3), "one_frame_psnr_db": round(float(one.mean()), 3),
+            "frame_average_psnr_db": round(float(avg.mean()), 3), "ssim": round(float(ssim(fused, clean).mean()), 4),
+            "gain_over_one_frame": mean_difference(rec, one), "gain_over_frame_average": mean_difference(rec, avg)}
