@@ -10,7 +10,7 @@ first.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -34,15 +34,15 @@ def reason(exc: av.FFmpegError) -> str:
     return (exc.strerror or str(exc)).rstrip(".")
 
 
-def open_media(path: Path, error: type[InputError], advice: str) -> InputContainer:
+def open_media(path: Path, fail: Callable[[str], InputError]) -> InputContainer:
     """Open ``path`` read-only with PyAV (headers only; nothing is decoded).
 
-    A file FFmpeg cannot open raises ``error`` naming the file, FFmpeg's reason and ``advice``.
+    A file FFmpeg cannot open raises ``fail(FFmpeg's reason)``, an error that names the file and says what to do.
     """
     try:
         return av.open(str(path), mode="r", metadata_errors="ignore")
     except av.FFmpegError as exc:
-        raise error(f"{path}: cannot be opened ({reason(exc)}); {advice}") from None
+        raise fail(reason(exc)) from None
 
 
 def origin(container: InputContainer) -> Fraction:

@@ -272,7 +272,7 @@ _UNREADABLE = "it is damaged, truncated (an MP4/MOV recording that was not finis
 def _open(path: Path) -> InputContainer:
     if not path.is_file():
         raise VideoDecodeError(f"{path}: no such file")
-    return open_media(path, VideoDecodeError, _UNREADABLE)
+    return open_media(path, lambda why: VideoDecodeError(f"{path}: cannot be opened ({why}); {_UNREADABLE}"))
 
 
 def _video_stream(container: InputContainer, path: str | Path) -> Stream:
