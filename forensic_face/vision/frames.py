@@ -17,6 +17,7 @@ from warnings import catch_warnings, simplefilter
 
 import cv2
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from forensic_face.core.errors import ImageDecodeError, VideoDecodeError
 from forensic_face.core.media import TIME_EPS_S
@@ -311,6 +312,7 @@ def iter_video_frames(
     total = info.frame_count if start_s is None and end_s is None else \
         max(int(round((min(hi, info.duration_s) - lo) * info.fps)), 1)
     read = yielded = 0
+    rgb = VideoReformatter()  # one for the clip: a conversion context per frame would cost 3x the decoding
     with closing(timed_frames(path, lo, threads=threads)) as frames:
         for timed in frames:
             if timed.time_s < lo - TIME_EPS_S:
@@ -322,7 +324,7 @@ def iter_video_frames(
             read += 1
             if timed.index % step:
                 continue
-            image = timed.frame.to_ndarray(format="rgb24")
+            image = rgb.reformat(timed.frame, format="rgb24").to_ndarray()
             if yielded == 0:
                 check_video_frame_size(image.shape[1], image.shape[0], path)
             yield _video_frame(path, timed, image)
