@@ -60,6 +60,9 @@ _MIN_DBFS = -200.0  # floor reported for digital silence instead of -inf
 #: Samples per step of the level measurement and of skipping in a file that cannot seek (bounds
 #: the temporaries: |x| and x**2 of one step, not of the whole recording).
 _BLOCK = 1 << 20
+#: A compressed track is decoded from this long before a window (s): the decoder's first frames after a seek
+#: lack their predecessors (MDCT overlap, MP3's bit reservoir) and fall before the window, not in it.
+_PREROLL_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -230,7 +233,7 @@ def _decode_track(info: AudioInfo, plan: ReadPlan) -> tuple[np.ndarray, int, tup
     end, damaged = first, []
     with open_media(info.path, lambda why: undecodable(info.path, f"FFmpeg: {why}")) as container:
         stream, zero = container.streams.audio[0], origin(container)
-        for packet in demux_from(container, stream, first / sr, zero):
+        for packet in demux_from(container, stream, max(first / sr - _PREROLL_S, 0.0), zero):
             try:
                 frames = packet.decode()
             except av.FFmpegError as exc:

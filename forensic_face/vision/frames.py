@@ -297,14 +297,14 @@ def iter_video_frames(
 
     Times are the frames' own timestamps and indices their places in the stream (:mod:`forensic_face.vision.video`);
     ``meta["timestamps"]`` says where a time comes from ("container", or nominal for a raw stream). A range is
-    reached by a seek, not by decoding from the start (a raw H.264/HEVC stream, which cannot seek, excepted).
+    reached without decoding from the start (a raw H.264/HEVC stream, which cannot seek, excepted).
     One frame is held at a time. The frame size the container declares is checked
     (:func:`check_video_frame_size`) before any frame is decoded, and the first decoded frame again. ``progress``
     counts the frames of the range (cancelling raises from its ``update``); ``threads``: decoder threads, 0 for
     one per core.
 
     Raises :class:`VideoDamagedError` after the last frame that could be decoded when the file is damaged or
-    truncated (the frames yielded before it are sound), :class:`VideoDecodeError` when it cannot be read at all.
+    truncated (the frames yielded before it may be used), :class:`VideoDecodeError` when it cannot be read at all.
     """
     info = video_info(path)
     check_video_frame_size(info.width, info.height, path)

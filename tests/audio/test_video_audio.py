@@ -59,7 +59,7 @@ def test_a_window_of_a_clips_audio_matches_the_whole(clips):
     window = load_audio(path, around_s=1.6, span_s=1.0)
     assert window.offset_s == 1.0 and window.duration_s == pytest.approx(1.0)
     start = int(window.offset_s * whole.sr)
-    np.testing.assert_allclose(window.samples, whole.samples[start : start + window.samples.size], atol=2e-3)
+    np.testing.assert_allclose(window.samples, whole.samples[start : start + window.samples.size], atol=1e-6)
 
 
 def test_features_follow_the_frames_of_a_clip(clips):
