@@ -48,6 +48,74 @@ def frame_640(face_rgb: np.ndarray) -> np.ndarray:
     return canvas
 
 
+def _moving_square(n: int, width: int = 96, height: int = 64) -> list[np.ndarray]:
+    """``n`` RGB frames of a bright square moving right over a dark gradient (each frame is unlike the others)."""
+    frames = []
+    for i in range(n):
+        img = np.zeros((height, width, 3), np.uint8)
+        img[..., 2] = np.linspace(20, 80, width, dtype=np.uint8)[None, :]
+        x = (3 * i) % (width - 16)
+        img[height // 2 - 8 : height // 2 + 8, x : x + 16] = 235
+        frames.append(img)
+    return frames
+
+
+def _encode_audio(container, stream, samples: np.ndarray) -> None:
+    """Encode mono float samples in [-1, 1] into ``stream`` of ``container``."""
+    import av
+
+    fmt, rate = stream.codec_context.format.name, stream.codec_context.sample_rate
+    size = stream.codec_context.frame_size or 1024
+    for start in range(0, samples.size, size):
+        chunk = samples[start : start + size][None, :]
+        data = np.round(chunk * 32767).astype(np.int16) if fmt.startswith("s16") else chunk.astype(np.float32)
+        frame = av.AudioFrame.from_ndarray(data, format=fmt, layout="mono")
+        frame.sample_rate, frame.pts = rate, start
+        container.mux(stream.encode(frame))
+    container.mux(stream.encode(None))
+
+
+@pytest.fixture(scope="session")
+def moving_square():
+    """``moving_square(n, width=96, height=64)``: ``n`` RGB frames of a bright square moving over a gradient."""
+    return _moving_square
+
+
+@pytest.fixture(scope="session")
+def write_clip():
+    """``write(path, fmt, vcodec, frames, *, fps=25, pts_ms=None, gop=None, audio=None, acodec=None, rate=16000)``:
+    encode RGB ``frames`` with PyAV into ``path`` (container format ``fmt``, e.g. "mp4", "matroska", "vob",
+    "mpegts", "h264"), at ``fps`` or at the explicit times ``pts_ms`` (ms, one per frame), with a keyframe every
+    ``gop`` frames, and mono ``audio`` samples at ``rate`` Hz encoded with ``acodec``. Returns ``path``."""
+    import av
+
+    def write(path: Path, fmt: str, vcodec: str, frames: list[np.ndarray], *, fps: int = 25,
+              pts_ms: list[int] | None = None, gop: int | None = None, audio: np.ndarray | None = None,
+              acodec: str | None = None, rate: int = 16000) -> Path:
+        from fractions import Fraction
+
+        with av.open(str(path), "w", format=fmt) as container:
+            sound = container.add_stream(acodec, rate=rate, layout="mono") if audio is not None else None
+            stream = container.add_stream(vcodec, rate=fps)
+            stream.height, stream.width = frames[0].shape[:2]
+            stream.pix_fmt = "yuv420p"
+            if gop:
+                stream.codec_context.gop_size = gop
+            if pts_ms is not None:
+                stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
+            for i, image in enumerate(frames):
+                frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+                if pts_ms is not None:
+                    frame.pts, frame.time_base = pts_ms[i], Fraction(1, 1000)
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode(None))
+            if sound is not None:
+                _encode_audio(container, sound, audio)
+        return path
+
+    return write
+
+
 @pytest.fixture(scope="session")
 def detector():
     from forensic_face.vision.detect import FaceDetector

@@ -8,7 +8,10 @@ Typical use::
     clip = load_audio("evidence/day.wav", around_s=t)
     feats = audio_features(clip, frame_timestamps_s)   # feats.vector: (frames, dim)
 
-No Qt and no torch here; only numpy, scipy, soundfile, soxr and librosa. The ``denoise`` function
+A video file's own sound is read like an audio file (``load_audio("evidence/clip.mp4")``), on the clock of its
+frames; ``has_audio_track(path)`` says whether it has one.
+
+No Qt and no torch here; only numpy, scipy, soundfile, PyAV, soxr and librosa. The ``denoise`` function
 is not re-exported here because it would hide the ``forensic_face.audio.denoise`` module; use
 ``from forensic_face.audio.denoise import denoise``.
 """
@@ -20,7 +23,7 @@ from forensic_face.audio.features import (
     AudioFeatures,
     audio_features,
 )
-from forensic_face.audio.info import AudioInfo, audio_info
+from forensic_face.audio.info import AudioInfo, audio_info, has_audio_track
 from forensic_face.audio.io import AudioClip, AudioQuality, audio_from_array, load_audio
 from forensic_face.audio.lbrp import LBRPConfig, lbrp_features
 from forensic_face.audio.prosody import (
@@ -48,6 +51,7 @@ __all__ = [
     "audio_info",
     "bandpass",
     "chirp",
+    "has_audio_track",
     "lbrp_features",
     "load_audio",
     "per_frame_prosody",

@@ -71,6 +71,8 @@ class AudioFeatures:
     vector: np.ndarray  # (n, d + k) float32: lbrp then scaled prosody
     names: tuple[str, ...]  # d + k column names of ``vector``
     params: dict[str, Any]  # parameters and versions used, for the audit log
+    voiced: np.ndarray  # (n,) bool: the window holds voiced speech; False: its vector describes no voice
+    warnings: tuple[str, ...] = ()  # for the analyst: the frame times whose window holds no voice, or no audio
 
 
 def load(
@@ -173,7 +175,9 @@ def audio_features(
     Runs :func:`clean` (if ``denoise``), :func:`prosody` and :func:`lbrp` on the clip and
     concatenates LBRP (n, d) with the scaled prosody (n, 7) into ``vector`` (n, d + 7) float32.
     For a window of a recording (``clip.offset_s`` > 0) the timestamps are shifted onto the window;
-    a timestamp outside the window raises :class:`AudioError`.
+    a timestamp outside the window raises :class:`AudioError`. A timestamp whose prosody window holds no voiced
+    speech, or lies wholly outside the recording, gets its vector as any other, ``voiced`` False, and its time
+    named in ``warnings`` (:func:`voice_warnings`): such a vector carries no voice.
     """
     cfg = config or AudioFeatureConfig()
     ts = np.atleast_1d(np.asarray(timestamps_s, dtype=np.float64))
@@ -182,6 +186,12 @@ def audio_features(
     raw = prosody(samples, clip.sr, local, cfg)
     lbrp_vec = lbrp(samples, clip.sr, local, cfg)
     vector = np.concatenate([lbrp_vec, scale_prosody(raw, cfg.prosody_weight)], axis=1)
+    voiced = raw[:, PROSODY_COLUMNS.index("voiced_fraction")] > 0
+    half = cfg.prosody_window_s / 2
+    outside = (local + half < 0) | (local - half > clip.duration_s)
+    warnings = voice_warnings(ts, ~voiced & ~outside, outside, cfg.prosody_window_s)
+    for warning in warnings:
+        log.warning("%s: %s", clip.source or "audio", warning)
     log.debug("audio features: %d timestamps, dim %d", ts.size, vector.shape[1])
     return AudioFeatures(
         timestamps_s=ts,
@@ -190,7 +200,38 @@ def audio_features(
         vector=vector,
         names=column_names(cfg),
         params=_params(clip, cfg, denoise),
+        voiced=voiced,
+        warnings=warnings,
     )
+
+
+def voice_warnings(times_s: np.ndarray, silent: np.ndarray, outside: np.ndarray, window_s: float) -> tuple[str, ...]:
+    """Warnings naming the frame times (s) whose audio window holds no voiced speech (``silent``) or lies wholly
+    outside the recording (``outside``): their vectors carry no voice (pitch 0 maps to the neutral value, and
+    the LBRP describes background sound or silence), so a comparison must not take them for a speaker's."""
+    out = []
+    if silent.any():
+        out.append(f"no voice in the {window_s:g} s audio window at {_times(times_s, silent)}: the audio "
+                   "features there describe background sound or silence, not a speaker")
+    if outside.any():
+        out.append(f"no audio at {_times(times_s, outside)} (outside the recording): the audio features there "
+                   "are those of silence")
+    return tuple(out)
+
+
+def _times(times_s: np.ndarray, mask: np.ndarray, most: int = 8) -> str:
+    """The times where ``mask`` holds, as runs of neighbouring entries: '0.40 s, 1.20-1.60 s and 3 more'."""
+    runs: list[list[float]] = []
+    previous = -2
+    for i in np.flatnonzero(mask):
+        if i == previous + 1:
+            runs[-1][1] = float(times_s[i])
+        else:
+            runs.append([float(times_s[i]), float(times_s[i])])
+        previous = i
+    shown = [f"{a:.2f} s" if a == b else f"{a:.2f}-{b:.2f} s" for a, b in runs[:most]]
+    more = f" and {len(runs) - most} more" if len(runs) > most else ""
+    return ", ".join(shown) + more
 
 
 class AudioFeatureExtractor:

@@ -1,7 +1,7 @@
 """What an audio file says about itself, read from its header, and the limits checked before decoding.
 
-:func:`audio_info` opens the file without decoding a sample (``soundfile.info``; for files only the
-librosa/audioread fallback reads, audioread's header probe) and refuses recordings that cannot be
+:func:`audio_info` opens the file without decoding a sample (libsndfile; for anything else FFmpeg reads, through
+PyAV: AAC/M4A, WMA, and the sound track of a video file) and refuses recordings that cannot be
 decoded within bounded memory. :func:`plan_read` turns a request (whole file, its first seconds,
 or a window around a time) into the frames to decode, checked against the limits below, so that a
 1-hour or 10-hour recording costs the memory of the window that is analysed, not of the file.
@@ -10,23 +10,25 @@ Limits (module constants, so a deployment with more memory may raise them):
 
 - :data:`MAX_FILE_S` (24 h): a header that claims a longer recording is taken as corrupt;
 - :data:`MAX_WHOLE_S` (10 min): longer recordings are never decoded whole, only as a window;
-- :data:`MAX_DECODE_BYTES` (512 MiB): the decoded float32 samples of one read, all channels;
-- :data:`MAX_FALLBACK_BYTES` (512 MiB): files that libsndfile cannot read are refused above this
-  size before the fallback decoder (which has no reliable length before decoding) is started.
+- :data:`MAX_DECODE_BYTES` (512 MiB): the decoded float32 samples of one read, all channels.
+
+Times in a file FFmpeg reads count from the container's start (:mod:`forensic_face.core.media`), the clock of
+a video's frames: the sound at t s is that of the frame at t s.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import warnings
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import soundfile as sf
 
-from forensic_face.core.errors import AudioDecodeError, SampleRateError
+from forensic_face.core.errors import AudioDecodeError, NoAudioTrackError, SampleRateError
+from forensic_face.core.media import open_media, origin, stream_time
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +41,6 @@ MAX_FILE_S = 24 * 3600.0
 MAX_WHOLE_S = 600.0
 #: Decoded float32 samples (all channels) one read may produce, bytes.
 MAX_DECODE_BYTES = 512 << 20
-#: Files only the librosa/audioread fallback can read are refused above this size, bytes.
-MAX_FALLBACK_BYTES = 512 << 20
 #: Length of the window decoded around the analysis time of a recording longer than it, s. A file
 #: no longer than this is read whole, so its features are those of a whole-file load.
 ANALYSIS_SPAN_S = 60.0
@@ -67,11 +67,11 @@ class AudioInfo:
     path: Path
     sr: int  # sample rate of the recording, Hz
     channels: int
-    frames: int  # samples per channel the header announces
+    frames: int  # samples per channel the header announces (0: the container does not say)
     duration_s: float  # frames / sr
-    container: str  # e.g. "WAV", "FLAC"; "unknown" for the fallback decoder
-    subtype: str | None  # libsndfile subtype such as "PCM_16"; None for the fallback decoder
-    decoder: Literal["soundfile", "audioread"]
+    container: str  # e.g. "WAV", "FLAC"; for PyAV the container and codec, e.g. "QuickTime / MOV, aac"
+    subtype: str | None  # libsndfile subtype such as "PCM_16" (PyAV: "PCM_16" for 16-bit PCM); None if compressed
+    decoder: Literal["soundfile", "pyav"]
 
     @property
     def bits(self) -> int | None:
@@ -119,7 +119,7 @@ def sniff(path: Path) -> str:
 
 
 def undecodable(path: Path, sf_reason: str) -> AudioDecodeError:
-    """The error for a file neither libsndfile nor the fallback decoder can read."""
+    """The error for a file neither libsndfile nor FFmpeg can read."""
     suffix = path.suffix.lower().lstrip(".") or "no extension"
     return AudioDecodeError(
         f"cannot decode {path} (extension: {suffix}; content: {sniff(path)}): {sf_reason.rstrip('.')}. "
@@ -138,11 +138,12 @@ def hms(seconds: float) -> str:
 
 
 def audio_info(path: str | Path) -> AudioInfo:
-    """Rate, channels and length of an audio file from its header; no sample is decoded.
+    """Rate, channels and length of an audio file, or of a video file's (first) audio track, from the headers;
+    no sample is decoded.
 
     Raises:
-        AudioDecodeError: missing, empty or unreadable file; a fallback-only file over
-            :data:`MAX_FALLBACK_BYTES`; a header claiming more than :data:`MAX_FILE_S`.
+        AudioDecodeError: missing, empty or unreadable file; a header claiming more than :data:`MAX_FILE_S`.
+        NoAudioTrackError: a video file without sound.
         SampleRateError: recording rate below 8000 Hz.
     """
     path = Path(path)
@@ -153,7 +154,7 @@ def audio_info(path: str | Path) -> AudioInfo:
             info = AudioInfo(path, sr, int(fh.channels), frames, frames / sr if sr > 0 else 0.0,
                              fh.format, fh.subtype, "soundfile")
     except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
-        info = _fallback_info(path, str(exc))
+        info = _track_info(path, str(exc))
     check_rate(info.sr, path)
     if not math.isfinite(info.duration_s) or info.duration_s > MAX_FILE_S:
         raise AudioDecodeError(
@@ -164,26 +165,41 @@ def audio_info(path: str | Path) -> AudioInfo:
     return info
 
 
-def _fallback_info(path: Path, sf_reason: str) -> AudioInfo:
-    """Header of a file libsndfile cannot read, from audioread's probe (the decoder's stream info, no samples kept)."""
-    size = path.stat().st_size
-    if size > MAX_FALLBACK_BYTES:
-        raise AudioDecodeError(
-            f"{path}: libsndfile cannot read it ({sf_reason.rstrip('.')}), and at {size / 2**20:.0f} MiB it is "
-            f"over the {MAX_FALLBACK_BYTES >> 20} MiB that the fallback decoder may open, since its length is "
-            "not known before decoding; convert it to WAV or FLAC (e.g. ffmpeg -i IN OUT.flac) and load that copy"
-        )
-    log.info("soundfile cannot read %s (%s); probing with audioread", path, sf_reason)
-    try:
-        with warnings.catch_warnings():  # audioread imports modules Python deprecates (aifc, audioop, sunau)
-            warnings.simplefilter("ignore", DeprecationWarning)
-            import audioread  # librosa's decoder for formats libsndfile lacks (needs e.g. ffmpeg)
+def has_audio_track(path: str | Path) -> bool:
+    """Whether a file carries sound: an audio file, or a video file with an audio stream (headers only).
 
-            with audioread.audio_open(str(path)) as fh:
-                sr, channels, duration = int(fh.samplerate), int(fh.channels), float(fh.duration or 0.0)
-    except Exception as exc:  # audioread raises many unrelated types; all mean "cannot decode"
-        raise undecodable(path, sf_reason) from exc
-    return AudioInfo(path, sr, channels, int(round(duration * sr)), duration, "unknown", None, "audioread")
+    Raises :class:`AudioDecodeError` for a missing or empty file, or one that no decoder can open.
+    """
+    path = Path(path)
+    check_file(path)
+    try:
+        sf.info(str(path))
+        return True
+    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+        sf_reason = str(exc).rstrip(".")
+    with open_media(path, lambda why: undecodable(path, f"{sf_reason}; FFmpeg: {why}")) as container:
+        return bool(container.streams.audio)
+
+
+def _track_info(path: Path, sf_reason: str) -> AudioInfo:
+    """Header of the first audio track of a file libsndfile cannot read (a video's own sound, AAC, WMA, ...),
+    through PyAV: its length runs from the container's start to the track's end."""
+    with open_media(path, lambda why: undecodable(path, f"{sf_reason.rstrip('.')}; FFmpeg: {why}")) as container:
+        if not container.streams.audio:
+            if container.streams.video:
+                raise NoAudioTrackError(f"{path} has no audio track; add the recording as a separate audio file")
+            raise undecodable(path, f"no audio stream in it ({container.format.long_name})")
+        stream = container.streams.audio[0]
+        ctx, zero = stream.codec_context, origin(container)
+        sr = int(ctx.sample_rate or 0)
+        start = max(stream_time(stream.start_time, stream, zero) or 0.0, 0.0)
+        if stream.duration:
+            duration = start + float(stream.duration * stream.time_base)
+        else:
+            duration = container.duration / 1e6 if container.duration else 0.0
+        bits = re.fullmatch(r"pcm_[su](8|16|24|32)(?:[lb]e)?", ctx.name)
+        return AudioInfo(path, sr, int(ctx.channels or 0), int(round(duration * sr)), duration,
+                         f"{container.format.long_name}, {ctx.name}", f"PCM_{bits.group(1)}" if bits else None, "pyav")
 
 
 def plan_read(

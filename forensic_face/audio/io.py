@@ -1,7 +1,8 @@
 """Load audio evidence into one canonical form: float32 mono samples in [-1, 1] at 16 kHz.
 
-Decoding goes through libsndfile (``soundfile``: WAV, FLAC, Ogg Vorbis/Opus, MP3, ...); only when it
-cannot read a file do we try librosa/audioread (which needs a system decoder such as ffmpeg).
+Decoding goes through libsndfile (``soundfile``: WAV, FLAC, Ogg Vorbis/Opus, MP3, ...); a file it cannot read
+goes to FFmpeg through PyAV (AAC/M4A, WMA, and the first audio track of a video file: a clip's own sound, whose
+times are those of its frames).
 The input file is opened read-only and never written. The header is read and the limits of
 :mod:`forensic_face.audio.info` are checked before any sample is decoded; a long recording is read
 as a window around the time of interest (``load_audio(path, around_s=t)``), never whole.
@@ -21,10 +22,10 @@ plateaus and move peaks):
 from __future__ import annotations
 
 import logging
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import numpy as np
 import soundfile as sf
 
@@ -41,6 +42,7 @@ from forensic_face.audio.info import (
     undecodable,
 )
 from forensic_face.core.errors import AudioClippedError, AudioDecodeError, AudioSilentError
+from forensic_face.core.media import demux_from, open_media, origin, reason, stream_time
 
 __all__ = ["MIN_SR", "TARGET_SR", "AudioClip", "AudioInfo", "AudioQuality", "audio_from_array", "audio_info",
            "load_audio", "measure_quality", "resample"]
@@ -58,6 +60,9 @@ _MIN_DBFS = -200.0  # floor reported for digital silence instead of -inf
 #: Samples per step of the level measurement and of skipping in a file that cannot seek (bounds
 #: the temporaries: |x| and x**2 of one step, not of the whole recording).
 _BLOCK = 1 << 20
+#: A compressed track is decoded from this long before a window (s): the decoder's first frames after a seek
+#: lack their predecessors (MDCT overlap, MP3's bit reservoir) and fall before the window, not in it.
+_PREROLL_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -127,6 +132,7 @@ def load_audio(
     Raises:
         AudioDecodeError: missing or empty file, undecodable content, no samples, NaN/inf samples,
             a read over the limits.
+        NoAudioTrackError: a video file without sound.
         SampleRateError: recording rate below 8000 Hz.
         AudioSilentError: peak below -60 dBFS or RMS below -70 dBFS.
         AudioClippedError: more than 1 % of samples at full scale.
@@ -134,10 +140,10 @@ def load_audio(
     path = Path(path)
     info = audio_info(path)
     plan = plan_read(info, max_seconds=max_seconds, around_s=around_s, span_s=span_s)
-    data, sr = _decode(info, plan)
+    data, sr, notes = _decode(info, plan)
     offset, whole = plan.start / info.sr, plan.start == 0 and plan.to_end
     end = offset + data.shape[0] / sr
-    clip = _make_clip(data, sr, target_sr=target_sr, source=path, bits=info.bits, notes=plan.notes,
+    clip = _make_clip(data, sr, target_sr=target_sr, source=path, bits=info.bits, notes=plan.notes + notes,
                       name=None if whole else f"{path} ({offset:g}-{end:g} s)", offset_s=offset,
                       file_duration_s=None if whole else end if plan.to_end else max(info.duration_s, end))
     log.info(
@@ -181,10 +187,10 @@ def audio_from_array(
     )
 
 
-def _decode(info: AudioInfo, plan: ReadPlan) -> tuple[np.ndarray, int]:
-    """(samples (n, ch) float32, rate) of the planned frames, from soundfile or else librosa/audioread."""
-    if info.decoder == "audioread":
-        return _decode_fallback(info, plan)
+def _decode(info: AudioInfo, plan: ReadPlan) -> tuple[np.ndarray, int, tuple[str, ...]]:
+    """(samples (n, ch) float32, rate, notes) of the planned frames, from soundfile or else PyAV."""
+    if info.decoder == "pyav":
+        return _decode_track(info, plan)
     # a header may undercount the frames of a compressed stream a little: read on to the real end
     slack = info.sr if plan.to_end else 0
     try:
@@ -193,7 +199,7 @@ def _decode(info: AudioInfo, plan: ReadPlan) -> tuple[np.ndarray, int]:
             data = fh.read(frames=plan.frames + slack, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
         raise undecodable(info.path, str(exc)) from exc
-    return data, info.sr
+    return data, info.sr, ()
 
 
 def _seek(fh: sf.SoundFile, frame: int) -> None:
@@ -213,26 +219,57 @@ def _seek(fh: sf.SoundFile, frame: int) -> None:
         frame -= got
 
 
-def _decode_fallback(info: AudioInfo, plan: ReadPlan) -> tuple[np.ndarray, int]:
-    """librosa/audioread decode of the planned part (audioread keeps only the frames asked for)."""
-    import librosa  # heavy import; only needed for formats libsndfile lacks
+def _decode_track(info: AudioInfo, plan: ReadPlan) -> tuple[np.ndarray, int, tuple[str, ...]]:
+    """The planned frames of the file's first audio track, decoded by PyAV: (samples (n, ch) float32 at the
+    track's rate, rate, notes).
 
-    # the fallback's header length is not trusted: a read to the end stops one second past the limit
-    duration = limits.MAX_WHOLE_S + 1.0 if plan.to_end else plan.frames / info.sr
-    try:
-        with (
-            warnings.catch_warnings()
-        ):  # librosa warns that soundfile failed (we know) and audioread is deprecated
-            warnings.simplefilter("ignore", (UserWarning, FutureWarning, DeprecationWarning))
-            y, sr = librosa.load(str(info.path), sr=None, mono=False, offset=plan.start / info.sr,
-                                 duration=duration)
-    except Exception as exc:  # audioread raises many unrelated types; all mean "cannot decode"
-        raise undecodable(info.path, "libsndfile cannot read it") from exc
-    check_rate(int(sr), info.path)
-    data = np.atleast_2d(y).T.astype(np.float32, copy=False)  # librosa is channels-first
-    if plan.to_end and data.shape[0] > limits.MAX_WHOLE_S * sr:
-        raise too_long(info.path, data.shape[0] / sr, max(info.duration_s, data.shape[0] / sr))
-    return data, int(sr)
+    Sample i is the recording's sample ``plan.start + i`` counted from the container's start (silence before
+    the track starts, and in place of a packet that cannot be decoded). A read to the end stops one second past
+    :data:`~forensic_face.audio.info.MAX_WHOLE_S` (the header's length of a compressed track is not trusted).
+    """
+    sr, channels, first = info.sr, info.channels, plan.start
+    stop = first + (int((limits.MAX_WHOLE_S + 1.0) * sr) if plan.to_end else plan.frames)
+    pieces: list[tuple[int, np.ndarray]] = []  # (sample position, samples (n, ch))
+    end, damaged = first, []
+    with open_media(info.path, lambda why: undecodable(info.path, f"FFmpeg: {why}")) as container:
+        stream, zero = container.streams.audio[0], origin(container)
+        for packet in demux_from(container, stream, max(first / sr - _PREROLL_S, 0.0), zero):
+            try:
+                frames = packet.decode()
+            except av.FFmpegError as exc:
+                damaged.append(f"{stream_time(packet.pts, stream, zero) or 0.0:.2f} s ({reason(exc)})")
+                continue
+            for frame in frames:
+                t = stream_time(frame.pts, stream, zero)
+                pos = int(round(t * sr)) if t is not None else end
+                data = _float_samples(frame, channels, info.path)
+                lo, hi = max(pos, first), min(pos + data.shape[0], stop)
+                if hi > lo:
+                    pieces.append((lo - first, data[lo - pos : hi - pos]))
+                    end = max(end, hi)
+            if end >= stop:
+                break
+    if plan.to_end and end - first > limits.MAX_WHOLE_S * sr:
+        raise too_long(info.path, (end - first) / sr, max(info.duration_s, end / sr))
+    out = np.zeros((end - first, channels), np.float32)
+    for offset, data in pieces:
+        out[offset : offset + data.shape[0]] = data
+    notes = (f"{len(damaged)} damaged audio packet(s) could not be decoded (the first at {damaged[0]}); silence "
+             "stands in their place",) if damaged else ()
+    return out, sr, notes
+
+
+def _float_samples(frame: av.AudioFrame, channels: int, path: Path) -> np.ndarray:
+    """A decoded audio frame as (n, channels) float32 in [-1, 1] full scale, whatever its sample format."""
+    data = frame.to_ndarray()  # planar formats: (channels, n); packed: (1, n * channels)
+    data = data.T if frame.format.is_planar else data.reshape(-1, frame.layout.nb_channels)
+    if data.shape[1] != channels:
+        raise undecodable(path, f"the audio track changes from {channels} to {data.shape[1]} channels")
+    if np.issubdtype(data.dtype, np.integer):
+        kind = np.iinfo(data.dtype)
+        return ((data.astype(np.float64) - (kind.min + kind.max + 1) / 2) / ((kind.max - kind.min + 1) / 2)
+                ).astype(np.float32)
+    return data.astype(np.float32, copy=False)
 
 
 def _to_dbfs(value: float) -> float:

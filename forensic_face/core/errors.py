@@ -24,12 +24,29 @@ class VideoDecodeError(InputError):
     """A video file cannot be opened or yields no frames."""
 
 
+class VideoDamagedError(VideoDecodeError):
+    """A video whose stream breaks off early or has parts that cannot be decoded.
+
+    Raised by the frame reader after the last frame it could decode: the ``frames_read`` frames yielded before
+    it (up to ``read_until_s``, s) may be used; the message says what is missing or damaged.
+    """
+
+    def __init__(self, message: str, frames_read: int, read_until_s: float | None) -> None:
+        super().__init__(message)
+        self.frames_read = frames_read
+        self.read_until_s = read_until_s
+
+
 class AudioError(InputError):
     """Audio that cannot be used for analysis."""
 
 
 class AudioDecodeError(AudioError):
     """Audio file missing, empty or undecodable."""
+
+
+class NoAudioTrackError(AudioError):
+    """A video file that carries no sound: its audio must come from a separate recording."""
 
 
 class AudioSilentError(AudioError):

@@ -59,6 +59,7 @@ from forensic_face.store.atomic import atomic_write_bytes, atomic_write_json, fs
 from forensic_face.store.audit import GENESIS, MAX_AUDIT_BYTES, VIEW_EXPORTED, UnitKey, canonical, entry_hash
 from forensic_face.store.lock import DEFAULT_WAIT_S, LOCK_FILE, case_lock
 from forensic_face.store.verify import VerifyReport
+from forensic_face.vision.containers import SNIFF_BYTES, VIDEO_SUFFIXES, sniff_video
 
 log = logging.getLogger(__name__)
 
@@ -105,13 +106,11 @@ _SIGNATURES: list[tuple[int, bytes, str, str]] = [
     (0, b"ID3", "audio", "MP3"),
     (0, b"\xff\xfb", "audio", "MP3"),
     (0, b"\xff\xf3", "audio", "MP3"),
-    (0, b"\x1a\x45\xdf\xa3", "video", "Matroska/WebM"),
-    (4, b"ftyp", "video", "MP4/MOV"),
 ]
 _EXTENSIONS = {
     "image": {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"},
     "audio": {".wav", ".flac", ".ogg", ".opus", ".oga", ".mp3"},
-    "video": {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm"},
+    "video": VIDEO_SUFFIXES,
 }
 #: Metadata fixed at creation; its values are in the log's first entry.
 META_FIELDS = ("id", "title", "analyst", "created")
@@ -122,15 +121,15 @@ def now_iso() -> str:
 
 
 def sniff_kind(head: bytes) -> tuple[str, str] | None:
-    """(kind, format) from a file's first bytes, or None."""
+    """(kind, format) from a file's first bytes (:data:`SNIFF_BYTES` of them: video containers need more than
+    a magic number to be told from random bytes), or None."""
     if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
         return "audio", "WAV"
-    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
-        return "video", "AVI"
     for offset, magic, kind, fmt in _SIGNATURES:
         if head[offset:offset + len(magic)] == magic:
             return kind, fmt
-    return None
+    video = sniff_video(head)
+    return ("video", video) if video else None
 
 
 @dataclass(frozen=True)
@@ -552,7 +551,7 @@ class Case:
             raise EvidenceError(f"{src}: larger than {MAX_EVIDENCE_BYTES >> 30} GiB")
         try:
             with open(src, "rb") as fh:
-                head = fh.read(32)
+                head = fh.read(SNIFF_BYTES)
         except OSError as exc:
             raise EvidenceError(f"{src}: cannot be read ({exc.strerror})") from None
         sniffed = sniff_kind(head)

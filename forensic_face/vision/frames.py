@@ -1,7 +1,8 @@
 """Load stills and video frames into one representation: 8-bit RGB with a timestamp.
 
 Stills: JPEG, PNG, BMP, TIFF; 8 or 16 bit; grey, RGB or RGBA; EXIF orientation applied.
-Video: anything OpenCV's FFmpeg backend reads; each frame keeps its index and timestamp.
+Video: the containers of :mod:`forensic_face.vision.containers` (MP4/MOV, AVI, Matroska, MPEG-PS and -TS, raw
+H.264, ...) through PyAV (:mod:`forensic_face.vision.video`); each frame keeps its index and its own timestamp.
 Evidence files are only ever opened for reading.
 """
 
@@ -9,16 +10,34 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from warnings import catch_warnings, simplefilter
 
 import cv2
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from forensic_face.core.errors import ImageDecodeError, VideoDecodeError
+from forensic_face.core.media import TIME_EPS_S
 from forensic_face.core.progress import Progress
+from forensic_face.vision.containers import VIDEO_SUFFIXES
 from forensic_face.vision.imageheader import ImageHeader, read_image_header
+from forensic_face.vision.video import (
+    CONTAINER_TIMES,
+    MAX_VIDEO_PIXELS,
+    TimedFrame,
+    VideoInfo,
+    check_video_frame_size,
+    timed_frames,
+    video_info,
+)
+
+__all__ = ["IMAGE_GLOBS", "IMAGE_SUFFIXES", "MAX_VIDEO_PIXELS", "ROTATIONS", "VIDEO_SUFFIXES", "Frame", "VideoInfo",
+           "check_image_header", "check_video_frame_size", "decode_image_bytes", "encode_png", "is_video_path",
+           "iter_video_frames", "load_image", "read_video_frame", "read_video_frame_at", "rotate_image",
+           "sniff_image_format", "to_grey", "to_rgb8", "turn_box", "video_info"]
 
 #: File patterns of the still-image formats this package reads (folder scans: enrolment, training).
 IMAGE_GLOBS = ("*.jpg", "*.jpeg", "*.png", "*.bmp", "*.tif", "*.tiff")
@@ -34,11 +53,7 @@ MAX_DECODED_BYTES = 512 << 20
 #: Refuse still-image files larger than this before reading them, bytes (twice the largest array
 #: we decode: no still we accept needs a bigger file).
 MAX_IMAGE_FILE_BYTES = 2 * MAX_DECODED_BYTES
-#: Refuse video whose frames are larger than this many pixels (8K UHD, 7680 x 4320: 100 MB per
-#: decoded RGB frame), checked on the container's frame size before any frame is decoded.
-MAX_VIDEO_PIXELS = 7680 * 4320
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv", ".webm"}
 
 _MAGIC = [
     (b"\xff\xd8\xff", "jpeg"),
@@ -273,109 +288,102 @@ def load_image(path: str | Path) -> Frame:
     return decode_image_bytes(data, source=str(p), suffix=p.suffix)
 
 
-@dataclass(frozen=True)
-class VideoInfo:
-    """What a video container says about itself."""
-
-    path: str
-    fps: float
-    frame_count: int
-    width: int
-    height: int
-
-    @property
-    def duration_s(self) -> float:
-        return self.frame_count / self.fps if self.fps > 0 else 0.0
-
-
-def _open_video(path: str | Path) -> cv2.VideoCapture:
-    p = Path(path)
-    if not p.is_file():
-        raise VideoDecodeError(f"{p}: no such file")
-    cap = cv2.VideoCapture(str(p))
-    if not cap.isOpened():
-        raise VideoDecodeError(f"{p}: cannot be opened as video (unknown container or codec)")
-    return cap
-
-
-def video_info(path: str | Path) -> VideoInfo:
-    """Frame rate, frame count and size of a video file."""
-    cap = _open_video(path)
-    try:
-        fps = float(cap.get(cv2.CAP_PROP_FPS)) or 0.0
-        info = VideoInfo(
-            path=str(path),
-            fps=fps if fps > 0 and np.isfinite(fps) else 25.0,
-            frame_count=int(cap.get(cv2.CAP_PROP_FRAME_COUNT)),
-            width=int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
-            height=int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
-        )
-    finally:
-        cap.release()
-    return info
-
-
-def check_video_frame_size(width: int, height: int, source: str | Path) -> None:
-    """Refuse video frames over :data:`MAX_VIDEO_PIXELS` with a :class:`VideoDecodeError` that says what to do."""
-    if width * height > MAX_VIDEO_PIXELS:
-        raise VideoDecodeError(
-            f"{source}: frames of {width}x{height} pixels ({width * height / 1e6:.0f} MP) are over the "
-            f"{MAX_VIDEO_PIXELS / 1e6:.0f} MP (8K UHD) limit; add a downscaled copy instead "
-            "(e.g. ffmpeg -i IN -vf scale=-2:2160 OUT.mp4)"
-        )
-
-
 def iter_video_frames(
-    path: str | Path, *, step: int = 1, max_frames: int | None = None, progress: Progress | None = None
+    path: str | Path, *, step: int = 1, max_frames: int | None = None, progress: Progress | None = None,
+    start_s: float | None = None, end_s: float | None = None, threads: int = 0,
 ) -> Iterator[Frame]:
-    """Yield every ``step``-th frame of a video as a :class:`Frame` with its index and timestamp.
+    """Yield every ``step``-th frame (by index) of a video, or of its time range ``start_s <= t < end_s`` (s from
+    the container's start), as a :class:`Frame` with its index and time.
 
-    Timestamps come from the container when it gives them, else from index / fps. The frame size
-    the container declares is checked (:func:`check_video_frame_size`) before any frame is decoded,
-    and the first decoded frame again (a container may not declare it).
+    Times are the frames' own timestamps and indices their places in the stream (:mod:`forensic_face.vision.video`);
+    ``meta["timestamps"]`` says where a time comes from ("container", or nominal for a raw stream). A range is
+    reached without decoding from the start (a raw H.264/HEVC stream, which cannot seek, excepted).
+    One frame is held at a time. The frame size the container declares is checked
+    (:func:`check_video_frame_size`) before any frame is decoded, and the first decoded frame again. ``progress``
+    counts the frames of the range (cancelling raises from its ``update``); ``threads``: decoder threads, 0 for
+    one per core.
+
+    Raises :class:`VideoDamagedError` after the last frame that could be decoded when the file is damaged or
+    truncated (the frames yielded before it may be used), :class:`VideoDecodeError` when it cannot be read at all.
     """
     info = video_info(path)
     check_video_frame_size(info.width, info.height, path)
-    cap = _open_video(path)
-    total = info.frame_count if info.frame_count > 0 else 0
-    yielded = 0
-    index = 0
-    try:
-        while True:
-            if progress is not None:
-                progress.update(min(index, total), total or index + 1, "reading frames")
-            ok = cap.grab()
-            if not ok:
+    lo, hi = start_s or 0.0, end_s if end_s is not None else float("inf")
+    total = info.frame_count if start_s is None and end_s is None else \
+        max(int(round((min(hi, info.duration_s) - lo) * info.fps)), 1)
+    read = yielded = 0
+    rgb = VideoReformatter()  # one for the clip: a conversion context per frame would cost 3x the decoding
+    with closing(timed_frames(path, lo, threads=threads)) as frames:
+        for timed in frames:
+            if timed.time_s < lo - TIME_EPS_S:
+                continue
+            if timed.time_s >= hi - TIME_EPS_S:
                 break
-            if index % step == 0:
-                ok, bgr = cap.retrieve()
-                if not ok or bgr is None:
-                    break
-                if yielded == 0:
-                    check_video_frame_size(bgr.shape[1], bgr.shape[0], path)
-                pos_ms = cap.get(cv2.CAP_PROP_POS_MSEC)
-                ts = index / info.fps
-                if pos_ms and pos_ms > 0 and abs(pos_ms / 1000.0 - ts) < 5.0:
-                    ts = pos_ms / 1000.0
-                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                yield Frame(image=rgb, source=str(path), index=index, timestamp_s=ts, meta={"format": "video"})
-                yielded += 1
-                if max_frames is not None and yielded >= max_frames:
-                    break
-            index += 1
-    finally:
-        cap.release()
-    if index == 0:
-        raise VideoDecodeError(f"{path}: the video contains no decodable frames")
+            if progress is not None:
+                progress.update(min(read, total), max(total, read + 1), "reading frames")
+            read += 1
+            if timed.index % step:
+                continue
+            image = rgb.reformat(timed.frame, format="rgb24").to_ndarray()
+            if yielded == 0:
+                check_video_frame_size(image.shape[1], image.shape[0], path)
+            yield _video_frame(path, timed, image)
+            yielded += 1
+            if max_frames is not None and yielded >= max_frames:
+                break
+
+
+def _video_frame(path: str | Path, timed: TimedFrame, image: np.ndarray) -> Frame:
+    return Frame(image=image, source=str(path), index=timed.index, timestamp_s=timed.time_s,
+                 meta={"format": "video", "timestamps": timed.timestamps, "pts": timed.frame.pts})
 
 
 def read_video_frame(path: str | Path, index: int) -> Frame:
-    """Decode one frame by index, reading forward from the start (exact on inter-coded video)."""
-    for frame in iter_video_frames(path):
-        if frame.index == index:
-            return frame
-    raise VideoDecodeError(f"{path}: frame {index} is past the end of the video")
+    """Decode the frame with this index (its place in the stream, as :func:`iter_video_frames` numbers it).
+
+    Decoding starts at a keyframe a second before the index's nominal time where the container has timestamps
+    (and from the start when that proves to be past the frame, as on variable-rate video), else at the start.
+    """
+    info = video_info(path)
+    near = max(index / info.fps - 1.0, 0.0) if info.timestamps == CONTAINER_TIMES else 0.0
+    for start in dict.fromkeys((near, 0.0)):
+        for frame in iter_video_frames(path, start_s=start):
+            if frame.index == index:
+                return frame
+            if frame.index > index:
+                break
+        else:
+            break  # the whole rest of the video was read: there is no such frame
+    raise VideoDecodeError(f"{path}: frame {index} is past the end of the video ({info.frame_count} frames)")
+
+
+#: A time asked for (:func:`read_video_frame_at`) finds the frame this much later, s: a time recorded to the
+#: millisecond still finds its frame.
+TIME_TOLERANCE_S = 0.001
+
+
+def read_video_frame_at(path: str | Path, time_s: float) -> Frame:
+    """The frame on show at ``time_s`` (s from the container's start): the last frame whose time is at most
+    ``time_s`` (+ :data:`TIME_TOLERANCE_S`); the first frame for a time before it. Decoded from the keyframe
+    before that time, not from the start. Raises :class:`VideoDecodeError` for a time past the end."""
+    info = video_info(path)
+    check_video_frame_size(info.width, info.height, path)
+    limit = time_s + TIME_TOLERANCE_S
+    shown = None
+    with closing(timed_frames(path, max(limit, 0.0))) as frames:
+        for timed in frames:
+            if timed.time_s > limit and shown is not None:
+                break
+            shown = timed
+            if timed.time_s > limit:
+                break
+    if shown is None or time_s > max(shown.time_s + 1.0 / info.fps, info.duration_s):
+        raise VideoDecodeError(f"{path}: {time_s:.3f} s is past the end of the video ({info.duration_s:.3f} s)")
+    image = shown.frame.to_ndarray(format="rgb24")
+    check_video_frame_size(image.shape[1], image.shape[0], path)
+    return _video_frame(path, shown, image)
 
 
 def is_video_path(path: str | Path) -> bool:
+    """True when the file's extension is one of a video container (:data:`VIDEO_SUFFIXES`)."""
     return Path(path).suffix.lower() in VIDEO_SUFFIXES

@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from forensic_face.core.errors import VideoDamagedError
 from forensic_face.core.progress import Progress
 from forensic_face.vision.detect import FaceDetection, FaceDetector
 from forensic_face.vision.frames import Frame, iter_video_frames, to_grey, video_info
@@ -42,6 +43,7 @@ class FrameSelection:
     indices: np.ndarray  # (N,) frame indices
     sharpness: np.ndarray  # (N,) whole-frame sharpness
     best: list[RankedFrame]  # best first
+    warnings: tuple[str, ...] = ()  # e.g. the damage that ended the scan early (the frames before it were used)
 
 
 def select_best_frames(
@@ -64,16 +66,21 @@ def select_best_frames(
     ts, idx, sharp = [], [], []
     kept: dict[int, tuple[float, Frame]] = {}  # frame index -> (sharpness, frame)
     total = max(info.frame_count // step, 1)
-    for n, frame in enumerate(iter_video_frames(path, step=step)):
-        if progress is not None:
-            progress.update(min(n, total), total + candidates, "scoring sharpness")
-        small = _reduce(frame.image)
-        ts.append(frame.timestamp_s or 0.0)
-        idx.append(frame.index)
-        sharp.append(sharpness(small))
-        kept[frame.index] = (sharp[-1], frame)
-        if len(kept) > _keep_limit(frame, k, candidates):  # memory bounded: only the sharpest stay decoded
-            kept.pop(min(kept, key=lambda i: kept[i][0]))
+    warnings: tuple[str, ...] = ()
+    try:
+        for n, frame in enumerate(iter_video_frames(path, step=step)):
+            if progress is not None:
+                progress.update(min(n, total), total + candidates, "scoring sharpness")
+            ts.append(frame.timestamp_s or 0.0)
+            idx.append(frame.index)
+            sharp.append(sharpness(_reduce(frame.image)))
+            kept[frame.index] = (sharp[-1], frame)
+            if len(kept) > _keep_limit(frame, k, candidates):  # memory bounded: only the sharpest stay decoded
+                kept.pop(min(kept, key=lambda i: kept[i][0]))
+    except VideoDamagedError as exc:  # the frames before the damage are sound: rank those, and say so
+        if not ts:
+            raise
+        warnings = (str(exc),)
     ts_a, idx_a, sharp_a = np.array(ts), np.array(idx), np.array(sharp)
     order = [i for i in np.argsort(-sharp_a) if idx_a[i] in kept]
     chosen = _spread(order, ts_a, min_gap_s, candidates)
@@ -93,7 +100,8 @@ def select_best_frames(
     ranked.sort(key=lambda r: r.score, reverse=True)
     if progress is not None:
         progress.update(total + candidates, total + candidates, "done")
-    return FrameSelection(timestamps_s=ts_a, indices=idx_a, sharpness=sharp_a, best=_dedupe(ranked, min_gap_s, k))
+    return FrameSelection(timestamps_s=ts_a, indices=idx_a, sharpness=sharp_a, best=_dedupe(ranked, min_gap_s, k),
+                          warnings=warnings)
 
 
 def _keep_limit(frame: Frame, k: int, candidates: int) -> int:

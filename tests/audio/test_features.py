@@ -145,6 +145,18 @@ def test_time_alignment_silence_then_tone() -> None:
     assert float(feats.lbrp[2] @ outside) < 0.9
 
 
+def test_windows_without_voice_are_named_not_silently_used() -> None:
+    """A frame whose audio window holds no voice is flagged and its time named; frames with voice are not."""
+    times = np.array([0.1, 0.2, 0.3, 0.4, 1.0, 1.6, 2.0, 9.0])
+    feats = audio_features(_clip(_silence_then_tone()), times)
+    assert feats.voiced.tolist() == [False, False, False, False, True, True, True, False]
+    assert len(feats.warnings) == 2
+    assert feats.warnings[0].startswith("no voice in the 1 s audio window at 0.10-0.40 s:")
+    assert feats.warnings[1].startswith("no audio at 9.00 s (outside the recording)")
+    speech = audio_features(_clip(synth_speech(2.0, seed=1)), np.array([0.5, 1.0, 1.5]))
+    assert speech.voiced.all() and speech.warnings == ()
+
+
 def test_shifting_the_audio_shifts_the_features() -> None:
     """0.5 s of silence prepended: features at t + 0.5 s equal those at t; a 0.1 s mismatch does not."""
     speech = synth_speech(2.0, seed=5)

@@ -98,20 +98,6 @@ def test_decoded_size_is_capped(tmp_path: Path, monkeypatch, no_decoding) -> Non
         load_audio(path)
 
 
-def test_fallback_only_file_is_size_capped_before_decoding(tmp_path: Path, monkeypatch) -> None:
-    import audioread
-    import librosa
-
-    path = tmp_path / "recording.m4a"
-    path.write_bytes(np.random.default_rng(0).bytes(4000))  # libsndfile cannot read it
-    monkeypatch.setattr(limits, "MAX_FALLBACK_BYTES", 1000, raising=False)
-    monkeypatch.setattr(librosa, "load", lambda *a, **k: pytest.fail("the fallback decoder was started"))
-    monkeypatch.setattr(audioread, "audio_open", lambda *a, **k: pytest.fail("the fallback decoder was started"))
-    with pytest.raises(AudioDecodeError, match="fallback decoder") as err:
-        load_audio(path)
-    assert str(path) in str(err.value) and "convert it to WAV or FLAC" in str(err.value)
-
-
 # ----------------------------------------------------------------------------- windows
 
 
@@ -210,7 +196,7 @@ def test_pipeline_call_sequence(hour_44k_stereo: Path, extractor: AudioFeatureEx
 
 @pytest.fixture
 def without_libsndfile(monkeypatch):
-    """Make libsndfile refuse every file, so that the librosa/audioread fallback decodes (WAV via Python's wave)."""
+    """Make libsndfile refuse every file, so that FFmpeg (through PyAV) decodes it (WAV via Python's wave)."""
 
     class Refusing(sf.SoundFile):  # still a type: librosa checks isinstance(path, sf.SoundFile)
         def __new__(cls, *_args, **_kwargs):
@@ -229,7 +215,7 @@ def test_fallback_reads_a_window(tmp_path: Path, without_libsndfile) -> None:
             w.setnchannels(1), w.setsampwidth(2), w.setframerate(16000)
             w.writeframes(np.round(x * 32767).astype("<i2").tobytes())
     info = audio_info(path)
-    assert info.decoder == "audioread" and info.duration_s == pytest.approx(120.0)
+    assert info.decoder == "pyav" and info.duration_s == pytest.approx(120.0)
     clip = load_audio(path, around_s=90.0)
     assert clip.offset_s == 60.0 and clip.duration_s == pytest.approx(60.0) and clip.file_duration_s == 120.0
     expected = np.round(x[60 * 16000 :] * 32767) / 32768

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from forensic_face.core.errors import ImageDecodeError, VideoDecodeError
-from forensic_face.vision import frames
+from forensic_face.vision import frames, video
 from forensic_face.vision.frames import decode_image_bytes, iter_video_frames, load_image, read_video_frame, to_rgb8
 from forensic_face.vision.imageheader import read_image_header
 
@@ -214,7 +214,7 @@ def test_video_frame_size_is_checked_before_decoding(tmp_path, monkeypatch):
     path = tmp_path / "clip.avi"
     _write_video(path)
     assert len(list(iter_video_frames(path))) == 5
-    monkeypatch.setattr(frames, "MAX_VIDEO_PIXELS", 64 * 48 - 1, raising=False)
+    monkeypatch.setattr(video, "MAX_VIDEO_PIXELS", 64 * 48 - 1)
     with pytest.raises(VideoDecodeError, match=r"64x48 pixels .* over the .* limit") as err:
         next(iter_video_frames(path))
     assert "downscaled copy" in str(err.value)
