@@ -127,6 +127,31 @@ class AnalysisActions(WindowActions):
                                                        rotate=turn),
                    done, "The analysis could not finish")
 
+    def follow_clip(self) -> None:
+        """Follow the person through the clip shown and pool the best frames of the track: the track the box drawn
+        on this frame starts, else the one whose faces weigh most."""
+        w = self.w
+        if w.state is None:
+            return
+        cv = w.case_view
+        frame = cv.selected_frame()
+        if not frame or not any(e.name == frame and e.kind == "video" for e in w.state.case.evidence):
+            show_error(w, "No clip to follow", "error", "Choose a video in Frame: to follow a face through it "
+                       "(a still image is analysed with Run analysis).")
+            return
+        audio, use_audio, case = cv.selected_audio(), cv.uses_audio(), w.state.case
+        box, seed_frame = cv.drawn_box(), cv.frame_index()
+
+        def done(result) -> None:
+            state, aid = result
+            w.case_actions.show_case(state)
+            w.show_tab(1)
+            w.statusBar().showMessage(f"{aid} saved in the case and logged", 8000)
+
+        w.run_task("Following the face through the clip",
+                   lambda p: w.wb.analyze_clip(case, frame, audio, use_audio, box, seed_frame, p),
+                   done, "The clip could not be analysed")
+
     def withdraw_analysis(self) -> None:
         """Withdraw the analysis shown, asking why (a reason is required; nothing is deleted)."""
         self._record_on_shown("Withdraw analysis", "Why is {aid} withdrawn? (It stays in the case and the report, "
@@ -200,6 +225,7 @@ class AnalysisActions(WindowActions):
             if cv.view is view:
                 cv.show_frame(data)
                 cv.show_detection(face.box, face.landmarks, face.method)
+                cv.mark_pooled_frames(view)
 
         rank = cv.clip_shown() != evidence  # a clip's best frames are ranked once, when its timeline is set
         self._preview_task("frame", lambda p: w.wb.load_frame(case, evidence, None, detect=False, rank=rank,

@@ -169,10 +169,19 @@ class CaseView(QWidget):
         ctl.addWidget(QLabel("Zoom:"))
         ctl.addWidget(self.zoom, 1)
         ctl.addWidget(self.compare_export)
+        self.clip_note = QLabel("")  # a clip analysis: the track and the frames pooled
+        self.clip_note.setObjectName("clipPooled")
+        self.clip_note.setWordWrap(True)
+        self.clip_note.setTextFormat(Qt.TextFormat.PlainText)
+        self.strip_panel = ImagePanel("Frames pooled from the clip (time, weight)")
+        for widget in (self.clip_note, self.strip_panel):
+            widget.setVisible(False)
         lay = QVBoxLayout(w)
         lay.addWidget(self.compare_row, 1)
         lay.addLayout(ctl)
         lay.addWidget(self.quality)
+        lay.addWidget(self.clip_note)
+        lay.addWidget(self.strip_panel)
         note = QLabel("<i>The reconstruction is model output for the recogniser; it is not evidence and must not "
                       "be used to identify anyone by eye.</i>")
         note.setWordWrap(True)
@@ -356,6 +365,7 @@ class CaseView(QWidget):
             f"noise σ {q.noise_sigma:.2f} · mean level {q.mean_level:.0f}"
             + (" · <b>" + html.escape("; ".join(q.hints)) + "</b>" if q.hints else " · no quality warnings"))
         self.search_panel.show_search(view)
+        self._show_clip_pooled(view)
         self._show_record_note(view)
         self.analysis_combo.blockSignals(True)
         self.analysis_combo.setCurrentText(view.analysis_id)
@@ -372,6 +382,26 @@ class CaseView(QWidget):
                                  f"frame at {r.timestamp_s:.2f} s")
             self.frame_note.setText(f"{view.analysis_id}: {r.frame_evidence} — face box "
                                     f"{'drawn by the analyst' if face.method == 'manual' else 'detected'}")
+
+    def _show_clip_pooled(self, view) -> None:
+        """A clip analysis: which track, how many frames pooled and how they counted, and their strip."""
+        clip = view.record.clip
+        self.clip_note.setVisible(clip is not None)
+        self.strip_panel.setVisible(clip is not None)
+        if clip is None:
+            return
+        times = [f.time_s for f in clip.frames]
+        span = f"{min(times):.2f}–{max(times):.2f} s" if times else "no frames"
+        self.clip_note.setText(
+            f"Track {clip.track} of {clip.tracks_found:.0f} found in the clip: {len(clip.frames)} frames pooled "
+            f"({span}); weights {', '.join(f'{f.weight:.2f}' for f in clip.frames)}. Match probability from the "
+            f"{clip.calibration} calibration. Ctrl+Left / Ctrl+Right on the Frame tab step through the frames used.")
+        self.strip_panel.set_image(view.images.get("track_strip"))
+
+    def mark_pooled_frames(self, view) -> None:
+        """On the timeline of a clip analysis, the frames it pooled are the marked ones."""
+        if view.record.clip is not None and view.record.clip.frames:
+            self.timeline.set_marks([int(f.index) for f in view.record.clip.frames])
 
     def _show_record_note(self, view) -> None:
         """What the log says of the shown analysis since it was made: withdrawn (with why, who, when) and notes."""

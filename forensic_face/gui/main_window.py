@@ -147,6 +147,9 @@ class MainWindow(QMainWindow):
         self.act_quit = self._action("&Quit", self.close, sk.Quit)
         self.act_run = self._action("&Run analysis", analysis.run_analysis, "Ctrl+R")
         self.act_run.setShortcuts([QKeySequence("Ctrl+R"), QKeySequence("F5")])
+        self.act_follow = self._action("&Follow the face through the clip", analysis.follow_clip, "Ctrl+Shift+R",
+                                       "Track the person through the clip (or from the box drawn on this frame), "
+                                       "pool the best frames of the track and search with them")
         self.act_detect = self._action("&Detect face", analysis.detect_face, "Ctrl+D")
         self.act_draw = self._action("Draw face &box", None, "Ctrl+B", "Drag on the frame to draw the face box")
         self.act_draw.setCheckable(True)
@@ -185,7 +188,7 @@ class MainWindow(QMainWindow):
         m.addAction(self.act_settings)
         m.addAction(self.act_quit)
         m = mb.addMenu("&Analysis")
-        for a in (self.act_run, self.act_detect, self.act_draw, self.act_turned, self.act_cancel):
+        for a in (self.act_run, self.act_follow, self.act_detect, self.act_draw, self.act_turned, self.act_cancel):
             m.addAction(a)
         m.addSeparator()
         m.addAction(self.act_note)
@@ -314,8 +317,8 @@ class MainWindow(QMainWindow):
 
     def set_case_actions(self, on: bool) -> None:
         """Enable the actions on the open case; with no case open, hide its docks."""
-        for a in (self.act_add, self.act_export, self.act_verify, self.act_close, self.act_run, self.act_detect,
-                  self.act_withdraw, self.act_note):
+        for a in (self.act_add, self.act_export, self.act_verify, self.act_close, self.act_run, self.act_follow,
+                  self.act_detect, self.act_withdraw, self.act_note):
             a.setEnabled(on)
         self.export_menu.setEnabled(on)
         self.case_view.allow_run(on)

@@ -120,7 +120,7 @@ def result_checks(verification: VerifyReport) -> list[ResultCheck]:
 
 def _load_frame(case: Case, record: AnalysisRecord) -> tuple[np.ndarray | None, str]:
     from forensic_face.core.errors import ForensicFaceError
-    from forensic_face.vision.frames import ROTATIONS, load_image, read_video_frame, rotate_image, video_info
+    from forensic_face.vision.frames import ROTATIONS, load_image, read_video_frame_at, rotate_image
 
     name = record.frame_evidence
     item = next((e for e in case.evidence if e.name == name), None)
@@ -130,7 +130,7 @@ def _load_frame(case: Case, record: AnalysisRecord) -> tuple[np.ndarray | None, 
         path = case.evidence_path(item.name)
         if item.kind == "video":
             ts = record.timestamp_s or 0.0
-            image = read_video_frame(path, int(round(ts * video_info(path).fps))).image
+            image = read_video_frame_at(path, ts).image
         else:
             image = load_image(path).image
         turn = record.parameters.get("rotate", 0)  # the frame as it was analysed: its box is in it

@@ -84,17 +84,14 @@ def pick_evidence(case: Case, name: str | None, kinds: tuple[str, ...]) -> Evide
 def load_frame(case: Case, item: EvidenceItem, detector, progress: Progress | None = None,
                time_s: float | None = None, path=None):
     """The frame to analyse: the still itself, or the chosen/sharpest frame of a clip."""
-    from forensic_face.vision.frames import load_image, read_video_frame
+    from forensic_face.vision.frames import load_image, read_video_frame_at
     from forensic_face.vision.select import select_best_frames
 
     path = path if path is not None else case.evidence_path(item.name)
     if item.kind == "image":
         return load_image(path), {"selection": "still"}
-    if time_s is not None:
-        from forensic_face.vision.frames import video_info
-
-        fps = video_info(path).fps
-        return read_video_frame(path, int(round(time_s * fps))), {"selection": "given time", "time_s": time_s}
+    if time_s is not None:  # the frame on show at that time, by the container's timestamps
+        return read_video_frame_at(path, time_s), {"selection": "given time", "time_s": time_s}
     sel = select_best_frames(path, detector, k=3, progress=progress)
     if not sel.best:
         raise NoFaceFoundError(f"{item.name}: no frame of the clip has a detectable face; give a time and a face box")

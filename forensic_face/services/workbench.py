@@ -115,7 +115,7 @@ class Workbench(Resources):
         """A still, or one frame of a clip (by index, by time, or the best-ranked one; the best frames are
         ranked when ``rank``), with detection when ``detect``."""
         from forensic_face.core.errors import NoFaceFoundError
-        from forensic_face.vision.frames import load_image, read_video_frame, video_info
+        from forensic_face.vision.frames import load_image, read_video_frame, read_video_frame_at, video_info
 
         item = _evidence_item(case, evidence, "image", "video")
         path = case.evidence_path(item.name)
@@ -129,11 +129,12 @@ class Workbench(Resources):
 
                 sel = select_best_frames(path, self.detector(preview=True), k=3, progress=progress)
                 best = [int(r.frame.index) for r in sel.best]
-            if index is None and time_s is not None:
-                index = int(round(time_s * info.fps))
-            idx = index if index is not None else (best[0] if best else 0)
-            idx = int(min(max(idx, 0), max(info.frame_count - 1, 0)))
-            frame = read_video_frame(path, idx)
+            if index is None and time_s is not None:  # the frame on show then, by the container's timestamps
+                frame = read_video_frame_at(path, time_s)
+            else:
+                idx = index if index is not None else (best[0] if best else 0)
+                frame = read_video_frame(path, int(min(max(idx, 0), max(info.frame_count - 1, 0))))
+            idx = frame.index
             data = FrameData(evidence, frame.image, idx, frame.timestamp_s, info.frame_count, info.fps, best)
         if detect:
             from forensic_face.engine.probe import locate
@@ -158,6 +159,18 @@ class Workbench(Resources):
                            box=self._turned_box(case, frame, box, time_s, rotate), time_s=time_s,
                            audio_time_s=audio_time_s, top_k=self.top_k, fpir=self.fpir, rotate=rotate,
                            progress=progress)
+        return self.case_state(case, with_latest=True), res.analysis_id
+
+    def analyze_clip(self, case: Case, clip: str, audio: str | None, use_audio: bool, box, seed_frame: int | None,
+                     progress: Progress | None = None):
+        """Follow the person through ``clip`` (the track ``box`` starts on frame ``seed_frame``, else the one whose
+        faces weigh most), pool its best frames and search; returns the saved analysis re-read from the case."""
+        from forensic_face.services.analysis import ClipRequest, analyze_clip
+
+        request = ClipRequest(seed_frame=seed_frame if box is not None else None, seed_box=box)
+        res = analyze_clip(case, self.engine(), self.detector(), self.clip_detector(), self.gallery(),
+                           clip=clip, audio=audio if use_audio else None, use_audio=use_audio, request=request,
+                           top_k=self.top_k, fpir=self.fpir, progress=progress)
         return self.case_state(case, with_latest=True), res.analysis_id
 
     def _turned_box(self, case: Case, frame: str, box, time_s: float | None, rotate: int):

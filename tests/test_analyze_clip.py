@@ -1,0 +1,120 @@
+"""analyze_clip: a person followed through a real encoded clip (with its own sound track), the best frames of the
+track pooled, searched with the pooled calibration, and every frame used recorded in the case and its report."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from forensic_face.core.errors import ForensicFaceError, NoFaceFoundError
+from forensic_face.services.analysis import ClipRequest, analyze_clip
+from forensic_face.services.enrolment import enroll_folder
+from forensic_face.store.case import Case
+from forensic_face.store.gallery import open_gallery
+
+
+def _scene_frames(face_rgb: np.ndarray, n: int, with_face: bool = True) -> list[np.ndarray]:
+    """``n`` 320x240 frames: the face (about 80 px wide) moving right across a grey scene, a little noise each."""
+    face = cv2.resize(face_rgb[30:300, 130:380], (100, 108), interpolation=cv2.INTER_AREA)
+    rng = np.random.default_rng(0)
+    frames = []
+    for i in range(n):
+        img = np.full((240, 320, 3), 100, np.uint8)
+        if with_face:
+            x = 40 + 4 * i
+            img[60:168, x:x + 100] = face
+        noise = rng.normal(0, 3, img.shape)
+        frames.append(np.clip(img + noise, 0, 255).astype(np.uint8))
+    return frames
+
+
+@pytest.fixture()
+def clip_models(tmp_path: Path, tiny_models: Path):
+    """The tiny test models with a calibration of pooled templates (its figures are the single frame's: these
+    tests check the plumbing, the evaluation measures the calibration)."""
+    from forensic_face.engine.inference import FaceEngine
+    from forensic_face.models.bundle import save_clip_calibration
+
+    folder = tmp_path / "models"
+    shutil.copytree(tiny_models, folder)
+    engine = FaceEngine(folder, device="cpu")
+    save_clip_calibration(folder, engine.calibration, {"test": True})
+    return FaceEngine(folder, device="cpu")
+
+
+@pytest.fixture()
+def talking_clip(tmp_path: Path, face_rgb: np.ndarray, write_clip) -> Path:
+    from forensic_face.audio.synth import synth_speech
+
+    voice = synth_speech(3.0, 16000, seed=4).astype(np.float32)
+    return write_clip(tmp_path / "cam2.mp4", "mp4", "h264", _scene_frames(face_rgb, 30), fps=10, audio=voice,
+                      acodec="aac", rate=16000)
+
+
+def test_a_clip_is_followed_pooled_searched_and_recorded(tmp_path: Path, talking_clip: Path, clip_models, detector,
+                                                         face_rgb: np.ndarray) -> None:
+    from forensic_face.reports.content import collect
+    from forensic_face.vision.yunet import YuNetDetector
+
+    root = tmp_path / "people"
+    (root / "Eileen_Collins").mkdir(parents=True)
+    cv2.imwrite(str(root / "Eileen_Collins" / "a.jpg"), cv2.cvtColor(face_rgb, cv2.COLOR_RGB2BGR))
+    gallery = open_gallery(tmp_path / "g.db", mode="create")
+    enroll_folder(gallery, root, clip_models, detector)
+    case = Case.create(tmp_path / "case", "C-9", "Analyst")
+    case.add_evidence([talking_clip])
+    before = {e.name: e.sha256 for e in case.evidence}
+
+    res = analyze_clip(case, clip_models, detector, YuNetDetector(), gallery, request=ClipRequest(pool_frames=8))
+    clip = res.clip
+    assert clip["calibration"] == "pooled templates" and clip["tracks_found"] == 1
+    frames = clip["frames"]
+    assert len(frames) == 8 and abs(sum(f["weight"] for f in frames) - 1) < 1e-3
+    times = [f["time_s"] for f in frames]
+    assert times == sorted(times) and all(0 <= t < 3.0 for t in times)
+    assert all(abs(t * 10 - round(t * 10)) < 1e-6 for t in times)  # the container's times: 10 frames/s
+    assert res.audio is not None and res.audio["own_track"] and len(res.audio["timestamps_s"]) == 8
+    assert res.search["candidates"][0]["person"] == "Eileen_Collins"
+
+    saved = json.loads((case.root / "results" / res.analysis_id / f"{res.analysis_id}.json").read_text())
+    assert saved["clip"]["frames"] == frames and saved["clip"]["calibration_sha256"] == \
+        clip_models.clip_calibration_sha256
+    strip = cv2.imread(str(case.root / saved["images"]["track_strip"]), cv2.IMREAD_GRAYSCALE)
+    assert strip.shape[1] > 7 * strip.shape[0]  # eight faces side by side
+    view = collect(case).analyses[0]
+    assert view.record.clip is not None and len(view.record.clip.frames) == 8
+    assert view.images["track_strip"] is not None and not view.problems
+    assert {e.name: e.sha256 for e in case.evidence} == before and Case.open(case.root).verify().ok
+
+    again = analyze_clip(case, clip_models, detector, YuNetDetector(), gallery, request=ClipRequest(pool_frames=8))
+    assert again.clip["frames"] == frames  # re-run: the same frames, weights and figures
+    assert again.search["candidates"][0]["similarity"] == res.search["candidates"][0]["similarity"]
+
+
+def test_a_clip_without_a_face_is_refused_and_logged(tmp_path: Path, face_rgb: np.ndarray, write_clip, clip_models,
+                                                     detector) -> None:
+    from forensic_face.vision.yunet import YuNetDetector
+
+    empty = write_clip(tmp_path / "empty.mkv", "matroska", "h264", _scene_frames(face_rgb, 12, with_face=False),
+                       fps=10)
+    case = Case.create(tmp_path / "case", "C-10", "Analyst")
+    case.add_evidence([empty])
+    with pytest.raises(NoFaceFoundError, match="no face was found"):
+        analyze_clip(case, clip_models, detector, YuNetDetector())
+    assert [e["action"] for e in case.read_log()][-1] == "analysis.failed"
+
+
+def test_models_without_a_pooled_calibration_are_refused_before_any_work(tmp_path: Path, talking_clip: Path,
+                                                                         tiny_engine, detector) -> None:
+    from forensic_face.vision.yunet import YuNetDetector
+
+    gallery = open_gallery(tmp_path / "g.db", mode="create")
+    case = Case.create(tmp_path / "case", "C-11", "Analyst")
+    case.add_evidence([talking_clip])
+    with pytest.raises(ForensicFaceError, match="never borrowed from single frames"):
+        analyze_clip(case, tiny_engine, detector, YuNetDetector(), gallery)
