@@ -19,6 +19,7 @@ from forensic_face.vision.track import (
     TrackerConfig,
     box_iou,
     iter_track_frames,
+    read_ahead,
     track_faces,
 )
 from forensic_face.vision.yunet import YuNetDetector
@@ -206,3 +207,29 @@ def test_the_callers_embedding_separates_the_people(crossing, yunet):
                          embed_spec=AlignSpec(size=engine.size, mode=engine.alignment))
     first_shot = {k: v for k, v in truth.items() if k < 100}
     assert calls and score_tracks(result.tracks, first_shot).accuracy >= 0.98
+
+
+def test_detection_on_two_workers_gives_the_same_tracks(crossing, yunet, tracked):
+    result = track_faces(read_ahead(iter(crossing[0])), yunet, weigh=frame_weight, workers=2)
+    assert [t.records.tobytes() for t in result.tracks] == [t.records.tobytes() for t in tracked.tracks]
+
+
+def test_reading_ahead_keeps_the_order_passes_errors_on_and_stops_the_reader():
+    closed = []
+
+    def source(fail_at=None):
+        try:
+            for frame, _ in generate_clip([Shot("coffee", 12)], size=(64, 48)):
+                if frame.index == fail_at:
+                    raise InputError(f"frame {fail_at} is corrupt")
+                yield frame
+        finally:
+            closed.append(True)
+
+    assert [f.index for f in read_ahead(source(), depth=2)] == list(range(12))
+    with pytest.raises(InputError, match="frame 5 is corrupt"):
+        list(read_ahead(source(fail_at=5)))
+    reader = read_ahead(source(), depth=2)
+    assert next(reader).index == 0
+    reader.close()  # the consumer stops early: the reader thread ends and closes its source
+    assert closed == [True, True, True]
