@@ -3,8 +3,9 @@
 The crop is a similarity transform (rotation, uniform scale, shift). ``AlignSpec.mode`` chooses what it
 fits: ``"eyes"`` puts the eye centres at fixed places (the project's own networks); ``"arcface"`` fits the
 detector's five landmarks, least squares, to the ArcFace five-point template (the input of SFace and other
-networks trained on it). The transform and its inverse are kept, so anything found in the crop (a
-reconstruction, a heat map) can be drawn back on the original frame.
+networks trained on it): YuNet's five points to the template itself, dlib's to where they lie in it. The
+transform and its inverse are kept, so anything found in the crop (a reconstruction, a heat map) can be drawn
+back on the original frame.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from forensic_face.vision.detect import FaceDetection
+from forensic_face.vision.detect import FIVE_POINT, FaceDetection
 
 # Where dlib's HOG box puts the eyes, measured as a median over 300 LFW faces (see README):
 # eye midpoint at (0.464, 0.252) of the box width from its top-left corner, eyes 0.391 widths apart.
@@ -126,7 +127,8 @@ def align_face(image: np.ndarray, det: FaceDetection, spec: AlignSpec) -> Aligne
     if spec.mode == "arcface":
         scale = spec.size / 112.0
         if plausible:
-            matrix, method = similarity_fit(det.landmarks, DLIB5_IN_ARCFACE_112 * scale), "five-point"
+            template = ARCFACE_TEMPLATE_112 if det.landmark_kind == FIVE_POINT else DLIB5_IN_ARCFACE_112
+            matrix, method = similarity_fit(det.landmarks, template * scale), "five-point"
         else:
             matrix, method = similarity_fit(np.stack(_eyes_from_box(det)), ARCFACE_TEMPLATE_112[:2] * scale), "box"
     else:

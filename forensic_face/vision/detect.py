@@ -32,6 +32,13 @@ log = logging.getLogger(__name__)
 
 Box = tuple[float, float, float, float]  # (x0, y0, x1, y1) in frame pixels
 
+#: Landmark kinds. dlib's predictor gives the image-right eye's outer and inner corners, the image-left eye's outer
+#: and inner corners, then the base of the nose; YuNet (:mod:`forensic_face.vision.yunet`) gives the points of the
+#: ArcFace template: the image-left and image-right eye centres, the nose tip, the image-left and image-right mouth
+#: corners.
+DLIB5 = "dlib5"
+FIVE_POINT = "five-point"
+
 
 @dataclass(frozen=True)
 class FaceDetection:
@@ -39,9 +46,10 @@ class FaceDetection:
 
     box: Box
     score: float
-    method: str  # "dlib-hog", "dlib-hog-x2", "dlib-hog-x4", "haar-x2", "manual"
-    landmarks: np.ndarray | None = None  # (5, 2) float32 x, y: dlib 5-point order
+    method: str  # "dlib-hog", "dlib-hog-x2", "dlib-hog-x4", "haar-x2", "yunet", "manual"
+    landmarks: np.ndarray | None = None  # (5, 2) float32 x, y, in the order ``landmark_kind`` names
     extra: dict = field(default_factory=dict)
+    landmark_kind: str = DLIB5  # DLIB5 or FIVE_POINT
 
     @property
     def width(self) -> float:
@@ -53,11 +61,7 @@ class FaceDetection:
 
     def eye_centres(self) -> tuple[np.ndarray, np.ndarray] | None:
         """(image-left eye, image-right eye) centres as (2,) arrays, or None without landmarks."""
-        if self.landmarks is None:
-            return None
-        a = self.landmarks[0:2].mean(axis=0)
-        b = self.landmarks[2:4].mean(axis=0)
-        return (a, b) if a[0] <= b[0] else (b, a)
+        return eye_centres(self.landmarks, self.landmark_kind)
 
     def as_dict(self) -> dict:
         """JSON-ready description for results and the audit log."""
@@ -66,7 +70,26 @@ class FaceDetection:
             "score": round(float(self.score), 4),
             "method": self.method,
             "landmarks": None if self.landmarks is None else np.round(self.landmarks, 2).tolist(),
+            "landmark_kind": self.landmark_kind,
         }
+
+
+def eye_centres(landmarks: np.ndarray | None, kind: str = DLIB5) -> tuple[np.ndarray, np.ndarray] | None:
+    """(image-left eye, image-right eye) centres as (2,) arrays from five ``landmarks`` of ``kind``; None without."""
+    if landmarks is None:
+        return None
+    if kind == FIVE_POINT:
+        a, b = np.asarray(landmarks[0]), np.asarray(landmarks[1])
+    elif kind == DLIB5:
+        a, b = landmarks[0:2].mean(axis=0), landmarks[2:4].mean(axis=0)
+    else:
+        raise ValueError(f"unknown landmark kind {kind!r} ({DLIB5}, {FIVE_POINT})")
+    return (a, b) if a[0] <= b[0] else (b, a)
+
+
+def nose_point(landmarks: np.ndarray, kind: str = DLIB5) -> np.ndarray:
+    """The nose landmark (2,): the base of the nose (DLIB5) or its tip (FIVE_POINT)."""
+    return np.asarray(landmarks[2] if kind == FIVE_POINT else landmarks[4])
 
 
 def _model_dir() -> Path:
@@ -79,6 +102,27 @@ def _model_dir() -> Path:
             "the face_recognition_models package is not installed; reinstall forensic-face with its dependencies"
         )
     return Path(spec.origin).parent / "models"
+
+
+def check_box(box: Box, width: int, height: int) -> Box:
+    """A face ``box`` given by the caller (e.g. drawn by the analyst), clamped to the ``width`` x ``height`` frame.
+
+    Raises :class:`InputError` when it is not (x0, y0, x1, y1) with x1 > x0 and y1 > y0, reaches outside the
+    frame by more than 2 px, or is under 4 px.
+    """
+    x0, y0, x1, y1 = (float(v) for v in box)
+    text = ",".join(f"{v:g}" for v in (x0, y0, x1, y1))
+    if not all(np.isfinite((x0, y0, x1, y1))) or x1 <= x0 or y1 <= y0:
+        raise InputError(f"the face box {text} is not x0,y0 (top left) then x1,y1 (bottom right) with x1 > x0 "
+                         "and y1 > y0; nothing was analysed")
+    slack = 2.0  # a box drawn to the frame's edge may overshoot it by a pixel or two: that is clamped
+    if x0 < -slack or y0 < -slack or x1 > width + slack or y1 > height + slack:
+        raise InputError(f"the face box {text} reaches outside the {width}x{height} frame (x 0-{width}, y 0-{height}); "
+                         "draw it inside the frame (nothing was analysed)")
+    x0, y0, x1, y1 = max(0.0, x0), max(0.0, y0), min(float(width), x1), min(float(height), y1)
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        raise InputError(f"the face box {text} is smaller than 4 px; draw it around the whole face")
+    return x0, y0, x1, y1
 
 
 def dlib_model_path(name: str) -> Path:
@@ -154,20 +198,8 @@ class FaceDetector:
         alignment falls back to the box alone.
         """
         h, w = image.shape[:2]
-        x0, y0, x1, y1 = (float(v) for v in box)
-        text = ",".join(f"{v:g}" for v in (x0, y0, x1, y1))
-        if not all(np.isfinite((x0, y0, x1, y1))) or x1 <= x0 or y1 <= y0:
-            raise InputError(f"the face box {text} is not x0,y0 (top left) then x1,y1 (bottom right) with x1 > x0 "
-                             "and y1 > y0; nothing was analysed")
-        slack = 2.0  # a box drawn to the frame's edge may overshoot it by a pixel or two: that is clamped
-        if x0 < -slack or y0 < -slack or x1 > w + slack or y1 > h + slack:
-            raise InputError(f"the face box {text} reaches outside the {w}x{h} frame (x 0-{w}, y 0-{h}); draw it "
-                             "inside the frame (nothing was analysed)")
-        x0, y0, x1, y1 = max(0.0, x0), max(0.0, y0), min(float(w), x1), min(float(h), y1)
-        if x1 - x0 < 4 or y1 - y0 < 4:
-            raise InputError(f"the face box {text} is smaller than 4 px; draw it around the whole face")
-        det = FaceDetection(box=(x0, y0, x1, y1), score=float("nan"), method="manual")
-        if x1 - x0 >= 24:
+        det = FaceDetection(box=check_box(box, w, h), score=float("nan"), method="manual")
+        if det.width >= 24:
             det = self._with_landmarks(to_grey(image), det)
         return det
 
