@@ -85,7 +85,7 @@ def test_a_clip_is_followed_pooled_searched_and_recorded(tmp_path: Path, talking
     assert saved["clip"]["frames"] == frames and saved["clip"]["calibration_sha256"] == \
         clip_models.clip_calibration_sha256
     strip = cv2.imread(str(case.root / saved["images"]["track_strip"]), cv2.IMREAD_GRAYSCALE)
-    assert strip.shape[1] > 7 * strip.shape[0]  # eight faces side by side
+    assert strip.shape[1] == 8 * 96 + 7 * 4  # eight faces side by side
     view = collect(case).analyses[0]
     assert view.record.clip is not None and len(view.record.clip.frames) == 8
     assert view.images["track_strip"] is not None and not view.problems

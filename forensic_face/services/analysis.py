@@ -201,8 +201,16 @@ def _audio_features(aitem: EvidenceItem, path, frm, frame_kind: str, audio_time_
             "window_s": feats.params["config"]["prosody_window_s"],
             "pitch_hz": round(float(feats.prosody[0, 0]), 1),
             "voiced_fraction": round(float(feats.prosody[0, 3]), 3),
-            "quality": feats.params["quality"], "params": feats.params}
+            "quality": _with_voice_warnings(feats), "params": feats.params}
     return info, feats.vector
+
+
+def _with_voice_warnings(feats) -> dict:
+    """The audio's quality record with the windows that hold no voice named among its warnings (their vectors
+    carry no voice: the reconstruction had nothing to take from them)."""
+    quality = dict(feats.params["quality"])
+    quality["warnings"] = [*quality.get("warnings", []), *feats.warnings]
+    return quality
 
 
 def _result(item: EvidenceItem, frm, selection: dict, probe: Probe, audio_info: dict | None, search: dict | None,
@@ -312,7 +320,7 @@ def analyze_clip(case: Case, engine, resources_detector, clip_detector, gallery:
     with _failure_logged(case, item, aitem, parameters):
         if gallery is not None:
             _pooled_calibration(engine, fpir)
-        tracks, track = _follow(path, item, clip_detector, resources_detector, request, step)
+        tracks, track = _follow(path, item, clip_detector, request, step)
         chosen, frm = _pool_faces(path, track, engine, request, step)
         audio_info, audio_vecs = _track_audio(aitem, audio_path, item, path, chosen, use_audio, audio is not None)
         step.update(3, 5, "reconstructing and pooling the frames")
@@ -359,19 +367,23 @@ def _pooled_calibration(engine, fpir: float) -> None:
         raise ForensicFaceError(str(exc)) from None
 
 
-def _follow(path, item: EvidenceItem, clip_detector, fallback, request: ClipRequest, step: Progress):
+def _follow(path, item: EvidenceItem, clip_detector, request: ClipRequest, step: Progress):
     """(the tracking of the clip, the track chosen): the one asked for, the one the analyst's box started, or the
     one whose faces weigh most."""
     from forensic_face.engine.fusion import frame_weight
-    from forensic_face.vision.frames import iter_video_frames
-    from forensic_face.vision.track import Seed, track_faces
+    from forensic_face.vision.frames import iter_video_frames, video_info
+    from forensic_face.vision.track import Seed, read_ahead, track_faces
 
     step.update(0, 5, "following faces through the clip")
     seeds = [Seed(request.seed_frame, request.seed_box)] if request.seed_box is not None else []
     if seeds and request.seed_frame is None:
         raise InputError("a box to follow needs the frame it was drawn on")
-    tracks = track_faces(iter_video_frames(path, start_s=request.start_s, end_s=request.end_s), clip_detector,
-                         weigh=frame_weight, fallback=fallback, seeds=seeds, progress=step)
+    info = video_info(path)
+    span = (request.end_s if request.end_s is not None else info.duration_s) - (request.start_s or 0.0)
+    frames = read_ahead(iter_video_frames(path, start_s=request.start_s, end_s=request.end_s))  # decode beside
+    tracks = track_faces(frames, clip_detector,
+                         weigh=frame_weight, seeds=seeds, workers=2,
+                         total_frames=max(1, int(span * info.fps)) if info.fps > 0 else None, progress=step)
     if not tracks.tracks:
         raise NoFaceFoundError(f"{item.name}: {tracks.summary()}")
     if request.track is not None:
@@ -434,7 +446,7 @@ def _track_audio(aitem: EvidenceItem | None, audio_path, item: EvidenceItem, cli
             "window_s": feats.params["config"]["prosody_window_s"],
             "pitch_hz": round(float(np.nanmedian(feats.prosody[:, 0])), 1),
             "voiced_fraction": round(float(np.mean(feats.prosody[:, 3])), 3),
-            "quality": feats.params["quality"], "params": feats.params}
+            "quality": _with_voice_warnings(feats), "params": feats.params}
     return info, feats.vector
 
 

@@ -3,12 +3,13 @@
 A clip of a probe: ``CLIP_FRAMES`` frames of the pair's second image, each moved a little as a person in front
 of a camera moves (a sub-pixel shift at the camera's resolution, a scale change of ~2 %, a rotation of ~2°)
 and then degraded *independently* at the level (its own noise seed, its own JPEG encoding: ``degrade``), as
-successive frames of one camera are. The gallery image stays clean. Every frame goes through the probe
-pipeline of the single-frame evaluation (:mod:`forensic_face.training.evaluate`): the detector on the degraded
-frame, the most central face or the LFW centre box, the alignment the engine wants; then its quality
-(:func:`forensic_face.vision.quality.assess`) and, in the engine, its reconstruction and embedding. A clip of
-N frames is the first N of them; its template is the frames' embeddings pooled with their quality weights
-(:mod:`forensic_face.engine.fusion`).
+successive frames of one camera are. The gallery image stays clean. Every frame goes through the clip path of
+the product: YuNet (the clip detector) on the degraded frame, the most central face; where it finds none, the LFW
+centre box stands in for the analyst's box that starts a followed track (landmarks predicted in it, weighted as a
+drawn box); the alignment the engine wants; the tracker's quality figures and fusion weight
+(:func:`forensic_face.vision.track.measure_face`, :func:`forensic_face.engine.fusion.frame_weight`); and, in the
+engine, its reconstruction and embedding. A clip of N frames is the first N of them; its template is the frames'
+embeddings pooled with their weights (:func:`forensic_face.engine.fusion.fuse`).
 
 Frames are seeded by (pair index, frame, level), so the clips are the same at every run, and N = 4 is a prefix
 of N = 8 (the curve over N compares like with like).
@@ -48,8 +49,11 @@ log = logging.getLogger(__name__)
 CLIP_FRAMES = 16
 #: The clip lengths the evaluation reports.
 CLIP_COUNTS = (1, 4, 8, 16)
-#: Quality figures kept per frame (the inputs of the fusion weights).
-QUALITY_FIELDS = ("face_px", "sharpness", "noise_sigma", "detail_px", "roll_deg", "turn", "found")
+#: Quality figures kept per frame: the tracker's (:class:`forensic_face.vision.track.FaceQuality`, which the fusion
+#: weights read), the sharpness of the aligned crop (what the match probability is read at, as for one frame), and
+#: whether the detector found the face.
+TRACK_QUALITY = ("face_px", "sharpness", "noise_sigma", "roll_deg", "turn", "score")
+QUALITY_FIELDS = (*TRACK_QUALITY, "crop_sharpness", "found")
 
 
 def clip_frame(grey: np.ndarray, level: str, seed: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -82,9 +86,24 @@ class ClipProbes:
     method: np.ndarray  # (P, F) str: how the face was found
 
 
+_CLIP_DETECTORS: dict = {}
+
+
+def _clip_detectors():
+    """(YuNet, the cascade for landmarks in a box), once per worker process."""
+    if not _CLIP_DETECTORS:
+        from forensic_face.vision.yunet import YuNetDetector
+
+        _CLIP_DETECTORS["yunet"] = YuNetDetector()
+        _CLIP_DETECTORS["cascade"] = worker_models()[0]
+    return _CLIP_DETECTORS["yunet"], _CLIP_DETECTORS["cascade"]
+
+
 def _clip_chunk(job: tuple) -> list:
+    from forensic_face.vision.track import measure_face
+
     root, items, level, size, alignment, frames = job
-    detector, _ = worker_models()
+    yunet, cascade = _clip_detectors()
     spec = AlignSpec(size=size, mode=alignment)
     out = []
     for rel, k, box, marks in items:
@@ -94,19 +113,18 @@ def _clip_chunk(job: tuple) -> list:
         rows = []
         for f in range(frames):
             frame, motion = clip_frame(grey, level, (k, f, EVAL_LEVELS.index(level)))
-            faces = detector.detect(frame)
+            faces = yunet.detect(frame)
             h, w = frame.shape
             if faces:
                 det = min(faces, key=lambda d: np.hypot((d.box[0] + d.box[2]) / 2 - w / 2,
                                                         (d.box[1] + d.box[3]) / 2 - h / 2))
             else:
-                det = detector.from_box(frame, _centre_box(frame.shape))
+                det = cascade.from_box(frame, _centre_box(frame.shape))
             crop = align_face(frame, det, spec).image
-            x0, y0, x1, y1 = (int(round(v)) for v in det.box)
-            region = frame[max(0, y0):max(0, y1), max(0, x0):max(0, x1)]
-            q = assess(crop, det.width, region if region.size else None, det.landmarks).as_dict()
+            q = measure_face(frame, det)
             rows.append((crop, _in_clean_alignment(frame, clean, motion, size),
-                         [q[name] for name in QUALITY_FIELDS[:-1]] + [float(bool(faces))], det.method))
+                         [float(getattr(q, name)) for name in TRACK_QUALITY]
+                         + [assess(crop, det.width).sharpness, float(bool(faces))], det.method))
         out.append(rows)
     return out
 
@@ -153,15 +171,29 @@ def frame_embeddings(engine, crops: np.ndarray) -> np.ndarray:
     return engine.embed(engine.reconstruct(flat)).reshape(p, f, -1)
 
 
+def frame_weights(quality: dict[str, np.ndarray]) -> np.ndarray:
+    """(P, F) fusion weights of the frames from their tracker quality figures."""
+    from forensic_face.engine.fusion import frame_weight
+    from forensic_face.vision.track import FaceQuality
+
+    shape = quality["face_px"].shape
+    flat = {k: quality[k].reshape(-1) for k in TRACK_QUALITY}
+    return np.array([frame_weight(FaceQuality(**{k: float(v[i]) for k, v in flat.items()}))
+                     for i in range(flat["face_px"].size)], np.float64).reshape(shape)
+
+
 def pooled(emb: np.ndarray, quality: dict[str, np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The templates of the clips' first ``n`` frames (P, D) and each template's sharpness (the weighted mean
-    of its frames': the quality the match probability is read at), pooled by :mod:`forensic_face.engine.fusion`."""
-    from forensic_face.engine.fusion import frame_weights, fuse
+    """The templates of the clips' first ``n`` frames (P, D) and each template's sharpness (the weighted mean of
+    its frames' crop sharpness: what the match probability is read at), pooled as the clip analysis pools
+    (:func:`forensic_face.engine.fusion.fuse`); a clip whose n frames all weigh 0 is pooled with equal weights
+    (the analysis refuses it; the evaluation counts it, so that no clip is left out)."""
+    from forensic_face.engine.fusion import fuse
 
     w = frame_weights({k: v[:, :n] for k, v in quality.items()})
+    w[w.sum(1) == 0] = 1.0
     templates = np.stack([fuse(emb[i, :n], w[i]) for i in range(len(emb))])
-    share = w / np.maximum(w.sum(1, keepdims=True), 1e-12)
-    return templates, (share * quality["sharpness"][:, :n]).sum(1)
+    share = w / w.sum(1, keepdims=True)
+    return templates, (share * quality["crop_sharpness"][:, :n]).sum(1)
 
 
 # ------------------------------------------------------------------------------------------------ calibration
@@ -236,13 +268,12 @@ def _pooled_reconstruction(engine, probes: ClipProbes, clean: np.ndarray, n: int
     """PSNR against the clean face of the reconstruction made from the first ``n`` frames (each frame, in the
     clean face's alignment, reconstructed; the reconstructions averaged with the frames' fusion weights),
     beside that of one frame as it is (bicubic: the level upscales back) and of the average of the n frames."""
-    from forensic_face.engine.fusion import frame_weights
-
     p, f, size = probes.crop_clean_geom.shape[0], n, probes.crop_clean_geom.shape[2]
     geom = probes.crop_clean_geom[:, :n]
     recon = engine.reconstruct(geom.reshape(p * f, size, size)).reshape(p, f, size, size).astype(np.float32)
     w = frame_weights({k: v[:, :n] for k, v in probes.quality.items()})
-    w = w / np.maximum(w.sum(1, keepdims=True), 1e-12)
+    w[w.sum(1) == 0] = 1.0
+    w = w / w.sum(1, keepdims=True)
     fused = np.clip(np.round((recon * w[:, :, None, None]).sum(1)), 0, 255).astype(np.uint8)
     average = np.clip(np.round(geom.astype(np.float32).mean(1)), 0, 255).astype(np.uint8)
     one, avg, rec = psnr(geom[:, 0], clean), psnr(average, clean), psnr(fused, clean)
