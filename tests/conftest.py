@@ -153,6 +153,22 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_clip_models(tmp_path_factory: pytest.TempPathFactory, tiny_models: Path) -> Path:
+    """The tiny models with a calibration of pooled clip templates (the single frame's figures: the tests check
+    the plumbing, the evaluation measures the calibration)."""
+    import shutil
+
+    from forensic_face.models.bundle import save_clip_calibration
+    from forensic_face.models.calibration import MatchCalibration
+
+    folder = tmp_path_factory.mktemp("tiny_clip_models") / "models"
+    shutil.copytree(tiny_models, folder)
+    cal = MatchCalibration(weights=(-8.0, 10.0, 0.0, 0.0), temperature=0.05, n_pairs=0, n_searches=0)
+    save_clip_calibration(folder, cal, {"test": True})
+    return folder
+
+
+@pytest.fixture(scope="session")
 def tiny_engine(tiny_models: Path):
     from forensic_face.engine.inference import FaceEngine
 

@@ -4,7 +4,6 @@ track pooled, searched with the pooled calibration, and every frame used recorde
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import cv2
@@ -34,17 +33,10 @@ def _scene_frames(face_rgb: np.ndarray, n: int, with_face: bool = True) -> list[
 
 
 @pytest.fixture()
-def clip_models(tmp_path: Path, tiny_models: Path):
-    """The tiny test models with a calibration of pooled templates (its figures are the single frame's: these
-    tests check the plumbing, the evaluation measures the calibration)."""
+def clip_models(tiny_clip_models: Path):
     from forensic_face.engine.inference import FaceEngine
-    from forensic_face.models.bundle import save_clip_calibration
 
-    folder = tmp_path / "models"
-    shutil.copytree(tiny_models, folder)
-    engine = FaceEngine(folder, device="cpu")
-    save_clip_calibration(folder, engine.calibration, {"test": True})
-    return FaceEngine(folder, device="cpu")
+    return FaceEngine(tiny_clip_models, device="cpu")
 
 
 @pytest.fixture()

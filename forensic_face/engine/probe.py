@@ -110,7 +110,7 @@ def face_at(image: np.ndarray, detection: FaceDetection, size: int, alignment: s
     grey = to_grey(aligned.image)
     turned = detection.extra.get("apparent_rotation_deg")
     quality = assess(grey, detection.width, face_region(image, detection.box), detection.landmarks,
-                     roll_deg=turned if turned else None)
+                     roll_deg=turned if turned else None, landmark_kind=detection.landmark_kind)
     return ProbeFace(detection, aligned, grey, quality)
 
 

@@ -6,13 +6,14 @@ import html
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QImage
+from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QScrollArea,
     QSlider,
     QTabWidget,
     QToolButton,
@@ -23,7 +24,7 @@ from PySide6.QtWidgets import (
 from forensic_face.gui.audio_panel import AudioPanel
 from forensic_face.gui.frame_panel import FramePanel
 from forensic_face.gui.search_panel import SearchPanel
-from forensic_face.gui.widgets import ImagePanel, to_qimage
+from forensic_face.gui.widgets import ImagePanel, to_pixmap, to_qimage
 
 NO_AUDIO = "(no audio)"
 #: what File ▸ Export as PNG offers: kind -> menu text
@@ -173,7 +174,12 @@ class CaseView(QWidget):
         self.clip_note.setObjectName("clipPooled")
         self.clip_note.setWordWrap(True)
         self.clip_note.setTextFormat(Qt.TextFormat.PlainText)
-        self.strip_panel = ImagePanel("Frames pooled from the clip (time, weight)")
+        self.strip_panel = QScrollArea()  # the pooled faces side by side, at their pixels, scrolled sideways
+        self.strip_panel.setObjectName("clipStrip")
+        self.strip_panel.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.strip_image = QLabel()
+        self.strip_panel.setWidget(self.strip_image)
+        self.strip_panel.setFixedHeight(150)
         for widget in (self.clip_note, self.strip_panel):
             widget.setVisible(False)
         lay = QVBoxLayout(w)
@@ -394,14 +400,16 @@ class CaseView(QWidget):
         span = f"{min(times):.2f}–{max(times):.2f} s" if times else "no frames"
         self.clip_note.setText(
             f"Track {clip.track} of {clip.tracks_found:.0f} found in the clip: {len(clip.frames)} frames pooled "
-            f"({span}); weights {', '.join(f'{f.weight:.2f}' for f in clip.frames)}. Match probability from the "
-            f"{clip.calibration} calibration. Ctrl+Left / Ctrl+Right on the Frame tab step through the frames used.")
-        self.strip_panel.set_image(view.images.get("track_strip"))
+            f"({span}); weights {', '.join(f'{f.weight:.2f}' for f in clip.frames)}. Calibration of the match "
+            f"probability: {clip.calibration}. Ctrl+Left / Ctrl+Right on the Frame tab step through the frames used.")
+        strip = view.images.get("track_strip")
+        self.strip_image.setPixmap(to_pixmap(strip) if strip is not None else QPixmap())
+        self.strip_image.adjustSize()
 
     def mark_pooled_frames(self, view) -> None:
         """On the timeline of a clip analysis, the frames it pooled are the marked ones."""
         if view.record.clip is not None and view.record.clip.frames:
-            self.timeline.set_marks([int(f.index) for f in view.record.clip.frames])
+            self.timeline.set_marks([int(f.index) for f in view.record.clip.frames], "frames pooled")
 
     def _show_record_note(self, view) -> None:
         """What the log says of the shown analysis since it was made: withdrawn (with why, who, when) and notes."""

@@ -97,6 +97,7 @@ class Timeline(QWidget):
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setEnabled(False)
         self.marks: list[int] = []
+        self._marked = "best frames"  # what the marked frames are, for the label
         self.fps = 25.0
         self.label = QLabel("")
         self.label.setObjectName("frameClock")
@@ -138,12 +139,14 @@ class Timeline(QWidget):
         self.slider.setValue(0)
         self.slider.blockSignals(False)
         self.slider.setEnabled(frames > 1)
-        self.marks = []
+        self.marks, self._marked = [], "best frames"
         self.refresh_label()
         self.update()
 
-    def set_marks(self, indices: list[int]) -> None:
+    def set_marks(self, indices: list[int], what: str = "best frames") -> None:
+        """Mark the frames at ``indices`` (``what`` they are, for the label)."""
         self.marks = list(indices)
+        self._marked = what
         self.refresh_label()
         self.update()
 
@@ -208,7 +211,7 @@ class Timeline(QWidget):
     def refresh_label(self) -> None:
         best = ", ".join(f"{m / self.fps:.2f} s" for m in self.marks)
         self.label.setText(f"frame {self.slider.value()} of {self.slider.maximum() + 1} · {self.seconds():.2f} s"
-                           f" at {self.fps:g} frames/s" + (f" · best frames (▲): {best}" if best else ""))
+                           f" at {self.fps:g} frames/s" + (f" · {self._marked} (▲): {best}" if best else ""))
 
     def paintEvent(self, event) -> None:  # noqa: N802
         super().paintEvent(event)

@@ -593,12 +593,13 @@ def _clip_block(a: AnalysisView, clip: ClipRecord, st) -> list:
     """The frames of the clip's track that the analysis pooled: the strip, and each frame's time, quality and
     weight (the evidence for the pooled template and its reconstruction)."""
     from reportlab.lib.units import mm
+    from reportlab.platypus import KeepTogether
 
     n = len(clip.frames)
     out = [_p(f"Frames pooled from the clip (track {clip.track or '?'})", st["h2"]),
            _p(f"The face was followed through the clip ({_num(clip.tracks_found, '{:.0f}')} track(s) found) and "
-              f"{n} frame(s) of this track were pooled: {clip.pooling or '?'}. The match probability of the pooled "
-              f"template comes from the {clip.calibration or '?'} calibration.", st["body"])]
+              f"{n} frame(s) of this track were pooled: {clip.pooling or '?'}. Calibration of the pooled template's "
+              f"match probability: {clip.calibration or '?'}.", st["body"])]
     strip = a.images.get("track_strip")
     if strip is not None:
         out.append(_image(encode_png(strip), 174, strip.shape[0] / strip.shape[1]))
@@ -606,9 +607,9 @@ def _clip_block(a: AnalysisView, clip: ClipRecord, st) -> list:
     rows += [[_num(f.index, "{:.0f}"), _num(f.time_s, "{:.3f}"), f.method or "?", _num(f.face_px, "{:.0f}"),
               _num(f.sharpness, "{:.1f}"), _num(f.noise_sigma, "{:.1f}"), _num(f.turn, "{:.2f}"),
               _num(f.weight, "{:.3f}")] for f in clip.frames]
-    out.append(_table([[_p(str(v), st["cell"]) for v in row] for row in rows],
-                      [16 * mm, 20 * mm, 34 * mm, 18 * mm, 22 * mm, 20 * mm, 18 * mm, 20 * mm]))
-    return out
+    table = _table([[_p(str(v), st["cell"]) for v in row] for row in rows],
+                   [16 * mm, 20 * mm, 34 * mm, 18 * mm, 22 * mm, 20 * mm, 18 * mm, 20 * mm])
+    return [KeepTogether(out), table]  # the heading stays with its strip
 
 
 def _audio_block(a: AnalysisView, audio: AudioRecord, st) -> list:

@@ -338,7 +338,7 @@ def analyze_clip(case: Case, engine, resources_detector, clip_detector, gallery:
                      replace(probes[best], reconstruction=pooled.reconstruction,
                              reconstruction_no_audio=pooled.reconstruction_no_audio),
                      audio_info, search, search_res, engine)
-    result.clip = _clip_record(tracks, track, chosen, pooled, engine)
+    result.clip = _clip_record(tracks, track, chosen, pooled, engine, searched=gallery is not None)
     result.strip = track_strip([f.grey for _, f in chosen], [tf for tf, _ in chosen], pooled.weights)
     step.update(4, 5, "saving the analysis in the case")
     aid, _ = case.commit_analysis(
@@ -460,9 +460,10 @@ def _pooled_search(gallery: GalleryStore, engine, pooled, top_k: int, fpir: floa
                           probe_sharpness=sharp, fpir=fpir)
 
 
-def _clip_record(tracks, track, chosen: list, pooled, engine) -> dict:
+def _clip_record(tracks, track, chosen: list, pooled, engine, searched: bool) -> dict:
     """The ``clip`` part of the analysis record: the track, how it was pooled and every frame used."""
     one = len(chosen) == 1
+    calibration = ("single frame" if one else "pooled templates") if searched else "none (no gallery searched)"
     frames = []
     for (tf, face), w in zip(chosen, pooled.weights, strict=True):
         q = tf.quality
@@ -473,8 +474,9 @@ def _clip_record(tracks, track, chosen: list, pooled, engine) -> dict:
                        "noise_sigma": round(float(q.noise_sigma), 2), "turn": q.as_dict()["turn"],
                        "frame_weight": round(float(tf.weight), 4), "weight": round(float(w), 4)})
     return {"track": str(track.track_id), "tracks_found": len(tracks.tracks), "pooling": POOLING,
-            "calibration": "single frame" if one else "pooled templates",
-            "calibration_sha256": engine.info.calibration_sha256 if one else engine.clip_calibration_sha256,
+            "calibration": calibration,
+            "calibration_sha256": None if not searched else (
+                engine.info.calibration_sha256 if one else engine.clip_calibration_sha256),
             "frames": frames, "tracking": tracks.as_dict(with_faces=False)}
 
 

@@ -813,3 +813,39 @@ def test_a_sideways_frame_is_analysed_turned_as_the_view_shows_it(qtbot, window:
     assert rec.parameters["rotate"] == 90 and rec.face.method != "manual"
     assert cv.frame_view.rotation() == 0  # shown as analysed, upright
     assert cv.view.frame.shape == frame_640.shape
+
+
+def test_following_a_face_through_a_clip_shows_the_frames_pooled(qtbot, settings, tiny_clip_models, tmp_path: Path,
+                                                                 face_rgb: np.ndarray) -> None:
+    from PySide6.QtGui import QKeySequence
+
+    path = tmp_path / "walk.avi"
+    face = cv2.cvtColor(cv2.resize(face_rgb[30:300, 130:380], (100, 108), interpolation=cv2.INTER_AREA),
+                        cv2.COLOR_RGB2BGR)
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    for i in range(24):
+        img = np.full((240, 320, 3), 100, np.uint8)
+        img[60:168, 40 + 5 * i:140 + 5 * i] = face
+        vw.write(img)
+    vw.release()
+    case = Case.create(tmp_path / "c9", "GUI-9", "Analyst")
+    case.add_evidence([path])
+    w = MainWindow(settings, Workbench(tiny_clip_models, "cpu", "", 5))
+    qtbot.addWidget(w)
+    w.show()
+    w.case_actions.open_case(str(case.root))
+    wait_idle(qtbot, w)
+    assert w.act_follow.shortcut() == QKeySequence("Ctrl+Shift+R") and w.act_follow.isEnabled()
+    assert w.act_follow in w.menuBar().actions()[1].menu().actions()  # in the Analysis menu
+    w.act_follow.trigger()
+    wait_idle(qtbot, w)
+    assert not error_dialogs(w)
+    cv = w.case_view
+    clip = cv.view.record.clip
+    assert clip is not None and len(clip.frames) == 16 and clip.calibration == "none (no gallery searched)"
+    assert cv.tabs.currentIndex() == 1 and cv.strip_panel.isVisible() and cv.clip_note.isVisible()
+    assert cv.clip_note.text().startswith("Track 1 of 1 found in the clip: 16 frames pooled")
+    assert sorted(cv.timeline.marks) == sorted(int(f.index) for f in clip.frames)  # Ctrl+Left/Right steps them
+    assert "frames pooled (▲)" in cv.timeline.label.text()
+    w.runner.wait(TASK_MS)
+    w.preview.wait(TASK_MS)
