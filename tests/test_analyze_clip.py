@@ -110,3 +110,21 @@ def test_models_without_a_pooled_calibration_are_refused_before_any_work(tmp_pat
     case.add_evidence([talking_clip])
     with pytest.raises(ForensicFaceError, match="never borrowed from single frames"):
         analyze_clip(case, tiny_engine, detector, YuNetDetector(), gallery)
+
+
+def test_a_clip_cut_short_is_followed_up_to_the_damage_and_says_so(tmp_path: Path, face_rgb: np.ndarray, write_clip,
+                                                                   clip_models, detector) -> None:
+    from forensic_face.reports.content import collect
+    from forensic_face.vision.yunet import YuNetDetector
+
+    whole = write_clip(tmp_path / "whole.mkv", "matroska", "libx264", _scene_frames(face_rgb, 40), fps=10, gop=5)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    case = Case.create(tmp_path / "case", "C-12", "Analyst")
+    case.add_evidence([cut])
+    res = analyze_clip(case, clip_models, detector, YuNetDetector(), request=ClipRequest(pool_frames=40))
+    warnings = res.clip["warnings"]
+    assert len(warnings) == 1 and "truncated" in warnings[0] and "frames before it were followed" in warnings[0]
+    times = [f["time_s"] for f in res.clip["frames"]]
+    assert 0 < len(times) < 40 and max(times) < 4.0
+    assert collect(case).analyses[0].record.clip.warnings == tuple(warnings)

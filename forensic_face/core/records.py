@@ -275,6 +275,7 @@ class ClipRecord:
     calibration: str  # which calibration the match probability comes from ("pooled templates", ...)
     frames: tuple[ClipFrameRecord, ...]  # the frames used, in time order
     boxes: tuple[tuple[float, float, float, float] | None, ...]  # each frame's face box, as ``frames``
+    warnings: tuple[str, ...]  # what the tracking met (a clip damaged or cut short, ...)
 
     @classmethod
     def from_dict(cls, saved: dict) -> ClipRecord:
@@ -283,7 +284,7 @@ class ClipRecord:
         return cls(track=as_text(saved.get("track")), tracks_found=as_number(saved.get("tracks_found")),
                    pooling=as_text(saved.get("pooling")), calibration=as_text(saved.get("calibration")),
                    frames=tuple(ClipFrameRecord.from_dict(f) for f in rows),
-                   boxes=tuple(_box(f.get("box")) for f in rows))
+                   boxes=tuple(_box(f.get("box")) for f in rows), warnings=_texts(saved.get("warnings")))
 
 
 @dataclass(frozen=True)

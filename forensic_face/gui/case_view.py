@@ -401,7 +401,8 @@ class CaseView(QWidget):
         self.clip_note.setText(
             f"Track {clip.track} of {clip.tracks_found:.0f} found in the clip: {len(clip.frames)} frames pooled "
             f"({span}); weights {', '.join(f'{f.weight:.2f}' for f in clip.frames)}. Calibration of the match "
-            f"probability: {clip.calibration}. Ctrl+Left / Ctrl+Right on the Frame tab step through the frames used.")
+            f"probability: {clip.calibration}. Ctrl+Left / Ctrl+Right on the Frame tab step through the frames used."
+            + "".join(f" Warning: {w}." for w in clip.warnings))
         strip = view.images.get("track_strip")
         self.strip_image.setPixmap(to_pixmap(strip) if strip is not None else QPixmap())
         self.strip_image.adjustSize()

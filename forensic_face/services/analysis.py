@@ -27,6 +27,7 @@ from forensic_face.core.errors import (
     ForensicFaceError,
     InputError,
     NoFaceFoundError,
+    VideoDamagedError,
 )
 from forensic_face.core.progress import Progress
 from forensic_face.core.records import AnalysisRecord, SearchOutcome
@@ -380,12 +381,14 @@ def _follow(path, item: EvidenceItem, clip_detector, request: ClipRequest, step:
         raise InputError("a box to follow needs the frame it was drawn on")
     info = video_info(path)
     span = (request.end_s if request.end_s is not None else info.duration_s) - (request.start_s or 0.0)
-    frames = read_ahead(iter_video_frames(path, start_s=request.start_s, end_s=request.end_s))  # decode beside
+    damage: list[str] = []
+    frames = read_ahead(_up_to_damage(iter_video_frames(path, start_s=request.start_s, end_s=request.end_s), damage))
     tracks = track_faces(frames, clip_detector,
                          weigh=frame_weight, seeds=seeds, workers=2,
                          total_frames=max(1, int(span * info.fps)) if info.fps > 0 else None, progress=step)
     if not tracks.tracks:
-        raise NoFaceFoundError(f"{item.name}: {tracks.summary()}")
+        raise NoFaceFoundError(f"{item.name}: {tracks.summary()}" + (f" ({damage[0]})" if damage else ""))
+    tracks = replace(tracks, warnings=(*tracks.warnings, *damage))
     if request.track is not None:
         found = [t for t in tracks.tracks if t.track_id == request.track]
         if not found:
@@ -394,6 +397,15 @@ def _follow(path, item: EvidenceItem, clip_detector, request: ClipRequest, step:
         return tracks, found[0]
     seeded = [t for t in tracks.tracks if t.seeded]
     return tracks, (seeded[0] if seeded else max(tracks.tracks, key=lambda t: float(t.weights.sum())))
+
+
+def _up_to_damage(frames, damage: list[str]):
+    """``frames`` until the reader finds the clip damaged or cut short; what it said is put in ``damage`` (the frames
+    before the damage are used, and the record says where the clip stopped being readable)."""
+    try:
+        yield from frames
+    except VideoDamagedError as exc:
+        damage.append(f"{exc}; only the {exc.frames_read} frames before it were followed")
 
 
 def _pool_faces(path, track, engine, request: ClipRequest, step: Progress) -> tuple[list, object]:
@@ -413,7 +425,8 @@ def _pool_faces(path, track, engine, request: ClipRequest, step: Progress) -> tu
     best_frame = int(track.records["frame"][keep[0]])
     step.update(1, 5, f"aligning the {len(wanted)} best faces of track {track.track_id}")
     chosen, frm = [], None
-    for frame, tf in iter_track_frames(iter_video_frames(path, start_s=request.start_s, end_s=request.end_s), track):
+    frames = _up_to_damage(iter_video_frames(path, start_s=request.start_s, end_s=request.end_s), [])
+    for frame, tf in iter_track_frames(frames, track):
         if tf.frame_index in wanted:
             chosen.append((tf, face_at(frame.image, tf.detection, engine.size, engine.alignment)))
             if tf.frame_index == best_frame:
@@ -477,7 +490,7 @@ def _clip_record(tracks, track, chosen: list, pooled, engine, searched: bool) ->
             "calibration": calibration,
             "calibration_sha256": None if not searched else (
                 engine.info.calibration_sha256 if one else engine.clip_calibration_sha256),
-            "frames": frames, "tracking": tracks.as_dict(with_faces=False)}
+            "frames": frames, "tracking": tracks.as_dict(with_faces=False), "warnings": list(tracks.warnings)}
 
 
 def track_strip(faces: list[np.ndarray], tracked: list, weights: np.ndarray, side: int = 96) -> np.ndarray:
