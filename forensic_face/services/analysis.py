@@ -275,7 +275,7 @@ def _analysis_files(aid: str, result: AnalysisResult, thumbs: list, parameters: 
 
 # ------------------------------------------------------------------------------------------------ clips
 
-#: The most frames of a track pooled into its template: the highest weights (their times spread by the weights).
+#: The most frames of a track pooled into its template (those of highest weight).
 POOL_FRAMES = 16
 POOLING = ("quality-weighted mean of the frames' embeddings (engine.fusion: size, sharpness, noise, pose and "
            "detector score), renormalised")
@@ -298,7 +298,7 @@ class ClipRequest:
                 "seed_box": self.seed_box, "pool_frames": self.pool_frames}
 
 
-def analyze_clip(case: Case, engine, resources_detector, clip_detector, gallery: GalleryStore | None = None, *,
+def analyze_clip(case: Case, engine, detector, clip_detector, gallery: GalleryStore | None = None, *,
                  clip: str | None = None, audio: str | None = None, use_audio: bool = True,
                  request: ClipRequest = ClipRequest(), top_k: int = 10, fpir: float = DEFAULT_FPIR,
                  progress: Progress | None = None) -> AnalysisResult:
@@ -323,10 +323,10 @@ def analyze_clip(case: Case, engine, resources_detector, clip_detector, gallery:
             _pooled_calibration(engine, fpir)
         tracks, track = _follow(path, item, clip_detector, request, step)
         chosen, frm = _pool_faces(path, track, engine, request, step)
-        audio_info, audio_vecs = _track_audio(aitem, audio_path, item, path, chosen, use_audio, audio is not None)
+        audio_info, audio_vecs, audio_note = _track_audio(aitem, audio_path, item, path, chosen, use_audio,
+                                                          audio is not None)
         step.update(3, 5, "reconstructing and pooling the frames")
-        path_ = ProbePath(engine, resources_detector)
-        probes = path_.complete_many([f for _, f in chosen], audio_vecs)
+        probes = ProbePath(engine, detector).complete_many([f for _, f in chosen], audio_vecs)
         pooled = pool(probes, np.array([tf.weight for tf, _ in chosen]))
         step.update(4, 5, "searching gallery")
         search, search_res, thumbs = None, None, []
@@ -339,7 +339,8 @@ def analyze_clip(case: Case, engine, resources_detector, clip_detector, gallery:
                      replace(probes[best], reconstruction=pooled.reconstruction,
                              reconstruction_no_audio=pooled.reconstruction_no_audio),
                      audio_info, search, search_res, engine)
-    result.clip = _clip_record(tracks, track, chosen, pooled, engine, searched=gallery is not None)
+    result.clip = _clip_record(replace(tracks, warnings=(*tracks.warnings, *audio_note)), track, chosen, pooled,
+                               engine, searched=gallery is not None)
     result.strip = track_strip([f.grey for _, f in chosen], [tf for tf, _ in chosen], pooled.weights)
     step.update(4, 5, "saving the analysis in the case")
     aid, _ = case.commit_analysis(
@@ -435,13 +436,14 @@ def _pool_faces(path, track, engine, request: ClipRequest, step: Progress) -> tu
 
 
 def _track_audio(aitem: EvidenceItem | None, audio_path, item: EvidenceItem, clip_path, chosen: list,
-                 use_audio: bool, asked: bool) -> tuple[dict | None, np.ndarray | None]:
+                 use_audio: bool, asked: bool) -> tuple[dict | None, np.ndarray | None, tuple[str, ...]]:
     """The audio windows at the pooled frames' times: of the audio evidence given, else of the clip's own
-    sound track when it has one (a clip without one is analysed without audio, and the record says so)."""
+    sound track when it has a usable one (else the clip is analysed without audio, and the note returned says
+    why)."""
     from forensic_face.audio.features import AudioFeatureExtractor
 
     if not use_audio:
-        return None, None
+        return None, None, ()
     source, src_path = (aitem, audio_path) if aitem is not None else (item, clip_path)
     extractor = AudioFeatureExtractor()
     times = np.array([tf.timestamp_s or 0.0 for tf, _ in chosen])
@@ -451,8 +453,7 @@ def _track_audio(aitem: EvidenceItem | None, audio_path, item: EvidenceItem, cli
         if asked:
             raise AudioError(f"audio evidence {source.name}: {exc} (analyse with --no-audio to go on without it)") \
                 from None
-        log.info("%s: analysed without audio (%s)", item.name, exc)
-        return None, None
+        return None, None, (f"analysed without audio: the clip's own sound track cannot be used ({exc})",)
     feats = extractor(clip, times)
     info = {"evidence": source.name, "sha256": source.sha256, "timestamp_s": round(float(np.median(times)), 3),
             "timestamps_s": [round(float(t), 3) for t in times], "own_track": aitem is None,
@@ -460,7 +461,7 @@ def _track_audio(aitem: EvidenceItem | None, audio_path, item: EvidenceItem, cli
             "pitch_hz": round(float(np.nanmedian(feats.prosody[:, 0])), 1),
             "voiced_fraction": round(float(np.mean(feats.prosody[:, 3])), 3),
             "quality": _with_voice_warnings(feats), "params": feats.params}
-    return info, feats.vector
+    return info, feats.vector, ()
 
 
 def _pooled_search(gallery: GalleryStore, engine, pooled, top_k: int, fpir: float) -> SearchOutcome:
