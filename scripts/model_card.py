@@ -423,6 +423,34 @@ def round7(hp: dict) -> list[str]:
     return lines
 
 
+def clips(meta: dict) -> list[str]:
+    """The clips section: the pooled templates' calibration and their evaluation (evaluation_clips.json)."""
+    path = ROOT / "evaluation_clips.json"
+    if not path.is_file() or not meta.get("clip_calibration"):
+        return []
+    ev = json.loads(path.read_text())
+    fitted = meta["clip_calibration"]["fitted_on"]
+    lines = ["", "## Clips: templates pooled from a track's frames", "",
+             "Calibration of pooled templates (`clip_calibration` in `models.json`, fitted by `forensic-face evaluate "
+             f"--clips`): on {fitted['pairs']} calibration pairs of {fitted['calib_people']} people, each probe a "
+             "synthetic clip (16 frames moved a little and degraded independently), pooled over "
+             + "; ".join(fitted["conditions"]) + "; the single frame keeps its own calibration.", "",
+             f"Evaluation on {ev['pairs']} DevTest pairs and a gallery of {ev['gallery_people']} ({ev['searches']} "
+             "searches), the first N frames of each clip through the clip path (YuNet, the centre box where it finds "
+             "none, the tracker's weights):", "",
+             "| level | frames | accuracy | ROC-AUC | rank-1 | reconstruction: pooled / one frame / frame average |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for level, lev in ev["levels"].items():
+        for n, row in lev["by_frames"].items():
+            rec = row["reconstruction"]
+            lines.append(f"| {level} | {n} | {with_ci(row, 'accuracy')} | {auc(row['roc_auc'])} | "
+                         f"{pct(row['rank_1']['rate'])} | {rec['psnr_db']:.2f} / {rec['one_frame_psnr_db']:.2f} / "
+                         f"{rec['frame_average_psnr_db']:.2f} dB |")
+    lines += ["", "YuNet found the face on " + " / ".join(
+        f"{pct(lev['frames_face_found'])} ({level})" for level, lev in ev["levels"].items()) + " of the frames."]
+    return lines
+
+
 def main() -> None:
     meta = json.loads((ROOT / "models.json").read_text())
     ev = json.loads((ROOT / "evaluation.json").read_text())
@@ -528,6 +556,7 @@ def main() -> None:
                      f"{lev['probe_face_px_median']} px; detector steps {lev['detector_methods']}")
     lines += identification(ev, hp)
     lines += match_calibration(ev, hp)
+    lines += clips(meta)
     lines += targets(ev)
     if hp:
         lines += ["", f"## Hyperparameter search ({hp['budget_s']:.0f} s of training per trial, scored on "
