@@ -210,15 +210,15 @@ def tune(teacher: SFaceNet, data: DistilData, cfg: DistilConfig, work: Path,
     n, v = data.level.shape
     steps_per_epoch = n // cfg.batch  # an epoch: every image once, as one of its variants drawn at random
     total = steps_per_epoch * cfg.epochs
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
     ckpt, history, start = work / "student.ckpt", [], 0
     if ckpt.is_file():
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
         student.load_state_dict(state["student"])
-        opt.load_state_dict(state["opt"])
+        opt.load_state_dict(state["opt"])  # keeps the run's initial learning rate beside its current one
         history, start = list(state["history"]), int(state["epoch"])
-        for _ in range(start * steps_per_epoch):
-            sched.step()
+    done = start * steps_per_epoch  # cosine decay to 0 over the whole run, resumed where it stopped
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s + done, total) / total)))
     centres = prototypes(data.targets, data.labels, data.n_people)
     targets, labels = torch.from_numpy(data.targets), torch.from_numpy(data.labels.astype(np.int64))
     flat = data.features.reshape(n * v, *data.features.shape[2:])
