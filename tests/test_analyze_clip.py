@@ -78,8 +78,11 @@ def test_a_clip_is_followed_pooled_searched_and_recorded(tmp_path: Path, talking
         clip_models.clip_calibration_sha256
     strip = cv2.imread(str(case.root / saved["images"]["track_strip"]), cv2.IMREAD_GRAYSCALE)
     assert strip.shape[1] == 8 * 96 + 7 * 4  # eight faces side by side
+    entry = [e for e in case.read_log() if e["action"] == "analysis"][-1]
+    assert entry["details"]["audio"]["evidence"] == res.frame_evidence  # its own sound, logged as such
     view = collect(case).analyses[0]
     assert view.record.clip is not None and len(view.record.clip.frames) == 8
+    assert view.record.clip.calibration_sha256 == clip_models.clip_calibration_sha256
     assert view.images["track_strip"] is not None and not view.problems
     assert {e.name: e.sha256 for e in case.evidence} == before and Case.open(case.root).verify().ok
 

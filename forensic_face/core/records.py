@@ -273,6 +273,7 @@ class ClipRecord:
     tracks_found: float  # how many tracks the clip's tracking gave
     pooling: str  # how the frames' embeddings were pooled
     calibration: str  # which calibration the match probability comes from ("pooled templates", ...)
+    calibration_sha256: str  # that calibration's digest ("" when no gallery was searched)
     frames: tuple[ClipFrameRecord, ...]  # the frames used, in time order
     boxes: tuple[tuple[float, float, float, float] | None, ...]  # each frame's face box, as ``frames``
     warnings: tuple[str, ...]  # what the tracking met (a clip damaged or cut short, ...)
@@ -283,6 +284,7 @@ class ClipRecord:
             if isinstance(saved.get("frames"), list) else []
         return cls(track=as_text(saved.get("track")), tracks_found=as_number(saved.get("tracks_found")),
                    pooling=as_text(saved.get("pooling")), calibration=as_text(saved.get("calibration")),
+                   calibration_sha256=as_text(saved.get("calibration_sha256")),
                    frames=tuple(ClipFrameRecord.from_dict(f) for f in rows),
                    boxes=tuple(_box(f.get("box")) for f in rows), warnings=_texts(saved.get("warnings")))
 

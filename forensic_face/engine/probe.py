@@ -192,13 +192,15 @@ class PooledProbe:
         return any(p.audio_used for p in self.probes)
 
 
-def pool(probes: Sequence[Probe], weights: np.ndarray) -> PooledProbe:
+def pool(probes: Sequence[Probe], weights: np.ndarray, embeddings: np.ndarray | None = None) -> PooledProbe:
     """Pool ``probes`` with their fusion ``weights`` (:mod:`forensic_face.engine.fusion`): the template searched
-    with, and the reconstruction shown, made from every face (a face of weight 0 takes no part)."""
+    with, and the reconstruction shown, made from every face (a face of weight 0 takes no part). ``embeddings``
+    (N, D): pool these instead of the probes' own (e.g. those of the reconstructions without audio)."""
     from forensic_face.engine.fusion import fuse
 
     w = np.asarray(weights, np.float64)
-    template = fuse(np.stack([p.embedding for p in probes]), w)  # InputError when every weight is 0
+    emb = np.stack([p.embedding for p in probes]) if embeddings is None else embeddings
+    template = fuse(emb, w)  # InputError when every weight is 0
     share = w / w.sum()
 
     def average(images: list[np.ndarray]) -> np.ndarray:

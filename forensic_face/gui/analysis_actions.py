@@ -139,7 +139,8 @@ class AnalysisActions(WindowActions):
             show_error(w, "No clip to follow", "error", "Choose a video in Frame: to follow a face through it "
                        "(a still image is analysed with Run analysis).")
             return
-        audio, use_audio, case = cv.selected_audio(), cv.uses_audio(), w.state.case
+        # Use audio ticked with no audio evidence chosen: the clip's own sound track, when it has a usable one
+        audio, use_audio, case = cv.selected_audio(), cv.use_audio.isChecked(), w.state.case
         box, seed_frame = cv.drawn_box(), cv.frame_index()
 
         def done(result) -> None:

@@ -599,7 +599,9 @@ def _clip_block(a: AnalysisView, clip: ClipRecord, st) -> list:
     out = [_p(f"Frames pooled from the clip (track {clip.track or '?'})", st["h2"]),
            _p(f"The face was followed through the clip ({_num(clip.tracks_found, '{:.0f}')} track(s) found) and "
               f"{n} frame(s) of this track were pooled: {clip.pooling or '?'}. Calibration of the pooled template's "
-              f"match probability: {clip.calibration or '?'}."
+              f"match probability: {clip.calibration or '?'}"
+              + (f" (SHA-256 {clip.calibration_sha256}; the Models row's calibration is the single frame's)."
+                 if clip.calibration_sha256 else ".")
               + ("".join(f" Warning: {w}." for w in clip.warnings)), st["body"])]
     strip = a.images.get("track_strip")
     if strip is not None:

@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -28,6 +28,7 @@ from forensic_face.core.errors import (
     InputError,
     NoFaceFoundError,
     VideoDamagedError,
+    VideoDecodeError,
 )
 from forensic_face.core.progress import Progress
 from forensic_face.core.records import AnalysisRecord, SearchOutcome
@@ -327,24 +328,28 @@ def analyze_clip(case: Case, engine, detector, clip_detector, gallery: GallerySt
                                                           audio is not None)
         step.update(3, 5, "reconstructing and pooling the frames")
         probes = ProbePath(engine, detector).complete_many([f for _, f in chosen], audio_vecs)
-        pooled = pool(probes, np.array([tf.weight for tf, _ in chosen]))
+        # the template searched with pools the embeddings of the reconstructions without audio: those the pooled
+        # calibration was fitted on; the reconstruction shown keeps the audio
+        plain = engine.embed(np.stack([p.reconstruction_no_audio for p in probes]))
+        pooled = pool(probes, np.array([tf.weight for tf, _ in chosen]), embeddings=plain)
         step.update(4, 5, "searching gallery")
         search, search_res, thumbs = None, None, []
         if gallery is not None:
             search_res = _pooled_search(gallery, engine, pooled, top_k, fpir)
             search = search_res.as_dict()
             thumbs = [gallery.thumbnail(c.image_id) for c in search_res.candidates]
-    best = int(np.argmax(pooled.weights))
-    result = _result(item, frm, {"selection": f"track {track.track_id}, {len(chosen)} frames pooled"},
-                     replace(probes[best], reconstruction=pooled.reconstruction,
-                             reconstruction_no_audio=pooled.reconstruction_no_audio),
-                     audio_info, search, search_res, engine)
-    result.clip = _clip_record(replace(tracks, warnings=(*tracks.warnings, *audio_note)), track, chosen, pooled,
-                               engine, searched=gallery is not None)
-    result.strip = track_strip([f.grey for _, f in chosen], [tf for tf, _ in chosen], pooled.weights)
+        best = int(np.argmax(pooled.weights))
+        result = _result(item, frm, {"selection": f"track {track.track_id}, {len(chosen)} frames pooled"},
+                         replace(probes[best], reconstruction=pooled.reconstruction,
+                                 reconstruction_no_audio=pooled.reconstruction_no_audio),
+                         audio_info, search, search_res, engine)
+        result.clip = _clip_record(replace(tracks, warnings=(*tracks.warnings, *audio_note)), track, chosen,
+                                   pooled, engine, searched=gallery is not None)
+        result.strip = track_strip([f.grey for _, f in chosen], [tf for tf, _ in chosen], pooled.weights)
     step.update(4, 5, "saving the analysis in the case")
+    heard = aitem if aitem is not None or audio_info is None else item  # the clip itself when its sound was used
     aid, _ = case.commit_analysis(
-        lambda aid: _analysis_files(aid, result, thumbs, parameters, item, aitem, engine, t0), progress)
+        lambda aid: _analysis_files(aid, result, thumbs, parameters, item, heard, engine, t0), progress)
     result.analysis_id = aid
     result.images = {role: f"{RESULTS_DIR}/{aid}/{role}.png" for role in _roles(result)}
     result.seconds = round(time.perf_counter() - t0, 3)
@@ -359,7 +364,7 @@ def _roles(result: AnalysisResult) -> tuple[str, ...]:
 def _pooled_calibration(engine, fpir: float) -> None:
     """Refuse, before any work, models without the calibration of pooled templates or a false-lead rate it did
     not measure."""
-    if engine.clip_calibration is None:
+    if engine.clip_calibration is None or engine.calibration is None:
         raise ForensicFaceError("the models carry no calibration for templates pooled from clips (it is never "
                                 "borrowed from single frames); fit it with `forensic-face evaluate --clips`, or "
                                 "analyse single frames of the clip")
@@ -384,9 +389,9 @@ def _follow(path, item: EvidenceItem, clip_detector, request: ClipRequest, step:
     span = (request.end_s if request.end_s is not None else info.duration_s) - (request.start_s or 0.0)
     damage: list[str] = []
     frames = read_ahead(_up_to_damage(iter_video_frames(path, start_s=request.start_s, end_s=request.end_s), damage))
-    tracks = track_faces(frames, clip_detector,
-                         weigh=frame_weight, seeds=seeds, workers=2,
-                         total_frames=max(1, int(span * info.fps)) if info.fps > 0 else None, progress=step)
+    with closing(frames):  # the decoder thread stops with the tracking, cancelled or failed too
+        tracks = track_faces(frames, clip_detector, weigh=frame_weight, seeds=seeds, workers=2,
+                             total_frames=max(1, int(span * info.fps)) if info.fps > 0 else None, progress=step)
     if not tracks.tracks:
         raise NoFaceFoundError(f"{item.name}: {tracks.summary()}" + (f" ({damage[0]})" if damage else ""))
     tracks = replace(tracks, warnings=(*tracks.warnings, *damage))
@@ -432,6 +437,9 @@ def _pool_faces(path, track, engine, request: ClipRequest, step: Progress) -> tu
             chosen.append((tf, face_at(frame.image, tf.detection, engine.size, engine.alignment)))
             if tf.frame_index == best_frame:
                 frm = frame
+    if frm is None or len(chosen) != len(wanted):
+        raise VideoDecodeError(f"the clip gave {len(chosen)} of the track's {len(wanted)} chosen frames on a second "
+                               "reading (it decodes differently each time: re-encode it losslessly and add the copy)")
     return chosen, frm
 
 
@@ -441,24 +449,29 @@ def _track_audio(aitem: EvidenceItem | None, audio_path, item: EvidenceItem, cli
     sound track when it has a usable one (else the clip is analysed without audio, and the note returned says
     why)."""
     from forensic_face.audio.features import AudioFeatureExtractor
+    from forensic_face.audio.info import ANALYSIS_SPAN_S, MAX_WHOLE_S
 
     if not use_audio:
         return None, None, ()
     source, src_path = (aitem, audio_path) if aitem is not None else (item, clip_path)
     extractor = AudioFeatureExtractor()
     times = np.array([tf.timestamp_s or 0.0 for tf, _ in chosen])
+    # one read covering every pooled frame's window (a track can last longer than the usual 60 s window)
+    span = min(max(ANALYSIS_SPAN_S, float(times.max() - times.min()) + 2 * extractor.config.prosody_window_s + 2.0),
+               MAX_WHOLE_S)
     try:
-        clip = extractor.load(src_path, around_s=float(np.median(times)))
+        feats = extractor(extractor.load(src_path, around_s=float(times.min() + times.max()) / 2, span_s=span),
+                          times)
     except AudioError as exc:
         if asked:
             raise AudioError(f"audio evidence {source.name}: {exc} (analyse with --no-audio to go on without it)") \
                 from None
         return None, None, (f"analysed without audio: the clip's own sound track cannot be used ({exc})",)
-    feats = extractor(clip, times)
+    voiced = feats.prosody[:, 0][feats.prosody[:, 0] > 0]
     info = {"evidence": source.name, "sha256": source.sha256, "timestamp_s": round(float(np.median(times)), 3),
             "timestamps_s": [round(float(t), 3) for t in times], "own_track": aitem is None,
             "window_s": feats.params["config"]["prosody_window_s"],
-            "pitch_hz": round(float(np.nanmedian(feats.prosody[:, 0])), 1),
+            "pitch_hz": round(float(np.median(voiced)), 1) if voiced.size else float("nan"),
             "voiced_fraction": round(float(np.mean(feats.prosody[:, 3])), 3),
             "quality": _with_voice_warnings(feats), "params": feats.params}
     return info, feats.vector, ()
@@ -487,7 +500,8 @@ def _clip_record(tracks, track, chosen: list, pooled, engine, searched: bool) ->
                        "sharpness": round(float(face.quality.sharpness), 2),
                        "noise_sigma": round(float(q.noise_sigma), 2), "turn": q.as_dict()["turn"],
                        "frame_weight": round(float(tf.weight), 4), "weight": round(float(w), 4)})
-    return {"track": str(track.track_id), "tracks_found": len(tracks.tracks), "pooling": POOLING,
+    return {"track": str(track.track_id), "tracks_found": len(tracks.tracks),
+            "pooling": POOLING + "; searched with the reconstructions without audio (as the calibration was fitted)",
             "calibration": calibration,
             "calibration_sha256": None if not searched else (
                 engine.info.calibration_sha256 if one else engine.clip_calibration_sha256),

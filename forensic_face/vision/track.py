@@ -203,6 +203,10 @@ class TrackResult:
     def summary(self) -> str:
         """One line for the analyst: how many tracks in how many frames, or that no face was found."""
         shots = f"{len(self.cuts) + 1} shot{'s' if self.cuts else ''}"
+        if not self.tracks and self.dropped_short:
+            return (f"no face was followed in the {self.frames_seen} frames read ({shots}): {self.dropped_short} "
+                    f"face(s) were found on fewer than {self.config.min_faces} frames each and taken for false "
+                    "detections; draw a face box on a frame where the face is visible to follow it")
         if not self.tracks:
             return (f"no face was found in the {self.frames_seen} frames read ({shots}); draw a face box on a frame "
                     "where the face is visible to follow it")
