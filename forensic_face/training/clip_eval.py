@@ -17,7 +17,6 @@ of N = 8 (the curve over N compares like with like).
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,8 +41,6 @@ from forensic_face.vision.align import AlignSpec, align_face, warp_to_crop
 from forensic_face.vision.degrade import DEGRADED_LEVELS, EVAL_LEVELS, LEVELS, degrade
 from forensic_face.vision.detect import FaceDetection
 from forensic_face.vision.quality import assess
-
-log = logging.getLogger(__name__)
 
 #: Frames made per clip; the clips of the evaluation are their first N.
 CLIP_FRAMES = 16
