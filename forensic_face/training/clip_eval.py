@@ -35,7 +35,7 @@ from forensic_face.training.evaluate import (
     open_set_searches,
     open_set_table,
 )
-from forensic_face.training.lfw import FolderIndex, Pair, _centre_box, worker_models
+from forensic_face.training.lfw import FolderIndex, Pair, _centre_box, _most_central, worker_models
 from forensic_face.training.metrics import mean_difference, psnr, rate_report, ssim, verification_report
 from forensic_face.vision.align import AlignSpec, align_face, warp_to_crop
 from forensic_face.vision.degrade import DEGRADED_LEVELS, EVAL_LEVELS, LEVELS, degrade
@@ -111,10 +111,8 @@ def _clip_chunk(job: tuple) -> list:
         for f in range(frames):
             frame, motion = clip_frame(grey, level, (k, f, EVAL_LEVELS.index(level)))
             faces = yunet.detect(frame)
-            h, w = frame.shape
             if faces:
-                det = min(faces, key=lambda d: np.hypot((d.box[0] + d.box[2]) / 2 - w / 2,
-                                                        (d.box[1] + d.box[3]) / 2 - h / 2))
+                det = _most_central(faces, frame.shape)
             else:
                 det = cascade.from_box(frame, _centre_box(frame.shape))
             crop = align_face(frame, det, spec).image
