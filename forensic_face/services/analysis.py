@@ -330,8 +330,8 @@ def analyze_clip(case: Case, engine, detector, clip_detector, gallery: GallerySt
         probes = ProbePath(engine, detector).complete_many([f for _, f in chosen], audio_vecs)
         # the template searched with pools the embeddings of the reconstructions without audio: those the pooled
         # calibration was fitted on; the reconstruction shown keeps the audio
-        plain = engine.embed(np.stack([p.reconstruction_no_audio for p in probes]))
-        pooled = pool(probes, np.array([tf.weight for tf, _ in chosen]), embeddings=plain)
+        plain = None if audio_vecs is None else engine.embed(np.stack([p.reconstruction_no_audio for p in probes]))
+        pooled = pool(probes, np.array([tf.weight for tf, _ in chosen]), embeddings=plain)  # None: theirs, no audio
         step.update(4, 5, "searching gallery")
         search, search_res, thumbs = None, None, []
         if gallery is not None:
