@@ -70,6 +70,12 @@ def _cmd_tune_sface(args: argparse.Namespace) -> int:
     print(json.dumps(record, indent=2) if args.json else
           f"student tuned on {record['images']} images of {record['people']} people "
           f"({record['timings']}); last epoch {last}; weights in {record['student']}")
+    if args.export:
+        from forensic_face.services.training import export_sface_student
+
+        done = export_sface_student(args.data, args.out, args.base, args.export, workers=args.workers,
+                                    progress=console_progress())
+        print(json.dumps(done, indent=2) if args.json else f"models {done['version']} written to {done['models']}")
     return 0
 
 
@@ -87,8 +93,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
     else:
         for level, lev in report["levels"].items():
-            ours = lev["recon_with_audio"]
-            plain = lev["recon_no_audio"]
+            product = report.get("product_scores", "recon")  # what the product searches with
+            ours = lev[f"{product}_with_audio"]
+            plain = lev[f"{product}_no_audio"]
             ref = lev["dlib_reference"]["at_0.6"]
             lo, hi = plain["ci95"]["accuracy"]
             gain = lev["comparisons"].get("psnr_gain_over_bicubic_db", {}).get("no_audio")
@@ -775,6 +782,10 @@ def _tune_sface_parser(sub) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--workers", type=int, default=2, help="processes for cropping (default: %(default)s)")
+    p.add_argument("--export", metavar="DIR",
+                   help="after tuning: write a model bundle to DIR with the student as its recogniser, the "
+                        "autoencoder of --base, calibrated on the calibration people")
+    p.add_argument("--base", help="with --export: the bundle whose autoencoder is kept (default: the installed models)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_tune_sface)
 

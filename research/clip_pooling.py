@@ -54,7 +54,7 @@ def main() -> int:
     report: dict = {"frames": args.frames, "pairs": len(pairs), "people": len(search.pos), "levels": {}}
     for level in EVAL_LEVELS[1:]:
         probes = clip_probes(index, cache, pairs, level, engine.size, engine.alignment, "calib")
-        emb = frame_embeddings(engine, probes.crop)[:, :args.frames]
+        emb = frame_embeddings(engine, probes)[:, :args.frames]
         rows = {}
         for name, w in poolings(probes.quality, args.frames).items():
             t = _pool(emb, w)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from forensic_face.core.errors import ForensicFaceError
-from forensic_face.models.bundle import bundle_available, calibration_digest, load_networks
+from forensic_face.models.bundle import bundle_available, calibration_digest, load_networks, recogniser_embeds
 from forensic_face.models.calibration import MatchCalibration
 from forensic_face.paths import models_dir
 from forensic_face.vision.frames import to_grey
@@ -68,10 +68,19 @@ class FaceEngine:
         # per face on 2 cores (scripts/bench_inference.py). self.ae and self.rec stay the networks as
         # stored, for export.
         self._ae_run, self._rec_run = self.ae, self.rec.for_inference()
-        self.alignment = type(self.rec).alignment  # how the probe path aligns faces for these networks
         if self.device.type == "cpu":
             self._ae_run = copy.deepcopy(self.ae).to(memory_format=torch.channels_last)
-        self.size = int(self.meta["ae"]["size"])
+        # the autoencoder's faces (size, alignment) and the recogniser's (rec_size, rec_alignment): the same crop
+        # for the project's own CNN, which embeds the reconstruction; SFace's student takes its own 112-px
+        # five-point crop of the face as found (``embeds == "input"``), and the reconstruction is shown beside it
+        self.size, self.alignment = int(self.meta["ae"]["size"]), type(self.ae).alignment
+        self.rec_size, self.rec_alignment = int(self.meta["rec"]["size"]), type(self.rec).alignment
+        self.embeds = recogniser_embeds(self.meta)
+        if self.embeds == "reconstruction" and not self.same_crop:
+            raise ForensicFaceError(
+                f"{self.folder}: the recogniser embeds the reconstruction but takes {self.rec_size} px "
+                f"{self.rec_alignment}-aligned faces, and the autoencoder gives {self.size} px "
+                f"{self.alignment}-aligned ones; the bundle is inconsistent")
         self.audio_dim = int(self.meta["ae"]["audio_dim"])
         cal = self.meta.get("calibration")
         self.calibration = MatchCalibration.from_dict(cal) if cal else None
@@ -80,31 +89,43 @@ class FaceEngine:
         self.clip_calibration = MatchCalibration.from_dict(clip_cal) if clip_cal else None
         self.clip_calibration_sha256 = calibration_digest(clip_cal)
         self.batch = batch
+        # the recogniser's batches: SFace's 112-px faces run fastest on the CPU a few at a time (40 ms per face
+        # in batches of 1-2, 47 at 4, 69 at 8, one thread), the small CNN's in large batches
+        self.rec_batch = min(batch, getattr(type(self.rec), "inference_batch", batch))
         self._lock = threading.Lock()
+        rec = self.meta.get("recogniser") or {}
+        params = {"recogniser": rec.get("architecture", "ff-cnn"), "recogniser_embeds": self.embeds,
+                  "recogniser_input": f"{self.rec_size} px, {self.rec_alignment} alignment"}
         self.info = EngineInfo(version=self.meta["version"], device=str(self.device),
                                weights_sha256=self.meta["weights_sha256"], size=self.size, torch=torch.__version__,
-                               calibration_sha256=calibration_digest(cal))
+                               params=params, calibration_sha256=calibration_digest(cal))
+
+    @property
+    def same_crop(self) -> bool:
+        """Whether the recogniser takes the autoencoder's crop (one alignment serves both networks)."""
+        return (self.rec_size, self.rec_alignment) == (self.size, self.alignment)
 
     @staticmethod
     def available(folder: str | Path | None = None) -> bool:
         """Whether ``folder`` (default: the shipped models) holds a model bundle."""
         return bundle_available(folder)
 
-    def _to_tensor(self, faces: np.ndarray) -> torch.Tensor:
+    def _to_tensor(self, faces: np.ndarray, size: int) -> torch.Tensor:
         faces = np.asarray(faces)
         if faces.ndim == 2:
             faces = faces[None]
         if faces.ndim == 4:  # (N, S, S, 3) RGB: the package's one grey conversion, as the probe path makes it
             faces = np.stack([to_grey(f) for f in faces])
-        if faces.shape[1:] != (self.size, self.size):
-            raise ForensicFaceError(f"faces must be {self.size}x{self.size} aligned crops, got {faces.shape[1:]}")
+        if faces.shape[1:] != (size, size):
+            raise ForensicFaceError(f"faces must be {size}x{size} aligned crops, got {faces.shape[1:]}")
         x = torch.from_numpy(np.ascontiguousarray(faces, dtype=np.float32) / 255.0)
         return x[:, None].to(self.device)
 
     @torch.inference_mode()
     def reconstruct(self, faces: np.ndarray, audio: np.ndarray | None = None) -> np.ndarray:
-        """Reconstructed faces (N, S, S) uint8 from degraded aligned faces; ``audio`` (N, D) or None."""
-        x = self._to_tensor(faces)
+        """Reconstructed faces (N, S, S) uint8 from degraded aligned faces (the autoencoder's crop: ``size``,
+        ``alignment``); ``audio`` (N, D) or None."""
+        x = self._to_tensor(faces, self.size)
         a = None
         if audio is not None:
             a = torch.as_tensor(np.asarray(audio, np.float32).reshape(x.shape[0], -1), device=self.device)
@@ -119,12 +140,13 @@ class FaceEngine:
 
     @torch.inference_mode()
     def embed(self, faces: np.ndarray) -> np.ndarray:
-        """L2-normalised embeddings (N, 128) float32 of aligned faces (clean, degraded or reconstructed)."""
-        x = self._to_tensor(faces)
+        """L2-normalised embeddings (N, 128) float32 of aligned faces in the recogniser's crop (``rec_size``,
+        ``rec_alignment``): clean, degraded or reconstructed."""
+        x = self._to_tensor(faces, self.rec_size)
         out = []
         with self._lock:
-            for i in range(0, x.shape[0], self.batch):
-                xb = x[i:i + self.batch]
+            for i in range(0, x.shape[0], self.rec_batch):
+                xb = x[i:i + self.rec_batch]
                 # flip-averaged: the face and its mirror image in one forward pass (one batch is faster than two)
                 e = self._rec_run(torch.cat([xb, torch.flip(xb, dims=[3])]))
                 out.append(torch.nn.functional.normalize(e[:xb.shape[0]] + e[xb.shape[0]:], dim=1))

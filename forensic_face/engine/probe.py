@@ -3,7 +3,8 @@ quality, its reconstruction and its embedding.
 
     frame ─► detect (or the given box) ─► align at the engine's size ─► grey ─► quality
           ─► reconstruct (with the audio vector; and without it, to show what the audio changed)
-          ─► embed the reconstruction
+          ─► embed the reconstruction (the project's own CNN), or the face as found in the recogniser's own
+             crop (a recogniser distilled on degraded faces: ``engine.embeds == "input"``)
 
 Each step exists here once, and every caller goes through it: the case analysis
 (:func:`forensic_face.services.analysis.analyze_case`), the command line's gallery search, enrolment (the same
@@ -41,12 +42,18 @@ class ProbeFace:
 
     detection: FaceDetection  # found by the detector, or made from the given box ("manual")
     aligned: AlignedFace  # the crop at the engine's size, in the frame's channels, and its transform
-    grey: np.ndarray  # (S, S) uint8: what the networks see
+    grey: np.ndarray  # (S, S) uint8: what the autoencoder sees (and the recogniser, when it takes the same crop)
     quality: QualityReport  # of the crop, with the face's width in the frame
+    rec_aligned: AlignedFace | None = None  # the recogniser's own crop when it differs from ``aligned``
 
     @property
     def size(self) -> int:
         return int(self.grey.shape[0])
+
+    @property
+    def rec_grey(self) -> np.ndarray:
+        """(R, R) uint8: the face in the recogniser's crop, grey (``grey`` when both networks share it)."""
+        return self.grey if self.rec_aligned is None else to_grey(self.rec_aligned.image)
 
 
 @dataclass(frozen=True)
@@ -56,7 +63,7 @@ class Probe:
     face: ProbeFace
     reconstruction: np.ndarray  # (S, S) uint8: with the audio when an audio vector was given
     reconstruction_no_audio: np.ndarray | None  # (S, S) uint8 without audio; None when not asked for
-    embedding: np.ndarray  # (D,) float32, L2-normalised, of ``reconstruction``
+    embedding: np.ndarray  # (D,) float32, L2-normalised: of ``reconstruction``, or of the face (engine.embeds)
     audio_used: bool
 
     @property
@@ -102,22 +109,30 @@ def face_region(image: np.ndarray, box: Box) -> np.ndarray:
     return image[max(0, y0):min(h, y1), max(0, x0):min(w, x1)]
 
 
-def face_at(image: np.ndarray, detection: FaceDetection, size: int, alignment: str = "eyes") -> ProbeFace:
+def face_at(image: np.ndarray, detection: FaceDetection, size: int, alignment: str = "eyes",
+            rec: AlignSpec | None = None) -> ProbeFace:
     """Align ``detection`` of ``image`` ((H, W) or (H, W, 3) uint8) to a ``size`` px crop the way the networks
     want (``alignment``: AlignSpec.mode), take its grey form and measure its quality (with the detail its
-    region of the frame has, and its pose)."""
-    aligned = align_face(image, detection, AlignSpec(size=size, mode=alignment))
+    region of the frame has, and its pose). ``rec``: the recogniser's own crop, when it takes another."""
+    spec = AlignSpec(size=size, mode=alignment)
+    aligned = align_face(image, detection, spec)
     grey = to_grey(aligned.image)
     turned = detection.extra.get("apparent_rotation_deg")
     quality = assess(grey, detection.width, face_region(image, detection.box), detection.landmarks,
                      roll_deg=turned if turned else None, landmark_kind=detection.landmark_kind)
-    return ProbeFace(detection, aligned, grey, quality)
+    rec_aligned = align_face(image, detection, rec) if rec is not None and rec != spec else None
+    return ProbeFace(detection, aligned, grey, quality, rec_aligned)
 
 
 def find_face(image: np.ndarray, detector: FaceDetector, size: int, box: Box | None = None,
-              alignment: str = "eyes") -> ProbeFace:
+              alignment: str = "eyes", rec: AlignSpec | None = None) -> ProbeFace:
     """The face step: :func:`locate` then :func:`face_at`."""
-    return face_at(image, locate(image, detector, box), size, alignment)
+    return face_at(image, locate(image, detector, box), size, alignment, rec)
+
+
+def rec_spec(engine: FaceEngine) -> AlignSpec | None:
+    """The recogniser's own crop, or None when it takes the autoencoder's."""
+    return None if engine.same_crop else AlignSpec(size=engine.rec_size, mode=engine.rec_alignment)
 
 
 class ProbePath:
@@ -133,18 +148,31 @@ class ProbePath:
         return int(self.engine.size)
 
     def face(self, image: np.ndarray, box: Box | None = None) -> ProbeFace:
-        """Detect (or take ``box``), align at the engine's size the engine's way, grey, quality."""
-        return find_face(image, self.detector, self.size, box, self.engine.alignment)
+        """Detect (or take ``box``), align at the engine's size the engine's way (and the recogniser's, when it
+        takes its own crop), grey, quality."""
+        return self.face_of(image, locate(image, self.detector, box))
+
+    def face_of(self, image: np.ndarray, detection: FaceDetection) -> ProbeFace:
+        """The crops and quality of a face already found (a track's face, a stored detection)."""
+        return face_at(image, detection, self.size, self.engine.alignment, rec_spec(self.engine))
+
+    def embed_probes(self, faces: Sequence[ProbeFace], recon: np.ndarray) -> np.ndarray:
+        """(N, D) embeddings searched with: of the reconstructions ``recon`` (N, S, S), or of the faces as found
+        in the recogniser's crop when it embeds its input."""
+        if self.engine.embeds == "input":
+            return self.engine.embed(np.stack([f.rec_grey for f in faces]))
+        return self.engine.embed(recon)
 
     def complete(self, face: ProbeFace, audio: np.ndarray | None = None, without_audio: bool = True) -> Probe:
         """Reconstruct ``face`` (with ``audio``, a (D,) or (1, D) vector, when given) and embed the
-        reconstruction. ``without_audio``: also reconstruct without the audio (the comparison the analysis
-        shows); the reconstruction without audio is the one searched with when there is no audio."""
+        reconstruction (or the face, for a recogniser of its input). ``without_audio``: also reconstruct without
+        the audio (the comparison the analysis shows); the reconstruction without audio is the one searched with
+        when there is no audio."""
         grey = face.grey[None]  # (1, S, S)
         plain = self.engine.reconstruct(grey)[0] if audio is None or without_audio else None
         with_audio = self.engine.reconstruct(grey, audio)[0] if audio is not None else None
         recon = with_audio if with_audio is not None else plain
-        return Probe(face, recon, plain, self.engine.embed(recon[None])[0], with_audio is not None)
+        return Probe(face, recon, plain, self.embed_probes([face], recon[None])[0], with_audio is not None)
 
     def run(self, image: np.ndarray, box: Box | None = None, audio: np.ndarray | None = None,
             without_audio: bool = True) -> Probe:
@@ -158,12 +186,13 @@ class ProbePath:
         plain = self.engine.reconstruct(grey)
         with_audio = self.engine.reconstruct(grey, audio) if audio is not None else None
         recon = with_audio if with_audio is not None else plain
-        emb = self.engine.embed(recon)
+        emb = self.embed_probes(faces, recon)
         return [Probe(f, recon[i], plain[i], emb[i], with_audio is not None) for i, f in enumerate(faces)]
 
     def embed_faces(self, faces: Sequence[ProbeFace]) -> np.ndarray:
-        """Embeddings (N, D) float32 of faces as they are, not reconstructed (gallery faces), batched."""
-        return self.engine.embed(np.stack([f.grey for f in faces]))
+        """Embeddings (N, D) float32 of faces as they are, not reconstructed (gallery faces), batched, in the
+        recogniser's crop."""
+        return self.engine.embed(np.stack([f.rec_grey for f in faces]))
 
 
 def probe_size(engine: FaceEngine | None = None, models: str | None = None) -> int:

@@ -59,6 +59,21 @@ def build_recogniser(meta: dict) -> torch.nn.Module:
     return cls(config_cls(**meta["rec"]))
 
 
+#: What a recogniser embeds: the autoencoder's reconstruction (the project's own CNN, trained on them) or the
+#: face as found, in its own crop (a network distilled on degraded faces). ``models.json``'s
+#: ``recogniser.embeds``; a bundle without it embeds the reconstruction.
+EMBEDS = ("reconstruction", "input")
+
+
+def recogniser_embeds(meta: dict) -> str:
+    """``reconstruction`` or ``input`` (see :data:`EMBEDS`) for the bundle ``meta`` describes."""
+    embeds = (meta.get("recogniser") or {}).get("embeds", "reconstruction")
+    if embeds not in EMBEDS:
+        raise ForensicFaceError(f"the bundle's recogniser embeds {embeds!r}, unknown to this version "
+                                f"(known: {', '.join(EMBEDS)})")
+    return embeds
+
+
 def calibration_digest(calibration: dict | None) -> str | None:
     """SHA-256 of the calibration as stored (canonical JSON), or None without one."""
     if not calibration:
@@ -67,10 +82,13 @@ def calibration_digest(calibration: dict | None) -> str | None:
 
 
 def save_bundle(folder: Path, ae: FusionAutoencoder, rec: torch.nn.Module, calibration: MatchCalibration | None,
-                record: dict[str, Any], source: str = "forensic-face train") -> dict:
+                record: dict[str, Any], source: str = "forensic-face train", embeds: str = "reconstruction") -> dict:
     """Write ``models.pt`` (float16 tensors) and ``models.json``; returns the metadata written. ``source``
-    says where the recogniser's weights came from (recorded beside its architecture)."""
+    says where the recogniser's weights came from (recorded beside its architecture), ``embeds`` what it embeds
+    (:data:`EMBEDS`)."""
     architecture = recogniser_architecture(rec)  # before anything is written
+    if embeds not in EMBEDS:
+        raise ForensicFaceError(f"embeds must be one of {', '.join(EMBEDS)}, not {embeds!r}")
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {f"ae.{k}": v.detach().cpu() for k, v in ae.state_dict().items()}
     tensors |= {f"rec.{k}": v.detach().cpu() for k, v in rec.state_dict().items()}
@@ -85,7 +103,7 @@ def save_bundle(folder: Path, ae: FusionAutoencoder, rec: torch.nn.Module, calib
         "weights_sha256": digest,
         "ae": ae.config.as_dict(),
         "rec": rec.config.as_dict(),
-        "recogniser": {"architecture": architecture, "source": source},
+        "recogniser": {"architecture": architecture, "source": source, "embeds": embeds},
         "calibration": calibration.as_dict() if calibration else None,
         "record": record,
     }

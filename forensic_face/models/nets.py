@@ -90,6 +90,9 @@ class AudioEncoder(nn.Module):
 
 
 class FusionAutoencoder(nn.Module):
+    #: The autoencoder was trained on faces aligned by their eyes (AlignSpec mode "eyes").
+    alignment = "eyes"
+
     def __init__(self, config: AEConfig = AEConfig()) -> None:
         super().__init__()
         self.config = config

@@ -695,18 +695,26 @@ def _method_section(c: ReportContent, st, n: int) -> list:
     from reportlab.platypus import PageBreak
 
     out = [PageBreak(), _p(f"{n}. Method and error rates", st["h1"])]
+    ev = c.evaluation
+    own_crop = bool(ev) and ev.get("product_scores") == "degraded"  # a recogniser of the face as found
+    recogniser = (
+        "a recogniser distilled from SFace (OpenCV Zoo's MobileFaceNet, Apache-2.0, tuned by this project on "
+        "degraded faces of its training people) embeds the face as found, aligned on the five-point template to a "
+        "112×112 crop (128-D); the reconstruction is shown beside it for the examiner and is not what is searched"
+        if own_crop else "a CNN embeds the reconstruction (128-D)")
     out.append(_p(
         "Face: detected with dlib's HOG detector at 1×, 2× and 4× upsampling, then OpenCV's Haar cascade, and "
-        "aligned on the eyes (five landmarks) to a 64×64 grey crop; or the analyst drew the box. Audio: resampled to "
+        "aligned on the eyes (five landmarks) to a 64×64 grey crop for the reconstruction"
+        + (" and on the five-point template to a 112×112 crop for recognition" if own_crop else "")
+        + "; or the analyst drew the box. Audio: resampled to "
         "16 kHz mono, denoised (spectral subtraction, 80–4000 Hz band-pass, Wiener), pitch (YIN) and energy per "
         "video frame, and LBRP texture features (uniform local binary patterns over a Radon transform of the "
         "log-mel spectrogram) in a 1 s window at the frame's time. A convolutional autoencoder whose bottleneck "
-        "fuses the face and audio codes reconstructs the face; a CNN embeds the reconstruction (128-D); cosine "
+        f"fuses the face and audio codes reconstructs the face; {recogniser}; cosine "
         "similarity against every gallery image gives the ranking (the Euclidean distance between the unit-length "
         "embeddings, √(2 − 2·cosine), is listed beside it and ranks the same); a fitted softmax gives identity "
         "probabilities and a logistic of the similarity and the probe's sharpness, fitted on held-out people, "
         "the match probability.", st["body"]))
-    ev = c.evaluation
     if not ev:
         out.append(_p("The measured error rates of the models are not on record in this installation "
                       "(resources/models/evaluation.json is missing).", st["verdict"]))
@@ -742,14 +750,15 @@ def _error_rates(c: ReportContent, ev: dict, st) -> list:
              "dlib reference accuracy"]]
     for lvl in EVAL_LEVELS:
         m = ev.get("levels", {}).get(lvl, {})
-        r = m.get("recon_with_audio", {})
+        r = m.get(f"{ev.get('product_scores', 'recon')}_with_audio", {})
         ref = m.get("dlib_reference", {}).get("at_0.6", {})
         rows.append([lvl, _with_ci(r, "accuracy"), _with_ci(r, "false_match_rate"),
                      _with_ci(r, "false_non_match_rate"), _with_ci(r, "roc_auc", _num),
                      _pct(r.get("tar_at_far_1e-2")), _with_ci(ref, "accuracy")])
     out.append(_table([[_p(x, st["cell"]) for x in r] for r in rows],
                       [16 * mm, 25 * mm, 25 * mm, 27 * mm, 25 * mm, 20 * mm, 36 * mm]))
-    if any("ci95" in ev.get("levels", {}).get(lvl, {}).get("recon_with_audio", {}) for lvl in EVAL_LEVELS):
+    if any("ci95" in ev.get("levels", {}).get(lvl, {}).get(f"{ev.get('product_scores', 'recon')}_with_audio", {})
+           for lvl in EVAL_LEVELS):
         out.append(_p("In brackets: the 95 % interval of each figure on these pairs (Wilson's interval for the rates, "
                       "DeLong's for the ROC-AUC). It says how far the figure could lie from the one this test set "
                       "measured; it does not cover footage unlike the test set.", st["small"]))

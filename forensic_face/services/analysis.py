@@ -329,8 +329,10 @@ def analyze_clip(case: Case, engine, detector, clip_detector, gallery: GallerySt
         step.update(3, 5, "reconstructing and pooling the frames")
         probes = ProbePath(engine, detector).complete_many([f for _, f in chosen], audio_vecs)
         # the template searched with pools the embeddings of the reconstructions without audio: those the pooled
-        # calibration was fitted on; the reconstruction shown keeps the audio
-        plain = None if audio_vecs is None else engine.embed(np.stack([p.reconstruction_no_audio for p in probes]))
+        # calibration was fitted on; the reconstruction shown keeps the audio (a recogniser of the face as found
+        # is not reached by the audio: its embeddings are the probes' own)
+        plain = None if audio_vecs is None or engine.embeds == "input" else engine.embed(
+            np.stack([p.reconstruction_no_audio for p in probes]))
         pooled = pool(probes, np.array([tf.weight for tf, _ in chosen]), embeddings=plain)  # None: theirs, no audio
         step.update(4, 5, "searching gallery")
         search, search_res, thumbs = None, None, []
@@ -417,7 +419,7 @@ def _up_to_damage(frames, damage: list[str]):
 def _pool_faces(path, track, engine, request: ClipRequest, step: Progress) -> tuple[list, object]:
     """The track's faces to pool, [(TrackedFace, ProbeFace)] in time order (the ``request.pool_frames`` of highest
     weight, weight 0 never), and the frame of the best of them (shown as the analysed frame)."""
-    from forensic_face.engine.probe import face_at
+    from forensic_face.engine.probe import face_at, rec_spec
     from forensic_face.vision.frames import iter_video_frames
     from forensic_face.vision.track import iter_track_frames
 
@@ -434,7 +436,7 @@ def _pool_faces(path, track, engine, request: ClipRequest, step: Progress) -> tu
     frames = _up_to_damage(iter_video_frames(path, start_s=request.start_s, end_s=request.end_s), [])
     for frame, tf in iter_track_frames(frames, track):
         if tf.frame_index in wanted:
-            chosen.append((tf, face_at(frame.image, tf.detection, engine.size, engine.alignment)))
+            chosen.append((tf, face_at(frame.image, tf.detection, engine.size, engine.alignment, rec_spec(engine))))
             if tf.frame_index == best_frame:
                 frm = frame
     if frm is None or len(chosen) != len(wanted):

@@ -132,13 +132,16 @@ def bench_models(repeats: int) -> dict[str, float] | None:
     face = probe_face.grey[None]  # (1, S, S)
     audio = np.random.default_rng(0).random((1, engine.audio_dim)).astype(np.float32)
     recon_ms, recon = _time(lambda: engine.reconstruct(face, audio), repeats)
-    embed_ms, _ = _time(lambda: engine.embed(recon), repeats)
+    embed_ms, _ = _time(lambda: path.embed_probes([probe_face], recon), repeats)
     both_ms, _ = _time(lambda: path.complete(probe_face, audio, without_audio=False), repeats)
+    faces = [probe_face] * 64
     batch = np.repeat(face, 64, axis=0)
     batch_audio = np.repeat(audio, 64, axis=0)
-    batch_ms, _ = _time(lambda: engine.embed(engine.reconstruct(batch, batch_audio)), max(3, repeats // 3))
+    batch_ms, _ = _time(lambda: path.embed_probes(faces, engine.reconstruct(batch, batch_audio)),
+                        max(3, repeats // 3))
     return {"model_version": engine.info.version, "device": engine.info.device, "load_ms": load_ms,
-            "input_px": engine.size, "reconstruct_ms": recon_ms, "embed_ms": embed_ms,
+            "input_px": engine.size, "recogniser_px": engine.rec_size, "recogniser_embeds": engine.embeds,
+            "reconstruct_ms": recon_ms, "embed_ms": embed_ms,
             "reconstruct_embed_ms": both_ms, "batch64_per_face_ms": batch_ms / 64}
 
 

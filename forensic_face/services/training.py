@@ -124,3 +124,45 @@ def tune_sface(data: str | Path | None, onnx: str | Path | None, out: str | Path
     _, record = run_distillation(index, cache, split.train_people, teacher.eval(), Path(out), cfg, workers,
                                  progress)
     return record | {"student": str(Path(out) / "student.pt"), "split": split.describe()}
+
+
+def export_sface_student(data: str | Path | None, run: str | Path, base: str | Path | None, dest: str | Path, *,
+                         workers: int, progress: Progress) -> dict:
+    """The tuned student of ``run`` (``student.pt``, ``record.json`` of :func:`tune_sface`) as the recogniser of a
+    model bundle in ``dest``, beside the fusion autoencoder of the bundle ``base`` (default: the installed
+    models), embedding the face as found in its own five-point crop; calibrated on the calibration people as
+    :func:`forensic_face.training.evaluate.export_models` does. ``dest`` may be ``base``. Returns the
+    calibration's record."""
+    from datetime import date
+
+    import torch
+
+    from forensic_face.engine.inference import FaceEngine
+    from forensic_face.models.bundle import load_networks, save_bundle
+    from forensic_face.models.sface import SFaceNet
+    from forensic_face.paths import models_dir
+    from forensic_face.training.evaluate import calibrate
+    from forensic_face.training.split import load_split_data
+
+    run, dest = Path(run), Path(dest)
+    if not (run / "student.pt").is_file() or not (run / "record.json").is_file():
+        raise ForensicFaceError(f"{run} holds no finished tuning run (student.pt and record.json); "
+                                "run `forensic-face tune-sface --out` there first")
+    ae, _, base_meta = load_networks(Path(base) if base else models_dir(), torch.device("cpu"))
+    student = SFaceNet()
+    student.load_state_dict(torch.load(run / "student.pt", map_location="cpu", weights_only=True))
+    tuned = json.loads((run / "record.json").read_text())
+    record = {"date": date.today().isoformat(),
+              "recogniser": {"base": "OpenCV Zoo face_recognition_sface_2021dec (SFace, MobileFaceNet; Apache-2.0)",
+                             "tuning": tuned, "command": "forensic-face tune-sface"},
+              "autoencoder": {"from_bundle": base_meta["version"], "weights_sha256": base_meta["weights_sha256"],
+                              "record": base_meta.get("record", {})}}
+    source = "SFace (OpenCV Zoo, Apache-2.0) distilled for degraded faces by forensic-face tune-sface"
+    index, split, cache = load_split_data(lfw_folder(data), progress, workers)
+    save_bundle(dest, ae, student.eval(), None, record, source=source, embeds="input")
+    engine = FaceEngine(dest, device="cpu")
+    cal, info = calibrate(engine, index, cache, split.calib_pairs, workers, progress)
+    record["calibration_info"] = info
+    meta = save_bundle(dest, engine.ae, engine.rec, cal, record, source=source, embeds="input")
+    return {"models": str(dest), "version": meta["version"], "calibration_info": info}
+

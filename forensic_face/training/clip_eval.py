@@ -31,9 +31,11 @@ from forensic_face.training.evaluate import (
     CalibrationSearches,
     fit_calibration,
     gallery_crops,
+    gallery_embeddings,
     identification_sets,
     open_set_searches,
     open_set_table,
+    rec_geometry,
 )
 from forensic_face.training.lfw import FolderIndex, Pair, _centre_box, _most_central, worker_models
 from forensic_face.training.metrics import mean_difference, psnr, rate_report, ssim, verification_report
@@ -81,6 +83,7 @@ class ClipProbes:
     crop_clean_geom: np.ndarray  # (P, F, S, S) uint8, the frame where the clean face is (reconstruction quality)
     quality: dict[str, np.ndarray]  # QUALITY_FIELDS -> (P, F)
     method: np.ndarray  # (P, F) str: how the face was found
+    rec_crop: np.ndarray  # (P, F, R, R) uint8: the recogniser's own crop of each face (``crop`` when shared)
 
 
 _CLIP_DETECTORS: dict = {}
@@ -99,7 +102,7 @@ def _clip_detectors():
 def _clip_chunk(job: tuple) -> list:
     from forensic_face.vision.track import measure_face
 
-    root, items, level, size, alignment, frames = job
+    root, items, level, size, alignment, frames, rec_spec = job
     yunet, cascade = _clip_detectors()
     spec = AlignSpec(size=size, mode=alignment)
     out = []
@@ -119,35 +122,41 @@ def _clip_chunk(job: tuple) -> list:
             q = measure_face(frame, det)
             rows.append((crop, _in_clean_alignment(frame, clean, motion, size),
                          [float(getattr(q, name)) for name in TRACK_QUALITY]
-                         + [assess(crop, det.width).sharpness, float(bool(faces))], det.method))
+                         + [assess(crop, det.width).sharpness, float(bool(faces))], det.method,
+                         crop if rec_spec is None else align_face(frame, det, rec_spec).image))
         out.append(rows)
     return out
 
 
 def clip_probes(index: FolderIndex, cache: dict, pairs: list[Pair], level: str, size: int, alignment: str,
                 tag: str, frames: int = CLIP_FRAMES, workers: int = 2,
-                progress: Progress | None = None) -> ClipProbes:
-    """The clips of every pair's second image at ``level`` through the probe pipeline (cached on disk)."""
-    path = cache_dir() / (f"clips-{tag}-{level}-s{size}-{alignment}-f{frames}-{index.fingerprint()}-"
+                progress: Progress | None = None, rec: AlignSpec | None = None) -> ClipProbes:
+    """The clips of every pair's second image at ``level`` through the probe pipeline (cached on disk); ``rec``:
+    the recogniser's own crop when it takes another (:func:`forensic_face.training.evaluate.rec_geometry`)."""
+    rec_tag = "" if rec is None else f"-r{rec.size}{rec.mode}"
+    path = cache_dir() / (f"clips-{tag}-{level}-s{size}-{alignment}{rec_tag}-f{frames}-{index.fingerprint()}-"
                           f"{len(pairs)}.npz")
     if path.is_file():
         with np.load(path, allow_pickle=False) as z:
-            return ClipProbes(level, z["crop"], z["geom"], {n: z[f"q_{n}"] for n in QUALITY_FIELDS}, z["method"])
+            return ClipProbes(level, z["crop"], z["geom"], {n: z[f"q_{n}"] for n in QUALITY_FIELDS}, z["method"],
+                              z["rec_crop"] if rec is not None else z["crop"])
     row = {p: i for i, p in enumerate(index.paths)}
     items = [(p.b, k, cache["boxes"][row[p.b]], cache["landmarks"][row[p.b]]) for k, p in enumerate(pairs)]
     chunks = [items[i:i + 10] for i in range(0, len(items), 10)]
-    parts = parallel_map(_clip_chunk, [(str(index.root), c, level, size, alignment, frames) for c in chunks],
+    parts = parallel_map(_clip_chunk, [(str(index.root), c, level, size, alignment, frames, rec) for c in chunks],
                          workers, progress, len(items), f"{tag} clips, {level}", sizes=[len(c) for c in chunks])
     flat = [clip for part in parts for clip in part]
     q = np.array([[r[2] for r in clip] for clip in flat], np.float32)
     probes = ClipProbes(level, np.stack([np.stack([r[0] for r in clip]) for clip in flat]),
                         np.stack([np.stack([r[1] for r in clip]) for clip in flat]),
                         {n: q[..., i] for i, n in enumerate(QUALITY_FIELDS)},
-                        np.array([[r[3] for r in clip] for clip in flat]))
+                        np.array([[r[3] for r in clip] for clip in flat]),
+                        np.stack([np.stack([r[4] for r in clip]) for clip in flat]))
     tmp = path.with_suffix(".tmp.npz")
     path.parent.mkdir(parents=True, exist_ok=True)
+    extra = {} if rec is None else {"rec_crop": probes.rec_crop}
     np.savez(tmp, crop=probes.crop, geom=probes.crop_clean_geom, method=probes.method,
-             **{f"q_{n}": v for n, v in probes.quality.items()})
+             **{f"q_{n}": v for n, v in probes.quality.items()}, **extra)
     tmp.replace(path)
     return probes
 
@@ -159,11 +168,21 @@ def clip_probes(index: FolderIndex, cache: dict, pairs: list[Pair], level: str, 
 CALIBRATION_COUNTS = (4, 8, 16)
 
 
-def frame_embeddings(engine, crops: np.ndarray) -> np.ndarray:
-    """(P, F, D): the embedding of every frame's reconstruction (no audio), as the clip analysis makes them."""
+def frame_embeddings(engine, probes: ClipProbes) -> np.ndarray:
+    """(P, F, D): the embedding of every frame as the clip analysis makes them: of its reconstruction (no audio),
+    or of the face as found in the recogniser's crop for a recogniser of its input."""
+    crops = probes.rec_crop if engine.embeds == "input" else probes.crop
     p, f = crops.shape[:2]
     flat = crops.reshape(p * f, *crops.shape[2:])
-    return engine.embed(engine.reconstruct(flat)).reshape(p, f, -1)
+    emb = engine.embed(flat) if engine.embeds == "input" else engine.embed(engine.reconstruct(flat))
+    return emb.reshape(p, f, -1)
+
+
+def engine_clips(engine, index: FolderIndex, cache: dict, pairs: list[Pair], level: str, tag: str,
+                 workers: int = 2, progress: Progress | None = None) -> ClipProbes:
+    """:func:`clip_probes` in the crops ``engine``'s networks take."""
+    return clip_probes(index, cache, pairs, level, engine.size, engine.alignment, tag, workers=workers,
+                       progress=progress, rec=rec_geometry(engine))
 
 
 def frame_weights(quality: dict[str, np.ndarray]) -> np.ndarray:
@@ -200,15 +219,14 @@ def calibrate_clips(engine, index: FolderIndex, cache: dict, pairs: list[Pair], 
     the calibration people's clips: the match logistic on pooled templates of ``CALIBRATION_COUNTS`` frames at
     every level of EVAL_LEVELS, the temperature on their closed-set searches, the open-set table on their
     open-set searches (the three levels: the clips of the single-factor levels are not made)."""
-    gal = engine.embed(gallery_crops(index, cache, [p.a for p in pairs], engine.size))
+    gal = gallery_embeddings(engine, index, cache, [p.a for p in pairs])
     same = np.array([p.same for p in pairs])
     search = CalibrationSearches.of(engine, index, cache, pairs)
     rows, open_truth = open_set_searches(pairs, search.pos)
     sims, ys, sharp, s_sims, s_sharp, o_sims, conditions = [], [], [], [], [], [], []
     for level in EVAL_LEVELS:
-        probes = clip_probes(index, cache, pairs, level, engine.size, engine.alignment, "calib", workers=workers,
-                             progress=progress)
-        emb = frame_embeddings(engine, probes.crop)
+        probes = engine_clips(engine, index, cache, pairs, level, "calib", workers, progress)
+        emb = frame_embeddings(engine, probes)
         for n in CALIBRATION_COUNTS:
             templates, q = pooled(emb, probes.quality, n)
             sims.append((gal * templates).sum(1))
@@ -233,16 +251,15 @@ def evaluate_clips(engine, clip_cal: MatchCalibration, index: FolderIndex, cache
     frame is read with the single-frame calibration (it is what the single-frame analysis gives), pooled
     templates with ``clip_cal``."""
     same = np.array([p.same for p in pairs])
-    gal = engine.embed(gallery_crops(index, cache, [p.a for p in pairs], engine.size))
+    gal = gallery_embeddings(engine, index, cache, [p.a for p in pairs])
     clean_probe = gallery_crops(index, cache, [p.b for p in pairs], engine.size)
     sets = identification_sets(pairs)
-    id_gal = engine.embed(gallery_crops(index, cache, sets.gallery_paths, engine.size))
+    id_gal = gallery_embeddings(engine, index, cache, sets.gallery_paths)
     report: dict = {"pairs": len(pairs), "frames_made": CLIP_FRAMES, "gallery_people": len(sets.gallery_paths),
                     "searches": int(sets.closed.size), "levels": {}}
     for level in levels:
-        probes = clip_probes(index, cache, pairs, level, engine.size, engine.alignment, "test", workers=workers,
-                             progress=progress)
-        emb = frame_embeddings(engine, probes.crop)
+        probes = engine_clips(engine, index, cache, pairs, level, "test", workers, progress)
+        emb = frame_embeddings(engine, probes)
         lev: dict = {"frames_face_found": round(float(probes.quality["found"].mean()), 4), "by_frames": {}}
         for n in CLIP_COUNTS:
             templates, q = pooled(emb, probes.quality, n)

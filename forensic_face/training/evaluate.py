@@ -51,6 +51,7 @@ from forensic_face.training.metrics import (
 )
 from forensic_face.vision.align import AlignSpec, align_face, warp_to_crop
 from forensic_face.vision.degrade import EVAL_LEVELS, SINGLE_FACTOR_LEVELS, degrade
+from forensic_face.vision.detect import FaceDetection
 from forensic_face.vision.quality import sharpness
 
 log = logging.getLogger(__name__)
@@ -71,10 +72,22 @@ class Probes:
     found: np.ndarray  # (n,) bool: the detector found the face (else the centre box was used)
     method: np.ndarray  # (n,) str
     dlib: np.ndarray  # (n, 128) dlib descriptors of the probe (NaN where no landmarks)
+    rec_crop: np.ndarray  # (n, R, R) uint8, the recogniser's own crop from the same detection (``crop`` if shared)
+    rec_matrix: np.ndarray  # (n, 2, 3) float64: ``crop`` coordinates -> ``rec_crop`` coordinates
+
+
+def rec_geometry(engine) -> AlignSpec | None:
+    """The recogniser's own crop, or None when it takes the autoencoder's (``engine.same_crop``)."""
+    return None if engine.same_crop else AlignSpec(size=engine.rec_size, mode=engine.rec_alignment)
+
+
+def crop_to_crop(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """(2, 3): coordinates of the crop of frame -> crop matrix ``src`` to those of ``dst``'s crop."""
+    return (np.vstack([dst, [0, 0, 1]]) @ np.vstack([cv2.invertAffineTransform(src), [0, 0, 1]]))[:2]
 
 
 def _probe_chunk(job: tuple) -> tuple:
-    root, items, level, size = job
+    root, items, level, size, rec_spec = job
     detector, rec = worker_models()
     spec = AlignSpec(size=size)
     out = []
@@ -90,48 +103,96 @@ def _probe_chunk(job: tuple) -> tuple:
         else:
             det = detector.from_box(frame, _centre_box(frame.shape))
             found = False
-        crop = align_face(frame, det, spec).image
+        aligned = align_face(frame, det, spec)
+        rec_crop, rec_matrix = aligned.image, np.eye(3)[:2]
+        if rec_spec is not None:  # the recogniser's own crop of the same detection
+            rec_aligned = align_face(frame, det, rec_spec)
+            rec_crop, rec_matrix = rec_aligned.image, crop_to_crop(aligned.matrix, rec_aligned.matrix)
         geom = warp_to_crop(frame, clean_matrix(box, marks, spec), size)
         desc = np.full(128, np.nan, np.float32)
         if det.landmarks is not None:
             desc = dlib_descriptor(rec, frame, det.box, det.landmarks)
-        out.append((crop, geom, det.width, found, det.method, desc))
+        out.append((aligned.image, geom, det.width, found, det.method, desc, rec_crop, rec_matrix))
     return out
 
 
 def probe_set(index: FolderIndex, cache: dict, pairs: list[Pair], level: str, size: int, tag: str,
-              workers: int = 2, progress: Progress | None = None) -> Probes:
-    """Run the probe pipeline on the second image of every pair (cached on disk by content)."""
-    path = cache_dir() / f"probes-{tag}-{level}-s{size}-{index.fingerprint()}-{len(pairs)}.npz"
+              workers: int = 2, progress: Progress | None = None, rec: AlignSpec | None = None) -> Probes:
+    """Run the probe pipeline on the second image of every pair (cached on disk by content); ``rec``: the
+    recogniser's own crop when it takes another than the autoencoder's (:func:`rec_geometry`)."""
+    rec_tag = "" if rec is None else f"-r{rec.size}{rec.mode}"
+    path = cache_dir() / f"probes-{tag}-{level}-s{size}{rec_tag}-{index.fingerprint()}-{len(pairs)}.npz"
     if path.is_file():
         with np.load(path, allow_pickle=False) as z:
-            return Probes(level, z["crop"], z["geom"], z["face_px"], z["found"], z["method"], z["dlib"])
+            rec_crop = z["rec_crop"] if rec is not None else z["crop"]
+            rec_matrix = z["rec_matrix"] if rec is not None else np.tile(np.eye(3)[:2], (len(z["crop"]), 1, 1))
+            return Probes(level, z["crop"], z["geom"], z["face_px"], z["found"], z["method"], z["dlib"], rec_crop,
+                          rec_matrix)
     row = {p: i for i, p in enumerate(index.paths)}
     items = [(p.b, k, cache["boxes"][row[p.b]], cache["landmarks"][row[p.b]]) for k, p in enumerate(pairs)]
     chunks = [items[i:i + 25] for i in range(0, len(items), 25)]
-    parts = parallel_map(_probe_chunk, [(str(index.root), c, level, size) for c in chunks], workers, progress,
+    parts = parallel_map(_probe_chunk, [(str(index.root), c, level, size, rec) for c in chunks], workers, progress,
                          len(items), f"{tag} probes, {level}", sizes=[len(c) for c in chunks])
     flat = [r for part in parts for r in part]
     probes = Probes(level, np.stack([r[0] for r in flat]), np.stack([r[1] for r in flat]),
                     np.array([r[2] for r in flat], np.float32), np.array([r[3] for r in flat]),
-                    np.array([r[4] for r in flat]), np.stack([r[5] for r in flat]))
+                    np.array([r[4] for r in flat]), np.stack([r[5] for r in flat]), np.stack([r[6] for r in flat]),
+                    np.stack([r[7] for r in flat]))
     tmp = path.with_suffix(".tmp.npz")
+    extra = {} if rec is None else {"rec_crop": probes.rec_crop, "rec_matrix": probes.rec_matrix}
     np.savez(tmp, crop=probes.crop, geom=probes.crop_clean_geom, face_px=probes.face_px, found=probes.found,
-             method=probes.method, dlib=probes.dlib)
+             method=probes.method, dlib=probes.dlib, **extra)
     tmp.replace(path)
     return probes
 
 
-def gallery_crops(index: FolderIndex, cache: dict, paths: list[str], size: int) -> np.ndarray:
-    """Clean aligned crops of gallery images (aligned with the clean frame's landmarks)."""
+def engine_probes(engine, index: FolderIndex, cache: dict, pairs: list[Pair], level: str, tag: str,
+                  workers: int = 2, progress: Progress | None = None) -> Probes:
+    """:func:`probe_set` in the crops ``engine``'s networks take."""
+    return probe_set(index, cache, pairs, level, engine.size, tag, workers, progress, rec_geometry(engine))
+
+
+def gallery_crops(index: FolderIndex, cache: dict, paths: list[str], size: int, mode: str = "eyes") -> np.ndarray:
+    """Clean aligned crops of gallery images (aligned with the clean frame's landmarks: the eyes, or the five
+    points of the ``arcface`` template)."""
     row = {p: i for i, p in enumerate(index.paths)}
-    spec = AlignSpec(size=size)
+    spec = AlignSpec(size=size, mode=mode)
     out = np.zeros((len(paths), size, size), np.uint8)
     for k, p in enumerate(paths):
         i = row[p]
         grey = cv2.imread(str(index.root / p), cv2.IMREAD_GRAYSCALE)
-        out[k] = warp_to_crop(grey, clean_matrix(cache["boxes"][i], cache["landmarks"][i], spec), size)
+        if mode == "eyes":
+            out[k] = warp_to_crop(grey, clean_matrix(cache["boxes"][i], cache["landmarks"][i], spec), size)
+        else:
+            marks = cache["landmarks"][i]
+            det = FaceDetection(box=tuple(float(v) for v in cache["boxes"][i]), score=1.0, method="cache",
+                                landmarks=marks.astype(np.float32) if np.any(marks) else None)
+            out[k] = align_face(grey, det, spec).image
     return out
+
+
+def gallery_embeddings(engine, index: FolderIndex, cache: dict, paths: list[str]) -> np.ndarray:
+    """The engine's embeddings of the clean gallery images at ``paths``, in the recogniser's crop."""
+    return engine.embed(gallery_crops(index, cache, paths, engine.rec_size, engine.rec_alignment))
+
+
+def in_rec_crop(engine, images: np.ndarray, probes: Probes, rows=None) -> np.ndarray:
+    """Images in the autoencoder's crop (reconstructions) carried into the recogniser's crop (the same images
+    when both networks take one crop): what recognising a reconstruction means for a recogniser of its own crop."""
+    if engine.same_crop:
+        return images
+    matrices = probes.rec_matrix if rows is None else probes.rec_matrix[rows]
+    return np.stack([cv2.warpAffine(im, m, (engine.rec_size, engine.rec_size), flags=cv2.INTER_CUBIC,
+                                    borderMode=cv2.BORDER_REPLICATE) for im, m in zip(images, matrices, strict=True)])
+
+
+def product_embeddings(engine, probes: Probes, rows=None, audio: np.ndarray | None = None) -> np.ndarray:
+    """The embeddings the product searches with for ``probes`` (``rows`` of them): of the faces as found in the
+    recogniser's crop when it embeds its input, else of their reconstructions (with ``audio`` when given)."""
+    sel = slice(None) if rows is None else rows
+    if engine.embeds == "input":
+        return engine.embed(probes.rec_crop[sel])
+    return engine.embed(engine.reconstruct(probes.crop[sel], audio))
 
 
 def probe_audio(index: FolderIndex, pairs: list[Pair], workers: int = 2,
@@ -157,8 +218,11 @@ def probe_audio(index: FolderIndex, pairs: list[Pair], workers: int = 2,
 
 
 def score_pairs(engine, gallery_emb: np.ndarray, probes: Probes, audio: np.ndarray | None,
-                present: np.ndarray | None) -> dict[str, np.ndarray]:
-    """Cosine similarities of each pair: probe reconstructed (with the given audio) and probe as is."""
+                present: np.ndarray | None, degraded_emb: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Cosine similarities of each pair: probe reconstructed (with the given audio) and probe as is, and
+    ``product``: the one the product searches with (``engine.embeds``), with its embeddings (``product_emb``).
+    ``degraded_emb``: the embeddings of the probes as they are, when already computed (they do not depend on
+    the audio)."""
     if audio is not None:
         recon = np.empty_like(probes.crop)
         has = present if present is not None else np.ones(len(audio), bool)
@@ -168,9 +232,16 @@ def score_pairs(engine, gallery_emb: np.ndarray, probes: Probes, audio: np.ndarr
             recon[~has] = engine.reconstruct(probes.crop[~has], None)
     else:
         recon = engine.reconstruct(probes.crop, None)
-    e_rec = engine.embed(recon)
-    e_deg = engine.embed(probes.crop)
-    return {"recon": (gallery_emb * e_rec).sum(1), "degraded": (gallery_emb * e_deg).sum(1), "recon_img": recon}
+    e_rec = engine.embed(in_rec_crop(engine, recon, probes))
+    e_deg = engine.embed(probes.rec_crop) if degraded_emb is None else degraded_emb
+    e_prod = e_deg if engine.embeds == "input" else e_rec
+    return {"recon": (gallery_emb * e_rec).sum(1), "degraded": (gallery_emb * e_deg).sum(1), "recon_img": recon,
+            "product": (gallery_emb * e_prod).sum(1), "product_emb": e_prod, "degraded_emb": e_deg}
+
+
+def product_key(engine) -> str:
+    """Which of the evaluation's scores the product searches with: ``recon`` or ``degraded`` (the face as found)."""
+    return "degraded" if engine.embeds == "input" else "recon"
 
 
 def dlib_scores(gallery_desc: np.ndarray, probes: Probes) -> np.ndarray:
@@ -189,22 +260,22 @@ def calibrate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], worker
     """Fit the match logistic and the softmax temperature on held-out calibration pairs (all levels,
     with and without audio), and the open-set table of gallery leads on their searches at every level of
     OPEN_SET_LEVELS (``open_set_calibration``)."""
-    size = engine.size
     same = np.array([p.same for p in pairs])
-    gal = engine.embed(gallery_crops(index, cache, [p.a for p in pairs], size))
+    gal = gallery_embeddings(engine, index, cache, [p.a for p in pairs])
     audio, present = probe_audio(index, pairs, workers, progress)
     sims, sharp, ys, dlib_thr, search_sharp = [], [], [], {}, []
     probe_embs = []
     gal_desc = _dlib_descriptors(index, cache, [p.a for p in pairs])
     for level in EVAL_LEVELS:
-        probes = probe_set(index, cache, pairs, level, size, "calib", workers, progress)
+        probes = engine_probes(engine, index, cache, pairs, level, "calib", workers, progress)
+        e_deg = engine.embed(probes.rec_crop) if engine.embeds == "input" else None
         for a in (audio, None):
-            s = score_pairs(engine, gal, probes, a, present)
-            sims.append(s["recon"])
+            s = score_pairs(engine, gal, probes, a, present, e_deg) if e_deg is None else _input_scores(gal, e_deg)
+            sims.append(s["product"])
             sharp.append(probe_sharpness(probes))
             ys.append(same)
             if a is not None:
-                probe_embs.append(engine.embed(s["recon_img"]))
+                probe_embs.append(s["product_emb"])
                 search_sharp.append(sharp[-1])
         ds = dlib_scores(gal_desc, probes)
         fpr, tpr, thr = roc_curve(ds, same)
@@ -217,6 +288,12 @@ def calibrate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], worker
                           open_set_calibration(engine, index, cache, pairs, search.gallery, search.pos, workers,
                                                progress))
     return cal, {"dlib_threshold_by_level": dlib_thr, "calib_people": len(search.pos)}
+
+
+def _input_scores(gallery_emb: np.ndarray, e_deg: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`score_pairs`' product scores for a recogniser of the face as found (no reconstruction involved)."""
+    sims = (gallery_emb * e_deg).sum(1)
+    return {"product": sims, "product_emb": e_deg}
 
 
 @dataclass
@@ -235,7 +312,7 @@ class CalibrationSearches:
         people = sorted(first)
         pos = {q: i for i, q in enumerate(people)}
         matched = [k for k, p in enumerate(pairs) if p.same and p.b.split("/")[0] in pos]
-        return cls(engine.embed(gallery_crops(index, cache, [first[q] for q in people], engine.size)), pos, matched,
+        return cls(gallery_embeddings(engine, index, cache, [first[q] for q in people]), pos, matched,
                    np.array([pos[pairs[k].b.split("/")[0]] for k in matched]))
 
 
@@ -270,8 +347,8 @@ def open_set_calibration(engine, index: FolderIndex, cache: dict, pairs: list[Pa
     rows, truth = open_set_searches(pairs, pos)
     sims = []
     for level in OPEN_SET_LEVELS:
-        probes = probe_set(index, cache, pairs, level, engine.size, "calib", workers, progress)
-        sims.append(engine.embed(engine.reconstruct(probes.crop[rows], None)) @ g_emb.T)
+        probes = engine_probes(engine, index, cache, pairs, level, "calib", workers, progress)
+        sims.append(product_embeddings(engine, probes, rows) @ g_emb.T)
     return open_set_table(sims, truth, list(OPEN_SET_LEVELS))
 
 
@@ -303,11 +380,16 @@ def evaluate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], calib_i
     test = _test_pairs(engine, index, cache, pairs, workers, progress)
     report: dict = {"pairs": len(pairs), "matched": int(test.same.sum()), "levels": {},
                     "engine": engine.info.as_dict(), "calibration": cal.as_dict() if cal else None,
+                    "product_scores": product_key(engine),
+                    "note_product": "the product searches with the recogniser's embedding of "
+                                    + ("the face as found, in its own crop (the reconstruction is shown beside it; "
+                                       "recon_* rows: the same recogniser on the reconstruction carried into its "
+                                       "crop)" if engine.embeds == "input" else "the reconstruction"),
                     "audio_present": int(test.present.sum()),
                     "note_audio": "audio results use synthetic voices (espeak-ng, one seeded voice per person)"}
     curves, examples = {}, {}
     id_sets = identification_sets(pairs)
-    id_gallery = engine.embed(gallery_crops(index, cache, id_sets.gallery_paths, engine.size))
+    id_gallery = gallery_embeddings(engine, index, cache, id_sets.gallery_paths)
     id_desc = _dlib_descriptors(index, cache, id_sets.gallery_paths)
     report["identification"] = {
         "gallery_people": len(id_sets.gallery_paths), "enrolled_probes": int(id_sets.closed.size),
@@ -317,14 +399,15 @@ def evaluate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], calib_i
                "is a closed-set search, one of a person not enrolled an open-set search",
         "levels": {}}
     for level in EVAL_LEVELS:
-        probes = probe_set(index, cache, pairs, level, engine.size, "test", workers, progress)
+        probes = engine_probes(engine, index, cache, pairs, level, "test", workers, progress)
         probe_sharp = probe_sharpness(probes)
         dlib_thr = calib_info.get("dlib_threshold_by_level", {}).get(level, DLIB_THRESHOLD)
+        e_deg = engine.embed(probes.rec_crop)  # the probes as found: not changed by the audio
         report["levels"][level], level_curves, examples[level] = _level_report(engine, probes, probe_sharp, test,
-                                                                               dlib_thr)
+                                                                               dlib_thr, e_deg)
         curves |= {(level, name): curve for name, curve in level_curves.items()}
-        report["identification"]["levels"][level] = identify(engine, id_gallery, id_desc, probes,
-                                                             probe_sharp, id_sets)
+        report["identification"]["levels"][level] = identify(engine, id_gallery, id_desc, probes, probe_sharp,
+                                                             id_sets, e_deg if engine.embeds == "input" else None)
     report["seconds"] = round(time.perf_counter() - t0, 1)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
@@ -348,7 +431,7 @@ class _TestPairs:
 def _test_pairs(engine, index: FolderIndex, cache: dict, pairs: list[Pair], workers: int,
                 progress: Progress | None) -> _TestPairs:
     """The gallery side, the clean probes and the voices of ``pairs``."""
-    gallery = engine.embed(gallery_crops(index, cache, [p.a for p in pairs], engine.size))
+    gallery = gallery_embeddings(engine, index, cache, [p.a for p in pairs])
     gallery_dlib = _dlib_descriptors(index, cache, [p.a for p in pairs])
     clean_probe = gallery_crops(index, cache, [p.b for p in pairs], engine.size)
     audio, present = probe_audio(index, pairs, workers, progress)
@@ -362,7 +445,7 @@ def _dlib_descriptors(index: FolderIndex, cache: dict, paths: list[str]) -> np.n
 
 
 def _level_report(engine, probes: Probes, sharp: np.ndarray, test: _TestPairs,
-                  dlib_thr: float) -> tuple[dict, dict, tuple]:
+                  dlib_thr: float, e_deg: np.ndarray | None = None) -> tuple[dict, dict, tuple]:
     """One level's report: what the detector did, verification by ours and by dlib (at 0.6 and at ``dlib_thr``),
     reconstruction quality, and the paired comparisons; with its ROC curves by name and six examples
     (degraded, reconstructed without audio, clean). ``sharp``: each probe's sharpness."""
@@ -371,7 +454,7 @@ def _level_report(engine, probes: Probes, sharp: np.ndarray, test: _TestPairs,
                  "detector_methods": {m: int((probes.method == m).sum()) for m in np.unique(probes.method)}}
     scores, decided, curves = {}, {}, {}
     for name, a in (("with_audio", test.audio), ("no_audio", None)):
-        s = score_pairs(engine, test.gallery, probes, a, test.present)
+        s = score_pairs(engine, test.gallery, probes, a, test.present, e_deg)
         for kind in ("recon", "degraded"):
             prob = engine.calibration.probability(s[kind], sharp)
             key = f"{kind}_{name}"
@@ -391,7 +474,7 @@ def _level_report(engine, probes: Probes, sharp: np.ndarray, test: _TestPairs,
         "probes_without_descriptor": int((~np.isfinite(ds)).sum())}
     scores["dlib"], decided["dlib"] = ds_filled, -ds <= DLIB_THRESHOLD
     curves["dlib"] = roc_curve(ds_filled, test.same)
-    lev["comparisons"] = _comparisons(scores, decided, test.same, gains)
+    lev["comparisons"] = _comparisons(scores, decided, test.same, gains, product_key(engine))
     return lev, curves, example
 
 
@@ -453,10 +536,10 @@ def identification_sets(pairs: list[Pair]) -> IdentificationSets:
 
 
 def identify(engine, gallery_emb: np.ndarray, gallery_desc: np.ndarray, probes: Probes, sharp: np.ndarray,
-             sets: IdentificationSets) -> dict:
+             sets: IdentificationSets, emb: np.ndarray | None = None) -> dict:
     """Closed-set rank-1 / rank-5 and open-set behaviour of gallery search for one level's probes
-    (reconstruction, no audio), with dlib's recogniser on the same searches as the reference; ``sharp``
-    is each probe's sharpness (``probe_sharpness``).
+    (as the product searches: :func:`product_embeddings`, no audio; ``emb`` when already computed), with dlib's
+    recogniser on the same searches as the reference; ``sharp`` is each probe's sharpness (``probe_sharpness``).
 
     Open set: a probe of a person who is not enrolled must get "no confident match" (the best
     candidate's match probability below 0.5 or the search's lead score below the open-set threshold for
@@ -464,7 +547,7 @@ def identify(engine, gallery_emb: np.ndarray, gallery_desc: np.ndarray, probes: 
     confident (the detection-and-identification rate). The figures with the one-to-one threshold
     alone are kept beside them."""
     cal = engine.calibration
-    emb = engine.embed(engine.reconstruct(probes.crop))
+    emb = product_embeddings(engine, probes) if emb is None else emb
     sims = emb @ gallery_emb.T  # (pairs, gallery)
     best = sims.max(1)
     n_people = len(sets.gallery_paths)
@@ -527,15 +610,17 @@ COMPARISONS = (
     ("reconstruction_vs_degraded", "recon_no_audio", "degraded_no_audio",
      "does recognising the reconstruction beat recognising the degraded input?"),
     ("audio_vs_no_audio", "recon_with_audio", "recon_no_audio", "does the voice change recognition?"),
-    ("ours_vs_dlib", "recon_with_audio", "dlib", "the product against dlib's recogniser at its 0.6 distance"),
+    ("ours_vs_dlib", "product_with_audio", "dlib", "the product against dlib's recogniser at its 0.6 distance"),
 )
 
 
-def _comparisons(scores: dict, decided: dict, same: np.ndarray, gains: dict) -> dict:
+def _comparisons(scores: dict, decided: dict, same: np.ndarray, gains: dict, product: str = "recon") -> dict:
     """Paired tests on the same pairs (McNemar on the decisions, DeLong on the AUCs) and the
-    per-probe PSNR gain of the reconstruction over bicubic with its 95 % interval."""
+    per-probe PSNR gain of the reconstruction over bicubic with its 95 % interval. ``product``: which scores
+    the product searches with (:func:`product_key`)."""
     out: dict = {"note": "paired over the same pairs; intervals and p-values treat the pairs as independent"}
     for name, a, b, question in COMPARISONS:
+        a = a.replace("product", product)
         out[name] = {"question": question, "a": a, "b": b,
                      "accuracy": mcnemar(decided[a] == same, decided[b] == same),
                      "roc_auc": auc_difference(scores[a], scores[b], same)}

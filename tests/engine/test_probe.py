@@ -199,27 +199,67 @@ def test_the_demo_goes_through_the_probe_path(tmp_path: Path, monkeypatch: pytes
                                   probe.embedding)
 
 
-def test_a_new_backbone_is_its_definition_and_a_registry_line(tmp_path, detector, frame_640: np.ndarray) -> None:
-    """SFace (a registered recogniser of another architecture, input and alignment) saved in a bundle runs through
-    the one probe path unchanged: the engine builds it by name, the probe path aligns the way it declares
-    (the five-point template) at the bundle's size, and its embedding is what the network gives on that crop."""
+def _sface_bundle(folder: Path, embeds: str = "input", ae_size: int = 32) -> None:
     import torch
 
-    from forensic_face.engine.inference import FaceEngine
     from forensic_face.models.bundle import save_bundle
+    from forensic_face.models.calibration import MatchCalibration
     from forensic_face.models.nets import AEConfig, FusionAutoencoder
     from forensic_face.models.sface import SFaceConfig, SFaceNet
 
     torch.manual_seed(0)
-    save_bundle(tmp_path, FusionAutoencoder(AEConfig(size=112, width=4)), SFaceNet(SFaceConfig()).eval(), None,
-                {"date": "test"}, source="random weights (test)")
+    cal = MatchCalibration(weights=(-8.0, 10.0, 0.0, 0.0), temperature=0.05, n_pairs=0, n_searches=0)
+    save_bundle(folder, FusionAutoencoder(AEConfig(size=ae_size, width=4)), SFaceNet(SFaceConfig()).eval(), cal,
+                {"date": "test"}, source="random weights (test)", embeds=embeds)
+
+
+def test_a_new_backbone_is_its_definition_and_a_registry_line(tmp_path, detector, frame_640: np.ndarray) -> None:
+    """SFace (a registered recogniser of another architecture, input and alignment) saved in a bundle runs through
+    the one probe path: the engine builds it by name, the probe path aligns the face twice, the autoencoder's way
+    (eyes, at its size) and the recogniser's (the five-point template, 112 px), and the embedding searched with is
+    what the network gives on its own crop of the face as found; the reconstruction is the autoencoder's."""
+    import torch
+
+    from forensic_face.engine.inference import FaceEngine
+
+    _sface_bundle(tmp_path)
     engine = FaceEngine(tmp_path, device="cpu")
-    assert engine.size == 112 and engine.alignment == "arcface"
+    assert (engine.size, engine.alignment, engine.rec_size, engine.rec_alignment) == (32, "eyes", 112, "arcface")
+    assert engine.embeds == "input" and engine.info.as_dict()["recogniser"] == "sface"
     probe = ProbePath(engine, detector).run(frame_640)
-    assert probe.face.aligned.method == "five-point" and probe.face.grey.shape == (112, 112)
+    assert probe.face.grey.shape == (32, 32) and probe.reconstruction.shape == (32, 32)
+    assert probe.face.rec_aligned.method == "five-point" and probe.face.rec_grey.shape == (112, 112)
     assert probe.embedding.shape == (128,) and abs(float(np.linalg.norm(probe.embedding)) - 1) < 1e-5
-    x = torch.from_numpy(probe.reconstruction.astype(np.float32))[None, None].expand(2, 3, -1, -1).clone()
+    x = torch.from_numpy(probe.face.rec_grey.astype(np.float32))[None, None].expand(2, 3, -1, -1).clone()
     x[1] = torch.flip(x[1], dims=[2])  # the engine embeds the face and its mirror image, summed
     with torch.no_grad():
         want = torch.nn.functional.normalize(engine.rec.eval()(x).sum(0, keepdim=True), dim=1)[0].numpy()
     assert float(want @ probe.embedding) > 0.9999
+
+
+def test_a_recogniser_of_the_face_as_found_is_not_moved_by_the_audio(tmp_path, detector,
+                                                                     frame_640: np.ndarray) -> None:
+    """The voice goes into the reconstruction shown, never into the embedding searched with, for a recogniser that
+    embeds its input; enrolment embeds the same crop, so a frame searched against its own enrolment scores 1."""
+    from forensic_face.engine.inference import FaceEngine
+
+    _sface_bundle(tmp_path)
+    engine = FaceEngine(tmp_path, device="cpu")
+    path = ProbePath(engine, detector)
+    face = path.face(frame_640)
+    audio = np.random.default_rng(0).random(engine.audio_dim).astype(np.float32)
+    with_voice, without = path.complete(face, audio), path.complete(face)
+    assert with_voice.audio_used and not without.audio_used
+    np.testing.assert_allclose(with_voice.embedding, without.embedding, atol=1e-6)
+    assert float(path.embed_faces([face])[0] @ without.embedding) > 0.9999
+    many = path.complete_many([face, face], np.stack([audio, audio]))
+    np.testing.assert_allclose(many[0].embedding, without.embedding, atol=1e-5)
+
+
+def test_a_bundle_whose_recogniser_would_embed_a_reconstruction_it_cannot_take_is_refused(tmp_path) -> None:
+    from forensic_face.core.errors import ForensicFaceError
+    from forensic_face.engine.inference import FaceEngine
+
+    _sface_bundle(tmp_path, embeds="reconstruction")
+    with pytest.raises(ForensicFaceError, match="inconsistent"):
+        FaceEngine(tmp_path, device="cpu")

@@ -43,7 +43,7 @@ def test_a_bundle_names_its_recogniser_and_one_without_the_name_is_the_cnn(tmp_p
     torch.manual_seed(0)
     rec = Recogniser(RecogniserConfig(size=32, width=4)).eval()
     meta = save_bundle(tmp_path, _tiny_ae(), rec, None, {"date": "test"})
-    assert meta["recogniser"] == {"architecture": "ff-cnn", "source": "forensic-face train"}
+    assert meta["recogniser"] == {"architecture": "ff-cnn", "source": "forensic-face train", "embeds": "reconstruction"}
     x = torch.rand(3, 1, 32, 32)
     _, loaded, _ = load_networks(tmp_path, torch.device("cpu"))
     stored = json.loads((tmp_path / META_FILE).read_text())
@@ -63,8 +63,9 @@ def test_an_sface_bundle_round_trips(tmp_path: Path) -> None:
                 m.running_mean.uniform_(-0.1, 0.1)
                 m.running_var.uniform_(0.5, 1.5)
     net.eval()
-    meta = save_bundle(tmp_path, _tiny_ae(), net, None, {"date": "test"}, source="OpenCV Zoo SFace 2021dec")
-    assert meta["recogniser"] == {"architecture": "sface", "source": "OpenCV Zoo SFace 2021dec"}
+    meta = save_bundle(tmp_path, _tiny_ae(), net, None, {"date": "test"}, source="OpenCV Zoo SFace 2021dec",
+                       embeds="input")
+    assert meta["recogniser"] == {"architecture": "sface", "source": "OpenCV Zoo SFace 2021dec", "embeds": "input"}
     _, loaded, _ = load_networks(tmp_path, torch.device("cpu"))
     assert type(loaded) is SFaceNet
     x = torch.rand(2, 3, 112, 112) * 255

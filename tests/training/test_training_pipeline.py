@@ -403,3 +403,50 @@ def test_train_command_trains_exports_and_says_where(tiny_lfw: Path, isolated_ca
     assert summary["models"] == str(dest) and summary["checkpoint"] == str(out / "checkpoint.pt")
     assert summary["epochs"] == summary["epochs_this_session"] == 1
     assert FaceEngine(dest).info.version == summary["version"]
+
+
+def test_an_sface_student_is_exported_calibrated_and_evaluated(tiny_lfw: Path, isolated_cache, tiny_models: Path,
+                                                               tmp_path: Path) -> None:
+    """`tune-sface --export`: the student of a tuning run becomes the recogniser of a bundle beside the base
+    bundle's autoencoder, embedding the face as found in its own 112-px five-point crop; it is calibrated on the
+    calibration people, and the evaluation scores what the product searches with (the face as found, which the
+    voice cannot change) beside the same recogniser on the reconstruction carried into its crop."""
+    import torch
+
+    from forensic_face.core.errors import ForensicFaceError
+    from forensic_face.engine.inference import FaceEngine
+    from forensic_face.models.sface import SFaceNet
+    from forensic_face.services.training import export_sface_student
+    from forensic_face.training.evaluate import evaluate
+    from forensic_face.training.split import load_split_data
+
+    run = tmp_path / "run"
+    run.mkdir()
+    with pytest.raises(ForensicFaceError, match="no finished tuning run"):
+        export_sface_student(tiny_lfw, run, tiny_models, tmp_path / "models", workers=1, progress=None)
+    torch.manual_seed(0)
+    torch.save(SFaceNet().state_dict(), run / "student.pt")
+    (run / "record.json").write_text(json.dumps({"config": {"epochs": 0}, "history": []}))
+    dest = tmp_path / "models"
+    done = export_sface_student(tiny_lfw, run, tiny_models, dest, workers=1, progress=None)
+    meta = json.loads((dest / "models.json").read_text())
+    assert meta["recogniser"]["architecture"] == "sface" and meta["recogniser"]["embeds"] == "input"
+    assert meta["record"]["autoencoder"]["from_bundle"] == json.loads((tiny_models / "models.json").read_text())[
+        "version"] and done["version"] == meta["version"] and meta["calibration"] is not None
+    engine = FaceEngine(dest, device="cpu")
+    assert (engine.size, engine.rec_size, engine.rec_alignment) == (32, 112, "arcface")
+    if engine.calibration.open_set is None:  # too few calibration searches here, as above
+        from dataclasses import replace
+
+        from forensic_face.models.calibration import fit_open_set_table
+
+        strangers = np.random.default_rng(0).normal(0.0, 0.3, (400, 30))
+        engine.calibration = replace(engine.calibration, open_set=fit_open_set_table(strangers, np.full(400, -1)))
+    index, split, cache = load_split_data(tiny_lfw, workers=1)
+    report = evaluate(engine, index, cache, split.test_pairs, {}, tmp_path / "eval.json", workers=1)
+    assert report["product_scores"] == "degraded"
+    for lev in report["levels"].values():
+        assert lev["degraded_with_audio"] == lev["degraded_no_audio"]  # the voice never reaches the embedding
+        assert {"recon_with_audio", "recon_no_audio"} <= set(lev)
+        assert lev["comparisons"]["ours_vs_dlib"]["a"] == "degraded_with_audio"
+
