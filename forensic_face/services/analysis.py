@@ -223,16 +223,25 @@ def _result(item: EvidenceItem, frm, selection: dict, probe: Probe, audio_info: 
         analysis_id="", frame_evidence=item.name,
         timestamp_s=None if frm.timestamp_s is None else round(frm.timestamp_s, 3),
         face={**face.detection.as_dict(), "alignment": face.aligned.method,
-              "frame_to_crop": np.round(face.aligned.matrix, 5).tolist(), **selection},
+              "frame_to_crop": np.round(face.aligned.matrix, 5).tolist(), **_recogniser_crop(face), **selection},
         quality={**face.quality.as_dict(), "hints": face.quality.hints()},
         audio=audio_info, search=search, engine=engine.info.as_dict(), audio_effect=probe.audio_effect,
         face_image=face.grey, reconstruction=probe.reconstruction,
         reconstruction_no_audio=probe.reconstruction_no_audio, search_result=search_res)
 
 
+def _recogniser_crop(face) -> dict:
+    """How the recogniser's own crop was made, when it takes another than the autoencoder's (what was embedded
+    can then be made again from the frame)."""
+    if face.rec_aligned is None:
+        return {}
+    return {"recogniser_alignment": face.rec_aligned.method,
+            "frame_to_recogniser_crop": np.round(face.rec_aligned.matrix, 5).tolist()}
+
+
 def _search(gallery: GalleryStore, engine, probe: Probe, top_k: int, fpir: float) -> tuple[SearchOutcome, dict]:
-    """Search the gallery with the probe's embedding (of its reconstruction); the saved dict names the gallery
-    searched (path, content checksum, people, model version: SearchOutcome.gallery)."""
+    """Search the gallery with the probe's embedding (of its reconstruction, or of the face as found); the saved
+    dict names the gallery searched (path, content checksum, people, model version: SearchOutcome.gallery)."""
     if engine.calibration is None:
         raise ForensicFaceError("the models carry no calibration; retrain or re-export them")
     res = search_gallery(gallery, probe.embedding, engine.calibration, engine.info.version,

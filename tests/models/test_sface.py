@@ -88,3 +88,28 @@ def test_the_definition_fixes_its_input_size() -> None:
     assert net(torch.zeros(2, 3, 112, 112)).shape == (2, 128)
     with pytest.raises(ValueError, match="112x112"):
         SFaceNet(type(net.config)(size=96))
+
+
+def test_the_engines_copy_folds_the_batch_norms_and_gives_the_same_embedding() -> None:
+    """for_inference(): grey 0..1 faces in, the network's embedding of the same grey in its three channels out,
+    with the batch norms folded away (trained statistics, not the initial ones, so the folding is exercised)."""
+    import torch
+
+    from forensic_face.models.sface import SFaceNet
+
+    torch.manual_seed(0)
+    net = SFaceNet()
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d | torch.nn.BatchNorm1d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+                m.weight.uniform_(0.5, 1.5)
+    net.eval()
+    run = net.for_inference()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) and m is not run.net.feature_bn for m in run.modules())
+    grey = torch.rand(3, 1, 112, 112)
+    with torch.no_grad():
+        want, got = net(grey.expand(-1, 3, -1, -1) * 255.0), run(grey)
+    assert float(torch.nn.functional.cosine_similarity(want, got).min()) > 0.99999
+    assert float((want - got).abs().max()) < 1e-3 * float(want.abs().max())

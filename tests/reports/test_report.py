@@ -80,7 +80,7 @@ def test_report_holds_what_an_examiner_needs(analysed_case: Case, tmp_path: Path
     evaluation = models_dir() / "evaluation.json"
     if evaluation.is_file():  # the shipped error rates are printed with their 95 % intervals
         shipped = json.loads(evaluation.read_text())
-        severe = shipped["levels"]["severe"]["recon_with_audio"]
+        severe = shipped["levels"]["severe"][f"{shipped.get('product_scores', 'recon')}_with_audio"]  # the product's
         if (shipped.get("calibration") or {}).get("quality_range"):  # its known limit is stated
             assert "partly covered (scarf, mask) or very noisy measures as sharp" in " ".join(text.split())
         lo, hi = severe["ci95"]["false_match_rate"]
