@@ -176,23 +176,24 @@ def gallery_embeddings(engine, index: FolderIndex, cache: dict, paths: list[str]
     return engine.embed(gallery_crops(index, cache, paths, engine.rec_size, engine.rec_alignment))
 
 
-def in_rec_crop(engine, images: np.ndarray, probes: Probes, rows=None) -> np.ndarray:
-    """Images in the autoencoder's crop (reconstructions) carried into the recogniser's crop (the same images
-    when both networks take one crop): what recognising a reconstruction means for a recogniser of its own crop."""
+def in_rec_crop(engine, images: np.ndarray, probes: Probes) -> np.ndarray:
+    """Images in the autoencoder's crop (the probes' reconstructions) carried into the recogniser's crop (the same
+    images when both networks take one crop): what recognising a reconstruction means for a recogniser of its
+    own crop."""
     if engine.same_crop:
         return images
-    matrices = probes.rec_matrix if rows is None else probes.rec_matrix[rows]
     return np.stack([cv2.warpAffine(im, m, (engine.rec_size, engine.rec_size), flags=cv2.INTER_CUBIC,
-                                    borderMode=cv2.BORDER_REPLICATE) for im, m in zip(images, matrices, strict=True)])
+                                    borderMode=cv2.BORDER_REPLICATE)
+                     for im, m in zip(images, probes.rec_matrix, strict=True)])
 
 
-def product_embeddings(engine, probes: Probes, rows=None, audio: np.ndarray | None = None) -> np.ndarray:
-    """The embeddings the product searches with for ``probes`` (``rows`` of them): of the faces as found in the
-    recogniser's crop when it embeds its input, else of their reconstructions (with ``audio`` when given)."""
+def product_embeddings(engine, probes: Probes, rows=None) -> np.ndarray:
+    """The embeddings the product searches with for ``probes`` (``rows`` of them), no audio: of the faces as found
+    in the recogniser's crop when it embeds its input, else of their reconstructions."""
     sel = slice(None) if rows is None else rows
     if engine.embeds == "input":
         return engine.embed(probes.rec_crop[sel])
-    return engine.embed(engine.reconstruct(probes.crop[sel], audio))
+    return engine.embed(engine.reconstruct(probes.crop[sel]))
 
 
 def probe_audio(index: FolderIndex, pairs: list[Pair], workers: int = 2,
