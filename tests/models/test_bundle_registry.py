@@ -10,29 +10,38 @@ import pytest
 import torch
 
 from forensic_face.core.errors import ForensicFaceError
-from forensic_face.models.bundle import META_FILE, WEIGHTS_FILE, load_networks, save_bundle
+from forensic_face.models.bundle import (
+    DEFAULT_ARCHITECTURE,
+    META_FILE,
+    RECOGNISERS,
+    WEIGHTS_FILE,
+    load_networks,
+    save_bundle,
+)
 from forensic_face.models.nets import AEConfig, FusionAutoencoder, Recogniser, RecogniserConfig
 from forensic_face.models.sface import SFaceNet
 from forensic_face.paths import models_dir
 
 
-def test_the_shipped_bundle_loads_as_the_cnn_it_always_was() -> None:
-    """resources/models names no architecture: it loads as a Recogniser with exactly the stored tensors (the
-    network built the way load_networks built it before the registry), giving the same embeddings."""
+def test_the_shipped_bundle_loads_the_network_it_names_with_exactly_its_tensors() -> None:
+    """resources/models names its recogniser (a bundle naming none is the project's CNN): load_networks builds that
+    network with exactly the stored tensors, which give the same embeddings as a network loaded by hand."""
     folder = models_dir()
     if not (folder / META_FILE).is_file():
         pytest.skip("no trained models in resources/models")
     meta = json.loads((folder / META_FILE).read_text())
-    assert "recogniser" not in meta
+    name = (meta.get("recogniser") or {}).get("architecture", DEFAULT_ARCHITECTURE)
+    cls, config_cls = RECOGNISERS[name]
     _, rec, _ = load_networks(folder, torch.device("cpu"))
-    assert type(rec) is Recogniser and rec.config == RecogniserConfig(**meta["rec"])
+    assert type(rec) is cls and rec.config == config_cls(**meta["rec"])
     tensors = torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True)
-    before = Recogniser(RecogniserConfig(**meta["rec"]))
-    before.load_state_dict({k[4:]: v.float() if v.is_floating_point() else v
-                            for k, v in tensors.items() if k.startswith("rec.")})
-    x = torch.rand(4, 1, rec.config.size, rec.config.size, generator=torch.Generator().manual_seed(0))
+    by_hand = cls(config_cls(**meta["rec"]))
+    by_hand.load_state_dict({k[4:]: v.float() if v.is_floating_point() else v
+                             for k, v in tensors.items() if k.startswith("rec.")})
+    channels = 3 if name == "sface" else 1
+    x = torch.rand(4, channels, rec.config.size, rec.config.size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        assert torch.equal(rec(x), before.eval()(x))
+        assert torch.equal(rec(x), by_hand.eval()(x))
 
 
 def _tiny_ae() -> FusionAutoencoder:
