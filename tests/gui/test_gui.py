@@ -920,5 +920,22 @@ def test_the_people_in_a_clip_are_drawn_on_its_frames_listed_and_the_one_chosen_
     assert clip.boxes and all(box == pytest.approx(cameraman.box_at(int(f.index)), abs=0.01)
                               for f, box in zip(clip.frames, clip.boxes, strict=True))
     assert len(drawn()) == 2  # the analysed frame keeps the tracks drawn
+
+    panel.start.setValue(0.4)  # a time range: the tracks in it, and the analysis over it
+    panel.end.setValue(0.8)
+    find.trigger()
+    wait_idle(qtbot, w)
+    assert [(t.track_id, t.first_frame, t.last_frame) for t in panel.tracks.tracks] == [(1, 10, 19), (2, 10, 19)]
+    assert "crossing.avi</b>, 0.40–0.80 s: 2 face track(s) in 10 frames" in panel.summary.text()
+    panel.list.setCurrentRow(0)
+    panel.follow_button.click()
+    wait_idle(qtbot, w)
+    record = cv.view.record
+    assert record.clip.track == "1" and (record.parameters["clip"]["start_s"], record.parameters["clip"]["end_s"]) \
+        == (0.4, 0.8) and all(10 <= f.index <= 19 for f in record.clip.frames)
+    panel.end.setValue(0.2)  # ending before it starts: said, nothing run
+    find.trigger()
+    assert "ends (0.20 s) before it starts (0.40 s)" in error_dialogs(w)[0].informativeText()
+    assert not w.runner.busy
     w.runner.wait(TASK_MS)
     w.preview.wait(TASK_MS)
