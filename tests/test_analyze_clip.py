@@ -4,6 +4,7 @@ track pooled, searched with the pooled calibration, and every frame used recorde
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 from forensic_face.core.errors import ForensicFaceError, NoFaceFoundError
-from forensic_face.services.analysis import ClipRequest, analyze_clip
+from forensic_face.services.analysis import ClipRequest, analyze_clip, find_tracks
 from forensic_face.services.enrolment import enroll_folder
 from forensic_face.store.case import Case
 from forensic_face.store.gallery import open_gallery
@@ -30,6 +31,15 @@ def _scene_frames(face_rgb: np.ndarray, n: int, with_face: bool = True) -> list[
         noise = rng.normal(0, 3, img.shape)
         frames.append(np.clip(img + noise, 0, 255).astype(np.uint8))
     return frames
+
+
+def two_people(n: int) -> list[np.ndarray]:
+    """``n`` 320x240 frames at 10 frames/s: the astronaut walking right on the left from the first frame, the
+    cameraman coming in on the right at frame 4 and walking left (:mod:`forensic_face.vision.synthclip`)."""
+    from forensic_face.vision.synthclip import Shot, Walk, generate_clip
+
+    walks = (Walk("astronaut", (80, 110), (120, 110), 56), Walk("cameraman", (250, 130), (210, 130), 48, first=4))
+    return [f.image for f, _ in generate_clip([Shot("coffee", n, walks)], size=(320, 240), fps=10)]
 
 
 @pytest.fixture()
@@ -132,3 +142,36 @@ def test_a_clip_cut_short_is_followed_up_to_the_damage_and_says_so(tmp_path: Pat
     times = [f["time_s"] for f in res.clip["frames"]]
     assert 0 < len(times) < 40 and max(times) < 4.0
     assert collect(case).analyses[0].record.clip.warnings == tuple(warnings)
+
+
+def test_the_people_of_a_clip_are_found_without_analysis_and_the_one_chosen_is_followed(
+        tmp_path: Path, write_clip, clip_models, detector) -> None:
+    from forensic_face.vision.yunet import YuNetDetector
+
+    clip = write_clip(tmp_path / "two.mkv", "matroska", "h264", two_people(30), fps=10)
+    case = Case.create(tmp_path / "case", "C-13", "Analyst")
+    case.add_evidence([clip])
+    logged = len(case.read_log())
+    found = find_tracks(case, YuNetDetector())
+    assert found.evidence == "two.mkv" and found.summary == "2 face track(s) in 30 frames (1 shot)"
+    first, second = found.tracks
+    assert (first.track_id, first.first_frame, second.track_id, second.first_frame) == (1, 0, 2, 4)
+    assert (second.start_s, second.end_s, second.faces, first.faces) == (0.4, 2.9, 26, 30)
+    assert second.thumbnail.ndim == 3 and not second.seeded
+    assert [tid for tid, _ in found.boxes_at(2)] == [1] and [tid for tid, _ in found.boxes_at(10)] == [1, 2]
+    assert second.box_at(10)[0] > 160 > first.box_at(10)[2]  # the cameraman on the right, the astronaut left
+    assert len(case.read_log()) == logged  # nothing analysed, nothing written
+
+    res = analyze_clip(case, clip_models, detector, YuNetDetector(), request=replace(found.request, track=2,
+                                                                                      pool_frames=6))
+    assert res.clip["track"] == "2" and res.clip["tracks_found"] == 2
+    assert len(res.clip["frames"]) == 6
+    for f in res.clip["frames"]:  # the frames pooled are the cameraman's, as the tracking listed them
+        assert f["box"] == pytest.approx(second.box_at(f["index"]), abs=0.01)
+    heaviest = analyze_clip(case, clip_models, detector, YuNetDetector(), request=replace(found.request,
+                                                                                          pool_frames=6))
+    assert heaviest.clip["track"] == "1"  # none named: the track that weighs most
+
+    later = find_tracks(case, YuNetDetector(), request=ClipRequest(start_s=1.0, end_s=2.0))
+    assert [(t.track_id, t.first_frame, t.last_frame) for t in later.tracks] == [(1, 10, 19), (2, 10, 19)]
+    assert later.tracks[1].box_at(15) == second.box_at(15)  # frames keep their places in the clip

@@ -127,31 +127,76 @@ class AnalysisActions(WindowActions):
                                                        rotate=turn),
                    done, "The analysis could not finish")
 
+    def _clip(self) -> str | None:
+        """The video chosen in Frame:, None (and the analyst told why) when a still or nothing is."""
+        w = self.w
+        frame = w.case_view.selected_frame()
+        if not frame or not any(e.name == frame and e.kind == "video" for e in w.state.case.evidence):
+            show_error(w, "No clip to follow", "error", "Choose a video in Frame: to follow a face through it "
+                       "(a still image is analysed with Run analysis).")
+            return None
+        return frame
+
     def follow_clip(self) -> None:
         """Follow the person through the clip shown and pool the best frames of the track: the track the box drawn
         on this frame starts, else the one whose faces weigh most."""
         w = self.w
-        if w.state is None:
+        if w.state is None or (frame := self._clip()) is None:
             return
         cv = w.case_view
-        frame = cv.selected_frame()
-        if not frame or not any(e.name == frame and e.kind == "video" for e in w.state.case.evidence):
-            show_error(w, "No clip to follow", "error", "Choose a video in Frame: to follow a face through it "
-                       "(a still image is analysed with Run analysis).")
-            return
         # Use audio ticked with no audio evidence chosen: the clip's own sound track, when it has a usable one
         audio, use_audio, case = cv.selected_audio(), cv.use_audio.isChecked(), w.state.case
         box, seed_frame = cv.drawn_box(), cv.frame_index()
-
-        def done(result) -> None:
-            state, aid = result
-            w.case_actions.show_case(state)
-            w.show_tab(1)
-            w.statusBar().showMessage(f"{aid} saved in the case and logged", 8000)
-
         w.run_task("Following the face through the clip",
                    lambda p: w.wb.analyze_clip(case, frame, audio, use_audio, box, seed_frame, p),
-                   done, "The clip could not be analysed")
+                   self._clip_analysed, "The clip could not be analysed")
+
+    def find_people(self) -> None:
+        """Follow every face through the clip shown (in the time range of the People in the clip panel; a box drawn
+        on this frame starts a track) without analysing: the tracks are drawn on the frames and listed."""
+        w = self.w
+        if w.state is None or (frame := self._clip()) is None:
+            return
+        start_s, end_s = w.tracks_panel.time_range()
+        if start_s is not None and end_s is not None and end_s <= start_s:
+            show_error(w, "No time range", "error", f"The range ends ({end_s:.2f} s) before it starts "
+                       f"({start_s:.2f} s); set its end after its start, or to 'end of the clip'.")
+            return
+        cv, case = w.case_view, w.state.case
+        box, seed_frame = cv.drawn_box(), cv.frame_index()
+
+        def done(tracks) -> None:
+            if w.state is None or w.state.case.root != case.root:  # the case closed meanwhile
+                return
+            cv.set_tracks(tracks)
+            w.tracks_dock.show()
+            w.tracks_dock.raise_()
+            w.show_tab(0)
+            w.statusBar().showMessage(f"{tracks.evidence}: {tracks.summary}; choose one in People in the clip and "
+                                      "Follow this person", 10000)
+
+        w.run_task("Finding the people in the clip",
+                   lambda p: w.wb.find_tracks(case, frame, box, seed_frame, start_s, end_s, p), done,
+                   "The faces could not be followed through the clip")
+
+    def follow_track(self, track_id: int) -> None:
+        """Analyse track ``track_id`` of the tracks found (over the range and from the box they were found with)."""
+        w = self.w
+        tracks = w.case_view.tracks()
+        if w.state is None or tracks is None:
+            return
+        cv, case = w.case_view, w.state.case
+        audio, use_audio = cv.selected_audio(), cv.use_audio.isChecked()
+        w.run_task(f"Following track {track_id} through the clip",
+                   lambda p: w.wb.follow_track(case, tracks, track_id, audio, use_audio, p),
+                   self._clip_analysed, "The clip could not be analysed")
+
+    def _clip_analysed(self, result) -> None:
+        state, aid = result
+        w = self.w
+        w.case_actions.show_case(state)
+        w.show_tab(1)
+        w.statusBar().showMessage(f"{aid} saved in the case and logged", 8000)
 
     def withdraw_analysis(self) -> None:
         """Withdraw the analysis shown, asking why (a reason is required; nothing is deleted)."""

@@ -42,6 +42,7 @@ class CaseView(QWidget):
     audio_chosen = Signal(str)  # audio evidence, "" for none
     box_drawn = Signal(object)  # (x0, y0, x1, y1) drawn by hand
     drawing_toggled = Signal(bool)  # drawing a face box by hand on or off
+    tracks_changed = Signal(object)  # the tracks drawn on a clip's frames (services.analysis.ClipTracks) or None
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -93,6 +94,8 @@ class CaseView(QWidget):
         self._drawn: tuple | None = None  # ((evidence, frame index), box) the analyst drew, kept for that frame
         self._clip: str | None = None  # the clip the timeline is set for
         self._shown_frame: tuple[str, str] | None = None  # (evidence, its time in words) the frame view shows
+        self._tracks = None  # services.analysis.ClipTracks drawn on the frames of their clip
+        self._chosen_track: int | None = None
         self._connect()
 
     def _connect(self) -> None:
@@ -305,6 +308,7 @@ class CaseView(QWidget):
         det = data.detection
         if det is not None:
             self.show_detection(det["box"], det.get("landmarks"), det.get("method", ""))
+        self._draw_tracks(data.evidence, data.index)
         tl = self.timeline
         if data.frames > 1:
             if tl.slider.maximum() != data.frames - 1 or self._clip != data.evidence:
@@ -328,6 +332,33 @@ class CaseView(QWidget):
         self.frame_note.setText(f"{data.evidence}: {w}×{h}{when}. {found}")
         self._shown_frame = (data.evidence, "still image" if data.timestamp_s is None else
                              f"frame {data.index} at {data.timestamp_s:.2f} s")
+
+    def set_tracks(self, tracks) -> None:
+        """Draw the tracks of a clip (services.analysis.ClipTracks; None: none) on each of its frames shown."""
+        self._tracks, self._chosen_track = tracks, None
+        self._redraw_tracks()
+        self.tracks_changed.emit(tracks)
+
+    def choose_track(self, track_id: int | None) -> None:
+        """Draw track ``track_id``'s box thicker than the others; when its clip is shown on a frame without its
+        face, go to the frame of its best face."""
+        self._chosen_track = track_id
+        self._redraw_tracks()
+        track = next((t for t in self._tracks.tracks if t.track_id == track_id), None) if self._tracks else None
+        if track is not None and self._clip == self._tracks.evidence and track.box_at(self.frame_index()) is None:
+            self.timeline.slider.setValue(track.best_frame)  # the frame is loaded and its tracks drawn
+
+    def tracks(self):
+        """The tracks drawn on the frames of their clip (services.analysis.ClipTracks), or None."""
+        return self._tracks
+
+    def _redraw_tracks(self) -> None:
+        if self._clip is not None and self.frame_index() is not None:
+            self._draw_tracks(self._clip, self.frame_index())
+
+    def _draw_tracks(self, evidence: str, index: int) -> None:
+        shown = self._tracks is not None and self._tracks.evidence == evidence
+        self.frame_view.set_tracks(self._tracks.boxes_at(index) if shown else [], self._chosen_track)
 
     def show_detection(self, box, landmarks=None, method: str = "") -> None:
         """A face's box, landmarks and the method that found it, over the frame."""
@@ -354,6 +385,7 @@ class CaseView(QWidget):
         self._drawn = None
         self._clip = None
         self._shown_frame = None
+        self.set_tracks(None)
 
     def show_analysis(self, view) -> None:
         """A reports.content.AnalysisView: compare panels, candidates, audio and the frame with its box."""

@@ -21,6 +21,14 @@ from forensic_face.gui.widgets import to_pixmap
 
 #: the viewing adjustments that leave the pixels as recorded: (brightness, contrast, gamma)
 NEUTRAL = (0.0, 1.0, 1.0)
+#: the colours of the tracks of a clip, by track number (none of them the detection's green, the drawn box's
+#: yellow or the landmarks' red)
+TRACK_COLOURS = ("#2979ff", "#ff9100", "#d500f9", "#00e5ff", "#f50057", "#c6ff00", "#ffffff", "#a1887f")
+
+
+def track_colour(track_id: int) -> QColor:
+    """The colour track ``track_id`` is drawn in, in the frame and in the list of tracks."""
+    return QColor(TRACK_COLOURS[(track_id - 1) % len(TRACK_COLOURS)])
 
 
 def adjusted(image: np.ndarray, brightness: float, contrast: float, gamma: float) -> np.ndarray:
@@ -66,6 +74,7 @@ class FrameView(QGraphicsView):
         self._original: np.ndarray | None = None  # the frame as loaded; what is shown may be adjusted
         self._adjust = NEUTRAL
         self._detected: list = []
+        self._tracked: list = []  # the boxes and numbers of a clip's tracks on this frame
         self._manual: QGraphicsRectItem | None = None
         self._drawing = False
         self._origin: QPointF | None = None
@@ -84,11 +93,12 @@ class FrameView(QGraphicsView):
         self._original = image
         if image is not None and self._pixmap is not None and self._frame_size == (image.shape[1], image.shape[0]):
             self.set_detection(None)
+            self.set_tracks([])
             self.set_manual_box(None)
             self._pixmap.setPixmap(to_pixmap(self._shown(image)))
             return
         scene.clear()
-        self._pixmap, self._detected, self._manual = None, [], None
+        self._pixmap, self._detected, self._tracked, self._manual = None, [], [], None
         if image is None:
             scene.addSimpleText("No frame loaded").setBrush(QBrush(QColor("#cccccc")))
             self._frame_size = (0, 0)
@@ -125,18 +135,7 @@ class FrameView(QGraphicsView):
         self._detected = []
         if box is None:
             return
-        x0, y0, x1, y1 = (float(v) for v in box)
-        pen = QPen(QColor("#00e676"), 0)
-        pen.setCosmetic(True)
-        pen.setWidthF(2.0)
-        self._detected.append(self.scene().addRect(QRectF(x0, y0, x1 - x0, y1 - y0), pen))
-        if label:
-            text = self.scene().addSimpleText(label)
-            text.setBrush(QBrush(QColor("#00e676")))
-            text.setPos(x0, y0)
-            text.setFlag(text.GraphicsItemFlag.ItemIgnoresTransformations, True)
-            text.setTransform(text.transform().translate(0, -16))
-            self._detected.append(text)
+        self._detected += self._labelled_box(box, QColor("#00e676"), label)
         r = self.MARK_PX
         for x, y in np.asarray(landmarks if landmarks is not None else [], float).reshape(-1, 2):
             dot = QGraphicsEllipseItem(-r, -r, 2 * r, 2 * r)  # a constant size on screen, centred on the point
@@ -147,9 +146,47 @@ class FrameView(QGraphicsView):
             self.scene().addItem(dot)
             self._detected.append(dot)
 
+    def _labelled_box(self, box, colour: QColor, label: str, width: float = 2.0, tag: bool = False) -> list:
+        """A box over the frame (lines of ``width`` screen pixels at any zoom) with ``label`` above it, or (``tag``)
+        below it in dark letters on a tag of its colour (readable over any picture, clear of a detection's label)."""
+        x0, y0, x1, y1 = (float(v) for v in box)
+        pen = QPen(colour, 0)
+        pen.setCosmetic(True)
+        pen.setWidthF(width)
+        items = [self.scene().addRect(QRectF(x0, y0, x1 - x0, y1 - y0), pen)]
+        if label:
+            text = self.scene().addSimpleText(label)
+            text.setBrush(QBrush(QColor("#000000") if tag else colour))
+            text.setPos(x0, y1 if tag else y0)
+            text.setFlag(text.GraphicsItemFlag.ItemIgnoresTransformations, True)
+            text.setTransform(text.transform().translate(1, 2) if tag else text.transform().translate(0, -16))
+            if tag:
+                back = QGraphicsRectItem(text.boundingRect().adjusted(-2, -1, 2, 1), text)
+                back.setBrush(QBrush(colour))
+                back.setPen(QPen(Qt.PenStyle.NoPen))
+                back.setFlag(back.GraphicsItemFlag.ItemStacksBehindParent, True)
+            items.append(text)
+        return items
+
     def marks(self) -> list:
         """The items drawn for the detection (box, label, landmarks)."""
         return list(self._detected)
+
+    def set_tracks(self, boxes: list[tuple[int, tuple]], chosen: int | None = None) -> None:
+        """The faces of a clip's tracks on this frame: (track number, box) each, in the track's colour with its
+        number; the ``chosen`` track's box drawn thicker."""
+        for item in self._tracked:
+            self.scene().removeItem(item)
+        self._tracked = []
+        if self._pixmap is None:
+            return
+        for track_id, box in boxes:
+            self._tracked += self._labelled_box(box, track_colour(track_id), f"track {track_id}",
+                                                4.0 if track_id == chosen else 2.0, tag=True)
+
+    def track_marks(self) -> list:
+        """The items drawn for the tracks (a box and its number each)."""
+        return list(self._tracked)
 
     def manual_box(self) -> tuple[float, float, float, float] | None:
         if self._manual is None:

@@ -32,6 +32,7 @@ from forensic_face.gui.gallery_actions import GalleryActions
 from forensic_face.gui.report_actions import ReportActions
 from forensic_face.gui.settings import AppSettings
 from forensic_face.gui.tasks import TaskRunner
+from forensic_face.gui.tracks_panel import TracksPanel
 from forensic_face.services.cases import CaseState
 from forensic_face.services.workbench import Workbench
 from forensic_face.store.gallery import public_location
@@ -150,6 +151,9 @@ class MainWindow(QMainWindow):
         self.act_follow = self._action("&Follow the face through the clip", analysis.follow_clip, "Ctrl+Shift+R",
                                        "Track the person through the clip (or from the box drawn on this frame), "
                                        "pool the best frames of the track and search with them")
+        self.act_find_people = self._action("Find the &people in the clip…", analysis.find_people, "Ctrl+Shift+T",
+                                            "Follow every face through the clip without analysing it: each track's "
+                                            "box is drawn on the frames and listed, to choose whom to follow")
         self.act_detect = self._action("&Detect face", analysis.detect_face, "Ctrl+D")
         self.act_draw = self._action("Draw face &box", None, "Ctrl+B", "Drag on the frame to draw the face box")
         self.act_draw.setCheckable(True)
@@ -188,7 +192,8 @@ class MainWindow(QMainWindow):
         m.addAction(self.act_settings)
         m.addAction(self.act_quit)
         m = mb.addMenu("&Analysis")
-        for a in (self.act_run, self.act_follow, self.act_detect, self.act_draw, self.act_turned, self.act_cancel):
+        for a in (self.act_run, self.act_follow, self.act_find_people, self.act_detect, self.act_draw, self.act_turned,
+                  self.act_cancel):
             m.addAction(a)
         m.addSeparator()
         m.addAction(self.act_note)
@@ -233,8 +238,16 @@ class MainWindow(QMainWindow):
         self.log_dock.setObjectName("auditDock")
         self.log_dock.setWidget(self.log_table)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.log_dock)
+        self.tracks_panel = TracksPanel()
+        self.tracks_panel.find_button.setDefaultAction(self.act_find_people)
+        self.tracks_dock = QDockWidget("People in the clip", self)
+        self.tracks_dock.setObjectName("tracksDock")
+        self.tracks_dock.setWidget(self.tracks_panel)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.tracks_dock)
+        self.tabifyDockWidget(self.evidence_dock, self.tracks_dock)  # a tab by the evidence: the frame keeps its room
         self.view_menu.addAction(self.evidence_dock.toggleViewAction())
         self.view_menu.addAction(self.log_dock.toggleViewAction())
+        self.view_menu.addAction(self.tracks_dock.toggleViewAction())
         self.view_menu.addSeparator()
         for i, name in enumerate(self.case_view.tab_names()):
             self.view_menu.addAction(self._action(name, lambda i=i: self.show_tab(i), f"Ctrl+{i + 1}"))
@@ -275,6 +288,9 @@ class MainWindow(QMainWindow):
         cv.analysis_chosen.connect(analysis.show_analysis_id)
         cv.audio_chosen.connect(analysis.preview_audio)
         cv.audio_panel.listen_requested.connect(analysis.listen)
+        cv.tracks_changed.connect(self.tracks_panel.show_tracks)
+        self.tracks_panel.track_chosen.connect(cv.choose_track)
+        self.tracks_panel.follow_requested.connect(analysis.follow_track)
         cv.box_drawn.connect(lambda box: self.statusBar().showMessage(
             f"Face box drawn: {box}; Run analysis will use it", 8000))
         self.act_draw.toggled.connect(cv.set_drawing)
@@ -318,13 +334,14 @@ class MainWindow(QMainWindow):
     def set_case_actions(self, on: bool) -> None:
         """Enable the actions on the open case; with no case open, hide its docks."""
         for a in (self.act_add, self.act_export, self.act_verify, self.act_close, self.act_run, self.act_follow,
-                  self.act_detect, self.act_withdraw, self.act_note):
+                  self.act_find_people, self.act_detect, self.act_withdraw, self.act_note):
             a.setEnabled(on)
         self.export_menu.setEnabled(on)
         self.case_view.allow_run(on)
         if self.state is None:
             self.evidence_dock.hide()
             self.log_dock.hide()
+            self.tracks_dock.hide()
 
     def cancel_task(self) -> None:
         if self.runner.busy:

@@ -320,9 +320,7 @@ def analyze_clip(case: Case, engine, detector, clip_detector, gallery: GallerySt
     quality, weight) and a strip of them."""
     t0 = time.perf_counter()
     step = progress or Progress()
-    item = pick_evidence(case, clip, ("video",))
-    if item is None:
-        raise CaseError("the case has no video evidence to follow a face through (add a clip with `case add`)")
+    item = _clip_item(case, clip)
     aitem = pick_evidence(case, audio, ("audio", "video")) if use_audio and audio is not None else None
     case.check_writable()
     path = case.checked_evidence_path(item)
@@ -368,6 +366,71 @@ def analyze_clip(case: Case, engine, detector, clip_detector, gallery: GallerySt
     return result
 
 
+@dataclass(frozen=True, eq=False)
+class PersonTrack:
+    """One person followed through a clip, as the analyst chooses among them (see :func:`find_tracks`)."""
+
+    track_id: int  # what ClipRequest.track names
+    first_frame: int
+    last_frame: int
+    start_s: float | None  # time of its first and last face (None: the frame had no time)
+    end_s: float | None
+    faces: int  # frames it has a face on
+    usable_faces: int  # of those, faces of weight above 0 (those a clip analysis can pool)
+    weight: float  # the sum of its faces' weights: the track analysed when none is named weighs most
+    seeded: bool  # started (or confirmed) by the box the analyst drew
+    frames: np.ndarray  # (N,) int64 frame indices, ascending
+    boxes: np.ndarray  # (N, 4) float32 face box on each of those frames (x0, y0, x1, y1), frame pixels
+    best_frame: int  # the frame of its best face (weighs most)
+    thumbnail: np.ndarray | None  # RGB crop of that face (at most 112 px a side)
+
+    def box_at(self, frame_index: int) -> tuple[float, float, float, float] | None:
+        """Its face box on frame ``frame_index``, None when it has no face there."""
+        i = int(np.searchsorted(self.frames, frame_index))
+        if i < len(self.frames) and self.frames[i] == frame_index:
+            return tuple(float(v) for v in self.boxes[i])
+        return None
+
+
+@dataclass(frozen=True, eq=False)
+class ClipTracks:
+    """The people of a clip (or of its time range), followed but not analysed."""
+
+    evidence: str
+    request: ClipRequest  # the range and the analyst's box tracked: analyse a track with replace(request, track=N)
+    tracks: list[PersonTrack]  # by first frame
+    summary: str
+    warnings: tuple[str, ...]
+
+    def boxes_at(self, frame_index: int) -> list[tuple[int, tuple[float, float, float, float]]]:
+        """(track id, face box) of every track with a face on frame ``frame_index``."""
+        return [(t.track_id, box) for t in self.tracks if (box := t.box_at(frame_index)) is not None]
+
+
+def find_tracks(case: Case, clip_detector, *, clip: str | None = None, request: ClipRequest = ClipRequest(),
+                progress: Progress | None = None) -> ClipTracks:
+    """Follow every face through a clip of the case (``request``: its time range, a box the analyst drew) without
+    analysing anything, for the analyst to choose whom to analyse: the same tracking as :func:`analyze_clip`, so
+    ``analyze_clip(request=replace(found.request, track=N))`` follows track N. The clip must match its recorded
+    SHA-256; nothing is written to the case."""
+    step = progress or Progress()
+    item = _clip_item(case, clip)
+    path = case.checked_evidence_path(item)
+    request = replace(request, track=None)
+    tracks = _track_clip(path, item, clip_detector, request, step)
+    people = []
+    for t in tracks.tracks:
+        d = t.as_dict(with_faces=False)
+        people.append(PersonTrack(
+            track_id=t.track_id, first_frame=t.first_frame, last_frame=t.last_frame, start_s=d["start_s"],
+            end_s=d["end_s"], faces=d["faces"], usable_faces=d["usable_faces"],
+            weight=round(float(t.weights.sum()), 4), seeded=t.seeded, frames=t.records["frame"].copy(),
+            boxes=t.records["box"].copy(), best_frame=t.crops[0].frame_index if t.crops else t.first_frame,
+            thumbnail=t.crops[0].image if t.crops else None))
+    return ClipTracks(evidence=item.name, request=request, tracks=people, summary=tracks.summary(),
+                      warnings=tracks.warnings)
+
+
 def _roles(result: AnalysisResult) -> tuple[str, ...]:
     return _IMAGE_ROLES + (("track_strip",) if result.strip is not None else ())
 
@@ -385,9 +448,32 @@ def _pooled_calibration(engine, fpir: float) -> None:
         raise ForensicFaceError(str(exc)) from None
 
 
+def _clip_item(case: Case, clip: str | None) -> EvidenceItem:
+    """The clip ``clip`` of the case (None: its first)."""
+    item = pick_evidence(case, clip, ("video",))
+    if item is None:
+        raise CaseError("the case has no video evidence to follow a face through (add a clip with `case add`)")
+    return item
+
+
 def _follow(path, item: EvidenceItem, clip_detector, request: ClipRequest, step: Progress):
     """(the tracking of the clip, the track chosen): the one asked for, the one the analyst's box started, or the
     one whose faces weigh most."""
+    tracks = _track_clip(path, item, clip_detector, request, step)
+    if request.track is not None:
+        found = [t for t in tracks.tracks if t.track_id == request.track]
+        if not found:
+            raise InputError(f"{item.name}: there is no track {request.track}; the tracking found "
+                             + ", ".join(str(t.track_id) for t in tracks.tracks))
+        return tracks, found[0]
+    seeded = [t for t in tracks.tracks if t.seeded]
+    return tracks, (seeded[0] if seeded else max(tracks.tracks, key=lambda t: float(t.weights.sum())))
+
+
+def _track_clip(path, item: EvidenceItem, clip_detector, request: ClipRequest, step: Progress):
+    """Every face of the clip's range followed (vision.track.TrackResult; the analyst's box seeds a track), up to
+    any damage in the clip (named among its warnings); NoFaceFoundError when no face was followed. The same clip
+    and request give the same tracks, numbered alike."""
     from forensic_face.engine.fusion import frame_weight
     from forensic_face.vision.frames import iter_video_frames, video_info
     from forensic_face.vision.track import Seed, read_ahead, track_faces
@@ -405,15 +491,7 @@ def _follow(path, item: EvidenceItem, clip_detector, request: ClipRequest, step:
                              total_frames=max(1, int(span * info.fps)) if info.fps > 0 else None, progress=step)
     if not tracks.tracks:
         raise NoFaceFoundError(f"{item.name}: {tracks.summary()}" + (f" ({damage[0]})" if damage else ""))
-    tracks = replace(tracks, warnings=(*tracks.warnings, *damage))
-    if request.track is not None:
-        found = [t for t in tracks.tracks if t.track_id == request.track]
-        if not found:
-            raise InputError(f"{item.name}: there is no track {request.track}; the tracking found "
-                             + ", ".join(str(t.track_id) for t in tracks.tracks))
-        return tracks, found[0]
-    seeded = [t for t in tracks.tracks if t.seeded]
-    return tracks, (seeded[0] if seeded else max(tracks.tracks, key=lambda t: float(t.weights.sum())))
+    return replace(tracks, warnings=(*tracks.warnings, *damage))
 
 
 def _up_to_damage(frames, damage: list[str]):

@@ -165,9 +165,30 @@ class Workbench(Resources):
                      progress: Progress | None = None):
         """Follow the person through ``clip`` (the track ``box`` starts on frame ``seed_frame``, else the one whose
         faces weigh most), pool its best frames and search; returns the saved analysis re-read from the case."""
-        from forensic_face.services.analysis import ClipRequest, analyze_clip
+        return self._analyze_clip(case, clip, audio, use_audio, _clip_request(box, seed_frame), progress)
 
-        request = ClipRequest(seed_frame=seed_frame if box is not None else None, seed_box=box)
+    def find_tracks(self, case: Case, clip: str, box, seed_frame: int | None, start_s: float | None = None,
+                    end_s: float | None = None, progress: Progress | None = None):
+        """The people of ``clip`` (from ``start_s`` to ``end_s``; ``box`` drawn on frame ``seed_frame`` starts a
+        track) followed without analysing them (services.analysis.ClipTracks)."""
+        from forensic_face.services.analysis import find_tracks
+
+        return find_tracks(case, self.clip_detector(), clip=clip, progress=progress,
+                           request=_clip_request(box, seed_frame, start_s, end_s))
+
+    def follow_track(self, case: Case, tracks, track_id: int, audio: str | None, use_audio: bool,
+                     progress: Progress | None = None):
+        """Analyse track ``track_id`` of ``tracks`` (found by :meth:`find_tracks`; the clip is tracked again with the
+        same range and box, which gives the same tracks); returns the saved analysis re-read from the case."""
+        from dataclasses import replace
+
+        return self._analyze_clip(case, tracks.evidence, audio, use_audio, replace(tracks.request, track=track_id),
+                                  progress)
+
+    def _analyze_clip(self, case: Case, clip: str, audio: str | None, use_audio: bool, request,
+                      progress: Progress | None):
+        from forensic_face.services.analysis import analyze_clip
+
         res = analyze_clip(case, self.engine(), self.detector(), self.clip_detector(), self.gallery(),
                            clip=clip, audio=audio if use_audio else None, use_audio=use_audio, request=request,
                            top_k=self.top_k, fpir=self.fpir, progress=progress)
@@ -253,6 +274,14 @@ class Workbench(Resources):
             atomic_write_bytes(target, png)
             return str(target), digest, str(exc)
         return str(target), digest, ""
+
+
+def _clip_request(box, seed_frame: int | None, start_s: float | None = None, end_s: float | None = None):
+    """The services.analysis.ClipRequest of a time range and a box drawn on frame ``seed_frame`` (or none)."""
+    from forensic_face.services.analysis import ClipRequest
+
+    return ClipRequest(start_s=start_s, end_s=end_s, seed_frame=seed_frame if box is not None else None,
+                       seed_box=box)
 
 
 def _evidence_item(case: Case, name: str, *kinds: str):

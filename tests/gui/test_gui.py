@@ -815,6 +815,18 @@ def test_a_sideways_frame_is_analysed_turned_as_the_view_shows_it(qtbot, window:
     assert cv.view.frame.shape == frame_640.shape
 
 
+def clip_case_window(qtbot, settings, models: Path, clip: Path) -> MainWindow:
+    """The window, with the models given and no gallery, on a new case (beside ``clip``) holding ``clip``."""
+    case = Case.create(clip.parent / f"case-{clip.stem}", "GUI-CLIP", "Analyst")
+    case.add_evidence([clip])
+    w = MainWindow(settings, Workbench(models, "cpu", "", 5))
+    qtbot.addWidget(w)
+    w.show()
+    w.case_actions.open_case(str(case.root))
+    wait_idle(qtbot, w)
+    return w
+
+
 def test_following_a_face_through_a_clip_shows_the_frames_pooled(qtbot, settings, tiny_clip_models, tmp_path: Path,
                                                                  face_rgb: np.ndarray) -> None:
     from PySide6.QtGui import QKeySequence
@@ -828,13 +840,7 @@ def test_following_a_face_through_a_clip_shows_the_frames_pooled(qtbot, settings
         img[60:168, 40 + 5 * i:140 + 5 * i] = face
         vw.write(img)
     vw.release()
-    case = Case.create(tmp_path / "c9", "GUI-9", "Analyst")
-    case.add_evidence([path])
-    w = MainWindow(settings, Workbench(tiny_clip_models, "cpu", "", 5))
-    qtbot.addWidget(w)
-    w.show()
-    w.case_actions.open_case(str(case.root))
-    wait_idle(qtbot, w)
+    w = clip_case_window(qtbot, settings, tiny_clip_models, path)
     assert w.act_follow.shortcut() == QKeySequence("Ctrl+Shift+R") and w.act_follow.isEnabled()
     assert w.act_follow in w.menuBar().actions()[1].menu().actions()  # in the Analysis menu
     w.act_follow.trigger()
@@ -847,5 +853,89 @@ def test_following_a_face_through_a_clip_shows_the_frames_pooled(qtbot, settings
     assert cv.clip_note.text().startswith("Track 1 of 1 found in the clip: 16 frames pooled")
     assert sorted(cv.timeline.marks) == sorted(int(f.index) for f in clip.frames)  # Ctrl+Left/Right steps them
     assert "frames pooled (▲)" in cv.timeline.label.text()
+    w.runner.wait(TASK_MS)
+    w.preview.wait(TASK_MS)
+
+
+def test_the_people_in_a_clip_are_drawn_on_its_frames_listed_and_the_one_chosen_followed(
+        qtbot, settings, tiny_clip_models, tmp_path: Path) -> None:
+    from PySide6.QtGui import QAction, QKeySequence
+
+    from forensic_face.gui.frame_view import track_colour
+    from forensic_face.vision.synthclip import crossing_shots, generate_clip
+
+    path = tmp_path / "crossing.avi"  # the cameraman passes in front of the astronaut
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (640, 480))
+    for frame, _ in generate_clip(crossing_shots(frames=30, cut_frames=0, empty_frames=0)):
+        vw.write(cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR))
+    vw.release()
+    w = clip_case_window(qtbot, settings, tiny_clip_models, path)
+    find, panel, cv = w.act_find_people, w.tracks_panel, w.case_view
+    assert find.shortcut() == QKeySequence("Ctrl+Shift+T") and find.isEnabled()
+    assert [a for a in w.findChildren(QAction) if find.shortcut() in a.shortcuts()] == [find]  # the key is its own
+    assert find in w.menuBar().actions()[1].menu().actions() and not w.tracks_dock.isVisible()
+
+    find.trigger()  # cancelled at once (Esc): nothing found, nothing shown
+    w.act_cancel.trigger()
+    wait_idle(qtbot, w)
+    assert panel.list.count() == 0 and "cancelled" in w.statusBar().currentMessage()
+
+    find.trigger()
+    assert w.progress.isVisible() and w.cancel_button.isVisible()
+    wait_idle(qtbot, w)
+    assert not error_dialogs(w)
+    assert w.tracks_dock.isVisible() and panel.list.count() == 2 and cv.tabs.currentIndex() == 0
+    tracks = panel.tracks
+    assert [t.track_id for t in tracks.tracks] == [1, 2] and tracks.evidence == "crossing.avi"
+    assert panel.list.item(1).text().startswith("Track 2\n0.00–1.16 s · frames 0–29\n")
+    assert not panel.list.item(1).icon().isNull()
+
+    def drawn() -> list[tuple]:
+        """(number, box, colour, line width) of each track drawn on the frame shown."""
+        marks = cv.frame_view.track_marks()
+        rects, labels = marks[0::2], marks[1::2]
+        return [(int(label.text().split()[-1]), tuple(round(v, 1) for v in r.rect().getCoords()),
+                 r.pen().color().name(), r.pen().widthF()) for r, label in zip(rects, labels, strict=True)]
+
+    def expected(index: int, chosen: int | None = None) -> list[tuple]:
+        return [(tid, tuple(round(v, 1) for v in box), track_colour(tid).name(), 4.0 if tid == chosen else 2.0)
+                for tid, box in tracks.boxes_at(index)]
+
+    cv.timeline.slider.setValue(3)
+    wait_idle(qtbot, w)
+    assert cv.frame_index() == 3 and len(drawn()) == 2 and drawn() == expected(3)
+    cv.frame_panel.actions["next"].trigger()  # stepping on: the boxes of that frame
+    wait_idle(qtbot, w)
+    assert cv.frame_index() == 4 and drawn() == expected(4) != expected(3)
+    cameraman = tracks.tracks[1]
+    assert cameraman.box_at(4)[0] > 400  # he comes from the right
+
+    panel.list.setCurrentRow(1)
+    assert drawn() == expected(4, chosen=2) and panel.follow_button.isEnabled()
+    qtbot.mouseClick(panel.follow_button, Qt.MouseButton.LeftButton)
+    wait_idle(qtbot, w)
+    assert not error_dialogs(w)
+    clip = cv.view.record.clip
+    assert clip.track == "2" and cv.view.record.parameters["clip"]["track"] == 2
+    assert clip.boxes and all(box == pytest.approx(cameraman.box_at(int(f.index)), abs=0.01)
+                              for f, box in zip(clip.frames, clip.boxes, strict=True))
+    assert len(drawn()) == 2  # the analysed frame keeps the tracks drawn
+
+    panel.start.setValue(0.4)  # a time range: the tracks in it, and the analysis over it
+    panel.end.setValue(0.8)
+    find.trigger()
+    wait_idle(qtbot, w)
+    assert [(t.track_id, t.first_frame, t.last_frame) for t in panel.tracks.tracks] == [(1, 10, 19), (2, 10, 19)]
+    assert "crossing.avi</b>, 0.40–0.80 s: 2 face track(s) in 10 frames" in panel.summary.text()
+    panel.list.setCurrentRow(0)
+    panel.follow_button.click()
+    wait_idle(qtbot, w)
+    record = cv.view.record
+    assert record.clip.track == "1" and (record.parameters["clip"]["start_s"], record.parameters["clip"]["end_s"]) \
+        == (0.4, 0.8) and all(10 <= f.index <= 19 for f in record.clip.frames)
+    panel.end.setValue(0.2)  # ending before it starts: said, nothing run
+    find.trigger()
+    assert "ends (0.20 s) before it starts (0.40 s)" in error_dialogs(w)[0].informativeText()
+    assert not w.runner.busy
     w.runner.wait(TASK_MS)
     w.preview.wait(TASK_MS)
