@@ -245,6 +245,13 @@ class EngineRecord(_Saved):
     torch: str
     weights_sha256: str
     calibration_sha256: str  # "" for analyses saved before the calibration had its own digest
+    recogniser: str  # the recogniser's architecture ("" before it was recorded: the project's CNN)
+    recogniser_embeds: str  # "input" (the face as found) or "reconstruction" ("" before it was recorded: the latter)
+
+    @property
+    def searched_the_reconstruction(self) -> bool:
+        """Whether the embedding searched with was the reconstruction's (every analysis before it was recorded)."""
+        return self.recogniser_embeds != "input"
 
 
 @dataclass(frozen=True)

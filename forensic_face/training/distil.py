@@ -341,7 +341,16 @@ def run_distillation(index: FolderIndex, cache: dict, train_people: frozenset[st
     timings["tune_s"] = round(time.perf_counter() - t2, 1)
     record = {"config": cfg.as_dict(), "images": len(rows), "people": len(people),
               "levels": {_LEVEL_NAMES[int(c)]: int((level[:, 1:] == c).sum()) for c in np.unique(level[:, 1:])},
-              "timings": timings, "history": history, "threads": torch.get_num_threads()}
+              "timings": _with_earlier(work / "record.json", timings), "history": history,
+              "threads": torch.get_num_threads()}
     torch.save(student.state_dict(), work / "student.pt")
     (work / "record.json").write_text(json.dumps(record, indent=2))
     return student, record
+
+
+def _with_earlier(path: Path, timings: dict[str, float]) -> dict[str, float]:
+    """Each stage's time summed over this session and those a resumed run's earlier record (``path``) counted:
+    a stage found done takes seconds now and its real cost was paid before."""
+    earlier = json.loads(path.read_text()).get("timings", {}) if path.is_file() else {}
+    return {k: round(v + float(earlier.get(k, 0.0)), 1) for k, v in timings.items()}
+

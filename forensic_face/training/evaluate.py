@@ -396,8 +396,9 @@ def evaluate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], calib_i
         "gallery_people": len(id_sets.gallery_paths), "enrolled_probes": int(id_sets.closed.size),
         "not_enrolled_probes": int(id_sets.open.size),
         "how": "gallery: one clean image per person (the first 'a' image of each person in the pairs); probes: the "
-               "pairs' degraded 'b' images, reconstructed, no audio; a probe of an enrolled person (another image) "
-               "is a closed-set search, one of a person not enrolled an open-set search",
+               "pairs' degraded 'b' images, "
+               + ("as found" if engine.embeds == "input" else "reconstructed") + ", no audio; a probe of an enrolled "
+               "person (another image) is a closed-set search, one of a person not enrolled an open-set search",
         "levels": {}}
     for level in EVAL_LEVELS:
         probes = engine_probes(engine, index, cache, pairs, level, "test", workers, progress)

@@ -67,6 +67,9 @@ def test_the_student_learns_only_its_late_blocks_and_resumes(tiny, tmp_path: Pat
     assert [h["epoch"] for h in second["history"]] == [1, 2]  # continued, not restarted
     assert second["history"][0] == first["history"][0]
     assert json.loads((tmp_path / "record.json").read_text())["history"] == second["history"]
+    # each stage's time is what every session spent on it: the resumed run adds its own to the first run's
+    for stage, seconds in first["timings"].items():
+        assert second["timings"][stage] >= seconds, stage
 
 
 def test_the_margin_loss_pulls_towards_the_true_centre() -> None:
