@@ -1,7 +1,8 @@
 """A/B of the engine's inference forms on the CPU: the networks as stored against the forms the engine
-runs (the recogniser with its batch norms folded, channels-last layout), one face (the recogniser
-sees it with its mirror image, as ``FaceEngine.embed`` does). Rounds alternate between the forms so
-that a busy machine slows them alike; each figure is the median of its rounds' medians.
+runs (the recogniser's ``for_inference()``: its batch norms folded; channels-last layout), one face (the
+recogniser sees it, in its own crop size, with its mirror image, as ``FaceEngine.embed`` does). Rounds
+alternate between the forms so that a busy machine slows them alike; each figure is the median of its rounds'
+medians.
 
     .venv/bin/python scripts/bench_inference.py [--models resources/models] [--threads 2]
 """
@@ -17,7 +18,7 @@ from pathlib import Path
 import torch
 
 from forensic_face.models.bundle import load_networks
-from forensic_face.models.nets import fold_batch_norms
+from forensic_face.models.sface import SFaceNet
 from forensic_face.paths import models_dir
 
 
@@ -30,20 +31,24 @@ def main() -> int:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     ae, rec, meta = load_networks(Path(args.models), torch.device("cpu"))
-    size = int(meta["ae"]["size"])
+    size, rec_size = int(meta["ae"]["size"]), int(meta["rec"]["size"])
     x = torch.rand(1, 1, size, size, generator=torch.Generator().manual_seed(0))
-    pair = torch.cat([x, torch.flip(x, dims=[3])])
+    face = torch.rand(1, 1, rec_size, rec_size, generator=torch.Generator().manual_seed(1))
+    pair = torch.cat([face, torch.flip(face, dims=[3])])
     cl = torch.channels_last
+    # the recogniser as stored, given the engine's grey 0..1 faces (SFace takes RGB 0..255: the grey in each channel)
+    stored = (lambda t: rec(t.expand(-1, 3, -1, -1) * 255.0)) if isinstance(rec, SFaceNet) else rec
+    engine_form = rec.for_inference()
     forms = {
         "autoencoder, as stored": (ae, x),
         "autoencoder, channels-last": (copy.deepcopy(ae).to(memory_format=cl), x),
-        "recogniser, as stored": (rec, pair),
-        "recogniser, batch norms folded": (fold_batch_norms(rec), pair),
-        "recogniser, folded, channels-last": (fold_batch_norms(rec).to(memory_format=cl), pair),
+        "recogniser, as stored": (stored, pair),
+        "recogniser, batch norms folded": (engine_form, pair),
+        "recogniser, folded, channels-last": (copy.deepcopy(engine_form).to(memory_format=cl), pair),
     }
     times = {k: [] for k in forms}
     with torch.inference_mode():
-        ref_e, ref_r = rec(pair), ae(x)
+        ref_e, ref_r = stored(pair), ae(x)
         for name, (net, inp) in forms.items():
             ref = ref_r if name.startswith("auto") else ref_e
             print(f"{name}: largest difference from the stored network {float((net(inp) - ref).abs().max()):.2e}")
