@@ -25,6 +25,13 @@ from forensic_face.vision.frames import to_grey
 log = logging.getLogger(__name__)
 
 
+#: torch's intra-op threads for inference on the CPU. Measured on the 2-core machine with other work beside it
+#: (scripts/bench_inference.py, one face and its mirror image): the SFace-derived recogniser 40.6 ms with one
+#: thread against 101 ms with two; the project's CNN before it 0.034 s against 0.26 s. An analyst's machine is
+#: rarely idle, so one thread; the other cores stay free for detection and the window.
+CPU_THREADS = 1
+
+
 def pick_device(preference: str = "auto") -> torch.device:
     """``auto``: CUDA when available, else CPU; ``cpu`` or ``cuda`` to force (CUDA must exist)."""
     if preference == "cpu":
@@ -61,6 +68,8 @@ class FaceEngine:
     def __init__(self, folder: str | Path | None = None, device: str = "auto", batch: int = 64) -> None:
         self.folder = Path(folder) if folder else models_dir()
         self.device = pick_device(device)
+        if self.device.type == "cpu":
+            torch.set_num_threads(CPU_THREADS)
         self.ae, self.rec, self.meta = load_networks(self.folder, self.device)
         # what runs: the recogniser with its batch norms folded into the layers before them and, on the CPU,
         # the autoencoder in channels-last layout (oneDNN's fast path; not faster for the recogniser here):
@@ -95,6 +104,7 @@ class FaceEngine:
         self._lock = threading.Lock()
         rec = self.meta.get("recogniser") or {}
         params = {"recogniser": rec.get("architecture", "ff-cnn"), "recogniser_embeds": self.embeds,
+                  "torch_threads": torch.get_num_threads(),
                   "recogniser_input": f"{self.rec_size} px, {self.rec_alignment} alignment"}
         self.info = EngineInfo(version=self.meta["version"], device=str(self.device),
                                weights_sha256=self.meta["weights_sha256"], size=self.size, torch=torch.__version__,
