@@ -195,8 +195,7 @@ def test_the_demo_goes_through_the_probe_path(tmp_path: Path, monkeypatch: pytes
     case = Case.open(summary["case"])
     frame = load_image(case.evidence_path(summary["analysis"]["frame_evidence"])).image
     direct = ProbePath(FaceEngine(), FaceDetector())
-    np.testing.assert_array_equal(complete(direct, find(frame, direct.detector, direct.size), audio).embedding,
-                                  probe.embedding)
+    np.testing.assert_array_equal(complete(direct, direct.face(frame), audio).embedding, probe.embedding)
 
 
 def _sface_bundle(folder: Path, embeds: str = "input", ae_size: int = 32) -> None:

@@ -204,7 +204,7 @@ def test_the_callers_embedding_separates_the_people(crossing, yunet):
 
     frames, truth = crossing
     result = track_faces(frames[:100], yunet, weigh=frame_weight, embed=embed,
-                         embed_spec=AlignSpec(size=engine.size, mode=engine.alignment))
+                         embed_spec=AlignSpec(size=engine.rec_size, mode=engine.rec_alignment))
     first_shot = {k: v for k, v in truth.items() if k < 100}
     assert calls and score_tracks(result.tracks, first_shot).accuracy >= 0.98
 
