@@ -169,6 +169,26 @@ def tiny_clip_models(tmp_path_factory: pytest.TempPathFactory, tiny_models: Path
 
 
 @pytest.fixture(scope="session")
+def tiny_sface_clip_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bundle like the shipped one in kind: a small autoencoder and an SFace network (random weights) that embeds
+    the face as found in its own 112 px five-point crop, with both calibrations (fixed, as in ``tiny_models``)."""
+    import torch
+
+    from forensic_face.models.bundle import save_bundle, save_clip_calibration
+    from forensic_face.models.calibration import MatchCalibration
+    from forensic_face.models.nets import AEConfig, FusionAutoencoder
+    from forensic_face.models.sface import SFaceNet
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny_sface_models")
+    cal = MatchCalibration(weights=(-8.0, 10.0, 0.0, 0.0), temperature=0.05, n_pairs=0, n_searches=0)
+    save_bundle(folder, FusionAutoencoder(AEConfig(size=32, width=4)), SFaceNet().eval(), cal, {"date": "test"},
+                source="random weights (test)", embeds="input")
+    save_clip_calibration(folder, cal, {"test": True})
+    return folder
+
+
+@pytest.fixture(scope="session")
 def tiny_engine(tiny_models: Path):
     from forensic_face.engine.inference import FaceEngine
 

@@ -49,6 +49,15 @@ def clip_models(tiny_clip_models: Path):
     return FaceEngine(tiny_clip_models, device="cpu")
 
 
+@pytest.fixture(params=["cnn", "sface"])
+def each_kind_of_clip_models(request, tiny_clip_models: Path, tiny_sface_clip_models: Path):
+    """A bundle whose recogniser embeds the reconstruction (the project's CNN), and one whose recogniser embeds the
+    face as found in its own crop (as the shipped SFace-derived one does)."""
+    from forensic_face.engine.inference import FaceEngine
+
+    return FaceEngine(tiny_clip_models if request.param == "cnn" else tiny_sface_clip_models, device="cpu")
+
+
 @pytest.fixture()
 def talking_clip(tmp_path: Path, face_rgb: np.ndarray, write_clip) -> Path:
     from forensic_face.audio.synth import synth_speech
@@ -58,9 +67,11 @@ def talking_clip(tmp_path: Path, face_rgb: np.ndarray, write_clip) -> Path:
                       acodec="aac", rate=16000)
 
 
-def test_a_clip_is_followed_pooled_searched_and_recorded(tmp_path: Path, talking_clip: Path, clip_models, detector,
-                                                         face_rgb: np.ndarray) -> None:
+def test_a_clip_is_followed_pooled_searched_and_recorded(tmp_path: Path, talking_clip: Path, each_kind_of_clip_models,
+                                                         detector, face_rgb: np.ndarray) -> None:
     from forensic_face.reports.content import collect
+
+    clip_models = each_kind_of_clip_models
     from forensic_face.vision.yunet import YuNetDetector
 
     root = tmp_path / "people"
