@@ -443,6 +443,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     from forensic_face.store.case import Case
 
     case = Case.open(args.dir)
+    if args.list_tracks:
+        return _list_tracks(args, case)
     with _resources(args, args.gallery) as r:
         engine = r.engine()
         try:
@@ -473,6 +475,36 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         print(f"track {res.clip['track']} of {res.clip['tracks_found']}: {len(used)} frames pooled "
               f"({used[0]['time_s']:.2f}-{used[-1]['time_s']:.2f} s), {res.clip['calibration']} calibration")
     print(f"results saved in {case.results_dir} ({res.analysis_id}.json and images)")
+    return 0
+
+
+def _list_tracks(args: argparse.Namespace, case) -> int:
+    """`analyze --clip --list-tracks`: the people of the clip (or time range), followed but not analysed."""
+    from forensic_face.core.progress import console_progress
+    from forensic_face.services.analysis import ClipRequest, find_tracks
+
+    if not args.clip:
+        raise InputError("--list-tracks lists the people followed through a clip: add --clip")
+    request = ClipRequest(start_s=args.start_s, end_s=args.end_s, seed_frame=args.seed_frame,
+                          seed_box=_parse_box(args.box))
+    with _resources(args) as r:
+        found = find_tracks(case, r.clip_detector(), clip=args.frame, request=request, progress=console_progress())
+    rows = [{"track": t.track_id, "start_s": t.start_s, "end_s": t.end_s, "first_frame": t.first_frame,
+             "last_frame": t.last_frame, "faces": t.faces, "usable_faces": t.usable_faces, "weight": t.weight,
+             "best_frame": t.best_frame, "seeded": t.seeded} for t in found.tracks]
+    if args.json:
+        print(json.dumps({"evidence": found.evidence, "summary": found.summary, "warnings": list(found.warnings),
+                          "tracks": rows}, indent=2))
+        return 0
+    print(f"{found.evidence}: {found.summary}")
+    for w in found.warnings:
+        print(f"warning: {w}")
+    for t in rows:
+        span = "" if t["start_s"] is None else f"{t['start_s']:.2f}-{t['end_s']:.2f} s, "
+        print(f"track {t['track']}: {span}frames {t['first_frame']}-{t['last_frame']}, {t['faces']} faces "
+              f"({t['usable_faces']} usable), weight {t['weight']:.2f}, best face on frame {t['best_frame']}"
+              + (", started by the box given" if t["seeded"] else ""))
+    print("nothing was analysed or written; analyse one with --clip --track N")
     return 0
 
 
@@ -697,6 +729,9 @@ def _analyze_parser(sub) -> None:
                         "one frame); with --box and --seed-frame, follow the face drawn there")
     p.add_argument("--track", type=int,
                    help="with --clip: the track to pool (default: the one whose frames weigh most)")
+    p.add_argument("--list-tracks", dest="list_tracks", action="store_true",
+                   help="with --clip: list the people followed through the clip (or --from/--to) and stop; nothing "
+                        "is analysed or written")
     p.add_argument("--seed-frame", dest="seed_frame", type=int, help="with --clip and --box: the frame number the box "
                                                                      "is on")
     p.add_argument("--from", dest="start_s", type=_seconds, help="with --clip: start of the time range (s)")

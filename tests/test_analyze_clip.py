@@ -186,3 +186,25 @@ def test_the_people_of_a_clip_are_found_without_analysis_and_the_one_chosen_is_f
     later = find_tracks(case, YuNetDetector(), request=ClipRequest(start_s=1.0, end_s=2.0))
     assert [(t.track_id, t.first_frame, t.last_frame) for t in later.tracks] == [(1, 10, 19), (2, 10, 19)]
     assert later.tracks[1].box_at(15) == second.box_at(15)  # frames keep their places in the clip
+
+
+def test_the_command_line_lists_the_people_of_a_clip_without_analysing(tmp_path: Path, write_clip, capsys) -> None:
+    """`analyze --clip --list-tracks` prints the tracks the GUI lists (same tracking), writes nothing, and refuses
+    without --clip."""
+    from forensic_face.cli import main
+
+    clip = write_clip(tmp_path / "two.mkv", "matroska", "h264", two_people(30), fps=10)
+    case = Case.create(tmp_path / "case", "C-14", "Analyst")
+    case.add_evidence([clip])
+    logged = len(case.read_log())
+    assert main(["analyze", str(case.root), "--clip", "--list-tracks", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed["summary"] == "2 face track(s) in 30 frames (1 shot)"
+    assert [(t["track"], t["first_frame"], t["faces"]) for t in listed["tracks"]] == [(1, 0, 30), (2, 4, 26)]
+    assert main(["analyze", str(case.root), "--clip", "--list-tracks", "--from", "1", "--to", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "track 2: 1.00-1.90 s, frames 10-19" in out and "nothing was analysed" in out
+    assert len(Case.open(case.root).read_log()) == logged
+    assert main(["analyze", str(case.root), "--list-tracks"]) != 0
+    assert "add --clip" in capsys.readouterr().err
+
