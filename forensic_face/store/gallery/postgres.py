@@ -401,19 +401,28 @@ class PostgresGallery:
     def _rank_hnsw(self, db, model_version: str, q: np.ndarray, index: dict) -> list[tuple]:
         """The people among the index's ``ef_search`` nearest embeddings, each with its best of them by the
         exact inner product (the index's order is by its own, perhaps half-precision, copies)."""
-        from psycopg import sql
+        self._hnsw_settings(db, index)
+        return db.execute(self._hnsw_query(model_version, index), (q, q)).fetchall()
 
-        # the index, even where the planner would scan a small table
+    @staticmethod
+    def _hnsw_settings(db, index: dict) -> None:
+        """The transaction's settings for a search on ``index``: its ef_search, and the index even where the
+        planner would scan a small table."""
         db.execute("SELECT set_config('hnsw.ef_search', %s, true), set_config('enable_seqscan', 'off', true), "
                    "set_config('enable_bitmapscan', 'off', true)", (str(int(index["ef_search"])),))
+
+    @staticmethod
+    def _hnsw_query(model_version: str, index: dict):
+        """The SQL of a search on ``index`` (parameters: the query vector, twice)."""
+        from psycopg import sql
+
         typed = sql.SQL("{}({})").format(sql.Identifier(index["vectors"]), sql.Literal(int(index["dim"])))
-        return db.execute(sql.SQL(
+        return sql.SQL(
             "SELECT DISTINCT ON (r.person_id) p.name, -r.d, r.image_id, i.path FROM (SELECT person_id, image_id, "
             "vector <#> %b AS d FROM (SELECT person_id, image_id, vector FROM embeddings WHERE model_version = {v} "
             "ORDER BY vector::{t} <#> %b::{t} LIMIT {k}) n) r JOIN people p ON p.id = r.person_id JOIN images i "
             "ON i.id = r.image_id ORDER BY r.person_id, r.d, r.image_id").format(
-                t=typed, v=sql.Literal(model_version), k=sql.Literal(int(index["ef_search"]))),
-            (q, q)).fetchall()
+                t=typed, v=sql.Literal(model_version), k=sql.Literal(int(index["ef_search"])))
 
     def build_index(self, model_version: str, m: int = 16, ef_construction: int = 64, ef_search: int = 100,
                     vectors: str = "halfvec") -> None:
