@@ -5,6 +5,9 @@ pairsDevTest.txt, as training.evaluate's identification takes it) enrolled with 
 SQLite file and, separately, into PostgreSQL; then the pairs' ``b`` images searched in both (the probe path:
 detect, align, reconstruct, embed; top 10) and the candidates, similarities and probabilities compared.
 
+``growth``: the growth of scale's figures with size (files of its output at several sizes), fitted as power
+laws and extrapolated (to 10M embeddings unless told).
+
 ``scale``: synthetic 128-D unit vectors, ~4 per person, at each size: loading rate (COPY in batches), disk
 size, exact search latency and throughput (2 threads), the identity probabilities of the ranking by best
 people + histogram against those over every person (and against the best people alone), HNSW build time,
@@ -19,6 +22,7 @@ Run from the repository root (a private server is started in ``--folder``; it ne
     nice .venv/bin/python -m research.pg_gallery_bench scale --sizes 100000 1000000
     nice .venv/bin/python -m research.pg_gallery_bench scale --like GALLERY.db --sizes 1000000 --no-sqlite \
         --hnsw 24:200:halfvec 32:128:vector --ef-search 100 200 300
+    .venv/bin/python -m research.pg_gallery_bench growth scale-100k.txt scale-1m.txt
 """
 
 from __future__ import annotations
@@ -310,9 +314,38 @@ def _sqlite(path: Path, vectors, owner, people, probes, cal, sharp) -> dict:
     return out
 
 
+def _power_law(sizes: list[int], values: list[float], at: int) -> dict:
+    """``value = c * n**k`` fitted by least squares in log-log, and its value at ``at`` (an extrapolation
+    beyond the sizes measured)."""
+    k, log_c = np.polyfit(np.log(sizes), np.log(values), 1)
+    return {"exponent": round(float(k), 3), f"at_{at}": round(float(np.exp(log_c) * at ** k), 3)}
+
+
+def growth(paths: list[Path], at: int) -> dict:
+    """The growth with size of what ``scale`` measured (its one-line results, in ``paths``), fitted as power
+    laws per HNSW index (m, ef_construction, vectors) and ef_search, and extrapolated to ``at`` embeddings."""
+    runs = [json.loads(line) for p in paths for line in p.read_text().splitlines() if line.startswith('{"embeddings"')]
+    runs.sort(key=lambda r: r["embeddings"])
+    sizes = [r["embeddings"] for r in runs]
+    out: dict = {"sizes": sizes, "disk_mb": _power_law(sizes, [r["disk_mb"] for r in runs], at),
+                 "exact_median_ms": _power_law(sizes, [r["exact"]["median_ms"] for r in runs], at)}
+    for index in runs[0]["hnsw"]:
+        key = (index["m"], index["ef_construction"], index["vectors"])
+        same = [next(h for h in r["hnsw"] if (h["m"], h["ef_construction"], h["vectors"]) == key) for r in runs]
+        fits = {q: _power_law(sizes, [h[q] for h in same], at) for q in ("build_s", "index_mb")}
+        for ef in (k for k in index if k.startswith("ef_search_")):
+            fits[ef] = {"median_ms": _power_law(sizes, [h[ef]["median_ms"] for h in same], at),
+                        "recall_miss": _power_law(sizes, [max(1 - h[ef]["people_recall_at_10"], 1e-4) for h in same],
+                                                  at)}
+        out["m{}_efc{}_{}".format(*key)] = fits
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=("devtest", "scale"))
+    parser.add_argument("what", choices=("devtest", "scale", "growth"))
+    parser.add_argument("results", type=Path, nargs="*", help="growth: files of scale's output, at several sizes")
+    parser.add_argument("--at", type=int, default=10_000_000, help="growth: the size extrapolated to")
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--probes", type=int, default=100)
     parser.add_argument("--ef-search", type=int, nargs="+", default=[40, 100, 200])
@@ -323,6 +356,9 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=400, help="devtest: probes searched")
     parser.add_argument("--folder", type=Path, default=None, help="where the server and files go (a temporary one)")
     args = parser.parse_args()
+    if args.what == "growth":
+        print(json.dumps(growth(args.results, args.at), indent=2))
+        return
     from forensic_face.paths import models_dir
 
     work = args.folder or Path(tempfile.mkdtemp(prefix="pg-bench-"))
