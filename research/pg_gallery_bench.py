@@ -331,7 +331,9 @@ def growth(paths: list[Path], at: int) -> dict:
                  "exact_median_ms": _power_law(sizes, [r["exact"]["median_ms"] for r in runs], at)}
     for index in runs[0]["hnsw"]:
         key = (index["m"], index["ef_construction"], index["vectors"])
-        same = [next(h for h in r["hnsw"] if (h["m"], h["ef_construction"], h["vectors"]) == key) for r in runs]
+        same = [h for r in runs for h in r["hnsw"] if (h["m"], h["ef_construction"], h["vectors"]) == key]
+        if len(same) != len(runs):
+            continue  # an index not measured at every size
         fits = {q: _power_law(sizes, [h[q] for h in same], at) for q in ("build_s", "index_mb")}
         for ef in (k for k in index if k.startswith("ef_search_")):
             fits[ef] = {"median_ms": _power_law(sizes, [h[ef]["median_ms"] for h in same], at),
