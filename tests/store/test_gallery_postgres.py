@@ -61,9 +61,9 @@ def test_opening_refuses_what_is_not_a_usable_gallery_and_says_why(postgres) -> 
         open_gallery(postgres.url("no_such_database"))
     with open_gallery(url, mode="create") as g:
         g.add_embeddings("A", _unit(np.random.default_rng(0), 2), "v1")
-    postgres.sql("INSERT INTO forensic_face.schema_version (version) VALUES (3)", _name(url))
+    postgres.sql("INSERT INTO forensic_face.schema_version (version) VALUES (2)", _name(url))
     for mode in ("read", "write", "create"):
-        with pytest.raises(GalleryError, match=r"gallery schema 3 is not supported \(this version reads 2\)"):
+        with pytest.raises(GalleryError, match=r"gallery schema 2 is not supported \(this version reads 1\)"):
             open_gallery(url, mode=mode)
     assert _counts(postgres, url) == (1, 2, 2, 2)  # left as it was
 
@@ -251,24 +251,26 @@ def test_an_hnsw_index_is_used_and_recorded_once_built(postgres, vectors: str) -
         assert a.candidates[0].identity_probability >= e.candidates[0].identity_probability  # over fewer people
 
 
-def test_a_gallery_of_schema_1_with_an_index_is_brought_to_schema_2_by_a_writer(postgres) -> None:
+def test_the_index_recorded_is_the_one_in_the_database(postgres) -> None:
     rng = np.random.default_rng(6)
     url = postgres.database()
     with open_gallery(url, mode="create") as g:
         g.bulk_add("v1", [f"P{i:02d}" for i in range(50)], np.repeat(np.arange(50), 2), _unit(rng, 100, 16),
                    [f"<{i}>" for i in range(100)])
-        g.build_index("v1", m=8, ef_construction=32, ef_search=40, vectors="vector")
         with pytest.raises(ValueError, match="vectors must be one of vector, halfvec, not 'float'"):
             g.build_index("v1", vectors="float")
-    postgres.sql("ALTER TABLE forensic_face.search_index DROP COLUMN vectors; "
-                 "DELETE FROM forensic_face.schema_version WHERE version = 2", _name(url))  # as schema 1 left it
-    with pytest.raises(GalleryError, match="tables are of schema 1; open it once for enrolment to bring them to 2"):
-        open_gallery(url)
-    open_gallery(url, mode="write").close()
-    with open_gallery(url) as g:
+        g.build_index("v1", m=8, ef_construction=32, ef_search=40, vectors="vector")
         assert g.identity("v1")["search"] == {"mode": "hnsw", "m": 8, "ef_construction": 32, "ef_search": 40,
                                               "vectors": "vector"}
-        assert search_gallery(g, _unit(rng, 1, 16)[0], CAL, "v1", 80.0, top_k=3).candidates
+        g.build_index("v1", m=8, ef_construction=32, ef_search=40)  # rebuilt with the default: halfvec
+        assert g.identity("v1")["search"]["vectors"] == "halfvec"
+        name = postgres.sql("SELECT index_name FROM forensic_face.search_index", _name(url))[0][0]
+        assert postgres.sql(f"SELECT count(*) FROM pg_indexes WHERE indexname = '{name}'", _name(url)) == [(1,)]
+    postgres.sql(f"DROP INDEX forensic_face.{name}", _name(url))  # an administrator dropped it
+    with open_gallery(url) as g:
+        assert g.identity("v1")["search"] == {"mode": "exact"}  # searched, and recorded, exactly
+        found = search_gallery(g, _unit(rng, 1, 16)[0], CAL, "v1", 80.0, top_k=3)
+        assert found.gallery["search"]["mode"] == "exact" and found.people_searched == 50
 
 
 def test_migration_sqlite_to_postgresql_and_back_keeps_the_gallery(tmp_path: Path, postgres, people_folder: Path,

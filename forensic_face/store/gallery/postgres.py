@@ -44,7 +44,7 @@ from forensic_face.store.gallery.protocol import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 1
 #: Galleries of up to this many people return every person's best similarity to a search.
 FULL_RANK_PEOPLE = 10_000
 #: Larger ones return at least this many best people, and the others as a histogram of SIMILARITY_BINS
@@ -77,7 +77,6 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "m integer NOT NULL, ef_construction integer NOT NULL, ef_search integer NOT NULL, "
         "built timestamptz NOT NULL DEFAULT now())",
     ),
-    2: ("ALTER TABLE search_index ADD COLUMN vectors text NOT NULL DEFAULT 'vector'",),
 }
 
 
@@ -336,8 +335,10 @@ class PostgresGallery:
                                         "WHERE model_version = %s", (model_version,)).fetchone()
         enrolled = db.execute("SELECT count(*) FROM people").fetchone()[0]
         created = db.execute("SELECT value FROM meta WHERE key = 'created'").fetchone()
-        row = db.execute("SELECT index_name, dim, m, ef_construction, ef_search, vectors FROM search_index "
-                         "WHERE model_version = %s", (model_version,)).fetchone()
+        row = db.execute(  # what the index holds, from the catalogue; an index dropped there: exact search
+            "SELECT s.index_name, s.dim, s.m, s.ef_construction, s.ef_search, t.typname FROM search_index s "
+            "JOIN pg_index x ON x.indexrelid = to_regclass(s.index_name) JOIN pg_opclass o ON o.oid = x.indclass[0] "
+            "JOIN pg_type t ON t.oid = o.opcintype WHERE s.model_version = %s", (model_version,)).fetchone()
         search = {"mode": "exact"} if row is None else {"mode": "hnsw", "m": row[2], "ef_construction": row[3],
                                                         "ef_search": row[4], "vectors": row[5]}
         with db.cursor(name="ff_content") as cur:  # streamed: a million lines need not be held at once
@@ -451,12 +452,11 @@ class PostgresGallery:
                 n=sql.Identifier(name), t=sql.Identifier(vectors), d=sql.Literal(dims[0][0]),
                 ops=sql.Identifier(f"{vectors}_ip_ops"), m=sql.Literal(int(m)),
                 efc=sql.Literal(int(ef_construction)), v=sql.Literal(model_version)))
-            db.execute("INSERT INTO search_index (model_version, index_name, dim, m, ef_construction, ef_search, "
-                       "vectors) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (model_version) DO UPDATE SET "
+            db.execute("INSERT INTO search_index (model_version, index_name, dim, m, ef_construction, ef_search) "
+                       "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (model_version) DO UPDATE SET "
                        "index_name = excluded.index_name, dim = excluded.dim, m = excluded.m, "
-                       "ef_construction = excluded.ef_construction, ef_search = excluded.ef_search, "
-                       "vectors = excluded.vectors, built = now()",
-                       (model_version, name, dims[0][0], m, ef_construction, ef_search, vectors))
+                       "ef_construction = excluded.ef_construction, ef_search = excluded.ef_search, built = now()",
+                       (model_version, name, dims[0][0], m, ef_construction, ef_search))
 
     def drop_index(self, model_version: str) -> None:
         """Search ``model_version`` exactly again (its HNSW index, if any, is dropped)."""
