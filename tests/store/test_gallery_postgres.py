@@ -225,27 +225,52 @@ def _index_scans(postgres, database: str, expected: int) -> int:
     return scans
 
 
-def test_an_hnsw_index_is_used_and_recorded_once_built(postgres) -> None:
+@pytest.mark.parametrize("vectors", ["halfvec", "vector"])
+def test_an_hnsw_index_is_used_and_recorded_once_built(postgres, vectors: str) -> None:
     rng = np.random.default_rng(5)
-    vectors = _unit(rng, 800, 32)
+    vectors_ = _unit(rng, 800, 32)
     with open_gallery(postgres.database(), mode="create") as g:
-        g.bulk_add("v1", [f"P{i:03d}" for i in range(200)], np.repeat(np.arange(200), 4), vectors,
+        g.bulk_add("v1", [f"P{i:03d}" for i in range(200)], np.repeat(np.arange(200), 4), vectors_,
                    [f"<{i}>" for i in range(800)])
-        probes = vectors[::40] + 0.05 * _unit(rng, 20, 32)
+        probes = vectors_[::40] + 0.05 * _unit(rng, 20, 32)
         exact = [search_gallery(g, q, CAL, "v1", 80.0, top_k=5) for q in probes]
-        g.build_index("v1", m=16, ef_construction=64, ef_search=80)
+        g.build_index("v1", m=16, ef_construction=64, ef_search=80, vectors=vectors)
         approx = [search_gallery(g, q, CAL, "v1", 80.0, top_k=5) for q in probes]
-        assert g.identity("v1")["search"] == {"mode": "hnsw", "m": 16, "ef_construction": 64, "ef_search": 80}
+        recorded = {"mode": "hnsw", "m": 16, "ef_construction": 64, "ef_search": 80, "vectors": vectors}
+        assert g.identity("v1")["search"] == recorded
         scans = _index_scans(postgres, _name(g.info()["path"]), len(probes))
         g.drop_index("v1")
         assert g.identity("v1")["search"] == {"mode": "exact"}
     assert scans >= len(probes)  # the searches went through the index
     for a, e in zip(approx, exact, strict=True):
         assert {k: v for k, v in a.gallery["search"].items() if k != "identity_probability_error_max"} == {
-            "mode": "hnsw", "m": 16, "ef_construction": 64, "ef_search": 80, "people_ranked": a.gallery["search"][
-                "people_ranked"], "others": "unknown"}
+            **recorded, "people_ranked": a.gallery["search"]["people_ranked"], "others": "unknown"}
         assert [c.person for c in a.candidates] == [c.person for c in e.candidates]
+        # ranked by the exact inner product of the full vectors, whatever the index holds
+        assert [(c.similarity, c.image_id) for c in a.candidates] == [(c.similarity, c.image_id) for c in e.candidates]
         assert a.candidates[0].identity_probability >= e.candidates[0].identity_probability  # over fewer people
+
+
+def test_the_index_recorded_is_the_one_in_the_database(postgres) -> None:
+    rng = np.random.default_rng(6)
+    url = postgres.database()
+    with open_gallery(url, mode="create") as g:
+        g.bulk_add("v1", [f"P{i:02d}" for i in range(50)], np.repeat(np.arange(50), 2), _unit(rng, 100, 16),
+                   [f"<{i}>" for i in range(100)])
+        with pytest.raises(ValueError, match="vectors must be one of vector, halfvec, not 'float'"):
+            g.build_index("v1", vectors="float")
+        g.build_index("v1", m=8, ef_construction=32, ef_search=40, vectors="vector")
+        assert g.identity("v1")["search"] == {"mode": "hnsw", "m": 8, "ef_construction": 32, "ef_search": 40,
+                                              "vectors": "vector"}
+        g.build_index("v1", m=8, ef_construction=32, ef_search=40)  # rebuilt with the default: halfvec
+        assert g.identity("v1")["search"]["vectors"] == "halfvec"
+        name = postgres.sql("SELECT index_name FROM forensic_face.search_index", _name(url))[0][0]
+        assert postgres.sql(f"SELECT count(*) FROM pg_indexes WHERE indexname = '{name}'", _name(url)) == [(1,)]
+    postgres.sql(f"DROP INDEX forensic_face.{name}", _name(url))  # an administrator dropped it
+    with open_gallery(url) as g:
+        assert g.identity("v1")["search"] == {"mode": "exact"}  # searched, and recorded, exactly
+        found = search_gallery(g, _unit(rng, 1, 16)[0], CAL, "v1", 80.0, top_k=3)
+        assert found.gallery["search"]["mode"] == "exact" and found.people_searched == 50
 
 
 def test_migration_sqlite_to_postgresql_and_back_keeps_the_gallery(tmp_path: Path, postgres, people_folder: Path,

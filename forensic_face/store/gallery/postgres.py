@@ -10,7 +10,9 @@ each), ``embeddings`` (image, model version, ``vector``, the SHA-256 of its floa
 ``search_index`` (the HNSW index of a model version, when one was built).
 
 Search runs in the database: the inner product ``<#>`` of pgvector over every embedding of the model
-(exact), or over an HNSW index of the model version's embeddings when one was built (approximate). A
+(exact), or over an HNSW index of the model version's embeddings when one was built (approximate; the
+index holds the embeddings or, by default, half-precision copies of them, and the candidates it finds are
+ranked by their exact inner products in either case). A
 gallery of up to FULL_RANK_PEOPLE people returns every person's best similarity, so the softmax over
 people is the same as in memory; a larger one returns the RANKED_PEOPLE best and a histogram of the rest
 (engine.search.Ranking).
@@ -49,6 +51,9 @@ FULL_RANK_PEOPLE = 10_000
 #: bins over [-1, 1] (width 1e-4: an identity probability is then within 0.1 % of its own value).
 RANKED_PEOPLE = 100
 SIMILARITY_BINS = 20_000
+#: What an HNSW index may hold: the embeddings (``vector``) or half-precision copies (``halfvec``, pgvector
+#: 0.7 or later: half the memory, and searches as exact once their candidates are re-ranked).
+INDEX_VECTORS = ("vector", "halfvec")
 #: How long opening waits for the server before saying it cannot be reached (seconds).
 CONNECT_TIMEOUT_S = 10
 _LOCK_KEY = int.from_bytes(b"FFgallry", "big") >> 1  # the advisory lock migrations hold
@@ -330,10 +335,12 @@ class PostgresGallery:
                                         "WHERE model_version = %s", (model_version,)).fetchone()
         enrolled = db.execute("SELECT count(*) FROM people").fetchone()[0]
         created = db.execute("SELECT value FROM meta WHERE key = 'created'").fetchone()
-        row = db.execute("SELECT index_name, dim, m, ef_construction, ef_search FROM search_index "
-                         "WHERE model_version = %s", (model_version,)).fetchone()
+        row = db.execute(  # what the index holds, from the catalogue; an index dropped there: exact search
+            "SELECT s.index_name, s.dim, s.m, s.ef_construction, s.ef_search, t.typname FROM search_index s "
+            "JOIN pg_index x ON x.indexrelid = to_regclass(s.index_name) JOIN pg_opclass o ON o.oid = x.indclass[0] "
+            "JOIN pg_type t ON t.oid = o.opcintype WHERE s.model_version = %s", (model_version,)).fetchone()
         search = {"mode": "exact"} if row is None else {"mode": "hnsw", "m": row[2], "ef_construction": row[3],
-                                                        "ef_search": row[4]}
+                                                        "ef_search": row[4], "vectors": row[5]}
         with db.cursor(name="ff_content") as cur:  # streamed: a million lines need not be held at once
             cur.itersize = 20_000
             cur.execute("SELECT line FROM (SELECT p.name_json || E'\\t' || i.sha256 || E'\\t' || e.vector_sha256 "
@@ -393,27 +400,41 @@ class PostgresGallery:
         return [r[:4] for r in rows if r[0] is not None], Histogram(centres, counts, width)
 
     def _rank_hnsw(self, db, model_version: str, q: np.ndarray, index: dict) -> list[tuple]:
-        """The people among the index's ``ef_search`` nearest embeddings, each with its best of them."""
+        """The people among the index's ``ef_search`` nearest embeddings, each with its best of them by the
+        exact inner product (the index's order is by its own, perhaps half-precision, copies)."""
+        self._hnsw_settings(db, index)
+        return db.execute(self._hnsw_query(model_version, index), (q, q)).fetchall()
+
+    @staticmethod
+    def _hnsw_settings(db, index: dict) -> None:
+        """The transaction's settings for a search on ``index``: its ef_search, and the index even where the
+        planner would scan a small table."""
+        db.execute("SELECT set_config('hnsw.ef_search', %s, true), set_config('enable_seqscan', 'off', true), "
+                   "set_config('enable_bitmapscan', 'off', true)", (str(int(index["ef_search"])),))
+
+    @staticmethod
+    def _hnsw_query(model_version: str, index: dict):
+        """The SQL of a search on ``index`` (parameters: the query vector, twice)."""
         from psycopg import sql
 
-        db.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(int(index["ef_search"]))))
-        db.execute("SET LOCAL enable_seqscan = off")  # the index, even where the planner would scan a small table
-        db.execute("SET LOCAL enable_bitmapscan = off")
-        cast = sql.SQL("vector::vector({})").format(sql.Literal(int(index["dim"])))
-        return db.execute(sql.SQL(
-            "WITH n AS (SELECT person_id, image_id, {cast} <#> %b AS d FROM embeddings WHERE model_version = {v} "
-            "ORDER BY {cast} <#> %b LIMIT {k}) SELECT DISTINCT ON (n.person_id) p.name, -n.d, n.image_id, i.path "
-            "FROM n JOIN people p ON p.id = n.person_id JOIN images i ON i.id = n.image_id "
-            "ORDER BY n.person_id, n.d, n.image_id").format(
-                cast=cast, v=sql.Literal(model_version), k=sql.Literal(int(index["ef_search"]))),
-            (q, q)).fetchall()
+        typed = sql.SQL("{}({})").format(sql.Identifier(index["vectors"]), sql.Literal(int(index["dim"])))
+        return sql.SQL(
+            "SELECT DISTINCT ON (r.person_id) p.name, -r.d, r.image_id, i.path FROM (SELECT person_id, image_id, "
+            "vector <#> %b AS d FROM (SELECT person_id, image_id, vector FROM embeddings WHERE model_version = {v} "
+            "ORDER BY vector::{t} <#> %b::{t} LIMIT {k}) n) r JOIN people p ON p.id = r.person_id JOIN images i "
+            "ON i.id = r.image_id ORDER BY r.person_id, r.d, r.image_id").format(
+                t=typed, v=sql.Literal(model_version), k=sql.Literal(int(index["ef_search"])))
 
-    def build_index(self, model_version: str, m: int = 16, ef_construction: int = 64, ef_search: int = 100) -> None:
+    def build_index(self, model_version: str, m: int = 16, ef_construction: int = 64, ef_search: int = 100,
+                    vectors: str = "halfvec") -> None:
         """Build (or rebuild) the HNSW index searches of ``model_version`` use from now on (inner product;
-        ``m`` links per node, ``ef_construction`` candidates while building, ``ef_search`` while searching)."""
+        ``m`` links per node, ``ef_construction`` candidates while building, ``ef_search`` while searching;
+        ``vectors``, one of INDEX_VECTORS, what the index holds)."""
         from psycopg import sql
 
         self.require_writable("building a search index")
+        if vectors not in INDEX_VECTORS:
+            raise ValueError(f"vectors must be one of {', '.join(INDEX_VECTORS)}, not {vectors!r}")
         name = "embeddings_hnsw_" + hashlib.sha256(model_version.encode()).hexdigest()[:16]
         with self._session(write=True) as db:
             dims = db.execute("SELECT DISTINCT vector_dims(vector) FROM embeddings WHERE model_version = %s",
@@ -421,12 +442,16 @@ class PostgresGallery:
             if len(dims) != 1:
                 raise GalleryError(f"{self.location}: no index built: model version {model_version} has "
                                    f"{'no embeddings' if not dims else 'embeddings of several lengths'}")
+            if db.execute("SELECT to_regtype(%s)", (vectors,)).fetchone()[0] is None:
+                raise GalleryError(f"{self.location}: no index built: this server's pgvector has no {vectors} type "
+                                   "(it came with pgvector 0.7); update the extension or index vector instead")
             db.execute("SET LOCAL maintenance_work_mem = '2GB'")
             db.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(name)))
-            db.execute(sql.SQL("CREATE INDEX {} ON embeddings USING hnsw ((vector::vector({})) vector_ip_ops) "
-                               "WITH (m = {}, ef_construction = {}) WHERE model_version = {}").format(
-                sql.Identifier(name), sql.Literal(dims[0][0]), sql.Literal(int(m)), sql.Literal(int(ef_construction)),
-                sql.Literal(model_version)))
+            db.execute(sql.SQL("CREATE INDEX {n} ON embeddings USING hnsw ((vector::{t}({d})) {ops}) "
+                               "WITH (m = {m}, ef_construction = {efc}) WHERE model_version = {v}").format(
+                n=sql.Identifier(name), t=sql.Identifier(vectors), d=sql.Literal(dims[0][0]),
+                ops=sql.Identifier(f"{vectors}_ip_ops"), m=sql.Literal(int(m)),
+                efc=sql.Literal(int(ef_construction)), v=sql.Literal(model_version)))
             db.execute("INSERT INTO search_index (model_version, index_name, dim, m, ef_construction, ef_search) "
                        "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (model_version) DO UPDATE SET "
                        "index_name = excluded.index_name, dim = excluded.dim, m = excluded.m, "
