@@ -425,7 +425,7 @@ class PostgresGallery:
             "ON i.id = r.image_id ORDER BY r.person_id, r.d, r.image_id").format(
                 t=typed, v=sql.Literal(model_version), k=sql.Literal(int(index["ef_search"])))
 
-    def build_index(self, model_version: str, m: int = 16, ef_construction: int = 64, ef_search: int = 100,
+    def build_index(self, model_version: str, m: int = 24, ef_construction: int = 200, ef_search: int = 200,
                     vectors: str = "halfvec") -> None:
         """Build (or rebuild) the HNSW index searches of ``model_version`` use from now on (inner product;
         ``m`` links per node, ``ef_construction`` candidates while building, ``ef_search`` while searching;
