@@ -294,7 +294,8 @@ def _gallery_index(args: argparse.Namespace) -> int:
                 print(f"{version}: searched exactly")
             else:
                 t0 = time.perf_counter()
-                g.build_index(version, m=args.m, ef_construction=args.ef_construction, ef_search=args.ef_search)
+                g.build_index(version, m=args.m, ef_construction=args.ef_construction, ef_search=args.ef_search,
+                              vectors="vector" if args.full_precision else "halfvec")
                 print(f"{version}: HNSW index built in {time.perf_counter() - t0:.1f} s (m={args.m}, "
                       f"ef_construction={args.ef_construction}, ef_search={args.ef_search})")
     return 0
@@ -685,9 +686,11 @@ def _gallery_parser(sub) -> None:
                                      "then use it (approximate, recorded in every result with its parameters). "
                                      "--exact drops it: searches scan every embedding again.")
     c.add_argument("db", help="postgresql:// URL of the gallery")
-    c.add_argument("--m", type=int, default=16, help="links per node (default %(default)s)")
-    c.add_argument("--ef-construction", type=int, default=64, help="candidates while building (default %(default)s)")
-    c.add_argument("--ef-search", type=int, default=100, help="candidates while searching (default %(default)s)")
+    c.add_argument("--m", type=int, default=24, help="links per node (default %(default)s)")
+    c.add_argument("--ef-construction", type=int, default=200, help="candidates while building (default %(default)s)")
+    c.add_argument("--ef-search", type=int, default=200, help="candidates while searching (default %(default)s)")
+    c.add_argument("--full-precision", dest="full_precision", action="store_true",
+                   help="index the embeddings themselves instead of half-precision copies (a third larger)")
     c.add_argument("--exact", action="store_true", help="drop the index: search exactly")
     c = g_sub.add_parser(
         "search", help="look up face images (degraded or not), without a case: files or folders, the model loaded once",
