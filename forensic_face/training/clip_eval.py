@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from forensic_face.core.progress import Progress
+from forensic_face.engine.probe import rec_spec
 from forensic_face.models.calibration import MatchCalibration
 from forensic_face.paths import cache_dir
 from forensic_face.training.chunked import parallel_map
@@ -35,7 +36,6 @@ from forensic_face.training.evaluate import (
     identification_sets,
     open_set_searches,
     open_set_table,
-    rec_geometry,
 )
 from forensic_face.training.lfw import FolderIndex, Pair, _centre_box, _most_central, worker_models
 from forensic_face.training.metrics import mean_difference, psnr, rate_report, ssim, verification_report
@@ -132,7 +132,7 @@ def clip_probes(index: FolderIndex, cache: dict, pairs: list[Pair], level: str, 
                 tag: str, frames: int = CLIP_FRAMES, workers: int = 2,
                 progress: Progress | None = None, rec: AlignSpec | None = None) -> ClipProbes:
     """The clips of every pair's second image at ``level`` through the probe pipeline (cached on disk); ``rec``:
-    the recogniser's own crop when it takes another (:func:`forensic_face.training.evaluate.rec_geometry`)."""
+    the recogniser's own crop when it takes another (:func:`forensic_face.engine.probe.rec_spec`)."""
     rec_tag = "" if rec is None else f"-r{rec.size}{rec.mode}"
     path = cache_dir() / (f"clips-{tag}-{level}-s{size}-{alignment}{rec_tag}-f{frames}-{index.fingerprint()}-"
                           f"{len(pairs)}.npz")
@@ -182,7 +182,7 @@ def engine_clips(engine, index: FolderIndex, cache: dict, pairs: list[Pair], lev
                  workers: int = 2, progress: Progress | None = None) -> ClipProbes:
     """:func:`clip_probes` in the crops ``engine``'s networks take."""
     return clip_probes(index, cache, pairs, level, engine.size, engine.alignment, tag, workers=workers,
-                       progress=progress, rec=rec_geometry(engine))
+                       progress=progress, rec=rec_spec(engine))
 
 
 def frame_weights(quality: dict[str, np.ndarray]) -> np.ndarray:

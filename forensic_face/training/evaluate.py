@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from forensic_face.core.progress import Progress
+from forensic_face.engine.probe import rec_spec
 from forensic_face.models.calibration import (
     DEFAULT_FPIR,
     TAIL_FMR,
@@ -76,11 +77,6 @@ class Probes:
     rec_matrix: np.ndarray  # (n, 2, 3) float64: ``crop`` coordinates -> ``rec_crop`` coordinates
 
 
-def rec_geometry(engine) -> AlignSpec | None:
-    """The recogniser's own crop, or None when it takes the autoencoder's (``engine.same_crop``)."""
-    return None if engine.same_crop else AlignSpec(size=engine.rec_size, mode=engine.rec_alignment)
-
-
 def crop_to_crop(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """(2, 3): coordinates of the crop of frame -> crop matrix ``src`` to those of ``dst``'s crop."""
     return (np.vstack([dst, [0, 0, 1]]) @ np.vstack([cv2.invertAffineTransform(src), [0, 0, 1]]))[:2]
@@ -119,7 +115,7 @@ def _probe_chunk(job: tuple) -> tuple:
 def probe_set(index: FolderIndex, cache: dict, pairs: list[Pair], level: str, size: int, tag: str,
               workers: int = 2, progress: Progress | None = None, rec: AlignSpec | None = None) -> Probes:
     """Run the probe pipeline on the second image of every pair (cached on disk by content); ``rec``: the
-    recogniser's own crop when it takes another than the autoencoder's (:func:`rec_geometry`)."""
+    recogniser's own crop when it takes another than the autoencoder's (:func:`forensic_face.engine.probe.rec_spec`)."""
     rec_tag = "" if rec is None else f"-r{rec.size}{rec.mode}"
     path = cache_dir() / f"probes-{tag}-{level}-s{size}{rec_tag}-{index.fingerprint()}-{len(pairs)}.npz"
     if path.is_file():
@@ -149,7 +145,7 @@ def probe_set(index: FolderIndex, cache: dict, pairs: list[Pair], level: str, si
 def engine_probes(engine, index: FolderIndex, cache: dict, pairs: list[Pair], level: str, tag: str,
                   workers: int = 2, progress: Progress | None = None) -> Probes:
     """:func:`probe_set` in the crops ``engine``'s networks take."""
-    return probe_set(index, cache, pairs, level, engine.size, tag, workers, progress, rec_geometry(engine))
+    return probe_set(index, cache, pairs, level, engine.size, tag, workers, progress, rec_spec(engine))
 
 
 def gallery_crops(index: FolderIndex, cache: dict, paths: list[str], size: int, mode: str = "eyes") -> np.ndarray:
