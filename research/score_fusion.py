@@ -63,6 +63,7 @@ def main() -> int:
     ap.add_argument("a", type=Path)
     ap.add_argument("b", type=Path)
     ap.add_argument("--out", type=Path, default=Path("research/score_fusion.json"))
+    ap.add_argument("--dump", type=Path, help="also save every score (calibration and DevTest) to this .npz")
     args = ap.parse_args()
     index, split, cache = load_split_data(shared_data_dir() / "lfw")
     engines = [FaceEngine(m, device="cpu") for m in (args.a, args.b)]
@@ -75,6 +76,10 @@ def main() -> int:
     w = _newton(x, np.tile(same_c, len(EVAL_LEVELS)).astype(float), 1e-3, 50)
     test, ident = _scores(engines, index, cache, split.test_pairs, "test")
     same = np.array([p.same for p in split.test_pairs])
+    if args.dump:
+        np.savez(args.dump, same_calib=same_c, same_test=same, truth=ident.truth, closed=ident.closed,
+                 **{f"{part}_{lv}_{k}": np.asarray(v) for part, d in (("calib", calib), ("test", test))
+                    for lv in EVAL_LEVELS for k, v in d[lv].items()})
     report = {"weights": [round(float(v), 4) for v in w], "quality_range": [float(lo), float(hi)], "levels": {}}
     for lv in EVAL_LEVELS:
         t = test[lv]

@@ -17,7 +17,13 @@ import numpy as np
 import torch
 
 from forensic_face.core.errors import ForensicFaceError
-from forensic_face.models.bundle import bundle_available, calibration_digest, load_networks, recogniser_embeds
+from forensic_face.models.bundle import (
+    bundle_available,
+    calibration_digest,
+    load_networks,
+    recogniser_embeds,
+    recogniser_mirror,
+)
 from forensic_face.models.calibration import MatchCalibration
 from forensic_face.paths import models_dir
 from forensic_face.vision.frames import to_grey
@@ -85,6 +91,7 @@ class FaceEngine:
         self.size, self.alignment = int(self.meta["ae"]["size"]), type(self.ae).alignment
         self.rec_size, self.rec_alignment = int(self.meta["rec"]["size"]), type(self.rec).alignment
         self.embeds = recogniser_embeds(self.meta)
+        self.mirror = recogniser_mirror(self.meta)
         if self.embeds == "reconstruction" and not self.same_crop:
             raise ForensicFaceError(
                 f"{self.folder}: the recogniser embeds the reconstruction but takes {self.rec_size} px "
@@ -104,6 +111,7 @@ class FaceEngine:
         self._lock = threading.Lock()
         rec = self.meta.get("recogniser") or {}
         params = {"recogniser": rec.get("architecture", "ff-cnn"), "recogniser_embeds": self.embeds,
+                  "recogniser_mirror_averaged": self.mirror,
                   "torch_threads": torch.get_num_threads(),
                   "recogniser_input": f"{self.rec_size} px, {self.rec_alignment} alignment"}
         self.info = EngineInfo(version=self.meta["version"], device=str(self.device),
@@ -151,13 +159,17 @@ class FaceEngine:
     @torch.inference_mode()
     def embed(self, faces: np.ndarray) -> np.ndarray:
         """L2-normalised embeddings (N, 128) float32 of aligned faces in the recogniser's crop (``rec_size``,
-        ``rec_alignment``): clean, degraded or reconstructed."""
+        ``rec_alignment``): clean, degraded or reconstructed; averaged with the mirror image's where the bundle
+        says so (``mirror``)."""
         x = self._to_tensor(faces, self.rec_size)
         out = []
         with self._lock:
             for i in range(0, x.shape[0], self.rec_batch):
                 xb = x[i:i + self.rec_batch]
-                # flip-averaged: the face and its mirror image in one forward pass (one batch is faster than two)
+                if not self.mirror:
+                    out.append(torch.nn.functional.normalize(self._rec_run(xb), dim=1))
+                    continue
+                # the face and its mirror image in one forward pass (one batch is faster than two)
                 e = self._rec_run(torch.cat([xb, torch.flip(xb, dims=[3])]))
                 out.append(torch.nn.functional.normalize(e[:xb.shape[0]] + e[xb.shape[0]:], dim=1))
         return torch.cat(out).float().cpu().numpy()

@@ -74,6 +74,15 @@ def recogniser_embeds(meta: dict) -> str:
     return embeds
 
 
+def recogniser_mirror(meta: dict) -> bool:
+    """Whether the engine averages each face's embedding with its mirror image's (``models.json``'s
+    ``recogniser.mirror``; every bundle before it existed did). Twice the recogniser's work per face."""
+    mirror = (meta.get("recogniser") or {}).get("mirror", True)
+    if not isinstance(mirror, bool):
+        raise ForensicFaceError(f"the bundle's recogniser.mirror must be true or false, not {mirror!r}")
+    return mirror
+
+
 def calibration_digest(calibration: dict | None) -> str | None:
     """SHA-256 of the calibration as stored (canonical JSON), or None without one."""
     if not calibration:
@@ -82,10 +91,15 @@ def calibration_digest(calibration: dict | None) -> str | None:
 
 
 def save_bundle(folder: Path, ae: FusionAutoencoder, rec: torch.nn.Module, calibration: MatchCalibration | None,
-                record: dict[str, Any], source: str = "forensic-face train", embeds: str = "reconstruction") -> dict:
+                record: dict[str, Any], source: str = "forensic-face train", embeds: str = "reconstruction",
+                mirror: bool = True) -> dict:
     """Write ``models.pt`` (float16 tensors) and ``models.json``; returns the metadata written. ``source``
     says where the recogniser's weights came from (recorded beside its architecture), ``embeds`` what it embeds
-    (:data:`EMBEDS`)."""
+    (:data:`EMBEDS`), ``mirror`` whether a face's embedding is averaged with its mirror image's.
+
+    The version is ``ff-<date>-<8 hex>``: the weights' digest, or for a bundle without mirror averaging a digest
+    of the weights' digest and that choice, since the same weights then give other embeddings (a gallery's
+    embeddings are kept per version)."""
     architecture = recogniser_architecture(rec)  # before anything is written
     if embeds not in EMBEDS:
         raise ForensicFaceError(f"embeds must be one of {', '.join(EMBEDS)}, not {embeds!r}")
@@ -97,13 +111,14 @@ def save_bundle(folder: Path, ae: FusionAutoencoder, rec: torch.nn.Module, calib
     torch.save(tensors, tmp)
     tmp.replace(folder / WEIGHTS_FILE)
     digest = sha256_file(folder / WEIGHTS_FILE)
+    named = digest if mirror else hashlib.sha256(f"{digest} mirror=false".encode()).hexdigest()
     meta = {
         "format": 1,
-        "version": f"ff-{record.get('date', 'undated')}-{digest[:8]}",
+        "version": f"ff-{record.get('date', 'undated')}-{named[:8]}",
         "weights_sha256": digest,
         "ae": ae.config.as_dict(),
         "rec": rec.config.as_dict(),
-        "recogniser": {"architecture": architecture, "source": source, "embeds": embeds},
+        "recogniser": {"architecture": architecture, "source": source, "embeds": embeds, "mirror": bool(mirror)},
         "calibration": calibration.as_dict() if calibration else None,
         "record": record,
     }

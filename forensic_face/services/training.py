@@ -127,11 +127,12 @@ def tune_sface(data: str | Path | None, onnx: str | Path | None, out: str | Path
 
 
 def export_sface_student(data: str | Path | None, run: str | Path, base: str | Path | None, dest: str | Path, *,
-                         workers: int, progress: Progress) -> dict:
+                         workers: int, progress: Progress, mirror: bool = True) -> dict:
     """The tuned student of ``run`` (``student.pt``, ``record.json`` of :func:`tune_sface`) as the recogniser of a
     model bundle in ``dest``, beside the fusion autoencoder of the bundle ``base`` (default: the installed
     models), embedding the face as found in its own five-point crop; calibrated on the calibration people as
-    :func:`forensic_face.training.evaluate.export_models` does. ``dest`` may be ``base``. Returns the
+    :func:`forensic_face.training.evaluate.export_models` does. ``dest`` may be ``base``. ``mirror``: whether
+    the engine averages each face's embedding with its mirror image's (twice the recogniser's time). Returns the
     calibration's record."""
     from datetime import date
 
@@ -159,10 +160,10 @@ def export_sface_student(data: str | Path | None, run: str | Path, base: str | P
                               "record": base_meta.get("record", {})}}
     source = "SFace (OpenCV Zoo, Apache-2.0) distilled for degraded faces by forensic-face tune-sface"
     index, split, cache = load_split_data(lfw_folder(data), progress, workers)
-    save_bundle(dest, ae, student.eval(), None, record, source=source, embeds="input")
+    save_bundle(dest, ae, student.eval(), None, record, source=source, embeds="input", mirror=mirror)
     engine = FaceEngine(dest, device="cpu")
     cal, info = calibrate(engine, index, cache, split.calib_pairs, workers, progress)
     record["calibration_info"] = info
-    meta = save_bundle(dest, engine.ae, engine.rec, cal, record, source=source, embeds="input")
+    meta = save_bundle(dest, engine.ae, engine.rec, cal, record, source=source, embeds="input", mirror=mirror)
     return {"models": str(dest), "version": meta["version"], "calibration_info": info}
 

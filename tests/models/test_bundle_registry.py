@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -52,7 +53,8 @@ def test_a_bundle_names_its_recogniser_and_one_without_the_name_is_the_cnn(tmp_p
     torch.manual_seed(0)
     rec = Recogniser(RecogniserConfig(size=32, width=4)).eval()
     meta = save_bundle(tmp_path, _tiny_ae(), rec, None, {"date": "test"})
-    assert meta["recogniser"] == {"architecture": "ff-cnn", "source": "forensic-face train", "embeds": "reconstruction"}
+    assert meta["recogniser"] == {"architecture": "ff-cnn", "source": "forensic-face train", "embeds": "reconstruction",
+                                  "mirror": True}
     x = torch.rand(3, 1, 32, 32)
     _, loaded, _ = load_networks(tmp_path, torch.device("cpu"))
     stored = json.loads((tmp_path / META_FILE).read_text())
@@ -74,7 +76,8 @@ def test_an_sface_bundle_round_trips(tmp_path: Path) -> None:
     net.eval()
     meta = save_bundle(tmp_path, _tiny_ae(), net, None, {"date": "test"}, source="OpenCV Zoo SFace 2021dec",
                        embeds="input")
-    assert meta["recogniser"] == {"architecture": "sface", "source": "OpenCV Zoo SFace 2021dec", "embeds": "input"}
+    assert meta["recogniser"] == {"architecture": "sface", "source": "OpenCV Zoo SFace 2021dec", "embeds": "input",
+                                  "mirror": True}
     _, loaded, _ = load_networks(tmp_path, torch.device("cpu"))
     assert type(loaded) is SFaceNet
     x = torch.rand(2, 3, 112, 112) * 255
@@ -98,3 +101,33 @@ def test_an_unregistered_network_is_refused_before_anything_is_written(tmp_path:
     with pytest.raises(ForensicFaceError, match="not a registered recogniser"):
         save_bundle(tmp_path, _tiny_ae(), torch.nn.Linear(2, 2), None, {"date": "test"})
     assert {f: (tmp_path / f).read_bytes() for f in (META_FILE, WEIGHTS_FILE)} == before
+
+
+def test_a_bundle_without_mirror_averaging_embeds_each_face_once_under_a_version_of_its_own(tmp_path: Path) -> None:
+    """The same weights with and without mirror averaging give different embeddings: the bundles get different
+    versions (a gallery keeps its embeddings per version), the engine says which it does, and without it a face
+    and its mirror image no longer embed alike."""
+    from forensic_face.engine.inference import FaceEngine
+
+    torch.manual_seed(0)
+    rec, ae = Recogniser(RecogniserConfig(size=32, width=4)).eval(), _tiny_ae()
+    both, once = tmp_path / "both", tmp_path / "once"
+    a = save_bundle(both, ae, rec, None, {"date": "test"})
+    b = save_bundle(once, ae, rec, None, {"date": "test"}, mirror=False)
+    assert a["weights_sha256"] == b["weights_sha256"] and a["version"] != b["version"]
+    assert b["recogniser"]["mirror"] is False
+    averaged, single = FaceEngine(both, device="cpu"), FaceEngine(once, device="cpu")
+    assert averaged.info.params["recogniser_mirror_averaged"] is True
+    assert single.info.params["recogniser_mirror_averaged"] is False
+    face = (np.random.default_rng(0).random((1, 32, 32)) * 255).astype(np.uint8)
+    mirrored = face[:, :, ::-1]
+    assert np.allclose(averaged.embed(face), averaged.embed(mirrored), atol=1e-5)
+    assert not np.allclose(single.embed(face), single.embed(mirrored), atol=1e-3)
+    with torch.no_grad():
+        by_hand = torch.nn.functional.normalize(single.rec(torch.from_numpy(face[:, None] / 255.0).float()), dim=1)
+    assert np.allclose(single.embed(face), by_hand.numpy(), atol=1e-4)
+    meta = json.loads((once / META_FILE).read_text())
+    meta["recogniser"]["mirror"] = "no"
+    (once / META_FILE).write_text(json.dumps(meta))
+    with pytest.raises(ForensicFaceError, match="mirror must be true or false"):
+        FaceEngine(once, device="cpu")
