@@ -74,7 +74,8 @@ def _cmd_tune_sface(args: argparse.Namespace) -> int:
         from forensic_face.services.training import export_sface_student
 
         done = export_sface_student(args.data, args.out, args.base, args.export, workers=args.workers,
-                                    progress=console_progress(), mirror=not args.no_mirror)
+                                    progress=console_progress(), mirror=not args.no_mirror,
+                                    companion=args.companion, companion_weight=args.companion_weight)
         print(json.dumps(done, indent=2) if args.json else f"models {done['version']} written to {done['models']}")
     return 0
 
@@ -827,6 +828,11 @@ def _tune_sface_parser(sub) -> None:
     p.add_argument("--no-mirror", dest="no_mirror", action="store_true",
                    help="with --export: embed each face once, without averaging it with its mirror image's "
                         "(half the recogniser's time)")
+    p.add_argument("--companion", metavar="BUNDLE",
+                   help="with --export: join the recogniser of BUNDLE (the project's CNN of the reconstruction) to "
+                        "the student's as a companion")
+    p.add_argument("--companion-weight", dest="companion_weight", type=float,
+                   help="the companion's share of the joined similarity (default: chosen on the calibration people)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_tune_sface)
 

@@ -247,11 +247,21 @@ class EngineRecord(_Saved):
     calibration_sha256: str  # "" for analyses saved before the calibration had its own digest
     recogniser: str  # the recogniser's architecture ("" before it was recorded: the project's CNN)
     recogniser_embeds: str  # "input" (the face as found) or "reconstruction" ("" before it was recorded: the latter)
+    companion: str  # a second recogniser joined to the first, in words ("" without one)
+
+    @classmethod
+    def from_dict(cls, saved: dict) -> EngineRecord:
+        c = saved.get("companion")
+        if not isinstance(c, dict):
+            return _read(cls, saved, companion="")
+        what = "face as found" if c.get("embeds") == "input" else "reconstruction"
+        return _read(cls, saved, companion=f"{c.get('recogniser', '?')} of the {what}, weight {c.get('weight', '?')}")
 
     @property
     def searched_the_reconstruction(self) -> bool:
-        """Whether the embedding searched with was the reconstruction's (every analysis before it was recorded)."""
-        return self.recogniser_embeds != "input"
+        """Whether the embedding searched with was the reconstruction's, or joined to it (every analysis before
+        this was recorded)."""
+        return self.recogniser_embeds != "input" or bool(self.companion)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from forensic_face.core.errors import ForensicFaceError
 from forensic_face.models.bundle import (
     bundle_available,
     calibration_digest,
-    load_networks,
+    load_bundle,
     recogniser_embeds,
     recogniser_mirror,
 )
@@ -76,7 +76,7 @@ class FaceEngine:
         self.device = pick_device(device)
         if self.device.type == "cpu":
             torch.set_num_threads(CPU_THREADS)
-        self.ae, self.rec, self.meta = load_networks(self.folder, self.device)
+        self.ae, self.rec, self.companion, self.meta = load_bundle(self.folder, self.device)
         # what runs: the recogniser with its batch norms folded into the layers before them and, on the CPU,
         # the autoencoder in channels-last layout (oneDNN's fast path; not faster for the recogniser here):
         # the same outputs to float rounding, in 6-20 % (recogniser) and 20-25 % (autoencoder) less time
@@ -97,6 +97,11 @@ class FaceEngine:
                 f"{self.folder}: the recogniser embeds the reconstruction but takes {self.rec_size} px "
                 f"{self.rec_alignment}-aligned faces, and the autoencoder gives {self.size} px "
                 f"{self.alignment}-aligned ones; the bundle is inconsistent")
+        self._comp_run = self.companion.net.for_inference() if self.companion is not None else None
+        if self.companion is not None and (int(self.companion.net.config.size), type(self.companion.net).alignment
+                                           ) != (self.size, self.alignment):
+            raise ForensicFaceError(f"{self.folder}: the companion recogniser does not take the autoencoder's "
+                                    f"{self.size} px {self.alignment}-aligned faces; the bundle is inconsistent")
         self.audio_dim = int(self.meta["ae"]["audio_dim"])
         cal = self.meta.get("calibration")
         self.calibration = MatchCalibration.from_dict(cal) if cal else None
@@ -114,6 +119,11 @@ class FaceEngine:
                   "recogniser_mirror_averaged": self.mirror,
                   "torch_threads": torch.get_num_threads(),
                   "recogniser_input": f"{self.rec_size} px, {self.rec_alignment} alignment"}
+        if self.companion is not None:
+            c = self.companion
+            params["companion"] = {"recogniser": self.meta["companion"]["architecture"], "embeds": c.embeds,
+                                   "mirror_averaged": c.mirror, "weight": c.weight,
+                                   "input": f"{self.size} px, {self.alignment} alignment"}
         self.info = EngineInfo(version=self.meta["version"], device=str(self.device),
                                weights_sha256=self.meta["weights_sha256"], size=self.size, torch=torch.__version__,
                                params=params, calibration_sha256=calibration_digest(cal))
@@ -156,20 +166,55 @@ class FaceEngine:
         y = torch.cat(out)[:, 0].clamp(0, 1).mul(255).round().to(torch.uint8)
         return y.cpu().numpy()
 
-    @torch.inference_mode()
     def embed(self, faces: np.ndarray) -> np.ndarray:
-        """L2-normalised embeddings (N, 128) float32 of aligned faces in the recogniser's crop (``rec_size``,
-        ``rec_alignment``): clean, degraded or reconstructed; averaged with the mirror image's where the bundle
-        says so (``mirror``)."""
-        x = self._to_tensor(faces, self.rec_size)
+        """L2-normalised embeddings (N, 128) float32 of the recogniser alone, of aligned faces in its crop
+        (``rec_size``, ``rec_alignment``): clean, degraded or reconstructed; averaged with the mirror image's where
+        the bundle says so (``mirror``). What is searched with is :meth:`embed_searched`'s."""
+        return self._embed(self._rec_run, self.rec_batch, self.mirror, self._to_tensor(faces, self.rec_size))
+
+    @property
+    def searches_reconstruction(self) -> bool:
+        """Whether the embedding searched with depends on the reconstruction (a recogniser or a companion of it)."""
+        return self.embeds == "reconstruction" or (self.companion is not None
+                                                   and self.companion.embeds == "reconstruction")
+
+    def embed_searched(self, found: np.ndarray, recon: np.ndarray, main: np.ndarray | None = None) -> np.ndarray:
+        """The embeddings (N, D) searched with: the recogniser's of ``found`` (the faces as found, in its crop) or of
+        ``recon`` (the autoencoder's crop: a probe's reconstruction, or a gallery face as it is) as it embeds,
+        joined to the companion's when the bundle has one (:meth:`join`). ``main``: the recogniser's embeddings of
+        ``found``, when already made (a recogniser of the face as found)."""
+        if main is not None and self.embeds != "input":
+            raise ValueError("main embeddings are reused only for a recogniser of the face as found")
+        if main is None:
+            main = self.embed(found if self.embeds == "input" else recon)
+        if self.companion is None:
+            return main
+        c = self.companion
+        x = self._to_tensor(found if c.embeds == "input" else recon, self.size)
+        return self.join(main, self._embed(self._comp_run, self.batch, c.mirror, x))
+
+    def join(self, main: np.ndarray, companion: np.ndarray) -> np.ndarray:
+        """Unit vectors whose cosine is (1 - w) x the recogniser's cosine + w x the companion's (w: its weight)."""
+        w = self.companion.weight
+        return np.concatenate([np.sqrt(1.0 - w) * main, np.sqrt(w) * companion], axis=1).astype(np.float32)
+
+    def recogniser_part(self, searched: np.ndarray) -> np.ndarray:
+        """The recogniser's own embeddings inside searched ones (themselves without a companion)."""
+        if self.companion is None:
+            return searched
+        part = searched[:, :self.rec.config.embed_dim]
+        return (part / np.linalg.norm(part, axis=1, keepdims=True)).astype(np.float32)
+
+    @torch.inference_mode()
+    def _embed(self, run, batch: int, mirror: bool, x: torch.Tensor) -> np.ndarray:
         out = []
         with self._lock:
-            for i in range(0, x.shape[0], self.rec_batch):
-                xb = x[i:i + self.rec_batch]
-                if not self.mirror:
-                    out.append(torch.nn.functional.normalize(self._rec_run(xb), dim=1))
+            for i in range(0, x.shape[0], batch):
+                xb = x[i:i + batch]
+                if not mirror:
+                    out.append(torch.nn.functional.normalize(run(xb), dim=1))
                     continue
                 # the face and its mirror image in one forward pass (one batch is faster than two)
-                e = self._rec_run(torch.cat([xb, torch.flip(xb, dims=[3])]))
+                e = run(torch.cat([xb, torch.flip(xb, dims=[3])]))
                 out.append(torch.nn.functional.normalize(e[:xb.shape[0]] + e[xb.shape[0]:], dim=1))
         return torch.cat(out).float().cpu().numpy()

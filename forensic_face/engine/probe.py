@@ -4,7 +4,8 @@ quality, its reconstruction and its embedding.
     frame ─► detect (or the given box) ─► align at the engine's size ─► grey ─► quality
           ─► reconstruct (with the audio vector; and without it, to show what the audio changed)
           ─► embed the reconstruction (the project's own CNN), or the face as found in the recogniser's own
-             crop (a recogniser distilled on degraded faces: ``engine.embeds == "input"``)
+             crop (a recogniser distilled on degraded faces: ``engine.embeds == "input"``), joined to a
+             companion recogniser's embedding of the reconstruction where the bundle has one
 
 Each step exists here once, and every caller goes through it: the case analysis
 (:func:`forensic_face.services.analysis.analyze_case`), the command line's gallery search, enrolment (the same
@@ -158,10 +159,8 @@ class ProbePath:
 
     def embed_probes(self, faces: Sequence[ProbeFace], recon: np.ndarray) -> np.ndarray:
         """(N, D) embeddings searched with: of the reconstructions ``recon`` (N, S, S), or of the faces as found
-        in the recogniser's crop when it embeds its input."""
-        if self.engine.embeds == "input":
-            return self.engine.embed(np.stack([f.rec_grey for f in faces]))
-        return self.engine.embed(recon)
+        in the recogniser's crop when it embeds its input (and the companion's joined, where there is one)."""
+        return self.engine.embed_searched(np.stack([f.rec_grey for f in faces]), recon)
 
     def complete(self, face: ProbeFace, audio: np.ndarray | None = None, without_audio: bool = True) -> Probe:
         """Reconstruct ``face`` (with ``audio``, a (D,) or (1, D) vector, when given) and embed the
@@ -191,8 +190,8 @@ class ProbePath:
 
     def embed_faces(self, faces: Sequence[ProbeFace]) -> np.ndarray:
         """Embeddings (N, D) float32 of faces as they are, not reconstructed (gallery faces), batched, in the
-        recogniser's crop."""
-        return self.engine.embed(np.stack([f.rec_grey for f in faces]))
+        recogniser's crop (and the companion's, in the autoencoder's crop)."""
+        return self.engine.embed_searched(np.stack([f.rec_grey for f in faces]), np.stack([f.grey for f in faces]))
 
 
 def probe_size(engine: FaceEngine | None = None, models: str | None = None) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,35 @@ def recogniser_mirror(meta: dict) -> bool:
     return mirror
 
 
+@dataclass
+class Companion:
+    """A second recogniser whose similarity joins the first's (``models.json``'s ``companion``): the searched
+    embedding is the two unit embeddings side by side, scaled by sqrt(1 - weight) and sqrt(weight), so that its
+    cosine is (1 - weight) x the recogniser's cosine + weight x the companion's (a unit vector again). It takes
+    the autoencoder's crop and embeds what ``embeds`` says: the reconstruction (of a probe; a gallery face as it
+    is), or the face as found."""
+
+    net: torch.nn.Module
+    weight: float  # its share of the joined similarity, 0 < weight < 1
+    embeds: str = "reconstruction"
+    mirror: bool = True
+    source: str = ""
+
+    def describe(self) -> dict:
+        return {"architecture": recogniser_architecture(self.net), "source": self.source, "embeds": self.embeds,
+                "mirror": bool(self.mirror), "weight": float(self.weight), "config": self.net.config.as_dict()}
+
+    @classmethod
+    def check(cls, spec: dict) -> None:
+        """Raises ForensicFaceError for a companion entry this version cannot use."""
+        w = spec.get("weight")
+        if not isinstance(w, int | float) or not 0.0 < float(w) < 1.0:
+            raise ForensicFaceError(f"the bundle's companion weight must be a number between 0 and 1, not {w!r}")
+        if spec.get("embeds", "reconstruction") not in EMBEDS or not isinstance(spec.get("mirror", True), bool):
+            raise ForensicFaceError("the bundle's companion says neither what it embeds nor whether it mirrors "
+                                    "in a form this version knows")
+
+
 def calibration_digest(calibration: dict | None) -> str | None:
     """SHA-256 of the calibration as stored (canonical JSON), or None without one."""
     if not calibration:
@@ -92,20 +122,26 @@ def calibration_digest(calibration: dict | None) -> str | None:
 
 def save_bundle(folder: Path, ae: FusionAutoencoder, rec: torch.nn.Module, calibration: MatchCalibration | None,
                 record: dict[str, Any], source: str = "forensic-face train", embeds: str = "reconstruction",
-                mirror: bool = True) -> dict:
+                mirror: bool = True, companion: Companion | None = None) -> dict:
     """Write ``models.pt`` (float16 tensors) and ``models.json``; returns the metadata written. ``source``
     says where the recogniser's weights came from (recorded beside its architecture), ``embeds`` what it embeds
     (:data:`EMBEDS`), ``mirror`` whether a face's embedding is averaged with its mirror image's.
 
     The version is ``ff-<date>-<8 hex>``: the weights' digest, or for a bundle without mirror averaging a digest
     of the weights' digest and that choice, since the same weights then give other embeddings (a gallery's
-    embeddings are kept per version)."""
+    embeddings are kept per version). ``companion``: a second recogniser joined to the first (its tensors are
+    stored as ``comp.*``)."""
     architecture = recogniser_architecture(rec)  # before anything is written
+    joined = companion.describe() if companion is not None else None
+    if joined is not None:
+        Companion.check(joined)
     if embeds not in EMBEDS:
         raise ForensicFaceError(f"embeds must be one of {', '.join(EMBEDS)}, not {embeds!r}")
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {f"ae.{k}": v.detach().cpu() for k, v in ae.state_dict().items()}
     tensors |= {f"rec.{k}": v.detach().cpu() for k, v in rec.state_dict().items()}
+    if companion is not None:
+        tensors |= {f"comp.{k}": v.detach().cpu() for k, v in companion.net.state_dict().items()}
     tensors = {k: (v.half() if v.is_floating_point() else v) for k, v in tensors.items()}
     tmp = folder / (WEIGHTS_FILE + ".tmp")
     torch.save(tensors, tmp)
@@ -122,6 +158,8 @@ def save_bundle(folder: Path, ae: FusionAutoencoder, rec: torch.nn.Module, calib
         "calibration": calibration.as_dict() if calibration else None,
         "record": record,
     }
+    if joined is not None:
+        meta["companion"] = joined
     _write_meta(folder, meta)
     return meta
 
@@ -153,6 +191,15 @@ def _write_meta(folder: Path, meta: dict) -> None:
 
 
 def load_networks(folder: Path, device: torch.device) -> tuple[FusionAutoencoder, torch.nn.Module, dict]:
+    """The autoencoder, the recogniser and ``models.json`` of the bundle in ``folder`` (see :func:`load_bundle`)."""
+    ae, rec, _, meta = load_bundle(folder, device)
+    return ae, rec, meta
+
+
+def load_bundle(folder: Path, device: torch.device
+                ) -> tuple[FusionAutoencoder, torch.nn.Module, Companion | None, dict]:
+    """Every network of the bundle in ``folder`` (eval mode, on ``device``) and its ``models.json``; the
+    weights file's digest is checked before a tensor is read."""
     meta_path, weights_path = folder / META_FILE, folder / WEIGHTS_FILE
     if not meta_path.is_file() or not weights_path.is_file():
         raise ModelsNotTrainedError(f"no trained models in {folder} (run `forensic-face train`)")
@@ -165,9 +212,21 @@ def load_networks(folder: Path, device: torch.device) -> tuple[FusionAutoencoder
     ae = FusionAutoencoder(AEConfig(**meta["ae"]))
     rec = build_recogniser(meta)
     ae.load_state_dict({k[3:]: v.float() for k, v in tensors.items() if k.startswith("ae.")})
-    rec.load_state_dict({k[4:]: v.float() if v.is_floating_point() else v
-                         for k, v in tensors.items() if k.startswith("rec.")})
-    return ae.to(device).eval(), rec.to(device).eval(), meta
+    rec.load_state_dict(_part(tensors, "rec."))
+    companion = None
+    spec = meta.get("companion")
+    if spec:
+        Companion.check(spec)
+        net = build_recogniser({"recogniser": spec, "rec": spec.get("config", {})})
+        net.load_state_dict(_part(tensors, "comp."))
+        companion = Companion(net.to(device).eval(), float(spec["weight"]), spec.get("embeds", "reconstruction"),
+                              spec.get("mirror", True), spec.get("source", ""))
+    return ae.to(device).eval(), rec.to(device).eval(), companion, meta
+
+
+def _part(tensors: dict, prefix: str) -> dict:
+    return {k[len(prefix):]: v.float() if v.is_floating_point() else v for k, v in tensors.items()
+            if k.startswith(prefix)}
 
 
 def bundle_available(folder: str | Path | None = None) -> bool:

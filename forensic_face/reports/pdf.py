@@ -584,8 +584,12 @@ def _faces_block(a: AnalysisView, st) -> list:
                         f"{_num(effect.get('mean_abs_difference'), '{:.3f}')} grey levels (max "
                         f"{_num(effect.get('max_abs_difference'), '{:g}', '?')}). On the evaluation set the audio "
                         f"did not change recognition measurably (section 'Method and error rates').", st["small"]))
-    block.append(_p("The reconstruction is model output for comparison by the recogniser; it is not evidence."
-                    if a.record.engine.searched_the_reconstruction else
+    eng = a.record.engine
+    block.append(_p(f"The reconstruction is model output; the search joined the recogniser's embedding of the face "
+                    f"as found with a companion recogniser's ({eng.companion}) embedding of this reconstruction. It is "
+                    f"not evidence." if eng.companion else
+                    "The reconstruction is model output for comparison by the recogniser; it is not evidence."
+                    if eng.searched_the_reconstruction else
                     "The reconstruction is model output shown for comparison; the search used the recogniser's "
                     "embedding of the face as found, not the reconstruction. It is not evidence.", st["small"]))
     return block
@@ -698,12 +702,16 @@ def _method_section(c: ReportContent, st, n: int) -> list:
 
     out = [PageBreak(), _p(f"{n}. Method and error rates", st["h1"])]
     ev = c.evaluation
-    own_crop = bool(ev) and ev.get("product_scores") == "degraded"  # a recogniser of the face as found
+    companion = ((ev or {}).get("engine") or {}).get("companion")
+    own_crop = bool(ev) and (ev.get("product_scores") == "degraded" or companion is not None)  # the face as found
     recogniser = (
         "a recogniser derived from SFace (OpenCV Zoo's MobileFaceNet, Apache-2.0; its later blocks tuned by this "
         "project on degraded faces of its training people) embeds the face as found, aligned on the five-point "
-        "template to a 112×112 crop (128-D); the reconstruction is shown beside it for the examiner and is not what "
-        "is searched"
+        "template to a 112×112 crop (128-D); "
+        + (f"the project's own CNN embeds the reconstruction (128-D), and the two are joined so that the cosine "
+           f"similarity searched with is {1 - companion['weight']:g} × the first's plus {companion['weight']:g} × "
+           f"the second's (the weight chosen on held-out people)" if companion else
+           "the reconstruction is shown beside it for the examiner and is not what is searched")
         if own_crop else "a CNN embeds the reconstruction (128-D)")
     out.append(_p(
         "Face: detected with dlib's HOG detector at 1×, 2× and 4× upsampling, then OpenCV's Haar cascade, and "

@@ -338,8 +338,9 @@ def analyze_clip(case: Case, engine, detector, clip_detector, gallery: GallerySt
         # the template searched with pools the embeddings of the reconstructions without audio: those the pooled
         # calibration was fitted on; the reconstruction shown keeps the audio (a recogniser of the face as found
         # is not reached by the audio: its embeddings are the probes' own)
-        plain = None if audio_vecs is None or engine.embeds == "input" else engine.embed(
-            np.stack([p.reconstruction_no_audio for p in probes]))
+        plain = None if audio_vecs is None or not engine.searches_reconstruction else \
+            ProbePath(engine, detector).embed_probes([p.face for p in probes],
+                                                     np.stack([p.reconstruction_no_audio for p in probes]))
         pooled = pool(probes, np.array([tf.weight for tf, _ in chosen]), embeddings=plain)  # None: theirs, no audio
         step.update(4, 5, "searching gallery")
         search, search_res, thumbs = None, None, []

@@ -127,12 +127,16 @@ def tune_sface(data: str | Path | None, onnx: str | Path | None, out: str | Path
 
 
 def export_sface_student(data: str | Path | None, run: str | Path, base: str | Path | None, dest: str | Path, *,
-                         workers: int, progress: Progress, mirror: bool = True) -> dict:
+                         workers: int, progress: Progress, mirror: bool = True,
+                         companion: str | Path | None = None, companion_weight: float | None = None) -> dict:
     """The tuned student of ``run`` (``student.pt``, ``record.json`` of :func:`tune_sface`) as the recogniser of a
     model bundle in ``dest``, beside the fusion autoencoder of the bundle ``base`` (default: the installed
     models), embedding the face as found in its own five-point crop; calibrated on the calibration people as
     :func:`forensic_face.training.evaluate.export_models` does. ``dest`` may be ``base``. ``mirror``: whether
-    the engine averages each face's embedding with its mirror image's (twice the recogniser's time). Returns the
+    the engine averages each face's embedding with its mirror image's (twice the recogniser's time).
+    ``companion``: a bundle whose recogniser (one of the reconstruction, in the autoencoder's crop) is joined to
+    the student's as a companion, its share of the similarity ``companion_weight`` or, without one, chosen on
+    the calibration people (:func:`~forensic_face.training.evaluate.choose_companion_weight`). Returns the
     calibration's record."""
     from datetime import date
 
@@ -142,7 +146,7 @@ def export_sface_student(data: str | Path | None, run: str | Path, base: str | P
     from forensic_face.models.bundle import load_networks, save_bundle
     from forensic_face.models.sface import SFaceNet
     from forensic_face.paths import models_dir
-    from forensic_face.training.evaluate import calibrate
+    from forensic_face.training.evaluate import calibrate, choose_companion_weight
     from forensic_face.training.split import load_split_data
 
     run, dest = Path(run), Path(dest)
@@ -160,10 +164,38 @@ def export_sface_student(data: str | Path | None, run: str | Path, base: str | P
                               "record": base_meta.get("record", {})}}
     source = "SFace (OpenCV Zoo, Apache-2.0) distilled for degraded faces by forensic-face tune-sface"
     index, split, cache = load_split_data(lfw_folder(data), progress, workers)
-    save_bundle(dest, ae, student.eval(), None, record, source=source, embeds="input", mirror=mirror)
+    joined = _companion(companion, base_meta, companion_weight) if companion else None
+    save_bundle(dest, ae, student.eval(), None, record, source=source, embeds="input", mirror=mirror,
+                companion=joined)
     engine = FaceEngine(dest, device="cpu")
+    if joined is not None:
+        if companion_weight is None:
+            joined.weight, record["companion_weight"] = choose_companion_weight(engine, index, cache,
+                                                                                split.calib_pairs, workers, progress)
+        record["companion"] = joined.source
+        save_bundle(dest, engine.ae, engine.rec, None, record, source=source, embeds="input", mirror=mirror,
+                    companion=joined)
+        engine = FaceEngine(dest, device="cpu")
     cal, info = calibrate(engine, index, cache, split.calib_pairs, workers, progress)
     record["calibration_info"] = info
-    meta = save_bundle(dest, engine.ae, engine.rec, cal, record, source=source, embeds="input", mirror=mirror)
+    meta = save_bundle(dest, engine.ae, engine.rec, cal, record, source=source, embeds="input", mirror=mirror,
+                       companion=joined)
     return {"models": str(dest), "version": meta["version"], "calibration_info": info}
 
+
+
+def _companion(folder: str | Path, base_meta: dict, weight: float | None):
+    """The recogniser of the bundle in ``folder`` as a companion (of the reconstruction, in the autoencoder's crop),
+    with ``weight`` (0.5 until chosen); refused when it does not embed the reconstruction the kept autoencoder
+    makes."""
+    import torch
+
+    from forensic_face.models.bundle import Companion, load_networks, recogniser_embeds
+
+    _, net, meta = load_networks(Path(folder), torch.device("cpu"))
+    if recogniser_embeds(meta) != "reconstruction" or meta["ae"] != base_meta["ae"]:
+        raise ForensicFaceError(f"{folder}: its recogniser does not embed reconstructions of the kept autoencoder's "
+                                "crop, so it cannot be the companion")
+    source = (f"the recogniser of bundle {meta['version']} (weights {meta['weights_sha256'][:12]}…, "
+              f"{(meta.get('recogniser') or {}).get('source', 'forensic-face train')})")
+    return Companion(net.eval(), 0.5 if weight is None else float(weight), "reconstruction", True, source)

@@ -171,10 +171,10 @@ CALIBRATION_COUNTS = (4, 8, 16)
 def frame_embeddings(engine, probes: ClipProbes) -> np.ndarray:
     """(P, F, D): the embedding of every frame as the clip analysis makes them: of its reconstruction (no audio),
     or of the face as found in the recogniser's crop for a recogniser of its input."""
-    crops = probes.rec_crop if engine.embeds == "input" else probes.crop
-    p, f = crops.shape[:2]
-    flat = crops.reshape(p * f, *crops.shape[2:])
-    emb = engine.embed(flat) if engine.embeds == "input" else engine.embed(engine.reconstruct(flat))
+    p, f = probes.crop.shape[:2]
+    found = probes.rec_crop.reshape(p * f, *probes.rec_crop.shape[2:])
+    crops = probes.crop.reshape(p * f, *probes.crop.shape[2:])
+    emb = engine.embed_searched(found, engine.reconstruct(crops) if engine.searches_reconstruction else crops)
     return emb.reshape(p, f, -1)
 
 

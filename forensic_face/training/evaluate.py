@@ -168,8 +168,13 @@ def gallery_crops(index: FolderIndex, cache: dict, paths: list[str], size: int, 
 
 
 def gallery_embeddings(engine, index: FolderIndex, cache: dict, paths: list[str]) -> np.ndarray:
-    """The engine's embeddings of the clean gallery images at ``paths``, in the recogniser's crop."""
-    return engine.embed(gallery_crops(index, cache, paths, engine.rec_size, engine.rec_alignment))
+    """The embeddings searched with (``engine.embed_searched``) of the clean gallery images at ``paths``: in the
+    recogniser's crop, and the autoencoder's for a companion. ``engine.recogniser_part`` gives the recogniser's
+    own."""
+    found = gallery_crops(index, cache, paths, engine.rec_size, engine.rec_alignment)
+    if engine.companion is None:
+        return engine.embed(found)
+    return engine.embed_searched(found, gallery_crops(index, cache, paths, engine.size, engine.alignment))
 
 
 def in_rec_crop(engine, images: np.ndarray, probes: Probes) -> np.ndarray:
@@ -187,9 +192,9 @@ def product_embeddings(engine, probes: Probes, rows=None) -> np.ndarray:
     """The embeddings the product searches with for ``probes`` (``rows`` of them), no audio: of the faces as found
     in the recogniser's crop when it embeds its input, else of their reconstructions."""
     sel = slice(None) if rows is None else rows
-    if engine.embeds == "input":
-        return engine.embed(probes.rec_crop[sel])
-    return engine.embed(engine.reconstruct(probes.crop[sel]))
+    if not engine.searches_reconstruction:
+        return engine.embed_searched(probes.rec_crop[sel], probes.crop[sel])
+    return engine.embed_searched(probes.rec_crop[sel], engine.reconstruct(probes.crop[sel]))
 
 
 def probe_audio(index: FolderIndex, pairs: list[Pair], workers: int = 2,
@@ -229,6 +234,14 @@ def score_pairs(engine, gallery_emb: np.ndarray, probes: Probes, audio: np.ndarr
             recon[~has] = engine.reconstruct(probes.crop[~has], None)
     else:
         recon = engine.reconstruct(probes.crop, None)
+    if engine.companion is not None:  # the joined embeddings, the companion given the reconstruction or not
+        main = degraded_emb if degraded_emb is not None or engine.embeds != "input" else engine.embed(probes.rec_crop)
+        e_rec = engine.embed_searched(probes.rec_crop, recon, main)
+        e_deg = engine.embed_searched(probes.rec_crop, probes.crop, main)
+        e_prod = e_rec
+        return {"recon": (gallery_emb * e_rec).sum(1), "degraded": (gallery_emb * e_deg).sum(1),
+                "recon_img": recon, "product": (gallery_emb * e_prod).sum(1), "product_emb": e_prod,
+                "degraded_emb": e_deg}
     e_rec = engine.embed(in_rec_crop(engine, recon, probes))
     e_deg = engine.embed(probes.rec_crop) if degraded_emb is None else degraded_emb
     e_prod = e_deg if engine.embeds == "input" else e_rec
@@ -237,8 +250,23 @@ def score_pairs(engine, gallery_emb: np.ndarray, probes: Probes, audio: np.ndarr
 
 
 def product_key(engine) -> str:
-    """Which of the evaluation's scores the product searches with: ``recon`` or ``degraded`` (the face as found)."""
-    return "degraded" if engine.embeds == "input" else "recon"
+    """Which of the evaluation's scores the product searches with: ``recon`` or ``degraded`` (the face as found).
+    With a companion both are the joined embeddings, the companion given the reconstruction (``recon``, searched
+    with) or the degraded face (``degraded``)."""
+    return "recon" if engine.searches_reconstruction else "degraded"
+
+
+def searched_with(engine) -> str:
+    """What the product searches with, in words (evaluation.json's notes)."""
+    if engine.companion is not None:
+        c = engine.companion
+        return (f"the recogniser's embedding of the face as found, in its own crop, joined to the companion "
+                f"recogniser's embedding of the reconstruction (weight {c.weight:g} of the similarity); recon_* rows: "
+                f"the joined embedding as searched, degraded_* rows: the companion given the degraded face instead")
+    if engine.embeds == "input":
+        return ("the recogniser's embedding of the face as found, in its own crop (the reconstruction is shown beside "
+                "it; recon_* rows: the same recogniser on the reconstruction carried into its crop)")
+    return "the recogniser's embedding of the reconstruction"
 
 
 def dlib_scores(gallery_desc: np.ndarray, probes: Probes) -> np.ndarray:
@@ -267,7 +295,8 @@ def calibrate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], worker
         probes = engine_probes(engine, index, cache, pairs, level, "calib", workers, progress)
         e_deg = engine.embed(probes.rec_crop) if engine.embeds == "input" else None
         for a in (audio, None):
-            s = score_pairs(engine, gal, probes, a, present, e_deg) if e_deg is None else _input_scores(gal, e_deg)
+            s = score_pairs(engine, gal, probes, a, present, e_deg) if engine.searches_reconstruction \
+                else _input_scores(gal, e_deg)
             sims.append(s["product"])
             sharp.append(probe_sharpness(probes))
             ys.append(same)
@@ -285,6 +314,47 @@ def calibrate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], worker
                           open_set_calibration(engine, index, cache, pairs, search.gallery, search.pos, workers,
                                                progress))
     return cal, {"dlib_threshold_by_level": dlib_thr, "calib_people": len(search.pos)}
+
+
+#: The companion weights tried by :func:`choose_companion_weight`.
+COMPANION_WEIGHTS = tuple(round(0.05 * k, 2) for k in range(1, 13))
+
+
+def choose_companion_weight(engine, index: FolderIndex, cache: dict, pairs: list[Pair], workers: int = 2,
+                            progress: Progress | None = None) -> tuple[float, dict]:
+    """The companion's share of the joined similarity, chosen on the calibration ``pairs`` (never DevTest): the
+    weight of :data:`COMPANION_WEIGHTS` whose joined similarity, under the match logistic fitted to it (with the
+    probe's sharpness, every level pooled, no audio), gives those pairs the highest mean log-likelihood; and the
+    table it was chosen from. ``engine`` has a companion (its own weight is not used)."""
+    same = np.array([p.same for p in pairs])
+    gal = gallery_embeddings(engine, index, cache, [p.a for p in pairs])
+    parts, sharp = [], []
+    for level in EVAL_LEVELS:
+        probes = engine_probes(engine, index, cache, pairs, level, "calib", workers, progress)
+        emb = product_embeddings(engine, probes)
+        parts.append([(half(engine, gal) * half(engine, emb)).sum(1) for half in (_recogniser_half, _companion_half)])
+        sharp.append(probe_sharpness(probes))
+    s_main, s_comp = (np.concatenate([p[k] for p in parts]) for k in (0, 1))
+    q, y = np.concatenate(sharp), np.tile(same, len(EVAL_LEVELS)).astype(np.float64)
+    table = {}
+    for w in COMPANION_WEIGHTS:
+        sim = (1.0 - w) * s_main + w * s_comp
+        weights, quality_range = fit_logistic(sim, y, q)
+        cal = MatchCalibration(weights, 1.0, len(y), 0, quality_range)
+        p = np.clip(cal.probability(sim, q), 1e-12, 1 - 1e-12)
+        table[w] = round(float(np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))), 5)
+    best = max(table, key=table.get)
+    return best, {"weights_tried": list(table), "mean_log_likelihood": list(table.values()), "chosen": best,
+                  "pairs": len(pairs), "levels": list(EVAL_LEVELS)}
+
+
+def _recogniser_half(engine, joined: np.ndarray) -> np.ndarray:
+    return engine.recogniser_part(joined)
+
+
+def _companion_half(engine, joined: np.ndarray) -> np.ndarray:
+    part = joined[:, engine.rec.config.embed_dim:]
+    return part / np.linalg.norm(part, axis=1, keepdims=True)
 
 
 def _input_scores(gallery_emb: np.ndarray, e_deg: np.ndarray) -> dict[str, np.ndarray]:
@@ -378,10 +448,7 @@ def evaluate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], calib_i
     report: dict = {"pairs": len(pairs), "matched": int(test.same.sum()), "levels": {},
                     "engine": engine.info.as_dict(), "calibration": cal.as_dict() if cal else None,
                     "product_scores": product_key(engine),
-                    "note_product": "the product searches with the recogniser's embedding of "
-                                    + ("the face as found, in its own crop (the reconstruction is shown beside it; "
-                                       "recon_* rows: the same recogniser on the reconstruction carried into its "
-                                       "crop)" if engine.embeds == "input" else "the reconstruction"),
+                    "note_product": "the product searches with " + searched_with(engine),
                     "audio_present": int(test.present.sum()),
                     "note_audio": "audio results use synthetic voices (espeak-ng, one seeded voice per person)"}
     curves, examples = {}, {}
@@ -393,7 +460,8 @@ def evaluate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], calib_i
         "not_enrolled_probes": int(id_sets.open.size),
         "how": "gallery: one clean image per person (the first 'a' image of each person in the pairs); probes: the "
                "pairs' degraded 'b' images, "
-               + ("as found" if engine.embeds == "input" else "reconstructed") + ", no audio; a probe of an enrolled "
+               + ("as found" if not engine.searches_reconstruction else "reconstructed" if engine.companion is None
+                  else "as found and reconstructed") + ", no audio; a probe of an enrolled "
                "person (another image) is a closed-set search, one of a person not enrolled an open-set search",
         "levels": {}}
     for level in EVAL_LEVELS:
@@ -405,7 +473,8 @@ def evaluate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], calib_i
                                                                                dlib_thr, e_deg)
         curves |= {(level, name): curve for name, curve in level_curves.items()}
         report["identification"]["levels"][level] = identify(engine, id_gallery, id_desc, probes, probe_sharp,
-                                                             id_sets, e_deg if engine.embeds == "input" else None)
+                                                             id_sets,
+                                                             None if engine.searches_reconstruction else e_deg)
     report["seconds"] = round(time.perf_counter() - t0, 1)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))

@@ -131,3 +131,34 @@ def test_a_bundle_without_mirror_averaging_embeds_each_face_once_under_a_version
     (once / META_FILE).write_text(json.dumps(meta))
     with pytest.raises(ForensicFaceError, match="mirror must be true or false"):
         FaceEngine(once, device="cpu")
+
+
+def test_a_companion_recogniser_joins_the_similarity_with_its_weight(tmp_path: Path) -> None:
+    """A bundle with a companion: the searched embedding's cosine is (1 - w) x the recogniser's + w x the
+    companion's, the recogniser's own embedding is recoverable from it, the engine records the companion, and a
+    companion that does not take the autoencoder's crop or has a weight outside (0, 1) is refused."""
+    from forensic_face.engine.inference import FaceEngine
+    from forensic_face.models.bundle import Companion
+
+    torch.manual_seed(0)
+    ae = _tiny_ae()
+    main, other = (Recogniser(RecogniserConfig(size=32, width=4)).eval() for _ in range(2))
+    save_bundle(tmp_path / "b", ae, main, None, {"date": "test"}, companion=Companion(other, 0.3, source="test"))
+    engine = FaceEngine(tmp_path / "b", device="cpu")
+    assert engine.info.params["companion"]["weight"] == 0.3 and engine.searches_reconstruction
+    faces = (np.random.default_rng(1).random((4, 32, 32)) * 255).astype(np.uint8)
+    joined = engine.embed_searched(faces, faces)
+    assert joined.shape == (4, 2 * main.config.embed_dim)
+    assert np.allclose(np.linalg.norm(joined, axis=1), 1.0, atol=1e-5)
+    alone = engine.embed(faces)
+    with torch.no_grad():
+        x = torch.from_numpy(faces[:, None] / 255.0).float()
+        comp = torch.nn.functional.normalize(other(x) + other(torch.flip(x, dims=[3])), dim=1).numpy()
+    assert np.allclose(joined @ joined.T, 0.7 * alone @ alone.T + 0.3 * comp @ comp.T, atol=1e-4)
+    assert np.allclose(engine.recogniser_part(joined), alone, atol=1e-5)
+    with pytest.raises(ForensicFaceError, match="between 0 and 1"):
+        save_bundle(tmp_path / "c", ae, main, None, {"date": "test"}, companion=Companion(other, 1.0))
+    small = Recogniser(RecogniserConfig(size=24, width=4)).eval()
+    save_bundle(tmp_path / "d", ae, main, None, {"date": "test"}, companion=Companion(small, 0.3))
+    with pytest.raises(ForensicFaceError, match="companion recogniser does not take"):
+        FaceEngine(tmp_path / "d", device="cpu")

@@ -448,3 +448,49 @@ def test_an_sface_student_is_exported_calibrated_and_evaluated(tiny_lfw: Path, i
         assert {"recon_with_audio", "recon_no_audio"} <= set(lev)
         assert lev["comparisons"]["ours_vs_dlib"]["a"] == "degraded_with_audio"
 
+
+
+def test_a_companion_cnn_is_joined_to_the_student_with_a_weight_chosen_on_the_calibration_people(
+        tiny_lfw: Path, isolated_cache, tiny_models: Path, tmp_path: Path) -> None:
+    """`tune-sface --export --companion BUNDLE`: the CNN of the reconstruction joins the student; its weight is
+    the one of the grid that fits the calibration pairs best (recorded with the table), the calibration is fitted
+    on the joined similarity, enrolment and search use the joined embedding, and the evaluation scores it (the
+    voice now reaches it through the reconstruction)."""
+    import torch
+
+    from forensic_face.engine.inference import FaceEngine
+    from forensic_face.models.sface import SFaceNet
+    from forensic_face.services.training import export_sface_student
+    from forensic_face.training.evaluate import COMPANION_WEIGHTS, evaluate
+    from forensic_face.training.split import load_split_data
+
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.manual_seed(0)
+    torch.save(SFaceNet().state_dict(), run / "student.pt")
+    (run / "record.json").write_text(json.dumps({"config": {"epochs": 0}, "history": []}))
+    dest = tmp_path / "models"
+    export_sface_student(tiny_lfw, run, tiny_models, dest, workers=1, progress=None, companion=tiny_models,
+                         mirror=False)
+    meta = json.loads((dest / "models.json").read_text())
+    table = meta["record"]["companion_weight"]
+    assert meta["companion"]["weight"] == table["chosen"] in COMPANION_WEIGHTS
+    assert table["mean_log_likelihood"][table["weights_tried"].index(table["chosen"])] == max(
+        table["mean_log_likelihood"])
+    assert meta["recogniser"]["mirror"] is False and meta["calibration"] is not None
+    engine = FaceEngine(dest, device="cpu")
+    assert engine.companion is not None and engine.searches_reconstruction
+    index, split, cache = load_split_data(tiny_lfw, workers=1)
+    if engine.calibration.open_set is None:  # too few calibration searches here
+        from dataclasses import replace
+
+        from forensic_face.models.calibration import fit_open_set_table
+
+        strangers = np.random.default_rng(0).normal(0.0, 0.3, (400, 30))
+        engine.calibration = replace(engine.calibration, open_set=fit_open_set_table(strangers, np.full(400, -1)))
+    report = evaluate(engine, index, cache, split.test_pairs, {}, tmp_path / "eval.json", workers=1)
+    assert report["product_scores"] == "recon" and "companion" in report["note_product"]
+    assert report["engine"]["companion"]["weight"] == table["chosen"]
+    for lev in report["levels"].values():
+        assert lev["comparisons"]["ours_vs_dlib"]["a"] == "recon_with_audio"
+        assert {"degraded_with_audio", "degraded_no_audio"} <= set(lev)
