@@ -164,7 +164,7 @@ def export_sface_student(data: str | Path | None, run: str | Path, base: str | P
                               "record": base_meta.get("record", {})}}
     source = "SFace (OpenCV Zoo, Apache-2.0) distilled for degraded faces by forensic-face tune-sface"
     index, split, cache = load_split_data(lfw_folder(data), progress, workers)
-    joined = _companion(companion, base_meta, companion_weight) if companion else None
+    joined, joined_from = _companion(companion, base_meta, companion_weight) if companion else (None, None)
     save_bundle(dest, ae, student.eval(), None, record, source=source, embeds="input", mirror=mirror,
                 companion=joined)
     engine = FaceEngine(dest, device="cpu")
@@ -172,7 +172,7 @@ def export_sface_student(data: str | Path | None, run: str | Path, base: str | P
         if companion_weight is None:
             joined.weight, record["companion_weight"] = choose_companion_weight(engine, index, cache,
                                                                                 split.calib_pairs, workers, progress)
-        record["companion"] = joined.source
+        record["companion"] = joined_from
         save_bundle(dest, engine.ae, engine.rec, None, record, source=source, embeds="input", mirror=mirror,
                     companion=joined)
         engine = FaceEngine(dest, device="cpu")
@@ -186,8 +186,8 @@ def export_sface_student(data: str | Path | None, run: str | Path, base: str | P
 
 def _companion(folder: str | Path, base_meta: dict, weight: float | None):
     """The recogniser of the bundle in ``folder`` as a companion (of the reconstruction, in the autoencoder's crop),
-    with ``weight`` (0.5 until chosen); refused when it does not embed the reconstruction the kept autoencoder
-    makes."""
+    with ``weight`` (0.5 until chosen), and where it came from (that bundle's version, weights digest and training
+    record); refused when it does not embed the reconstruction the kept autoencoder makes."""
     import torch
 
     from forensic_face.models.bundle import Companion, load_networks, recogniser_embeds
@@ -198,4 +198,6 @@ def _companion(folder: str | Path, base_meta: dict, weight: float | None):
                                 "crop, so it cannot be the companion")
     source = (f"the recogniser of bundle {meta['version']} (weights {meta['weights_sha256'][:12]}…, "
               f"{(meta.get('recogniser') or {}).get('source', 'forensic-face train')})")
-    return Companion(net.eval(), 0.5 if weight is None else float(weight), "reconstruction", True, source)
+    came = {"from_bundle": meta["version"], "weights_sha256": meta["weights_sha256"], "source": source,
+            "record": meta.get("record", {})}
+    return Companion(net.eval(), 0.5 if weight is None else float(weight), "reconstruction", True, source), came

@@ -478,6 +478,8 @@ def test_a_companion_cnn_is_joined_to_the_student_with_a_weight_chosen_on_the_ca
     assert table["mean_log_likelihood"][table["weights_tried"].index(table["chosen"])] == max(
         table["mean_log_likelihood"])
     assert meta["recogniser"]["mirror"] is False and meta["calibration"] is not None
+    assert meta["record"]["companion"]["from_bundle"] == json.loads((tiny_models / "models.json").read_text())[
+        "version"]
     engine = FaceEngine(dest, device="cpu")
     assert engine.companion is not None and engine.searches_reconstruction
     index, split, cache = load_split_data(tiny_lfw, workers=1)
