@@ -10,6 +10,10 @@ with the fused similarity (wA + vA q) sA + (wB + vB q) sB, beside each model alo
 tests (McNemar, DeLong) of A against B and of the fusion against A.
 
     .venv/bin/python -m research.score_fusion resources/models runs/models-old [--out research/score_fusion.json]
+
+``research/score_fusion_mirror.json``: A = the SFace student embedding each face once (``recogniser.mirror`` false,
+the bundle otherwise ff-2026-12-05-dada2dc4), B = the same averaged with the mirror image (as shipped); its
+``a_vs_b`` entries are the paired tests of dropping the mirror image (its ``fused`` rows are not used).
 """
 
 from __future__ import annotations
