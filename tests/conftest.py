@@ -189,6 +189,27 @@ def tiny_sface_clip_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_joined_clip_models(tmp_path_factory: pytest.TempPathFactory, tiny_sface_clip_models: Path) -> Path:
+    """A bundle like the shipped one in kind: an SFace network of the face as found joined to a companion CNN of
+    the reconstruction (weight 0.3), random weights, both calibrations fixed."""
+    import torch
+
+    from forensic_face.models.bundle import Companion, load_networks, save_bundle, save_clip_calibration
+    from forensic_face.models.calibration import MatchCalibration
+    from forensic_face.models.nets import Recogniser, RecogniserConfig
+
+    torch.manual_seed(1)
+    ae, rec, _ = load_networks(tiny_sface_clip_models, torch.device("cpu"))
+    folder = tmp_path_factory.mktemp("tiny_joined_models")
+    cal = MatchCalibration(weights=(-8.0, 10.0, 0.0, 0.0), temperature=0.05, n_pairs=0, n_searches=0)
+    cnn = Recogniser(RecogniserConfig(size=32, width=4)).eval()
+    save_bundle(folder, ae, rec, cal, {"date": "test"}, source="random weights (test)", embeds="input",
+                companion=Companion(cnn, 0.3, source="random weights (test)"))
+    save_clip_calibration(folder, cal, {"test": True})
+    return folder
+
+
+@pytest.fixture(scope="session")
 def tiny_engine(tiny_models: Path):
     from forensic_face.engine.inference import FaceEngine
 

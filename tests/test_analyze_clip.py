@@ -49,13 +49,15 @@ def clip_models(tiny_clip_models: Path):
     return FaceEngine(tiny_clip_models, device="cpu")
 
 
-@pytest.fixture(params=["cnn", "sface"])
-def each_kind_of_clip_models(request, tiny_clip_models: Path, tiny_sface_clip_models: Path):
-    """A bundle whose recogniser embeds the reconstruction (the project's CNN), and one whose recogniser embeds the
-    face as found in its own crop (as the shipped SFace-derived one does)."""
+@pytest.fixture(params=["cnn", "sface", "joined"])
+def each_kind_of_clip_models(request, tiny_clip_models: Path, tiny_sface_clip_models: Path,
+                             tiny_joined_clip_models: Path):
+    """A bundle whose recogniser embeds the reconstruction (the project's CNN), one whose recogniser embeds the
+    face as found in its own crop, and one that joins the two (as the shipped bundle does)."""
     from forensic_face.engine.inference import FaceEngine
 
-    return FaceEngine(tiny_clip_models if request.param == "cnn" else tiny_sface_clip_models, device="cpu")
+    folder = {"cnn": tiny_clip_models, "sface": tiny_sface_clip_models, "joined": tiny_joined_clip_models}
+    return FaceEngine(folder[request.param], device="cpu")
 
 
 @pytest.fixture()
@@ -103,6 +105,8 @@ def test_a_clip_is_followed_pooled_searched_and_recorded(tmp_path: Path, talking
     assert entry["details"]["audio"]["evidence"] == res.frame_evidence  # its own sound, logged as such
     view = collect(case).analyses[0]
     assert view.record.clip is not None and len(view.record.clip.frames) == 8
+    # the record names a companion where one was joined, with its weight
+    assert ("weight 0.3" in view.record.engine.companion) == (clip_models.companion is not None)
     assert view.record.clip.calibration_sha256 == clip_models.clip_calibration_sha256
     assert view.images["track_strip"] is not None and not view.problems
     assert {e.name: e.sha256 for e in case.evidence} == before and Case.open(case.root).verify().ok

@@ -141,7 +141,9 @@ def bench_models(repeats: int) -> dict[str, float] | None:
                         max(3, repeats // 3))
     return {"model_version": engine.info.version, "device": engine.info.device, "load_ms": load_ms,
             "input_px": engine.size, "recogniser_px": engine.rec_size, "recogniser_embeds": engine.embeds,
-            "mirror_averaged": engine.mirror, "reconstruct_ms": recon_ms, "embed_ms": embed_ms,
+            "mirror_averaged": engine.mirror,
+            "companion": None if engine.companion is None else engine.info.params["companion"]["recogniser"],
+            "reconstruct_ms": recon_ms, "embed_ms": embed_ms,
             "reconstruct_embed_ms": both_ms, "batch64_per_face_ms": batch_ms / 64}
 
 
@@ -264,7 +266,9 @@ def format_report(report: dict) -> str:
         lines += [
             f"models {md['model_version']} on {md['device']}, {md['input_px']} px faces reconstructed, "
             f"{md.get('recogniser_px', md['input_px'])} px faces embedded "
-            f"({'as found' if md.get('recogniser_embeds') == 'input' else 'reconstructed'})",
+            f"({'as found' if md.get('recogniser_embeds') == 'input' else 'reconstructed'}"
+            + (f"; joined to the {md['companion']} companion's embedding of the reconstruction)"
+               if md.get("companion") else ")"),
             f"  reconstruct (with audio) {md['reconstruct_ms']:6.2f} ms",
             f"  embed {'(mirror-averaged)' if md.get('mirror_averaged', True) else '(once)           '}"
             f" {md['embed_ms']:6.2f} ms",
