@@ -124,6 +124,8 @@ class FaceEngine:
             params["companion"] = {"recogniser": self.meta["companion"]["architecture"], "embeds": c.embeds,
                                    "mirror_averaged": c.mirror, "weight": c.weight,
                                    "input": f"{self.size} px, {self.alignment} alignment"}
+            if c.probe_weight is not None:
+                params["companion"] |= {"probe_weight": list(c.probe_weight), "quality_range": list(c.quality_range)}
         self.info = EngineInfo(version=self.meta["version"], device=str(self.device),
                                weights_sha256=self.meta["weights_sha256"], size=self.size, torch=torch.__version__,
                                params=params, calibration_sha256=calibration_digest(cal))
@@ -178,32 +180,37 @@ class FaceEngine:
         return self.embeds == "reconstruction" or (self.companion is not None
                                                    and self.companion.embeds == "reconstruction")
 
-    def embed_searched(self, found: np.ndarray, recon: np.ndarray, main: np.ndarray | None = None) -> np.ndarray:
+    def embed_searched(self, found: np.ndarray, recon: np.ndarray, main: np.ndarray | None = None,
+                       sharpness: np.ndarray | None = None) -> np.ndarray:
         """The embeddings (N, D) searched with: the recogniser's of ``found`` (the faces as found, in its crop) or of
         ``recon`` (the autoencoder's crop: a probe's reconstruction, or a gallery face as it is) as it embeds,
-        joined to the companion's when the bundle has one (:meth:`join`). ``main``: the recogniser's embeddings of
-        ``found``, when already made (a recogniser of the face as found)."""
+        joined to the companion's when the bundle has one (:meth:`join`: ``sharpness``, each probe's, makes them
+        probes; None, gallery faces). ``main``: the recogniser's embeddings of ``found``, when already made (a
+        recogniser of the face as found)."""
+        main, comp = self.embed_parts(found, recon, main)
+        return main if comp is None else self.join(main, comp, sharpness)
+
+    def embed_parts(self, found: np.ndarray, recon: np.ndarray, main: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The recogniser's and the companion's unit embeddings (the latter None without a companion), before
+        they are joined; arguments as :meth:`embed_searched`."""
         if main is not None and self.embeds != "input":
             raise ValueError("main embeddings are reused only for a recogniser of the face as found")
         if main is None:
             main = self.embed(found if self.embeds == "input" else recon)
         if self.companion is None:
-            return main
+            return main, None
         c = self.companion
         x = self._to_tensor(found if c.embeds == "input" else recon, self.size)
-        return self.join(main, self._embed(self._comp_run, self.batch, c.mirror, x))
+        return main, self._embed(self._comp_run, self.batch, c.mirror, x)
 
-    def join(self, main: np.ndarray, companion: np.ndarray) -> np.ndarray:
-        """Unit vectors whose cosine is (1 - w) x the recogniser's cosine + w x the companion's (w: its weight)."""
-        w = self.companion.weight
-        return np.concatenate([np.sqrt(1.0 - w) * main, np.sqrt(w) * companion], axis=1).astype(np.float32)
-
-    def recogniser_part(self, searched: np.ndarray) -> np.ndarray:
-        """The recogniser's own embeddings inside searched ones (themselves without a companion)."""
-        if self.companion is None:
-            return searched
-        part = searched[:, :self.rec.config.embed_dim]
-        return (part / np.linalg.norm(part, axis=1, keepdims=True)).astype(np.float32)
+    def join(self, main: np.ndarray, companion: np.ndarray, sharpness: np.ndarray | None = None) -> np.ndarray:
+        """Unit vectors [sqrt(1 - l) main, sqrt(l) companion]: l is the companion's ``weight`` for gallery faces
+        (``sharpness`` None), or each probe's from its sharpness (``Companion.probe_weights``)."""
+        c = self.companion
+        share = np.full(len(main), c.weight) if sharpness is None else c.probe_weights(sharpness)
+        share = share[:, None]
+        return np.concatenate([np.sqrt(1.0 - share) * main, np.sqrt(share) * companion], axis=1).astype(np.float32)
 
     @torch.inference_mode()
     def _embed(self, run, batch: int, mirror: bool, x: torch.Tensor) -> np.ndarray:

@@ -160,7 +160,8 @@ class ProbePath:
     def embed_probes(self, faces: Sequence[ProbeFace], recon: np.ndarray) -> np.ndarray:
         """(N, D) embeddings searched with: of the reconstructions ``recon`` (N, S, S), or of the faces as found
         in the recogniser's crop when it embeds its input (and the companion's joined, where there is one)."""
-        return self.engine.embed_searched(np.stack([f.rec_grey for f in faces]), recon)
+        return self.engine.embed_searched(np.stack([f.rec_grey for f in faces]), recon,
+                                          sharpness=np.array([f.quality.sharpness for f in faces]))
 
     def complete(self, face: ProbeFace, audio: np.ndarray | None = None, without_audio: bool = True) -> Probe:
         """Reconstruct ``face`` (with ``audio``, a (D,) or (1, D) vector, when given) and embed the

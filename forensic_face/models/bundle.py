@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from forensic_face.core.errors import ForensicFaceError, ModelsNotTrainedError
 from forensic_face.core.hashing import sha256_file
-from forensic_face.models.calibration import MatchCalibration
+from forensic_face.models.calibration import MatchCalibration, sharpness_feature
 from forensic_face.models.nets import AEConfig, FusionAutoencoder, Recogniser, RecogniserConfig
 from forensic_face.models.sface import SFaceConfig, SFaceNet
 from forensic_face.paths import models_dir
@@ -86,21 +87,46 @@ def recogniser_mirror(meta: dict) -> bool:
 
 @dataclass
 class Companion:
-    """A second recogniser whose similarity joins the first's (``models.json``'s ``companion``): the searched
-    embedding is the two unit embeddings side by side, scaled by sqrt(1 - weight) and sqrt(weight), so that its
-    cosine is (1 - weight) x the recogniser's cosine + weight x the companion's (a unit vector again). It takes
-    the autoencoder's crop and embeds what ``embeds`` says: the reconstruction (of a probe; a gallery face as it
-    is), or the face as found."""
+    """A second recogniser whose similarity joins the first's (``models.json``'s ``companion``). The searched
+    embedding is the two unit embeddings side by side, scaled by sqrt(1 - l) and sqrt(l): a unit vector again. A
+    gallery face takes l = ``weight``; a probe takes l = ``weight`` too, or, with ``probe_weight`` = (at the
+    blurred end, at the sharp end), l interpolated linearly in the probe's quality q = log(1 + sharpness) over
+    ``quality_range`` (clipped there). A probe-gallery cosine is then sqrt((1 - l)(1 - weight)) x the
+    recogniser's cosine + sqrt(l x weight) x the companion's. It takes the autoencoder's crop and embeds what
+    ``embeds`` says: the reconstruction (of a probe; a gallery face as it is), or the face as found."""
 
     net: torch.nn.Module
-    weight: float  # its share of the joined similarity, 0 < weight < 1
+    weight: float  # the gallery side's l (and the probe's without probe_weight), 0 < weight < 1
     embeds: str = "reconstruction"
     mirror: bool = True
     source: str = ""
+    probe_weight: tuple[float, float] | None = None  # a probe's l at the blurred and at the sharp end of the range
+    quality_range: tuple[float, float] | None = None  # the q over which probe_weight is interpolated
 
     def describe(self) -> dict:
-        return {"architecture": recogniser_architecture(self.net), "source": self.source, "embeds": self.embeds,
-                "mirror": bool(self.mirror), "weight": float(self.weight), "config": self.net.config.as_dict()}
+        out = {"architecture": recogniser_architecture(self.net), "source": self.source, "embeds": self.embeds,
+               "mirror": bool(self.mirror), "weight": float(self.weight), "config": self.net.config.as_dict()}
+        if self.probe_weight is not None:
+            out |= {"probe_weight": [float(v) for v in self.probe_weight],
+                    "quality_range": [float(v) for v in self.quality_range]}
+        return out
+
+    def probe_weights(self, sharpness) -> np.ndarray:
+        """Each probe's l from its sharpness (the variance of the Laplacian of its autoencoder crop)."""
+        sharpness = np.atleast_1d(np.asarray(sharpness, np.float64))
+        if self.probe_weight is None:
+            return np.full(sharpness.shape, self.weight)
+        lo, hi = self.quality_range
+        t = np.clip((sharpness_feature(sharpness) - lo) / (hi - lo), 0.0, 1.0)
+        return self.probe_weight[0] + (self.probe_weight[1] - self.probe_weight[0]) * t
+
+    @classmethod
+    def from_spec(cls, net: torch.nn.Module, spec: dict) -> Companion:
+        cls.check(spec)
+        pw, qr = spec.get("probe_weight"), spec.get("quality_range")
+        return cls(net, float(spec["weight"]), spec.get("embeds", "reconstruction"), spec.get("mirror", True),
+                   spec.get("source", ""), None if pw is None else (float(pw[0]), float(pw[1])),
+                   None if qr is None else (float(qr[0]), float(qr[1])))
 
     @classmethod
     def check(cls, spec: dict) -> None:
@@ -111,6 +137,16 @@ class Companion:
         if spec.get("embeds", "reconstruction") not in EMBEDS or not isinstance(spec.get("mirror", True), bool):
             raise ForensicFaceError("the bundle's companion says neither what it embeds nor whether it mirrors "
                                     "in a form this version knows")
+        pw, qr = spec.get("probe_weight"), spec.get("quality_range")
+        if pw is None and qr is None:
+            return
+        ok = (isinstance(pw, list | tuple) and len(pw) == 2 and all(isinstance(v, int | float) and 0 <= v < 1
+                                                                      for v in pw)
+              and isinstance(qr, list | tuple) and len(qr) == 2 and all(isinstance(v, int | float) for v in qr)
+              and qr[0] < qr[1])
+        if not ok:
+            raise ForensicFaceError(f"the bundle's companion probe_weight {pw!r} and quality_range {qr!r} must be two "
+                                    "weights in [0, 1) and a range low < high")
 
 
 def calibration_digest(calibration: dict | None) -> str | None:
@@ -219,8 +255,7 @@ def load_bundle(folder: Path, device: torch.device
         Companion.check(spec)
         net = build_recogniser({"recogniser": spec, "rec": spec.get("config", {})})
         net.load_state_dict(_part(tensors, "comp."))
-        companion = Companion(net.to(device).eval(), float(spec["weight"]), spec.get("embeds", "reconstruction"),
-                              spec.get("mirror", True), spec.get("source", ""))
+        companion = Companion.from_spec(net.to(device).eval(), spec)
     return ae.to(device).eval(), rec.to(device).eval(), companion, meta
 
 

@@ -4,7 +4,7 @@ folder found, the faces prepared, the networks trained, exported with their cali
 from __future__ import annotations
 
 import json
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 from forensic_face.core.errors import CancelledError, ForensicFaceError
@@ -170,8 +170,9 @@ def export_sface_student(data: str | Path | None, run: str | Path, base: str | P
     engine = FaceEngine(dest, device="cpu")
     if joined is not None:
         if companion_weight is None:
-            joined.weight, record["companion_weight"] = choose_companion_weight(engine, index, cache,
-                                                                                split.calib_pairs, workers, progress)
+            chosen, record["companion_weight"] = choose_companion_weight(engine, index, cache, split.calib_pairs,
+                                                                         workers, progress)
+            joined = replace(joined, **chosen)
         record["companion"] = joined_from
         save_bundle(dest, engine.ae, engine.rec, None, record, source=source, embeds="input", mirror=mirror,
                     companion=joined)

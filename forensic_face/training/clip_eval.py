@@ -42,7 +42,7 @@ from forensic_face.training.metrics import mean_difference, psnr, rate_report, s
 from forensic_face.vision.align import AlignSpec, align_face, warp_to_crop
 from forensic_face.vision.degrade import DEGRADED_LEVELS, EVAL_LEVELS, LEVELS, degrade
 from forensic_face.vision.detect import FaceDetection
-from forensic_face.vision.quality import assess
+from forensic_face.vision.quality import assess, sharpness
 
 #: Frames made per clip; the clips of the evaluation are their first N.
 CLIP_FRAMES = 16
@@ -174,7 +174,8 @@ def frame_embeddings(engine, probes: ClipProbes) -> np.ndarray:
     p, f = probes.crop.shape[:2]
     found = probes.rec_crop.reshape(p * f, *probes.rec_crop.shape[2:])
     crops = probes.crop.reshape(p * f, *probes.crop.shape[2:])
-    emb = engine.embed_searched(found, engine.reconstruct(crops) if engine.searches_reconstruction else crops)
+    emb = engine.embed_searched(found, engine.reconstruct(crops) if engine.searches_reconstruction else crops,
+                                sharpness=np.array([sharpness(c) for c in crops]))
     return emb.reshape(p, f, -1)
 
 

@@ -27,6 +27,7 @@ from forensic_face.core.progress import Progress
 from forensic_face.engine.probe import rec_spec
 from forensic_face.models.calibration import (
     DEFAULT_FPIR,
+    QUALITY_PERCENTILES,
     TAIL_FMR,
     MatchCalibration,
     fit_impostor_tail,
@@ -34,6 +35,7 @@ from forensic_face.models.calibration import (
     fit_open_set_table,
     fit_temperature,
     fit_temperature_q,
+    sharpness_feature,
 )
 from forensic_face.paths import cache_dir
 from forensic_face.training.chunked import parallel_map
@@ -169,8 +171,7 @@ def gallery_crops(index: FolderIndex, cache: dict, paths: list[str], size: int, 
 
 def gallery_embeddings(engine, index: FolderIndex, cache: dict, paths: list[str]) -> np.ndarray:
     """The embeddings searched with (``engine.embed_searched``) of the clean gallery images at ``paths``: in the
-    recogniser's crop, and the autoencoder's for a companion. ``engine.recogniser_part`` gives the recogniser's
-    own."""
+    recogniser's crop, and the autoencoder's for a companion."""
     found = gallery_crops(index, cache, paths, engine.rec_size, engine.rec_alignment)
     if engine.companion is None:
         return engine.embed(found)
@@ -192,9 +193,9 @@ def product_embeddings(engine, probes: Probes, rows=None) -> np.ndarray:
     """The embeddings the product searches with for ``probes`` (``rows`` of them), no audio: of the faces as found
     in the recogniser's crop when it embeds its input, else of their reconstructions."""
     sel = slice(None) if rows is None else rows
-    if not engine.searches_reconstruction:
-        return engine.embed_searched(probes.rec_crop[sel], probes.crop[sel])
-    return engine.embed_searched(probes.rec_crop[sel], engine.reconstruct(probes.crop[sel]))
+    crops = probes.crop[sel]
+    return engine.embed_searched(probes.rec_crop[sel], engine.reconstruct(crops) if engine.searches_reconstruction
+                                 else crops, sharpness=np.array([sharpness(c) for c in crops]))
 
 
 def probe_audio(index: FolderIndex, pairs: list[Pair], workers: int = 2,
@@ -236,8 +237,9 @@ def score_pairs(engine, gallery_emb: np.ndarray, probes: Probes, audio: np.ndarr
         recon = engine.reconstruct(probes.crop, None)
     if engine.companion is not None:  # the joined embeddings, the companion given the reconstruction or not
         main = degraded_emb if degraded_emb is not None or engine.embeds != "input" else engine.embed(probes.rec_crop)
-        e_rec = engine.embed_searched(probes.rec_crop, recon, main)
-        e_deg = engine.embed_searched(probes.rec_crop, probes.crop, main)
+        sharp = probe_sharpness(probes)
+        e_rec = engine.embed_searched(probes.rec_crop, recon, main, sharp)
+        e_deg = engine.embed_searched(probes.rec_crop, probes.crop, main, sharp)
         e_prod = e_rec
         return {"recon": (gallery_emb * e_rec).sum(1), "degraded": (gallery_emb * e_deg).sum(1),
                 "recon_img": recon, "product": (gallery_emb * e_prod).sum(1), "product_emb": e_prod,
@@ -316,45 +318,52 @@ def calibrate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], worker
     return cal, {"dlib_threshold_by_level": dlib_thr, "calib_people": len(search.pos)}
 
 
-#: The companion weights tried by :func:`choose_companion_weight`.
-COMPANION_WEIGHTS = tuple(round(0.05 * k, 2) for k in range(1, 13))
+#: The companion's share l tried by :func:`choose_companion_weight`, for a probe at each end of the quality range.
+COMPANION_WEIGHTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+#: The gallery side's share: the two recognisers' gallery embeddings weigh alike.
+COMPANION_GALLERY_WEIGHT = 0.5
 
 
 def choose_companion_weight(engine, index: FolderIndex, cache: dict, pairs: list[Pair], workers: int = 2,
-                            progress: Progress | None = None) -> tuple[float, dict]:
-    """The companion's share of the joined similarity, chosen on the calibration ``pairs`` (never DevTest): the
-    weight of :data:`COMPANION_WEIGHTS` whose joined similarity, under the match logistic fitted to it (with the
-    probe's sharpness, every level pooled, no audio), gives those pairs the highest mean log-likelihood; and the
-    table it was chosen from. ``engine`` has a companion (its own weight is not used)."""
+                            progress: Progress | None = None) -> tuple[dict, dict]:
+    """How a probe's embedding weighs the companion against the recogniser, chosen on the calibration ``pairs``
+    (never DevTest): the gallery side's share is :data:`COMPANION_GALLERY_WEIGHT`; a probe's share runs linearly
+    in its quality q between two values of :data:`COMPANION_WEIGHTS` (at the 1st and the 99th percentile of the
+    calibration probes' q), the pair whose joined similarity, under the match logistic fitted to it (with the
+    sharpness, every level pooled, no audio), gives those pairs the highest mean log-likelihood. Returns the
+    :class:`~forensic_face.models.bundle.Companion` fields (``weight``, ``probe_weight``, ``quality_range``) and
+    the table they were chosen from. ``engine`` has a companion (its own weights are not used)."""
     same = np.array([p.same for p in pairs])
-    gal = gallery_embeddings(engine, index, cache, [p.a for p in pairs])
-    parts, sharp = [], []
+    gal = [gallery_crops(index, cache, [p.a for p in pairs], engine.rec_size, engine.rec_alignment),
+           gallery_crops(index, cache, [p.a for p in pairs], engine.size, engine.alignment)]
+    g_main, g_comp = engine.embed_parts(*gal)
+    s_main, s_comp, sharp = [], [], []
     for level in EVAL_LEVELS:
         probes = engine_probes(engine, index, cache, pairs, level, "calib", workers, progress)
-        emb = product_embeddings(engine, probes)
-        parts.append([(half(engine, gal) * half(engine, emb)).sum(1) for half in (_recogniser_half, _companion_half)])
+        recon = engine.reconstruct(probes.crop) if engine.companion.embeds == "reconstruction" else probes.crop
+        p_main, p_comp = engine.embed_parts(probes.rec_crop, recon)
+        s_main.append((g_main * p_main).sum(1))
+        s_comp.append((g_comp * p_comp).sum(1))
         sharp.append(probe_sharpness(probes))
-    s_main, s_comp = (np.concatenate([p[k] for p in parts]) for k in (0, 1))
-    q, y = np.concatenate(sharp), np.tile(same, len(EVAL_LEVELS)).astype(np.float64)
+    s_main, s_comp, q = np.concatenate(s_main), np.concatenate(s_comp), np.concatenate(sharp)
+    y = np.tile(same, len(EVAL_LEVELS)).astype(np.float64)
+    lo, hi = (float(v) for v in np.percentile(sharpness_feature(q), QUALITY_PERCENTILES))
+    t = np.clip((sharpness_feature(q) - lo) / (hi - lo), 0.0, 1.0)
+    g = COMPANION_GALLERY_WEIGHT
     table = {}
-    for w in COMPANION_WEIGHTS:
-        sim = (1.0 - w) * s_main + w * s_comp
-        weights, quality_range = fit_logistic(sim, y, q)
-        cal = MatchCalibration(weights, 1.0, len(y), 0, quality_range)
-        p = np.clip(cal.probability(sim, q), 1e-12, 1 - 1e-12)
-        table[w] = round(float(np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))), 5)
+    for a in COMPANION_WEIGHTS:
+        for b in COMPANION_WEIGHTS:
+            share = a + (b - a) * t
+            sim = np.sqrt((1 - share) * (1 - g)) * s_main + np.sqrt(share * g) * s_comp
+            weights, quality_range = fit_logistic(sim, y, q)
+            prob = np.clip(MatchCalibration(weights, 1.0, len(y), 0, quality_range).probability(sim, q),
+                           1e-12, 1 - 1e-12)
+            table[(a, b)] = round(float(np.mean(y * np.log(prob) + (1 - y) * np.log(1 - prob))), 5)
     best = max(table, key=table.get)
-    return best, {"weights_tried": list(table), "mean_log_likelihood": list(table.values()), "chosen": best,
-                  "pairs": len(pairs), "levels": list(EVAL_LEVELS)}
-
-
-def _recogniser_half(engine, joined: np.ndarray) -> np.ndarray:
-    return engine.recogniser_part(joined)
-
-
-def _companion_half(engine, joined: np.ndarray) -> np.ndarray:
-    part = joined[:, engine.rec.config.embed_dim:]
-    return part / np.linalg.norm(part, axis=1, keepdims=True)
+    return ({"weight": g, "probe_weight": best, "quality_range": (lo, hi)},
+            {"rule": "highest mean log-likelihood of the calibration pairs", "gallery_weight": g,
+             "probe_weight_tried": [list(k) for k in table], "mean_log_likelihood": list(table.values()),
+             "chosen": list(best), "quality_range": [lo, hi], "pairs": len(pairs), "levels": list(EVAL_LEVELS)})
 
 
 def _input_scores(gallery_emb: np.ndarray, e_deg: np.ndarray) -> dict[str, np.ndarray]:

@@ -133,31 +133,42 @@ def test_a_bundle_without_mirror_averaging_embeds_each_face_once_under_a_version
         FaceEngine(once, device="cpu")
 
 
-def test_a_companion_recogniser_joins_the_similarity_with_its_weight(tmp_path: Path) -> None:
-    """A bundle with a companion: the searched embedding's cosine is (1 - w) x the recogniser's + w x the
-    companion's, the recogniser's own embedding is recoverable from it, the engine records the companion, and a
-    companion that does not take the autoencoder's crop or has a weight outside (0, 1) is refused."""
+def test_a_companion_recogniser_joins_the_similarity_with_its_weights(tmp_path: Path) -> None:
+    """A bundle with a companion: gallery faces weigh the two recognisers by the companion's weight, a probe by its
+    own share, read from its sharpness between the two ends of the quality range; the searched embeddings are
+    unit vectors whose probe-gallery cosine is sqrt((1 - l)(1 - w)) x the recogniser's + sqrt(l w) x the
+    companion's; the engine records the weights; a companion that does not take the autoencoder's crop, or whose
+    weights are out of range, is refused."""
     from forensic_face.engine.inference import FaceEngine
     from forensic_face.models.bundle import Companion
 
     torch.manual_seed(0)
     ae = _tiny_ae()
     main, other = (Recogniser(RecogniserConfig(size=32, width=4)).eval() for _ in range(2))
-    save_bundle(tmp_path / "b", ae, main, None, {"date": "test"}, companion=Companion(other, 0.3, source="test"))
+    comp = Companion(other, 0.5, source="test", probe_weight=(0.4, 0.1), quality_range=(2.0, 6.0))
+    save_bundle(tmp_path / "b", ae, main, None, {"date": "test"}, companion=comp)
     engine = FaceEngine(tmp_path / "b", device="cpu")
-    assert engine.info.params["companion"]["weight"] == 0.3 and engine.searches_reconstruction
+    assert engine.info.params["companion"]["probe_weight"] == [0.4, 0.1] and engine.searches_reconstruction
     faces = (np.random.default_rng(1).random((4, 32, 32)) * 255).astype(np.uint8)
-    joined = engine.embed_searched(faces, faces)
-    assert joined.shape == (4, 2 * main.config.embed_dim)
-    assert np.allclose(np.linalg.norm(joined, axis=1), 1.0, atol=1e-5)
-    alone = engine.embed(faces)
+    gallery = engine.embed_searched(faces, faces)
+    sharp = np.expm1(np.array([1.0, 2.0, 4.0, 9.0]))  # q below, at, inside and above the range
+    probes = engine.embed_searched(faces, faces, sharpness=sharp)
+    assert gallery.shape == (4, 2 * main.config.embed_dim)
+    assert np.allclose(np.linalg.norm(gallery, axis=1), 1.0, atol=1e-5)
+    assert np.allclose(np.linalg.norm(probes, axis=1), 1.0, atol=1e-5)
+    a, c = engine.embed_parts(faces, faces)
     with torch.no_grad():
         x = torch.from_numpy(faces[:, None] / 255.0).float()
-        comp = torch.nn.functional.normalize(other(x) + other(torch.flip(x, dims=[3])), dim=1).numpy()
-    assert np.allclose(joined @ joined.T, 0.7 * alone @ alone.T + 0.3 * comp @ comp.T, atol=1e-4)
-    assert np.allclose(engine.recogniser_part(joined), alone, atol=1e-5)
+        by_hand = torch.nn.functional.normalize(other(x) + other(torch.flip(x, dims=[3])), dim=1).numpy()
+    assert np.allclose(c, by_hand, atol=1e-4) and np.allclose(a, engine.embed(faces), atol=1e-6)
+    share = np.array([0.4, 0.4, 0.25, 0.1])[:, None]
+    expected = np.sqrt((1 - share) * 0.5) * (a @ a.T) + np.sqrt(share * 0.5) * (c @ c.T)
+    assert np.allclose(probes @ gallery.T, expected, atol=1e-4)
     with pytest.raises(ForensicFaceError, match="between 0 and 1"):
         save_bundle(tmp_path / "c", ae, main, None, {"date": "test"}, companion=Companion(other, 1.0))
+    with pytest.raises(ForensicFaceError, match="probe_weight"):
+        save_bundle(tmp_path / "e", ae, main, None, {"date": "test"},
+                    companion=Companion(other, 0.5, probe_weight=(0.4, 1.5), quality_range=(2.0, 6.0)))
     small = Recogniser(RecogniserConfig(size=24, width=4)).eval()
     save_bundle(tmp_path / "d", ae, main, None, {"date": "test"}, companion=Companion(small, 0.3))
     with pytest.raises(ForensicFaceError, match="companion recogniser does not take"):
