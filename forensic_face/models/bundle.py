@@ -163,10 +163,10 @@ def save_bundle(folder: Path, ae: FusionAutoencoder, rec: torch.nn.Module, calib
     says where the recogniser's weights came from (recorded beside its architecture), ``embeds`` what it embeds
     (:data:`EMBEDS`), ``mirror`` whether a face's embedding is averaged with its mirror image's.
 
-    The version is ``ff-<date>-<8 hex>``: the weights' digest, or for a bundle without mirror averaging a digest
-    of the weights' digest and that choice, since the same weights then give other embeddings (a gallery's
-    embeddings are kept per version). ``companion``: a second recogniser joined to the first (its tensors are
-    stored as ``comp.*``)."""
+    The version is ``ff-<date>-<8 hex>``: the weights' digest or, where what the engine does with them is not
+    the default (no mirror averaging, a companion and its weights), a digest of the weights' digest and those
+    choices, since the same weights then give other embeddings (a gallery's embeddings are kept per version).
+    ``companion``: a second recogniser joined to the first (its tensors are stored as ``comp.*``)."""
     architecture = recogniser_architecture(rec)  # before anything is written
     joined = companion.describe() if companion is not None else None
     if joined is not None:
@@ -183,7 +183,7 @@ def save_bundle(folder: Path, ae: FusionAutoencoder, rec: torch.nn.Module, calib
     torch.save(tensors, tmp)
     tmp.replace(folder / WEIGHTS_FILE)
     digest = sha256_file(folder / WEIGHTS_FILE)
-    named = digest if mirror else hashlib.sha256(f"{digest} mirror=false".encode()).hexdigest()
+    named = embedding_digest(digest, mirror, joined)
     meta = {
         "format": 1,
         "version": f"ff-{record.get('date', 'undated')}-{named[:8]}",
@@ -224,6 +224,17 @@ def _write_meta(folder: Path, meta: dict) -> None:
     tmp = folder / (META_FILE + ".tmp")
     tmp.write_text(json.dumps(meta, indent=2))
     tmp.replace(folder / META_FILE)
+
+
+def embedding_digest(weights_sha256: str, mirror: bool = True, companion: dict | None = None) -> str:
+    """What names a bundle's embeddings: the weights' digest, or with a choice beyond the weights (no mirror
+    averaging; a companion: its description, weights and all) a digest of both (see :func:`save_bundle`)."""
+    if mirror and companion is None:
+        return weights_sha256
+    if companion is None:  # the form of the first bundles without mirror averaging
+        return hashlib.sha256(f"{weights_sha256} mirror=false".encode()).hexdigest()
+    choices = json.dumps({"mirror": bool(mirror), "companion": companion}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(f"{weights_sha256} {choices}".encode()).hexdigest()
 
 
 def load_networks(folder: Path, device: torch.device) -> tuple[FusionAutoencoder, torch.nn.Module, dict]:

@@ -146,7 +146,12 @@ def test_a_companion_recogniser_joins_the_similarity_with_its_weights(tmp_path: 
     ae = _tiny_ae()
     main, other = (Recogniser(RecogniserConfig(size=32, width=4)).eval() for _ in range(2))
     comp = Companion(other, 0.5, source="test", probe_weight=(0.4, 0.1), quality_range=(2.0, 6.0))
-    save_bundle(tmp_path / "b", ae, main, None, {"date": "test"}, companion=comp)
+    meta = save_bundle(tmp_path / "b", ae, main, None, {"date": "test"}, companion=comp)
+    # the same tensors joined with other weights embed otherwise: another version
+    other_weights = save_bundle(tmp_path / "b2", ae, main, None, {"date": "test"},
+                                companion=Companion(other, 0.5, source="test", probe_weight=(0.3, 0.1),
+                                                    quality_range=(2.0, 6.0)))
+    assert other_weights["weights_sha256"] == meta["weights_sha256"] and other_weights["version"] != meta["version"]
     engine = FaceEngine(tmp_path / "b", device="cpu")
     assert engine.info.params["companion"]["probe_weight"] == [0.4, 0.1] and engine.searches_reconstruction
     faces = (np.random.default_rng(1).random((4, 32, 32)) * 255).astype(np.uint8)
