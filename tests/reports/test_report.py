@@ -238,7 +238,8 @@ def test_withdrawn_notes_failed_and_provenance_are_printed(analysed_case: Case, 
     assert "WITHDRAWN" not in _section(words, "Analysis analysis-001", "Analysis analysis-002")
     note = _section(text, "Analyst's notes", "Frame and face")  # printed with its analysis, lines kept
     assert "Compared with the <b>original</b> recording.\n The cap hides the hairline." in note
-    assert "Łucja Nowak <analyst>" in note and case.read_log()[-3]["time"][:19].replace("T", " ") in note
+    logged = [e for e in case.read_log() if e["action"] == "analysis.note"][-1]  # the note's own entry
+    assert "Łucja Nowak <analyst>" in note and logged["time"][:19].replace("T", " ") in note
     failed = _section(words, "Failed analyses", "1. Evidence and integrity")
     assert squash("no face found in the frame (tried dlib and") in squash(failed) and "cam1.jpg" in failed
     provenance = _section(words, "Exhibits and provenance", "Verification")
