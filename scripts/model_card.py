@@ -250,8 +250,8 @@ def previous_model(ev: dict, prev: dict | None, meta: dict) -> list[str]:
              f"searches (the previous one: the {PIPELINE[kind(prev)]}; this one: the {PIPELINE[kind(ev)]}), "
              "no audio. 95 % intervals in brackets."
              + (" The autoencoder is that model's, unchanged." if kept else "")
-             + (" So is the recogniser, the student of the same tuning run (the same tuning record): what differs "
-                "is the companion." if kept and joined(meta) and same_student(meta) else ""), "",
+             + (" So is the recogniser, the student of the same tuning run (the same settings and per-epoch "
+                "history): what differs is the companion." if kept and joined(meta) and same_student(meta) else ""), "",
              "| level | model | accuracy | ROC-AUC | TAR@FAR1e-2 | gallery rank 1 |",
              "| --- | --- | --- | --- | --- | --- |"]
     for level in ev["levels"]:
@@ -626,9 +626,13 @@ def ae_origin(record: dict) -> tuple[list[dict], dict]:
 
 
 def same_student(meta: dict) -> bool:
-    """Whether the bundle's student comes from the tuning run of the bundle its autoencoder was kept from."""
+    """Whether the bundle's student comes from the tuning run of the bundle its autoencoder was kept from: the same
+    tuning record but for its stage times (a session that finds the run finished adds its own to them)."""
+    def trained(tuning: dict | None) -> dict:
+        return {k: v for k, v in (tuning or {}).items() if not k.startswith("timings")}
+
     kept = meta["record"]["autoencoder"]["record"]
-    return kept.get("recogniser", {}).get("tuning") == meta["record"]["recogniser"]["tuning"]
+    return trained(kept.get("recogniser", {}).get("tuning")) == trained(meta["record"]["recogniser"]["tuning"])
 
 
 def split_bullets(split: dict, calibration_use: str) -> list[str]:
@@ -1056,7 +1060,8 @@ def sface_command(meta: dict) -> list[str]:
              + ("; `--companion` joins the recogniser of the bundle in that folder to the student, its weight chosen "
                 "on the calibration people first (see 'Joined' above)." if joined(meta) else ".")
              + (f" The tuning run is the one version `{hops[0]['from_bundle']}` took its student from (the same "
-                "tuning record), found finished in its work folder." if joined(meta) and same_student(meta) else ""),
+                "settings and per-epoch history), found finished in its work folder; the stage times add up the "
+                "sessions that worked on it." if joined(meta) and same_student(meta) else ""),
              "",
              "Per epoch, on the training images: the mean cosine of the student's embedding of a variant to the "
              "teacher's of the clean face, by the variant's level, and the margin loss:", "",

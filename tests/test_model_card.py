@@ -96,6 +96,7 @@ def test_a_joined_bundle_s_card_names_the_companion_its_weight_and_what_the_rows
     # against the previous bundle (the student alone): its product rows are the face as found
     assert "## Against the previous model (sface, version `ff-2026-12-05-dada2dc4`)" in text
     assert "So is the recogniser, the student of the same tuning run" in text
+    assert "The tuning run is the one version `ff-2026-12-05-dada2dc4` took its student from" in text
     assert "| severe | previous (sface) | 80.2 % (77.6–82.5) |" in text  # its degraded_* rows
     assert "| severe | this one | 72.2 % (69.3–74.9) |" in text  # this one's recon_* rows
     assert "Two recognisers per face" in text
