@@ -1334,7 +1334,7 @@ def card(folder: Path) -> str:
     meta, ev, hp, prev = load(folder)
     new = as_found(meta)
     lines = [
-        "# Model card: forensic_face fusion autoencoder + recogniser",
+        "# Model card: forensic_face fusion autoencoder + recogniser" + (" + companion" if joined(meta) else ""),
         "",
         f"Version `{meta['version']}` — weights `models.pt` (float16 tensor dictionary, "
         f"SHA-256 `{meta['weights_sha256'][:16]}…`), configuration and calibration in `models.json`, "

@@ -100,6 +100,7 @@ def test_a_joined_bundle_s_card_names_the_companion_its_weight_and_what_the_rows
     assert "| severe | previous (sface) | 80.2 % (77.6–82.5) |" in text  # its degraded_* rows
     assert "| severe | this one | 72.2 % (69.3–74.9) |" in text  # this one's recon_* rows
     assert "Two recognisers per face" in text
+    assert text.startswith("# Model card: forensic_face fusion autoencoder + recogniser + companion\n")
 
 
 def test_a_joined_bundle_without_the_companion_s_origin_is_refused(tmp_path: Path) -> None:
