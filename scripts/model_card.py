@@ -191,8 +191,9 @@ def results(ev: dict) -> list[str]:
         what = ("'joined' = the searched embedding: the recogniser's of the degraded probe in its own five-point "
                 "crop joined to the companion's; 'companion given the reconstruction' = the companion embeds the "
                 "autoencoder's reconstruction of the probe, as the product does; 'given the degraded face instead' "
-                "= it embeds the degraded probe in the same crop, no reconstruction (the recogniser's part "
-                "unchanged). The voice reaches the product through the reconstruction the companion embeds. ")
+                "= it embeds the degraded probe itself in the autoencoder's crop, not its reconstruction (the "
+                "recogniser's part unchanged). The voice reaches the product through the reconstruction the "
+                "companion embeds. ")
     elif key == "degraded":
         what = ("'face as found' = the recogniser on the degraded probe in its own five-point crop, what the "
                 "product searches with; 'reconstruction carried into the recogniser's crop' = the same recogniser "

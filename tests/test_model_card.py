@@ -43,36 +43,43 @@ def test_an_evaluation_of_other_weights_is_refused(tmp_path: Path) -> None:
     assert not (folder / "MODEL_CARD.md").exists()
 
 
-def _joined_bundle(dest: Path, weight: float = 0.25) -> Path:
-    """The shipped bundle's files made into those of a bundle that joins a companion (as `tune-sface --export
-    --companion` writes them): the shipped student kept, beside the project's CNN of the bundle the autoencoder comes
-    from; the shipped evaluation, labelled as the joined bundle's, and also saved as the previous one's."""
+def _joined_bundle(dest: Path) -> Path:
+    """The JSON files of a bundle that joins a companion, as `tune-sface --export --companion` writes them: the
+    shipped bundle's where it is one; else the shipped bundle's made into one (its student kept, beside the project's
+    CNN of the bundle its autoencoder comes from; its evaluation relabelled as the joined bundle's, and kept as the
+    previous bundle's)."""
     folder = _bundle_files(dest)
-    shutil.copy(folder / "evaluation.json", folder / "evaluation_previous.json")
     meta = json.loads((folder / "models.json").read_text())
+    if meta.get("companion"):
+        return folder
+    shutil.copy(folder / "evaluation.json", folder / "evaluation_previous.json")
     trained = meta["record"]["autoencoder"]  # the run that trained the autoencoder with the CNN
-    tried = [round(0.05 * k, 2) for k in range(1, 13)]
     meta["record"] = {**meta["record"],
                       "autoencoder": {"from_bundle": meta["version"], "weights_sha256": meta["weights_sha256"],
                                       "record": meta["record"]},
                       "companion": {"from_bundle": trained["from_bundle"], "weights_sha256": trained["weights_sha256"],
                                     "source": f"the recogniser of bundle {trained['from_bundle']}",
                                     "record": trained["record"]},
-                      "companion_weight": {"weights_tried": tried, "chosen": weight, "pairs": 600,
-                                           "levels": ["clean", "mild", "severe"],
+                      "companion_weight": {"weights_tried": [round(0.05 * k, 2) for k in range(1, 13)],
+                                           "chosen": 0.25, "pairs": 600, "levels": ["clean", "mild", "severe"],
                                            "mean_log_likelihood": [-0.26 - 0.01 * abs(k - 4) for k in range(12)]}}
     meta["companion"] = {"architecture": "ff-cnn", "source": f"the recogniser of bundle {trained['from_bundle']}",
-                         "embeds": "reconstruction", "mirror": True, "weight": weight,
+                         "embeds": "reconstruction", "mirror": True, "weight": 0.25,
                          "config": {"size": 64, "width": 48, "embed_dim": 128, "depth": 1}}
     meta["version"] = "ff-2026-12-06-0badc0de"
     (folder / "models.json").write_text(json.dumps(meta))
     ev = json.loads((folder / "evaluation.json").read_text())
     ev["engine"] |= {"model_version": meta["version"],
                      "companion": {"recogniser": "ff-cnn", "embeds": "reconstruction", "mirror_averaged": True,
-                                   "weight": weight, "input": "64 px, eyes alignment"}}
+                                   "weight": 0.25, "input": "64 px, eyes alignment"}}
     ev["product_scores"] = "recon"
     (folder / "evaluation.json").write_text(json.dumps(ev))
     return folder
+
+
+def _accuracy(report: dict, row: str) -> str:
+    """The severe accuracy of an evaluation's ``row`` as the card's tables begin it."""
+    return f"{100 * report['levels']['severe'][row]['accuracy']:.1f} % ("
 
 
 def test_a_joined_bundle_s_card_names_the_companion_its_weight_and_what_the_rows_are(tmp_path: Path) -> None:
@@ -80,27 +87,34 @@ def test_a_joined_bundle_s_card_names_the_companion_its_weight_and_what_the_rows
     proc = _write_card(folder)
     assert proc.returncode == 0, proc.stderr
     text = (folder / "MODEL_CARD.md").read_text()
-    assert "- **Companion** (3,542,544 parameters): the recogniser of version `ff-2026-11-26-19f697db`" in text
-    assert "with w = 0.25. Chosen on the calibration people" in text
-    assert "0.2: -0.2700, 0.25: -0.2600, 0.3: -0.2700" in text and "chosen: 0.25." in text
+    meta, ev, prev = (json.loads((folder / f"{name}.json").read_text())
+                      for name in ("models", "evaluation", "evaluation_previous"))
+    rec = meta["record"]
+    came, chose, student = rec["companion"], rec["companion_weight"], rec["autoencoder"]
+    assert text.startswith("# Model card: forensic_face fusion autoencoder + recogniser + companion\n")
+    assert (f"- **Companion** ({came['record']['params']['rec']:,} parameters): the recogniser of version "
+            f"`{came['from_bundle']}` (weights SHA-256 `{came['weights_sha256'][:16]}…`)") in text
+    w = chose["chosen"]
+    assert f"with w = {w:g}. Chosen on the calibration people, never on DevTest" in text
+    assert f"{w:g}: {chose['mean_log_likelihood'][chose['weights_tried'].index(w)]:.4f}" in text
     assert "never searched with" not in text and "is not searched with" not in text
     # the rows: recon_* the joined embedding as searched, degraded_* the companion given the degraded face instead
-    assert ("| severe | joined, companion given the reconstruction (the product), no audio | 72.2 % (69.3–74.9) |"
-            in text)
-    assert "| severe | joined, companion given the degraded face instead, no audio | 80.2 % (77.6–82.5) |" in text
+    assert ("| severe | joined, companion given the reconstruction (the product), no audio | "
+            + _accuracy(ev, "recon_no_audio")) in text
+    assert "| severe | joined, companion given the degraded face instead, no audio | " + _accuracy(
+        ev, "degraded_no_audio") in text
     assert "| severe | companion given the reconstruction (a) vs given the degraded face (b), no audio |" in text
-    # the command that fetched the companion's bundle and joined it
-    assert "git archive 292be66 resources/models | tar -x -C /tmp/prev" in text
-    assert ("--threads 1 --export resources/models --companion /tmp/prev/resources/models\n" in text)
-    assert "The autoencoder and the companion come from version `ff-2026-11-26-19f697db`, made together by:" in text
-    # against the previous bundle (the student alone): its product rows are the face as found
-    assert "## Against the previous model (sface, version `ff-2026-12-05-dada2dc4`)" in text
+    # the commands that fetched the companion's bundle and joined it
+    assert "git archive 292be66 resources/models | tar -x -C /tmp/prev   # bundle ff-2026-11-26-19f697db" in text
+    assert "--threads 1 --export resources/models --companion /tmp/prev/resources/models\n" in text
+    assert f"The autoencoder and the companion come from version `{came['from_bundle']}`, made together by:" in text
+    # against the previous bundle (the student alone, its product rows the face as found): the same student
+    assert f"## Against the previous model (sface, version `{student['from_bundle']}`)" in text
     assert "So is the recogniser, the student of the same tuning run" in text
-    assert "The tuning run is the one version `ff-2026-12-05-dada2dc4` took its student from" in text
-    assert "| severe | previous (sface) | 80.2 % (77.6–82.5) |" in text  # its degraded_* rows
-    assert "| severe | this one | 72.2 % (69.3–74.9) |" in text  # this one's recon_* rows
-    assert "Two recognisers per face" in text
-    assert text.startswith("# Model card: forensic_face fusion autoencoder + recogniser + companion\n")
+    assert f"The tuning run is the one version `{student['from_bundle']}` took its student from" in text
+    assert "| severe | previous (sface) | " + _accuracy(prev, "degraded_no_audio") in text
+    assert "| severe | this one | " + _accuracy(ev, "recon_no_audio") in text
+    assert "- Two recognisers per face" in text
 
 
 def test_a_joined_bundle_without_the_companion_s_origin_is_refused(tmp_path: Path) -> None:
