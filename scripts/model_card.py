@@ -972,6 +972,9 @@ def companion_weight_text(meta: dict) -> str:
     chosen = meta["record"].get("companion_weight")
     if not chosen:
         return "It was given on the command line (`--companion-weight`), not chosen by this export."
+    if not {"weights_tried", "mean_log_likelihood", "chosen", "pairs", "levels"} <= set(chosen):
+        raise SystemExit(f"models.json's record.companion_weight ({', '.join(sorted(chosen))}) is not the table of "
+                         "one weight per row this script describes: teach scripts/model_card.py its form")
     tried, ll = chosen["weights_tried"], chosen["mean_log_likelihood"]
     return (f"Chosen on the calibration people, never on DevTest, by `tune-sface --export --companion`: of w = "
             f"{', '.join(f'{v:g}' for v in tried)}, the weight whose joined similarity gives the {chosen['pairs']} "
