@@ -3,9 +3,12 @@ hp_search.json, and evaluation_previous.json (the previous bundle's evaluation) 
 
     .venv/bin/python scripts/model_card.py [--models DIR]   # default resources/models; writes DIR/MODEL_CARD.md
 
-Two kinds of bundle: the project's own CNN of the reconstruction ("ff-cnn", no ``recogniser`` in models.json or
-``embeds`` = ``reconstruction``), and a recogniser of the face as found (``embeds`` = ``input``: the SFace
-student of ``forensic-face tune-sface``), whose product rows in evaluation.json are ``degraded_*``.
+Three kinds of bundle: the project's own CNN of the reconstruction ("ff-cnn", no ``recogniser`` in models.json
+or ``embeds`` = ``reconstruction``); a recogniser of the face as found (``embeds`` = ``input``: the SFace student
+of ``forensic-face tune-sface``), whose product rows in evaluation.json are ``degraded_*``; and that student joined
+to a companion recogniser of the reconstruction (models.json's ``companion``: ``tune-sface --export --companion``),
+whose ``recon_*`` rows are the joined embedding as searched and ``degraded_*`` rows the joined embedding with the
+companion given the degraded face instead.
 """
 
 from __future__ import annotations
@@ -15,14 +18,15 @@ import json
 import math
 from pathlib import Path
 
-from forensic_face.models.bundle import calibration_digest
+from forensic_face.models.bundle import RECOGNISERS, calibration_digest
 from forensic_face.models.calibration import MatchCalibration
 from forensic_face.paths import models_dir
 from forensic_face.training.metrics import wilson_interval
 from forensic_face.vision.degrade import EVAL_LEVELS
 
-#: What each kind of product searches with, as the card names it (evaluation.json's ``product_scores``).
-PIPELINE = {"recon": "reconstruction", "degraded": "face as found"}
+#: What each kind of product searches with, as the card names it (:func:`kind`).
+PIPELINE = {"recon": "reconstruction", "degraded": "face as found",
+            "joined": "face as found joined to its reconstruction"}
 
 
 def pct(v: float) -> str:
@@ -45,6 +49,23 @@ def product(ev: dict) -> str:
     """The rows of evaluation.json the product searches with: "recon" (the reconstruction; evaluations made
     before the key existed) or "degraded" (the face as found)."""
     return ev.get("product_scores", "recon")
+
+
+def kind(ev: dict) -> str:
+    """What the evaluation's product searched with: "recon" or "degraded" (:func:`product`), or "joined" (a
+    recogniser of the face as found joined to a companion of the reconstruction: the recon rows)."""
+    return "joined" if ev.get("engine", {}).get("companion") else product(ev)
+
+
+def earlier(ev: dict) -> str:
+    """The model the calibration's form and the interval check were made on, as a bundle of ``ev``'s kind names
+    it (for a recogniser of the face as found alone, the previous bundle was that model)."""
+    return "an earlier model of the project's own CNN" if kind(ev) == "joined" else "the previous model"
+
+
+def joined(meta: dict) -> bool:
+    """Whether the bundle joins a companion recogniser to its recogniser."""
+    return bool(meta.get("companion"))
 
 
 def as_found(meta: dict) -> bool:
@@ -112,6 +133,10 @@ PAIRED_NAMES = {
                                                "no audio",
                  "audio_vs_no_audio": "synthetic voice (a) vs no audio (b), reconstruction carried into the crop",
                  "ours_vs_dlib": "the product, face as found (a) vs dlib at 0.6 (b)"},
+    "joined": {"reconstruction_vs_degraded": "companion given the reconstruction (a) vs given the degraded face "
+                                             "(b), no audio",
+               "audio_vs_no_audio": "synthetic voice (a) vs no audio (b), the product",
+               "ours_vs_dlib": "the product with the synthetic voice (a) vs dlib at 0.6 (b)"},
 }
 
 
@@ -125,7 +150,7 @@ def paired_tests(ev: dict) -> list[str]:
              "| level | comparison | accuracy | right only with a / only with b, p | AUC difference, p |",
              "| --- | --- | --- | --- | --- |"]
     for level, lev in ev["levels"].items():
-        for key, label in PAIRED_NAMES[product(ev)].items():
+        for key, label in PAIRED_NAMES[kind(ev)].items():
             t = lev["comparisons"][key]
             a, d = t["accuracy"], t["roc_auc"]
             lines.append(f"| {level} | {label} | {pct(a['accuracy_a'])} vs {pct(a['accuracy_b'])} | "
@@ -147,6 +172,9 @@ RESULT_ROWS = {
     "degraded": (("face as found (the product)", "degraded_no_audio"),
                  ("reconstruction carried into the recogniser's crop, no audio", "recon_no_audio"),
                  ("reconstruction carried into the recogniser's crop, synthetic voice", "recon_with_audio")),
+    "joined": (("joined, companion given the reconstruction (the product), no audio", "recon_no_audio"),
+               ("joined, companion given the reconstruction (the product), synthetic voice", "recon_with_audio"),
+               ("joined, companion given the degraded face instead, no audio", "degraded_no_audio")),
 }
 
 
@@ -158,8 +186,15 @@ def voice_reaches_product(ev: dict) -> bool:
 
 def results(ev: dict) -> list[str]:
     """The DevTest verification table, reconstruction quality, paired tests and detection."""
-    key = product(ev)
-    if key == "degraded":
+    key = kind(ev)
+    if key == "joined":
+        what = ("'joined' = the searched embedding: the recogniser's of the degraded probe in its own five-point "
+                "crop joined to the companion's; 'companion given the reconstruction' = the companion embeds the "
+                "autoencoder's reconstruction of the probe, as the product does; 'given the degraded face instead' "
+                "= it embeds the degraded probe itself in the autoencoder's crop, not its reconstruction (the "
+                "recogniser's part unchanged). The voice reaches the product through the reconstruction the "
+                "companion embeds. ")
+    elif key == "degraded":
         what = ("'face as found' = the recogniser on the degraded probe in its own five-point crop, what the "
                 "product searches with; 'reconstruction carried into the recogniser's crop' = the same recogniser "
                 "on the autoencoder's reconstruction warped into that crop (the reconstruction is shown to the "
@@ -208,21 +243,23 @@ def previous_model(ev: dict, prev: dict | None, meta: dict) -> list[str]:
         return []
     made = prev.get("engine", {})
     version = made.get("model_version", "?")
-    kind = made.get("recogniser", "ff-cnn")  # evaluations made before the key existed were of the ff-cnn
-    kept = as_found(meta) and meta["record"]["autoencoder"]["from_bundle"] == version
+    name = made.get("recogniser", "ff-cnn")  # evaluations made before the key existed were of the ff-cnn
+    kept = as_found(meta) and version in {hop["from_bundle"] for hop in ae_origin(meta["record"])[0]}
     same = "the same DevTest pairs and searches" if prev.get("split") == ev.get("split") else "its own DevTest split"
-    lines = ["", f"## Against the previous model ({kind}, version `{version}`)", "",
+    lines = ["", f"## Against the previous model ({name}, version `{version}`)", "",
              f"The previous bundle's evaluation (`evaluation_previous.json`), on {same}, each model as its product "
-             f"searches (the previous one: the {PIPELINE[product(prev)]}; this one: the {PIPELINE[product(ev)]}), "
+             f"searches (the previous one: the {PIPELINE[kind(prev)]}; this one: the {PIPELINE[kind(ev)]}), "
              "no audio. 95 % intervals in brackets."
-             + (" The autoencoder is that model's, unchanged." if kept else ""), "",
+             + (" The autoencoder is that model's, unchanged." if kept else "")
+             + (" So is the recogniser, the student of the same tuning run (the same settings and per-epoch "
+                "history): what differs is the companion." if kept and joined(meta) and same_student(meta) else ""), "",
              "| level | model | accuracy | ROC-AUC | TAR@FAR1e-2 | gallery rank 1 |",
              "| --- | --- | --- | --- | --- | --- |"]
     for level in ev["levels"]:
-        for name, report in ((f"previous ({kind})", prev), ("this one", ev)):
+        for row, report in ((f"previous ({name})", prev), ("this one", ev)):
             r = report["levels"][level][f"{product(report)}_no_audio"]
             rank = (report.get("identification") or {}).get("levels", {}).get(level, {}).get("rank_1")
-            lines.append(f"| {level} | {name} | {with_ci(r, 'accuracy')} | {with_ci(r, 'roc_auc', auc)} | "
+            lines.append(f"| {level} | {row} | {with_ci(r, 'accuracy')} | {with_ci(r, 'roc_auc', auc)} | "
                          f"{pct(r['tar_at_far_1e-2'])} | {pct(rank['rate']) if rank else '—'} |")
     return lines
 
@@ -244,7 +281,7 @@ def match_calibration(ev: dict, hp: dict | None) -> list[str]:
     if "match_probability" not in ev["levels"]["severe"][key]:
         return []
     lines = ["", "## Match calibration", "",
-             f"How far the stated match probability is from what happened on DevTest ({PIPELINE[product(ev)]}, no "
+             f"How far the stated match probability is from what happened on DevTest ({PIPELINE[kind(ev)]}, no "
              "audio): the Brier score and the expected calibration error (ECE: the pair-weighted mean gap between "
              "the stated probability and the observed same-person rate, 10 equal-width bins; `evaluation.json` "
              "holds the bins).", "", "| level | Brier | ECE | false match rate | false non-match rate |",
@@ -256,13 +293,15 @@ def match_calibration(ev: dict, hp: dict | None) -> list[str]:
     change = (hp or {}).get("calibration_change")
     if change:
         return lines + calibration_change(ev, change)
-    if product(ev) == "degraded":
+    if kind(ev) != "recon":
         weak, accepted = weak_accepts(ev)
         lines += ["", f"Of the severe pairs it accepts, {weak} of {accepted} have a match probability below 0.7; the "
                   "report prints the probability beside each candidate. The calibration's form (the sharpness term, "
-                  "the lead score of gallery searches, the temperature by sharpness) was chosen on the previous "
-                  "model, whose figures `hp_search.json` keeps (`calibration_change`, `open_set_change`, "
-                  "`temperature_change`), and refitted here on this recogniser's scores of the calibration pairs."]
+                  f"the lead score of gallery searches, the temperature by sharpness) was chosen on {earlier(ev)}, "
+                  "whose figures `hp_search.json` keeps (`calibration_change`, `open_set_change`, "
+                  "`temperature_change`), and refitted here on this "
+                  + ("bundle's joined" if kind(ev) == "joined" else "recogniser's") + " scores of the calibration "
+                  "pairs."]
     return lines
 
 
@@ -355,17 +394,18 @@ def identification(ev: dict, hp: dict | None) -> list[str]:
              "| level | pipeline | rank 1 | rank 5 | found, confident | not enrolled, no confident match |",
              "| --- | --- | --- | --- | --- | --- |"]
     for level, lev in ident["levels"].items():
-        for name, r in ((f"ours ({PIPELINE[product(ev)]})", lev), ("dlib at 0.6 (reference)", lev["dlib_reference"])):
+        for name, r in ((f"ours ({PIPELINE[kind(ev)]})", lev), ("dlib at 0.6 (reference)", lev["dlib_reference"])):
             lines.append(f"| {level} | {name} | {rate_cell(r['rank_1'])} | {rate_cell(r['rank_5'])} | "
                          f"{rate_cell(r['enrolled_found_confidently'])} | "
                          f"{rate_cell(r['not_enrolled_no_confident_match'])} |")
     lines += open_set(ev, hp)
-    fpir_settings(ident, lines, product(ev))
+    fpir_settings(ident, lines, kind(ev))
     clean = ident["levels"]["clean"]
     lines[-1] += (("The finding stands: this recogniser ranks the right person first in "
                    f"{pct(clean['rank_1']['rate'])} of clean searches of {ident['gallery_people']} people, but a "
-                   "confident lead comes for a minority of them.") if product(ev) == "recon" else
-                  (f"This recogniser ranks the right person first in {pct(clean['rank_1']['rate'])} of clean "
+                   "confident lead comes for a minority of them.") if kind(ev) == "recon" else
+                  (f"{'The joined search' if kind(ev) == 'joined' else 'This recogniser'} ranks the right person "
+                   f"first in {pct(clean['rank_1']['rate'])} of clean "
                    f"searches of {ident['gallery_people']} people; a confident lead comes for "
                    f"{pct(clean['enrolled_found_confidently']['rate'])} of them."))
     lines[-1] += (" The ranked candidates are always listed with their probabilities; the verdict says why there is "
@@ -384,7 +424,7 @@ def open_set(ev: dict, hp: dict | None) -> list[str]:
     n_open = ident["not_enrolled_probes"]
     pooled = round(sum(false_leads) * n_open) / (n_open * len(levels))
     lo, hi = wilson_interval(round(sum(false_leads) * n_open), n_open * len(levels))
-    if product(ev) == "recon":
+    if kind(ev) == "recon":
         one = clean["one_to_one_threshold_only"]
         alone = (f"{pct(1 - one['not_enrolled_no_confident_match']['rate'])} of the searches for people not in the "
                  "gallery (clean; the same at mild and severe), while "
@@ -530,29 +570,37 @@ def targets(ev: dict) -> list[str]:
                 f"{g['ci95'][1]:+.2f}) | {verdict(g['ci95'], 2.0)} |")
     t = lv["severe"]["comparisons"]["reconstruction_vs_degraded"]
     a, d = t["accuracy"], t["roc_auc"]
-    rows.append(f"| recognition on the reconstruction better than on the degraded input, severe | better | "
+    asked, a_side, b_side = (("the product (companion given the reconstruction) better than the companion given the "
+                              "degraded face", "with the reconstruction", "the companion given the degraded face")
+                             if kind(ev) == "joined" else
+                             ("recognition on the reconstruction better than on the degraded input",
+                              "on the reconstruction", "the degraded input"))
+    rows.append(f"| {asked}, severe | better | "
                 f"accuracy {pct(a['accuracy_a'])} vs {pct(a['accuracy_b'])} (McNemar p = {a['p_value']:.2g}); "
                 f"AUC {d['difference']:+.4f} ({d['ci95'][0]:+.4f} to {d['ci95'][1]:+.4f}, p = {d['p_value']:.2g}) | "
                 + ("not shown" if a["p_value"] >= 0.05 else "met" if a["accuracy_a"] > a["accuracy_b"] else
-                   "missed: the degraded input did better")
+                   f"missed: {b_side} did better")
                 + (" on accuracy; the AUC difference's interval includes zero" if d["ci95"][0] <= 0 <= d["ci95"][1]
-                   else "; AUC lower on the reconstruction (whole interval below zero)" if d["ci95"][1] < 0
-                   else "; AUC higher on the reconstruction (whole interval above zero)")
+                   else f"; AUC lower {a_side} (whole interval below zero)" if d["ci95"][1] < 0
+                   else f"; AUC higher {a_side} (whole interval above zero)")
                 + " |")
-    if product(ev) == "recon":
+    if kind(ev) == "recon":
         tail = ("a bootstrap that resamples those groups (2,000 draws, `research/interval_check.py`) gave intervals "
                 "3 % narrower to 9 % wider than these (widest: severe accuracy, 5.5 points against 5.1), so the "
                 "sharing changes no verdict.")
     else:
-        tail = ("for the previous model a bootstrap that resamples those groups (2,000 draws, "
+        tail = (f"for {earlier(ev)} a bootstrap that resamples those groups (2,000 draws, "
                 "`research/interval_check.py`) gave intervals 3 % narrower to 9 % wider, which changed no verdict; "
                 "it was not rerun for this one. The accuracy targets are read on what the product searches with, "
-                "the face as found; the last row asks whether the reconstruction helps the same recogniser.")
+                + ("the joined embedding; the last row asks whether giving the companion the reconstruction beats "
+                   "giving it the degraded face." if kind(ev) == "joined" else
+                   "the face as found; the last row asks whether the reconstruction helps the same recogniser."))
     return ["", "## Targets (issue 3) against DevTest, with 95 % intervals", "",
             "| target | asked | measured | verdict |", "| --- | --- | --- | --- |", *rows, "",
             "The intervals treat the 1,000 pairs as independent. LFW's pairs share people (963 people in 463 "
             "groups of linked pairs); " + tail + " Inference speed (≤ 15 ms) "
-            "and training time (< 1 h) are measured by `scripts/bench_inference.py` and the training record, not here."]
+            "and training time (< 1 h) are measured by `scripts/bench_inference.py` and the training record, not here"
+            + (" (the benchmark does not time the companion)." if kind(ev) == "joined" else ".")]
 
 
 # ------------------------------------------------------------------------------------------------ the networks
@@ -566,6 +614,26 @@ def ae_bullet(rec: dict) -> str:
             "(LBRP 708 + 7 prosody values), bottleneck z = ReLU(W_b[h; a] + b_b) at each position of the 8×8 map, "
             "transposed-convolution decoder with ReLU and U-Net skips, final conv + sigmoid. A learned code "
             "replaces the audio when there is none.")
+
+
+def ae_origin(record: dict) -> tuple[list[dict], dict]:
+    """Where a kept autoencoder comes from: the bundles it passed through (``record.autoencoder`` entries,
+    outermost first, the last the bundle whose run trained it) and that run's training record. A bundle that keeps
+    another's autoencoder records that bundle's whole record, which names its own source when it kept one too."""
+    hops = [record["autoencoder"]]
+    while "autoencoder" in hops[-1]["record"]:
+        hops.append(hops[-1]["record"]["autoencoder"])
+    return hops, hops[-1]["record"]
+
+
+def same_student(meta: dict) -> bool:
+    """Whether the bundle's student comes from the tuning run of the bundle its autoencoder was kept from: the same
+    tuning record but for its stage times (a session that finds the run finished adds its own to them)."""
+    def trained(tuning: dict | None) -> dict:
+        return {k: v for k, v in (tuning or {}).items() if not k.startswith("timings")}
+
+    kept = meta["record"]["autoencoder"]["record"]
+    return trained(kept.get("recogniser", {}).get("tuning")) == trained(meta["record"]["recogniser"]["tuning"])
 
 
 def split_bullets(split: dict, calibration_use: str) -> list[str]:
@@ -653,17 +721,20 @@ def calibration_text(meta: dict) -> str:
                 f"{float(m.search_temperature(math.expm1(hi))):.4f} for the sharpest")
     n = (f" Gallery softmax temperature T = {cal['temperature']:.4f}" + by_q
          + f". Fitted on {cal['n_pairs']} held-out pair scores (calibration people, clean/mild/severe, with and "
-         + ("without audio, which give the face as found the same score)." if as_found(meta) else "without audio)."))
+         + ("without audio; the voice reaches the joined score through the reconstruction the companion embeds)."
+            if joined(meta) else "without audio, which give the face as found the same score)." if as_found(meta)
+            else "without audio)."))
+    sim = "the joined cosine similarity s" if joined(meta) else "the cosine similarity s"
     if not cal.get("quality_range"):
-        return ("- **Calibration**: match probability p = sigmoid(w0 + w1·s) of the cosine similarity s; 'same "
+        return (f"- **Calibration**: match probability p = sigmoid(w0 + w1·s) of {sim}; 'same "
                 f"person' when p ≥ 0.5, i.e. s ≥ {-w[0] / w[1]:.3f}." + n)
     lo, hi = cal["quality_range"]
 
     def thr(q: float) -> float:
         return -(w[0] + w[2] * q) / (w[1] + w[3] * q)
 
-    text = ("- **Calibration**: match probability p = sigmoid(w0 + w1·s + w2·q + w3·s·q) of the cosine similarity "
-            "s and the probe's sharpness q = ln(1 + variance of the Laplacian of the aligned 64 px grey crop), q "
+    text = (f"- **Calibration**: match probability p = sigmoid(w0 + w1·s + w2·q + w3·s·q) of {sim} "
+            "and the probe's sharpness q = ln(1 + variance of the Laplacian of the aligned 64 px grey crop), q "
             f"clipped to its fitted range {lo:.2f}–{hi:.2f} (1st–99th percentile of the calibration probes); "
             f"weights {', '.join(f'{v:.3f}' for v in w)}. 'Same person' when p ≥ 0.5: from s ≥ {thr(lo):.3f} for "
             f"the blurriest probes to s ≥ {thr(hi):.3f} for the sharpest. A degraded probe's same-person "
@@ -774,8 +845,10 @@ def clips(folder: Path, meta: dict) -> list[str]:
              + "; ".join(fitted["conditions"]) + "; the single frame keeps its own calibration.", "",
              f"Evaluation on {ev['pairs']} DevTest pairs and a gallery of {ev['gallery_people']} ({ev['searches']} "
              "searches), the first N frames of each clip through the clip path (YuNet, the centre box where it finds "
-             "none, the tracker's weights" + ("; each template pools the embeddings of the frames' faces as found" if
-                                              as_found(meta) else "") + "):", "",
+             "none, the tracker's weights" + ("; each template pools the frames' joined embeddings, the face as "
+                                              "found joined to the companion's of its reconstruction" if joined(meta)
+                                              else "; each template pools the embeddings of the frames' faces as "
+                                              "found" if as_found(meta) else "") + "):", "",
              "| level | frames | accuracy | ROC-AUC | rank-1 | reconstruction: pooled / one frame / frame average |",
              "| --- | --- | --- | --- | --- | --- |"]
     for level, lev in ev["levels"].items():
@@ -807,14 +880,16 @@ def sface_sizes(frozen_blocks: int) -> tuple[int, int, int, int]:
 def sface_what(meta: dict) -> list[str]:
     """What it is: the autoencoder kept from another bundle and the SFace student of the face as found."""
     rec = meta["record"]
-    ae, tun = rec["autoencoder"], rec["recogniser"]["tuning"]
+    tun = rec["recogniser"]["tuning"]
     cfg, size, dim = tun["config"], meta["rec"]["size"], meta["rec"]["embed_dim"]
     k = cfg["frozen_blocks"]
     total, tuned, fc, blocks = sface_sizes(k)
+    hops, ae_rec = ae_origin(rec)
     return [
         "## What it is",
-        ae_bullet(ae["record"]) + f" Kept unchanged from version `{ae['from_bundle']}` (weights SHA-256 "
-        f"`{ae['weights_sha256'][:16]}…`); that run's record is in `models.json` under `record.autoencoder.record`.",
+        ae_bullet(ae_rec) + f" Kept unchanged from version `{hops[-1]['from_bundle']}` (weights SHA-256 "
+        f"`{hops[-1]['weights_sha256'][:16]}…`)" + "".join(f", through `{h['from_bundle']}`" for h in hops[-2::-1])
+        + "; that run's record is in `models.json` under `record" + ".autoencoder.record" * len(hops) + "`.",
         f"- **Recogniser** ({total:,} parameters): a student of SFace (Zhong et al., 'SFace: Sigmoid-Constrained "
         f"Hypersphere Loss for Robust Face Recognition'), from {rec['recogniser']['base']}. A MobileFaceNet of "
         f"{blocks} depthwise-separable blocks taking a {size}×{size} face aligned on the five-point ArcFace template "
@@ -831,29 +906,99 @@ def sface_what(meta: dict) -> list[str]:
         f"mean clean embeddings (fixed). {cfg['variants']} degraded variants per image beside its clean crop, "
         f"{cfg['epochs']} epochs of batches of {cfg['batch']}, Adam from learning rate {cfg['lr']:g} with cosine "
         f"decay to 0 (weight decay {cfg['weight_decay']:g}), seed {cfg['seed']}.",
-        f"- **What it embeds**: the face as found, the probe in its own {size} px five-point crop, flip-averaged "
-        "(the face and its mirror image); not the reconstruction. The reconstruction is shown beside the probe "
-        "and never searched with (`recogniser.embeds` = `input` in `models.json`).",
+        *(companion_what(meta) if joined(meta) else [
+            f"- **What it embeds**: the face as found, the probe in its own {size} px five-point crop, flip-averaged "
+            "(the face and its mirror image); not the reconstruction. The reconstruction is shown beside the probe "
+            "and never searched with (`recogniser.embeds` = `input` in `models.json`)."]),
         calibration_text(meta),
         "",
         "## Licence",
         "- The recogniser's weights are derived from SFace (OpenCV Zoo, `face_recognition_sface_2021dec.onnx`), "
         "Apache License 2.0: `LICENSE-sface.txt` and `NOTICE` in `resources/models` (the NOTICE names the source "
-        "and what was changed). The autoencoder is this project's own.",
+        "and what was changed). The autoencoder is this project's own"
+        + (", and so is the companion (the project's CNN)." if joined(meta) else "."),
     ]
+
+
+def companion_from(meta: dict) -> dict:
+    """Where the companion came from (``record.companion``: its bundle's version, weights digest, source and
+    training record)."""
+    came = meta["record"].get("companion")
+    if not isinstance(came, dict) or not came.get("record"):
+        raise SystemExit("models.json's record.companion does not name the companion's bundle and its training "
+                         "record: export the bundle again (`forensic-face tune-sface --export --companion PREV`)")
+    return came
+
+
+def trained_together(meta: dict) -> bool:
+    """Whether the bundle's companion was trained in the run that trained its autoencoder."""
+    return joined(meta) and companion_from(meta)["from_bundle"] == ae_origin(meta["record"])[0][-1]["from_bundle"]
+
+
+def companion_what(meta: dict) -> list[str]:
+    """The companion bullet (what it is, how it was trained, how it is joined) and what the bundle embeds."""
+    comp, came = meta["companion"], companion_from(meta)
+    rec, w = came["record"], comp["weight"]
+    cfg = rec["config"]
+    crop = f"{comp['config']['size']} px {RECOGNISERS[comp['architecture']][0].alignment} crop"
+    flip = "flip-averaged (the face and its mirror image)"
+    minutes = sum(h["seconds"] for h in rec["history"]) / 60
+    same_run = trained_together(meta)
+    return [
+        f"- **Companion** ({rec['params']['rec']:,} parameters): the recogniser of version `{came['from_bundle']}` "
+        f"(weights SHA-256 `{came['weights_sha256'][:16]}…`), the project's own residual CNN ({comp['architecture']}, "
+        f"{comp['config']['embed_dim']}-D embedding, cosine similarity), trained "
+        + ("with this autoencoder in that bundle's run" if same_run else "in that bundle's run")
+        + f" (`{train_command(rec).removeprefix('.venv/bin/')}`, {minutes:.1f} min on 2 CPU cores; see 'Command'): "
+        "distilled from dlib's ResNet on the clean face (1 − cos towards its "
+        f"{'centred' if cfg.get('teacher_centre') else 'raw'} descriptor) with ArcFace over the "
+        f"{rec['train_classes']:,} training people, seeing the reconstructions of degraded training faces and the "
+        "clean faces. Its record is in `models.json` under `record.companion.record`."
+        f" It embeds the {comp['embeds']} of the probe (a gallery face as it is) in the autoencoder's {crop}, "
+        + (flip if comp.get("mirror", True) else "once (no mirror image)") + ".",
+        "- **Joined**: the searched similarity is (1 − w) × the recogniser's cosine + w × the companion's (the "
+        "searched embedding holds the two unit embeddings side by side, scaled by √(1 − w) and √w), with w = "
+        f"{w:g}. " + companion_weight_text(meta),
+        f"- **What it embeds**: the recogniser, the face as found (the probe in its own {meta['rec']['size']} px "
+        "five-point crop), " + (flip if meta["recogniser"].get("mirror", True) else "once (no mirror image)")
+        + f"; the companion, the probe's reconstruction, with the voice where there is one, in the {crop}. Both "
+        "are searched with, joined: the reconstruction is shown beside the untouched probe and searched with through "
+        "the companion (`recogniser.embeds` = `input`, `companion.embeds` = `reconstruction` in `models.json`).",
+    ]
+
+
+def companion_weight_text(meta: dict) -> str:
+    """How the companion's weight was chosen (``record.companion_weight``), with the table it was chosen from."""
+    chosen = meta["record"].get("companion_weight")
+    if not chosen:
+        return "It was given on the command line (`--companion-weight`), not chosen by this export."
+    if not {"weights_tried", "mean_log_likelihood", "chosen", "pairs", "levels"} <= set(chosen):
+        raise SystemExit(f"models.json's record.companion_weight ({', '.join(sorted(chosen))}) is not the table of "
+                         "one weight per row this script describes: teach scripts/model_card.py its form")
+    tried, ll = chosen["weights_tried"], chosen["mean_log_likelihood"]
+    return (f"Chosen on the calibration people, never on DevTest, by `tune-sface --export --companion`: of w = "
+            f"{', '.join(f'{v:g}' for v in tried)}, the weight whose joined similarity gives the {chosen['pairs']} "
+            f"calibration pairs at {', '.join(chosen['levels'])} ({chosen['pairs'] * len(chosen['levels']):,} "
+            "scores, every level pooled, no audio) the highest mean log-likelihood under the match logistic (of the "
+            "similarity and the probe's sharpness) fitted to that similarity. Mean log-likelihood by w: "
+            + ", ".join(f"{v:g}: {x:.4f}" for v, x in zip(tried, ll, strict=True)) + f"; chosen: {chosen['chosen']:g}.")
 
 
 def sface_data(meta: dict) -> list[str]:
     """The data each network was trained on, and what is known of SFace's own."""
     rec = meta["record"]
-    ae, tun = rec["autoencoder"]["record"], rec["recogniser"]["tuning"]
+    (hops, ae), tun = ae_origin(rec), rec["recogniser"]["tuning"]
     cfg, ae_cfg, split = tun["config"], ae["config"], ae["split"]
     same = tun["people"] == split["train_people"] and cfg["seed"] == ae_cfg.get("seed")
     levels = ", ".join(f"{n:,} {name}" for name, n in tun["levels"].items())
+    comp = trained_together(meta)
     return [
         "", "## Data and split (identity-disjoint)",
-        *split_bullets(split, "held out of all training (the autoencoder's and the recogniser's); the match "
-                       "probability, thresholds and softmax temperature are fitted on them."),
+        *split_bullets(split, "held out of all training (the autoencoder's"
+                       + (", the recogniser's and the companion's" if comp else " and the recogniser's")
+                       + "); the match probability, thresholds"
+                       + (", softmax temperature and the companion's weight are" if joined(meta) else
+                          " and softmax temperature are") + " fitted on them."),
         f"- Recogniser: the training people ({tun['people']:,} people, {tun['images']:,} images"
         + (f"; the autoencoder's split, seed {cfg['seed']})" if same else f"; the split of seed {cfg['seed']})")
         + f": each image's clean crop and {cfg['variants']} degraded variants ({levels} among the "
@@ -861,20 +1006,22 @@ def sface_data(meta: dict) -> list[str]:
         "`clean`/`mild`/`severe` levels and random combinations of resolution, blur, motion, noise, JPEG, light and "
         "occlusion; the whole frame degraded, then cropped with the five-point alignment perturbed as a detector's "
         "landmarks on a degraded frame would be). No voices.",
-        f"- Autoencoder (version `{rec['autoencoder']['from_bundle']}`): the split's training people "
+        f"- Autoencoder (version `{hops[-1]['from_bundle']}`): the split's training people "
         f"({ae['train_classes']} people, {training_images(ae)[0]} images), {ae_cfg['variants']} degraded variants "
         f"per image and the person's synthetic voice ({ae['voice_clips']} clips); reconstruction MSE, "
         + ("no identity loss reaching it" if not ae_cfg["id_weight"] else
            f"an identity loss at {ae_cfg['id_weight']:g}×")
-        + "; trained with the recogniser of its bundle (the project's own CNN, distilled from dlib's).",
+        + "; trained with the recogniser of its bundle" + (", this bundle's companion" if comp else "")
+        + " (the project's own CNN, distilled from dlib's).",
         "- SFace's own training data: faces derived from MS-Celeb-1M, as published by SFace's authors; not seen "
         "here. LFW's people are public figures, and whether DevTest's people are among SFace's training identities "
         "is not known here, so the figures below may flatter SFace's part.",
     ]
 
 
-def tune_command(tun: dict) -> str:
-    """The tune-sface command of a tuning record (options where the record differs from the defaults)."""
+def tune_command(tun: dict, extra: str = "") -> str:
+    """The tune-sface command of a tuning record (options where the record differs from the defaults), ``extra``
+    options after ``--export``."""
     from forensic_face.training.distil import DistilConfig
 
     default, cfg = DistilConfig().as_dict(), tun["config"]
@@ -882,7 +1029,7 @@ def tune_command(tun: dict) -> str:
                       for k, v in cfg.items() if k in TUNE_OPTIONS and v != default.get(k))
     unset = [f"{k} {v}" for k, v in cfg.items() if k not in TUNE_OPTIONS and v != default.get(k)]
     return (f".venv/bin/forensic-face tune-sface --out runs/sface{options} --threads {tun['threads']} "
-            "--export resources/models" + (f"   # also {', '.join(unset)} (no option)" if unset else ""))
+            f"--export resources/models{extra}" + (f"   # also {', '.join(unset)} (no option)" if unset else ""))
 
 
 def tuning_timing(tun: dict) -> str:
@@ -905,13 +1052,21 @@ def sface_command(meta: dict) -> list[str]:
     """The commands that made the bundle and its evaluation, the tuning's time and history, and the command of
     the run the autoencoder comes from."""
     rec = meta["record"]
-    tun, ae = rec["recogniser"]["tuning"], rec["autoencoder"]
-    lines = ["", "## Command", "```bash", tune_command(tun),
+    tun, (hops, ae_rec) = rec["recogniser"]["tuning"], ae_origin(rec)
+    lines = ["", "## Command", "```bash", *(fetch_companion(meta) if joined(meta) else []),
+             tune_command(tun, " --companion /tmp/prev/resources/models" if joined(meta) else ""),
              ".venv/bin/forensic-face evaluate --out resources/models/evaluation.json",
-             ".venv/bin/forensic-face evaluate --clips --refit --out resources/models/evaluation_clips.json",
+             *([".venv/bin/forensic-face evaluate --clips --refit --out resources/models/evaluation_clips.json"]
+               if meta.get("clip_calibration") else []),
              ".venv/bin/python scripts/model_card.py", "```",
              tuning_timing(tun) + " `--export` packs the student with the installed bundle's autoencoder (`--base` "
-             "names another) and fits the calibration on the calibration people.", "",
+             "names another) and fits the calibration on the calibration people"
+             + ("; `--companion` joins the recogniser of the bundle in that folder to the student, its weight chosen "
+                "on the calibration people first (see 'Joined' above)." if joined(meta) else ".")
+             + (f" The tuning run is the one version `{hops[0]['from_bundle']}` took its student from (the same "
+                "settings and per-epoch history), found finished in its work folder; the stage times add up the "
+                "sessions that worked on it." if joined(meta) and same_student(meta) else ""),
+             "",
              "Per epoch, on the training images: the mean cosine of the student's embedding of a variant to the "
              "teacher's of the clean face, by the variant's level, and the margin loss:", "",
              "| epoch | seconds | cos clean | cos mild | cos severe | cos random | margin loss |",
@@ -920,9 +1075,29 @@ def sface_command(meta: dict) -> list[str]:
         cells = [f"{h[k]:.4f}" if k in h else "—" for k in ("cos_clean", "cos_mild", "cos_severe", "cos_random",
                                                              "margin_loss")]
         lines.append(f"| {h['epoch']} | {h['seconds']:.0f} | " + " | ".join(cells) + " |")
-    ae_rec = ae["record"]
-    return lines + ["", f"The autoencoder comes from version `{ae['from_bundle']}`, made with its recogniser by:",
-                    "```bash", train_command(ae_rec) + " --out runs/train", "```", timing(ae_rec, ae_rec["config"])]
+    came, together = companion_from(meta) if joined(meta) else None, trained_together(meta)
+    lines += ["", f"The autoencoder {'and the companion come' if together else 'comes'} from version "
+              f"`{hops[-1]['from_bundle']}`, made {'together' if together else 'with its recogniser'} by:",
+              "```bash", train_command(ae_rec) + " --out runs/train", "```", timing(ae_rec, ae_rec["config"])]
+    if came is not None and not together:
+        lines += ["", f"The companion comes from version `{came['from_bundle']}`, made by:", "```bash",
+                  train_command(came["record"]) + " --out runs/train", "```",
+                  timing(came["record"], came["record"]["config"])]
+    return lines
+
+
+#: The commits of this repository that hold a bundle a later one was made from (for the card's commands).
+BUNDLE_COMMITS = {"ff-2026-11-26-19f697db": "292be66"}
+
+
+def fetch_companion(meta: dict) -> list[str]:
+    """The command lines that put the companion's bundle in /tmp/prev/resources/models."""
+    version = companion_from(meta)["from_bundle"]
+    commit = BUNDLE_COMMITS.get(version)
+    if commit is None:
+        return [f"# /tmp/prev/resources/models: a copy of bundle {version}, whose recogniser is the companion"]
+    return [f"mkdir -p /tmp/prev && git archive {commit} resources/models | tar -x -C /tmp/prev   # bundle {version}, "
+            "whose recogniser is the companion"]
 
 
 # ------------------------------------------------------------------------------------------------ limits
@@ -976,22 +1151,27 @@ def sface_limits(ev: dict) -> list[str]:
     paired = lv["clean"].get("comparisons", {}).get("ours_vs_dlib", {}).get("accuracy")
     tar = {level: lev[key]["tar_at_far_1e-2"] for level, lev in lv.items()}
     missed = [level for level, t in tar.items() if t < 0.5]
+    comp = ev["engine"].get("companion")
     lines = [
         "", "## Known limits",
         "- Audio results use **synthetic voices** (espeak-ng, one seeded voice per LFW person): they carry identity "
         "by construction, so gains 'with audio' say nothing about real recordings. "
         + ("Always read them beside the no-audio figures." if voice_reaches_product(ev) else
-           "The voice reaches only the reconstruction; the product searches with the face as found."),
+           "The voice reaches only the reconstruction; the product searches with the face as found.")
+        + (" Here the voice reaches the searched embedding, through the reconstruction the companion embeds: a "
+           "recording moves a search, and how a real one moves it was not measured." if comp else ""),
         "- Tuned and tested on LFW only: mostly frontal, well-lit press photographs of public figures, re-encoded "
         "in grey; CCTV degradation is simulated. Real CCTV (colour casts, interlacing, extreme angles, night IR) is "
         "outside what was measured. SFace's own training data (MS-Celeb-1M-derived, as published) was not seen "
         "here, and LFW's public figures may be among its identities.",
         "- Grey input only (the grey face in each of SFace's three channels); faces below about 15 px carry little "
         "identity and the match probability says so.",
-        f"- On clean faces this recogniser is {'less' if ours < dlib else 'more' if ours > dlib else 'as'} accurate "
+        f"- On clean faces {'the joined search' if comp else 'this recogniser'} is "
+        f"{'less' if ours < dlib else 'more' if ours > dlib else 'as'} accurate "
         f"{'as' if ours == dlib else 'than'} the dlib reference measured beside it ({pct(ours)} against "
-        f"{pct(dlib)}" + (f"; McNemar p = {paired['p_value']:.2g}" if paired else "") + "). At a false-match rate "
-        f"of 1 % it accepts {rates(tar.values())} of same-person pairs ({' / '.join(lv)})"
+        f"{pct(dlib)}" + (f"; McNemar p = {paired['p_value']:.2g}" if paired else "")
+        + (", the product with the synthetic voice against dlib" if paired and comp else "")
+        + f"). At a false-match rate of 1 % it accepts {rates(tar.values())} of same-person pairs ({' / '.join(lv)})"
         + (f": a strict threshold misses most true matches at {' and '.join(missed)}." if missed else "."),
     ]
     ident = ev.get("identification")
@@ -1005,14 +1185,29 @@ def sface_limits(ev: dict) -> list[str]:
                      "people not enrolled ended with a false lead in "
                      f"{rates(1 - v['not_enrolled_no_confident_match']['rate'] for v in levels)} of cases, against "
                      "the 1 % the threshold is set for (see 'Gallery search').")
+    who, scores = ("the joined similarity", "the joined") if comp else ("this recogniser", "this recogniser's")
     return lines + [
         "- The match probability's sharpness term reads any sharp crop as a good one: occluded faces (scarf, mask) "
-        "and noisy ones get the strict threshold of a clean face. On the previous model their true matches were "
-        "then more often missed (`hp_search.json`, `calibration_change`); it was not measured for this recogniser.",
+        f"and noisy ones get the strict threshold of a clean face. On {earlier(ev)} their true matches were "
+        f"then more often missed (`hp_search.json`, `calibration_change`); it was not measured for {who}.",
         "- The calibration's form (the sharpness term, the lead score, the temperature by sharpness) was chosen on "
-        "the previous model and refitted on this recogniser's calibration scores, not chosen again for it.",
-        "- A reconstruction is a generated image. It is shown beside the untouched input, never instead of it, and "
-        "is not searched with; a candidate is an investigative lead, not an identification.",
+        f"{earlier(ev)} and refitted on {scores} calibration scores, not chosen again for it.",
+        *(companion_limits(comp) if comp else [
+            "- A reconstruction is a generated image. It is shown beside the untouched input, never instead of it, "
+            "and is not searched with; a candidate is an investigative lead, not an identification."]),
+    ]
+
+
+def companion_limits(comp: dict) -> list[str]:
+    """The known limits a companion of the reconstruction adds (``comp``: evaluation.json's engine.companion)."""
+    return [
+        f"- Two recognisers per face: a search embeds the probe as found with the recogniser and its reconstruction "
+        f"with the companion ({comp['input']}" + (", with its mirror image" if comp["mirror_averaged"] else "")
+        + "), and enrolment embeds each gallery face with both. `scripts/bench_inference.py` times the autoencoder "
+        "and the recogniser, not the companion.",
+        "- A reconstruction is a generated image. It is shown beside the untouched input, never instead of it; "
+        f"through the companion it makes up {comp['weight']:g} of the searched similarity, so what the autoencoder "
+        "invents moves a search a little. A candidate is an investigative lead, not an identification.",
     ]
 
 
@@ -1024,20 +1219,23 @@ def notes(hp: dict, key: str) -> list[str]:
     return ["", hp[key]] if hp.get(key) else []
 
 
-def hp_search(hp: dict | None, previous: str | None = None) -> list[str]:
+def hp_search(hp: dict | None, previous: str | None = None, companion: bool = False) -> list[str]:
     """hp_search.json's rounds; ``previous``: the version they chose the settings of, when that is another
-    bundle's (its autoencoder kept, its recogniser replaced)."""
+    bundle's (its autoencoder kept, its recogniser replaced, or kept as the companion: ``companion``)."""
     if not hp:
         return []
     how = f"{hp['budget_s']:.0f} s of training per trial, scored on calibration pairs, no audio"
     if previous is None:
         lines = ["", f"## Hyperparameter search ({how})", ""]
     else:
-        lines = ["", "## Hyperparameter search of the previous model", "",
+        lines = ["", "## Hyperparameter search of the "
+                 + ("model the autoencoder and the companion come from" if companion else "previous model"), "",
                  "These rounds chose the settings of the fusion autoencoder this bundle keeps (version "
                  f"`{previous}`) and of the recogniser it was trained with, the project's own CNN of the "
-                 "reconstruction, which this bundle's recogniser replaces: their recognition figures are that "
-                 "recogniser's, not this one's.", "", f"First round ({how}):", ""]
+                 + ("reconstruction, this bundle's companion: their recognition figures are that recogniser's "
+                    "alone, not the joined search's." if companion else "reconstruction, which this bundle's "
+                    "recogniser replaces: their recognition figures are that recogniser's, not this one's."),
+                 "", f"First round ({how}):", ""]
     lines += ["| trial | change | samples seen | AUC mild | AUC severe | PSNR severe (bicubic) |",
               "| --- | --- | --- | --- | --- | --- |"]
     for t in hp["trials"]:
@@ -1140,7 +1338,7 @@ def card(folder: Path) -> str:
     meta, ev, hp, prev = load(folder)
     new = as_found(meta)
     lines = [
-        "# Model card: forensic_face fusion autoencoder + recogniser",
+        "# Model card: forensic_face fusion autoencoder + recogniser" + (" + companion" if joined(meta) else ""),
         "",
         f"Version `{meta['version']}` — weights `models.pt` (float16 tensor dictionary, "
         f"SHA-256 `{meta['weights_sha256'][:16]}…`), configuration and calibration in `models.json`, "
@@ -1156,7 +1354,7 @@ def card(folder: Path) -> str:
     lines += match_calibration(ev, None if new else hp)
     lines += clips(folder, meta)
     lines += targets(ev)
-    lines += hp_search(hp, meta["record"]["autoencoder"]["from_bundle"] if new else None)
+    lines += hp_search(hp, ae_origin(meta["record"])[0][-1]["from_bundle"] if new else None, trained_together(meta))
     lines += sface_limits(ev) if new else limits(ev)
     return "\n".join(lines) + "\n"
 

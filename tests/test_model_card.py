@@ -41,3 +41,89 @@ def test_an_evaluation_of_other_weights_is_refused(tmp_path: Path) -> None:
     assert f"{folder / 'evaluation.json'} was made with version" in proc.stderr
     assert "forensic-face evaluate" in proc.stderr
     assert not (folder / "MODEL_CARD.md").exists()
+
+
+def _joined_bundle(dest: Path) -> Path:
+    """The JSON files of a bundle that joins a companion, as `tune-sface --export --companion` writes them: the
+    shipped bundle's where it is one; else the shipped bundle's made into one (its student kept, beside the project's
+    CNN of the bundle its autoencoder comes from; its evaluation relabelled as the joined bundle's, and kept as the
+    previous bundle's)."""
+    folder = _bundle_files(dest)
+    meta = json.loads((folder / "models.json").read_text())
+    if meta.get("companion"):
+        return folder
+    shutil.copy(folder / "evaluation.json", folder / "evaluation_previous.json")
+    trained = meta["record"]["autoencoder"]  # the run that trained the autoencoder with the CNN
+    meta["record"] = {**meta["record"],
+                      "autoencoder": {"from_bundle": meta["version"], "weights_sha256": meta["weights_sha256"],
+                                      "record": meta["record"]},
+                      "companion": {"from_bundle": trained["from_bundle"], "weights_sha256": trained["weights_sha256"],
+                                    "source": f"the recogniser of bundle {trained['from_bundle']}",
+                                    "record": trained["record"]},
+                      "companion_weight": {"weights_tried": [round(0.05 * k, 2) for k in range(1, 13)],
+                                           "chosen": 0.25, "pairs": 600, "levels": ["clean", "mild", "severe"],
+                                           "mean_log_likelihood": [-0.26 - 0.01 * abs(k - 4) for k in range(12)]}}
+    meta["companion"] = {"architecture": "ff-cnn", "source": f"the recogniser of bundle {trained['from_bundle']}",
+                         "embeds": "reconstruction", "mirror": True, "weight": 0.25,
+                         "config": {"size": 64, "width": 48, "embed_dim": 128, "depth": 1}}
+    meta["version"] = "ff-2026-12-06-0badc0de"
+    (folder / "models.json").write_text(json.dumps(meta))
+    ev = json.loads((folder / "evaluation.json").read_text())
+    ev["engine"] |= {"model_version": meta["version"],
+                     "companion": {"recogniser": "ff-cnn", "embeds": "reconstruction", "mirror_averaged": True,
+                                   "weight": 0.25, "input": "64 px, eyes alignment"}}
+    ev["product_scores"] = "recon"
+    (folder / "evaluation.json").write_text(json.dumps(ev))
+    return folder
+
+
+def _accuracy(report: dict, row: str) -> str:
+    """The severe accuracy of an evaluation's ``row`` as the card's tables begin it."""
+    return f"{100 * report['levels']['severe'][row]['accuracy']:.1f} % ("
+
+
+def test_a_joined_bundle_s_card_names_the_companion_its_weight_and_what_the_rows_are(tmp_path: Path) -> None:
+    folder = _joined_bundle(tmp_path)
+    proc = _write_card(folder)
+    assert proc.returncode == 0, proc.stderr
+    text = (folder / "MODEL_CARD.md").read_text()
+    meta, ev, prev = (json.loads((folder / f"{name}.json").read_text())
+                      for name in ("models", "evaluation", "evaluation_previous"))
+    rec = meta["record"]
+    came, chose, student = rec["companion"], rec["companion_weight"], rec["autoencoder"]
+    assert text.startswith("# Model card: forensic_face fusion autoencoder + recogniser + companion\n")
+    assert (f"- **Companion** ({came['record']['params']['rec']:,} parameters): the recogniser of version "
+            f"`{came['from_bundle']}` (weights SHA-256 `{came['weights_sha256'][:16]}…`)") in text
+    w = chose["chosen"]
+    assert f"with w = {w:g}. Chosen on the calibration people, never on DevTest" in text
+    assert f"{w:g}: {chose['mean_log_likelihood'][chose['weights_tried'].index(w)]:.4f}" in text
+    assert "never searched with" not in text and "is not searched with" not in text
+    # the rows: recon_* the joined embedding as searched, degraded_* the companion given the degraded face instead
+    assert ("| severe | joined, companion given the reconstruction (the product), no audio | "
+            + _accuracy(ev, "recon_no_audio")) in text
+    assert "| severe | joined, companion given the degraded face instead, no audio | " + _accuracy(
+        ev, "degraded_no_audio") in text
+    assert "| severe | companion given the reconstruction (a) vs given the degraded face (b), no audio |" in text
+    # the commands that fetched the companion's bundle and joined it
+    assert "git archive 292be66 resources/models | tar -x -C /tmp/prev   # bundle ff-2026-11-26-19f697db" in text
+    assert "--threads 1 --export resources/models --companion /tmp/prev/resources/models\n" in text
+    assert f"The autoencoder and the companion come from version `{came['from_bundle']}`, made together by:" in text
+    # against the previous bundle (the student alone, its product rows the face as found): the same student
+    assert f"## Against the previous model (sface, version `{student['from_bundle']}`)" in text
+    assert "So is the recogniser, the student of the same tuning run" in text
+    assert f"The tuning run is the one version `{student['from_bundle']}` took its student from" in text
+    assert "| severe | previous (sface) | " + _accuracy(prev, "degraded_no_audio") in text
+    assert "| severe | this one | " + _accuracy(ev, "recon_no_audio") in text
+    assert "- Two recognisers per face" in text
+
+
+def test_a_joined_bundle_without_the_companion_s_origin_is_refused(tmp_path: Path) -> None:
+    folder = _joined_bundle(tmp_path)
+    meta = json.loads((folder / "models.json").read_text())
+    meta["record"]["companion"] = meta["companion"]["source"]  # as the first exports of a companion recorded it
+    (folder / "models.json").write_text(json.dumps(meta))
+    proc = _write_card(folder)
+    assert proc.returncode != 0
+    assert "record.companion does not name the companion's bundle" in proc.stderr
+    assert "--companion PREV" in proc.stderr
+    assert not (folder / "MODEL_CARD.md").exists()
