@@ -184,7 +184,6 @@ def export_sface_student(data: str | Path | None, run: str | Path, base: str | P
     return {"models": str(dest), "version": meta["version"], "calibration_info": info}
 
 
-
 def _companion(folder: str | Path, base_meta: dict, weight: float | None):
     """The recogniser of the bundle in ``folder`` as a companion (of the reconstruction, in the autoencoder's crop),
     with ``weight`` (0.5 until chosen), and where it came from (that bundle's version, weights digest and training

@@ -191,7 +191,8 @@ def in_rec_crop(engine, images: np.ndarray, probes: Probes) -> np.ndarray:
 
 def product_embeddings(engine, probes: Probes, rows=None) -> np.ndarray:
     """The embeddings the product searches with for ``probes`` (``rows`` of them), no audio: of the faces as found
-    in the recogniser's crop when it embeds its input, else of their reconstructions."""
+    in the recogniser's crop when it embeds its input, else of their reconstructions; joined to the companion's,
+    read at each probe's sharpness, where the bundle has one."""
     sel = slice(None) if rows is None else rows
     crops = probes.crop[sel]
     return engine.embed_searched(probes.rec_crop[sel], engine.reconstruct(crops) if engine.searches_reconstruction
@@ -236,7 +237,8 @@ def score_pairs(engine, gallery_emb: np.ndarray, probes: Probes, audio: np.ndarr
     else:
         recon = engine.reconstruct(probes.crop, None)
     if engine.companion is not None:  # the joined embeddings, the companion given the reconstruction or not
-        main = degraded_emb if degraded_emb is not None or engine.embeds != "input" else engine.embed(probes.rec_crop)
+        main = None if engine.embeds != "input" else (
+            degraded_emb if degraded_emb is not None else engine.embed(probes.rec_crop))
         sharp = probe_sharpness(probes)
         e_rec = engine.embed_searched(probes.rec_crop, recon, main, sharp)
         e_deg = engine.embed_searched(probes.rec_crop, probes.crop, main, sharp)
