@@ -255,7 +255,10 @@ class EngineRecord(_Saved):
         if not isinstance(c, dict):
             return _read(cls, saved, companion="")
         what = "face as found" if c.get("embeds") == "input" else "reconstruction"
-        return _read(cls, saved, companion=f"{c.get('recogniser', '?')} of the {what}, weight {c.get('weight', '?')}")
+        pw = c.get("probe_weight")
+        weights = (f"weight {c.get('weight', '?')} for gallery faces, {pw[0]:g} to {pw[1]:g} for a probe from "
+                   "blurred to sharp" if isinstance(pw, list) and len(pw) == 2 else f"weight {c.get('weight', '?')}")
+        return _read(cls, saved, companion=f"{c.get('recogniser', '?')} of the {what}, {weights}")
 
     @property
     def searched_the_reconstruction(self) -> bool:

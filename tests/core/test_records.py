@@ -96,3 +96,19 @@ def test_an_analysis_record_reads_old_and_damaged_files_without_crashing() -> No
     assert old.face.landmarks == ((5.0, 6.0), (7.0, 8.0)) and not old.manual_box and old.audio is None
     assert old.search.gallery is None and math.isnan(old.search.lead_score)
     assert old.search.candidates[0].euclidean == 1.0  # from the similarity
+
+
+def test_the_engine_record_names_a_companion_and_how_it_is_weighed() -> None:
+    from forensic_face.core.records import EngineRecord
+
+    plain = EngineRecord.from_dict({"model_version": "v", "recogniser": "sface", "recogniser_embeds": "input"})
+    assert plain.companion == "" and not plain.searched_the_reconstruction
+    fixed = EngineRecord.from_dict({"recogniser_embeds": "input", "companion": {
+        "recogniser": "ff-cnn", "embeds": "reconstruction", "weight": 0.3}})
+    assert fixed.companion == "ff-cnn of the reconstruction, weight 0.3" and fixed.searched_the_reconstruction
+    by_quality = EngineRecord.from_dict({"recogniser_embeds": "input", "companion": {
+        "recogniser": "ff-cnn", "embeds": "reconstruction", "weight": 0.5, "probe_weight": [0.2, 0.0]}})
+    assert by_quality.companion == ("ff-cnn of the reconstruction, weight 0.5 for gallery faces, 0.2 to 0 for a "
+                                    "probe from blurred to sharp")
+    damaged = EngineRecord.from_dict({"companion": "not a dict"})
+    assert damaged.companion == ""
