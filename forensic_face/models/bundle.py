@@ -10,6 +10,9 @@ where its weights came from; a bundle without it (every bundle written before it
 project's own CNN, :data:`DEFAULT_ARCHITECTURE`. A new backbone is its definition plus one line there: the
 network says how its faces are aligned (``alignment``, an AlignSpec mode) and gives the engine a copy that takes
 its grey 0..1 faces (``for_inference()``); the engine and the probe path need nothing else.
+
+``models.json``'s ``companion`` (optional) joins a second recogniser to the first (:class:`Companion`, tensors
+``comp.*``); ``recogniser.mirror`` says whether a face is embedded with its mirror image (the default).
 """
 
 from __future__ import annotations
@@ -135,8 +138,8 @@ class Companion:
         if not isinstance(w, int | float) or not 0.0 < float(w) < 1.0:
             raise ForensicFaceError(f"the bundle's companion weight must be a number between 0 and 1, not {w!r}")
         if spec.get("embeds", "reconstruction") not in EMBEDS or not isinstance(spec.get("mirror", True), bool):
-            raise ForensicFaceError("the bundle's companion says neither what it embeds nor whether it mirrors "
-                                    "in a form this version knows")
+            raise ForensicFaceError("the bundle's companion does not say what it embeds (reconstruction or input) "
+                                    "or whether it mirrors (true or false) in a form this version knows")
         pw, qr = spec.get("probe_weight"), spec.get("quality_range")
         if pw is None and qr is None:
             return
