@@ -177,8 +177,7 @@ class FaceEngine:
     @property
     def searches_reconstruction(self) -> bool:
         """Whether the embedding searched with depends on the reconstruction (a recogniser or a companion of it)."""
-        return self.embeds == "reconstruction" or (self.companion is not None
-                                                   and self.companion.embeds == "reconstruction")
+        return self.embeds == "reconstruction" or self.companion is not None
 
     def embed_searched(self, found: np.ndarray, recon: np.ndarray, main: np.ndarray | None = None,
                        sharpness: np.ndarray | None = None) -> np.ndarray:
@@ -200,9 +199,8 @@ class FaceEngine:
             main = self.embed(found if self.embeds == "input" else recon)
         if self.companion is None:
             return main, None
-        c = self.companion
-        x = self._to_tensor(found if c.embeds == "input" else recon, self.size)
-        return main, self._embed(self._comp_run, self.batch, c.mirror, x)
+        x = self._to_tensor(recon, self.size)  # a companion embeds the reconstruction (Companion.check)
+        return main, self._embed(self._comp_run, self.batch, self.companion.mirror, x)
 
     def join(self, main: np.ndarray, companion: np.ndarray, sharpness: np.ndarray | None = None) -> np.ndarray:
         """Unit vectors [sqrt(1 - l) main, sqrt(l) companion]: l is the companion's ``weight`` for gallery faces

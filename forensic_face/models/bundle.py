@@ -95,8 +95,8 @@ class Companion:
     gallery face takes l = ``weight``; a probe takes l = ``weight`` too, or, with ``probe_weight`` = (at the
     blurred end, at the sharp end), l interpolated linearly in the probe's quality q = log(1 + sharpness) over
     ``quality_range`` (clipped there). A probe-gallery cosine is then sqrt((1 - l)(1 - weight)) x the
-    recogniser's cosine + sqrt(l x weight) x the companion's. It takes the autoencoder's crop and embeds what
-    ``embeds`` says: the reconstruction (of a probe; a gallery face as it is), or the face as found."""
+    recogniser's cosine + sqrt(l x weight) x the companion's. It takes the autoencoder's crop and embeds the
+    reconstruction (of a probe; a gallery face as it is): ``embeds`` is recorded, and this version knows no other."""
 
     net: torch.nn.Module
     weight: float  # the gallery side's l (and the probe's without probe_weight), 0 < weight < 1
@@ -137,9 +137,9 @@ class Companion:
         w = spec.get("weight")
         if not isinstance(w, int | float) or not 0.0 < float(w) < 1.0:
             raise ForensicFaceError(f"the bundle's companion weight must be a number between 0 and 1, not {w!r}")
-        if spec.get("embeds", "reconstruction") not in EMBEDS or not isinstance(spec.get("mirror", True), bool):
-            raise ForensicFaceError("the bundle's companion does not say what it embeds (reconstruction or input) "
-                                    "or whether it mirrors (true or false) in a form this version knows")
+        if spec.get("embeds", "reconstruction") != "reconstruction" or not isinstance(spec.get("mirror", True), bool):
+            raise ForensicFaceError("the bundle's companion must embed the reconstruction and say whether it mirrors "
+                                    "(true or false); this version knows no other companion")
         pw, qr = spec.get("probe_weight"), spec.get("quality_range")
         if pw is None and qr is None:
             return

@@ -243,12 +243,10 @@ def score_pairs(engine, gallery_emb: np.ndarray, probes: Probes, audio: np.ndarr
         e_rec = engine.embed_searched(probes.rec_crop, recon, main, sharp)
         e_deg = engine.embed_searched(probes.rec_crop, probes.crop, main, sharp)
         e_prod = e_rec
-        return {"recon": (gallery_emb * e_rec).sum(1), "degraded": (gallery_emb * e_deg).sum(1),
-                "recon_img": recon, "product": (gallery_emb * e_prod).sum(1), "product_emb": e_prod,
-                "degraded_emb": e_deg}
-    e_rec = engine.embed(in_rec_crop(engine, recon, probes))
-    e_deg = engine.embed(probes.rec_crop) if degraded_emb is None else degraded_emb
-    e_prod = e_deg if engine.embeds == "input" else e_rec
+    else:
+        e_rec = engine.embed(in_rec_crop(engine, recon, probes))
+        e_deg = engine.embed(probes.rec_crop) if degraded_emb is None else degraded_emb
+        e_prod = e_deg if engine.embeds == "input" else e_rec
     return {"recon": (gallery_emb * e_rec).sum(1), "degraded": (gallery_emb * e_deg).sum(1), "recon_img": recon,
             "product": (gallery_emb * e_prod).sum(1), "product_emb": e_prod, "degraded_emb": e_deg}
 
@@ -342,8 +340,7 @@ def choose_companion_weight(engine, index: FolderIndex, cache: dict, pairs: list
     s_main, s_comp, sharp = [], [], []
     for level in EVAL_LEVELS:
         probes = engine_probes(engine, index, cache, pairs, level, "calib", workers, progress)
-        recon = engine.reconstruct(probes.crop) if engine.companion.embeds == "reconstruction" else probes.crop
-        p_main, p_comp = engine.embed_parts(probes.rec_crop, recon)
+        p_main, p_comp = engine.embed_parts(probes.rec_crop, engine.reconstruct(probes.crop))
         s_main.append((g_main * p_main).sum(1))
         s_comp.append((g_comp * p_comp).sum(1))
         sharp.append(probe_sharpness(probes))

@@ -171,6 +171,8 @@ def test_a_companion_recogniser_joins_the_similarity_with_its_weights(tmp_path: 
     assert np.allclose(probes @ gallery.T, expected, atol=1e-4)
     with pytest.raises(ForensicFaceError, match="between 0 and 1"):
         save_bundle(tmp_path / "c", ae, main, None, {"date": "test"}, companion=Companion(other, 1.0))
+    with pytest.raises(ForensicFaceError, match="must embed the reconstruction"):
+        save_bundle(tmp_path / "f", ae, main, None, {"date": "test"}, companion=Companion(other, 0.5, embeds="input"))
     with pytest.raises(ForensicFaceError, match="probe_weight"):
         save_bundle(tmp_path / "e", ae, main, None, {"date": "test"},
                     companion=Companion(other, 0.5, probe_weight=(0.4, 1.5), quality_range=(2.0, 6.0)))
