@@ -938,7 +938,7 @@ def trained_together(meta: dict) -> bool:
 def companion_what(meta: dict) -> list[str]:
     """The companion bullet (what it is, how it was trained, how it is joined) and what the bundle embeds."""
     comp, came = meta["companion"], companion_from(meta)
-    rec, w = came["record"], comp["weight"]
+    rec = came["record"]
     cfg = rec["config"]
     crop = f"{comp['config']['size']} px {RECOGNISERS[comp['architecture']][0].alignment} crop"
     flip = "flip-averaged (the face and its mirror image)"
@@ -956,9 +956,7 @@ def companion_what(meta: dict) -> list[str]:
         "clean faces. Its record is in `models.json` under `record.companion.record`."
         f" It embeds the {comp['embeds']} of the probe (a gallery face as it is) in the autoencoder's {crop}, "
         + (flip if comp.get("mirror", True) else "once (no mirror image)") + ".",
-        "- **Joined**: the searched similarity is (1 − w) × the recogniser's cosine + w × the companion's (the "
-        "searched embedding holds the two unit embeddings side by side, scaled by √(1 − w) and √w), with w = "
-        f"{w:g}. " + companion_weight_text(meta),
+        joined_text(comp) + companion_weight_text(meta),
         f"- **What it embeds**: the recogniser, the face as found (the probe in its own {meta['rec']['size']} px "
         "five-point crop), " + (flip if meta["recogniser"].get("mirror", True) else "once (no mirror image)")
         + f"; the companion, the probe's reconstruction, with the voice where there is one, in the {crop}. Both "
@@ -967,21 +965,47 @@ def companion_what(meta: dict) -> list[str]:
     ]
 
 
+def joined_text(comp: dict) -> str:
+    """How the two similarities are joined: with one weight, or with a probe's share read from its quality."""
+    w = comp["weight"]
+    if "probe_weight" not in comp:
+        return ("- **Joined**: the searched similarity is (1 − w) × the recogniser's cosine + w × the companion's "
+                "(the searched embedding holds the two unit embeddings side by side, scaled by √(1 − w) and √w), with "
+                f"w = {w:g}. ")
+    (a, b), (lo, hi) = comp["probe_weight"], comp["quality_range"]
+    if b != 0:
+        raise SystemExit(f"models.json's companion.probe_weight {comp['probe_weight']} does not end at 0 at the sharp "
+                         "end: teach scripts/model_card.py its form")
+    return ("- **Joined**: a gallery face's embedding holds the two unit embeddings side by side, scaled by √(1 − w) "
+            f"and √w, w = {w:g}. A probe's share l depends on its quality q = log(1 + variance of the Laplacian of its "
+            f"autoencoder crop): l = {a:g} for q ≤ {lo:.2f}, falling linearly to 0 at q = {hi:.2f} and above, so a "
+            "probe as sharp as the clean calibration faces is searched by the recogniser alone. The probe's vector "
+            "is scaled so that its similarity to a gallery face is the weighted mean (√((1 − l)(1 − w)) × the "
+            "recogniser's cosine + √(l w) × the companion's) / (√((1 − l)(1 − w)) + √(l w)): one scale at every "
+            "quality, which the one open-set threshold of a gallery size needs. ")
+
+
 def companion_weight_text(meta: dict) -> str:
     """How the companion's weight was chosen (``record.companion_weight``), with the table it was chosen from."""
     chosen = meta["record"].get("companion_weight")
     if not chosen:
         return "It was given on the command line (`--companion-weight`), not chosen by this export."
-    if not {"weights_tried", "mean_log_likelihood", "chosen", "pairs", "levels"} <= set(chosen):
+    if not {"tried", "mean_log_likelihood", "chosen", "pairs", "levels", "sharp_end"} <= set(chosen):
         raise SystemExit(f"models.json's record.companion_weight ({', '.join(sorted(chosen))}) is not the table of "
-                         "one weight per row this script describes: teach scripts/model_card.py its form")
-    tried, ll = chosen["weights_tried"], chosen["mean_log_likelihood"]
-    return (f"Chosen on the calibration people, never on DevTest, by `tune-sface --export --companion`: of w = "
-            f"{', '.join(f'{v:g}' for v in tried)}, the weight whose joined similarity gives the {chosen['pairs']} "
-            f"calibration pairs at {', '.join(chosen['levels'])} ({chosen['pairs'] * len(chosen['levels']):,} "
-            "scores, every level pooled, no audio) the highest mean log-likelihood under the match logistic (of the "
-            "similarity and the probe's sharpness) fitted to that similarity. Mean log-likelihood by w: "
-            + ", ".join(f"{v:g}: {x:.4f}" for v, x in zip(tried, ll, strict=True)) + f"; chosen: {chosen['chosen']:g}.")
+                         "(share, ramp) rows this script describes: teach scripts/model_card.py its form")
+    tried, ll = [tuple(t) for t in chosen["tried"]], chosen["mean_log_likelihood"]
+    shares, ramps = sorted({t[0] for t in tried}), sorted({t[1] for t in tried})
+    best = sorted(range(len(tried)), key=lambda i: -ll[i])[:5]
+    a, ramp = chosen["chosen"]
+    return (f"Chosen on the calibration people, never on DevTest, by `tune-sface --export --companion`: the sharp end "
+            f"({chosen['sharp_end']:.2f}) is the 5th percentile of the clean calibration probes' q; of the shares "
+            f"{', '.join(f'{v:g}' for v in shares)} reached {', '.join(f'{v:g}' for v in ramps)} below it, the pair "
+            f"whose similarity gives the {chosen['pairs']} calibration pairs at {', '.join(chosen['levels'])} "
+            f"({chosen['pairs'] * len(chosen['levels']):,} scores, every level pooled, no audio) the highest mean "
+            "log-likelihood under the match logistic (of the similarity and the probe's sharpness) fitted to that "
+            "similarity. The best five (share, ramp: mean log-likelihood): "
+            + "; ".join(f"{tried[i][0]:g}, {tried[i][1]:g}: {ll[i]:.4f}" for i in best)
+            + f" (all {len(tried)} in `models.json` under `record.companion_weight`); chosen: {a:g}, {ramp:g}.")
 
 
 def sface_data(meta: dict) -> list[str]:

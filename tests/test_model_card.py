@@ -60,18 +60,21 @@ def _joined_bundle(dest: Path) -> Path:
                       "companion": {"from_bundle": trained["from_bundle"], "weights_sha256": trained["weights_sha256"],
                                     "source": f"the recogniser of bundle {trained['from_bundle']}",
                                     "record": trained["record"]},
-                      "companion_weight": {"weights_tried": [round(0.05 * k, 2) for k in range(1, 13)],
-                                           "chosen": 0.25, "pairs": 600, "levels": ["clean", "mild", "severe"],
-                                           "mean_log_likelihood": [-0.26 - 0.01 * abs(k - 4) for k in range(12)]}}
+                      "companion_weight": {"tried": [[a, r] for a in (0.1, 0.2, 0.3) for r in (1.0, 2.0)],
+                                           "chosen": [0.2, 1.0], "pairs": 600, "levels": ["clean", "mild", "severe"],
+                                           "sharp_end": 5.39,
+                                           "mean_log_likelihood": [-0.26 - 0.01 * abs(k - 2) for k in range(6)]}}
     meta["companion"] = {"architecture": "ff-cnn", "source": f"the recogniser of bundle {trained['from_bundle']}",
-                         "embeds": "reconstruction", "mirror": True, "weight": 0.25,
-                         "config": {"size": 64, "width": 48, "embed_dim": 128, "depth": 1}}
+                         "embeds": "reconstruction", "mirror": True, "weight": 0.5, "probe_weight": [0.2, 0.0],
+                         "quality_range": [4.39, 5.39], "config": {"size": 64, "width": 48, "embed_dim": 128,
+                                                                   "depth": 1}}
     meta["version"] = "ff-2026-12-06-0badc0de"
     (folder / "models.json").write_text(json.dumps(meta))
     ev = json.loads((folder / "evaluation.json").read_text())
     ev["engine"] |= {"model_version": meta["version"],
                      "companion": {"recogniser": "ff-cnn", "embeds": "reconstruction", "mirror_averaged": True,
-                                   "weight": 0.25, "input": "64 px, eyes alignment"}}
+                                   "weight": 0.5, "probe_weight": [0.2, 0.0], "quality_range": [4.39, 5.39],
+                                   "input": "64 px, eyes alignment"}}
     ev["product_scores"] = "recon"
     (folder / "evaluation.json").write_text(json.dumps(ev))
     return folder
@@ -94,9 +97,11 @@ def test_a_joined_bundle_s_card_names_the_companion_its_weight_and_what_the_rows
     assert text.startswith("# Model card: forensic_face fusion autoencoder + recogniser + companion\n")
     assert (f"- **Companion** ({came['record']['params']['rec']:,} parameters): the recogniser of version "
             f"`{came['from_bundle']}` (weights SHA-256 `{came['weights_sha256'][:16]}…`)") in text
-    w = chose["chosen"]
-    assert f"with w = {w:g}. Chosen on the calibration people, never on DevTest" in text
-    assert f"{w:g}: {chose['mean_log_likelihood'][chose['weights_tried'].index(w)]:.4f}" in text
+    assert "l = 0.2 for q ≤ 4.39, falling linearly to 0 at q = 5.39 and above" in text
+    assert "quality, which the one open-set threshold of a gallery size needs. Chosen on the calibration people, " \
+           "never on DevTest" in text
+    assert f"0.2, 1: {chose['mean_log_likelihood'][chose['tried'].index([0.2, 1.0])]:.4f}" in text
+    assert "chosen: 0.2, 1." in text
     assert "never searched with" not in text and "is not searched with" not in text
     # the rows: recon_* the joined embedding as searched, degraded_* the companion given the degraded face instead
     assert ("| severe | joined, companion given the reconstruction (the product), no audio | "

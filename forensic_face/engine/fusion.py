@@ -49,13 +49,20 @@ def frame_weight(q: FaceQuality) -> float:
     return float(np.prod(list(weight_factors(q).values())))
 
 
-def fuse(embeddings: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def fuse(embeddings: np.ndarray, weights: np.ndarray, query=None) -> np.ndarray:
     """The unit (D,) float32 template of N faces: the ``weights``-weighted mean of the unit ``embeddings`` (N, D),
-    renormalised. Faces of weight 0 take no part; :class:`InputError` when every weight is 0."""
+    renormalised. Faces of weight 0 take no part; :class:`InputError` when every weight is 0. ``query`` (a joined
+    bundle's ``FaceEngine.query``): the embeddings are that bundle's probe queries, whose length is not 1; their
+    directions are pooled and the template made a query again."""
     emb = np.asarray(embeddings, np.float64)
     w = np.asarray(weights, np.float64)
     if emb.ndim != 2 or w.shape != (len(emb),):
         raise ValueError(f"fuse needs embeddings (N, D) and weights (N,); got {emb.shape} and {w.shape}")
+    if query is not None:
+        norms = np.linalg.norm(emb, axis=1, keepdims=True)
+        if not np.all(np.isfinite(norms) & (norms > 1e-6)):
+            raise ValueError("fuse needs finite, non-zero probe queries")
+        return query(fuse(emb / norms, w)[None])[0]
     if not np.all(np.isfinite(w)) or np.any(w < 0):
         raise ValueError("fusion weights must be finite and non-negative")
     norms = np.linalg.norm(emb, axis=1)

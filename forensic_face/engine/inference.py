@@ -186,13 +186,16 @@ class FaceEngine:
         joined to the companion's when the bundle has one (:meth:`join`: ``sharpness``, each probe's, makes them
         probes; None, gallery faces). ``main``: the recogniser's embeddings of ``found``, when already made (a
         recogniser of the face as found)."""
-        main, comp = self.embed_parts(found, recon, main)
+        needed = None if sharpness is None or self.companion is None else \
+            self.companion.probe_weights(sharpness) > 0  # a probe of share 0 is the recogniser's alone
+        main, comp = self.embed_parts(found, recon, main, needed)
         return main if comp is None else self.join(main, comp, sharpness)
 
-    def embed_parts(self, found: np.ndarray, recon: np.ndarray, main: np.ndarray | None = None
-                    ) -> tuple[np.ndarray, np.ndarray | None]:
+    def embed_parts(self, found: np.ndarray, recon: np.ndarray, main: np.ndarray | None = None,
+                    needed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """The recogniser's and the companion's unit embeddings (the latter None without a companion), before
-        they are joined; arguments as :meth:`embed_searched`."""
+        they are joined; arguments as :meth:`embed_searched`. ``needed`` (N,) bool: the faces the companion
+        embeds; the others' rows are 0 (faces whose share is 0: the companion's network is not run for them)."""
         if main is not None and self.embeds != "input":
             raise ValueError("main embeddings are reused only for a recogniser of the face as found")
         if main is None:
@@ -200,15 +203,33 @@ class FaceEngine:
         if self.companion is None:
             return main, None
         x = self._to_tensor(recon, self.size)  # a companion embeds the reconstruction (Companion.check)
-        return main, self._embed(self._comp_run, self.batch, self.companion.mirror, x)
+        if needed is None:
+            return main, self._embed(self._comp_run, self.batch, self.companion.mirror, x)
+        comp = np.zeros((len(x), int(self.companion.net.config.embed_dim)), np.float32)
+        if needed.any():
+            comp[needed] = self._embed(self._comp_run, self.batch, self.companion.mirror, x[torch.from_numpy(needed)])
+        return main, comp
 
     def join(self, main: np.ndarray, companion: np.ndarray, sharpness: np.ndarray | None = None) -> np.ndarray:
-        """Unit vectors [sqrt(1 - l) main, sqrt(l) companion]: l is the companion's ``weight`` for gallery faces
-        (``sharpness`` None), or each probe's from its sharpness (``Companion.probe_weights``)."""
+        """Gallery faces (``sharpness`` None): unit vectors [sqrt(1 - l) main, sqrt(l) companion], l the
+        companion's ``weight``. Probes: the same with each probe's l from its sharpness
+        (``Companion.probe_weights``), made queries (:meth:`query`)."""
         c = self.companion
         share = np.full(len(main), c.weight) if sharpness is None else c.probe_weights(sharpness)
         share = share[:, None]
-        return np.concatenate([np.sqrt(1.0 - share) * main, np.sqrt(share) * companion], axis=1).astype(np.float32)
+        joined = np.concatenate([np.sqrt(1.0 - share) * main, np.sqrt(share) * companion], axis=1).astype(np.float32)
+        return joined if sharpness is None else self.query(joined)
+
+    @property
+    def pooled_query(self):
+        """``fuse``'s ``query`` for this engine's probe embeddings: None where they are unit vectors."""
+        return None if self.companion is None else self.query
+
+    def query(self, emb: np.ndarray) -> np.ndarray:
+        """Probe embeddings (N, D) as searched: a joined bundle's scaled so that a similarity is the weighted mean
+        of its two recognisers' cosines (``Companion.query``; needed again after pooling unit directions);
+        others' unchanged."""
+        return emb if self.companion is None else self.companion.query(emb)
 
     @torch.inference_mode()
     def _embed(self, run, batch: int, mirror: bool, x: torch.Tensor) -> np.ndarray:

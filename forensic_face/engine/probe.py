@@ -64,7 +64,8 @@ class Probe:
     face: ProbeFace
     reconstruction: np.ndarray  # (S, S) uint8: with the audio when an audio vector was given
     reconstruction_no_audio: np.ndarray | None  # (S, S) uint8 without audio; None when not asked for
-    embedding: np.ndarray  # (D,) float32, L2-normalised: of ``reconstruction``, or of the face (engine.embeds)
+    embedding: np.ndarray  # (D,) float32 as searched: unit (a joined bundle's: a query, FaceEngine.query), of
+    # ``reconstruction``, or of the face (engine.embeds)
     audio_used: bool
 
     @property
@@ -212,7 +213,7 @@ class PooledProbe:
 
     probes: tuple[Probe, ...]  # one per frame pooled, in time order
     weights: np.ndarray  # (N,) each face's share of the template (sum 1)
-    embedding: np.ndarray  # (D,) unit: the quality-weighted mean of the faces' embeddings (engine.fusion.fuse)
+    embedding: np.ndarray  # (D,) the quality-weighted mean of the faces' embeddings (fusion.fuse): unit, or a query
     reconstruction: np.ndarray  # (S, S) uint8: the faces' reconstructions averaged with the same weights
     reconstruction_no_audio: np.ndarray  # (S, S) uint8: the same without audio
 
@@ -221,15 +222,17 @@ class PooledProbe:
         return any(p.audio_used for p in self.probes)
 
 
-def pool(probes: Sequence[Probe], weights: np.ndarray, embeddings: np.ndarray | None = None) -> PooledProbe:
+def pool(probes: Sequence[Probe], weights: np.ndarray, embeddings: np.ndarray | None = None,
+         query=None) -> PooledProbe:
     """Pool ``probes`` with their fusion ``weights`` (:mod:`forensic_face.engine.fusion`): the template searched
     with, and the reconstruction shown, made from every face (a face of weight 0 takes no part). ``embeddings``
-    (N, D): pool these instead of the probes' own (e.g. those of the reconstructions without audio)."""
+    (N, D): pool these instead of the probes' own (e.g. those of the reconstructions without audio). ``query``:
+    the engine's (``FaceEngine.query``) where its probe embeddings are a joined bundle's queries."""
     from forensic_face.engine.fusion import fuse
 
     w = np.asarray(weights, np.float64)
     emb = np.stack([p.embedding for p in probes]) if embeddings is None else embeddings
-    template = fuse(emb, w)  # InputError when every weight is 0
+    template = fuse(emb, w, query)  # InputError when every weight is 0
     share = w / w.sum()
 
     def average(images: list[np.ndarray]) -> np.ndarray:

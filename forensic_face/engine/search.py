@@ -115,9 +115,9 @@ class Searchable(Protocol):
 def search_gallery(store: Searchable, embedding: np.ndarray, calibration, model_version: str, probe_face_px: float,
                    top_k: int = 10, probe_sharpness: float | None = None,
                    fpir: float = DEFAULT_FPIR) -> SearchOutcome:
-    """Rank the gallery's people for one L2-normalised probe embedding. ``probe_sharpness`` (the
-    variance of the Laplacian of the aligned probe crop) sets the match threshold of calibrations
-    that take the probe's quality into account; they refuse a search without it.
+    """Rank the gallery's people for one probe embedding (unit, or a joined bundle's query: FaceEngine.query).
+    ``probe_sharpness`` (the variance of the Laplacian of the aligned probe crop) sets the match threshold of
+    calibrations that take the probe's quality into account; they refuse a search without it.
 
     The best candidate is a confident lead when its match probability is at least 0.5 *and* the
     search's lead score reaches the open-set threshold for this many people: the score that searches

@@ -94,9 +94,13 @@ class Companion:
     embedding is the two unit embeddings side by side, scaled by sqrt(1 - l) and sqrt(l): a unit vector again. A
     gallery face takes l = ``weight``; a probe takes l = ``weight`` too, or, with ``probe_weight`` = (at the
     blurred end, at the sharp end), l interpolated linearly in the probe's quality q = log(1 + sharpness) over
-    ``quality_range`` (clipped there). A probe-gallery cosine is then sqrt((1 - l)(1 - weight)) x the
-    recogniser's cosine + sqrt(l x weight) x the companion's. It takes the autoencoder's crop and embeds the
-    reconstruction (of a probe; a gallery face as it is): ``embeds`` is recorded, and this version knows no other."""
+    ``quality_range`` (clipped there). A probe's vector is then made a query (:meth:`query`): divided by
+    c = sqrt((1 - l)(1 - weight)) + sqrt(l x weight), so that its inner product with a gallery face is the
+    weighted mean of the two cosines, (sqrt((1 - l)(1 - weight)) x the recogniser's + sqrt(l x weight) x the
+    companion's) / c: one similarity scale whatever the probe's share (the open-set threshold is one number for
+    every quality; with the unit vector, a sharp probe's similarities were 0.71 x a blurred one's). With a fixed
+    share c = 1. It takes the autoencoder's crop and embeds the reconstruction (of a probe; a gallery face as it
+    is): ``embeds`` is recorded, and this version knows no other."""
 
     net: torch.nn.Module
     weight: float  # the gallery side's l (and the probe's without probe_weight), 0 < weight < 1
@@ -122,6 +126,19 @@ class Companion:
         lo, hi = self.quality_range
         t = np.clip((sharpness_feature(sharpness) - lo) / (hi - lo), 0.0, 1.0)
         return self.probe_weight[0] + (self.probe_weight[1] - self.probe_weight[0]) * t
+
+    def query(self, joined: np.ndarray) -> np.ndarray:
+        """Probe vectors (N, D) of the joined form [a, b] (``a`` in the recogniser's space, ``b`` the companion's
+        last ``embed_dim`` values: a probe's joined unit vector, or a template pooled from several) divided by
+        sqrt(1 - weight) |a| + sqrt(weight) |b|: the inner product with a gallery face's joined vector is then the
+        mean of the recogniser's and the companion's cosines weighted by those two terms."""
+        joined = np.atleast_2d(np.asarray(joined, np.float64))
+        d = int(self.net.config.embed_dim)
+        scale = (np.sqrt(1.0 - self.weight) * np.linalg.norm(joined[:, :-d], axis=1)
+                 + np.sqrt(self.weight) * np.linalg.norm(joined[:, -d:], axis=1))
+        if not np.all(np.isfinite(scale) & (scale > 1e-6)):
+            raise ValueError("a probe query needs a finite, non-zero joined vector")
+        return (joined / scale[:, None]).astype(np.float32)
 
     @classmethod
     def from_spec(cls, net: torch.nn.Module, spec: dict) -> Companion:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -697,6 +698,25 @@ def _settings_sentence(rows, used: set[float]) -> str:
             "gallery: " + "; ".join(parts) + ".")
 
 
+def _joined(companion: dict) -> str:
+    """How the method section says a companion's similarity is joined to the recogniser's."""
+    pw = companion.get("probe_weight")
+    if not pw:
+        return (f"the cosine similarity searched with is {1 - companion['weight']:g} × the first's plus "
+                f"{companion['weight']:g} × the second's (the weight chosen on held-out people)")
+    w = companion["weight"]
+
+    def share(lam: float) -> float:  # the second cosine's share of the mean at a probe's l (Companion.query)
+        a, b = math.sqrt((1 - lam) * (1 - w)), math.sqrt(lam * w)
+        return b / (a + b)
+
+    return (f"the similarity searched with is a weighted mean of the two cosines, the second's share "
+            f"{share(pw[0]):.2f} for a blurred probe, changing with the probe's sharpness to {share(pw[1]):.2f} for a "
+            "sharp one"
+            + (" (a probe as sharp as a clean face is compared by the first alone" if pw[1] == 0 else " (")
+            + ("; " if pw[1] == 0 else "") + "the shares chosen on held-out people)")
+
+
 def _method_section(c: ReportContent, st, n: int) -> list:
     from reportlab.platypus import PageBreak
 
@@ -708,10 +728,8 @@ def _method_section(c: ReportContent, st, n: int) -> list:
         "a recogniser derived from SFace (OpenCV Zoo's MobileFaceNet, Apache-2.0; its later blocks tuned by this "
         "project on degraded faces of its training people) embeds the face as found, aligned on the five-point "
         "template to a 112×112 crop (128-D); "
-        + (f"the project's own CNN embeds the reconstruction (128-D), and the two are joined so that the cosine "
-           f"similarity searched with is {1 - companion['weight']:g} × the first's plus {companion['weight']:g} × "
-           f"the second's (the weight chosen on held-out people)" if companion else
-           "the reconstruction is shown beside it for the examiner and is not what is searched")
+        + (f"the project's own CNN embeds the reconstruction (128-D), and the two are joined: {_joined(companion)}"
+           if companion else "the reconstruction is shown beside it for the examiner and is not what is searched")
         if own_crop else "a CNN embeds the reconstruction (128-D)")
     out.append(_p(
         "Face: detected with dlib's HOG detector at 1×, 2× and 4× upsampling, then OpenCV's Haar cascade, and "
@@ -721,9 +739,13 @@ def _method_section(c: ReportContent, st, n: int) -> list:
         "16 kHz mono, denoised (spectral subtraction, 80–4000 Hz band-pass, Wiener), pitch (YIN) and energy per "
         "video frame, and LBRP texture features (uniform local binary patterns over a Radon transform of the "
         "log-mel spectrogram) in a 1 s window at the frame's time. A convolutional autoencoder whose bottleneck "
-        f"fuses the face and audio codes reconstructs the face; {recogniser}; cosine "
-        "similarity against every gallery image gives the ranking (the Euclidean distance between the unit-length "
-        "embeddings, √(2 − 2·cosine), is listed beside it and ranks the same); a fitted softmax gives identity "
+        f"fuses the face and audio codes reconstructs the face; {recogniser}; "
+        + ("that similarity against every gallery image gives the ranking (the Euclidean distance √(2 − "
+           "2·similarity), that of unit-length embeddings at that cosine, is listed beside it and ranks the same)"
+           if companion else
+           "cosine similarity against every gallery image gives the ranking (the Euclidean distance between the "
+           "unit-length embeddings, √(2 − 2·cosine), is listed beside it and ranks the same)")
+        + "; a fitted softmax gives identity "
         "probabilities and a logistic of the similarity and the probe's sharpness, fitted on held-out people, "
         "the match probability.", st["body"]))
     if not ev:

@@ -341,7 +341,8 @@ def analyze_clip(case: Case, engine, detector, clip_detector, gallery: GallerySt
         plain = None if audio_vecs is None or not engine.searches_reconstruction else \
             ProbePath(engine, detector).embed_probes([p.face for p in probes],
                                                      np.stack([p.reconstruction_no_audio for p in probes]))
-        pooled = pool(probes, np.array([tf.weight for tf, _ in chosen]), embeddings=plain)  # None: theirs, no audio
+        pooled = pool(probes, np.array([tf.weight for tf, _ in chosen]), embeddings=plain,  # None: theirs
+                      query=engine.pooled_query)
         step.update(4, 5, "searching gallery")
         search, search_res, thumbs = None, None, []
         if gallery is not None:

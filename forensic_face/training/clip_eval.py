@@ -197,16 +197,16 @@ def frame_weights(quality: dict[str, np.ndarray]) -> np.ndarray:
                      for i in range(flat["face_px"].size)], np.float64).reshape(shape)
 
 
-def pooled(emb: np.ndarray, quality: dict[str, np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
+def pooled(emb: np.ndarray, quality: dict[str, np.ndarray], n: int, query=None) -> tuple[np.ndarray, np.ndarray]:
     """The templates of the clips' first ``n`` frames (P, D) and each template's sharpness (the weighted mean of
     its frames' crop sharpness: what the match probability is read at), pooled as the clip analysis pools
     (:func:`forensic_face.engine.fusion.fuse`); a clip whose n frames all weigh 0 is pooled with equal weights
-    (the analysis refuses it; the evaluation counts it, so that no clip is left out)."""
+    (the analysis refuses it; the evaluation counts it, so that no clip is left out). ``query``: as ``fuse``'s."""
     from forensic_face.engine.fusion import fuse
 
     w = frame_weights({k: v[:, :n] for k, v in quality.items()})
     w[w.sum(1) == 0] = 1.0
-    templates = np.stack([fuse(emb[i, :n], w[i]) for i in range(len(emb))])
+    templates = np.stack([fuse(emb[i, :n], w[i], query) for i in range(len(emb))])
     share = w / w.sum(1, keepdims=True)
     return templates, (share * quality["crop_sharpness"][:, :n]).sum(1)
 
@@ -229,7 +229,7 @@ def calibrate_clips(engine, index: FolderIndex, cache: dict, pairs: list[Pair], 
         probes = engine_clips(engine, index, cache, pairs, level, "calib", workers, progress)
         emb = frame_embeddings(engine, probes)
         for n in CALIBRATION_COUNTS:
-            templates, q = pooled(emb, probes.quality, n)
+            templates, q = pooled(emb, probes.quality, n, engine.pooled_query)
             sims.append((gal * templates).sum(1))
             ys.append(same)
             sharp.append(q)
@@ -263,7 +263,7 @@ def evaluate_clips(engine, clip_cal: MatchCalibration, index: FolderIndex, cache
         emb = frame_embeddings(engine, probes)
         lev: dict = {"frames_face_found": round(float(probes.quality["found"].mean()), 4), "by_frames": {}}
         for n in CLIP_COUNTS:
-            templates, q = pooled(emb, probes.quality, n)
+            templates, q = pooled(emb, probes.quality, n, engine.pooled_query)
             cal = engine.calibration if n == 1 else clip_cal
             scores = (gal * templates).sum(1)
             row = verification_report(scores, same, cal.probability(scores, q) >= 0.5)

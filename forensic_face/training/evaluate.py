@@ -27,7 +27,6 @@ from forensic_face.core.progress import Progress
 from forensic_face.engine.probe import rec_spec
 from forensic_face.models.calibration import (
     DEFAULT_FPIR,
-    QUALITY_PERCENTILES,
     TAIL_FMR,
     MatchCalibration,
     fit_impostor_tail,
@@ -318,51 +317,63 @@ def calibrate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], worker
     return cal, {"dlib_threshold_by_level": dlib_thr, "calib_people": len(search.pos)}
 
 
-#: The companion's share l tried by :func:`choose_companion_weight`, for a probe at each end of the quality range.
-COMPANION_WEIGHTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+#: The companion's share l of the blurriest probes tried by :func:`choose_companion_weight`.
+COMPANION_WEIGHTS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+#: How far below the sharp end (in q) the share reaches its full value, tried by :func:`choose_companion_weight`.
+COMPANION_RAMPS = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
 #: The gallery side's share: the two recognisers' gallery embeddings weigh alike.
 COMPANION_GALLERY_WEIGHT = 0.5
+#: Probes at least as sharp as this percentile of the clean calibration probes are the recogniser's alone.
+COMPANION_SHARP_PERCENTILE = 5.0
 
 
 def choose_companion_weight(engine, index: FolderIndex, cache: dict, pairs: list[Pair], workers: int = 2,
                             progress: Progress | None = None) -> tuple[dict, dict]:
     """How a probe's embedding weighs the companion against the recogniser, chosen on the calibration ``pairs``
-    (never DevTest): the gallery side's share is :data:`COMPANION_GALLERY_WEIGHT`; a probe's share runs linearly
-    in its quality q between two values of :data:`COMPANION_WEIGHTS` (at the 1st and the 99th percentile of the
-    calibration probes' q), the pair whose joined similarity, under the match logistic fitted to it (with the
-    sharpness, every level pooled, no audio), gives those pairs the highest mean log-likelihood. Returns the
-    :class:`~forensic_face.models.bundle.Companion` fields (``weight``, ``probe_weight``, ``quality_range``) and
-    the table they were chosen from. ``engine`` has a companion (its own weights are not used)."""
+    (never DevTest). The gallery side's share is :data:`COMPANION_GALLERY_WEIGHT`. A probe's share is 0 from the
+    sharp end up, q1 = the :data:`COMPANION_SHARP_PERCENTILE` th percentile of the clean calibration probes' q (a
+    probe as sharp as a clean face is searched by the recogniser alone, whose clean-face accuracy a companion
+    only dilutes: with the share running to the 99th percentile instead, DevTest's clean probes found with a lead
+    fell from 87 to 82 %), and rises linearly to ``a`` at q1 - ``ramp`` and below, ``a`` in
+    :data:`COMPANION_WEIGHTS` and ``ramp`` in :data:`COMPANION_RAMPS`: the pair whose similarity (the weighted mean
+    of the two cosines, ``Companion.query``), under the match logistic fitted to it (with the sharpness, every
+    level pooled, no audio), gives those pairs the highest mean log-likelihood. Returns the
+    :class:`~forensic_face.models.bundle.Companion` fields (``weight``, ``probe_weight`` = (a, 0),
+    ``quality_range`` = (q1 - ramp, q1)) and the table they were chosen from. ``engine`` has a companion (its own
+    weights are not used)."""
     same = np.array([p.same for p in pairs])
     gal = [gallery_crops(index, cache, [p.a for p in pairs], engine.rec_size, engine.rec_alignment),
            gallery_crops(index, cache, [p.a for p in pairs], engine.size, engine.alignment)]
     g_main, g_comp = engine.embed_parts(*gal)
-    s_main, s_comp, sharp = [], [], []
+    s_main, s_comp, sharp = [], [], {}
     for level in EVAL_LEVELS:
         probes = engine_probes(engine, index, cache, pairs, level, "calib", workers, progress)
         p_main, p_comp = engine.embed_parts(probes.rec_crop, engine.reconstruct(probes.crop))
         s_main.append((g_main * p_main).sum(1))
         s_comp.append((g_comp * p_comp).sum(1))
-        sharp.append(probe_sharpness(probes))
-    s_main, s_comp, q = np.concatenate(s_main), np.concatenate(s_comp), np.concatenate(sharp)
+        sharp[level] = probe_sharpness(probes)
+    s_main, s_comp, q = np.concatenate(s_main), np.concatenate(s_comp), np.concatenate(list(sharp.values()))
     y = np.tile(same, len(EVAL_LEVELS)).astype(np.float64)
-    lo, hi = (float(v) for v in np.percentile(sharpness_feature(q), QUALITY_PERCENTILES))
-    t = np.clip((sharpness_feature(q) - lo) / (hi - lo), 0.0, 1.0)
+    sharp_end = float(np.percentile(sharpness_feature(sharp["clean"]), COMPANION_SHARP_PERCENTILE))
     g = COMPANION_GALLERY_WEIGHT
     table = {}
     for a in COMPANION_WEIGHTS:
-        for b in COMPANION_WEIGHTS:
-            share = a + (b - a) * t
-            sim = np.sqrt((1 - share) * (1 - g)) * s_main + np.sqrt(share * g) * s_comp
+        for ramp in COMPANION_RAMPS:
+            share = a * np.clip((sharp_end - sharpness_feature(q)) / ramp, 0.0, 1.0)
+            w_main, w_comp = np.sqrt((1 - share) * (1 - g)), np.sqrt(share * g)
+            sim = (w_main * s_main + w_comp * s_comp) / (w_main + w_comp)
             weights, quality_range = fit_logistic(sim, y, q)
             prob = np.clip(MatchCalibration(weights, 1.0, len(y), 0, quality_range).probability(sim, q),
                            1e-12, 1 - 1e-12)
-            table[(a, b)] = round(float(np.mean(y * np.log(prob) + (1 - y) * np.log(1 - prob))), 5)
-    best = max(table, key=table.get)
-    return ({"weight": g, "probe_weight": best, "quality_range": (lo, hi)},
-            {"rule": "highest mean log-likelihood of the calibration pairs", "gallery_weight": g,
-             "probe_weight_tried": [list(k) for k in table], "mean_log_likelihood": list(table.values()),
-             "chosen": list(best), "quality_range": [lo, hi], "pairs": len(pairs), "levels": list(EVAL_LEVELS)})
+            table[(a, ramp)] = round(float(np.mean(y * np.log(prob) + (1 - y) * np.log(1 - prob))), 5)
+    a, ramp = max(table, key=table.get)
+    return ({"weight": g, "probe_weight": (a, 0.0), "quality_range": (sharp_end - ramp, sharp_end)},
+            {"rule": "highest mean log-likelihood of the calibration pairs; no share at or above the sharp end "
+                     f"(the {COMPANION_SHARP_PERCENTILE:g}th percentile of the clean calibration probes' q)",
+             "gallery_weight": g, "sharp_end": sharp_end, "tried": [list(k) for k in table],
+             "tried_as": "(share at and below sharp_end - ramp, ramp)",
+             "mean_log_likelihood": list(table.values()), "chosen": [a, ramp], "pairs": len(pairs),
+             "levels": list(EVAL_LEVELS)})
 
 
 def _input_scores(gallery_emb: np.ndarray, e_deg: np.ndarray) -> dict[str, np.ndarray]:

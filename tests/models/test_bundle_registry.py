@@ -135,10 +135,11 @@ def test_a_bundle_without_mirror_averaging_embeds_each_face_once_under_a_version
 
 def test_a_companion_recogniser_joins_the_similarity_with_its_weights(tmp_path: Path) -> None:
     """A bundle with a companion: gallery faces weigh the two recognisers by the companion's weight, a probe by its
-    own share, read from its sharpness between the two ends of the quality range; the searched embeddings are
-    unit vectors whose probe-gallery cosine is sqrt((1 - l)(1 - w)) x the recogniser's + sqrt(l w) x the
-    companion's; the engine records the weights; a companion that does not take the autoencoder's crop, or whose
-    weights are out of range, is refused."""
+    own share, read from its sharpness between the two ends of the quality range; a gallery face's embedding is a
+    unit vector, a probe's a query whose inner product with it is the weighted mean of the two cosines (weights
+    sqrt((1 - l)(1 - w)) and sqrt(l w)), so one similarity scale holds for every share, and a template pooled from
+    several probes is such a query too; the engine records the weights; a companion that does not take the
+    autoencoder's crop, or whose weights are out of range, is refused."""
     from forensic_face.engine.inference import FaceEngine
     from forensic_face.models.bundle import Companion
 
@@ -160,15 +161,39 @@ def test_a_companion_recogniser_joins_the_similarity_with_its_weights(tmp_path: 
     probes = engine.embed_searched(faces, faces, sharpness=sharp)
     assert gallery.shape == (4, 2 * main.config.embed_dim)
     assert np.allclose(np.linalg.norm(gallery, axis=1), 1.0, atol=1e-5)
-    assert np.allclose(np.linalg.norm(probes, axis=1), 1.0, atol=1e-5)
+    share = np.array([0.4, 0.4, 0.25, 0.1])[:, None]
+    w_main, w_comp = np.sqrt((1 - share) * 0.5), np.sqrt(share * 0.5)
+    assert np.allclose(np.linalg.norm(probes, axis=1), 1.0 / (w_main + w_comp)[:, 0], atol=1e-5)
     a, c = engine.embed_parts(faces, faces)
     with torch.no_grad():
         x = torch.from_numpy(faces[:, None] / 255.0).float()
         by_hand = torch.nn.functional.normalize(other(x) + other(torch.flip(x, dims=[3])), dim=1).numpy()
     assert np.allclose(c, by_hand, atol=1e-4) and np.allclose(a, engine.embed(faces), atol=1e-6)
-    share = np.array([0.4, 0.4, 0.25, 0.1])[:, None]
-    expected = np.sqrt((1 - share) * 0.5) * (a @ a.T) + np.sqrt(share * 0.5) * (c @ c.T)
+    expected = (w_main * (a @ a.T) + w_comp * (c @ c.T)) / (w_main + w_comp)
     assert np.allclose(probes @ gallery.T, expected, atol=1e-4)
+    assert np.allclose(np.diag(probes @ gallery.T), 1.0, atol=1e-4)  # a face against itself: 1 at every share
+    # a template pooled from the probes (the clip path): its similarity is again a weighted mean of cosines
+    from forensic_face.engine.fusion import fuse
+
+    template = fuse(probes, np.ones(4), engine.pooled_query)
+    d = main.config.embed_dim
+    t_main, t_comp = template[:d], template[d:]
+    mean_main = (np.sqrt(0.5) * np.linalg.norm(t_main), np.sqrt(0.5) * np.linalg.norm(t_comp))
+    by_cos = (mean_main[0] * (a @ (t_main / np.linalg.norm(t_main))) + mean_main[1] * (c @ (t_comp / np.linalg.norm(
+        t_comp)))) / sum(mean_main)
+    assert np.allclose(gallery @ template, by_cos, atol=1e-4) and np.all(gallery @ template <= 1 + 1e-5)
+    with pytest.raises(ValueError, match="unit"):
+        fuse(probes, np.ones(4))  # queries are not unit vectors: pooled only with the engine's query
+    # a probe whose share is 0 (as sharp as the range's sharp end) is the recogniser's alone: its similarity is the
+    # recogniser's cosine, and the companion's network is not run for it
+    save_bundle(tmp_path / "z", ae, main, None, {"date": "test"},
+                companion=Companion(other, 0.5, source="test", probe_weight=(0.4, 0.0), quality_range=(2.0, 6.0)))
+    zero = FaceEngine(tmp_path / "z", device="cpu")
+    seen, run = [], zero._comp_run
+    zero._comp_run = lambda x: seen.append(len(x)) or run(x)
+    two = zero.embed_searched(faces[:2], faces[:2], sharpness=np.expm1(np.array([1.0, 9.0])))
+    assert seen == [2]  # one face and its mirror image: the blurred probe's
+    assert np.allclose(two[1] @ zero.embed_searched(faces, faces).T, a[1] @ a.T, atol=1e-4)
     with pytest.raises(ForensicFaceError, match="between 0 and 1"):
         save_bundle(tmp_path / "c", ae, main, None, {"date": "test"}, companion=Companion(other, 1.0))
     with pytest.raises(ForensicFaceError, match="must embed the reconstruction"):

@@ -93,6 +93,10 @@ def test_report_holds_what_an_examiner_needs(analysed_case: Case, tmp_path: Path
             false_leads = 1 - one["not_enrolled_no_confident_match"]["rate"]
             assert f"1.0% (used here): {false_leads:.1%} false leads" in words
             assert "5.0%: " in words and "5.0% (used here)" not in words
+        comp = (shipped.get("engine") or {}).get("companion")
+        if comp:  # how the two recognisers are joined, as the shipped bundle joins them
+            assert ("a weighted mean of the two cosines" if comp.get("probe_weight") else "× the second's") in \
+                " ".join(text.split())
     entry = case.read_log()[-1]
     head = entry["details"]["covers_head"]  # the head the report was made from: the last entry before its own
     assert head == {"seq": entry["seq"] - 1, "hash": entry["prev"]}

@@ -461,7 +461,7 @@ def test_a_companion_cnn_is_joined_to_the_student_with_a_weight_chosen_on_the_ca
     from forensic_face.engine.inference import FaceEngine
     from forensic_face.models.sface import SFaceNet
     from forensic_face.services.training import export_sface_student
-    from forensic_face.training.evaluate import COMPANION_WEIGHTS, evaluate
+    from forensic_face.training.evaluate import COMPANION_RAMPS, COMPANION_WEIGHTS, evaluate
     from forensic_face.training.split import load_split_data
 
     run = tmp_path / "run"
@@ -474,11 +474,13 @@ def test_a_companion_cnn_is_joined_to_the_student_with_a_weight_chosen_on_the_ca
                          mirror=False)
     meta = json.loads((dest / "models.json").read_text())
     table = meta["record"]["companion_weight"]
-    assert meta["companion"]["probe_weight"] == table["chosen"] and set(table["chosen"]) <= set(COMPANION_WEIGHTS)
-    assert meta["companion"]["weight"] == table["gallery_weight"] and meta["companion"]["quality_range"] == \
-        table["quality_range"]
-    assert table["mean_log_likelihood"][table["probe_weight_tried"].index(table["chosen"])] == max(
-        table["mean_log_likelihood"])
+    share, ramp = table["chosen"]
+    assert share in COMPANION_WEIGHTS and ramp in COMPANION_RAMPS
+    # no share from the sharp end up; the full share from ramp below it
+    assert meta["companion"]["probe_weight"] == [share, 0.0]
+    assert meta["companion"]["quality_range"] == [table["sharp_end"] - ramp, table["sharp_end"]]
+    assert meta["companion"]["weight"] == table["gallery_weight"]
+    assert table["mean_log_likelihood"][table["tried"].index(table["chosen"])] == max(table["mean_log_likelihood"])
     assert meta["recogniser"]["mirror"] is False and meta["calibration"] is not None
     assert meta["record"]["companion"]["from_bundle"] == json.loads((tiny_models / "models.json").read_text())[
         "version"]
@@ -494,7 +496,7 @@ def test_a_companion_cnn_is_joined_to_the_student_with_a_weight_chosen_on_the_ca
         engine.calibration = replace(engine.calibration, open_set=fit_open_set_table(strangers, np.full(400, -1)))
     report = evaluate(engine, index, cache, split.test_pairs, {}, tmp_path / "eval.json", workers=1)
     assert report["product_scores"] == "recon" and "companion" in report["note_product"]
-    assert report["engine"]["companion"]["probe_weight"] == table["chosen"]
+    assert report["engine"]["companion"]["probe_weight"] == [share, 0.0]
     for lev in report["levels"].values():
         assert lev["comparisons"]["ours_vs_dlib"]["a"] == "recon_with_audio"
         assert {"degraded_with_audio", "degraded_no_audio"} <= set(lev)
