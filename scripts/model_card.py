@@ -600,7 +600,8 @@ def targets(ev: dict) -> list[str]:
             "The intervals treat the 1,000 pairs as independent. LFW's pairs share people (963 people in 463 "
             "groups of linked pairs); " + tail + " Inference speed (≤ 15 ms) "
             "and training time (< 1 h) are measured by `scripts/bench_inference.py` and the training record, not here"
-            + (" (the benchmark does not time the companion)." if kind(ev) == "joined" else ".")]
+            + (" (that script times the recogniser alone; `forensic-face bench` times the joined path, a sharp probe"
+               " that does not run the companion and a blurred one that does)." if kind(ev) == "joined" else ".")]
 
 
 # ------------------------------------------------------------------------------------------------ the networks

@@ -97,11 +97,13 @@ def test_a_joined_bundle_s_card_names_the_companion_its_weight_and_what_the_rows
     assert text.startswith("# Model card: forensic_face fusion autoencoder + recogniser + companion\n")
     assert (f"- **Companion** ({came['record']['params']['rec']:,} parameters): the recogniser of version "
             f"`{came['from_bundle']}` (weights SHA-256 `{came['weights_sha256'][:16]}…`)") in text
-    assert "l = 0.2 for q ≤ 4.39, falling linearly to 0 at q = 5.39 and above" in text
+    (share, _), (lo, hi) = meta["companion"]["probe_weight"], meta["companion"]["quality_range"]
+    assert f"l = {share:g} for q ≤ {lo:.2f}, falling linearly to 0 at q = {hi:.2f} and above" in text
     assert "quality, which the one open-set threshold of a gallery size needs. Chosen on the calibration people, " \
            "never on DevTest" in text
-    assert f"0.2, 1: {chose['mean_log_likelihood'][chose['tried'].index([0.2, 1.0])]:.4f}" in text
-    assert "chosen: 0.2, 1." in text
+    a, ramp = chose["chosen"]
+    assert f"{a:g}, {ramp:g}: {chose['mean_log_likelihood'][chose['tried'].index([a, ramp])]:.4f}" in text
+    assert f"chosen: {a:g}, {ramp:g}." in text
     assert "never searched with" not in text and "is not searched with" not in text
     # the rows: recon_* the joined embedding as searched, degraded_* the companion given the degraded face instead
     assert ("| severe | joined, companion given the reconstruction (the product), no audio | "
