@@ -215,7 +215,7 @@ def _breakdown(g, probes: np.ndarray) -> dict:
             _, index = g._identity(db, "bench")
             g._hnsw_settings(db, index)
             out = db.execute(sql.SQL("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ") + g._hnsw_query("bench", index),
-                             (q, q)).fetchone()[0][0]
+                             (q, q[:index["dim"]])).fetchone()[0][0]
         plan.append(out["Planning Time"])
         execute.append(out["Execution Time"])
         hits.append(out["Plan"]["Shared Hit Blocks"])
@@ -255,7 +255,8 @@ def _recall(exact: list, approx: list) -> float:
 
 
 def scale_one(url: str, n: int, cal, probes_n: int, efs: list[int], sqlite_dir: Path | None,
-              like: np.ndarray | None, configs: list[tuple[int, int, str]], share: float | None = None) -> dict:
+              like: np.ndarray | None, configs: list[tuple[int, int, str, int | None]],
+              share: float | None = None) -> dict:
     vectors, owner, people = synthetic(n, like=like)
     probes = probes_for(vectors, probes_n, noise=0.08 if like is None else 0.04, share=share)
     warm = probes_for(vectors, 200, seed=2, noise=0.08 if like is None else 0.04, share=share)
@@ -277,19 +278,21 @@ def scale_one(url: str, n: int, cal, probes_n: int, efs: list[int], sqlite_dir: 
                         "softmax": _softmax_check(cal, vectors, owner, people, probes, exact, sharp)}
         print(json.dumps(out, indent=2), flush=True)
         out["hnsw"] = []
-        for m, ef_construction, kind in configs:
-            out["hnsw"].append(_hnsw(g, cal, probes, warm, sharp, exact, efs, m, ef_construction, kind))
+        for m, ef_construction, kind, prefix in configs:
+            out["hnsw"].append(_hnsw(g, cal, probes, warm, sharp, exact, efs, m, ef_construction, kind, prefix))
             print(json.dumps(out["hnsw"][-1], indent=2), flush=True)
     if sqlite_dir is not None:
         out["sqlite"] = _sqlite(sqlite_dir / f"bench_{n}.db", vectors, owner, people, probes, cal, sharp)
     return out
 
 
-def _hnsw(g, cal, probes, warm, sharp, exact, efs: list[int], m: int, ef_construction: int, kind: str) -> dict:
-    """One index built and searched at each ef_search, after ``warm`` searches (untimed) of other probes."""
-    out = {"m": m, "ef_construction": ef_construction, "vectors": kind}
+def _hnsw(g, cal, probes, warm, sharp, exact, efs: list[int], m: int, ef_construction: int, kind: str,
+          prefix: int | None = None) -> dict:
+    """One index built and searched at each ef_search, after ``warm`` searches (untimed) of other probes;
+    ``prefix``: the index holds each embedding's first values only (a joined bundle's recogniser's)."""
+    out = {"m": m, "ef_construction": ef_construction, "vectors": kind, "prefix": prefix}
     t0 = time.perf_counter()
-    g.build_index("bench", m=m, ef_construction=ef_construction, ef_search=efs[0], vectors=kind)
+    g.build_index("bench", m=m, ef_construction=ef_construction, ef_search=efs[0], vectors=kind, prefix=prefix)
     out["build_s"] = round(time.perf_counter() - t0, 1)
     out["disk_mb_with_index"] = round(g.info()["size_bytes"] / 1e6)
     out["index_mb"] = round(g._db.execute("SELECT pg_relation_size(index_name::regclass) FROM "
@@ -371,8 +374,9 @@ def main() -> None:
     parser.add_argument("--ef-search", type=int, nargs="+", default=[40, 100, 200])
     parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--like", type=Path, help="scale: an SQLite gallery whose embeddings the data imitate")
-    parser.add_argument("--hnsw", nargs="+", default=["16:64:halfvec"], metavar="M:EF_CONSTRUCTION:VECTORS",
-                        help="the HNSW indexes built in turn (VECTORS: halfvec or vector)")
+    parser.add_argument("--hnsw", nargs="+", default=["16:64:halfvec"], metavar="M:EF_CONSTRUCTION:VECTORS[:PREFIX]",
+                        help="the HNSW indexes built in turn (VECTORS: halfvec or vector; PREFIX: index only the "
+                             "first values, a joined bundle's recogniser's)")
     parser.add_argument("--limit", type=int, default=400, help="devtest: probes searched")
     parser.add_argument("--probe-share", type=float, default=None,
                         help="scale: the data are a joined bundle's (--like one); probes are its queries at this "
@@ -403,7 +407,8 @@ def main() -> None:
                 like = np.array([v for _, v in g.embeddings(version)])
             print(json.dumps({"like": str(args.like), "model_version": version, "embeddings": len(like)}), flush=True)
         for n in args.sizes:
-            configs = [(int(m), int(efc), kind) for m, efc, kind in (c.split(":") for c in args.hnsw)]
+            configs = [(int(m), int(efc), kind, int(rest[0]) if rest else None)
+                       for m, efc, kind, *rest in (c.split(":") for c in args.hnsw)]
             res = scale_one(url, n, cal, args.probes, args.ef_search, None if args.no_sqlite else work, like,
                             configs, args.probe_share)
             print(json.dumps(res), flush=True)

@@ -321,3 +321,33 @@ def test_the_workbench_enrols_into_and_searches_a_gallery_given_by_url(postgres,
         wb.configure(gallery_path=postgres.url("no_such_database"))
         with pytest.raises(GalleryError, match="the server has no such database"):
             wb.gallery_info()
+
+
+def test_a_joined_bundle_s_embeddings_are_indexed_on_the_recogniser_s_values(postgres) -> None:
+    """A joined bundle's gallery embeddings: the index may hold their first values only (the recogniser's), where a
+    sharp probe's query is all there is; the people it finds are ranked by the full vectors' inner product, so a
+    query that is 0 beyond the prefix gets exact search's candidates; the result records the prefix; a prefix as
+    long as the embeddings is refused."""
+    rng = np.random.default_rng(8)
+    main, comp = _unit(rng, 600, 16), _unit(rng, 600, 16)
+    joined = np.concatenate([main, comp], axis=1) * np.sqrt(0.5)  # unit, as Companion joins gallery faces
+    with open_gallery(postgres.database(), mode="create") as g:
+        g.bulk_add("v1", [f"P{i:03d}" for i in range(200)], np.repeat(np.arange(200), 3), joined.astype(np.float32),
+                   [f"<{i}>" for i in range(600)])
+        sharp = np.concatenate([main[::30] + 0.05 * _unit(rng, 20, 16), np.zeros((20, 16))], axis=1)
+        sharp = (sharp / np.linalg.norm(sharp, axis=1, keepdims=True) / np.sqrt(0.5)).astype(np.float32)
+        exact = [search_gallery(g, q, CAL, "v1", 80.0, top_k=5) for q in sharp]
+        with pytest.raises(GalleryError, match="a prefix of 32 values"):
+            g.build_index("v1", prefix=32)
+        g.build_index("v1", m=16, ef_construction=64, ef_search=80, prefix=16)
+        assert g.identity("v1")["search"] == {"mode": "hnsw", "m": 16, "ef_construction": 64, "ef_search": 80,
+                                              "vectors": "halfvec", "prefix": 16}
+        approx = [search_gallery(g, q, CAL, "v1", 80.0, top_k=5) for q in sharp]
+        blurred = np.concatenate([main[5], comp[5]]) * np.sqrt(0.5)  # a query with the companion's half too
+        found = search_gallery(g, blurred.astype(np.float32), CAL, "v1", 80.0, top_k=5)
+        scans = _index_scans(postgres, _name(g.info()["path"]), len(sharp) + 1)
+    assert scans >= len(sharp) + 1  # the searches went through the prefix index
+    for a, e in zip(approx, exact, strict=True):
+        assert a.gallery["search"]["prefix"] == 16
+        assert [(c.person, c.similarity) for c in a.candidates] == [(c.person, c.similarity) for c in e.candidates]
+    assert found.candidates[0].person == "P001" and found.candidates[0].similarity == pytest.approx(1.0, abs=1e-5)

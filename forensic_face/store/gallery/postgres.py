@@ -80,6 +80,14 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
 }
 
 
+def _indexed(prefix: int | None):
+    """The SQL of what an HNSW index holds: the embedding, or its first ``prefix`` values."""
+    from psycopg import sql
+
+    return sql.SQL("vector") if prefix is None else sql.SQL("subvector(vector, 1, {})").format(
+        sql.Literal(int(prefix)))
+
+
 def _psycopg():
     try:
         import psycopg
@@ -336,11 +344,14 @@ class PostgresGallery:
         enrolled = db.execute("SELECT count(*) FROM people").fetchone()[0]
         created = db.execute("SELECT value FROM meta WHERE key = 'created'").fetchone()
         row = db.execute(  # what the index holds, from the catalogue; an index dropped there: exact search
-            "SELECT s.index_name, s.dim, s.m, s.ef_construction, s.ef_search, t.typname FROM search_index s "
+            "SELECT s.index_name, s.dim, s.m, s.ef_construction, s.ef_search, t.typname, (SELECT vector_dims(vector) "
+            "FROM embeddings WHERE model_version = s.model_version LIMIT 1) FROM search_index s "
             "JOIN pg_index x ON x.indexrelid = to_regclass(s.index_name) JOIN pg_opclass o ON o.oid = x.indclass[0] "
             "JOIN pg_type t ON t.oid = o.opcintype WHERE s.model_version = %s", (model_version,)).fetchone()
         search = {"mode": "exact"} if row is None else {"mode": "hnsw", "m": row[2], "ef_construction": row[3],
                                                         "ef_search": row[4], "vectors": row[5]}
+        if row is not None and row[6] is not None and row[1] < row[6]:  # the index holds the first values only
+            search["prefix"] = row[1]
         with db.cursor(name="ff_content") as cur:  # streamed: a million lines need not be held at once
             cur.itersize = 20_000
             cur.execute("SELECT line FROM (SELECT p.name_json || E'\\t' || i.sha256 || E'\\t' || e.vector_sha256 "
@@ -403,7 +414,7 @@ class PostgresGallery:
         """The people among the index's ``ef_search`` nearest embeddings, each with its best of them by the
         exact inner product (the index's order is by its own, perhaps half-precision, copies)."""
         self._hnsw_settings(db, index)
-        return db.execute(self._hnsw_query(model_version, index), (q, q)).fetchall()
+        return db.execute(self._hnsw_query(model_version, index), (q, q[:index["dim"]])).fetchall()
 
     @staticmethod
     def _hnsw_settings(db, index: dict) -> None:
@@ -414,22 +425,27 @@ class PostgresGallery:
 
     @staticmethod
     def _hnsw_query(model_version: str, index: dict):
-        """The SQL of a search on ``index`` (parameters: the query vector, twice)."""
+        """The SQL of a search on ``index`` (parameters: the query vector, and its first ``dim`` values: all of
+        them, or the prefix the index holds)."""
         from psycopg import sql
 
         typed = sql.SQL("{}({})").format(sql.Identifier(index["vectors"]), sql.Literal(int(index["dim"])))
         return sql.SQL(
             "SELECT DISTINCT ON (r.person_id) p.name, -r.d, r.image_id, i.path FROM (SELECT person_id, image_id, "
             "vector <#> %b AS d FROM (SELECT person_id, image_id, vector FROM embeddings WHERE model_version = {v} "
-            "ORDER BY vector::{t} <#> %b::{t} LIMIT {k}) n) r JOIN people p ON p.id = r.person_id JOIN images i "
+            "ORDER BY {x}::{t} <#> %b::{t} LIMIT {k}) n) r JOIN people p ON p.id = r.person_id JOIN images i "
             "ON i.id = r.image_id ORDER BY r.person_id, r.d, r.image_id").format(
-                t=typed, v=sql.Literal(model_version), k=sql.Literal(int(index["ef_search"])))
+                t=typed, x=_indexed(index.get("prefix")), v=sql.Literal(model_version),
+                k=sql.Literal(int(index["ef_search"])))
 
     def build_index(self, model_version: str, m: int = 24, ef_construction: int = 200, ef_search: int = 200,
-                    vectors: str = "halfvec") -> None:
+                    vectors: str = "halfvec", prefix: int | None = None) -> None:
         """Build (or rebuild) the HNSW index searches of ``model_version`` use from now on (inner product;
         ``m`` links per node, ``ef_construction`` candidates while building, ``ef_search`` while searching;
-        ``vectors``, one of INDEX_VECTORS, what the index holds)."""
+        ``vectors``, one of INDEX_VECTORS, what the index holds). ``prefix``: index only each embedding's first
+        ``prefix`` values (a joined bundle's recogniser: its sharp probes' queries are 0 beyond them, and an index
+        of the whole joined vector finds their nearest people badly); the candidates are still ranked by the
+        inner product of the full vectors."""
         from psycopg import sql
 
         self.require_writable("building a search index")
@@ -442,21 +458,25 @@ class PostgresGallery:
             if len(dims) != 1:
                 raise GalleryError(f"{self.location}: no index built: model version {model_version} has "
                                    f"{'no embeddings' if not dims else 'embeddings of several lengths'}")
+            if prefix is not None and not 0 < prefix < dims[0][0]:
+                raise GalleryError(f"{self.location}: no index built: a prefix of {prefix} values of model version "
+                                   f"{model_version}'s {dims[0][0]}-value embeddings")
             if db.execute("SELECT to_regtype(%s)", (vectors,)).fetchone()[0] is None:
                 raise GalleryError(f"{self.location}: no index built: this server's pgvector has no {vectors} type "
                                    "(it came with pgvector 0.7); update the extension or index vector instead")
             db.execute("SET LOCAL maintenance_work_mem = '2GB'")
             db.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(name)))
-            db.execute(sql.SQL("CREATE INDEX {n} ON embeddings USING hnsw ((vector::{t}({d})) {ops}) "
+            dim = dims[0][0] if prefix is None else int(prefix)
+            db.execute(sql.SQL("CREATE INDEX {n} ON embeddings USING hnsw (({x}::{t}({d})) {ops}) "
                                "WITH (m = {m}, ef_construction = {efc}) WHERE model_version = {v}").format(
-                n=sql.Identifier(name), t=sql.Identifier(vectors), d=sql.Literal(dims[0][0]),
+                n=sql.Identifier(name), x=_indexed(prefix), t=sql.Identifier(vectors), d=sql.Literal(dim),
                 ops=sql.Identifier(f"{vectors}_ip_ops"), m=sql.Literal(int(m)),
                 efc=sql.Literal(int(ef_construction)), v=sql.Literal(model_version)))
             db.execute("INSERT INTO search_index (model_version, index_name, dim, m, ef_construction, ef_search) "
                        "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (model_version) DO UPDATE SET "
                        "index_name = excluded.index_name, dim = excluded.dim, m = excluded.m, "
                        "ef_construction = excluded.ef_construction, ef_search = excluded.ef_search, built = now()",
-                       (model_version, name, dims[0][0], m, ef_construction, ef_search))
+                       (model_version, name, dim, m, ef_construction, ef_search))
 
     def drop_index(self, model_version: str) -> None:
         """Search ``model_version`` exactly again (its HNSW index, if any, is dropped)."""
