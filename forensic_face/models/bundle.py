@@ -88,6 +88,23 @@ def recogniser_mirror(meta: dict) -> bool:
     return mirror
 
 
+def probe_share(sharpness, probe_weight: tuple[float, float], quality_range: tuple[float, float]) -> np.ndarray:
+    """A probe's companion share l from its sharpness: ``probe_weight`` = (at the blurred end, at the sharp end),
+    linear in q = log(1 + sharpness) over ``quality_range``, clipped there (:class:`Companion`)."""
+    lo, hi = quality_range
+    t = np.clip((sharpness_feature(np.asarray(sharpness, np.float64)) - lo) / (hi - lo), 0.0, 1.0)
+    return probe_weight[0] + (probe_weight[1] - probe_weight[0]) * t
+
+
+def mean_weights(share, weight: float) -> tuple[np.ndarray, np.ndarray]:
+    """The recogniser's and the companion's weights (summing to 1) in a probe's similarity, the weighted mean of
+    the two cosines that :meth:`Companion.query` makes, at the probe's share ``share`` and the gallery side's
+    ``weight``."""
+    share = np.asarray(share, np.float64)
+    a, b = np.sqrt((1.0 - share) * (1.0 - weight)), np.sqrt(share * weight)
+    return a / (a + b), b / (a + b)
+
+
 @dataclass
 class Companion:
     """A second recogniser whose similarity joins the first's (``models.json``'s ``companion``). The searched
@@ -123,9 +140,7 @@ class Companion:
         sharpness = np.atleast_1d(np.asarray(sharpness, np.float64))
         if self.probe_weight is None:
             return np.full(sharpness.shape, self.weight)
-        lo, hi = self.quality_range
-        t = np.clip((sharpness_feature(sharpness) - lo) / (hi - lo), 0.0, 1.0)
-        return self.probe_weight[0] + (self.probe_weight[1] - self.probe_weight[0]) * t
+        return probe_share(sharpness, self.probe_weight, self.quality_range)
 
     def query(self, joined: np.ndarray) -> np.ndarray:
         """Probe vectors (N, D) of the joined form [a, b] (``a`` in the recogniser's space, ``b`` the companion's

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -704,11 +703,10 @@ def _joined(companion: dict) -> str:
     if not pw:
         return (f"the cosine similarity searched with is {1 - companion['weight']:g} × the first's plus "
                 f"{companion['weight']:g} × the second's (the weight chosen on held-out people)")
-    w = companion["weight"]
+    from forensic_face.models.bundle import mean_weights  # torch only when a joined bundle is described
 
-    def share(lam: float) -> float:  # the second cosine's share of the mean at a probe's l (Companion.query)
-        a, b = math.sqrt((1 - lam) * (1 - w)), math.sqrt(lam * w)
-        return b / (a + b)
+    def share(lam: float) -> float:  # the second cosine's share of the mean at a probe's l
+        return float(mean_weights(lam, companion["weight"])[1])
 
     return (f"the similarity searched with is a weighted mean of the two cosines, the second's share "
             f"{share(pw[0]):.2f} for a blurred probe, changing with the probe's sharpness to {share(pw[1]):.2f} for a "

@@ -25,6 +25,7 @@ import numpy as np
 
 from forensic_face.core.progress import Progress
 from forensic_face.engine.probe import rec_spec
+from forensic_face.models.bundle import mean_weights, probe_share
 from forensic_face.models.calibration import (
     DEFAULT_FPIR,
     TAIL_FMR,
@@ -359,9 +360,8 @@ def choose_companion_weight(engine, index: FolderIndex, cache: dict, pairs: list
     table = {}
     for a in COMPANION_WEIGHTS:
         for ramp in COMPANION_RAMPS:
-            share = a * np.clip((sharp_end - sharpness_feature(q)) / ramp, 0.0, 1.0)
-            w_main, w_comp = np.sqrt((1 - share) * (1 - g)), np.sqrt(share * g)
-            sim = (w_main * s_main + w_comp * s_comp) / (w_main + w_comp)
+            w_main, w_comp = mean_weights(probe_share(q, (a, 0.0), (sharp_end - ramp, sharp_end)), g)
+            sim = w_main * s_main + w_comp * s_comp  # what the engine's queries give (Companion.query)
             weights, quality_range = fit_logistic(sim, y, q)
             prob = np.clip(MatchCalibration(weights, 1.0, len(y), 0, quality_range).probability(sim, q),
                            1e-12, 1 - 1e-12)
