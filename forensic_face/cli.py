@@ -249,12 +249,13 @@ def _gallery_enroll(args: argparse.Namespace) -> int:
 
     res = _resources(args)
     with open_gallery(args.db, mode="create") as g:
-        rep = enroll_folder(g, args.folder, res.engine(), res.detector(), progress=console_progress())
+        rep = enroll_folder(g, args.folder, res.engine(), res.detector(), progress=console_progress(),
+                            workers=args.workers)
     if args.json:
         print(json.dumps(rep.as_dict(), indent=2))
         return 0
     print(f"enrolled {rep.enrolled} face(s) of {rep.people} people in {rep.seconds:.1f} s "
-          f"({rep.as_dict()['faces_per_s']} faces/s); {rep.already_enrolled} already enrolled")
+          f"({rep.as_dict()['faces_per_s']} faces/s, {rep.workers} worker(s)); {rep.already_enrolled} already enrolled")
     for p in rep.no_face:
         print(f"  no usable face: {p}")
     for p in rep.unreadable:
@@ -391,6 +392,16 @@ def _top_k(text: str) -> int:
         value = 0
     if not 1 <= value <= 1000:
         raise argparse.ArgumentTypeError(f"a whole number of candidates from 1 to 1000, got {text!r}")
+    return value
+
+
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"a whole number of workers from 1 to 64, got {text!r}")
     return value
 
 
@@ -668,6 +679,8 @@ def _gallery_parser(sub) -> None:
     c.add_argument("db", help=_GALLERY_HELP)
     c.add_argument("folder")
     _engine_options(c)
+    c.add_argument("--workers", type=_workers, metavar="N",
+                   help="images prepared and embedded at once (default: one per usable core, at most 8)")
     c.add_argument("--json", action="store_true")
     c = g_sub.add_parser("info", help="people, images, embedding models, size")
     c.add_argument("db", help=_GALLERY_HELP)

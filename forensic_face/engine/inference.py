@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,14 @@ log = logging.getLogger(__name__)
 #: thread against 101 ms with two; the project's CNN before it 0.034 s against 0.26 s. An analyst's machine is
 #: rarely idle, so one thread; the other cores stay free for detection and the window.
 CPU_THREADS = 1
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def pick_device(preference: str = "auto") -> torch.device:
@@ -68,10 +77,13 @@ class EngineInfo:
 class FaceEngine:
     """Reconstruction and embedding of aligned grey faces (uint8, (N, S, S)), batched.
 
-    Thread-safe: one lock around the networks (the GUI calls it from worker threads).
+    Thread-safe, and parallel across threads: on the CPU up to ``parallel`` calls (default: one per usable core)
+    run the networks at once, each on one torch thread (enrolment's workers use every core that way; the networks'
+    forward passes change no state); on CUDA one call at a time.
     """
 
-    def __init__(self, folder: str | Path | None = None, device: str = "auto", batch: int = 64) -> None:
+    def __init__(self, folder: str | Path | None = None, device: str = "auto", batch: int = 64,
+                 parallel: int | None = None) -> None:
         self.folder = Path(folder) if folder else models_dir()
         self.device = pick_device(device)
         if self.device.type == "cpu":
@@ -113,7 +125,8 @@ class FaceEngine:
         # the recogniser's batches: SFace's 112-px faces run fastest on the CPU a few at a time (40 ms per face
         # in batches of 1-2, 47 at 4, 69 at 8, one thread), the small CNN's in large batches
         self.rec_batch = min(batch, getattr(type(self.rec), "inference_batch", batch))
-        self._lock = threading.Lock()
+        self.parallel = 1 if self.device.type != "cpu" else max(1, parallel or usable_cores())
+        self._calls = threading.BoundedSemaphore(self.parallel)  # the calls running the networks at once
         rec = self.meta.get("recogniser") or {}
         params = {"recogniser": rec.get("architecture", "ff-cnn"), "recogniser_embeds": self.embeds,
                   "recogniser_mirror_averaged": self.mirror,
@@ -162,7 +175,7 @@ class FaceEngine:
             if a.shape[1] != self.audio_dim:
                 raise ForensicFaceError(f"audio vectors must have {self.audio_dim} values, got {a.shape[1]}")
         out = []
-        with self._lock:
+        with self._calls:
             for i in range(0, x.shape[0], self.batch):
                 out.append(self._ae_run(x[i:i + self.batch], None if a is None else a[i:i + self.batch]))
         y = torch.cat(out)[:, 0].clamp(0, 1).mul(255).round().to(torch.uint8)
@@ -234,7 +247,7 @@ class FaceEngine:
     @torch.inference_mode()
     def _embed(self, run, batch: int, mirror: bool, x: torch.Tensor) -> np.ndarray:
         out = []
-        with self._lock:
+        with self._calls:
             for i in range(0, x.shape[0], batch):
                 xb = x[i:i + batch]
                 if not mirror:

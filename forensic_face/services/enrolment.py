@@ -8,13 +8,18 @@ import hashlib
 import logging
 import stat
 import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from forensic_face.core.errors import InputError, NoFaceFoundError
 from forensic_face.core.progress import Progress
+from forensic_face.engine.inference import usable_cores
 from forensic_face.engine.probe import ProbeFace, ProbePath
 from forensic_face.store.gallery import GalleryStore
 from forensic_face.vision import frames
@@ -37,6 +42,7 @@ class EnrolReport:
     unreadable: list[str] = field(default_factory=list)
     reasons: dict[str, str] = field(default_factory=dict)  # path of each image in no_face/unreadable -> why
     seconds: float = 0.0
+    workers: int = 1  # images prepared and embedded at once
 
     def add_failure(self, status: str, path: str, reason: str) -> None:
         """Count an image that was not enrolled: ``status`` "no_face" or "unreadable"."""
@@ -47,27 +53,66 @@ class EnrolReport:
         return {**self.__dict__, "faces_per_s": round(self.enrolled / self.seconds, 1) if self.seconds else None}
 
 
+@dataclass
+class _Prepared:
+    """What a worker made of one image: the face step's outcome and, for a usable face, its embedding and
+    thumbnail."""
+
+    face: ProbeFace | None
+    status: str  # "ok", "no_face" or "unreadable"
+    message: str
+    face_px: float | None = None
+    method: str | None = None
+    embedding: np.ndarray | None = None
+    thumbnail: bytes | None = None
+
+
+def enrol_workers() -> int:
+    """Images prepared and embedded at once by default: one per usable core (at most 8). Each runs the engine's
+    networks on one torch thread (:class:`FaceEngine` lets as many calls run at once), so the cores share the
+    work instead of one core's threads contending: on the project's 2-core machine 31.9 faces/s with two
+    workers against 17.7 with one (LFW images, the shipped join, quiet machine)."""
+    return min(8, usable_cores())
+
+
 def enroll_folder(store: GalleryStore, folder: str | Path, engine, detector, progress: Progress | None = None,
-                  batch: int = 32) -> EnrolReport:
+                  batch: int = 32, workers: int | None = None) -> EnrolReport:
     """Enrol every image of an LFW-style folder (one sub-folder per person). Resumable: images
     already enrolled for the engine's model version are skipped. Images with no usable face are
     recorded (status ``no_face``/``unreadable``, with the reason) and listed in the report; an image
     that cannot be read or decoded (too large, an I/O error, a hostile file) does not stop the rest.
-    Safe to run in several processes at once on one gallery (as far as its store is)."""
+    Safe to run in several processes at once on one gallery (as far as its store is).
+
+    ``workers`` threads (default :func:`enrol_workers`) decode, detect, align and embed images at once; this
+    thread alone talks to the store, in the files' order, and stores the embeddings ``batch`` at a time."""
     store.require_writable("enrolment")
     files = _image_files(Path(folder))
-    report = EnrolReport(people=len({p for p, _ in files}))
+    report = EnrolReport(people=len({p for p, _ in files}), workers=max(1, workers or enrol_workers()))
     t0 = time.perf_counter()
     probe_path = ProbePath(engine, detector)
-    pending: list = []  # (image id, ProbeFace)
     person_ids: dict[str, int] = {}  # asked of the store once per person (a server round trip each)
-    for i, (person, path) in enumerate(files):
-        if progress is not None:
-            progress.update(i, len(files), f"enrolling {person}")
-        report.images_seen += 1
-        item = _enrol_image(store, person, path, probe_path, report, person_ids)
-        if item is not None:
-            pending.append(item)
+    in_run: set[tuple[int, str]] = set()  # (person id, sha256) of the images met so far (a file copied twice)
+
+    def to_prepare() -> Iterator[_Image]:
+        for i, (person, path) in enumerate(files):
+            if progress is not None:
+                progress.update(i, len(files), f"enrolling {person}")
+            report.images_seen += 1
+            image = _to_enrol(store, person, path, report, person_ids, in_run, probe_path.engine.info.version)
+            if image is not None:
+                yield image
+
+    pending: list[tuple[int, _Prepared]] = []
+    for image, prepared in _prepared(to_prepare(), probe_path, report.workers):
+        image_id = image.stored_id if image.stored_id is not None else store.add_image(
+            image.person_id, str(image.path), image.sha256, prepared.status, prepared.message, prepared.face_px,
+            prepared.method)
+        if prepared.face is None:
+            if prepared.status != "no_face":
+                log.warning("%s; not enrolled", prepared.message)
+            report.add_failure(prepared.status, str(image.path), prepared.message)
+            continue
+        pending.append((image_id, prepared))
         if len(pending) >= batch:
             report.enrolled += _store_embeddings(store, pending, probe_path)
             pending = []
@@ -79,25 +124,31 @@ def enroll_folder(store: GalleryStore, folder: str | Path, engine, detector, pro
     return report
 
 
-def reembed(store: GalleryStore, engine, detector, progress: Progress | None = None) -> int:
-    """Embed every usable stored image with the engine's model version (after a model change)."""
+def reembed(store: GalleryStore, engine, detector, progress: Progress | None = None,
+            workers: int | None = None) -> int:
+    """Embed every usable stored image with the engine's model version (after a model change); ``workers`` as
+    :func:`enroll_folder`'s."""
     store.require_writable("re-embedding")
     probe_path = ProbePath(engine, detector)
     rows = store.images_to_reembed(engine.info.version)
+
+    def to_prepare() -> Iterator[_Image]:
+        for i, (iid, path) in enumerate(rows):
+            if progress is not None:
+                progress.update(i, len(rows), "re-embedding")
+            p = Path(path)
+            data, reason = _read_image(p) if p.is_file() else (None, f"{p}: no longer on disk")
+            if data is None:
+                log.warning("%s; not re-embedded", reason)
+                continue
+            yield _Image(p, data, "", -1, iid)
+
     done, pending = 0, []
-    for i, (iid, path) in enumerate(rows):
-        if progress is not None:
-            progress.update(i, len(rows), "re-embedding")
-        p = Path(path)
-        data, reason = _read_image(p) if p.is_file() else (None, f"{p}: no longer on disk")
-        if data is None:
-            log.warning("%s; not re-embedded", reason)
+    for image, prepared in _prepared(to_prepare(), probe_path, max(1, workers or enrol_workers())):
+        if prepared.face is None:
+            log.warning("%s; not re-embedded", prepared.message)
             continue
-        face, status, message, *_ = _face(data, p, probe_path)
-        if face is None:
-            log.warning("%s; not re-embedded", message)
-            continue
-        pending.append((iid, face))
+        pending.append((image.stored_id, prepared))
         if len(pending) >= 32:
             done += _store_embeddings(store, pending, probe_path)
             pending = []
@@ -108,10 +159,21 @@ def reembed(store: GalleryStore, engine, detector, progress: Progress | None = N
     return done
 
 
-def _enrol_image(store: GalleryStore, person: str, path: Path, probe_path: ProbePath, report: EnrolReport,
-                 person_ids: dict[str, int]) -> tuple[int, ProbeFace] | None:
-    """(image id, ProbeFace) to embed, or None with the image counted in ``report``; ``person_ids`` caches the
-    store's ids of the people seen."""
+@dataclass
+class _Image:
+    """An image to prepare: its file, bytes and digest, its person's id and its row where it is stored already."""
+
+    path: Path
+    data: bytes
+    sha256: str
+    person_id: int
+    stored_id: int | None
+
+
+def _to_enrol(store: GalleryStore, person: str, path: Path, report: EnrolReport, person_ids: dict[str, int],
+              in_run: set[tuple[int, str]], model_version: str) -> _Image | None:
+    """The image to prepare, or None with the image counted in ``report`` (unreadable, enrolled already or met
+    earlier in this run); ``person_ids`` caches the store's ids of the people seen."""
     data, reason = _read_image(path)
     if data is None:
         log.warning("%s; not enrolled", reason)
@@ -121,46 +183,66 @@ def _enrol_image(store: GalleryStore, person: str, path: Path, probe_path: Probe
     pid = person_ids.get(person)
     if pid is None:
         pid = person_ids[person] = store.person_id(person)
+    if (pid, digest) in in_run:
+        report.already_enrolled += 1
+        return None
+    in_run.add((pid, digest))
     stored = store.find_image(pid, digest)
-    if stored is not None and (stored.status != "ok" or store.has_embedding(stored.id, probe_path.engine.info.version)):
+    if stored is not None and (stored.status != "ok" or store.has_embedding(stored.id, model_version)):
         report.already_enrolled += 1
         if stored.status == "no_face":
             report.add_failure("no_face", str(path), stored.message)
         return None
-    face, status, message, px, method = _face(data, path, probe_path)
-    image_id = stored.id if stored is not None else store.add_image(pid, str(path), digest, status, message, px,
-                                                                    method)
-    if face is None:
-        if status != "no_face":
-            log.warning("%s; not enrolled", message)
-        report.add_failure(status, str(path), message)
-        return None
-    return image_id, face
+    return _Image(path, data, digest, pid, stored.id if stored is not None else None)
 
 
-def _face(data: bytes, path: Path, probe_path: ProbePath):
-    """(face or None, status, message, face width px, detector step) of an image's bytes: the probe path's
-    face step (detect, align at the engine's size, grey, quality)."""
+def _prepared(images: Iterable[_Image], probe_path: ProbePath, workers: int) -> Iterator[tuple[_Image, _Prepared]]:
+    """(image, what became of it) for each of ``images``, in their order; ``workers`` threads prepare up to
+    twice as many images at once. ``images`` is drawn on this thread (it may talk to the store). Leaving the
+    loop early (an error, a cancel) drops the images not started and waits for those running."""
+    if workers <= 1:
+        for image in images:
+            yield image, _prepare(image, probe_path)
+        return
+    window: deque[tuple[_Image, Future]] = deque()
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="enrol")
     try:
-        frame = frames.decode_image_bytes(data, source=str(path), suffix=path.suffix)
+        for image in images:
+            window.append((image, pool.submit(_prepare, image, probe_path)))
+            if len(window) >= 2 * workers:
+                done, job = window.popleft()
+                yield done, job.result()
+        while window:
+            done, job = window.popleft()
+            yield done, job.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _prepare(image: _Image, probe_path: ProbePath) -> _Prepared:
+    """The probe path's face step on an image's bytes (decode, detect, align at the engine's size, grey,
+    quality) and, for a usable face, its embedding as it is (gallery faces are not reconstructed) and
+    thumbnail."""
+    path = image.path
+    try:
+        frame = frames.decode_image_bytes(image.data, source=str(path), suffix=path.suffix)
         try:
             face = probe_path.face(frame.image)
         except NoFaceFoundError as exc:
-            return None, "no_face", str(exc), None, None
+            return _Prepared(None, "no_face", str(exc))
     except InputError as exc:
-        return None, "unreadable", str(exc), None, None
+        return _Prepared(None, "unreadable", str(exc))
     except _IMAGE_FAILURES as exc:
-        return None, "unreadable", _failure_text(path, exc), None, None
-    return face, "ok", "", float(face.detection.width), face.detection.method
+        return _Prepared(None, "unreadable", _failure_text(path, exc))
+    return _Prepared(face, "ok", "", float(face.detection.width), face.detection.method,
+                     probe_path.embed_faces([face])[0], frames.encode_png(face.aligned.image))
 
 
-def _store_embeddings(store: GalleryStore, pending: list[tuple[int, ProbeFace]], probe_path: ProbePath) -> int:
-    """Embed the faces of ``pending`` ((image id, ProbeFace) pairs) as they are and store the embeddings
-    with the aligned crops as thumbnails."""
-    emb = probe_path.embed_faces([face for _, face in pending])
-    thumbs = [frames.encode_png(face.aligned.image) for _, face in pending]
+def _store_embeddings(store: GalleryStore, pending: list[tuple[int, _Prepared]], probe_path: ProbePath) -> int:
+    """Store the embeddings of ``pending`` ((image id, prepared image) pairs) with the aligned crops as
+    thumbnails."""
     store.store_embeddings(probe_path.engine.info.version,
-                           [(iid, e, png) for (iid, _), e, png in zip(pending, emb, thumbs, strict=True)])
+                           [(iid, p.embedding, p.thumbnail) for iid, p in pending])
     return len(pending)
 
 

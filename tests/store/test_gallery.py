@@ -37,6 +37,63 @@ def test_enrol_is_resumable_and_lists_faceless_images(tmp_path: Path, engine, de
         assert {Path(p).name for p in g.no_face_images()} == {"no_face.png", "broken.jpg"}
 
 
+def _contents(g, version: str) -> tuple:
+    """What a gallery holds: its images (person, file, status, reason) in order, the embeddings' checksum, the
+    thumbnails."""
+    images = [(r.person, Path(r.path).name, r.status, r.message) for r in g.images()]
+    thumbs = [g.thumbnail(r.id) for r in g.images() if r.status == "ok"]
+    return images, g.identity(version)["content_sha256"], thumbs
+
+
+def test_enrolment_on_several_workers_stores_what_one_worker_stores(tmp_path: Path, engine, detector,
+                                                                     people_folder: Path) -> None:
+    reports, contents = [], []
+    for workers in (1, 3):
+        with open_gallery(tmp_path / f"g{workers}.db", mode="create") as g:
+            rep = enroll_folder(g, people_folder, engine, detector, workers=workers)
+            assert rep.workers == workers
+            reports.append({k: v for k, v in rep.as_dict().items() if k not in ("seconds", "faces_per_s", "workers")})
+            contents.append(_contents(g, engine.info.version))
+    assert reports[0] == reports[1] and reports[0]["enrolled"] == 6
+    assert contents[0] == contents[1]
+
+
+def test_an_enrolment_cancelled_while_workers_run_resumes_to_the_whole_gallery(
+        tmp_path: Path, engine, detector, people_folder: Path) -> None:
+    from forensic_face.core.errors import CancelledError
+    from forensic_face.core.progress import CancelToken, Progress
+
+    with open_gallery(tmp_path / "whole.db", mode="create") as g:
+        enroll_folder(g, people_folder, engine, detector, workers=1)
+        want = _contents(g, engine.info.version)
+    token = CancelToken()
+
+    def cancel_at(done: int, total: int, message: str) -> None:
+        if done == 5:
+            token.cancel()
+
+    with open_gallery(tmp_path / "g.db", mode="create") as g:
+        with pytest.raises(CancelledError):
+            enroll_folder(g, people_folder, engine, detector, Progress(cancel_at, token), batch=2, workers=2)
+        assert 0 < g.info()["embeddings_by_model"].get(engine.info.version, 0) < 6
+        rep = enroll_folder(g, people_folder, engine, detector, workers=2)
+        assert rep.enrolled + rep.already_enrolled >= 6 and g.info()["images"] == 8
+        assert _contents(g, engine.info.version) == want
+
+
+def test_an_image_copied_twice_into_a_folder_is_enrolled_once(tmp_path: Path, engine, detector,
+                                                              people_folder: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "people"
+    shutil.copytree(people_folder, folder)
+    shutil.copy(folder / "Person_0" / "img_0.jpg", folder / "Person_0" / "img_0_copy.jpg")
+    with open_gallery(tmp_path / "g.db", mode="create") as g:
+        rep = enroll_folder(g, folder, engine, detector, workers=2)
+        assert (rep.images_seen, rep.enrolled, rep.already_enrolled) == (9, 6, 1)
+        assert g.info()["embeddings_by_model"] == {engine.info.version: 6}
+
+
 def test_search_finds_the_enrolled_image_and_says_no_confident_match_otherwise(
         tmp_path: Path, engine, detector, people_folder: Path) -> None:
     from forensic_face.engine.probe import ProbePath
