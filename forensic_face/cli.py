@@ -282,10 +282,13 @@ def _gallery_migrate(args: argparse.Namespace) -> int:
 
 
 def _gallery_index(args: argparse.Namespace) -> int:
-    """Build (or drop) the HNSW index of every model version of a PostgreSQL gallery."""
+    """Build (or drop) the HNSW indexes of every model version of a PostgreSQL gallery: of the whole embeddings,
+    and for the installed joined bundle's version also of its recogniser's values (its sharp probes' queries)."""
+    from forensic_face.models.bundle import sharp_query_prefix
     from forensic_face.store.gallery import open_gallery
     from forensic_face.store.gallery.postgres import PostgresGallery
 
+    joined = sharp_query_prefix(args.models)
     with open_gallery(args.db, mode="write") as g:
         if not isinstance(g, PostgresGallery):
             raise ForensicFaceError(f"{g.location}: approximate (HNSW) search indexes are built in PostgreSQL "
@@ -295,11 +298,14 @@ def _gallery_index(args: argparse.Namespace) -> int:
                 g.drop_index(version)
                 print(f"{version}: searched exactly")
             else:
-                t0 = time.perf_counter()
-                g.build_index(version, m=args.m, ef_construction=args.ef_construction, ef_search=args.ef_search,
-                              vectors="vector" if args.full_precision else "halfvec")
-                print(f"{version}: HNSW index built in {time.perf_counter() - t0:.1f} s (m={args.m}, "
-                      f"ef_construction={args.ef_construction}, ef_search={args.ef_search})")
+                for prefix in (None, joined[1]) if joined is not None and joined[0] == version else (None,):
+                    t0 = time.perf_counter()
+                    g.build_index(version, m=args.m, ef_construction=args.ef_construction, ef_search=args.ef_search,
+                                  vectors="vector" if args.full_precision else "halfvec", prefix=prefix)
+                    what = "the whole embeddings" if prefix is None else \
+                        f"their first {prefix} values (the recogniser's: sharp probes)"
+                    print(f"{version}: HNSW index of {what} built in {time.perf_counter() - t0:.1f} s (m={args.m}, "
+                          f"ef_construction={args.ef_construction}, ef_search={args.ef_search})")
     return 0
 
 
@@ -698,8 +704,12 @@ def _gallery_parser(sub) -> None:
     c = g_sub.add_parser("index", help="PostgreSQL galleries: build an approximate (HNSW) search index, or drop it",
                          description="Build the HNSW index of every model version of a PostgreSQL gallery; searches "
                                      "then use it (approximate, recorded in every result with its parameters). "
-                                     "--exact drops it: searches scan every embedding again.")
+                                     "For the installed models' version, when they join a companion to the "
+                                     "recogniser, a second index of the recogniser's values is built beside it: "
+                                     "sharp probes (searched with the recogniser alone) use that one, blurred "
+                                     "ones the first. --exact drops them: searches scan every embedding again.")
     c.add_argument("db", help="postgresql:// URL of the gallery")
+    c.add_argument("--models", help="model folder whose version may take the second index (default: resources/models)")
     c.add_argument("--m", type=int, default=24, help="links per node (default %(default)s)")
     c.add_argument("--ef-construction", type=int, default=200, help="candidates while building (default %(default)s)")
     c.add_argument("--ef-search", type=int, default=200, help="candidates while searching (default %(default)s)")

@@ -39,6 +39,7 @@ import numpy as np
 
 from forensic_face.engine.search import search_gallery
 from forensic_face.store.gallery import open_gallery
+from forensic_face.store.gallery.postgres import serving_index
 
 
 def start_server(folder: Path, build_workers: int | None = None):
@@ -212,7 +213,9 @@ def _breakdown(g, probes: np.ndarray) -> dict:
         g.rank("bench", q, 10)
         rank.append(time.perf_counter() - t0)
         with g._session() as db:
-            _, index = g._identity(db, "bench")
+            index = serving_index(g._identity(db, "bench")[1], q)
+            if index is None:  # no index serves this probe: searched exactly
+                continue
             g._hnsw_settings(db, index)
             out = db.execute(sql.SQL("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ") + g._hnsw_query("bench", index),
                              (q, q[:index["dim"]])).fetchone()[0][0]
@@ -220,6 +223,8 @@ def _breakdown(g, probes: np.ndarray) -> dict:
         execute.append(out["Execution Time"])
         hits.append(out["Plan"]["Shared Hit Blocks"])
         reads.append(out["Plan"]["Shared Read Blocks"])
+    if not plan:
+        return {"rank_call_ms": round(1000 * float(np.median(rank)), 2)}
     return {"rank_call_ms": round(1000 * float(np.median(rank)), 2), "server_planning_ms": round(
         float(np.median(plan)), 2), "server_execution_ms": round(float(np.median(execute)), 2),
         "buffer_hits": int(np.median(hits)), "buffer_reads": int(np.median(reads))}
@@ -256,14 +261,22 @@ def _recall(exact: list, approx: list) -> float:
 
 def scale_one(url: str, n: int, cal, probes_n: int, efs: list[int], sqlite_dir: Path | None,
               like: np.ndarray | None, configs: list[tuple[int, int, str, int | None]],
-              share: float | None = None) -> dict:
+              shares: list[float] | None = None) -> dict:
+    """One size: exact search, then each index of ``configs`` built in turn and searched at each ef_search.
+    Indexes of different lengths (a prefix index, the whole vectors') stay side by side, as `gallery index`
+    builds them for a joined bundle, and each probe goes to the one that serves it; ``shares``: probe sets of a
+    joined bundle's queries at these companion shares, each measured apart (the first is the exact-search and
+    SQLite figures')."""
     vectors, owner, people = synthetic(n, like=like)
-    probes = probes_for(vectors, probes_n, noise=0.08 if like is None else 0.04, share=share)
-    warm = probes_for(vectors, 200, seed=2, noise=0.08 if like is None else 0.04, share=share)
+    noise = 0.08 if like is None else 0.04
+    sets = {share: (probes_for(vectors, probes_n, noise=noise, share=share),
+                    probes_for(vectors, 200, seed=2, noise=noise, share=share)) for share in (shares or [None])}
+    probes = next(iter(sets.values()))[0]
     sharp = 150.0
     out: dict = {"embeddings": n, "people": int(np.unique(owner).size),
                  "data": "isotropic" if like is None else "like real embeddings", "dim": int(vectors.shape[1]),
-                 "probes": "unit vectors" if share is None else f"joined-bundle queries at companion share {share:g}"}
+                 "probes": "unit vectors" if shares is None else
+                 f"joined-bundle queries at companion share {', '.join(f'{x:g}' for x in shares)}"}
     with open_gallery(new_database(url, f"bench_{n}"), mode="create") as g:
         out["load_embeddings_per_s"] = round(_load(g, vectors, owner, people))
         t0 = time.perf_counter()
@@ -273,44 +286,57 @@ def scale_one(url: str, n: int, cal, probes_n: int, efs: list[int], sqlite_dir: 
         t0 = time.perf_counter()
         g.identity("bench")
         out["identity_first_read_s"] = round(time.perf_counter() - t0, 2)
-        ms, p95, qps, exact = _latency(g, cal, probes, sharp)
-        out["exact"] = {"median_ms": round(ms, 1), "p95_ms": round(p95, 1), "searches_per_s_2_threads": round(qps, 2),
-                        "softmax": _softmax_check(cal, vectors, owner, people, probes, exact, sharp)}
+        exact = {}
+        for share, (p, _) in sets.items():
+            ms, p95, qps, exact[share] = _latency(g, cal, p, sharp)
+            key = "exact" if share == next(iter(sets)) else f"exact_share_{share:g}"
+            out[key] = {"median_ms": round(ms, 1), "p95_ms": round(p95, 1), "searches_per_s_2_threads": round(qps, 2)}
+        out["exact"]["softmax"] = _softmax_check(cal, vectors, owner, people, probes, exact[next(iter(sets))], sharp)
         print(json.dumps(out, indent=2), flush=True)
         out["hnsw"] = []
         for m, ef_construction, kind, prefix in configs:
-            out["hnsw"].append(_hnsw(g, cal, probes, warm, sharp, exact, efs, m, ef_construction, kind, prefix))
+            out["hnsw"].append(_hnsw(g, cal, sets, sharp, exact, efs, m, ef_construction, kind, prefix))
             print(json.dumps(out["hnsw"][-1], indent=2), flush=True)
     if sqlite_dir is not None:
         out["sqlite"] = _sqlite(sqlite_dir / f"bench_{n}.db", vectors, owner, people, probes, cal, sharp)
     return out
 
 
-def _hnsw(g, cal, probes, warm, sharp, exact, efs: list[int], m: int, ef_construction: int, kind: str,
+def _hnsw(g, cal, sets: dict, sharp, exact: dict, efs: list[int], m: int, ef_construction: int, kind: str,
           prefix: int | None = None) -> dict:
-    """One index built and searched at each ef_search, after ``warm`` searches (untimed) of other probes;
-    ``prefix``: the index holds each embedding's first values only (a joined bundle's recogniser's)."""
+    """One index built (beside those of other lengths) and each probe set of ``sets`` (share -> (probes, warm))
+    searched at each ef_search, after its warm searches (untimed); ``prefix``: the index holds each embedding's
+    first values only (a joined bundle's recogniser's)."""
     out = {"m": m, "ef_construction": ef_construction, "vectors": kind, "prefix": prefix}
     t0 = time.perf_counter()
     g.build_index("bench", m=m, ef_construction=ef_construction, ef_search=efs[0], vectors=kind, prefix=prefix)
     out["build_s"] = round(time.perf_counter() - t0, 1)
     out["disk_mb_with_index"] = round(g.info()["size_bytes"] / 1e6)
     out["index_mb"] = round(g._db.execute("SELECT pg_relation_size(index_name::regclass) FROM "
-                                          "forensic_face.search_index").fetchone()[0] / 1e6)
+                                          "forensic_face.search_index WHERE dim = %s", (
+                                              prefix or len(next(iter(sets.values()))[0][0]),)).fetchone()[0] / 1e6)
+    out["indexes_side_by_side"] = g._db.execute("SELECT count(*) FROM forensic_face.search_index").fetchone()[0]
     for ef in efs:
         g._db.execute("UPDATE forensic_face.search_index SET ef_search = %s", (ef,))
         g._db.execute("UPDATE forensic_face.state SET generation = generation + 1")
         g.identity("bench")
-        for q in warm:
-            g.rank("bench", q, 10)
-        ms, p95, qps, approx = _latency(g, cal, probes, sharp)
-        out[f"ef_search_{ef}"] = {"median_ms": round(ms, 2), "p95_ms": round(p95, 2),
-                                  "searches_per_s_2_threads": round(qps, 1),
-                                  "people_recall_at_10": round(_recall(exact, approx), 4),
-                                  "same_first_candidate": sum(a.candidates[0].person == e.candidates[0].person
-                                                              for a, e in zip(approx, exact, strict=True))
-                                  / len(exact), **_breakdown(g, probes[:30])}
+        for share, (probes, warm) in sets.items():
+            for q in warm:
+                g.rank("bench", q, 10)
+            ms, p95, qps, approx = _latency(g, cal, probes, sharp)
+            key = f"ef_search_{ef}" if len(sets) == 1 else f"ef_search_{ef}_share_{share:g}"
+            out[key] = {"median_ms": round(ms, 2), "p95_ms": round(p95, 2), "searches_per_s_2_threads": round(qps, 1),
+                        "searched_on": sorted({_searched_on(a.gallery["search"]) for a in approx}),
+                        "people_recall_at_10": round(_recall(exact[share], approx), 4),
+                        "same_first_candidate": sum(a.candidates[0].person == e.candidates[0].person
+                                                    for a, e in zip(approx, exact[share], strict=True))
+                        / len(approx), **_breakdown(g, probes[:30])}
     return out
+
+
+def _searched_on(search: dict) -> str:
+    """How a result says it was searched: exact, hnsw (the whole vectors' index) or hnsw:N (a prefix index)."""
+    return search["mode"] + (f":{search['prefix']}" if "prefix" in search else "")
 
 
 def _sqlite(path: Path, vectors, owner, people, probes, cal, sharp) -> dict:
@@ -378,9 +404,10 @@ def main() -> None:
                         help="the HNSW indexes built in turn (VECTORS: halfvec or vector; PREFIX: index only the "
                              "first values, a joined bundle's recogniser's)")
     parser.add_argument("--limit", type=int, default=400, help="devtest: probes searched")
-    parser.add_argument("--probe-share", type=float, default=None,
-                        help="scale: the data are a joined bundle's (--like one); probes are its queries at this "
-                             "companion share (0: a sharp probe, the recogniser's half only)")
+    parser.add_argument("--probe-share", type=float, nargs="+", default=None,
+                        help="scale: the data are a joined bundle's (--like one); probes are its queries at these "
+                             "companion shares, each set measured apart (0: a sharp probe, the recogniser's half "
+                             "only)")
     parser.add_argument("--folder", type=Path, default=None, help="where the server and files go (a temporary one)")
     parser.add_argument("--build-workers", type=int, default=None,
                         help="max_parallel_maintenance_workers for the index builds (default: PostgreSQL's, 2)")

@@ -323,3 +323,14 @@ def bundle_input_size(folder: str | Path | None = None) -> int | None:
     if not bundle_available(f):
         return None
     return int(json.loads((f / META_FILE).read_text())["ae"]["size"])
+
+
+def sharp_query_prefix(folder: str | Path | None = None) -> tuple[str, int] | None:
+    """(model version, its recogniser's embedding length) of a joined bundle, read from ``models.json`` without
+    loading the weights: its probes of companion share 0 (sharp ones) are searched with queries that are 0 beyond
+    those first values, which a PostgreSQL gallery indexes apart; None for a bundle without a companion, or none."""
+    f = Path(folder) if folder else models_dir()
+    if not bundle_available(f):
+        return None
+    meta = json.loads((f / META_FILE).read_text())
+    return (meta["version"], int(meta["rec"]["embed_dim"])) if meta.get("companion") else None

@@ -163,7 +163,7 @@ def test_a_postgresql_url_is_a_gallery_wherever_a_path_is(gallery_db: Path, tiny
     assert searches[0] == searches[1]
     assert saved["gallery"]["search"] == {"mode": "exact"} and "postgres@" not in json.dumps(saved)
     assert main(["gallery", "index", url, "--ef-search", "40"]) == 0
-    assert "HNSW index built" in capsys.readouterr().out
+    assert "HNSW index of the whole embeddings built" in capsys.readouterr().out
     assert _search(url, tiny_models, str(probes["face.jpg"]), "--json") == 0
     assert json.loads(capsys.readouterr().out)["gallery"]["search"] == {  # the command's defaults, recorded
         "mode": "hnsw", "m": 24, "ef_construction": 200, "ef_search": 40, "vectors": "halfvec"}
@@ -171,3 +171,33 @@ def test_a_postgresql_url_is_a_gallery_wherever_a_path_is(gallery_db: Path, tiny
     assert "an SQLite gallery is always searched exactly" in capsys.readouterr().err
     assert main(["gallery", "enroll", url, str(gallery_db.parent), "--models", str(tiny_models), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["already_enrolled"] == 3
+
+
+def test_gallery_index_gives_a_joined_bundle_s_version_an_index_for_sharp_probes_too(
+        postgres, tiny_models: Path, tiny_joined_clip_models: Path, capsys) -> None:
+    """For the model version of a bundle that joins a companion, `gallery index` builds the index of the whole
+    embeddings (blurred probes) and one of the recogniser's values (sharp probes); other versions get the first
+    only; --exact drops them all."""
+    from forensic_face.models.bundle import sharp_query_prefix
+
+    assert sharp_query_prefix(tiny_models) is None
+    version, prefix = sharp_query_prefix(tiny_joined_clip_models)
+    assert prefix == 128
+    rng = np.random.default_rng(0)
+    joined = rng.normal(size=(40, 256)).astype(np.float32)
+    url = postgres.database()
+    with open_gallery(url, mode="create") as g:
+        for v, vectors in ((version, joined), ("other", joined[:, :64])):
+            g.bulk_add(v, [f"P{i}" for i in range(20)], np.repeat(np.arange(20), 2),
+                       vectors / np.linalg.norm(vectors, axis=1, keepdims=True), [f"<{v}:{i}>" for i in range(40)])
+    assert main(["gallery", "index", url, "--models", str(tiny_joined_clip_models), "--m", "8"]) == 0
+    out = capsys.readouterr().out
+    assert f"{version}: HNSW index of the whole embeddings built" in out
+    assert f"{version}: HNSW index of their first 128 values (the recogniser's: sharp probes) built" in out
+    assert "other: HNSW index of the whole embeddings built" in out and "other: HNSW index of their first" not in out
+    with open_gallery(url) as g:
+        assert [i.get("prefix") for i in g.identity(version)["search"]["indexes"]] == [128, None]
+        assert "prefix" not in g.identity("other")["search"] and g.identity("other")["search"]["m"] == 8
+    assert main(["gallery", "index", url, "--exact"]) == 0
+    with open_gallery(url) as g:
+        assert g.identity(version)["search"] == g.identity("other")["search"] == {"mode": "exact"}

@@ -14,6 +14,7 @@ from forensic_face.engine.search import EmbeddingIndex, Snapshot, search_gallery
 from forensic_face.models.calibration import MatchCalibration
 from forensic_face.services.enrolment import enroll_folder, reembed
 from forensic_face.store.gallery import GalleryError, GalleryStore, open_gallery
+from forensic_face.store.gallery import postgres as pg_module
 from forensic_face.store.gallery.protocol import ImageRecord, IndexedStore, StoredImage, content_sha256
 
 
@@ -148,7 +149,8 @@ def _searches(store: GalleryStore, engine, probes: np.ndarray) -> list[dict]:
     for q in probes:
         saved = search_gallery(store, q, engine.calibration, engine.info.version, 90.0, top_k=3,
                                probe_sharpness=200.0).as_dict()
-        gallery = {k: v for k, v in saved.pop("gallery").items() if k not in ("path", "created", "server", "database")}
+        gallery = {k: v for k, v in saved.pop("gallery").items()
+                   if k not in ("path", "created", "server", "database", "schema")}  # each backend's own
         out.append({**{k: v for k, v in saved.items() if k != "seconds"}, "gallery": gallery})
     return out
 
@@ -230,6 +232,8 @@ def test_the_postgresql_gallery_gives_what_the_other_backends_give(tmp_path: Pat
         got = _run(pg, people_folder, tiny_engine, other, detector, probes)
     _assert_same(got, want)
     assert got["searches"][0]["gallery"]["search"] == {"mode": "exact"}  # PostgreSQL says it searched exactly
+    with open_gallery(postgres.database(), mode="create") as pg:
+        assert pg.identity("v")["schema"] == pg_module.SCHEMA_VERSION
 
 
 def test_search_refusals_come_from_the_search_whatever_the_backend(tmp_path: Path) -> None:

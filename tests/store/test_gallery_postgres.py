@@ -61,9 +61,9 @@ def test_opening_refuses_what_is_not_a_usable_gallery_and_says_why(postgres) -> 
         open_gallery(postgres.url("no_such_database"))
     with open_gallery(url, mode="create") as g:
         g.add_embeddings("A", _unit(np.random.default_rng(0), 2), "v1")
-    postgres.sql("INSERT INTO forensic_face.schema_version (version) VALUES (2)", _name(url))
+    postgres.sql("INSERT INTO forensic_face.schema_version (version) VALUES (3)", _name(url))
     for mode in ("read", "write", "create"):
-        with pytest.raises(GalleryError, match=r"gallery schema 2 is not supported \(this version reads 1\)"):
+        with pytest.raises(GalleryError, match=r"gallery schema 3 is not supported \(this version reads 2\)"):
             open_gallery(url, mode=mode)
     assert _counts(postgres, url) == (1, 2, 2, 2)  # left as it was
 
@@ -323,31 +323,94 @@ def test_the_workbench_enrols_into_and_searches_a_gallery_given_by_url(postgres,
             wb.gallery_info()
 
 
-def test_a_joined_bundle_s_embeddings_are_indexed_on_the_recogniser_s_values(postgres) -> None:
-    """A joined bundle's gallery embeddings: the index may hold their first values only (the recogniser's), where a
-    sharp probe's query is all there is; the people it finds are ranked by the full vectors' inner product, so a
-    query that is 0 beyond the prefix gets exact search's candidates; the result records the prefix; a prefix as
-    long as the embeddings is refused."""
-    rng = np.random.default_rng(8)
+def _scans_by_index(postgres, database: str, expected: int) -> dict[str, int]:
+    """Scans of each of the gallery's HNSW indexes so far (by name), waited for as :func:`_index_scans`."""
+    _index_scans(postgres, database, expected)
+    return dict(postgres.sql("SELECT indexrelname, idx_scan FROM pg_stat_user_indexes WHERE indexrelname LIKE "
+                             "'embeddings_hnsw_%'", database))
+
+
+def _joined_gallery(g, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """600 joined embeddings of 200 people (16 values of a recogniser, 16 of a companion, unit, as Companion joins
+    gallery faces) in ``g`` as model version v1; (sharp queries: 0 beyond the recogniser's values, as a joined
+    bundle's sharp probes are; blurred ones, with the companion's half; the people the blurred ones are of)."""
     main, comp = _unit(rng, 600, 16), _unit(rng, 600, 16)
-    joined = np.concatenate([main, comp], axis=1) * np.sqrt(0.5)  # unit, as Companion joins gallery faces
-    with open_gallery(postgres.database(), mode="create") as g:
-        g.bulk_add("v1", [f"P{i:03d}" for i in range(200)], np.repeat(np.arange(200), 3), joined.astype(np.float32),
-                   [f"<{i}>" for i in range(600)])
-        sharp = np.concatenate([main[::30] + 0.05 * _unit(rng, 20, 16), np.zeros((20, 16))], axis=1)
-        sharp = (sharp / np.linalg.norm(sharp, axis=1, keepdims=True) / np.sqrt(0.5)).astype(np.float32)
+    joined = np.concatenate([main, comp], axis=1) * np.sqrt(0.5)
+    g.bulk_add("v1", [f"P{i:03d}" for i in range(200)], np.repeat(np.arange(200), 3), joined.astype(np.float32),
+               [f"<{i}>" for i in range(600)])
+    sharp = np.concatenate([main[::30] + 0.05 * _unit(rng, 20, 16), np.zeros((20, 16))], axis=1)
+    sharp = (sharp / np.linalg.norm(sharp, axis=1, keepdims=True) / np.sqrt(0.5)).astype(np.float32)
+    rows = np.array([5, 65, 125, 185, 245])
+    blurred = (np.concatenate([main[rows], comp[rows]], axis=1) * np.sqrt(0.5)).astype(np.float32)
+    return sharp, blurred, rows // 3
+
+
+def test_a_joined_bundle_s_gallery_has_an_index_for_each_kind_of_probe(postgres) -> None:
+    """A joined bundle's gallery embeddings: an index of their first values (the recogniser's) serves the queries
+    that are 0 beyond them (sharp probes), with exact search's candidates (ranked by the full vectors' inner
+    product); an index of the whole vectors beside it serves the others (blurred probes); each result records the
+    index it had; with the prefix index alone, the others are searched exactly; a prefix as long as the
+    embeddings is refused; dropping removes both."""
+    url = postgres.database()
+    with open_gallery(url, mode="create") as g:
+        sharp, blurred, owners = _joined_gallery(g, np.random.default_rng(8))
         exact = [search_gallery(g, q, CAL, "v1", 80.0, top_k=5) for q in sharp]
         with pytest.raises(GalleryError, match="a prefix of 32 values"):
             g.build_index("v1", prefix=32)
         g.build_index("v1", m=16, ef_construction=64, ef_search=80, prefix=16)
-        assert g.identity("v1")["search"] == {"mode": "hnsw", "m": 16, "ef_construction": 64, "ef_search": 80,
-                                              "vectors": "halfvec", "prefix": 16}
-        approx = [search_gallery(g, q, CAL, "v1", 80.0, top_k=5) for q in sharp]
-        blurred = np.concatenate([main[5], comp[5]]) * np.sqrt(0.5)  # a query with the companion's half too
-        found = search_gallery(g, blurred.astype(np.float32), CAL, "v1", 80.0, top_k=5)
-        scans = _index_scans(postgres, _name(g.info()["path"]), len(sharp) + 1)
-    assert scans >= len(sharp) + 1  # the searches went through the prefix index
-    for a, e in zip(approx, exact, strict=True):
+        prefix = {"mode": "hnsw", "m": 16, "ef_construction": 64, "ef_search": 80, "vectors": "halfvec", "prefix": 16}
+        assert g.identity("v1")["search"] == prefix
+        alone = [search_gallery(g, q, CAL, "v1", 80.0, top_k=5) for q in sharp[:3]]
+        unserved = search_gallery(g, blurred[0], CAL, "v1", 80.0, top_k=5)
+        g.build_index("v1", m=16, ef_construction=64, ef_search=80)  # the whole vectors' index beside it
+        whole = {"mode": "hnsw", "m": 16, "ef_construction": 64, "ef_search": 80, "vectors": "halfvec"}
+        assert g.identity("v1")["search"] == {"mode": "hnsw", "indexes": [prefix, whole]}
+        routed = [search_gallery(g, q, CAL, "v1", 80.0, top_k=5) for q in sharp]
+        routed_blurred = [search_gallery(g, q, CAL, "v1", 80.0, top_k=5) for q in blurred]
+        scans = _scans_by_index(postgres, _name(url), 3 + len(sharp) + len(blurred))
+        g.drop_index("v1")
+        assert g.identity("v1")["search"] == {"mode": "exact"}
+        assert postgres.sql("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'embeddings_hnsw_%'", _name(url)
+                            ) == [(0,)]
+    by_kind = {("prefix" if name.endswith("_p16") else "whole"): n for name, n in scans.items()}
+    assert by_kind["prefix"] >= 3 + len(sharp) and by_kind["whole"] >= len(blurred)
+    for a, e in zip(alone + routed, exact[:3] + exact, strict=True):
+        assert {k: v for k, v in a.gallery["search"].items() if k in prefix} == prefix
+        assert [(c.person, c.similarity) for c in a.candidates] == [(c.person, c.similarity) for c in e.candidates]
+    assert unserved.gallery["search"]["mode"] == "exact" and unserved.candidates[0].person == f"P{owners[0]:03d}"
+    for found, owner in zip(routed_blurred, owners, strict=True):
+        assert {k: v for k, v in found.gallery["search"].items() if k in prefix} == whole
+        assert found.candidates[0].person == f"P{owner:03d}"
+        assert found.candidates[0].similarity == pytest.approx(1.0, abs=1e-5)
+
+
+def test_a_gallery_of_schema_1_is_brought_to_schema_2_keeping_its_prefix_index(postgres) -> None:
+    """Schema 1 held one index per model version, a prefix index under the whole vectors' index's name: opening
+    for writing migrates (reading alone is refused until then), the index keeps serving sharp probes under a
+    prefix index's name, and a whole vectors' index can be built beside it."""
+    url = postgres.database()
+    database = _name(url)
+    with open_gallery(url, mode="create") as g:
+        sharp, blurred, _ = _joined_gallery(g, np.random.default_rng(3))
+        g.build_index("v1", m=16, ef_construction=64, ef_search=80, prefix=16)
+        want = [search_gallery(g, q, CAL, "v1", 80.0, top_k=5) for q in sharp[:4]]
+    (name,) = postgres.sql("SELECT index_name FROM forensic_face.search_index", database)[0]
+    for statement in (f"ALTER INDEX forensic_face.{name} RENAME TO {name.removesuffix('_p16')}",  # as schema 1 was
+                      f"UPDATE forensic_face.search_index SET index_name = '{name.removesuffix('_p16')}'",
+                      "ALTER TABLE forensic_face.search_index DROP CONSTRAINT search_index_pkey",
+                      "ALTER TABLE forensic_face.search_index ADD PRIMARY KEY (model_version)",
+                      "DELETE FROM forensic_face.schema_version WHERE version = 2"):
+        postgres.sql(statement, database)
+    with pytest.raises(GalleryError, match="of schema 1; open it once for enrolment to bring them to 2"):
+        open_gallery(url)
+    with open_gallery(url, mode="write") as g:
+        assert g.identity("v1")["search"]["prefix"] == 16
+        got = [search_gallery(g, q, CAL, "v1", 80.0, top_k=5) for q in sharp[:4]]
+        g.build_index("v1", m=16, ef_construction=64, ef_search=80)
+        assert [i.get("prefix") for i in g.identity("v1")["search"]["indexes"]] == [16, None]
+    assert postgres.sql("SELECT version FROM forensic_face.schema_version ORDER BY version", database) == [(1,), (2,)]
+    assert postgres.sql("SELECT index_name FROM forensic_face.search_index ORDER BY dim", database) == [
+        (name,), (name.removesuffix("_p16"),)]
+    for a, e in zip(got, want, strict=True):
         assert a.gallery["search"]["prefix"] == 16
         assert [(c.person, c.similarity) for c in a.candidates] == [(c.person, c.similarity) for c in e.candidates]
-    assert found.candidates[0].person == "P001" and found.candidates[0].similarity == pytest.approx(1.0, abs=1e-5)

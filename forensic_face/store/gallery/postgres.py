@@ -7,12 +7,15 @@ Its tables live in the schema ``forensic_face`` of the database: ``schema_versio
 applied), ``meta`` (when the gallery was made), ``state`` (a generation counter every write transaction
 raises first, which also makes writers take turns), ``people``, ``images`` (with the enrolment status of
 each), ``embeddings`` (image, model version, ``vector``, the SHA-256 of its float32 bytes), ``thumbs`` and
-``search_index`` (the HNSW index of a model version, when one was built).
+``search_index`` (the HNSW indexes of a model version, when built: one of the whole embeddings, one of their
+first values, or both).
 
 Search runs in the database: the inner product ``<#>`` of pgvector over every embedding of the model
-(exact), or over an HNSW index of the model version's embeddings when one was built (approximate; the
+(exact), or over an HNSW index of the model version's embeddings when one serves the query (approximate; the
 index holds the embeddings or, by default, half-precision copies of them, and the candidates it finds are
-ranked by their exact inner products in either case). A
+ranked by their exact inner products in either case). An index of the embeddings' first values (a joined
+bundle's recogniser's) serves the queries that are 0 beyond them (its sharp probes); the others go to the index
+of the whole embeddings, or are searched exactly where there is none. Every result records the search it had. A
 gallery of up to FULL_RANK_PEOPLE people returns every person's best similarity, so the softmax over
 people is the same as in memory; a larger one returns the RANKED_PEOPLE best and a histogram of the rest
 (engine.search.Ranking).
@@ -44,7 +47,7 @@ from forensic_face.store.gallery.protocol import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: Galleries of up to this many people return every person's best similarity to a search.
 FULL_RANK_PEOPLE = 10_000
 #: Larger ones return at least this many best people, and the others as a histogram of SIMILARITY_BINS
@@ -77,6 +80,18 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "m integer NOT NULL, ef_construction integer NOT NULL, ef_search integer NOT NULL, "
         "built timestamptz NOT NULL DEFAULT now())",
     ),
+    # several indexes per model version, told apart by how many of the embeddings' values they hold; a prefix
+    # index built under schema 1 (named as the whole embeddings' index is) takes a prefix index's name
+    2: (
+        "ALTER TABLE search_index DROP CONSTRAINT search_index_pkey",
+        "ALTER TABLE search_index ADD PRIMARY KEY (model_version, dim)",
+        "DO $$ DECLARE r record; BEGIN FOR r IN SELECT s.model_version, s.index_name, s.dim FROM search_index s "
+        "WHERE to_regclass(quote_ident(s.index_name)) IS NOT NULL AND s.dim < (SELECT vector_dims(e.vector) FROM "
+        "embeddings e WHERE e.model_version = s.model_version LIMIT 1) LOOP "
+        "EXECUTE format('ALTER INDEX %I RENAME TO %I', r.index_name, r.index_name || '_p' || r.dim); "
+        "UPDATE search_index SET index_name = r.index_name || '_p' || r.dim WHERE model_version = r.model_version "
+        "AND dim = r.dim; END LOOP; END $$",
+    ),
 }
 
 
@@ -86,6 +101,30 @@ def _indexed(prefix: int | None):
 
     return sql.SQL("vector") if prefix is None else sql.SQL("subvector(vector, 1, {})").format(
         sql.Literal(int(prefix)))
+
+
+def _described(row) -> dict:
+    """What a search on an index records, from its ``search_index`` row joined to the catalogue (name, dim, m,
+    ef_construction, ef_search, the type it holds, the embeddings' length)."""
+    described = {"mode": "hnsw", "m": row[2], "ef_construction": row[3], "ef_search": row[4], "vectors": row[5]}
+    if row[1] < row[6]:  # the index holds the first values only
+        described["prefix"] = row[1]
+    return described
+
+
+def _searched(index: dict) -> dict:
+    """An index's description as results record it (without its name and dimension)."""
+    return {k: v for k, v in index.items() if k not in ("name", "dim")}
+
+
+def serving_index(indexes: list[dict], query: np.ndarray) -> dict | None:
+    """The index a search for ``query`` uses: the shortest prefix index beyond whose values the query is 0 (a
+    joined bundle's sharp probe), else the index of the whole embeddings, else None (exact search). ``indexes``
+    shortest first."""
+    for index in indexes:
+        if "prefix" not in index or not np.any(query[index["dim"]:]):
+            return index
+    return None
 
 
 def _psycopg():
@@ -329,9 +368,10 @@ class PostgresGallery:
             db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             return dict(self._identity(db, model_version)[0])
 
-    def _identity(self, db, model_version: str) -> tuple[dict, dict | None]:
-        """(identity, the HNSW index's name and dimension or None) of ``model_version`` in the transaction's
-        snapshot; read once per generation of the gallery."""
+    def _identity(self, db, model_version: str) -> tuple[dict, list[dict]]:
+        """(identity, the HNSW indexes of ``model_version``: name, dimension and what :func:`_described` says,
+        the prefix indexes first, shortest first) in the transaction's snapshot; read once per generation of
+        the gallery."""
         generation = db.execute("SELECT generation FROM state").fetchone()[0]
         cached = self._cache.get(model_version)
         if cached is None or cached[0] != generation:
@@ -343,15 +383,19 @@ class PostgresGallery:
                                         "WHERE model_version = %s", (model_version,)).fetchone()
         enrolled = db.execute("SELECT count(*) FROM people").fetchone()[0]
         created = db.execute("SELECT value FROM meta WHERE key = 'created'").fetchone()
-        row = db.execute(  # what the index holds, from the catalogue; an index dropped there: exact search
+        rows = db.execute(  # what the indexes hold, from the catalogue; an index dropped there is not used
             "SELECT s.index_name, s.dim, s.m, s.ef_construction, s.ef_search, t.typname, (SELECT vector_dims(vector) "
             "FROM embeddings WHERE model_version = s.model_version LIMIT 1) FROM search_index s "
             "JOIN pg_index x ON x.indexrelid = to_regclass(s.index_name) JOIN pg_opclass o ON o.oid = x.indclass[0] "
-            "JOIN pg_type t ON t.oid = o.opcintype WHERE s.model_version = %s", (model_version,)).fetchone()
-        search = {"mode": "exact"} if row is None else {"mode": "hnsw", "m": row[2], "ef_construction": row[3],
-                                                        "ef_search": row[4], "vectors": row[5]}
-        if row is not None and row[6] is not None and row[1] < row[6]:  # the index holds the first values only
-            search["prefix"] = row[1]
+            "JOIN pg_type t ON t.oid = o.opcintype WHERE s.model_version = %s ORDER BY s.dim", (model_version,)
+        ).fetchall()
+        indexes = [{"name": r[0], "dim": r[1], **_described(r)} for r in rows if r[6] is not None and r[1] <= r[6]]
+        if not indexes:
+            search = {"mode": "exact"}
+        elif len(indexes) == 1:
+            search = _searched(indexes[0])
+        else:  # which one a search had is in its result
+            search = {"mode": "hnsw", "indexes": [_searched(i) for i in indexes]}
         with db.cursor(name="ff_content") as cur:  # streamed: a million lines need not be held at once
             cur.itersize = 20_000
             cur.execute("SELECT line FROM (SELECT p.name_json || E'\\t' || i.sha256 || E'\\t' || e.vector_sha256 "
@@ -362,15 +406,19 @@ class PostgresGallery:
         identity = {**self._server(), "schema": SCHEMA_VERSION, "created": created[0] if created else None,
                     "model_version": model_version, "people": people, "people_enrolled": enrolled,
                     "embeddings": embeddings, "content_sha256": checksum, "search": search}
-        return identity, None if row is None else {"name": row[0], "dim": row[1], **search}
+        return identity, indexes
 
     # ------------------------------------------------------------------------------------------ search
     def rank(self, model_version: str, query: np.ndarray, people: int) -> Ranking:
-        """Searchable.rank, in the database: exact, or on the model version's HNSW index when it has one."""
+        """Searchable.rank, in the database: on the model version's HNSW index that serves ``query``
+        (:func:`serving_index`), exactly where none does; the ranking's identity records which."""
         q = np.asarray(query, np.float32).ravel()
         with self._session() as db:
             db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            identity, index = self._identity(db, model_version)
+            identity, indexes = self._identity(db, model_version)
+            index = serving_index(indexes, q)
+            if len(indexes) > 1 or (indexes and index is None):
+                identity = {**identity, "search": {"mode": "exact"} if index is None else _searched(index)}
             total, embeddings = identity["people"], identity["embeddings"]
             held = [] if embeddings else db.execute("SELECT model_version, count(*) FROM embeddings GROUP BY "
                                                     "model_version ORDER BY model_version").fetchall()
@@ -445,13 +493,17 @@ class PostgresGallery:
         ``vectors``, one of INDEX_VECTORS, what the index holds). ``prefix``: index only each embedding's first
         ``prefix`` values (a joined bundle's recogniser: its sharp probes' queries are 0 beyond them, and an index
         of the whole joined vector finds their nearest people badly); the candidates are still ranked by the
-        inner product of the full vectors."""
+        inner product of the full vectors. A version may have one index of the whole embeddings and prefix
+        indexes beside it; each query goes to the one that serves it (:func:`serving_index`); building replaces the
+        index of the same length only."""
         from psycopg import sql
 
         self.require_writable("building a search index")
         if vectors not in INDEX_VECTORS:
             raise ValueError(f"vectors must be one of {', '.join(INDEX_VECTORS)}, not {vectors!r}")
         name = "embeddings_hnsw_" + hashlib.sha256(model_version.encode()).hexdigest()[:16]
+        if prefix is not None:
+            name += f"_p{int(prefix)}"
         with self._session(write=True) as db:
             dims = db.execute("SELECT DISTINCT vector_dims(vector) FROM embeddings WHERE model_version = %s",
                               (model_version,)).fetchall()
@@ -465,28 +517,27 @@ class PostgresGallery:
                 raise GalleryError(f"{self.location}: no index built: this server's pgvector has no {vectors} type "
                                    "(it came with pgvector 0.7); update the extension or index vector instead")
             db.execute("SET LOCAL maintenance_work_mem = '2GB'")
-            db.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(name)))
             dim = dims[0][0] if prefix is None else int(prefix)
+            for (old,) in db.execute("DELETE FROM search_index WHERE model_version = %s AND dim = %s "
+                                     "RETURNING index_name", (model_version, dim)).fetchall():  # the one replaced
+                db.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(old)))
+            db.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(name)))
             db.execute(sql.SQL("CREATE INDEX {n} ON embeddings USING hnsw (({x}::{t}({d})) {ops}) "
                                "WITH (m = {m}, ef_construction = {efc}) WHERE model_version = {v}").format(
                 n=sql.Identifier(name), x=_indexed(prefix), t=sql.Identifier(vectors), d=sql.Literal(dim),
                 ops=sql.Identifier(f"{vectors}_ip_ops"), m=sql.Literal(int(m)),
                 efc=sql.Literal(int(ef_construction)), v=sql.Literal(model_version)))
             db.execute("INSERT INTO search_index (model_version, index_name, dim, m, ef_construction, ef_search) "
-                       "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (model_version) DO UPDATE SET "
-                       "index_name = excluded.index_name, dim = excluded.dim, m = excluded.m, "
-                       "ef_construction = excluded.ef_construction, ef_search = excluded.ef_search, built = now()",
-                       (model_version, name, dim, m, ef_construction, ef_search))
+                       "VALUES (%s, %s, %s, %s, %s, %s)", (model_version, name, dim, m, ef_construction, ef_search))
 
     def drop_index(self, model_version: str) -> None:
-        """Search ``model_version`` exactly again (its HNSW index, if any, is dropped)."""
+        """Search ``model_version`` exactly again (its HNSW indexes, if any, are dropped)."""
         from psycopg import sql
 
         with self._session(write=True) as db:
-            row = db.execute("DELETE FROM search_index WHERE model_version = %s RETURNING index_name",
-                             (model_version,)).fetchone()
-            if row is not None:
-                db.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(row[0])))
+            for (name,) in db.execute("DELETE FROM search_index WHERE model_version = %s RETURNING index_name",
+                                      (model_version,)).fetchall():
+                db.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(name)))
 
     # ------------------------------------------------------------------------------------------ people, images
     def person_id(self, name: str) -> int:
