@@ -70,8 +70,9 @@ class _Prepared:
 def enrol_workers() -> int:
     """Images prepared and embedded at once by default: one per usable core (at most 8). Each runs the engine's
     networks on one torch thread (:class:`FaceEngine` lets as many calls run at once), so the cores share the
-    work instead of one core's threads contending: on the project's 2-core machine 31.9 faces/s with two
-    workers against 17.7 with one (LFW images, the shipped join, quiet machine)."""
+    work instead of one core's threads contending: on the project's 2-core machine 29.6-31.1 faces/s with two
+    workers against 26.5 with one (whose mirror-image passes use the second core) and 17.5 with one before those
+    passes (300 LFW images, the shipped join, quiet machine)."""
     return min(8, usable_cores())
 
 

@@ -64,3 +64,21 @@ def test_the_engine_runs_one_call_per_usable_core_by_default(tiny_models: Path) 
     from forensic_face.engine.inference import FaceEngine, usable_cores
 
     assert FaceEngine(tiny_models, device="cpu").parallel == usable_cores() >= 1
+
+
+def test_a_face_and_its_mirror_image_run_side_by_side_when_a_core_is_free_with_the_same_embedding(
+        tiny_sface_clip_models: Path) -> None:
+    """The recogniser's pass over the mirror images runs beside the faces' pass when the engine may run another
+    call (parallel 2, nothing else running), one after the other when not (parallel 1): the same numbers."""
+    from forensic_face.engine.inference import FaceEngine
+
+    one = FaceEngine(tiny_sface_clip_models, device="cpu", parallel=1)
+    two = FaceEngine(tiny_sface_clip_models, device="cpu", parallel=2)
+    assert one.mirror and two.mirror
+    faces = np.random.default_rng(1).integers(0, 256, (3, two.rec_size, two.rec_size), dtype=np.uint8)
+    for engine in (one, two):
+        engine._rec_run = _Watched(engine._rec_run)
+    a, b = one.embed(faces), two.embed(faces)
+    assert (one._rec_run.most, two._rec_run.most) == (1, 2)
+    np.testing.assert_array_equal(a, b)
+    assert two.info.as_dict()["parallel_calls"] == 2
