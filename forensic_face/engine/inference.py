@@ -11,7 +11,7 @@ import copy
 import logging
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -272,7 +272,12 @@ class FaceEngine:
             return run(a), run(b)
         try:
             other = self._second().submit(_inference, run, b)
-            return run(a), other.result()
+            try:
+                mine = run(a)
+            except BaseException:
+                wait([other])  # the permit is given back only when neither pass runs
+                raise
+            return mine, other.result()
         finally:
             self._calls.release()
 

@@ -11,6 +11,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,19 +105,21 @@ def enroll_folder(store: GalleryStore, folder: str | Path, engine, detector, pro
                 yield image
 
     pending: list[tuple[int, _Prepared]] = []
-    for image, prepared in _prepared(to_prepare(), probe_path, report.workers):
-        image_id = image.stored_id if image.stored_id is not None else store.add_image(
-            image.person_id, str(image.path), image.sha256, prepared.status, prepared.message, prepared.face_px,
-            prepared.method)
-        if prepared.face is None:
-            if prepared.status != "no_face":
-                log.warning("%s; not enrolled", prepared.message)
-            report.add_failure(prepared.status, str(image.path), prepared.message)
-            continue
-        pending.append((image_id, prepared))
-        if len(pending) >= batch:
-            report.enrolled += _store_embeddings(store, pending, probe_path)
-            pending = []
+    # closing: the workers stop however the loop ends (an error storing, a cancel)
+    with closing(_prepared(to_prepare(), probe_path, report.workers)) as results:
+        for image, prepared in results:
+            image_id = image.stored_id if image.stored_id is not None else store.add_image(
+                image.person_id, str(image.path), image.sha256, prepared.status, prepared.message, prepared.face_px,
+                prepared.method)
+            if prepared.face is None:
+                if prepared.status != "no_face":
+                    log.warning("%s; not enrolled", prepared.message)
+                report.add_failure(prepared.status, str(image.path), prepared.message)
+                continue
+            pending.append((image_id, prepared))
+            if len(pending) >= batch:
+                report.enrolled += _store_embeddings(store, pending, probe_path)
+                pending = []
     if pending:
         report.enrolled += _store_embeddings(store, pending, probe_path)
     if progress is not None:
@@ -145,14 +148,15 @@ def reembed(store: GalleryStore, engine, detector, progress: Progress | None = N
             yield _Image(p, data, "", -1, iid)
 
     done, pending = 0, []
-    for image, prepared in _prepared(to_prepare(), probe_path, max(1, workers or enrol_workers())):
-        if prepared.face is None:
-            log.warning("%s; not re-embedded", prepared.message)
-            continue
-        pending.append((image.stored_id, prepared))
-        if len(pending) >= 32:
-            done += _store_embeddings(store, pending, probe_path)
-            pending = []
+    with closing(_prepared(to_prepare(), probe_path, max(1, workers or enrol_workers()))) as results:
+        for image, prepared in results:
+            if prepared.face is None:
+                log.warning("%s; not re-embedded", prepared.message)
+                continue
+            pending.append((image.stored_id, prepared))
+            if len(pending) >= 32:
+                done += _store_embeddings(store, pending, probe_path)
+                pending = []
     if pending:
         done += _store_embeddings(store, pending, probe_path)
     if progress is not None:
