@@ -282,10 +282,11 @@ class FaceEngine:
             self._calls.release()
 
     def _second(self) -> ThreadPoolExecutor:
-        """The thread that runs the mirror images' pass beside the faces' (made when first needed)."""
+        """The threads that run mirror images' passes beside the faces' (made when first needed): one fewer than
+        the calls that may run at once, each such pass holding one of their permits."""
         with self._pool_made:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(1, thread_name_prefix="engine-mirror")
+                self._pool = ThreadPoolExecutor(max(1, self.parallel - 1), thread_name_prefix="engine-mirror")
             return self._pool
 
 
