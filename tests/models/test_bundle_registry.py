@@ -192,7 +192,7 @@ def test_a_companion_recogniser_joins_the_similarity_with_its_weights(tmp_path: 
     seen, run = [], zero._comp_run
     zero._comp_run = lambda x: seen.append(len(x)) or run(x)
     two = zero.embed_searched(faces[:2], faces[:2], sharpness=np.expm1(np.array([1.0, 9.0])))
-    assert seen == [2]  # one face and its mirror image: the blurred probe's
+    assert seen == [1, 1]  # one face, then its mirror image: the blurred probe's
     assert np.allclose(two[1] @ zero.embed_searched(faces, faces).T, a[1] @ a.T, atol=1e-4)
     with pytest.raises(ForensicFaceError, match="between 0 and 1"):
         save_bundle(tmp_path / "c", ae, main, None, {"date": "test"}, companion=Companion(other, 1.0))
