@@ -391,24 +391,23 @@ class _SearchOutput:
                   f"{c.image_path}")
 
 
-def _top_k(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= 1000:
-        raise argparse.ArgumentTypeError(f"a whole number of candidates from 1 to 1000, got {text!r}")
-    return value
+def _whole_number(low: int, high: int, what: str):
+    """An argparse type: a whole number of ``what`` from ``low`` to ``high``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"a whole number of {what} from {low} to {high}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _workers(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= 64:
-        raise argparse.ArgumentTypeError(f"a whole number of workers from 1 to 64, got {text!r}")
-    return value
+_top_k = _whole_number(1, 1000, "candidates")
+_workers = _whole_number(1, 64, "workers")
 
 
 def _seconds(text: str) -> float:

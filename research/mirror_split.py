@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import torch
 
 from forensic_face.engine.inference import FaceEngine
 from forensic_face.paths import models_dir
+from research.mirror_timing import interleaved_ms
 
 
 def main() -> int:
@@ -45,20 +44,11 @@ def main() -> int:
              "two_passes_at_once": at_once,
              "engine_embed_parallel_1": lambda: one.embed(grey),
              "engine_embed_parallel_2": lambda: two.embed(grey)}
-    rounds: dict[str, list[float]] = {k: [] for k in forms}
     with torch.inference_mode():
         for call in forms.values():
             call()
-        for _ in range(args.rounds):
-            for name, call in forms.items():
-                times = []
-                for _ in range(args.repeats):
-                    t0 = time.perf_counter()
-                    call()
-                    times.append(time.perf_counter() - t0)
-                rounds[name].append(statistics.median(times))
-    print(json.dumps({"torch_threads": torch.get_num_threads(), "version": two.info.version,
-                      **{k: round(1000 * statistics.median(v), 1) for k, v in rounds.items()}}, indent=2))
+        ms = interleaved_ms(forms, args.rounds, args.repeats)
+    print(json.dumps({"torch_threads": torch.get_num_threads(), "version": two.info.version, **ms}, indent=2))
     return 0
 
 

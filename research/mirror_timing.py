@@ -38,18 +38,24 @@ def main() -> int:
         comp = load_networks(args.companion, torch.device("cpu"))[1].for_inference()
         forms |= {"companion_once": lambda: comp(small),
                   "companion_with_mirror": lambda: comp(torch.cat([small, torch.flip(small, dims=[3])]))}
-    rounds: dict[str, list[float]] = {k: [] for k in forms}
     with torch.inference_mode():
-        for _ in range(args.rounds):
-            for name, call in forms.items():
-                times = []
-                for _ in range(args.repeats):
-                    t0 = time.perf_counter()
-                    call()
-                    times.append(time.perf_counter() - t0)
-                rounds[name].append(statistics.median(times))
-    print(json.dumps({k: round(1000 * statistics.median(v), 2) for k, v in rounds.items()}, indent=2))
+        print(json.dumps(interleaved_ms(forms, args.rounds, args.repeats, digits=2), indent=2))
     return 0
+
+
+def interleaved_ms(forms: dict, rounds: int, repeats: int, digits: int = 1) -> dict[str, float]:
+    """Each of ``forms`` (name -> call) timed ``repeats`` times per round, the forms taking turns round by round
+    so that a busy machine slows them alike: the median of the rounds' medians, ms."""
+    times: dict[str, list[float]] = {k: [] for k in forms}
+    for _ in range(rounds):
+        for name, call in forms.items():
+            one = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                call()
+                one.append(time.perf_counter() - t0)
+            times[name].append(statistics.median(one))
+    return {k: round(1000 * statistics.median(v), digits) for k, v in times.items()}
 
 
 if __name__ == "__main__":

@@ -201,3 +201,16 @@ def test_gallery_index_gives_a_joined_bundle_s_version_an_index_for_sharp_probes
     assert main(["gallery", "index", url, "--exact"]) == 0
     with open_gallery(url) as g:
         assert g.identity(version)["search"] == g.identity("other")["search"] == {"mode": "exact"}
+
+
+def test_gallery_enroll_takes_the_workers_it_is_given_and_refuses_nonsense(tmp_path: Path, gallery_db: Path,
+                                                                           tiny_models: Path, capsys) -> None:
+    db = tmp_path / "g.db"
+    assert main(["gallery", "enroll", str(db), str(gallery_db.parent), "--models", str(tiny_models),
+                 "--workers", "2", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["workers"] == 2 and report["enrolled"] == 3
+    for bad in ("0", "two", "65"):
+        with pytest.raises(SystemExit):
+            main(["gallery", "enroll", str(db), str(gallery_db.parent), "--workers", bad])
+        assert f"a whole number of workers from 1 to 64, got '{bad}'" in capsys.readouterr().err
