@@ -316,21 +316,22 @@ def bundle_available(folder: str | Path | None = None) -> bool:
     return (f / META_FILE).is_file() and (f / WEIGHTS_FILE).is_file()
 
 
-def bundle_input_size(folder: str | Path | None = None) -> int | None:
-    """The side in pixels of the aligned faces the bundle's networks take, read from ``models.json``
-    without loading the weights; None when there is no bundle."""
+def _stored_meta(folder: str | Path | None) -> dict | None:
+    """``models.json`` of the bundle in ``folder`` (default: the shipped models), without loading the weights;
+    None when there is no bundle."""
     f = Path(folder) if folder else models_dir()
-    if not bundle_available(f):
-        return None
-    return int(json.loads((f / META_FILE).read_text())["ae"]["size"])
+    return json.loads((f / META_FILE).read_text()) if bundle_available(f) else None
+
+
+def bundle_input_size(folder: str | Path | None = None) -> int | None:
+    """The side in pixels of the aligned faces the bundle's networks take; None when there is no bundle."""
+    meta = _stored_meta(folder)
+    return None if meta is None else int(meta["ae"]["size"])
 
 
 def sharp_query_prefix(folder: str | Path | None = None) -> tuple[str, int] | None:
-    """(model version, its recogniser's embedding length) of a joined bundle, read from ``models.json`` without
-    loading the weights: its probes of companion share 0 (sharp ones) are searched with queries that are 0 beyond
-    those first values, which a PostgreSQL gallery indexes apart; None for a bundle without a companion, or none."""
-    f = Path(folder) if folder else models_dir()
-    if not bundle_available(f):
-        return None
-    meta = json.loads((f / META_FILE).read_text())
-    return (meta["version"], int(meta["rec"]["embed_dim"])) if meta.get("companion") else None
+    """(model version, its recogniser's embedding length) of a joined bundle: its probes of companion share 0
+    (sharp ones) are searched with queries that are 0 beyond those first values, which a PostgreSQL gallery
+    indexes apart; None for a bundle without a companion, or none."""
+    meta = _stored_meta(folder)
+    return (meta["version"], int(meta["rec"]["embed_dim"])) if meta and meta.get("companion") else None
