@@ -174,16 +174,24 @@ class FaceEngine:
         """Reconstructed faces (N, S, S) uint8 from degraded aligned faces (the autoencoder's crop: ``size``,
         ``alignment``); ``audio`` (N, D) or None."""
         x = self._to_tensor(faces, self.size)
-        a = None
-        if audio is not None:
-            a = torch.as_tensor(np.asarray(audio, np.float32).reshape(x.shape[0], -1), device=self.device)
-            if a.shape[1] != self.audio_dim:
-                raise ForensicFaceError(f"audio vectors must have {self.audio_dim} values, got {a.shape[1]}")
-        out = []
+        a = self._audio_tensor(audio, x.shape[0])
         with self._calls:
-            for i in range(0, x.shape[0], self.batch):
-                out.append(self._ae_run(x[i:i + self.batch], None if a is None else a[i:i + self.batch]))
-        y = torch.cat(out)[:, 0].clamp(0, 1).mul(255).round().to(torch.uint8)
+            return self._reconstruct_held(x, a)
+
+    def _audio_tensor(self, audio: np.ndarray | None, n: int) -> torch.Tensor | None:
+        if audio is None:
+            return None
+        a = torch.as_tensor(np.asarray(audio, np.float32).reshape(n, -1), device=self.device)
+        if a.shape[1] != self.audio_dim:
+            raise ForensicFaceError(f"audio vectors must have {self.audio_dim} values, got {a.shape[1]}")
+        return a
+
+    def _reconstruct_held(self, x: torch.Tensor, a: torch.Tensor | None) -> np.ndarray:
+        """:meth:`reconstruct` of tensors, by a caller that holds one of the engine's permits."""
+        with torch.inference_mode():
+            out = [self._ae_run(x[i:i + self.batch], None if a is None else a[i:i + self.batch])
+                   for i in range(0, x.shape[0], self.batch)]
+            y = torch.cat(out)[:, 0].clamp(0, 1).mul(255).round().to(torch.uint8)
         return y.cpu().numpy()
 
     def embed(self, faces: np.ndarray) -> np.ndarray:
@@ -204,10 +212,9 @@ class FaceEngine:
         joined to the companion's when the bundle has one (:meth:`join`: ``sharpness``, each probe's, makes them
         probes; None, gallery faces). ``main``: the recogniser's embeddings of ``found``, when already made (a
         recogniser of the face as found)."""
-        needed = None if sharpness is None or self.companion is None else \
-            self.companion.probe_weights(sharpness) > 0  # a probe of share 0 is the recogniser's alone
-        main, comp = self.embed_parts(found, recon, main, needed)
-        return main if comp is None else self.join(main, comp, sharpness)
+        # a probe of share 0 is the recogniser's alone
+        main, comp = self.embed_parts(found, recon, main, self._needed(sharpness))
+        return self._joined(main, comp, sharpness)
 
     def embed_parts(self, found: np.ndarray, recon: np.ndarray, main: np.ndarray | None = None,
                     needed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -220,13 +227,8 @@ class FaceEngine:
             main = self.embed(found if self.embeds == "input" else recon)
         if self.companion is None:
             return main, None
-        x = self._to_tensor(recon, self.size)  # a companion embeds the reconstruction (Companion.check)
-        if needed is None:
-            return main, self._embed(self._comp_run, self.batch, self.companion.mirror, x)
-        comp = np.zeros((len(x), int(self.companion.net.config.embed_dim)), np.float32)
-        if needed.any():
-            comp[needed] = self._embed(self._comp_run, self.batch, self.companion.mirror, x[torch.from_numpy(needed)])
-        return main, comp
+        with self._calls:
+            return main, self._companion_held(recon, needed)
 
     def join(self, main: np.ndarray, companion: np.ndarray, sharpness: np.ndarray | None = None) -> np.ndarray:
         """Gallery faces (``sharpness`` None): unit vectors [sqrt(1 - l) main, sqrt(l) companion], l the
@@ -249,17 +251,102 @@ class FaceEngine:
         others' unchanged."""
         return emb if self.companion is None else self.companion.query(emb)
 
-    @torch.inference_mode()
-    def _embed(self, run, batch: int, mirror: bool, x: torch.Tensor) -> np.ndarray:
-        out = []
+    def probe(self, found: np.ndarray, face: np.ndarray, audio: np.ndarray | None = None,
+              sharpness: float | None = None, plain: bool = False
+              ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """One probe through the networks: its reconstruction (of ``face``, the autoencoder's crop (S, S), with
+        ``audio``, a (D,) vector, when given), the reconstruction without the audio as well when ``plain`` and
+        there is audio (else None), and the embedding searched with (:meth:`embed_searched` of ``found``, the face
+        in the recogniser's crop, and of the reconstruction with ``sharpness``, the probe's).
+
+        The same numbers as those calls one after the other. For a recogniser of the face as found, averaged
+        with its mirror image, while the engine may run another call, they overlap on two cores: this thread
+        runs the recogniser on the face and then the companion (where the probe's share needs it) on the
+        reconstruction; the engine's second thread the autoencoder, the recogniser on the mirror image, and the
+        reconstruction without audio. On the 2-core machine, quiet, this takes the blurred bench probe from about
+        32 ms (the recogniser's two passes at once, the autoencoder and the companion before and after them) to
+        the figures in the README's engine section."""
+        x = self._to_tensor(face, self.size)
+        a = self._audio_tensor(audio, 1)
+        sharp = None if sharpness is None else np.atleast_1d(np.asarray(sharpness, np.float64))
+        if self.embeds != "input" or not self.mirror:
+            return self._probe_in_turn(found, x, a, sharp, plain)
+        f = self._to_tensor(found, self.rec_size)
         with self._calls:
-            for i in range(0, x.shape[0], batch):
-                xb = x[i:i + batch]
-                if not mirror:
-                    out.append(torch.nn.functional.normalize(run(xb), dim=1))
-                    continue
-                faces, mirrored = self._both(run, xb, torch.flip(xb, dims=[3]))
-                out.append(torch.nn.functional.normalize(faces + mirrored, dim=1))
+            if not self._calls.acquire(blocking=False):
+                recon = self._reconstruct_held(x, a)
+                bare = self._reconstruct_held(x, None) if plain and a is not None else None
+                main = self._embed_held(self._rec_run, self.rec_batch, True, f)
+                comp = self._companion_held(recon, self._needed(sharp))
+                return recon[0], None if bare is None else bare[0], self._joined(main, comp, sharp)[0]
+            try:
+                pool = self._second()
+                # the pool's threads run in turn what is given them: the reconstruction is ready first
+                made = pool.submit(self._reconstruct_held, x, a)
+                mirrored = pool.submit(_inference, self._rec_run, torch.flip(f, dims=[3]))
+                without = pool.submit(self._reconstruct_held, x, None) if plain and a is not None else None
+                futures = [fu for fu in (made, mirrored, without) if fu is not None]
+                try:
+                    with torch.inference_mode():
+                        faces = self._rec_run(f)
+                    recon = made.result()
+                    comp = self._companion_held(recon, self._needed(sharp))
+                    with torch.inference_mode():
+                        main = torch.nn.functional.normalize(faces + mirrored.result(), dim=1).float().cpu().numpy()
+                    bare = None if without is None else without.result()
+                except BaseException:
+                    wait(futures)  # the permit is given back only when nothing of this probe runs
+                    raise
+            finally:
+                self._calls.release()
+        return recon[0], None if bare is None else bare[0], self._joined(main, comp, sharp)[0]
+
+    def _probe_in_turn(self, found, x, a, sharp, plain) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """:meth:`probe` one network after another (each call of the engine's own, its mirror passes as they are)."""
+        with self._calls:
+            recon = self._reconstruct_held(x, a)
+            bare = self._reconstruct_held(x, None) if plain and a is not None else None
+        emb = self.embed_searched(np.asarray(found)[None] if np.ndim(found) == 2 else found, recon, sharpness=sharp)
+        return recon[0], None if bare is None else bare[0], emb[0]
+
+    def _needed(self, sharp: np.ndarray | None) -> np.ndarray | None:
+        """The probes the companion embeds (those of share above 0); None, all (gallery faces, or no sharpness)."""
+        return None if sharp is None or self.companion is None else self.companion.probe_weights(sharp) > 0
+
+    def _joined(self, main: np.ndarray, comp: np.ndarray | None, sharp: np.ndarray | None) -> np.ndarray:
+        return main if comp is None else self.join(main, comp, sharp)
+
+    def _companion_held(self, recon: np.ndarray, needed: np.ndarray | None) -> np.ndarray | None:
+        """The companion's unit embeddings of ``recon`` (its crop; a probe's reconstruction or a gallery face), by a
+        caller that holds a permit: None without a companion; with ``needed`` (N,) bool, rows of 0 for the faces it
+        leaves out (share 0: its network is not run for them)."""
+        if self.companion is None:
+            return None
+        x = self._to_tensor(recon, self.size)  # a companion embeds the reconstruction (Companion.check)
+        if needed is None:
+            return self._embed_held(self._comp_run, self.batch, self.companion.mirror, x)
+        comp = np.zeros((len(x), int(self.companion.net.config.embed_dim)), np.float32)
+        if needed.any():
+            comp[needed] = self._embed_held(self._comp_run, self.batch, self.companion.mirror,
+                                            x[torch.from_numpy(needed)])
+        return comp
+
+    def _embed(self, run, batch: int, mirror: bool, x: torch.Tensor) -> np.ndarray:
+        with self._calls:
+            return self._embed_held(run, batch, mirror, x)
+
+    @torch.inference_mode()
+    def _embed_held(self, run, batch: int, mirror: bool, x: torch.Tensor) -> np.ndarray:
+        """:meth:`_embed` by a caller that holds one of the engine's permits (its mirror passes beside the faces'
+        where it can take another)."""
+        out = []
+        for i in range(0, x.shape[0], batch):
+            xb = x[i:i + batch]
+            if not mirror:
+                out.append(torch.nn.functional.normalize(run(xb), dim=1))
+                continue
+            faces, mirrored = self._both(run, xb, torch.flip(xb, dims=[3]))
+            out.append(torch.nn.functional.normalize(faces + mirrored, dim=1))
         return torch.cat(out).float().cpu().numpy()
 
     def _both(self, run, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -169,11 +169,11 @@ class ProbePath:
         reconstruction (or the face, for a recogniser of its input). ``without_audio``: also reconstruct without
         the audio (the comparison the analysis shows); the reconstruction without audio is the one searched with
         when there is no audio."""
-        grey = face.grey[None]  # (1, S, S)
-        plain = self.engine.reconstruct(grey)[0] if audio is None or without_audio else None
-        with_audio = self.engine.reconstruct(grey, audio)[0] if audio is not None else None
-        recon = with_audio if with_audio is not None else plain
-        return Probe(face, recon, plain, self.embed_probes([face], recon[None])[0], with_audio is not None)
+        recon, bare, emb = self.engine.probe(face.rec_grey, face.grey, audio, face.quality.sharpness,
+                                             plain=without_audio)
+        if audio is None:
+            return Probe(face, recon, recon, emb, False)
+        return Probe(face, recon, bare, emb, True)
 
     def run(self, image: np.ndarray, box: Box | None = None, audio: np.ndarray | None = None,
             without_audio: bool = True) -> Probe:

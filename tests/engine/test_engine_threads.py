@@ -82,3 +82,47 @@ def test_a_face_and_its_mirror_image_run_side_by_side_when_a_core_is_free_with_t
     assert (one._rec_run.most, two._rec_run.most) == (1, 2)
     np.testing.assert_array_equal(a, b)
     assert two.info.as_dict()["parallel_calls"] == 2
+
+
+@pytest.mark.parametrize("share", [(0.2, 0.0), (0.3, 0.3)])
+def test_a_probe_through_the_overlapped_networks_gives_what_the_calls_in_turn_give(
+        tiny_joined_clip_models: Path, share: tuple[float, float]) -> None:
+    """``FaceEngine.probe`` runs the autoencoder, the recogniser's mirror pass and the reconstruction without audio
+    on the engine's second thread while this one runs the recogniser's face pass and the companion: the same
+    reconstructions and searched embedding, bit for bit, as the engine's calls one after the other, for probes
+    whose share leaves the companion out and for those it embeds, with and without audio; and with one permit
+    (parallel 1) nothing overlaps."""
+    from dataclasses import replace
+
+    from forensic_face.engine.inference import FaceEngine
+
+    rng = np.random.default_rng(3)
+    for parallel in (1, 2):
+        engine = FaceEngine(tiny_joined_clip_models, device="cpu", parallel=parallel)
+        engine.companion = replace(engine.companion, probe_weight=share, quality_range=(3.0, 6.0))
+        engine._rec_run = watched = _Watched(engine._rec_run)
+        ae, ran_on = engine._ae_run, set()
+
+        def noted(*args, ae=ae, ran_on=ran_on):
+            ran_on.add(threading.current_thread().name.split("_")[0])
+            return ae(*args)
+
+        engine._ae_run = noted
+        engine.probe(np.zeros((engine.rec_size,) * 2, np.uint8), np.zeros((engine.size,) * 2, np.uint8), None, 5.0)
+        assert ran_on == ({"MainThread"} if parallel == 1 else {"engine-mirror"})
+        for sharpness in (5.0, 2000.0):  # q = 1.8 (the blurred end) and 7.6 (the sharp end)
+            found = rng.integers(0, 256, (engine.rec_size, engine.rec_size), dtype=np.uint8)
+            face = rng.integers(0, 256, (engine.size, engine.size), dtype=np.uint8)
+            audio = rng.random(engine.audio_dim).astype(np.float32)
+            for voice in (None, audio):
+                recon, bare, emb = engine.probe(found, face, voice, sharpness, plain=True)
+                alone = engine.reconstruct(face[None], voice)
+                np.testing.assert_array_equal(recon, alone[0])
+                if voice is None:
+                    assert bare is None
+                else:
+                    np.testing.assert_array_equal(bare, engine.reconstruct(face[None])[0])
+                searched = engine.embed_searched(found[None], alone, sharpness=np.array([sharpness]))
+                np.testing.assert_array_equal(emb, searched[0])
+                assert engine.probe(found, face, voice, sharpness, plain=False)[1] is None
+        assert watched.most == parallel  # the face's and the mirror image's passes at once only with two permits
