@@ -802,6 +802,10 @@ def _train_parser(sub) -> None:
     p.add_argument("--variants", type=int, help="degraded variants prepared per image")
     p.add_argument("--mse-weight", dest="mse_weight", type=float, help="weight of the reconstruction MSE")
     p.add_argument("--id-weight", dest="id_weight", type=float, help="identity loss reaching the autoencoder")
+    p.add_argument("--ae-id-weight", dest="ae_id_weight", type=float,
+                   help="identity loss through the frozen recogniser in the autoencoder-only epochs")
+    p.add_argument("--init", dest="init_from", metavar="BUNDLE",
+                   help="start from the networks of this model bundle (its architecture) instead of from scratch")
     p.add_argument("--arc-weight", dest="arc_weight", type=float, help="weight of the ArcFace loss")
     p.add_argument("--arc-prototypes", dest="arc_prototypes", choices=["learned", "teacher"],
                    help="ArcFace class centres: learned, or fixed at the classes' mean teacher embedding")

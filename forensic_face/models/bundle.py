@@ -316,7 +316,7 @@ def bundle_available(folder: str | Path | None = None) -> bool:
     return (f / META_FILE).is_file() and (f / WEIGHTS_FILE).is_file()
 
 
-def _stored_meta(folder: str | Path | None) -> dict | None:
+def stored_meta(folder: str | Path | None) -> dict | None:
     """``models.json`` of the bundle in ``folder`` (default: the shipped models), without loading the weights;
     None when there is no bundle."""
     f = Path(folder) if folder else models_dir()
@@ -325,7 +325,7 @@ def _stored_meta(folder: str | Path | None) -> dict | None:
 
 def bundle_input_size(folder: str | Path | None = None) -> int | None:
     """The side in pixels of the aligned faces the bundle's networks take; None when there is no bundle."""
-    meta = _stored_meta(folder)
+    meta = stored_meta(folder)
     return None if meta is None else int(meta["ae"]["size"])
 
 
@@ -333,5 +333,5 @@ def sharp_query_prefix(folder: str | Path | None = None) -> tuple[str, int] | No
     """(model version, its recogniser's embedding length) of a joined bundle: its probes of companion share 0
     (sharp ones) are searched with queries that are 0 beyond those first values, which a PostgreSQL gallery
     indexes apart; None for a bundle without a companion, or none."""
-    meta = _stored_meta(folder)
+    meta = stored_meta(folder)
     return (meta["version"], int(meta["rec"]["embed_dim"])) if meta and meta.get("companion") else None

@@ -34,6 +34,13 @@ def train_and_export(data: str | Path | None, out: str | Path, overrides: dict, 
 
     known = {f.name for f in fields(TrainConfig)}
     cfg = TrainConfig(**{k: v for k, v in overrides.items() if k in known and v is not None})
+    if cfg.init_from:
+        from forensic_face.training.train import config_from_bundle
+
+        try:
+            cfg = config_from_bundle(cfg, cfg.init_from)
+        except (FileNotFoundError, ValueError) as exc:
+            raise ForensicFaceError(str(exc)) from exc
     data, out = lfw_folder(data), Path(out)
     try:
         prep = prepare(data, cfg, workers=workers, progress=progress)

@@ -98,6 +98,8 @@ class TrainConfig:
     mixed_precision: bool = True  # bfloat16 autocast where the hardware has it (AMX/AVX512-BF16, CUDA)
     device: str = "auto"  # auto = CUDA when torch sees a GPU, else CPU
     time_limit_s: float = 0.0  # stop (with a checkpoint) after this long; 0 = no limit
+    ae_id_weight: float = 0.0  # identity loss through the frozen recogniser in the autoencoder-only phase
+    init_from: str = ""  # a model bundle folder whose networks the run starts from ("": from scratch)
 
 
 def bf16_supported(device: torch.device) -> bool:
@@ -405,6 +407,58 @@ def ae_train_step(ae: FusionAutoencoder, batch: dict[str, torch.Tensor], autocas
     return F.mse_loss(recon.float(), batch["clean"])
 
 
+def ae_identity_step(ae: FusionAutoencoder, rec: nn.Module, batch: dict[str, torch.Tensor], id_weight: float,
+                     autocast: bool = False) -> dict[str, torch.Tensor]:
+    """The autoencoder-only phase's losses with an identity loss: the MSE plus ``id_weight`` times
+    ``1 - cos(rec(reconstruction), rec(clean face))``, the recogniser frozen (in evaluation mode, no gradient of
+    its own; the gradient reaches the autoencoder through it)."""
+    frozen = [p for p in rec.parameters() if p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        with torch.autocast(batch["deg"].device.type, dtype=torch.bfloat16, enabled=autocast):
+            recon = ae(batch["deg"], batch["audio"], batch["present"])
+            with torch.no_grad():
+                target = rec(batch["clean"])
+            emb = rec(recon)
+        mse = F.mse_loss(recon.float(), batch["clean"])
+        identity = (1 - F.cosine_similarity(emb.float(), target.float(), dim=1)).mean()
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+    return {"loss": mse + id_weight * identity, "mse": mse.detach(), "identity": identity.detach()}
+
+
+def bundle_origin(folder: str | Path) -> dict:
+    """What a run that starts from the bundle in ``folder`` records of it: its version, weights digest and training
+    record (which names its own origin)."""
+    from forensic_face.models.bundle import stored_meta
+
+    meta = stored_meta(folder)
+    if meta is None:
+        raise FileNotFoundError(f"{folder}: no model bundle (models.json and models.pt) to start from")
+    return {"from_bundle": meta["version"], "weights_sha256": meta["weights_sha256"], "record": meta.get("record", {})}
+
+
+def config_from_bundle(cfg: TrainConfig, folder: str | Path) -> TrainConfig:
+    """``cfg`` with the architecture of the model bundle in ``folder`` (the autoencoder's and the recogniser's
+    settings of its ``models.json``), so that its networks load into the ones ``cfg`` builds; refused for a
+    bundle whose recogniser is not this project's CNN."""
+    from forensic_face.models.bundle import DEFAULT_ARCHITECTURE, stored_meta
+
+    meta = stored_meta(folder)
+    if meta is None:
+        raise FileNotFoundError(f"{folder}: no model bundle (models.json and models.pt) to start from")
+    architecture = (meta.get("recogniser") or {}).get("architecture", DEFAULT_ARCHITECTURE)
+    if architecture != "ff-cnn":
+        raise ValueError(f"{folder}: its recogniser ({architecture}) is not the CNN that `forensic-face train` "
+                         "trains")
+    ae, rec = meta["ae"], meta["rec"]
+    return replace(cfg, init_from=str(folder), size=int(ae["size"]), ae_width=int(ae["width"]),
+                   ae_residual=bool(ae.get("residual", False)), ae_blocks=int(ae.get("blocks", 0)),
+                   rec_width=int(rec["width"]), embed_dim=int(rec["embed_dim"]), rec_depth=int(rec.get("depth", 1)))
+
+
 def train(data: str | Path, out: str | Path, cfg: TrainConfig, *, workers: int = 2, resume: bool = False,
           progress: Progress | None = None, prep: Prepared | None = None) -> dict:
     """Train on an LFW-style folder; writes ``checkpoint.pt`` and ``history.json`` into ``out``.
@@ -435,6 +489,8 @@ def train(data: str | Path, out: str | Path, cfg: TrainConfig, *, workers: int =
               "params": {"ae": count_params(ae), "rec": count_params(rec)}, "prep_s": prep.prep_seconds,
               "device": str(device), "bfloat16_autocast": autocast, "channels_last": layout == torch.channels_last,
               "torch_threads": torch.get_num_threads()}
+    if cfg.init_from:
+        record["initialised_from"] = bundle_origin(cfg.init_from)
     run = _Run(ae, rec, arc, batcher, device, checkpoint, record, progress, sum(p.steps * p.epochs for p in phases),
                started + cfg.time_limit_s if cfg.time_limit_s else None, step, epoch, history)
     for phase in phases:
@@ -459,6 +515,12 @@ def _networks_on(device: torch.device, cfg: TrainConfig,
         np.add.at(prototypes, prep.labels[known], prep.teacher[known])
         prototypes /= np.maximum(np.linalg.norm(prototypes, axis=1, keepdims=True), 1e-8)
     ae, rec, arc = build_models(cfg, prep.n_classes, audio_dim, prototypes)
+    if cfg.init_from:
+        from forensic_face.models.bundle import load_networks
+
+        start_ae, start_rec, _ = load_networks(Path(cfg.init_from), torch.device("cpu"))
+        ae.load_state_dict(start_ae.state_dict())
+        rec.load_state_dict(start_rec.state_dict())
     layout = training_memory_format(device, ae, rec)
     ae, rec, arc = (m.to(device, memory_format=layout) for m in (ae, rec, arc))
     return ae, rec, arc, layout
@@ -499,10 +561,16 @@ def _phases(cfg: TrainConfig, n: int, ae: FusionAutoencoder, rec: Recogniser, ar
     joint = _Phase("joint", 0, cfg.epochs, opt, params, cfg.batch, steps,
                    lambda batch: train_step(ae, rec, arc, batch, cfg, autocast), joint_keys, 0, cfg,
                    "epoch {n}/{of} loss {loss:.3f} mse {mse:.4f} distill {distill:.3f}", (ae, rec), ())
+    def ae_step(batch: dict) -> dict:
+        if cfg.ae_id_weight:
+            return ae_identity_step(ae, rec, batch, cfg.ae_id_weight, autocast)
+        mse = ae_train_step(ae, batch, autocast)
+        return {"loss": mse, "mse": mse}
+
+    ae_keys = ("mse", "identity") if cfg.ae_id_weight else ("mse",)
+    ae_message = "autoencoder epoch {n}/{of} mse {mse:.4f}" + (" identity {identity:.4f}" if cfg.ae_id_weight else "")
     ae_only = _Phase("autoencoder", cfg.epochs, cfg.ae_epochs, opt_ae, list(ae.parameters()), ae_batch,
-                     n // ae_batch, lambda batch: {"loss": (mse := ae_train_step(ae, batch, autocast)), "mse": mse},
-                     ("mse",), total, replace(cfg, lr=cfg.ae_lr), "autoencoder epoch {n}/{of} mse {mse:.4f}",
-                     (ae,), (rec,))
+                     n // ae_batch, ae_step, ae_keys, total, replace(cfg, lr=cfg.ae_lr), ae_message, (ae,), (rec,))
     # a short warm-up: the phase is a few hundred steps
     rec_cfg = replace(cfg, lr=cfg.rec_lr, warmup_steps=min(cfg.warmup_steps, max(1, rec_total // 10)))
     rec_only = _Phase("recogniser", cfg.epochs + cfg.ae_epochs, cfg.rec_epochs, opt_rec, rec_params, cfg.batch,

@@ -500,3 +500,45 @@ def test_a_companion_cnn_is_joined_to_the_student_with_a_weight_chosen_on_the_ca
     for lev in report["levels"].values():
         assert lev["comparisons"]["ours_vs_dlib"]["a"] == "recon_with_audio"
         assert {"degraded_with_audio", "degraded_no_audio"} <= set(lev)
+
+
+def test_a_shipped_autoencoder_is_fine_tuned_with_an_identity_loss_through_its_frozen_recogniser(
+        tiny_lfw: Path, isolated_cache, tmp_path: Path, tiny_sface_clip_models: Path) -> None:
+    """``init_from`` starts from a bundle's networks, in its architecture whatever the configuration said; the
+    autoencoder-only phase with ``ae_id_weight`` pulls the recogniser's embedding of the reconstruction towards its
+    embedding of the clean face (closer than the same steps of the MSE alone bring it), the recogniser untouched;
+    a bundle of another recogniser is refused."""
+    import torch
+    from torch.nn import functional as F  # noqa: N812
+
+    from forensic_face.models.bundle import load_networks, save_bundle
+    from forensic_face.models.nets import AEConfig, FusionAutoencoder, Recogniser, RecogniserConfig
+    from forensic_face.training.train import TrainConfig, config_from_bundle, load_checkpoint, prepare, train
+
+    torch.manual_seed(0)
+    start = tmp_path / "start"
+    save_bundle(start, FusionAutoencoder(AEConfig(size=32, width=8)), Recogniser(RecogniserConfig(size=32, width=8)),
+                None, {"date": "test"})
+    cfg = config_from_bundle(TrainConfig(size=32, variants=2, ae_width=4, rec_width=4, epochs=0, ae_epochs=4,
+                                         rec_epochs=0, batch=4, warmup_steps=1, ae_lr=2e-3, ae_id_weight=50.0), start)
+    assert (cfg.ae_width, cfg.rec_width, cfg.init_from) == (8, 8, str(start))
+    with pytest.raises(ValueError, match="sface"):
+        config_from_bundle(cfg, tiny_sface_clip_models)
+    prep = prepare(tiny_lfw, cfg, workers=1)
+    done = train(tiny_lfw, tmp_path / "run", cfg, workers=1, prep=prep)
+    assert [h.get("phase") for h in done["history"]] == ["autoencoder"] * 4
+    assert all("identity" in h and "mse" in h for h in done["history"])
+    assert done["initialised_from"]["from_bundle"] == json.loads((start / "models.json").read_text())["version"]
+    train(tiny_lfw, tmp_path / "mse", TrainConfig(**{**cfg.__dict__, "ae_id_weight": 0.0}), workers=1, prep=prep)
+    ae0, rec0, _ = load_networks(start, torch.device("cpu"))
+    ae1, rec1, _ = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    ae_mse, _, _ = load_checkpoint(tmp_path / "mse" / "checkpoint.pt")
+    for (k, a), b in zip(rec0.state_dict().items(), rec1.state_dict().values(), strict=True):
+        assert torch.equal(a, b), f"the recogniser changed: {k}"
+    x = torch.from_numpy(prep.arrays.degraded[:, 0].astype(np.float32) / 255)[:, None]
+    y = torch.from_numpy(prep.arrays.target[:, 0].astype(np.float32) / 255)[:, None]
+    with torch.no_grad():
+        target = rec0(y)
+        before, mse_only, after = (float((1 - F.cosine_similarity(rec0(m(x)), target)).mean())
+                                   for m in (ae0, ae_mse, ae1))
+    assert after < min(before, mse_only)
