@@ -805,7 +805,8 @@ def _train_parser(sub) -> None:
     p.add_argument("--ae-id-weight", dest="ae_id_weight", type=float,
                    help="identity loss through the frozen recogniser in the autoencoder-only epochs")
     p.add_argument("--init", dest="init_from", metavar="BUNDLE",
-                   help="start from the networks of this model bundle (its architecture) instead of from scratch")
+                   help="start from the networks of this model bundle (its architecture) instead of from scratch; "
+                   "the ArcFace head starts afresh (a bundle holds none)")
     p.add_argument("--arc-weight", dest="arc_weight", type=float, help="weight of the ArcFace loss")
     p.add_argument("--arc-prototypes", dest="arc_prototypes", choices=["learned", "teacher"],
                    help="ArcFace class centres: learned, or fixed at the classes' mean teacher embedding")

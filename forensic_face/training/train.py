@@ -21,13 +21,23 @@ With ``ae_epochs`` > 0 the joint schedule is followed by that many epochs of the
 recogniser is not touched). The autoencoder learns from the MSE alone anyway (``id_weight`` 0), its
 steps cost about a quarter of a joint step, and its reconstruction was still improving when the
 joint schedule ended, so this buys reconstruction quality cheaply. ``ae_batch`` sets that phase's
-batch size (default: ``batch``): a smaller batch gives it more steps for the same epochs.
+batch size (default: ``batch``): a smaller batch gives it more steps for the same epochs. With
+``ae_id_weight`` > 0 that phase adds an identity loss through the frozen recogniser, as face
+restorers do: ``ae_id_weight * (1 - cos(rec(r), rec(clean)))``, the recogniser's embedding of the
+reconstruction pulled towards its embedding of the clean face (no gradient into the recogniser).
 
 With ``rec_epochs`` > 0 the recogniser then adapts to the final autoencoder: that many epochs of the
 recogniser (and its ArcFace head) alone, on the frozen autoencoder's reconstructions and the clean
 faces, with the joint step's identity losses (distillation and ArcFace, no MSE) and its own AdamW
 (warm-up, cosine decay from ``rec_lr``). Without it the recogniser has only seen the joint phase's
 blurrier reconstructions.
+
+``init_from`` starts the networks from a model bundle's instead of from scratch (its autoencoder's and
+recogniser's architecture replace the configuration's, :func:`config_from_bundle`; the run records the bundle,
+:func:`bundle_origin`): with ``epochs`` 0 and ``rec_epochs`` 0, ``ae_epochs`` of fine-tuning of a shipped
+autoencoder against its own recogniser. A bundle holds no ArcFace head, so that starts afresh (random class
+weights): a recogniser phase from a bundle is best run with ``arc_weight`` 0 (distillation alone), or its first
+steps pull the recogniser about.
 """
 
 from __future__ import annotations
