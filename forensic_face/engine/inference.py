@@ -265,9 +265,10 @@ class FaceEngine:
         the passes are shared between two cores: the engine's second thread runs the autoencoder, the recogniser
         on the mirror image and then the companion on the reconstruction's mirror image; this thread the
         recogniser on the face, the companion on the reconstruction (where the probe's share needs it) and the
-        reconstruction without audio. Measured on the 2-core machine, quiet (one thread each): the autoencoder
-        4.5 ms, the recogniser 20.1 ms, the companion 5.4 ms a pass, so a blurred probe's passes come to about
-        30 ms on the busier thread against 34 ms with the recogniser's two passes at once and the rest in turn."""
+        reconstruction without audio. On the 2-core machine, quiet, a pass takes about 4 ms (autoencoder), 20 ms
+        (recogniser) and 5 ms (companion): a blurred probe in 29.6-30.9 ms against 31.3-32.0 ms with the
+        recogniser's two passes at once and the rest in turn, no gain with one core busy
+        (research/probe_overlap.py)."""
         x = self._to_tensor(face, self.size)
         a = self._audio_tensor(audio, 1)
         sharp = None if sharpness is None else np.atleast_1d(np.asarray(sharpness, np.float64))
@@ -328,7 +329,7 @@ class FaceEngine:
         with self._calls:
             recon = self._reconstruct_held(x, a)
             bare = self._reconstruct_held(x, None) if plain and a is not None else None
-        emb = self.embed_searched(np.asarray(found)[None] if np.ndim(found) == 2 else found, recon, sharpness=sharp)
+        emb = self.embed_searched(np.asarray(found)[None], recon, sharpness=sharp)
         return recon[0], None if bare is None else bare[0], emb[0]
 
     def _needed(self, sharp: np.ndarray | None) -> np.ndarray | None:

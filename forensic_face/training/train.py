@@ -439,14 +439,20 @@ def ae_identity_step(ae: FusionAutoencoder, rec: nn.Module, batch: dict[str, tor
     return {"loss": mse + id_weight * identity, "mse": mse.detach(), "identity": identity.detach()}
 
 
-def bundle_origin(folder: str | Path) -> dict:
-    """What a run that starts from the bundle in ``folder`` records of it: its version, weights digest and training
-    record (which names its own origin)."""
+def _start_meta(folder: str | Path) -> dict:
+    """``models.json`` of the bundle a run starts from; FileNotFoundError when ``folder`` holds none."""
     from forensic_face.models.bundle import stored_meta
 
     meta = stored_meta(folder)
     if meta is None:
         raise FileNotFoundError(f"{folder}: no model bundle (models.json and models.pt) to start from")
+    return meta
+
+
+def bundle_origin(folder: str | Path) -> dict:
+    """What a run that starts from the bundle in ``folder`` records of it: its version, weights digest and training
+    record (which names its own origin)."""
+    meta = _start_meta(folder)
     return {"from_bundle": meta["version"], "weights_sha256": meta["weights_sha256"], "record": meta.get("record", {})}
 
 
@@ -454,11 +460,9 @@ def config_from_bundle(cfg: TrainConfig, folder: str | Path) -> TrainConfig:
     """``cfg`` with the architecture of the model bundle in ``folder`` (the autoencoder's and the recogniser's
     settings of its ``models.json``), so that its networks load into the ones ``cfg`` builds; refused for a
     bundle whose recogniser is not this project's CNN."""
-    from forensic_face.models.bundle import DEFAULT_ARCHITECTURE, stored_meta
+    from forensic_face.models.bundle import DEFAULT_ARCHITECTURE
 
-    meta = stored_meta(folder)
-    if meta is None:
-        raise FileNotFoundError(f"{folder}: no model bundle (models.json and models.pt) to start from")
+    meta = _start_meta(folder)
     architecture = (meta.get("recogniser") or {}).get("architecture", DEFAULT_ARCHITECTURE)
     if architecture != "ff-cnn":
         raise ValueError(f"{folder}: its recogniser ({architecture}) is not the CNN that `forensic-face train` "
