@@ -9,26 +9,17 @@ of the rounds' medians (ms). Run it quiet and with load beside it (``python3 -c 
 
 from __future__ import annotations
 
-import argparse
 import json
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from forensic_face.engine.inference import FaceEngine
-from forensic_face.paths import models_dir
-from research.mirror_timing import interleaved_ms
+from research.mirror_timing import engine_timing_args, interleaved_ms
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", type=Path, default=models_dir())
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--repeats", type=int, default=20)
-    args = ap.parse_args()
-    one, two = FaceEngine(args.models, device="cpu", parallel=1), FaceEngine(args.models, device="cpu", parallel=2)
+    args, one, two = engine_timing_args(__doc__, rounds=5)
     run, size = two._rec_run, two.rec_size
     face = torch.rand(1, 1, size, size)
     mirror = torch.flip(face, dims=[3])

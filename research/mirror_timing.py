@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from forensic_face.engine.inference import FaceEngine
 from forensic_face.models.bundle import load_networks
 from forensic_face.paths import models_dir
 
@@ -41,6 +42,17 @@ def main() -> int:
     with torch.inference_mode():
         print(json.dumps(interleaved_ms(forms, args.rounds, args.repeats, digits=2), indent=2))
     return 0
+
+
+def engine_timing_args(doc: str, rounds: int) -> tuple[argparse.Namespace, FaceEngine, FaceEngine]:
+    """The command line of a timing script of the engine (``--models``, ``--rounds``, ``--repeats``) and the
+    engines it compares: one call at a time (parallel 1) and two (parallel 2)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", type=Path, default=models_dir())
+    ap.add_argument("--rounds", type=int, default=rounds)
+    ap.add_argument("--repeats", type=int, default=20)
+    args = ap.parse_args()
+    return args, FaceEngine(args.models, device="cpu", parallel=1), FaceEngine(args.models, device="cpu", parallel=2)
 
 
 def interleaved_ms(forms: dict, rounds: int, repeats: int, digits: int = 1) -> dict[str, float]:

@@ -11,28 +11,19 @@ rounds' medians (ms), and each network's pass alone. Run it quiet and with load 
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from forensic_face.engine.inference import FaceEngine
-from forensic_face.paths import models_dir
-from research.mirror_timing import interleaved_ms
+from research.mirror_timing import engine_timing_args, interleaved_ms
 
 #: the probes' sharpness (variance of the Laplacian): q = log(1 + s) 1.8, below the join's ramp, and 8.5, above it
 BLURRED, SHARP = 5.0, 5000.0
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", type=Path, default=models_dir())
-    ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--repeats", type=int, default=20)
-    args = ap.parse_args()
-    two, one = FaceEngine(args.models, device="cpu", parallel=2), FaceEngine(args.models, device="cpu", parallel=1)
+    args, one, two = engine_timing_args(__doc__, rounds=7)
     rng = np.random.default_rng(0)
     face = rng.integers(0, 256, (two.size, two.size), dtype=np.uint8)
     found = rng.integers(0, 256, (two.rec_size, two.rec_size), dtype=np.uint8)
