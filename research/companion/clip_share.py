@@ -61,7 +61,7 @@ def main() -> int:
         base = engine.companion.probe_weights(sharp)
         lev: dict = {"mean_share": round(float(base.mean()), 4),
                      "frames_with_share": round(float((base > 0).mean()), 4), "by_frames": {}}
-        # how far each recogniser's frame similarities to the gallery face move together within a clip
+        # how far each recogniser's frame similarities to the gallery face spread within a clip and between clips
         g_main, g_comp = gal[:, :d], gal[:, d:]
         s_main = np.einsum("pfd,pd->pf", main.reshape(p, f, -1), g_main / np.linalg.norm(g_main, axis=1,
                                                                                           keepdims=True))
