@@ -277,30 +277,30 @@ class FaceEngine:
         f = self._to_tensor(found, self.rec_size)
         needed = self._needed(sharp)
         with self._calls:
-            if not self._calls.acquire(blocking=False):
-                recon = self._reconstruct_held(x, a)
-                bare = self._reconstruct_held(x, None) if plain and a is not None else None
-                main = self._embed_held(self._rec_run, self.rec_batch, True, f)
-                return recon[0], None if bare is None else bare[0], \
-                    self._joined(main, self._companion_held(recon, needed), sharp)[0]
-            try:
-                pool = self._second()  # its threads take what is given them in turn: the reconstruction first
-                made = pool.submit(self._reconstruct_held, x, a)
-                futures = [made, pool.submit(_inference, self._rec_run, torch.flip(f, dims=[3]))]
+            if self._calls.acquire(blocking=False):  # a second core free now: the passes shared out
                 try:
-                    with torch.inference_mode():
-                        faces = self._rec_run(f)
-                    recon = made.result()
-                    companion = self._companion_started(recon, needed, pool, futures)
-                    bare = self._reconstruct_held(x, None) if plain and a is not None else None
-                    with torch.inference_mode():
-                        main = torch.nn.functional.normalize(faces + futures[1].result(), dim=1).float().cpu().numpy()
-                    comp = companion()
-                except BaseException:
-                    wait(futures)  # the permit is given back only when nothing of this probe runs
-                    raise
-            finally:
-                self._calls.release()
+                    return self._probe_shared(f, x, a, sharp, needed, plain)
+                finally:
+                    self._calls.release()
+        return self._probe_in_turn(found, x, a, sharp, plain)
+
+    def _probe_shared(self, f, x, a, sharp, needed, plain) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """:meth:`probe` on this thread and the engine's second, by a caller holding two permits."""
+        pool = self._second()  # its threads take what is given them in turn: the reconstruction first
+        made = pool.submit(self._reconstruct_held, x, a)
+        futures = [made, pool.submit(_inference, self._rec_run, torch.flip(f, dims=[3]))]
+        try:
+            with torch.inference_mode():
+                faces = self._rec_run(f)
+            recon = made.result()
+            companion = self._companion_started(recon, needed, pool, futures)
+            bare = self._reconstruct_held(x, None) if plain and a is not None else None
+            with torch.inference_mode():
+                main = torch.nn.functional.normalize(faces + futures[1].result(), dim=1).float().cpu().numpy()
+            comp = companion()
+        except BaseException:
+            wait(futures)  # the permits are given back only when nothing of this probe runs
+            raise
         return recon[0], None if bare is None else bare[0], self._joined(main, comp, sharp)[0]
 
     def _companion_started(self, recon: np.ndarray, needed: np.ndarray | None, pool: ThreadPoolExecutor,
