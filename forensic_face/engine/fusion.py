@@ -19,6 +19,8 @@ template aggregation in its simplest form; frames of weight 0 take no part.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -49,20 +51,27 @@ def frame_weight(q: FaceQuality) -> float:
     return float(np.prod(list(weight_factors(q).values())))
 
 
-def fuse(embeddings: np.ndarray, weights: np.ndarray, query=None) -> np.ndarray:
+@dataclass(frozen=True)
+class Pooling:
+    """How a joined bundle's probe queries, whose length is not 1, are pooled (``FaceEngine.pooling``):
+    ``directions`` makes the queries (N, D) the unit vectors averaged (each frame's companion share as the clip
+    calibration sets it), ``query`` makes the pooled unit vector (1, D) a query again."""
+
+    directions: Callable[[np.ndarray], np.ndarray]
+    query: Callable[[np.ndarray], np.ndarray]
+
+
+def fuse(embeddings: np.ndarray, weights: np.ndarray, pooling: Pooling | None = None) -> np.ndarray:
     """The unit (D,) float32 template of N faces: the ``weights``-weighted mean of the unit ``embeddings`` (N, D),
-    renormalised. Faces of weight 0 take no part; :class:`InputError` when every weight is 0. ``query`` (a joined
-    bundle's ``FaceEngine.query``): the embeddings are that bundle's probe queries, whose length is not 1; their
-    directions are pooled and the template made a query again."""
+    renormalised. Faces of weight 0 take no part; :class:`InputError` when every weight is 0. ``pooling`` (a
+    joined bundle's): the embeddings are that bundle's probe queries; their directions are pooled and the
+    template made a query again."""
     emb = np.asarray(embeddings, np.float64)
     w = np.asarray(weights, np.float64)
     if emb.ndim != 2 or w.shape != (len(emb),):
         raise ValueError(f"fuse needs embeddings (N, D) and weights (N,); got {emb.shape} and {w.shape}")
-    if query is not None:
-        norms = np.linalg.norm(emb, axis=1, keepdims=True)
-        if not np.all(np.isfinite(norms) & (norms > 1e-6)):
-            raise ValueError("fuse needs finite, non-zero probe queries")
-        return query(fuse(emb / norms, w)[None])[0]
+    if pooling is not None:
+        return pooling.query(fuse(pooling.directions(emb), w)[None])[0]
     if not np.all(np.isfinite(w)) or np.any(w < 0):
         raise ValueError("fusion weights must be finite and non-negative")
     norms = np.linalg.norm(emb, axis=1)

@@ -14,12 +14,14 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from forensic_face.core.errors import ForensicFaceError
+from forensic_face.engine.fusion import Pooling
 from forensic_face.models.bundle import (
     bundle_available,
     calibration_digest,
@@ -124,6 +126,8 @@ class FaceEngine:
         # pooled templates of a clip's frames are read with their own calibration, never the single frame's
         self.clip_calibration = MatchCalibration.from_dict(clip_cal) if clip_cal else None
         self.clip_calibration_sha256 = calibration_digest(clip_cal)
+        # a joined bundle's frames pooled into a clip template take this times their companion share
+        self.pooled_share = float(clip_cal.get("companion_share", 1.0)) if clip_cal else 1.0
         self.batch = batch
         # the recogniser's batches: SFace's 112-px faces run fastest on the CPU a few at a time (40 ms per face
         # in batches of 1-2, 47 at 4, 69 at 8, one thread), the small CNN's in large batches
@@ -242,9 +246,17 @@ class FaceEngine:
         return joined if sharpness is None else self.query(joined)
 
     @property
-    def pooled_query(self):
-        """``fuse``'s ``query`` for this engine's probe embeddings: None where they are unit vectors."""
-        return None if self.companion is None else self.query
+    def pooling(self) -> Pooling | None:
+        """How this engine's probe embeddings are pooled into a clip template (``fuse``'s ``pooling``): None where
+        they are unit vectors; a joined bundle's with each frame's companion share times the clip calibration's
+        ``companion_share`` (:attr:`pooled_share`)."""
+        return self.pooling_at(self.pooled_share)
+
+    def pooling_at(self, scale: float) -> Pooling | None:
+        """:attr:`pooling` with each frame's companion share times ``scale`` (1: the frame's own)."""
+        if self.companion is None:
+            return None
+        return Pooling(partial(self.companion.pooled_directions, scale=scale), self.query)
 
     def query(self, emb: np.ndarray) -> np.ndarray:
         """Probe embeddings (N, D) as searched: a joined bundle's scaled so that a similarity is the weighted mean

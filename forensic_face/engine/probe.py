@@ -30,6 +30,7 @@ from forensic_face.vision.frames import to_grey
 from forensic_face.vision.quality import QualityReport, assess
 
 if TYPE_CHECKING:
+    from forensic_face.engine.fusion import Pooling
     from forensic_face.engine.inference import FaceEngine
 
 #: The crop size used to show or time the face step when no models are installed (nothing is
@@ -223,16 +224,16 @@ class PooledProbe:
 
 
 def pool(probes: Sequence[Probe], weights: np.ndarray, embeddings: np.ndarray | None = None,
-         query=None) -> PooledProbe:
+         pooling: Pooling | None = None) -> PooledProbe:
     """Pool ``probes`` with their fusion ``weights`` (:mod:`forensic_face.engine.fusion`): the template searched
     with, and the reconstruction shown, made from every face (a face of weight 0 takes no part). ``embeddings``
-    (N, D): pool these instead of the probes' own (e.g. those of the reconstructions without audio). ``query``:
-    the engine's (``FaceEngine.query``) where its probe embeddings are a joined bundle's queries."""
+    (N, D): pool these instead of the probes' own (e.g. those of the reconstructions without audio).
+    ``pooling``: the engine's (``FaceEngine.pooling``) where its probe embeddings are a joined bundle's queries."""
     from forensic_face.engine.fusion import fuse
 
     w = np.asarray(weights, np.float64)
     emb = np.stack([p.embedding for p in probes]) if embeddings is None else embeddings
-    template = fuse(emb, w, query)  # InputError when every weight is 0
+    template = fuse(emb, w, pooling)  # InputError when every weight is 0
     share = w / w.sum()
 
     def average(images: list[np.ndarray]) -> np.ndarray:

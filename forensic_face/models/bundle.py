@@ -155,6 +155,28 @@ class Companion:
             raise ValueError("a probe query needs a finite, non-zero joined vector")
         return (joined / scale[:, None]).astype(np.float32)
 
+    def pooled_directions(self, queries: np.ndarray, scale: float = 1.0) -> np.ndarray:
+        """Probe queries (N, D) (:meth:`query`'s form) as the unit joined vectors that a template pools: each
+        frame's [sqrt(1 - l) main, sqrt(l) companion] with its share l times ``scale`` (the clip calibration's
+        ``companion_share``; 1: the frame's own share, the query's direction as it is). The share and the two unit
+        embeddings are read back from the joined vector (l is its companion half's squared length)."""
+        q = np.atleast_2d(np.asarray(queries, np.float64))
+        norms = np.linalg.norm(q, axis=1, keepdims=True)
+        if not np.all(np.isfinite(norms) & (norms > 1e-6)):
+            raise ValueError("pooling needs finite, non-zero probe queries")
+        unit = q / norms
+        if scale == 1.0:
+            return unit
+        if not 0.0 <= scale <= 1.0:
+            raise ValueError(f"a pooled companion share scale lies in [0, 1], not {scale!r}")
+        d = int(self.net.config.embed_dim)
+        a, b = unit[:, :-d], unit[:, -d:]
+        la, lb = np.linalg.norm(a, axis=1, keepdims=True), np.linalg.norm(b, axis=1, keepdims=True)
+        share = scale * lb**2
+        main = np.divide(a, la, out=np.zeros_like(a), where=la > 0)
+        comp = np.divide(b, lb, out=np.zeros_like(b), where=lb > 0)
+        return np.concatenate([np.sqrt(1.0 - share) * main, np.sqrt(share) * comp], axis=1)
+
     @classmethod
     def from_spec(cls, net: torch.nn.Module, spec: dict) -> Companion:
         cls.check(spec)
@@ -245,11 +267,16 @@ def save_calibration(folder: Path, calibration: MatchCalibration, record_update:
     return meta
 
 
-def save_clip_calibration(folder: Path, calibration: MatchCalibration, info: dict[str, Any]) -> dict:
+def save_clip_calibration(folder: Path, calibration: MatchCalibration, info: dict[str, Any],
+                          companion_share: float | None = None) -> dict:
     """Add (or replace) the calibration of pooled clip templates (``clip_calibration``) of an existing bundle,
-    with how it was fitted (``info``); weights, version and the single-frame calibration unchanged."""
+    with how it was fitted (``info``) and, for a joined bundle, the scale on each frame's companion share in a
+    pooled template (``companion_share``, :meth:`Companion.pooled_directions`; None: 1, the frame's own);
+    weights, version and the single-frame calibration unchanged."""
     meta = json.loads((folder / META_FILE).read_text())
     meta["clip_calibration"] = {**calibration.as_dict(), "fitted_on": info}
+    if companion_share is not None:
+        meta["clip_calibration"]["companion_share"] = float(companion_share)
     _write_meta(folder, meta)
     return meta
 

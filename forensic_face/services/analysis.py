@@ -341,8 +341,10 @@ def analyze_clip(case: Case, engine, detector, clip_detector, gallery: GallerySt
         plain = None if audio_vecs is None or not engine.searches_reconstruction else \
             ProbePath(engine, detector).embed_probes([p.face for p in probes],
                                                      np.stack([p.reconstruction_no_audio for p in probes]))
+        # a template of several frames takes each frame's companion share as the clip calibration scales it; one
+        # frame is searched as a single frame (its own share, the single-frame calibration)
         pooled = pool(probes, np.array([tf.weight for tf, _ in chosen]), embeddings=plain,  # None: theirs
-                      query=engine.pooled_query)
+                      pooling=engine.pooling if len(chosen) > 1 else engine.pooling_at(1.0))
         step.update(4, 5, "searching gallery")
         search, search_res, thumbs = None, None, []
         if gallery is not None:
@@ -591,8 +593,11 @@ def _clip_record(tracks, track, chosen: list, pooled, engine, searched: bool) ->
                        "sharpness": round(float(face.quality.sharpness), 2),
                        "noise_sigma": round(float(q.noise_sigma), 2), "turn": q.as_dict()["turn"],
                        "frame_weight": round(float(tf.weight), 4), "weight": round(float(w), 4)})
+    shared = "" if engine.companion is None or one else (
+        f"; each frame's share of the second recogniser x {engine.pooled_share:g} (chosen with the calibration)")
     return {"track": str(track.track_id), "tracks_found": len(tracks.tracks),
-            "pooling": POOLING + "; searched with the reconstructions without audio (as the calibration was fitted)",
+            "pooling": POOLING + shared
+            + "; searched with the reconstructions without audio (as the calibration was fitted)",
             "calibration": calibration,
             "calibration_sha256": None if not searched else (
                 engine.info.calibration_sha256 if one else engine.clip_calibration_sha256),

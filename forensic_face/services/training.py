@@ -93,8 +93,8 @@ def evaluate_clip_models(data: str | Path | None, models: str | Path | None, dev
     index, split, cache = load_split_data(lfw_folder(data), progress, workers)
     engine = FaceEngine(folder, device=device)
     if engine.clip_calibration is None or refit:
-        cal, info = calibrate_clips(engine, index, cache, split.calib_pairs, workers, progress)
-        save_clip_calibration(folder, cal, info)
+        cal, info, share = calibrate_clips(engine, index, cache, split.calib_pairs, workers, progress)
+        save_clip_calibration(folder, cal, info, share)
         engine = FaceEngine(folder, device=device)
     report = evaluate_clips(engine, engine.clip_calibration, index, cache, split.test_pairs, workers=workers,
                             progress=progress)

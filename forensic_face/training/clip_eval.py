@@ -38,7 +38,7 @@ from forensic_face.training.evaluate import (
     open_set_table,
 )
 from forensic_face.training.lfw import FolderIndex, Pair, _centre_box, _most_central, worker_models
-from forensic_face.training.metrics import mean_difference, psnr, rate_report, ssim, verification_report
+from forensic_face.training.metrics import mean_difference, psnr, rate_report, roc_auc, ssim, verification_report
 from forensic_face.vision.align import AlignSpec, align_face, warp_to_crop
 from forensic_face.vision.degrade import DEGRADED_LEVELS, EVAL_LEVELS, LEVELS, degrade
 from forensic_face.vision.detect import FaceDetection
@@ -197,16 +197,17 @@ def frame_weights(quality: dict[str, np.ndarray]) -> np.ndarray:
                      for i in range(flat["face_px"].size)], np.float64).reshape(shape)
 
 
-def pooled(emb: np.ndarray, quality: dict[str, np.ndarray], n: int, query=None) -> tuple[np.ndarray, np.ndarray]:
+def pooled(emb: np.ndarray, quality: dict[str, np.ndarray], n: int, pooling=None) -> tuple[np.ndarray, np.ndarray]:
     """The templates of the clips' first ``n`` frames (P, D) and each template's sharpness (the weighted mean of
     its frames' crop sharpness: what the match probability is read at), pooled as the clip analysis pools
     (:func:`forensic_face.engine.fusion.fuse`); a clip whose n frames all weigh 0 is pooled with equal weights
-    (the analysis refuses it; the evaluation counts it, so that no clip is left out). ``query``: as ``fuse``'s."""
+    (the analysis refuses it; the evaluation counts it, so that no clip is left out). ``pooling``: as
+    ``fuse``'s."""
     from forensic_face.engine.fusion import fuse
 
     w = frame_weights({k: v[:, :n] for k, v in quality.items()})
     w[w.sum(1) == 0] = 1.0
-    templates = np.stack([fuse(emb[i, :n], w[i], query) for i in range(len(emb))])
+    templates = np.stack([fuse(emb[i, :n], w[i], pooling) for i in range(len(emb))])
     share = w / w.sum(1, keepdims=True)
     return templates, (share * quality["crop_sharpness"][:, :n]).sum(1)
 
@@ -214,22 +215,64 @@ def pooled(emb: np.ndarray, quality: dict[str, np.ndarray], n: int, query=None) 
 # ------------------------------------------------------------------------------------------------ calibration
 
 
+#: The scales on each frame's companion share in a pooled template that the clip calibration chooses among
+#: (a joined bundle's; 1: the frame's own share, 0: the recogniser alone).
+SHARE_SCALES = (1.0, 0.75, 0.5, 0.25, 0.0)
+#: How far below the frames' own share's a scale's pair ROC-AUC may fall, in any condition, to be chosen.
+SHARE_AUC_TOLERANCE = 0.002
+
+
+def choose_pooled_share(rank_1: dict[float, list[float]], auc: dict[float, list[float]]) -> float:
+    """The scale on a frame's companion share in pooled templates: of the scales whose pair ROC-AUC is in no
+    condition more than ``SHARE_AUC_TOLERANCE`` below scale 1's, the one of the highest mean rank-1 over the
+    conditions (equal means: the larger scale). ``rank_1``, ``auc``: per scale, one figure per condition (the
+    calibration clips' levels and lengths), scale 1 among them. The rule was fixed before it was first run
+    (the model card says what was known then)."""
+    if 1.0 not in auc:
+        raise ValueError("the frames' own share (scale 1) is what the others are held against")
+    allowed = [s for s in auc if all(a >= b - SHARE_AUC_TOLERANCE for a, b in zip(auc[s], auc[1.0], strict=True))]
+    return max(allowed, key=lambda s: (round(float(np.mean(rank_1[s])), 9), s))
+
+
 def calibrate_clips(engine, index: FolderIndex, cache: dict, pairs: list[Pair], workers: int = 2,
-                    progress: Progress | None = None) -> tuple[MatchCalibration, dict]:
+                    progress: Progress | None = None) -> tuple[MatchCalibration, dict, float | None]:
     """The calibration of pooled templates, fitted as the single-frame one is (:func:`fit_calibration`) but on
     the calibration people's clips: the match logistic on pooled templates of ``CALIBRATION_COUNTS`` frames at
     every level of EVAL_LEVELS, the temperature on their closed-set searches, the open-set table on their
-    open-set searches (the three levels: the clips of the single-factor levels are not made)."""
+    open-set searches (the three levels: the clips of the single-factor levels are not made). A joined
+    bundle's scale on each frame's companion share (:data:`SHARE_SCALES`) is chosen first on the same templates
+    (:func:`choose_pooled_share`) and the calibration fitted on templates pooled with it; returned third (None
+    without a companion), with every scale's figures in the fit's description."""
     gal = gallery_embeddings(engine, index, cache, [p.a for p in pairs])
     same = np.array([p.same for p in pairs])
     search = CalibrationSearches.of(engine, index, cache, pairs)
     rows, open_truth = open_set_searches(pairs, search.pos)
-    sims, ys, sharp, s_sims, s_sharp, o_sims, conditions = [], [], [], [], [], [], []
+    made = []  # each level's frame quality figures and embeddings
     for level in EVAL_LEVELS:
         probes = engine_clips(engine, index, cache, pairs, level, "calib", workers, progress)
-        emb = frame_embeddings(engine, probes)
+        made.append((level, probes.quality, frame_embeddings(engine, probes)))
+    share, choice = None, {}
+    if engine.companion is not None:
+        rank_1: dict[float, list[float]] = {s: [] for s in SHARE_SCALES}
+        auc: dict[float, list[float]] = {s: [] for s in SHARE_SCALES}
+        for scale in SHARE_SCALES:
+            for _, quality, emb in made:
+                for n in CALIBRATION_COUNTS:
+                    templates, _ = pooled(emb, quality, n, engine.pooling_at(scale))
+                    auc[scale].append(roc_auc((gal * templates).sum(1), same))
+                    first = (templates[search.matched] @ search.gallery.T).argmax(1) == search.truth
+                    rank_1[scale].append(float(first.mean()))
+        share = choose_pooled_share(rank_1, auc)
+        choice = {"companion_share_choice": {
+            "rule": f"of the scales whose pair ROC-AUC is in no condition more than {SHARE_AUC_TOLERANCE} below "
+                    "scale 1's, the highest mean rank-1 (equal: the larger scale)",
+            "chosen": share,
+            "scales": {str(s): {"auc": [round(a, 4) for a in auc[s]], "rank_1": [round(r, 4) for r in rank_1[s]],
+                                "mean_rank_1": round(float(np.mean(rank_1[s])), 4)} for s in SHARE_SCALES}}}
+    sims, ys, sharp, s_sims, s_sharp, o_sims, conditions = [], [], [], [], [], [], []
+    for level, quality, emb in made:
         for n in CALIBRATION_COUNTS:
-            templates, q = pooled(emb, probes.quality, n, engine.pooled_query)
+            templates, q = pooled(emb, quality, n, engine.pooling_at(1.0 if share is None else share))
             sims.append((gal * templates).sum(1))
             ys.append(same)
             sharp.append(q)
@@ -239,7 +282,7 @@ def calibrate_clips(engine, index: FolderIndex, cache: dict, pairs: list[Pair], 
             conditions.append(f"{level}, {n} frames")
     cal = fit_calibration(sims, ys, sharp, s_sims, search.truth, s_sharp, open_set_table(o_sims, open_truth,
                                                                                          conditions))
-    return cal, {"calib_people": len(search.pos), "conditions": conditions, "pairs": len(pairs)}
+    return cal, {"calib_people": len(search.pos), "conditions": conditions, "pairs": len(pairs)} | choice, share
 
 
 # ------------------------------------------------------------------------------------------------ evaluation
@@ -263,7 +306,8 @@ def evaluate_clips(engine, clip_cal: MatchCalibration, index: FolderIndex, cache
         emb = frame_embeddings(engine, probes)
         lev: dict = {"frames_face_found": round(float(probes.quality["found"].mean()), 4), "by_frames": {}}
         for n in CLIP_COUNTS:
-            templates, q = pooled(emb, probes.quality, n, engine.pooled_query)
+            # one frame is the single-frame analysis' probe: its own companion share
+            templates, q = pooled(emb, probes.quality, n, engine.pooling if n > 1 else engine.pooling_at(1.0))
             cal = engine.calibration if n == 1 else clip_cal
             scores = (gal * templates).sum(1)
             row = verification_report(scores, same, cal.probability(scores, q) >= 0.5)

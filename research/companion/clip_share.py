@@ -81,7 +81,7 @@ def main() -> int:
                 lev["product_max_difference"] = float(np.abs(emb - product).max())
             emb = emb.reshape(p, f, -1)
             for n in CLIP_COUNTS:
-                templates, _ = pooled(emb, probes.quality, n, engine.pooled_query)
+                templates, _ = pooled(emb, probes.quality, n, engine.pooling_at(1.0))
                 scores_at[(scale, n)] = (gal * templates).sum(1)
                 first_at[(scale, n)] = (templates[search.matched] @ search.gallery.T).argmax(1) == search.truth
         for n in CLIP_COUNTS:

@@ -175,7 +175,7 @@ def test_a_companion_recogniser_joins_the_similarity_with_its_weights(tmp_path: 
     # a template pooled from the probes (the clip path): its similarity is again a weighted mean of cosines
     from forensic_face.engine.fusion import fuse
 
-    template = fuse(probes, np.ones(4), engine.pooled_query)
+    template = fuse(probes, np.ones(4), engine.pooling)
     d = main.config.embed_dim
     t_main, t_comp = template[:d], template[d:]
     mean_main = (np.sqrt(0.5) * np.linalg.norm(t_main), np.sqrt(0.5) * np.linalg.norm(t_comp))
@@ -205,3 +205,47 @@ def test_a_companion_recogniser_joins_the_similarity_with_its_weights(tmp_path: 
     save_bundle(tmp_path / "d", ae, main, None, {"date": "test"}, companion=Companion(small, 0.3))
     with pytest.raises(ForensicFaceError, match="companion recogniser does not take"):
         FaceEngine(tmp_path / "d", device="cpu")
+
+
+def test_a_clip_calibration_scales_the_companion_share_of_the_frames_it_pools(tmp_path: Path) -> None:
+    """The clip calibration's ``companion_share`` (chosen on calibration clips) scales each frame's companion share
+    before a template is pooled: each frame enters as its two unit embeddings joined at the scaled share, so a
+    template of one frame is that frame at half its share; without it (or at 1) a template pools the queries'
+    own directions, as before; the scale is stored with the clip calibration (its digest changes, the version not)."""
+    from forensic_face.engine.fusion import fuse
+    from forensic_face.engine.inference import FaceEngine
+    from forensic_face.models.bundle import Companion, save_clip_calibration
+    from forensic_face.models.calibration import MatchCalibration
+
+    torch.manual_seed(0)
+    main, other = (Recogniser(RecogniserConfig(size=32, width=4)).eval() for _ in range(2))
+    comp = Companion(other, 0.5, source="test", probe_weight=(0.4, 0.1), quality_range=(2.0, 6.0))
+    folder = tmp_path / "b"
+    meta = save_bundle(folder, _tiny_ae(), main, None, {"date": "test"}, companion=comp)
+    cal = MatchCalibration(weights=(-8.0, 10.0, 0.0, 0.0), temperature=0.05, n_pairs=0, n_searches=0)
+    save_clip_calibration(folder, cal, {"pairs": 0})
+    own = FaceEngine(folder, device="cpu")
+    save_clip_calibration(folder, cal, {"pairs": 0}, companion_share=0.5)
+    halved = FaceEngine(folder, device="cpu")
+    assert own.pooled_share == 1.0 and halved.pooled_share == 0.5 and halved.info.version == meta["version"]
+    assert halved.clip_calibration_sha256 != own.clip_calibration_sha256
+    faces = (np.random.default_rng(1).random((3, 32, 32)) * 255).astype(np.uint8)
+    sharp = np.expm1(np.array([1.0, 4.0, 9.0]))  # shares 0.4, 0.25, 0.1
+    probes = own.embed_searched(faces, faces, sharpness=sharp)
+    a, c = own.embed_parts(faces, faces)
+    d = main.config.embed_dim
+    # the frames' own share: the queries' directions, pooled as before
+    assert np.allclose(own.pooling.directions(probes), probes / np.linalg.norm(probes, axis=1, keepdims=True))
+    # half the share: each frame's unit embeddings joined at l / 2
+    half = np.array([0.2, 0.125, 0.05])[:, None]
+    dirs = halved.pooling.directions(probes)
+    assert np.allclose(dirs, np.concatenate([np.sqrt(1 - half) * a, np.sqrt(half) * c], axis=1), atol=1e-5)
+    assert np.allclose(halved.pooling_at(0.0).directions(probes)[:, d:], 0.0)
+    # a template of one frame is that frame's query at half its share: the similarity's companion part is smaller
+    one = fuse(probes[:1], np.ones(1), halved.pooling)
+    w_main, w_comp = np.sqrt((1 - 0.2) * 0.5), np.sqrt(0.2 * 0.5)
+    gallery = own.embed_searched(faces, faces)
+    assert np.allclose(gallery @ one, (w_main * (a @ a[0]) + w_comp * (c @ c[0])) / (w_main + w_comp), atol=1e-4)
+    assert not np.allclose(fuse(probes, np.ones(3), halved.pooling), fuse(probes, np.ones(3), own.pooling))
+    with pytest.raises(ValueError, match="non-zero"):
+        own.pooling.directions(np.zeros((1, 2 * d)))

@@ -36,3 +36,20 @@ def test_the_clean_alignment_undoes_each_frames_motion(face_rgb: np.ndarray) -> 
         err = np.abs(back.astype(int) - clean.image.astype(int)).mean()
         assert err < 3.0
         assert err < 0.5 * np.abs(moved.astype(int) - clean.image.astype(int)).mean()
+
+
+def test_the_pooled_companion_share_is_the_best_rank_1_that_keeps_the_pair_auc() -> None:
+    """The clip calibration's choice of the companion share of pooled frames: a scale whose pair AUC falls more
+    than the tolerance below the frames' own share's in any condition is not taken, however good its rank-1; of
+    the rest the best mean rank-1 wins, and on a tie the larger scale (the nearer to the frames' own share)."""
+    import pytest
+
+    from forensic_face.training.clip_eval import SHARE_AUC_TOLERANCE, choose_pooled_share
+
+    auc = {1.0: [0.98, 0.90], 0.5: [0.981, 0.899], 0.25: [0.98, 0.90 - 2 * SHARE_AUC_TOLERANCE], 0.0: [0.97, 0.88]}
+    rank_1 = {1.0: [0.60, 0.20], 0.5: [0.65, 0.21], 0.25: [0.70, 0.25], 0.0: [0.72, 0.30]}
+    assert choose_pooled_share(rank_1, auc) == 0.5  # 0.25 and 0 rank better but lose AUC
+    assert choose_pooled_share(rank_1 | {0.5: [0.60, 0.20]}, auc) == 1.0  # a tie: the frames' own share
+    assert choose_pooled_share({1.0: [0.5], 0.5: [0.4]}, {1.0: [0.9], 0.5: [0.95]}) == 1.0
+    with pytest.raises(ValueError, match="scale 1"):
+        choose_pooled_share({0.5: [0.4]}, {0.5: [0.9]})
