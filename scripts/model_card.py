@@ -843,7 +843,8 @@ def clips(folder: Path, meta: dict) -> list[str]:
              "Calibration of pooled templates (`clip_calibration` in `models.json`, fitted by `forensic-face evaluate "
              f"--clips`): on {fitted['pairs']} calibration pairs of {fitted['calib_people']} people, each probe a "
              "synthetic clip (16 frames moved a little and degraded independently), pooled over "
-             + "; ".join(fitted["conditions"]) + "; the single frame keeps its own calibration.", "",
+             + "; ".join(fitted["conditions"]) + "; the single frame keeps its own calibration."
+             + share_choice(meta["clip_calibration"]), "",
              f"Evaluation on {ev['pairs']} DevTest pairs and a gallery of {ev['gallery_people']} ({ev['searches']} "
              "searches), the first N frames of each clip through the clip path (YuNet, the centre box where it finds "
              "none, the tracker's weights" + ("; each template pools the frames' joined embeddings, the face as "
@@ -861,6 +862,20 @@ def clips(folder: Path, meta: dict) -> list[str]:
     lines += ["", "YuNet found the face on " + " / ".join(
         f"{pct(lev['frames_face_found'])} ({level})" for level, lev in ev["levels"].items()) + " of the frames."]
     return lines
+
+
+def share_choice(clip_cal: dict) -> str:
+    """How a joined bundle's clip calibration chose the scale on each pooled frame's companion share."""
+    choice = clip_cal["fitted_on"].get("companion_share_choice")
+    if not choice:
+        return ""
+    scales = choice["scales"]
+    figures = "; ".join(f"×{float(k):g}: mean rank-1 {pct(v['mean_rank_1'])}, AUC "
+                        + " / ".join(f"{a:.4f}" for a in v["auc"]) for k, v in scales.items())
+    return (f" Before a template is pooled, each frame's share of the second recogniser is multiplied by "
+            f"**{clip_cal.get('companion_share', 1.0):g}**, chosen on the same calibration clips by a rule fixed before "
+            f"it was run ({choice['rule']}; conditions in the order above): {figures}. A single frame keeps its "
+            "own share.")
 
 
 #: tune-sface's options for the fields of its DistilConfig (the others have none).

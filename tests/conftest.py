@@ -205,7 +205,7 @@ def tiny_joined_clip_models(tmp_path_factory: pytest.TempPathFactory, tiny_sface
     cnn = Recogniser(RecogniserConfig(size=32, width=4)).eval()
     save_bundle(folder, ae, rec, cal, {"date": "test"}, source="random weights (test)", embeds="input",
                 companion=Companion(cnn, 0.3, source="random weights (test)"))
-    save_clip_calibration(folder, cal, {"test": True})
+    save_clip_calibration(folder, cal, {"test": True}, companion_share=0.5)  # pooled frames: half the share
     return folder
 
 
