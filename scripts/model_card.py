@@ -873,9 +873,9 @@ def share_choice(clip_cal: dict) -> str:
     figures = "; ".join(f"×{float(k):g}: mean rank-1 {pct(v['mean_rank_1'])}, AUC "
                         + " / ".join(f"{a:.4f}" for a in v["auc"]) for k, v in scales.items())
     return (f" Before a template is pooled, each frame's share of the second recogniser is multiplied by "
-            f"**{clip_cal.get('companion_share', 1.0):g}**, chosen on the same calibration clips by a rule fixed before "
-            f"it was run ({choice['rule']}; conditions in the order above): {figures}. A single frame keeps its "
-            "own share.")
+            f"**{clip_cal.get('companion_share', 1.0):g}**, chosen on the same calibration clips by a rule fixed "
+            f"before it was run ({choice['rule']}; conditions in the order above): {figures}. A single frame keeps "
+            "its own share.")
 
 
 #: tune-sface's options for the fields of its DistilConfig (the others have none).
