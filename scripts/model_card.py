@@ -837,7 +837,10 @@ def clips(folder: Path, meta: dict) -> list[str]:
     if not path.is_file() or not meta.get("clip_calibration"):
         return []
     ev = load_json(path)
-    check_made_with(path, ev, meta, f"`forensic-face evaluate --clips --refit --models {folder} --out {path}`")
+    what = f"`forensic-face evaluate --clips --refit --models {folder} --out {path}`"
+    check_made_with(path, ev, meta, what)
+    if ev.get("clip_calibration_sha256") != calibration_digest(meta["clip_calibration"]):
+        raise SystemExit(f"{path} was made with another clip calibration than this bundle's: run {what} first")
     fitted = meta["clip_calibration"]["fitted_on"]
     lines = ["", "## Clips: templates pooled from a track's frames", "",
              "Calibration of pooled templates (`clip_calibration` in `models.json`, fitted by `forensic-face evaluate "
@@ -872,10 +875,18 @@ def share_choice(clip_cal: dict) -> str:
     scales = choice["scales"]
     figures = "; ".join(f"×{float(k):g}: mean rank-1 {pct(v['mean_rank_1'])}, AUC "
                         + " / ".join(f"{a:.4f}" for a in v["auc"]) for k, v in scales.items())
+    from forensic_face.training.clip_eval import SHARE_AUC_TOLERANCE
+
+    own = scales["1.0"]["auc"]
+    out = [f"×{float(k):g}" for k, v in scales.items()
+           if any(a < b - SHARE_AUC_TOLERANCE for a, b in zip(v["auc"], own, strict=True))]
     return (f" Before a template is pooled, each frame's share of the second recogniser is multiplied by "
             f"**{clip_cal.get('companion_share', 1.0):g}**, chosen on the same calibration clips by a rule fixed "
-            f"before it was run ({choice['rule']}; conditions in the order above): {figures}. A single frame keeps "
-            "its own share.")
+            f"before it was run ({choice['rule']}; conditions in the order above): {figures}"
+            + (f" ({' and '.join(out)} fall more than {SHARE_AUC_TOLERANCE} below ×1 in AUC)" if out else "")
+            + ". When the rule was written, four of these scales had been measured on the same calibration clips "
+            "(1, 0.5, 0.25 and 0, mild and severe: `research/companion/clip_share.json`); DevTest clips at any scale "
+            "but 1 had not. A single frame keeps its own share.")
 
 
 #: tune-sface's options for the fields of its DistilConfig (the others have none).

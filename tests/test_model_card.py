@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "resources" / "models"
 
@@ -40,6 +42,20 @@ def test_an_evaluation_of_other_weights_is_refused(tmp_path: Path) -> None:
     assert proc.returncode != 0
     assert f"{folder / 'evaluation.json'} was made with version" in proc.stderr
     assert "forensic-face evaluate" in proc.stderr
+    assert not (folder / "MODEL_CARD.md").exists()
+
+
+def test_a_clip_evaluation_of_another_clip_calibration_is_refused(tmp_path: Path) -> None:
+    """The clip section is written only from an evaluation made with the bundle's clip calibration (refitting it,
+    e.g. with another pooled companion share, leaves the old evaluation stale)."""
+    folder = _bundle_files(tmp_path)
+    meta = json.loads((folder / "models.json").read_text())
+    if not meta.get("clip_calibration") or not (folder / "evaluation_clips.json").is_file():
+        pytest.skip("the shipped bundle has no clip calibration and clip evaluation to check")
+    meta["clip_calibration"]["companion_share"] = 0.25
+    (folder / "models.json").write_text(json.dumps(meta))
+    proc = _write_card(folder)
+    assert proc.returncode != 0 and "another clip calibration" in proc.stderr
     assert not (folder / "MODEL_CARD.md").exists()
 
 

@@ -227,7 +227,7 @@ def choose_pooled_share(rank_1: dict[float, list[float]], auc: dict[float, list[
     condition more than ``SHARE_AUC_TOLERANCE`` below scale 1's, the one of the highest mean rank-1 over the
     conditions (equal means: the larger scale). ``rank_1``, ``auc``: per scale, one figure per condition (the
     calibration clips' levels and lengths), scale 1 among them. The rule was fixed before it was first run
-    (the model card says what was known then)."""
+    (the model card says what had been measured on those clips by then)."""
     if 1.0 not in auc:
         raise ValueError("the frames' own share (scale 1) is what the others are held against")
     allowed = [s for s in auc if all(a >= b - SHARE_AUC_TOLERANCE for a, b in zip(auc[s], auc[1.0], strict=True))]
