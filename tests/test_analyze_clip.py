@@ -89,7 +89,7 @@ def test_a_clip_is_followed_pooled_searched_and_recorded(tmp_path: Path, talking
     clip = res.clip
     assert clip["calibration"] == "pooled templates" and clip["tracks_found"] == 1
     # the join's pooled frames take the clip calibration's scale on their companion share, and the record says so
-    assert ("share of the second recogniser x 0.5" in clip["pooling"]) == (clip_models.companion is not None)
+    assert ("share of the second recogniser × 0.5" in clip["pooling"]) == (clip_models.companion is not None)
     frames = clip["frames"]
     assert len(frames) == 8 and abs(sum(f["weight"] for f in frames) - 1) < 1e-3
     times = [f["time_s"] for f in frames]

@@ -594,7 +594,7 @@ def _clip_record(tracks, track, chosen: list, pooled, engine, searched: bool) ->
                        "noise_sigma": round(float(q.noise_sigma), 2), "turn": q.as_dict()["turn"],
                        "frame_weight": round(float(tf.weight), 4), "weight": round(float(w), 4)})
     shared = "" if engine.companion is None or one else (
-        f"; each frame's share of the second recogniser x {engine.pooled_share:g} (chosen with the calibration)")
+        f"; each frame's share of the second recogniser × {engine.pooled_share:g} (chosen with the calibration)")
     return {"track": str(track.track_id), "tracks_found": len(tracks.tracks),
             "pooling": POOLING + shared
             + "; searched with the reconstructions without audio (as the calibration was fitted)",
