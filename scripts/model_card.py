@@ -875,11 +875,9 @@ def share_choice(clip_cal: dict) -> str:
     scales = choice["scales"]
     figures = "; ".join(f"×{float(k):g}: mean rank-1 {pct(v['mean_rank_1'])}, AUC "
                         + " / ".join(f"{a:.4f}" for a in v["auc"]) for k, v in scales.items())
-    from forensic_face.training.clip_eval import SHARE_AUC_TOLERANCE
+    from forensic_face.training.clip_eval import SHARE_AUC_TOLERANCE, keeps_auc
 
-    own = scales["1.0"]["auc"]
-    out = [f"×{float(k):g}" for k, v in scales.items()
-           if any(a < b - SHARE_AUC_TOLERANCE for a, b in zip(v["auc"], own, strict=True))]
+    out = [f"×{float(k):g}" for k, v in scales.items() if not keeps_auc(v["auc"], scales["1.0"]["auc"])]
     return (f" Before a template is pooled, each frame's share of the second recogniser is multiplied by "
             f"**{clip_cal.get('companion_share', 1.0):g}**, chosen on the same calibration clips by a rule fixed "
             f"before it was run ({choice['rule']}; conditions in the order above): {figures}"

@@ -252,6 +252,11 @@ class FaceEngine:
         ``companion_share`` (:attr:`pooled_share`)."""
         return self.pooling_at(self.pooled_share)
 
+    def pooling_of(self, frames: int) -> Pooling | None:
+        """The pooling of a template of ``frames`` frames: :attr:`pooling`; one frame is searched as a single
+        frame, at its own companion share (and with the single-frame calibration)."""
+        return self.pooling if frames > 1 else self.pooling_at(1.0)
+
     def pooling_at(self, scale: float) -> Pooling | None:
         """:attr:`pooling` with each frame's companion share times ``scale`` (1: the frame's own)."""
         if self.companion is None:

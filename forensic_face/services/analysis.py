@@ -341,10 +341,8 @@ def analyze_clip(case: Case, engine, detector, clip_detector, gallery: GallerySt
         plain = None if audio_vecs is None or not engine.searches_reconstruction else \
             ProbePath(engine, detector).embed_probes([p.face for p in probes],
                                                      np.stack([p.reconstruction_no_audio for p in probes]))
-        # a template of several frames takes each frame's companion share as the clip calibration scales it; one
-        # frame is searched as a single frame (its own share, the single-frame calibration)
         pooled = pool(probes, np.array([tf.weight for tf, _ in chosen]), embeddings=plain,  # None: theirs
-                      pooling=engine.pooling if len(chosen) > 1 else engine.pooling_at(1.0))
+                      pooling=engine.pooling_of(len(chosen)))
         step.update(4, 5, "searching gallery")
         search, search_res, thumbs = None, None, []
         if gallery is not None:

@@ -230,8 +230,14 @@ def choose_pooled_share(rank_1: dict[float, list[float]], auc: dict[float, list[
     (the model card says what had been measured on those clips by then)."""
     if 1.0 not in auc:
         raise ValueError("the frames' own share (scale 1) is what the others are held against")
-    allowed = [s for s in auc if all(a >= b - SHARE_AUC_TOLERANCE for a, b in zip(auc[s], auc[1.0], strict=True))]
+    allowed = [s for s in auc if keeps_auc(auc[s], auc[1.0])]
     return max(allowed, key=lambda s: (round(float(np.mean(rank_1[s])), 9), s))
+
+
+def keeps_auc(auc: list[float], own: list[float]) -> bool:
+    """Whether a scale's pair ROC-AUC (one per condition) is nowhere more than ``SHARE_AUC_TOLERANCE`` below
+    the frames' own share's (``own``): :func:`choose_pooled_share`'s guard."""
+    return all(a >= b - SHARE_AUC_TOLERANCE for a, b in zip(auc, own, strict=True))
 
 
 def calibrate_clips(engine, index: FolderIndex, cache: dict, pairs: list[Pair], workers: int = 2,
@@ -306,8 +312,7 @@ def evaluate_clips(engine, clip_cal: MatchCalibration, index: FolderIndex, cache
         emb = frame_embeddings(engine, probes)
         lev: dict = {"frames_face_found": round(float(probes.quality["found"].mean()), 4), "by_frames": {}}
         for n in CLIP_COUNTS:
-            # one frame is the single-frame analysis' probe: its own companion share
-            templates, q = pooled(emb, probes.quality, n, engine.pooling if n > 1 else engine.pooling_at(1.0))
+            templates, q = pooled(emb, probes.quality, n, engine.pooling_of(n))
             cal = engine.calibration if n == 1 else clip_cal
             scores = (gal * templates).sum(1)
             row = verification_report(scores, same, cal.probability(scores, q) >= 0.5)

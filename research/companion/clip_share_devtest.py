@@ -8,7 +8,8 @@ and 16 frames are pooled at the installed bundle's scale and at 1 (each frame's 
 pair ROC-AUC with the paired DeLong test, closed-set rank-1 on the 696-person DevTest gallery (561 searches) with
 McNemar's test, and one-to-one accuracy, each read with its own clip calibration (the installed one; for scale 1
 the one stored in ``--before``, the bundle's models.json as it was before the share was chosen), McNemar's test.
-The installed scale reproduces ``evaluation_clips.json`` (checked: rank-1 and accuracy printed beside it).
+At the installed scale the figures are ``evaluation_clips.json``'s, and at 1 those of the evaluation before the
+scale was chosen (compared by hand on the run recorded in ``clip_share_devtest.json``).
 
     .venv/bin/python -m research.companion.clip_share_devtest --before OLD_MODELS_JSON \\
         [--out research/companion/clip_share_devtest.json]
