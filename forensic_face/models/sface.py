@@ -69,6 +69,9 @@ class SFaceNet(nn.Module):
     alignment = "arcface"
     #: Faces per forward pass in the engine (on the CPU, larger batches of 112-px faces are slower per face).
     inference_batch = 2
+    #: On the CPU the engine runs this network as a frozen TorchScript graph in channels-last layout
+    #: (``engine.inference.cpu_graph``: about a sixth less time a face, one thread; research/cpu_graph.py).
+    cpu_graph = True
 
     def for_inference(self) -> nn.Module:
         """What the engine runs: an eval copy taking the engine's (B, 1, 112, 112) grey faces in 0..1, given to

@@ -1,0 +1,68 @@
+"""What running the recogniser as a frozen TorchScript graph gains on the CPU (``engine.inference.cpu_graph``):
+the shipped bundle's recogniser as stored for inference (batch norms folded, eager) against the graph the engine
+runs, one torch thread, batches of 1 and 2 faces, rounds interleaved (the median of the rounds' medians, ms), and
+the largest difference of their embeddings on random faces; the companion traced the same way; then whole probes
+through ``FaceEngine.probe`` (a sharp one and a blurred one, as research/probe_overlap.py makes them) by an engine
+running the graph and one running the eager recogniser. Run it quiet and with load beside it.
+
+    .venv/bin/python -m research.cpu_graph [--models resources/models]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from forensic_face.engine.inference import FaceEngine, cpu_graph
+from research.mirror_timing import interleaved_ms
+from research.probe_overlap import BLURRED, SHARP
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", type=Path, default=Path("resources/models"))
+    ap.add_argument("--rounds", type=int, default=7)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    engine = FaceEngine(args.models, device="cpu")
+    eager = engine.rec.for_inference().eval()
+    graph = cpu_graph(eager, engine.rec_size)
+    rng = torch.Generator().manual_seed(0)
+    faces = {b: [(torch.rand(b, 1, engine.rec_size, engine.rec_size, generator=rng),) for _ in range(4)]
+             for b in (1, 2)}
+    with torch.inference_mode():
+        diff = max(float((graph(*f) - eager(*f)).abs().max()) for b in (1, 2) for f in faces[b])
+    runs = {"recogniser eager": (eager, faces), "recogniser graph": (graph, faces)}
+    small = {b: [(torch.rand(b, 1, engine.size, engine.size, generator=rng),) for _ in range(4)] for b in (1, 2)}
+    if engine.companion is not None:
+        comp = engine._comp_run
+        with torch.no_grad():
+            traced = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(
+                copy.deepcopy(comp), small[1][0], check_trace=False).eval()))
+        runs |= {"companion eager": (comp, small), "companion graph": (traced, small)}
+    forms = {f"{name}, batch {b}": (lambda run=run, f=data[b][0]: run(*f)) for name, (run, data) in runs.items()
+             for b in (1, 2)}
+    plain = FaceEngine(args.models, device="cpu")
+    plain._rec_run = eager  # the same engine with the recogniser as it ran before
+    face = np.random.default_rng(0).integers(0, 256, (engine.size, engine.size), dtype=np.uint8)
+    found = np.random.default_rng(1).integers(0, 256, (engine.rec_size, engine.rec_size), dtype=np.uint8)
+    audio = np.random.default_rng(2).random(engine.audio_dim).astype(np.float32)
+    for kind, s in (("sharp", SHARP), ("blurred", BLURRED)):
+        for name, e in (("graph", engine), ("eager", plain)):
+            forms[f"probe {kind}, {name}"] = lambda e=e, s=s: e.probe(found, face, audio, s)
+    with torch.inference_mode():
+        for call in forms.values():  # warm: the graphs specialise on their first calls of each shape
+            for _ in range(8):
+                call()
+        figures = interleaved_ms(forms, args.rounds, 20, digits=2)
+    print(json.dumps({"recogniser_max_abs_difference": diff, "median_ms": figures}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
