@@ -153,7 +153,7 @@ class MatchCalibration:
         if self.temperature_q is None or sharpness is None or not self.uses_quality:
             return np.full(np.shape(sharpness) if sharpness is not None else (), self.temperature)
         q = self.quality(sharpness)
-        return np.exp(sum(w * q**k for k, w in enumerate(self.temperature_q)))
+        return np.exp(np.clip(sum(w * q**k for k, w in enumerate(self.temperature_q)), *LOG_TEMPERATURES))
 
     def softmax(self, sims: np.ndarray, sharpness: np.ndarray | float | None = None,
                 others: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
@@ -330,6 +330,12 @@ def open_set_lookup(table: dict, n_people: int, fpir: float) -> float:
     return float(np.interp(np.log(fpir), np.log(fpirs[order]), by_rate[order]))
 
 
+#: The natural logarithms of the softmax temperatures fitted and used: 0.005 to 1 (cosine similarities). A
+#: temperature by sharpness is held inside them, so that no quality, however far outside the fitted range its
+#: polynomial is read, makes every identity probability equal (T overflowing) or one of them 1 by rounding.
+LOG_TEMPERATURES = (float(np.log(0.005)), 0.0)
+
+
 def fit_temperature(sims: np.ndarray, truth: np.ndarray) -> float:
     """Temperature minimising the NLL of ``truth`` under softmax(sims / T); sims (n, k), truth (n,)."""
     sims = np.asarray(sims, dtype=np.float64)
@@ -340,7 +346,7 @@ def fit_temperature(sims: np.ndarray, truth: np.ndarray) -> float:
         z = z - z.max(axis=1, keepdims=True)
         return float(-(z[idx, truth] - np.log(np.exp(z).sum(axis=1))).mean())
 
-    grid = np.exp(np.linspace(np.log(0.005), np.log(1.0), 200))
+    grid = np.exp(np.linspace(*LOG_TEMPERATURES, 200))
     best = grid[int(np.argmin([nll(t) for t in grid]))]
     fine = np.exp(np.linspace(np.log(best / 1.05), np.log(best * 1.05), 41))
     return float(fine[int(np.argmin([nll(t) for t in fine]))])
@@ -359,7 +365,7 @@ def fit_temperature_q(sims: np.ndarray, truth: np.ndarray, q: np.ndarray, start:
     powers = np.stack([q**k for k in range(degree + 1)], axis=1)
 
     def nll(w: np.ndarray) -> float:
-        z = sims / np.exp(powers @ w)[:, None]
+        z = sims / np.exp(np.clip(powers @ w, *LOG_TEMPERATURES))[:, None]
         z = z - z.max(axis=1, keepdims=True)
         return float(-(z[idx, truth] - np.log(np.exp(z).sum(axis=1))).mean())
 

@@ -203,3 +203,21 @@ def test_mildly_degraded_probes_get_a_temperature_of_their_own() -> None:
     a, b = forms[1]  # bundles with (a, b) read as before
     old = MatchCalibration((0.0, 10.0, 0.0, 0.0), start, 0, 0, quality_range=(2.5, 7.5), temperature_q=(a, b))
     assert old.search_temperature(np.expm1(4.0)) == pytest.approx(np.exp(a + b * 4.0))
+
+
+def test_a_temperature_by_sharpness_stays_inside_the_fitted_range_so_probabilities_stay_meaningful() -> None:
+    """A temperature polynomial read far from the qualities it was fitted on (a calibration fitted on few, odd
+    searches) would overflow to an infinite temperature (every identity probability equal) or fall to 0: it is
+    held inside the range temperatures are fitted in, without a warning."""
+    import warnings
+
+    from forensic_face.models.calibration import LOG_TEMPERATURES, MatchCalibration
+
+    cal = MatchCalibration((0.0, 10.0, 0.0, 0.0), 0.05, 0, 0, quality_range=(2.5, 7.5),
+                           temperature_q=(-3.0, 0.0, 40.0))  # exp(-3 + 40 q^2): overflows at q = 7.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        t = cal.search_temperature(np.array([1e9, 10.0]))
+        probs = cal.softmax(np.array([[0.9, 0.2, 0.1], [0.9, 0.2, 0.1]]), np.array([1e9, 10.0]))
+    assert np.all(np.isfinite(t)) and t.max() == pytest.approx(np.exp(LOG_TEMPERATURES[1]))
+    assert np.allclose(probs.sum(1), 1.0) and np.all(probs[:, 0] > probs[:, 1])
