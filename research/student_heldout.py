@@ -6,7 +6,7 @@ Verification: the 600 calibration pairs, ROC-AUC with DeLong's interval, paired 
 Identification: each calibration person's first image (clean) as the gallery, the pairs' second images of
 enrolled people as searches: rank-1, McNemar's exact p between the two.
 
-    .venv/bin/python -m research.student_heldout --student runs/sface-f4/checkpoint.pt \
+    .venv/bin/python -m research.student_heldout --student runs/sface-f4/student.ckpt \
         [--models resources/models] [--threads 1]
 
 ``--student``: a tuning checkpoint (``{"student": state dict, ...}``) or a bare state dict; the other is the

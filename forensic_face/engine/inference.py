@@ -426,10 +426,11 @@ def cpu_graph(net: torch.nn.Module, size: int) -> torch.nn.Module:
     """``net`` (eval, taking (B, 1, size, size) faces) as the CPU runs it fastest: in channels-last layout, traced
     into a TorchScript graph, frozen and optimised for inference (oneDNN convolutions fused with what follows them).
     The same outputs to float rounding (embeddings within 1e-5) at any batch size; about a quarter of a second to
-    make. For SFace's MobileFaceNet on one thread: 14.5-15.5 ms a face against 17-18.5 ms eager, 25-26 against
-    30-34 ms for two (research/cpu_graph.py); not faster for the autoencoder or the project's CNN. TorchScript is
-    deprecated in favour of torch.compile, which needs a C++ compiler on the analyst's machine; where tracing fails
-    (a torch without it), the network runs eager in channels-last layout (about half the gain)."""
+    make. For SFace's MobileFaceNet on one thread, interleaved rounds: 15.5-19.5 ms a face against 18.4-25.2 ms
+    eager, 26-33 against 34-40 ms for two (research/cpu_graph.py); not faster for the companion or the
+    autoencoder. TorchScript is deprecated in favour of torch.compile, which needs a C++ compiler on the analyst's
+    machine; where tracing fails (a torch without it), the network runs eager in channels-last layout (about half
+    the gain)."""
     layout = copy.deepcopy(net).eval().to(memory_format=torch.channels_last)
     try:
         with warnings.catch_warnings(), torch.no_grad():
