@@ -3,9 +3,11 @@ the shipped bundle's recogniser as stored for inference (batch norms folded, eag
 runs, one torch thread, batches of 1 and 2 faces, rounds interleaved (the median of the rounds' medians, ms), and
 the largest difference of their embeddings on random faces; the companion traced the same way; then whole probes
 through ``FaceEngine.probe`` (a sharp one and a blurred one, as research/probe_overlap.py makes them) by an engine
-running the graph and one running the eager recogniser. Run it quiet and with load beside it.
+running the graph and one running the eager recogniser. Run it quiet and with load beside it. ``--enrol N``:
+instead, N rounds of the bench's enrolment (``services.bench.bench_enrol``, 60 faces, the installed models) with
+the graph and without it in turn, faces per second.
 
-    .venv/bin/python -m research.cpu_graph [--models resources/models]
+    .venv/bin/python -m research.cpu_graph [--models resources/models] [--enrol 3]
 """
 
 from __future__ import annotations
@@ -23,11 +25,31 @@ from research.mirror_timing import interleaved_ms
 from research.probe_overlap import BLURRED, SHARP
 
 
+def enrol_rounds(rounds: int) -> int:
+    """The bench's enrolment rate with the recogniser's graph and without it (``SFaceNet.cpu_graph``), in turn."""
+    from forensic_face.models.sface import SFaceNet
+    from forensic_face.services.bench import bench_enrol
+
+    rates: dict[str, list[float]] = {"graph": [], "eager": []}
+    try:
+        for _ in range(rounds):
+            for name, flag in (("graph", True), ("eager", False)):
+                SFaceNet.cpu_graph = flag
+                rates[name].append(round(bench_enrol(60)["faces_per_s"], 1))
+    finally:
+        SFaceNet.cpu_graph = True
+    print(json.dumps({"enrolment_faces_per_s": rates}))
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", type=Path, default=Path("resources/models"))
     ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--enrol", type=int, default=0, help="rounds of the bench's enrolment, graph and eager in turn")
     args = ap.parse_args()
+    if args.enrol:
+        return enrol_rounds(args.enrol)
     torch.set_num_threads(1)
     engine = FaceEngine(args.models, device="cpu")
     eager = engine.rec.for_inference().eval()
