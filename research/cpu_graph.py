@@ -1,7 +1,7 @@
 """What running the recogniser as a frozen TorchScript graph gains on the CPU (``engine.inference.cpu_graph``):
 the shipped bundle's recogniser as stored for inference (batch norms folded, eager) against the graph the engine
 runs, one torch thread, batches of 1 and 2 faces, rounds interleaved (the median of the rounds' medians, ms), and
-the largest difference of their embeddings on random faces; the companion traced the same way; then whole probes
+the largest difference of their embeddings on random faces; the companion made a graph the same way; then whole probes
 through ``FaceEngine.probe`` (a sharp one and a blurred one, as research/probe_overlap.py makes them) by an engine
 running the graph and one running the eager recogniser. Run it quiet and with load beside it. ``--enrol N``:
 instead, N rounds of the bench's enrolment (``services.bench.bench_enrol``, 60 faces, the installed models) with
@@ -13,7 +13,6 @@ the graph and without it in turn, faces per second.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 from pathlib import Path
 
@@ -62,11 +61,8 @@ def main() -> int:
     runs = {"recogniser eager": (eager, faces), "recogniser graph": (graph, faces)}
     small = {b: [(torch.rand(b, 1, engine.size, engine.size, generator=rng),) for _ in range(4)] for b in (1, 2)}
     if engine.companion is not None:
-        comp = engine._comp_run
-        with torch.no_grad():
-            traced = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(
-                copy.deepcopy(comp), small[1][0], check_trace=False).eval()))
-        runs |= {"companion eager": (comp, small), "companion graph": (traced, small)}
+        comp = engine._comp_run  # the graph the engine would make of it, were it marked cpu_graph
+        runs |= {"companion eager": (comp, small), "companion graph": (cpu_graph(comp, engine.size), small)}
     forms = {f"{name}, batch {b}": (lambda run=run, f=data[b][0]: run(*f)) for name, (run, data) in runs.items()
              for b in (1, 2)}
     plain = FaceEngine(args.models, device="cpu")

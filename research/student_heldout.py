@@ -1,13 +1,14 @@
 """Two SFace students compared on the calibration people (held out of every training; never DevTest): the
-recogniser alone, flip-averaged, as the product embeds the face as found (its 112 px five-point crop of the
-detection on the degraded frame, from the probe cache the evaluation uses), at clean / mild / severe.
+recogniser alone, through ``FaceEngine.embed`` (flip-averaged), as the product embeds the face as found (its
+112 px five-point crop of the detection on the degraded frame, from the probe cache the evaluation uses), at
+clean / mild / severe.
 
 Verification: the 600 calibration pairs, ROC-AUC with DeLong's interval, paired DeLong p between the two.
 Identification: each calibration person's first image (clean) as the gallery, the pairs' second images of
 enrolled people as searches: rank-1, McNemar's exact p between the two.
 
     .venv/bin/python -m research.student_heldout --student runs/sface-f4/student.ckpt \
-        [--models resources/models] [--threads 1]
+        [--models resources/models]
 
 ``--student``: a tuning checkpoint (``{"student": state dict, ...}``) or a bare state dict; the other is the
 installed bundle's recogniser.
@@ -31,32 +32,19 @@ from forensic_face.training.split import load_split_data
 from forensic_face.vision.degrade import EVAL_LEVELS
 
 
-def embedder(net: SFaceNet, size: int):
-    run = cpu_graph(net.for_inference().eval(), size)
-
-    def embed(faces: np.ndarray) -> np.ndarray:
-        out = []
-        with torch.inference_mode():
-            for i in range(0, len(faces), 32):
-                x = torch.from_numpy(faces[i:i + 32, None].astype(np.float32) / 255.0)
-                out.append(torch.nn.functional.normalize(run(x) + run(torch.flip(x, dims=[3])), dim=1).numpy())
-        return np.concatenate(out)
-    return embed
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--student", type=Path, required=True)
     ap.add_argument("--models", type=Path, default=Path("resources/models"))
-    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
     index, split, cache = load_split_data(shared_data_dir() / "lfw")
     engine = FaceEngine(args.models, device="cpu")
     state = torch.load(args.student, map_location="cpu", weights_only=True)
     other = SFaceNet()
     other.load_state_dict(state.get("student", state))
-    nets = {"installed": embedder(engine.rec, engine.rec_size), "other": embedder(other.eval(), engine.rec_size)}
+    swapped = FaceEngine(args.models, device="cpu")  # the same engine, the other student's network in its place
+    swapped._rec_run = cpu_graph(other.eval().for_inference(), engine.rec_size)
+    nets = {"installed": engine.embed, "other": swapped.embed}
     pairs = split.calib_pairs
     same = np.array([p.same for p in pairs])
     sets = identification_sets(pairs)
