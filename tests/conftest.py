@@ -10,6 +10,9 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Tests compare embeddings with the networks' own float32 arithmetic, on every machine alike; the engine's bfloat16
+# (its default on a CPU that multiplies bfloat16 natively) is tested on its own (tests/engine/test_cpu_graph.py)
+os.environ.setdefault("FORENSIC_FACE_PRECISION", "float32")
 
 
 @pytest.fixture(scope="session")

@@ -248,6 +248,7 @@ class EngineRecord(_Saved):
     recogniser: str  # the recogniser's architecture ("" before it was recorded: the project's CNN)
     recogniser_embeds: str  # "input" (the face as found) or "reconstruction" ("" before it was recorded: the latter)
     companion: str  # a second recogniser joined to the first, in words ("" without one)
+    precision: str  # the recognisers' arithmetic: "float32" or "bfloat16" ("" before it was recorded: float32)
 
     @classmethod
     def from_dict(cls, saved: dict) -> EngineRecord:

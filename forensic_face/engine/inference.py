@@ -44,6 +44,41 @@ log = logging.getLogger(__name__)
 #: ``parallel``: enrolment's workers, a face's mirror-image pass), which a busy machine slows far less.
 CPU_THREADS = 1
 
+#: The arithmetic of the recognisers' passes on the CPU, chosen by ``FaceEngine(precision=...)`` (the CLI's
+#: ``--precision``, the GUI's Settings): ``float32``, ``bfloat16`` or ``auto`` (the default: this environment
+#: variable's choice where it is set, else bfloat16 where the CPU multiplies bfloat16 natively and float32
+#: elsewhere). Every result records the one used (``precision``).
+PRECISION_ENV = "FORENSIC_FACE_PRECISION"
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def native_bfloat16() -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware as oneDNN uses it (AVX-512 BF16 or AMX): elsewhere oneDNN
+    emulates it, slower than float32."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch without oneDNN or without the query
+        return False
+
+
+def pick_precision(preference: str | None, device: torch.device) -> torch.dtype:
+    """The recognisers' arithmetic: ``preference`` (None or ``auto``: the environment's :data:`PRECISION_ENV`
+    where set, else bfloat16 where native) on ``device``. CUDA runs float32 (``auto``) as before; ``bfloat16`` is
+    honoured on the CPU only."""
+    given = (preference or "auto").strip().lower()
+    choice = given if given != "auto" else (os.environ.get(PRECISION_ENV) or "auto").strip().lower()
+    if choice not in PRECISIONS:
+        source = "the engine" if given != "auto" else PRECISION_ENV
+        raise ForensicFaceError(f"unknown precision {choice!r} (from {source}): use one of {', '.join(PRECISIONS)}")
+    if device.type != "cpu" or choice == "float32":
+        if device.type != "cpu" and choice == "bfloat16":
+            raise ForensicFaceError("bfloat16 arithmetic is offered on the CPU only; this engine runs on "
+                                    f"{device.type}")
+        return torch.float32
+    if choice == "auto":
+        return torch.bfloat16 if native_bfloat16() else torch.float32
+    return torch.bfloat16
+
 
 def usable_cores() -> int:
     """The CPU cores this process may run on."""
@@ -89,9 +124,10 @@ class FaceEngine:
     """
 
     def __init__(self, folder: str | Path | None = None, device: str = "auto", batch: int = 64,
-                 parallel: int | None = None) -> None:
+                 parallel: int | None = None, precision: str | None = None) -> None:
         self.folder = Path(folder) if folder else models_dir()
         self.device = pick_device(device)
+        self.precision = pick_precision(precision, self.device)
         if self.device.type == "cpu":
             torch.set_num_threads(CPU_THREADS)
         self.ae, self.rec, self.companion, self.meta = load_bundle(self.folder, self.device)
@@ -100,11 +136,15 @@ class FaceEngine:
         # the same outputs to float rounding, in 6-20 % (recogniser) and 20-25 % (autoencoder) less time
         # per face on 2 cores (scripts/bench_inference.py). self.ae and self.rec stay the networks as
         # stored, for export.
+        # In bfloat16 (where the CPU multiplies it natively: ``precision``) both recognisers run as such graphs,
+        # in about half the time (embeddings within cosine 0.999 of float32's; research/cpu_graph.py); the
+        # autoencoder stays float32, its reconstruction an exhibit.
         self._ae_run, self._rec_run = self.ae, self.rec.for_inference()
         if self.device.type == "cpu":
             self._ae_run = copy.deepcopy(self.ae).to(memory_format=torch.channels_last)
-            if getattr(type(self.rec), "cpu_graph", False):  # SFace's student: a frozen graph, a sixth faster
-                self._rec_run = cpu_graph(self._rec_run, int(self.meta["rec"]["size"]))
+            if getattr(type(self.rec), "cpu_graph", False) or self.precision != torch.float32:
+                # SFace's student: a frozen graph, a sixth faster in float32
+                self._rec_run = cpu_graph(self._rec_run, int(self.meta["rec"]["size"]), self.precision)
         # the autoencoder's faces (size, alignment) and the recogniser's (rec_size, rec_alignment): the same crop
         # for the project's own CNN, which embeds the reconstruction; SFace's student takes its own 112-px
         # five-point crop of the face as found (``embeds == "input"``), and the reconstruction is shown beside it
@@ -118,6 +158,8 @@ class FaceEngine:
                 f"{self.rec_alignment}-aligned faces, and the autoencoder gives {self.size} px "
                 f"{self.alignment}-aligned ones; the bundle is inconsistent")
         self._comp_run = self.companion.net.for_inference() if self.companion is not None else None
+        if self._comp_run is not None and self.device.type == "cpu" and self.precision != torch.float32:
+            self._comp_run = cpu_graph(self._comp_run, int(self.companion.net.config.size), self.precision)
         if self.companion is not None and (int(self.companion.net.config.size), type(self.companion.net).alignment
                                            ) != (self.size, self.alignment):
             raise ForensicFaceError(f"{self.folder}: the companion recogniser does not take the autoencoder's "
@@ -146,6 +188,8 @@ class FaceEngine:
                   "parallel_calls": self.parallel,  # network calls at once, a face's mirror pass among them
                   "recogniser_runs": "torchscript graph" if isinstance(self._rec_run, torch.jit.ScriptModule)
                   else "eager",  # the same embeddings to float rounding
+                  # the recognisers' arithmetic (bfloat16: embeddings within cosine 0.999 of float32's)
+                  "precision": str(self.precision).removeprefix("torch."),
                   "recogniser_input": f"{self.rec_size} px, {self.rec_alignment} alignment"}
         if self.companion is not None:
             c = self.companion
@@ -290,7 +334,9 @@ class FaceEngine:
         reconstruction without audio. On the 2-core machine, quiet, a pass takes about 4 ms (autoencoder), 20 ms
         (recogniser; 15-19 ms as the CPU graph, :func:`cpu_graph`) and 5 ms (companion): a blurred probe in
         29.6-30.9 ms against 31.3-32.0 ms with the recogniser's two passes at once and the rest in turn, no gain
-        with one core busy (research/probe_overlap.py, before the graph)."""
+        with one core busy (research/probe_overlap.py, before the graph). With the recognisers in bfloat16
+        (``precision``): passes of 8.5 ms (recogniser) and 2.1 ms (companion), a blurred probe in 15.5 ms, 25.9 ms
+        with one core busy (research/cpu_graph.py)."""
         x = self._to_tensor(face, self.size)
         a = self._audio_tensor(audio, 1)
         sharp = None if sharpness is None else np.atleast_1d(np.asarray(sharpness, np.float64))
@@ -422,7 +468,7 @@ class FaceEngine:
             return self._pool
 
 
-def cpu_graph(net: torch.nn.Module, size: int) -> torch.nn.Module:
+def cpu_graph(net: torch.nn.Module, size: int, dtype: torch.dtype = torch.float32) -> torch.nn.Module:
     """``net`` (eval, taking (B, 1, size, size) faces) as the CPU runs it fastest: in channels-last layout, traced
     into a TorchScript graph, frozen and optimised for inference (oneDNN convolutions fused with what follows them).
     The same outputs to float rounding (embeddings within 1e-5) at any batch size; about a quarter of a second to
@@ -430,8 +476,14 @@ def cpu_graph(net: torch.nn.Module, size: int) -> torch.nn.Module:
     eager, 26-33 against 34-40 ms for two (research/cpu_graph.py); not faster for the companion or the
     autoencoder. TorchScript is deprecated in favour of torch.compile, which needs a C++ compiler on the analyst's
     machine; where tracing fails (a torch without it), the network runs eager in channels-last layout (about half
-    the gain)."""
+    the gain).
+
+    ``dtype`` bfloat16: the weights and the arithmetic in bfloat16 (float32 faces in, float32 embeddings out),
+    which a CPU with AVX-512 BF16 or AMX runs in about half the time (research/cpu_graph.py); the outputs then
+    differ from float32's by bfloat16's rounding (embeddings within cosine 0.999)."""
     layout = copy.deepcopy(net).eval().to(memory_format=torch.channels_last)
+    if dtype != torch.float32:
+        layout = _Arithmetic(layout.to(dtype), dtype)
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -440,6 +492,17 @@ def cpu_graph(net: torch.nn.Module, size: int) -> torch.nn.Module:
     except Exception as exc:  # noqa: BLE001 - any failure of the optional graph leaves the eager network
         log.warning("the recogniser runs eager (its TorchScript graph could not be made: %s)", exc)
         return layout
+
+
+class _Arithmetic(torch.nn.Module):
+    """A network whose weights are of ``dtype``, taking and giving float32 tensors."""
+
+    def __init__(self, net: torch.nn.Module, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.net, self.dtype = net, dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.to(self.dtype)).float()
 
 
 def _inference(run, x: torch.Tensor) -> torch.Tensor:

@@ -37,7 +37,8 @@ def main(case: str | None = None, exit_after_show: bool = False, models: str | N
 
     threading.Thread(target=warm_up, name="warm-up", daemon=True).start()
     settings = AppSettings()
-    window = MainWindow(settings, Workbench(models, settings.device, settings.gallery_path, settings.top_k))
+    window = MainWindow(settings, Workbench(models, settings.device, settings.gallery_path, settings.top_k,
+                                            settings.fpir, settings.precision))
     window.show()
     if case:
         window.case_actions.open_case(case)

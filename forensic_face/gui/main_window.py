@@ -87,7 +87,8 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.settings = settings or AppSettings()
         self.wb = workbench or Workbench(device=self.settings.device, gallery_path=self.settings.gallery_path,
-                                         top_k=self.settings.top_k, fpir=self.settings.fpir)
+                                         top_k=self.settings.top_k, fpir=self.settings.fpir,
+                                         precision=self.settings.precision)
         self.state: CaseState | None = None
         self.runner = TaskRunner(self)  # analysis, enrolment, export, opening cases
         self.preview = TaskRunner(self)  # frames and audio panels
@@ -395,9 +396,9 @@ class MainWindow(QMainWindow):
             self.apply_settings()
 
     def apply_settings(self) -> None:
-        """Hand the saved settings to the services (the engine reloads on a device change)."""
+        """Hand the saved settings to the services (the engine reloads on a change of device or arithmetic)."""
         self.wb.configure(device=self.settings.device, gallery_path=self.settings.gallery_path,
-                          top_k=self.settings.top_k, fpir=self.settings.fpir)
+                          top_k=self.settings.top_k, fpir=self.settings.fpir, precision=self.settings.precision)
         self.update_status()
 
     def about(self) -> None:

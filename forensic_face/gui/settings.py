@@ -12,6 +12,8 @@ from forensic_face.models.calibration import DEFAULT_FPIR, OPEN_SET_FPIRS
 
 MAX_RECENT = 10
 DEVICES = ("auto", "cpu", "cuda")
+#: The recognisers' arithmetic on the CPU (engine.inference.PRECISIONS).
+PRECISIONS = ("auto", "float32", "bfloat16")
 #: False-lead rates an analyst may hold gallery searches to (those the calibration measures).
 FPIR_CHOICES = tuple(sorted(OPEN_SET_FPIRS))
 
@@ -42,6 +44,15 @@ class AppSettings:
     @device.setter
     def device(self, value: str) -> None:
         self.q.setValue("engine/device", value if value in DEVICES else "auto")
+
+    @property
+    def precision(self) -> str:
+        value = self._str("engine/precision", "auto")
+        return value if value in PRECISIONS else "auto"
+
+    @precision.setter
+    def precision(self, value: str) -> None:
+        self.q.setValue("engine/precision", value if value in PRECISIONS else "auto")
 
     @property
     def top_k(self) -> int:

@@ -533,7 +533,8 @@ def _analysis_section(a: AnalysisView, index: int, st) -> list:
     box_src = "drawn by the analyst" if r.manual_box else f"detected ({face.method or '?'})"
     rows = [["Frame evidence", f"{r.frame_evidence or '?'} — {when}"], ["Frame SHA-256", r.frame_sha256],
             ["Face box", f"{box_src}; alignment: {face.alignment or '?'}; selection: {face.selection or '?'}"],
-            ["Models", f"{engine.model_version or '?'} on {engine.device or '?'} (torch {engine.torch or '?'}), "
+            ["Models", f"{engine.model_version or '?'} on {engine.device or '?'} (torch {engine.torch or '?'}; "
+                       f"recognisers in {engine.precision or 'float32'} arithmetic), "
                        f"weights SHA-256 {engine.weights_sha256 or '?'}"
                        + (f", match calibration SHA-256 {engine.calibration_sha256}"
                           if engine.calibration_sha256 else "")],

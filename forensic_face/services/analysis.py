@@ -278,7 +278,8 @@ def _analysis_files(aid: str, result: AnalysisResult, thumbs: list, parameters: 
     details = {"frame": {"evidence": item.name, "sha256": item.sha256},
                "audio": {"evidence": aitem.name, "sha256": aitem.sha256} if aitem else None,
                "model_version": engine.info.version, "weights_sha256": engine.info.weights_sha256,
-               "device": engine.info.device, "verdict": res.verdict if res else None,
+               "device": engine.info.device, "precision": engine.info.params.get("precision"),
+               "verdict": res.verdict if res else None,
                "gallery": search.get("gallery") if search else None, "parameters": parameters}
     return files, details
 

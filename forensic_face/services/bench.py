@@ -150,7 +150,8 @@ def bench_models(repeats: int) -> dict[str, float] | None:
         joined = {"companion_share_sharp": float(engine.companion.probe_weights(probe_face.quality.sharpness)[0]),
                   "companion_share_blurred": float(engine.companion.probe_weights(soft.quality.sharpness)[0]),
                   "reconstruct_embed_blurred_ms": soft_ms}
-    return joined | {"model_version": engine.info.version, "device": engine.info.device, "load_ms": load_ms,
+    return joined | {"model_version": engine.info.version, "device": engine.info.device,
+            "precision": engine.info.params["precision"], "load_ms": load_ms,
             "input_px": engine.size, "recogniser_px": engine.rec_size, "recogniser_embeds": engine.embeds,
             "mirror_averaged": engine.mirror,
             "companion": None if engine.companion is None else engine.info.params["companion"]["recogniser"],
@@ -275,7 +276,8 @@ def format_report(report: dict) -> str:
         lines.append("models: none trained yet in resources/models/ (run `forensic-face train`)")
     else:
         lines += [
-            f"models {md['model_version']} on {md['device']}, {md['input_px']} px faces reconstructed, "
+            f"models {md['model_version']} on {md['device']} ({md.get('precision', 'float32')} recognisers), "
+            f"{md['input_px']} px faces reconstructed, "
             f"{md.get('recogniser_px', md['input_px'])} px faces embedded "
             f"({'as found' if md.get('recogniser_embeds') == 'input' else 'reconstructed'}"
             + (f"; joined to the {md['companion']} companion's embedding of the reconstruction)"

@@ -11,11 +11,14 @@ from pathlib import Path
 
 
 class Resources:
-    """Lazily built engine (``models`` folder, ``device``), detector and read-only gallery (``gallery_path``;
-    empty for none). A context manager: leaving it closes the gallery."""
+    """Lazily built engine (``models`` folder, ``device``, the recognisers' arithmetic ``precision``: see
+    ``engine.inference.PRECISIONS``), detector and read-only gallery (``gallery_path``; empty for none). A context
+    manager: leaving it closes the gallery."""
 
-    def __init__(self, models: str | Path | None = None, device: str = "auto", gallery_path: str | Path = "") -> None:
+    def __init__(self, models: str | Path | None = None, device: str = "auto", gallery_path: str | Path = "",
+                 precision: str = "auto") -> None:
         self.models, self.device, self.gallery_path = models, device, str(gallery_path or "")
+        self.precision = precision
         self._engine = None
         self._detector = None
         self._preview_detector = None
@@ -28,6 +31,12 @@ class Resources:
         with self._lock:
             if device != self.device:
                 self.device, self._engine = device, None
+
+    def set_precision(self, precision: str) -> None:
+        """Run the recognisers in ``precision`` from now on (the engine is rebuilt on its next use)."""
+        with self._lock:
+            if precision != self.precision:
+                self.precision, self._engine = precision, None
 
     def set_gallery(self, gallery_path: str | Path) -> None:
         """Search ``gallery_path`` from now on (empty: no gallery); the open one is closed."""
@@ -43,7 +52,7 @@ class Resources:
             if self._engine is None:
                 from forensic_face.engine.inference import FaceEngine
 
-                self._engine = FaceEngine(self.models, device=self.device)
+                self._engine = FaceEngine(self.models, device=self.device, precision=self.precision)
             return self._engine
 
     def detector(self, preview: bool = False):

@@ -59,15 +59,15 @@ def train_and_export(data: str | Path | None, out: str | Path, overrides: dict, 
 
 
 def evaluate_models(data: str | Path | None, models: str | Path | None, device: str, out: str | Path, *,
-                    workers: int, progress: Progress) -> dict:
+                    workers: int, progress: Progress, precision: str = "auto") -> dict:
     """Evaluate the models on the LFW test pairs (the calibration recorded at export, refitted only
-    without one); the report is written to ``out`` as JSON and returned."""
+    without one; the recognisers in ``precision``); the report is written to ``out`` as JSON and returned."""
     from forensic_face.engine.inference import FaceEngine
     from forensic_face.training.evaluate import calibrate, evaluate
     from forensic_face.training.split import load_split_data
 
     index, split, cache = load_split_data(lfw_folder(data), progress, workers)
-    engine = FaceEngine(models, device=device)
+    engine = FaceEngine(models, device=device, precision=precision)
     # the calibration run at export recorded dlib's thresholds on the same held-out pairs; refit only without it
     info = engine.meta.get("record", {}).get("calibration_info")
     if info is None:
@@ -79,7 +79,7 @@ def evaluate_models(data: str | Path | None, models: str | Path | None, device: 
 
 
 def evaluate_clip_models(data: str | Path | None, models: str | Path | None, device: str, out: str | Path, *,
-                         refit: bool, workers: int, progress: Progress) -> dict:
+                         refit: bool, workers: int, progress: Progress, precision: str = "auto") -> dict:
     """Issue 23's evaluation of clips (:mod:`forensic_face.training.clip_eval`): the pooled templates'
     calibration fitted on the calibration people and stored in the bundle when it has none (or ``refit``),
     then verification, search and reconstruction of clips of 1-16 frames on the test pairs; written to ``out``."""
@@ -91,11 +91,13 @@ def evaluate_clip_models(data: str | Path | None, models: str | Path | None, dev
 
     folder = Path(models) if models else models_dir()
     index, split, cache = load_split_data(lfw_folder(data), progress, workers)
-    engine = FaceEngine(folder, device=device)
+    engine = FaceEngine(folder, device=device, precision=precision)
     if engine.clip_calibration is None or refit:
-        cal, info, share = calibrate_clips(engine, index, cache, split.calib_pairs, workers, progress)
+        # fitted in float32, whatever the machine's arithmetic: the bundle's calibration the same on every machine
+        fit = FaceEngine(folder, device=device, precision="float32")
+        cal, info, share = calibrate_clips(fit, index, cache, split.calib_pairs, workers, progress)
         save_clip_calibration(folder, cal, info, share)
-        engine = FaceEngine(folder, device=device)
+        engine = FaceEngine(folder, device=device, precision=precision)
     report = evaluate_clips(engine, engine.clip_calibration, index, cache, split.test_pairs, workers=workers,
                             progress=progress)
     report |= {"split": split.describe(), "engine": engine.info.as_dict(),
@@ -174,7 +176,7 @@ def export_sface_student(data: str | Path | None, run: str | Path, base: str | P
     joined, joined_from = _companion(companion, base_meta, companion_weight) if companion else (None, None)
     save_bundle(dest, ae, student.eval(), None, record, source=source, embeds="input", mirror=mirror,
                 companion=joined)
-    engine = FaceEngine(dest, device="cpu")
+    engine = FaceEngine(dest, device="cpu", precision="float32")  # what is fitted: the same on every machine
     if joined is not None:
         if companion_weight is None:
             chosen, record["companion_weight"] = choose_companion_weight(engine, index, cache, split.calib_pairs,
@@ -183,7 +185,7 @@ def export_sface_student(data: str | Path | None, run: str | Path, base: str | P
         record["companion"] = joined_from
         save_bundle(dest, engine.ae, engine.rec, None, record, source=source, embeds="input", mirror=mirror,
                     companion=joined)
-        engine = FaceEngine(dest, device="cpu")
+        engine = FaceEngine(dest, device="cpu", precision="float32")
     cal, info = calibrate(engine, index, cache, split.calib_pairs, workers, progress)
     record["calibration_info"] = info
     meta = save_bundle(dest, engine.ae, engine.rec, cal, record, source=source, embeds="input", mirror=mirror,

@@ -37,14 +37,16 @@ class Workbench(Resources):
     """The session's resources and the operations of the GUI."""
 
     def __init__(self, models: str | Path | None = None, device: str = "auto", gallery_path: str = "",
-                 top_k: int = 10, fpir: float = DEFAULT_FPIR) -> None:
-        super().__init__(models, device, gallery_path)
+                 top_k: int = 10, fpir: float = DEFAULT_FPIR, precision: str = "auto") -> None:
+        super().__init__(models, device, gallery_path, precision)
         self.top_k, self.fpir = top_k, fpir
 
     def configure(self, *, device: str | None = None, gallery_path: str | None = None,
-                  top_k: int | None = None, fpir: float | None = None) -> None:
+                  top_k: int | None = None, fpir: float | None = None, precision: str | None = None) -> None:
         if device is not None:
             self.set_device(device)
+        if precision is not None:
+            self.set_precision(precision)
         if gallery_path is not None:
             self.set_gallery(gallery_path)
         if top_k is not None:

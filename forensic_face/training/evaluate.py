@@ -807,8 +807,8 @@ def export_models(checkpoint: Path, index: FolderIndex, cache: dict, calib_pairs
         record = {**record, **json.loads(history.read_text())}
     record = {"date": date.today().isoformat(), **record, **(extra_record or {})}
     save_bundle(dest, ae, rec, None, record)
-    engine = FaceEngine(dest, device="cpu")
+    engine = FaceEngine(dest, device="cpu", precision="float32")  # fitted the same on every machine
     cal, info = calibrate(engine, index, cache, calib_pairs, workers, progress)
     record["calibration_info"] = info
     save_bundle(dest, engine.ae, engine.rec, cal, record)
-    return FaceEngine(dest, device="cpu"), info
+    return FaceEngine(dest, device="cpu", precision="float32"), info

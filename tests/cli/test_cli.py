@@ -2,6 +2,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from forensic_face.cli import main
 
 
@@ -90,3 +92,33 @@ def test_analyze_without_a_face_says_how_to_give_the_box_once_and_logs_the_failu
     box = main(["analyze", str(case.root), "--models", str(tiny_models), "--device", "cpu", "--box",
                 "700,10,20,900"])
     assert box == 1 and "is not x0,y0 (top left) then x1,y1" in capsys.readouterr().err
+
+
+def test_the_recognisers_arithmetic_is_chosen_on_the_command_line_and_recorded_with_the_analysis(
+        tmp_path, tiny_models, frame_640, capsys) -> None:
+    """`analyze --precision bfloat16`: the analysis record, its audit entry and the report's method line say
+    which arithmetic the recognisers ran in; an unknown one is refused by the parser."""
+    import json
+
+    import cv2
+
+    from forensic_face.cli import main
+    from forensic_face.store.case import RESULTS_DIR, Case
+
+    src = tmp_path / "cam1.png"
+    cv2.imwrite(str(src), cv2.cvtColor(frame_640, cv2.COLOR_RGB2BGR))
+    case = Case.create(tmp_path / "case", "C-9", "Analyst")
+    case.add_evidence([src])
+    args = ["analyze", str(case.root), "--models", str(tiny_models), "--device", "cpu"]
+    assert main([*args, "--precision", "bfloat16"]) == 0
+    record = json.loads((case.root / RESULTS_DIR / "analysis-001" / "analysis-001.json").read_text())
+    assert record["engine"]["precision"] == "bfloat16"
+    entry = [e for e in Case.open(case.root).read_log() if "precision" in e.get("details", {})][-1]
+    assert entry["details"]["precision"] == "bfloat16"
+    assert main([*args, "--precision", "float32"]) == 0
+    record = json.loads((case.root / RESULTS_DIR / "analysis-002" / "analysis-002.json").read_text())
+    assert record["engine"]["precision"] == "float32"
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        main([*args, "--precision", "half"])
+    assert stop.value.code == 2 and "invalid choice: 'half'" in capsys.readouterr().err

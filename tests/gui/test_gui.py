@@ -388,9 +388,15 @@ def test_settings_reach_the_services(qtbot, window: MainWindow, tmp_path: Path) 
     assert dlg.fpir.currentText() == "1 % (default)"
     dlg.fpir.setCurrentIndex(dlg.fpir.findText("5 %"))
     dlg.analyst.setText("B. Examiner")
+    assert dlg.precision.currentText() == "auto"
+    assert window.wb.engine().info.params["precision"] == "float32"  # the suite's environment (tests/conftest.py)
+    dlg.precision.setCurrentText("bfloat16")
     dlg.apply(window.settings)
     window.apply_settings()
     assert window.wb.gallery_path == str(tmp_path / "other.db") and window.wb.top_k == 3
+    # the engine is rebuilt in the arithmetic chosen, and every result made with it records that
+    assert window.wb.engine().info.params["precision"] == "bfloat16"
+    assert AppSettings(window.settings.q).precision == "bfloat16"
     assert window.wb.fpir == 0.05  # gallery searches now allow more (and more false) leads
     assert "other.db" in window.status_label.text() and "top-3" in window.status_label.text()
     assert "false leads 5 %" in window.status_label.text()

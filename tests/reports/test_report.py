@@ -75,6 +75,7 @@ def test_report_holds_what_an_examiner_needs(analysed_case: Case, tmp_path: Path
     assert "verified" in text and "hash chain" in text
     assert f"page 1 of {info.pages}" in text and f"page {info.pages} of {info.pages}" in text
     assert squash(HOSTILE_PERSON) in flat  # names with markup print literally, nothing is interpreted
+    assert squash("recognisers in float32 arithmetic") in flat  # the arithmetic the analyses ran in
     assert squash(case.read_log()[0]["hash"][:16]) in flat  # audit entries with their hashes
     assert "same-person" in text or "error rates of the models are not on record" in text
     evaluation = models_dir() / "evaluation.json"
