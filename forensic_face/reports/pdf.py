@@ -778,6 +778,13 @@ def _error_rates(c: ReportContent, ev: dict, st) -> list:
     if versions and versions != {ev_version}:
         out.append(_p(f"Caution: analyses in this report used model version(s) {', '.join(sorted(versions))}; "
                       f"the figures below belong to {ev_version}.", st["verdict"]))
+    measured_in = str(ev.get("engine", {}).get("precision") or "float32")
+    ran_in = sorted({a.record.engine.precision or "float32" for a in c.analyses} - {measured_in})
+    if ran_in:
+        out.append(_p(f"The recognisers ran in {' and '.join(ran_in)} arithmetic in "
+                      f"{'some of the analyses' if len(c.analyses) > 1 else 'the analysis'} of this report, and "
+                      f"in {measured_in} for the figures below: the similarities differ by the rounding between "
+                      f"the two (about 0.001 in a cosine similarity).", st["small"]))
     rows = [["Level", "Accuracy", "False match rate", "False non-match rate", "ROC-AUC", "TAR @ FAR 1 %",
              "dlib reference accuracy"]]
     for lvl in EVAL_LEVELS:

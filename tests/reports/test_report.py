@@ -111,6 +111,22 @@ def test_report_holds_what_an_examiner_needs(analysed_case: Case, tmp_path: Path
     assert entry["details"]["sha256"] == hashlib.sha256((tmp_path / "report.pdf").read_bytes()).hexdigest()
 
 
+def test_an_analysis_in_another_arithmetic_than_the_figures_says_so(analysed_case: Case, tiny_models: Path,
+                                                                   detector, tmp_path: Path) -> None:
+    """The error rates were measured in float32; an analysis whose recognisers ran in bfloat16 says so beside them
+    (and the analyses in float32 alone do not)."""
+    from forensic_face.engine.inference import FaceEngine
+
+    assert "rounding between" not in squash(pdf_text(write_report(analysed_case, tmp_path / "a.pdf").path))
+    case = Case.create(tmp_path / "case", "CR-2026/18", "Analyst")
+    case.add_evidence([analysed_case.evidence_path("cam1.jpg")])
+    analyze_case(case, FaceEngine(tiny_models, device="cpu", precision="bfloat16"), detector, use_audio=False)
+    text = squash(pdf_text(write_report(case, tmp_path / "b.pdf").path))
+    assert squash("recognisers in bfloat16 arithmetic") in text  # the analysis' Models line
+    assert squash("The recognisers ran in bfloat16 arithmetic in the analysis of this report, and in float32 for "
+                  "the figures below") in text
+
+
 def test_confident_and_unconfident_verdicts_are_stated(analysed_case: Case, tmp_path: Path) -> None:
     saved = json.loads((analysed_case.results_dir / "analysis-001" / "analysis-001.json").read_text())
     text = pdf_text(Path(write_report(analysed_case, tmp_path / "r.pdf").path))
