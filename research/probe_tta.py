@@ -22,9 +22,10 @@ import numpy as np
 from forensic_face.engine.inference import FaceEngine
 from forensic_face.paths import shared_data_dir
 from forensic_face.training.evaluate import engine_probes, gallery_crops, identification_sets
-from forensic_face.training.metrics import auc_difference, auc_interval, mcnemar
+from forensic_face.training.metrics import auc_difference, mcnemar
 from forensic_face.training.split import load_split_data
 from forensic_face.vision.degrade import EVAL_LEVELS
+from research.student_heldout import held_out
 
 #: (scale, dx, dy) about the crop's centre; the first is the face as found.
 VARIANTS = {
@@ -61,21 +62,15 @@ def main() -> int:
     sets = identification_sets(pairs)
     gal_pairs = engine.embed(gallery_crops(index, cache, [p.a for p in pairs], engine.rec_size, mode="arcface"))
     gal_id = engine.embed(gallery_crops(index, cache, sets.gallery_paths, engine.rec_size, mode="arcface"))
-    c, t = sets.closed, sets.truth
     out: dict = {"installed": engine.info.version, "precision": engine.info.params["precision"],
-                 "pairs": len(pairs), "searches": int(c.size), "gallery": len(sets.gallery_paths),
+                 "pairs": len(pairs), "searches": int(sets.closed.size), "gallery": len(sets.gallery_paths),
                  "variants": VARIANTS, "levels": {}}
     for level in EVAL_LEVELS:
         probes = engine_probes(engine, index, cache, pairs, level, "calib")
         row, scores, top1 = {}, {}, {}
         for name, variants in {"as found": [(1.0, 0, 0)], **VARIANTS}.items():
-            e = embedded(engine, probes.rec_crop, variants)
-            scores[name] = (gal_pairs * e).sum(1)
-            s = e @ gal_id.T
-            top1[name] = (s[c] > s[c, t][:, None]).sum(1) == 0
-            auc, lo, hi = auc_interval(scores[name], same)
-            row[name] = {"auc": round(auc, 4), "auc_ci95": [round(lo, 4), round(hi, 4)],
-                         "rank_1": round(float(top1[name].mean()), 4)}
+            scores[name], top1[name], row[name] = held_out(embedded(engine, probes.rec_crop, variants), gal_pairs,
+                                                           gal_id, sets, same)
             if name != "as found":
                 row[name]["vs_as_found_auc"] = auc_difference(scores[name], scores["as found"], same)
                 row[name]["vs_as_found_rank_1"] = mcnemar(top1[name], top1["as found"])

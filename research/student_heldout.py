@@ -32,6 +32,20 @@ from forensic_face.training.split import load_split_data
 from forensic_face.vision.degrade import EVAL_LEVELS
 
 
+def held_out(e: np.ndarray, gal_pairs: np.ndarray, gal_id: np.ndarray, sets, same: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Probe embeddings ``e`` (one per calibration pair) against the embeddings of the pairs' first images
+    (``gal_pairs``) and of the identification gallery (``gal_id``): the pair scores, whether each search of
+    ``sets`` put its person first, and the figures (AUC with DeLong's interval, rank-1)."""
+    scores = (gal_pairs * e).sum(1)
+    s = e @ gal_id.T
+    c, t = sets.closed, sets.truth
+    top1 = (s[c] > s[c, t][:, None]).sum(1) == 0
+    auc, lo, hi = auc_interval(scores, same)
+    return scores, top1, {"auc": round(auc, 4), "auc_ci95": [round(lo, 4), round(hi, 4)],
+                          "rank_1": round(float(top1.mean()), 4)}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--student", type=Path, required=True)
@@ -43,27 +57,22 @@ def main() -> int:
     other = SFaceNet()
     other.load_state_dict(state.get("student", state))
     swapped = FaceEngine(args.models, device="cpu")  # the same engine, the other student's network in its place
-    swapped._rec_run = cpu_graph(other.eval().for_inference(), engine.rec_size)
+    swapped._rec_run = cpu_graph(other.eval().for_inference(), engine.rec_size, engine.precision)
     nets = {"installed": engine.embed, "other": swapped.embed}
     pairs = split.calib_pairs
     same = np.array([p.same for p in pairs])
     sets = identification_sets(pairs)
     gal_pairs = gallery_crops(index, cache, [p.a for p in pairs], engine.rec_size, mode="arcface")
     gal_id = gallery_crops(index, cache, sets.gallery_paths, engine.rec_size, mode="arcface")
-    c, t = sets.closed, sets.truth
     out: dict = {"student": str(args.student), "installed": engine.info.version, "pairs": len(pairs),
-                 "searches": int(c.size), "gallery": len(sets.gallery_paths), "levels": {}}
+                 "precision": engine.info.params["precision"], "searches": int(sets.closed.size),
+                 "gallery": len(sets.gallery_paths), "levels": {}}
     for level in EVAL_LEVELS:
         probes = engine_probes(engine, index, cache, pairs, level, "calib")
         row, scores, top1 = {}, {}, {}
         for name, embed in nets.items():
-            e = embed(probes.rec_crop)
-            scores[name] = (embed(gal_pairs) * e).sum(1)
-            s = e @ embed(gal_id).T
-            top1[name] = (s[c] > s[c, t][:, None]).sum(1) == 0
-            auc, lo, hi = auc_interval(scores[name], same)
-            row[name] = {"auc": round(auc, 4), "auc_ci95": [round(lo, 4), round(hi, 4)],
-                         "rank_1": round(float(top1[name].mean()), 4)}
+            scores[name], top1[name], row[name] = held_out(embed(probes.rec_crop), embed(gal_pairs), embed(gal_id),
+                                                           sets, same)
         row["other_vs_installed_auc"] = auc_difference(scores["other"], scores["installed"], same)
         row["other_vs_installed_rank_1"] = mcnemar(top1["other"], top1["installed"])
         out["levels"][level] = row
