@@ -96,8 +96,8 @@ def test_analyze_without_a_face_says_how_to_give_the_box_once_and_logs_the_failu
 
 def test_the_recognisers_arithmetic_is_chosen_on_the_command_line_and_recorded_with_the_analysis(
         tmp_path, tiny_models, frame_640, capsys) -> None:
-    """`analyze --precision bfloat16`: the analysis record, its audit entry and the report's method line say
-    which arithmetic the recognisers ran in; an unknown one is refused by the parser."""
+    """`analyze --precision bfloat16`: the analysis record and its audit entry say which arithmetic the
+    recognisers ran in; an unknown one is refused by the parser."""
     import json
 
     import cv2

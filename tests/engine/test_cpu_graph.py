@@ -52,7 +52,7 @@ def test_the_projects_own_cnn_runs_eager_in_float32(tiny_models: Path) -> None:
     assert engine.info.as_dict()["recogniser_runs"] == "eager"
 
 
-def _faces(engine, n: int, size: int, seed: int) -> np.ndarray:
+def _faces(n: int, size: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (n, size, size), dtype=np.uint8)
 
 
@@ -65,8 +65,8 @@ def test_in_bfloat16_both_recognisers_run_as_graphs_close_to_float32_and_the_res
     assert half.info.as_dict()["precision"] == "bfloat16" and full.info.as_dict()["precision"] == "float32"
     assert isinstance(half._rec_run, torch.jit.ScriptModule) and isinstance(half._comp_run, torch.jit.ScriptModule)
     assert not isinstance(full._comp_run, torch.jit.ScriptModule)  # float32: the companion gains nothing as a graph
-    found = _faces(half, 6, half.rec_size, 5)
-    recon = _faces(half, 6, half.size, 6)
+    found = _faces(6, half.rec_size, 5)
+    recon = _faces(6, half.size, 6)
     sharp = np.linspace(3.0, 7.0, 6)  # blurred to sharp: the companion's share from a third to none
     probes = [e.embed_searched(found, recon, sharpness=sharp) for e in (half, full)]
     for a, b in ((half.embed(found), full.embed(found)), probes,

@@ -117,7 +117,7 @@ def test_an_analysis_in_another_arithmetic_than_the_figures_says_so(analysed_cas
     (and the analyses in float32 alone do not)."""
     from forensic_face.engine.inference import FaceEngine
 
-    assert "rounding between" not in squash(pdf_text(write_report(analysed_case, tmp_path / "a.pdf").path))
+    assert squash("rounding between") not in squash(pdf_text(write_report(analysed_case, tmp_path / "a.pdf").path))
     case = Case.create(tmp_path / "case", "CR-2026/18", "Analyst")
     case.add_evidence([analysed_case.evidence_path("cam1.jpg")])
     analyze_case(case, FaceEngine(tiny_models, device="cpu", precision="bfloat16"), detector, use_audio=False)
