@@ -86,7 +86,7 @@ def main() -> int:
             cosine["companion"] = far(half._comp_run, comp, small)
     forms = {f"{name}, batch {b}": (lambda run=run, f=data[b][0]: run(*f)) for name, (run, data) in runs.items()
              for b in (1, 2)}
-    plain = FaceEngine(args.models, device="cpu")
+    plain = FaceEngine(args.models, device="cpu", precision="float32")
     plain._rec_run = eager  # the same engine with the recogniser as it ran before
     face = np.random.default_rng(0).integers(0, 256, (engine.size, engine.size), dtype=np.uint8)
     found = np.random.default_rng(1).integers(0, 256, (engine.rec_size, engine.rec_size), dtype=np.uint8)

@@ -11,7 +11,7 @@ then each probe set searched through the index that serves it at several ``ivffl
 ranks them). People recall@10 against exact, median and 95th-percentile latency of that query (one connection,
 warm), build time and size.
 
-    nice .venv/bin/python -m research.pg_ivf --size 1000000 --lists 1000 4000 --probes 8 16 32 64
+    nice .venv/bin/python -m research.pg_ivf --size 1000000 --lists 1000 --probes 16 64 256
 """
 
 from __future__ import annotations
