@@ -490,7 +490,7 @@ def cpu_graph(net: torch.nn.Module, size: int, dtype: torch.dtype = torch.float3
             traced = torch.jit.trace(layout, torch.zeros(1, 1, size, size), check_trace=False)
             return torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
     except Exception as exc:  # noqa: BLE001 - any failure of the optional graph leaves the eager network
-        log.warning("the recogniser runs eager (its TorchScript graph could not be made: %s)", exc)
+        log.warning("%s runs eager (its TorchScript graph could not be made: %s)", type(net).__name__, exc)
         return layout
 
 

@@ -12,7 +12,8 @@ from forensic_face.models.calibration import DEFAULT_FPIR, OPEN_SET_FPIRS
 
 MAX_RECENT = 10
 DEVICES = ("auto", "cpu", "cuda")
-#: The recognisers' arithmetic on the CPU (engine.inference.PRECISIONS).
+#: The recognisers' arithmetic on the CPU: engine.inference.PRECISIONS, restated so that the settings (read at
+#: start-up) do not import torch.
 PRECISIONS = ("auto", "float32", "bfloat16")
 #: False-lead rates an analyst may hold gallery searches to (those the calibration measures).
 FPIR_CHOICES = tuple(sorted(OPEN_SET_FPIRS))
