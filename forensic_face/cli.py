@@ -851,6 +851,11 @@ def _tune_sface_parser(sub) -> None:
     p.add_argument("--batch", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--margin-weight", dest="margin_weight", type=float)
+    p.add_argument("--fresh", action="store_true",
+                   help="degrade every training image anew each epoch (no degraded copy seen twice) instead of "
+                        "drawing one of --variants copies made once")
+    p.add_argument("--bfloat16", action="store_true",
+                   help="run the networks' products in bfloat16 while tuning (float32 weights and optimiser)")
     p.add_argument("--seed", type=int)
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--workers", type=int, default=2, help="processes for cropping (default: %(default)s)")

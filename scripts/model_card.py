@@ -889,7 +889,18 @@ def share_choice(clip_cal: dict) -> str:
 
 #: tune-sface's options for the fields of its DistilConfig (the others have none).
 TUNE_OPTIONS = {"variants": "--variants", "frozen_blocks": "--frozen-blocks", "epochs": "--epochs",
-                "batch": "--batch", "lr": "--lr", "margin_weight": "--margin-weight", "seed": "--seed"}
+                "batch": "--batch", "lr": "--lr", "margin_weight": "--margin-weight", "seed": "--seed",
+                "fresh": "--fresh", "bfloat16": "--bfloat16"}
+
+
+def variants_text(cfg: dict) -> str:
+    """How the tuning drew its degraded faces: fixed copies made once, or new ones every epoch."""
+    if cfg.get("fresh"):
+        return (f"Every epoch each image is drawn once, as its clean crop (one draw in {cfg['variants'] + 1}) or a "
+                "degraded variant made anew for that epoch, so no degraded copy is seen twice; the frozen blocks run "
+                "on each batch as it is drawn" + (", they and the tuned blocks' products in bfloat16 (weights, "
+                                                  "gradients and Adam in float32)" if cfg.get("bfloat16") else ""))
+    return f"{cfg['variants']} degraded variants per image beside its clean crop"
 
 
 def sface_sizes(frozen_blocks: int) -> tuple[int, int, int, int]:
@@ -928,7 +939,7 @@ def sface_what(meta: dict) -> list[str]:
         "teacher(clean face)), the teacher being SFace as published, frozen, on the clean face and its mirror "
         f"image, plus {cfg['margin_weight']:g} × a cosine-margin softmax (margin {cfg['margin']:g}, scale "
         f"{cfg['scale']:g}) over the {tun['people']:,} training people, whose class centres are the teacher's "
-        f"mean clean embeddings (fixed). {cfg['variants']} degraded variants per image beside its clean crop, "
+        f"mean clean embeddings (fixed). {variants_text(cfg)}, "
         f"{cfg['epochs']} epochs of batches of {cfg['batch']}, Adam from learning rate {cfg['lr']:g} with cosine "
         f"decay to 0 (weight decay {cfg['weight_decay']:g}), seed {cfg['seed']}.",
         *(companion_what(meta) if joined(meta) else [
@@ -1050,8 +1061,11 @@ def sface_data(meta: dict) -> list[str]:
                           " and softmax temperature are") + " fitted on them."),
         f"- Recogniser: the training people ({tun['people']:,} people, {tun['images']:,} images"
         + (f"; the autoencoder's split, seed {cfg['seed']})" if same else f"; the split of seed {cfg['seed']})")
-        + f": each image's clean crop and {cfg['variants']} degraded variants ({levels} among the "
-        f"{sum(tun['levels'].values()):,} variants), made as the autoencoder's training data is (DESIGN.md "
+        + (f": each image once an epoch, as its clean crop or a degraded variant made anew ({levels} over the "
+           f"{sum(tun['levels'].values()):,} draws; 'clean' counts the clean crop and variants of the clean level), "
+           if cfg.get("fresh") else f": each image's clean crop and {cfg['variants']} degraded variants ({levels} "
+           f"among the {sum(tun['levels'].values()):,} variants), ")
+        + "made as the autoencoder's training data is (DESIGN.md "
         "`clean`/`mild`/`severe` levels and random combinations of resolution, blur, motion, noise, JPEG, light and "
         "occlusion; the whole frame degraded, then cropped with the five-point alignment perturbed as a detector's "
         "landmarks on a degraded frame would be). No voices.",
@@ -1074,8 +1088,12 @@ def tune_command(tun: dict, extra: str = "") -> str:
     from forensic_face.training.distil import DistilConfig
 
     default, cfg = DistilConfig().as_dict(), tun["config"]
-    options = "".join(f" {TUNE_OPTIONS[k]} {v:g}" if isinstance(v, float) else f" {TUNE_OPTIONS[k]} {v}"
-                      for k, v in cfg.items() if k in TUNE_OPTIONS and v != default.get(k))
+    def option(k: str, v) -> str:
+        if isinstance(v, bool):
+            return f" {TUNE_OPTIONS[k]}" if v else ""
+        return f" {TUNE_OPTIONS[k]} {v:g}" if isinstance(v, float) else f" {TUNE_OPTIONS[k]} {v}"
+
+    options = "".join(option(k, v) for k, v in cfg.items() if k in TUNE_OPTIONS and v != default.get(k))
     unset = [f"{k} {v}" for k, v in cfg.items() if k not in TUNE_OPTIONS and v != default.get(k)]
     return (f".venv/bin/forensic-face tune-sface --out runs/sface{options} --threads {tun['threads']} "
             f"--export resources/models{extra}" + (f"   # also {', '.join(unset)} (no option)" if unset else ""))
@@ -1093,6 +1111,10 @@ def tuning_timing(tun: dict) -> str:
                        f"{t['crops_s']:g} s, frozen blocks' features {t['frozen_s']:g} s, tuning {t['tune_s']:g} s) "
                        "are of reading the cache; how long the crops and the frozen features took to make is not "
                        "recorded.")
+    if tun["config"].get("fresh"):
+        return text + (f"; reading and aligning the images {t['crops_s'] / 60:.1f} min, the teacher's targets "
+                       f"{t['frozen_s'] / 60:.1f} min, tuning (the variants drawn and the frozen blocks run as it "
+                       f"goes) {t['tune_s'] / 60:.1f} min.")
     return text + (f"; crops {t['crops_s'] / 60:.1f} min, frozen blocks' features {t['frozen_s'] / 60:.1f} min, "
                    f"tuning {t['tune_s'] / 60:.1f} min.")
 

@@ -80,3 +80,41 @@ def test_the_margin_loss_pulls_towards_the_true_centre() -> None:
     near = distil_loss(centres[[0]] * 5, target, torch.tensor([0]), centres, DistilConfig())
     far = distil_loss(centres[[1]] * 5, target, torch.tensor([0]), centres, DistilConfig())
     assert near[0] < 1e-6 < far[0] and near[1] < far[1]
+
+
+def test_fresh_variants_are_new_every_epoch_and_a_run_resumes(tiny, tmp_path: Path) -> None:
+    from forensic_face.training.distil import DistilConfig, fresh_faces, run_distillation, training_images
+
+    index, cache = tiny
+    teacher = _teacher()
+    people = frozenset(index.people)
+    cfg = DistilConfig(variants=3, frozen_blocks=10, epochs=1, batch=4, lr=1e-3, fresh=True, bfloat16=True)
+    student, first = run_distillation(index, cache, people, teacher, tmp_path, cfg, workers=1)
+    # nothing degraded is kept: no fixed copies, no frozen features
+    assert not (tmp_path / "crops.npz").exists() and not (tmp_path / "features.npy").exists()
+    assert first["config"]["fresh"] and first["images"] == 12
+    drawn = first["history"][0]["drawn"]
+    assert sum(drawn.values()) == 12 and first["levels"] == drawn
+    t, s = teacher.state_dict(), student.state_dict()
+    assert all(torch.equal(t[k], s[k]) for k in t if k.startswith(("stem.", "blocks.0.", "fc.")))
+    assert not torch.equal(t["blocks.11.pw.conv.weight"], s["blocks.11.pw.conv.weight"])
+
+    faces, ok = fresh_faces(index, cache, training_images(index, cache, people), cfg, workers=1)
+    assert ok.all() and len(faces.frames) == 12
+    rows = np.arange(12)
+    a, level_a = faces.draw(rows, 0)
+    again, _ = faces.draw(rows, 0)
+    b, _ = faces.draw(rows, 1)
+    assert np.array_equal(a, again)  # seeded: a resumed run draws the same
+    degraded = level_a != 0
+    assert degraded.any()
+    assert all(not np.array_equal(a[i], b[i]) for i in np.nonzero(degraded)[0])  # the next epoch draws anew
+    # over many draws the clean crop comes about once in 1 + variants, as from the fixed copies
+    clean_share = np.mean([np.mean([np.array_equal(c, faces.clean[i]) for i, c in enumerate(faces.draw(rows, e)[0])])
+                           for e in range(40)])
+    assert 0.15 < clean_share < 0.35
+
+    more = DistilConfig(**{**cfg.as_dict(), "epochs": 2})
+    _, second = run_distillation(index, cache, people, teacher, tmp_path, more, workers=1)
+    assert [h["epoch"] for h in second["history"]] == [1, 2] and second["history"][0] == first["history"][0]
+    assert sum(second["levels"].values()) == 24
