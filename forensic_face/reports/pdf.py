@@ -112,8 +112,11 @@ def _gallery_text(gallery) -> str:
     """The searched gallery's identity as recorded in the analysis."""
     if not isinstance(gallery, dict):
         return "not recorded (an analysis saved before the gallery was recorded)"
+    arithmetic = gallery.get("arithmetic")
+    made = (f" (made in {_clip(' and '.join(map(str, arithmetic)), 60)} arithmetic)"
+            if isinstance(arithmetic, list) and arithmetic else "")
     return (f"{_clip(gallery.get('path', '?'), 160)}; {gallery.get('people', '?')} people, "
-            f"{gallery.get('embeddings', '?')} embeddings of model {gallery.get('model_version', '?')}; "
+            f"{gallery.get('embeddings', '?')} embeddings of model {gallery.get('model_version', '?')}{made}; "
             f"content SHA-256 {gallery.get('content_sha256', '?')}")
 
 

@@ -246,8 +246,9 @@ def _prepare(image: _Image, probe_path: ProbePath) -> _Prepared:
 def _store_embeddings(store: GalleryStore, pending: list[tuple[int, _Prepared]], probe_path: ProbePath) -> int:
     """Store the embeddings of ``pending`` ((image id, prepared image) pairs) with the aligned crops as
     thumbnails."""
-    store.store_embeddings(probe_path.engine.info.version,
-                           [(iid, p.embedding, p.thumbnail) for iid, p in pending])
+    engine = probe_path.engine
+    store.store_embeddings(engine.info.version, [(iid, p.embedding, p.thumbnail) for iid, p in pending],
+                           arithmetic=[engine.info.params["precision"]])
     return len(pending)
 
 

@@ -75,18 +75,20 @@ def _copy_images(src: GalleryStore, dst: GalleryStore, progress: Progress | None
 
 def _copy_embeddings(src: GalleryStore, dst: GalleryStore, version: str, ids: dict[int, int], batch: int,
                      progress: Progress | None) -> int:
-    """The embeddings of ``version``, with their thumbnails, into ``dst`` in batches; how many."""
+    """The embeddings of ``version``, with their thumbnails and the arithmetic they were made in, into ``dst`` in
+    batches; how many."""
     total = src.info()["embeddings_by_model"][version]
+    arithmetic = src.identity(version).get("arithmetic", [])
     done, pending = 0, []
     for image_id, vector in src.embeddings(version):
         pending.append((ids[image_id], vector, src.thumbnail(image_id)))
         if len(pending) >= batch:
-            dst.store_embeddings(version, pending)
+            dst.store_embeddings(version, pending, arithmetic)
             done, pending = done + len(pending), []
             if progress is not None:
                 progress.update(done, total, f"copying embeddings of {version}")
     if pending:
-        dst.store_embeddings(version, pending)
+        dst.store_embeddings(version, pending, arithmetic)
         done += len(pending)
     return done
 

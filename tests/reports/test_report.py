@@ -107,6 +107,7 @@ def test_report_holds_what_an_examiner_needs(analysed_case: Case, tmp_path: Path
     gallery = json.loads((case.results_dir / "analysis-001" / "analysis-001.json").read_text())["search"]["gallery"]
     assert gallery["people"] == 2 and len(gallery["content_sha256"]) == 64
     assert squash(gallery["content_sha256"]) in flat and "2 people" in words  # the gallery searched, identified
+    assert gallery["arithmetic"] == ["float32"] and squash("(made in float32 arithmetic)") in flat
     assert entry["action"] == "report.exported"
     assert entry["details"]["sha256"] == hashlib.sha256((tmp_path / "report.pdf").read_bytes()).hexdigest()
 

@@ -4,6 +4,7 @@ backend opens."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -27,6 +28,7 @@ class MemoryGallery(IndexedStore):
         self.image_rows: list[dict] = []  # image id i is image_rows[i - 1]
         self.vectors: dict[tuple[int, str], bytes] = {}  # (image id, model version) -> float32 bytes
         self.thumbs: dict[int, bytes] = {}
+        self.arithmetic: set[tuple[str, str]] = set()  # (model version, arithmetic its embeddings were made in)
 
     def require_writable(self, what: str) -> None:
         if self.mode == "read":
@@ -63,6 +65,7 @@ class MemoryGallery(IndexedStore):
                     "people": len(set(owners)), "people_enrolled": len(names), "embeddings": len(rows),
                     "content_sha256": content_sha256((names[self.image_rows[iid - 1]["person_id"] - 1],
                                                       self.image_rows[iid - 1]["sha256"], vec) for iid, vec in rows),
+                    "arithmetic": sorted(a for v, a in self.arithmetic if v == model_version),
                     "search": {"mode": "exact"}}
         versions = sorted({version for _, version in self.vectors})
         held = [] if rows else [(v, sum(1 for _, w in self.vectors if w == v)) for v in versions]
@@ -92,7 +95,9 @@ class MemoryGallery(IndexedStore):
                             "message": message, "face_px": face_px, "method": method})
         return len(self.image_rows)
 
-    def store_embeddings(self, model_version: str, embeddings: Sequence[tuple[int, np.ndarray, bytes]]) -> None:
+    def store_embeddings(self, model_version: str, embeddings: Sequence[tuple[int, np.ndarray, bytes]],
+                         arithmetic: Sequence[str] = ()) -> None:
+        self.arithmetic |= {(model_version, a) for a in arithmetic}
         for iid, vector, png in embeddings:
             self.vectors[iid, model_version] = vector.astype(np.float32).tobytes()
             self.thumbs[iid] = png
@@ -199,6 +204,36 @@ def test_a_second_backend_gives_what_the_sqlite_gallery_gives(tmp_path: Path, ti
     assert [s["candidates"][0]["person"] for s in want["searches"][:3]] == ["Person_0", "Person_1", "Person_2"]
     assert all(s["candidates"][0]["similarity"] == pytest.approx(1.0, abs=1e-4) for s in want["searches"][:3])
     assert all(t is not None and t.startswith(b"\x89PNG") for t in want["thumbnails"])
+    assert want["searches"][0]["gallery"]["arithmetic"] == ["float32"]  # the suite's engines run in float32
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_arithmetic_of_each_enrolment_is_kept_and_two_writers_keep_both(tmp_path: Path, backend: str,
+                                                                            request: pytest.FixtureRequest) -> None:
+    """Embeddings of one model made in float32 by one process and in bfloat16 by another: the gallery's identity
+    names both, whichever wrote last; the note leaves the content checksum alone and is per model version."""
+    where = str(tmp_path / "g.db") if backend == "sqlite" else request.getfixturevalue("postgres").database()
+    vectors = np.eye(3, 8, dtype=np.float32)
+    with open_gallery(where, mode="create") as first, open_gallery(where, mode="create") as second:
+        ids = [first.add_image(first.person_id(f"P{k}"), f"/p{k}.png", f"{k:064x}", "ok", "", 50.0, "dlib-hog")
+               for k in range(3)]
+        first.store_embeddings("v1", [(ids[0], vectors[0], None)], ["float32"])
+        before = second.identity("v1")
+        assert before["arithmetic"] == ["float32"]
+        second.store_embeddings("v1", [(ids[1], vectors[1], None)], ["bfloat16"])
+        first.store_embeddings("v1", [(ids[2], vectors[2], None)], ["float32"])
+        second.store_embeddings("v2", [(ids[2], vectors[2], None)])
+        for store in (first, second):
+            assert store.identity("v1")["arithmetic"] == ["bfloat16", "float32"]
+            assert store.identity("v2")["arithmetic"] == []
+    with open_gallery(where, mode="create") as again:
+        again.add_embeddings("Q", vectors[:1], "v3")
+        plain = again.identity("v3")["content_sha256"]
+    with open_gallery(tmp_path / "h.db", mode="create") as other:
+        ids = [other.add_image(other.person_id("Q"), "<Q:0>", hashlib.sha256(b"<Q:0>").hexdigest(), "ok", "",
+                               None, None)]
+        other.store_embeddings("v3", [(ids[0], vectors[0], None)], ["bfloat16"])
+        assert other.identity("v3")["content_sha256"] == plain  # the note is not part of the content
 
 
 def _assert_same(got, want, where: str = "") -> None:

@@ -291,6 +291,9 @@ def test_migration_sqlite_to_postgresql_and_back_keeps_the_gallery(tmp_path: Pat
         assert report.searches_compared == 8 and report.max_similarity_difference <= 1e-5
     with open_gallery(tmp_path / "b.db") as b:
         assert {v: b.identity(v)["content_sha256"] for v in want} == {v: want[v]["content_sha256"] for v in want}
+        # the arithmetic the enrolment embedded in travels with the embeddings; imported vectors say none
+        assert b.identity(version)["arithmetic"] == want[version]["arithmetic"] == ["float32"]
+        assert b.identity("v-other")["arithmetic"] == []
         assert b.no_face_images() == no_face and [b.thumbnail(i) for i in range(1, 12)] == thumbs
     with open_gallery(tmp_path / "c.db", mode="create") as c:
         c.add_embeddings("Someone_else", _unit(np.random.default_rng(9), 1, 64), "v-other")

@@ -42,6 +42,8 @@ from forensic_face.store.gallery.protocol import (
     GalleryMode,
     ImageRecord,
     StoredImage,
+    arithmetic_key,
+    arithmetic_of,
     lines_sha256,
 )
 
@@ -383,6 +385,8 @@ class PostgresGallery:
                                         "WHERE model_version = %s", (model_version,)).fetchone()
         enrolled = db.execute("SELECT count(*) FROM people").fetchone()[0]
         created = db.execute("SELECT value FROM meta WHERE key = 'created'").fetchone()
+        meta = dict(db.execute("SELECT key, value FROM meta WHERE starts_with(key, %s)",
+                               (arithmetic_key(model_version, ""),)).fetchall())
         rows = db.execute(  # what the indexes hold, from the catalogue; an index dropped there is not used
             "SELECT s.index_name, s.dim, s.m, s.ef_construction, s.ef_search, t.typname, (SELECT vector_dims(vector) "
             "FROM embeddings WHERE model_version = s.model_version LIMIT 1) FROM search_index s "
@@ -405,7 +409,8 @@ class PostgresGallery:
             checksum = lines_sha256(row[0] for row in cur)
         identity = {**self._server(), "schema": SCHEMA_VERSION, "created": created[0] if created else None,
                     "model_version": model_version, "people": people, "people_enrolled": enrolled,
-                    "embeddings": embeddings, "content_sha256": checksum, "search": search}
+                    "embeddings": embeddings, "content_sha256": checksum,
+                    "arithmetic": arithmetic_of(model_version, meta), "search": search}
         return identity, indexes
 
     # ------------------------------------------------------------------------------------------ search
@@ -598,9 +603,12 @@ class PostgresGallery:
             last = rows[-1][0]
 
     # ------------------------------------------------------------------------------------------ embeddings
-    def store_embeddings(self, model_version: str, embeddings: Sequence[tuple[int, np.ndarray, bytes]]) -> None:
+    def store_embeddings(self, model_version: str, embeddings: Sequence[tuple[int, np.ndarray, bytes]],
+                         arithmetic: Sequence[str] = ()) -> None:
         rows = [(int(iid), np.asarray(vector, np.float32).ravel(), png) for iid, vector, png in embeddings]
         with self._session(write=True) as db, db.cursor() as cur:
+            cur.executemany("INSERT INTO meta VALUES (%s, '') ON CONFLICT DO NOTHING",
+                            [(arithmetic_key(model_version, a),) for a in arithmetic])
             cur.executemany(
                 "INSERT INTO embeddings (image_id, model_version, person_id, vector, vector_sha256) SELECT %s, %s, "
                 "person_id, %b, %s FROM images WHERE id = %s ON CONFLICT (image_id, model_version) DO UPDATE SET "

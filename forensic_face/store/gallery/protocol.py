@@ -67,6 +67,18 @@ def content_sha256(entries: Iterable[tuple[str, str, bytes]]) -> str:
                                for name, image_sha256, vector in entries))
 
 
+def arithmetic_key(model_version: str, arithmetic: str) -> str:
+    """The gallery metadata key that says some of ``model_version``'s embeddings were made in ``arithmetic``
+    (one key each, so two writers never overwrite each other's note)."""
+    return f"arithmetic\t{model_version}\t{arithmetic}"
+
+
+def arithmetic_of(model_version: str, meta: dict[str, str]) -> list[str]:
+    """The arithmetics the metadata ``meta`` (key -> value) notes for ``model_version``, sorted."""
+    prefix = arithmetic_key(model_version, "")
+    return sorted(k[len(prefix):] for k in meta if k.startswith(prefix))
+
+
 @runtime_checkable
 class GalleryStore(Searchable, Protocol):
     """A gallery's storage, opened in a mode ("read", "write" or "create"); a context manager that closes it.
@@ -103,6 +115,10 @@ class GalleryStore(Searchable, Protocol):
         depends on the enrolled content only: not on row ids, insertion order, thumbnails or other model
         versions. Up to date with changes made by any connection; what :meth:`rank` answers with.
 
+        ``arithmetic``: the recognisers' arithmetic ("float32", "bfloat16") the version's embeddings were made
+        in, each one that made any of them, sorted (empty for embeddings stored without saying, as imported
+        vectors and galleries enrolled before it was kept are). Kept beside the content, not in its checksum.
+
         ``search`` says how the store ranks: ``{"mode": "exact"}``, or ``{"mode": "hnsw", "m": ...,
         "ef_construction": ..., "ef_search": ...}`` for an approximate (HNSW) index. A server's store
         names the server and database (never a user or password)."""
@@ -123,9 +139,11 @@ class GalleryStore(Searchable, Protocol):
         """The id of this person's image with this SHA-256, stored now unless another process just did."""
         ...
 
-    def store_embeddings(self, model_version: str, embeddings: Sequence[tuple[int, np.ndarray, bytes]]) -> None:
+    def store_embeddings(self, model_version: str, embeddings: Sequence[tuple[int, np.ndarray, bytes]],
+                         arithmetic: Sequence[str] = ()) -> None:
         """Store (image id, float32 vector, PNG of the aligned face or None) of each image at once, replacing
-        any embedding of this model version those images had."""
+        any embedding of this model version those images had; ``arithmetic``: what the recognisers computed them
+        in, added to the version's (:meth:`identity`) in the same transaction."""
         ...
 
     def thumbnail(self, image_id: int) -> bytes | None:

@@ -35,6 +35,8 @@ from forensic_face.store.gallery.protocol import (
     ImageRecord,
     IndexedStore,
     StoredImage,
+    arithmetic_key,
+    arithmetic_of,
     content_sha256,
 )
 
@@ -358,7 +360,8 @@ class SQLiteGallery(IndexedStore):
         return {"path": str(self.path.resolve()), "schema": int(meta.get("schema", SCHEMA_VERSION)),
                 "created": meta.get("created"), "model_version": model_version,
                 "people": len({r[1] for r in rows}), "people_enrolled": len(names), "embeddings": len(rows),
-                "content_sha256": content_sha256((names[r[1]], r[4], r[0]) for r in rows), "search": {"mode": "exact"}}
+                "content_sha256": content_sha256((names[r[1]], r[4], r[0]) for r in rows),
+                "arithmetic": arithmetic_of(model_version, meta), "search": {"mode": "exact"}}
 
     # ------------------------------------------------------------------------------------------ people, images
     def person_id(self, name: str) -> int:
@@ -421,8 +424,11 @@ class SQLiteGallery(IndexedStore):
             last = rows[-1][0]
 
     # ------------------------------------------------------------------------------------------ embeddings
-    def store_embeddings(self, model_version: str, embeddings: Sequence[tuple[int, np.ndarray, bytes]]) -> None:
+    def store_embeddings(self, model_version: str, embeddings: Sequence[tuple[int, np.ndarray, bytes]],
+                         arithmetic: Sequence[str] = ()) -> None:
         with self._writing() as db:
+            db.executemany("INSERT OR IGNORE INTO meta VALUES (?, '')",
+                           [(arithmetic_key(model_version, a),) for a in arithmetic])
             db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?,?,?)",
                            [(iid, model_version, vector.astype(np.float32).tobytes())
                             for iid, vector, _ in embeddings])
