@@ -116,8 +116,9 @@ class GalleryStore(Searchable, Protocol):
         versions. Up to date with changes made by any connection; what :meth:`rank` answers with.
 
         ``arithmetic``: the recognisers' arithmetic ("float32", "bfloat16") the version's embeddings were made
-        in, each one that made any of them, sorted (empty for embeddings stored without saying, as imported
-        vectors and galleries enrolled before it was kept are). Kept beside the content, not in its checksum.
+        in, each one that ever stored any of them, sorted (a note is never removed: embeddings replaced in
+        another arithmetic add theirs; empty for embeddings stored without saying, as imported vectors and
+        galleries enrolled before it was kept are). Kept beside the content, not in its checksum.
 
         ``search`` says how the store ranks: ``{"mode": "exact"}``, or ``{"mode": "hnsw", "m": ...,
         "ef_construction": ..., "ef_search": ...}`` for an approximate (HNSW) index. A server's store
