@@ -129,13 +129,18 @@ def test_a_joined_bundle_s_card_names_the_companion_its_weight_and_what_the_rows
     assert "| severe | companion given the reconstruction (a) vs given the degraded face (b), no audio |" in text
     # the commands that fetched the companion's bundle and joined it
     assert "git archive 292be66 resources/models | tar -x -C /tmp/prev   # bundle ff-2026-11-26-19f697db" in text
-    assert "--threads 1 --export resources/models --companion /tmp/prev/resources/models\n" in text
+    tuning = rec["recogniser"]["tuning"]
+    assert f"--threads {tuning['threads']} --export resources/models --companion /tmp/prev/resources/models\n" in text
     assert f"The autoencoder and the companion come from version `{came['from_bundle']}`, made together by:" in text
-    # against the previous bundle (the student alone, its product rows the face as found): the same student
+    # against the previous bundle, the one the autoencoder was kept from: its own product rows beside this one's,
+    # and said to share the student only where its tuning record is this one's
     assert f"## Against the previous model (sface, version `{student['from_bundle']}`)" in text
-    assert "So is the recogniser, the student of the same tuning run" in text
-    assert f"The tuning run is the one version `{student['from_bundle']}` took its student from" in text
-    assert "| severe | previous (sface) | " + _accuracy(prev, "degraded_no_audio") in text
+    kept = student["record"].get("recogniser", {}).get("tuning", {})
+    same = {k: v for k, v in kept.items() if k != "timings"} == {k: v for k, v in tuning.items() if k != "timings"}
+    assert ("So is the recogniser, the student of the same tuning run" in text) == same
+    assert (f"The tuning run is the one version `{student['from_bundle']}` took its student from" in text) == same
+    prev_row = f"{prev.get('product_scores', 'degraded')}_no_audio"
+    assert "| severe | previous (sface) | " + _accuracy(prev, prev_row) in text
     assert "| severe | this one | " + _accuracy(ev, "recon_no_audio") in text
     assert "- Two recognisers per face" in text
 
