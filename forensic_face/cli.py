@@ -229,18 +229,14 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
 
 
 def _gallery_info(args: argparse.Namespace) -> int:
-    from forensic_face.store.gallery import open_gallery
+    from forensic_face.store.gallery import describe_info, open_gallery
 
     with open_gallery(args.db) as g:
         info = g.info()
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
-    print(f"{info['path']}: {info['people']} people, {info['images']} images "
-          f"({', '.join(f'{k} {v}' for k, v in info['images_by_status'].items())}), "
-          f"{info['size_bytes'] / 1e6:.1f} MB")
-    for model, n in info["embeddings_by_model"].items():
-        print(f"  embeddings of model {model}: {n}")
+    print("\n".join(describe_info(info)))
     return 0
 
 

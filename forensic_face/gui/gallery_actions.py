@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from forensic_face.gui.actions import WindowActions
 from forensic_face.gui.dialogs import show_error
+from forensic_face.store.gallery import describe_info
 
 if TYPE_CHECKING:
     from forensic_face.store.case import Case
@@ -43,7 +44,7 @@ class GalleryActions(WindowActions):
         w = self.w
         w.run_task("Reading gallery", lambda p: w.wb.gallery_info(),
                    lambda info: QMessageBox.information(w, "Gallery", "No gallery chosen." if info is None else
-                                                        "\n".join(f"{k}: {v}" for k, v in info.items())),
+                                                        "\n".join(describe_info(info))),
                    "Could not read the gallery", cancellable=False)
 
     def use_gallery_for(self, case: Case) -> None:

@@ -155,6 +155,8 @@ def test_a_postgresql_url_is_a_gallery_wherever_a_path_is(gallery_db: Path, tiny
     assert report["people"] == 3 and report["searches_compared"] == 3
     assert main(["gallery", "info", url, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["people"] == 3
+    assert main(["gallery", "info", url]) == 0  # for a person: the arithmetic the faces were embedded in, migrated
+    assert "3 people" in (out := capsys.readouterr().out) and "(made in float32 arithmetic)" in out
     searches = []
     for db in (gallery_db, url):
         assert _search(db, tiny_models, str(probes["face.jpg"]), "--json") == 0

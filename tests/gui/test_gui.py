@@ -72,11 +72,17 @@ def test_enrol_open_analyse_see_candidates_export(qtbot, window: MainWindow, cas
     w = window
     from PySide6.QtWidgets import QMessageBox
 
-    monkeypatch.setattr(QMessageBox, "information", lambda *a, **k: None)
+    shown: list[tuple[str, str]] = []
+    monkeypatch.setattr(QMessageBox, "information", lambda _parent, title, text, *a, **k: shown.append((title, text)))
     w.gallery_actions.enrol(str(people))
     assert w.progress.isVisible() or not w.runner.busy  # the progress bar shows while enrolling
     wait_idle(qtbot, w)
     assert w.wb.gallery_info()["people"] == 2
+    w.act_gallery_info.trigger()  # Gallery ▸ Gallery information: people, and the arithmetic the faces were made in
+    wait_idle(qtbot, w)
+    title, text = shown[-1]
+    assert title == "Gallery" and ": 2 people, 2 images (ok 2)" in text
+    assert f"embeddings of model {w.wb.engine().info.version}: 2 (made in float32 arithmetic)" in text
     w.case_actions.open_case(str(case_dir))
     wait_idle(qtbot, w)
     assert w.stack.currentWidget() is w.case_view

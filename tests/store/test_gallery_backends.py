@@ -14,7 +14,7 @@ import pytest
 from forensic_face.engine.search import EmbeddingIndex, Snapshot, search_gallery
 from forensic_face.models.calibration import MatchCalibration
 from forensic_face.services.enrolment import enroll_folder, reembed
-from forensic_face.store.gallery import GalleryError, GalleryStore, open_gallery
+from forensic_face.store.gallery import GalleryError, GalleryStore, describe_info, open_gallery
 from forensic_face.store.gallery import postgres as pg_module
 from forensic_face.store.gallery.protocol import ImageRecord, IndexedStore, StoredImage, content_sha256
 
@@ -48,7 +48,10 @@ class MemoryGallery(IndexedStore):
         models = [version for _, version in self.vectors]
         return {"path": self.location, "people": len(self.people), "images": len(self.image_rows),
                 "images_by_status": {s: statuses.count(s) for s in sorted(set(statuses))},
-                "embeddings_by_model": {v: models.count(v) for v in sorted(set(models))}, "size_bytes": 0}
+                "embeddings_by_model": {v: models.count(v) for v in sorted(set(models))},
+                "arithmetic_by_model": {v: sorted(a for w, a in self.arithmetic if w == v)
+                                        for v in sorted(set(models))},
+                "size_bytes": 0}
 
     def no_face_images(self) -> list[str]:
         return sorted(im["path"] for im in self.image_rows if im["status"] != "ok")
@@ -226,6 +229,10 @@ def test_the_arithmetic_of_each_enrolment_is_kept_and_two_writers_keep_both(tmp_
         for store in (first, second):
             assert store.identity("v1")["arithmetic"] == ["bfloat16", "float32"]
             assert store.identity("v2")["arithmetic"] == []
+            assert store.info()["arithmetic_by_model"] == {"v1": ["bfloat16", "float32"], "v2": []}
+            lines = describe_info(store.info())
+            assert lines[1:] == ["  embeddings of model v1: 3 (made in bfloat16 and float32 arithmetic)",
+                                 "  embeddings of model v2: 1 (arithmetic not noted)"]
     with open_gallery(where, mode="create") as again:
         again.add_embeddings("Q", vectors[:1], "v3")
         plain = again.identity("v3")["content_sha256"]

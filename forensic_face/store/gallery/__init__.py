@@ -15,7 +15,7 @@ from forensic_face.store.gallery.postgres import public_location as public_url
 from forensic_face.store.gallery.protocol import GalleryError, GalleryMode, GalleryStore
 from forensic_face.store.gallery.sqlite import SQLiteGallery
 
-__all__ = ["GalleryError", "GalleryMode", "GalleryStore", "open_gallery", "public_location"]
+__all__ = ["GalleryError", "GalleryMode", "GalleryStore", "describe_info", "open_gallery", "public_location"]
 
 #: The backend of each location scheme ("scheme://..."); "" for a file path.
 _BACKENDS: dict[str, Callable[..., GalleryStore]] = {
@@ -30,6 +30,21 @@ def public_location(location: str | os.PathLike) -> str:
     path as it is)."""
     text = os.fspath(location)
     return public_url(text) if _SCHEME.match(text) else text
+
+
+def describe_info(info: dict) -> list[str]:
+    """A gallery's :meth:`GalleryStore.info` as lines for a person: where it is, its people and images, its
+    size, then one line per model version with its embeddings and the arithmetic they were made in."""
+    statuses = ", ".join(f"{k} {v}" for k, v in info["images_by_status"].items())
+    lines = [f"{info['path']}: {info['people']} people, {info['images']} images"
+             + (f" ({statuses})" if statuses else "") + f", {info['size_bytes'] / 1e6:.1f} MB"]
+    for model, n in info["embeddings_by_model"].items():
+        made = info.get("arithmetic_by_model", {}).get(model)
+        lines.append(f"  embeddings of model {model}: {n}"
+                     + (f" (made in {' and '.join(made)} arithmetic)" if made else " (arithmetic not noted)"))
+    if not info["embeddings_by_model"]:
+        lines.append("  no embeddings yet")
+    return lines
 
 
 def open_gallery(location: str | os.PathLike, mode: GalleryMode = "read") -> GalleryStore:

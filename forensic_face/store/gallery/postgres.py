@@ -347,8 +347,10 @@ class PostgresGallery:
             size = db.execute("SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c JOIN "
                               "pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'forensic_face' AND "
                               "c.relkind = 'r'").fetchone()[0]
+            meta = dict(db.execute("SELECT key, value FROM meta").fetchall())  # a few rows
         return {"path": self._server()["path"], "people": people, "images": sum(images.values()),
-                "images_by_status": images, "embeddings_by_model": models, "size_bytes": int(size)}
+                "images_by_status": images, "embeddings_by_model": models,
+                "arithmetic_by_model": {v: arithmetic_of(v, meta) for v in models}, "size_bytes": int(size)}
 
     def _server(self) -> dict:
         """Where the gallery is, without credentials: ``path`` (a libpq URL), ``server``, ``database``."""

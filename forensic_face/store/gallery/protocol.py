@@ -95,7 +95,9 @@ class GalleryStore(Searchable, Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
     def info(self) -> dict:
-        """``path``, ``people``, ``images``, ``images_by_status``, ``embeddings_by_model``, ``size_bytes``."""
+        """``path``, ``people``, ``images``, ``images_by_status``, ``embeddings_by_model``, ``arithmetic_by_model``
+        (model version -> the arithmetics its embeddings were noted as made in, sorted; empty when none was noted,
+        as for imported vectors and older galleries), ``size_bytes``."""
         ...
 
     def no_face_images(self) -> list[str]:

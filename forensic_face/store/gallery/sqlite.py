@@ -314,8 +314,10 @@ class SQLiteGallery(IndexedStore):
             people = q("SELECT COUNT(*) FROM people").fetchone()[0]
             images = dict(q("SELECT status, COUNT(*) FROM images GROUP BY status").fetchall())
             models = dict(q("SELECT model_version, COUNT(*) FROM embeddings GROUP BY model_version").fetchall())
+            meta = dict(q("SELECT key, value FROM meta").fetchall())
         return {"path": str(self.path), "people": people, "images": sum(images.values()), "images_by_status": images,
-                "embeddings_by_model": models, "size_bytes": self.path.stat().st_size if self.path.exists() else 0}
+                "embeddings_by_model": models, "arithmetic_by_model": {v: arithmetic_of(v, meta) for v in models},
+                "size_bytes": self.path.stat().st_size if self.path.exists() else 0}
 
     def no_face_images(self) -> list[str]:
         with self._lock:
