@@ -5,8 +5,9 @@ state dict (the frozen stem and blocks are equal in both; batch-norm statistics 
     .venv/bin/python -m research.interpolate_student --share 0.2 --out runs/interp-0.2/student.pt \
         [--models resources/models]
 
-The student is the installed bundle's recogniser (or ``--student``, a tuning checkpoint); the teacher is SFace as published, converted from
-``../shared/weights`` (research only: the product never reads it). Scored by ``research.student_heldout``.
+The student is the installed bundle's recogniser (or ``--student``, a tuning checkpoint); the teacher is SFace as
+published, converted from ``../shared/weights`` (research only: the product never reads it). Scored by
+``research.student_heldout``. The product's own command for the same: ``forensic-face tune-sface --teacher-share``.
 """
 
 from __future__ import annotations
