@@ -69,7 +69,9 @@ def _cmd_tune_sface(args: argparse.Namespace) -> int:
     last = record["history"][-1] if record["history"] else {}
     print(json.dumps(record, indent=2) if args.json else
           f"student tuned on {record['images']} images of {record['people']} people "
-          f"({record['timings']}); last epoch {last}; weights in {record['student']}")
+          f"({record['timings']}); last epoch {last}"
+          + (f"; moved {share:g} of the way back to SFace as published" if (share := record["config"]["teacher_share"])
+             else "") + f"; weights in {record['student']}")
     if args.export:
         from forensic_face.services.training import export_sface_student
 
@@ -852,6 +854,9 @@ def _tune_sface_parser(sub) -> None:
                         "drawing one of --variants copies made once")
     p.add_argument("--bfloat16", action="store_true",
                    help="run the networks' products in bfloat16 while tuning (float32 weights and optimiser)")
+    p.add_argument("--teacher-share", dest="teacher_share", type=float,
+                   help="after tuning, move the student's weights this share of the way back to the teacher's "
+                        "(0 .. 1; default 0); a finished run is moved without tuning again")
     p.add_argument("--seed", type=int)
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--workers", type=int, default=2, help="processes for cropping (default: %(default)s)")

@@ -890,7 +890,7 @@ def share_choice(clip_cal: dict) -> str:
 #: tune-sface's options for the fields of its DistilConfig (the others have none).
 TUNE_OPTIONS = {"variants": "--variants", "frozen_blocks": "--frozen-blocks", "epochs": "--epochs",
                 "batch": "--batch", "lr": "--lr", "margin_weight": "--margin-weight", "seed": "--seed",
-                "fresh": "--fresh", "bfloat16": "--bfloat16"}
+                "fresh": "--fresh", "bfloat16": "--bfloat16", "teacher_share": "--teacher-share"}
 
 
 def variants_text(cfg: dict) -> str:
@@ -901,6 +901,18 @@ def variants_text(cfg: dict) -> str:
                 "on each batch as it is drawn" + (", they and the tuned blocks' products in bfloat16 (weights, "
                                                   "gradients and Adam in float32)" if cfg.get("bfloat16") else ""))
     return f"{cfg['variants']} degraded variants per image beside its clean crop"
+
+
+def moved_back_text(cfg: dict) -> str:
+    """The tuned weights moved back towards SFace's (``teacher_share``), when they were."""
+    a = cfg.get("teacher_share", 0.0)
+    if not a:
+        return ""
+    return (f" Then every tuned tensor was moved **{a:g}** of the way back to SFace's: {a:g} × SFace's + {1 - a:g} × "
+            "the tuned values (weight-space ensembling, WiSE-FT: Wortsman et al., 'Robust fine-tuning of zero-shot "
+            "models'), which keeps more of the teacher's sharp-face behaviour; the share was chosen on the "
+            "calibration people by a rule written before any such student was scored "
+            "(`research/interpolated/decision_rule_long.txt`, results beside it).")
 
 
 def sface_sizes(frozen_blocks: int) -> tuple[int, int, int, int]:
@@ -941,7 +953,7 @@ def sface_what(meta: dict) -> list[str]:
         f"{cfg['scale']:g}) over the {tun['people']:,} training people, whose class centres are the teacher's "
         f"mean clean embeddings (fixed). {variants_text(cfg)}, "
         f"{cfg['epochs']} epochs of batches of {cfg['batch']}, Adam from learning rate {cfg['lr']:g} with cosine "
-        f"decay to 0 (weight decay {cfg['weight_decay']:g}), seed {cfg['seed']}.",
+        f"decay to 0 (weight decay {cfg['weight_decay']:g}), seed {cfg['seed']}." + moved_back_text(cfg),
         *(companion_what(meta) if joined(meta) else [
             f"- **What it embeds**: the face as found, the probe in its own {size} px five-point crop, flip-averaged "
             "(the face and its mirror image); not the reconstruction. The reconstruction is shown beside the probe "

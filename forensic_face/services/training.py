@@ -123,6 +123,9 @@ def tune_sface(data: str | Path | None, onnx: str | Path | None, out: str | Path
 
     known = {f.name for f in fields(DistilConfig)}
     cfg = DistilConfig(**{k: v for k, v in overrides.items() if k in known and v is not None})
+    if not 0.0 <= cfg.teacher_share <= 1.0:
+        raise ForensicFaceError(f"--teacher-share must lie in 0 .. 1 (0: the tuned student, 1: SFace as published), "
+                                f"not {cfg.teacher_share:g}")
     if threads:
         torch.set_num_threads(threads)
     index = index_folder(lfw_folder(data))

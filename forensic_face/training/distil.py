@@ -29,6 +29,12 @@ degradation. With ``fresh`` every epoch degrades every image anew (the same mix 
 epoch and image), so no degraded copy is seen twice; the frozen blocks then run on each batch as it is drawn
 instead of once, and ``bfloat16`` runs them and the tuned blocks' products in bfloat16 (weights, gradients and
 the optimiser in float32) to pay for it.
+
+Moved back towards the teacher: with ``teacher_share`` a > 0 the finished student's weights become
+a * teacher + (1 - a) * tuned, tensor by tensor (weight-space ensembling, WiSE-FT: Wortsman et al., 'Robust
+fine-tuning of zero-shot models', 2022); the frozen tensors are the teacher's in both, so only the tuned ones move.
+The tuned weights themselves stay in ``student_tuned.pt``; the tuning's checkpoint is untouched, so a run can be
+moved by another share without tuning again.
 """
 
 from __future__ import annotations
@@ -77,6 +83,7 @@ class DistilConfig:
     seed: int = 0
     fresh: bool = False  # degrade every image anew each epoch instead of drawing one of ``variants`` fixed copies
     bfloat16: bool = False  # the frozen and tuned blocks' products in bfloat16 (torch.autocast); float32 weights
+    teacher_share: float = 0.0  # after tuning, the weights moved back this far towards the teacher's (WiSE-FT)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -223,6 +230,19 @@ def student_from(teacher: SFaceNet, k: int) -> SFaceNet:
         for p in module.parameters():
             p.requires_grad_(True)
     return student
+
+
+def toward_teacher(student: SFaceNet, teacher: SFaceNet, share: float) -> SFaceNet:
+    """A copy of ``student`` whose every floating tensor is ``share`` * the teacher's + (1 - ``share``) * its own
+    (eval mode); ``share`` 0 gives the student, 1 the teacher."""
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"the teacher's share must lie in 0 .. 1, not {share}")
+    t = teacher.state_dict()
+    mixed = {k: share * t[k].float() + (1.0 - share) * v.float() if v.is_floating_point() else v
+             for k, v in student.state_dict().items()}
+    out = copy.deepcopy(student)
+    out.load_state_dict(mixed)
+    return out.eval()
 
 
 def prototypes(targets: np.ndarray, labels: np.ndarray, n_people: int) -> torch.Tensor:
@@ -446,6 +466,9 @@ def run_distillation(index: FolderIndex, cache: dict, train_people: frozenset[st
     t2 = time.perf_counter()
     student, history = tune(teacher, data, cfg, work, progress)
     timings["tune_s"] = round(time.perf_counter() - t2, 1)
+    if cfg.teacher_share > 0:
+        torch.save(student.state_dict(), work / "student_tuned.pt")
+        student = toward_teacher(student, teacher, cfg.teacher_share)
     record = {"config": cfg.as_dict(), "images": len(rows), "people": len(people),
               "levels": _levels_drawn(history) if cfg.fresh else
               {_LEVEL_NAMES[int(c)]: int((level[:, 1:] == c).sum()) for c in np.unique(level[:, 1:])},

@@ -122,3 +122,15 @@ def test_the_recognisers_arithmetic_is_chosen_on_the_command_line_and_recorded_w
     with pytest.raises(SystemExit) as stop:
         main([*args, "--precision", "half"])
     assert stop.value.code == 2 and "invalid choice: 'half'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("share", ["1.5", "-0.1"])
+def test_a_teacher_share_outside_0_to_1_is_refused_before_any_work(tmp_path, capsys, share) -> None:
+    """`tune-sface --teacher-share` mixes the tuned weights with SFace's: a share outside 0 .. 1 is refused at once,
+    with what it means, before the data is read or anything is written."""
+    out = tmp_path / "run"
+    rc = main(["tune-sface", "--data", str(tmp_path / "nowhere"), "--out", str(out), "--teacher-share", share])
+    assert rc != 0
+    err = capsys.readouterr().err
+    assert "--teacher-share must lie in 0 .. 1" in err and f"not {float(share):g}" in err
+    assert not out.exists()

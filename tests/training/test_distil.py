@@ -71,6 +71,22 @@ def test_the_student_learns_only_its_late_blocks_and_resumes(tiny, tmp_path: Pat
     for stage, seconds in first["timings"].items():
         assert second["timings"][stage] >= seconds, stage
 
+    # the finished run moved a quarter of the way back to the teacher: no more tuning, every tensor mixed
+    tuned = torch.load(tmp_path / "student.pt", weights_only=True)
+    back = DistilConfig(**{**more.as_dict(), "teacher_share": 0.25})
+    moved, third = run_distillation(index, cache, people, teacher, tmp_path, back, workers=1)
+    assert third["history"] == second["history"] and third["config"]["teacher_share"] == 0.25
+    kept = torch.load(tmp_path / "student_tuned.pt", weights_only=True)
+    written = torch.load(tmp_path / "student.pt", weights_only=True)
+    m = moved.state_dict()
+    for k, v in tuned.items():
+        assert torch.equal(kept[k], v) and torch.equal(written[k], m[k]), k
+        if v.is_floating_point():
+            assert torch.allclose(m[k], 0.25 * t[k] + 0.75 * v, atol=1e-6), k
+    changed = [k for k in tuned if not torch.equal(t[k], tuned[k])]
+    assert changed and all(not torch.equal(m[k], tuned[k]) and not torch.equal(m[k], t[k]) for k in changed)
+    assert all(torch.equal(m[k], t[k]) for k in frozen)
+
 
 def test_the_margin_loss_pulls_towards_the_true_centre() -> None:
     from forensic_face.training.distil import DistilConfig, distil_loss
