@@ -92,8 +92,12 @@ def load_json(path: Path) -> dict:
 
 
 def check_made_with(path: Path, report: dict, meta: dict, what: str) -> None:
-    """Refuse a report made with other weights or another calibration than the bundle's."""
+    """Refuse a report made with other weights or another calibration than the bundle's, or with the recognisers in
+    another arithmetic than float32 (the one every machine reproduces; the card's figures are its)."""
     made = report.get("engine", {})
+    if made.get("precision", "float32") != "float32":
+        raise SystemExit(f"{path} was measured with the recognisers in {made['precision']}; the card's figures are "
+                         f"float32's, the same on every machine: run {what}")
     digest = calibration_digest(meta["calibration"])
     if made.get("weights_sha256") != meta["weights_sha256"] or (made.get("calibration_sha256") or digest) != digest:
         raise SystemExit(f"{path} was made with version {made.get('model_version')} (weights "
@@ -114,9 +118,10 @@ def load(folder: Path) -> tuple[dict, dict, dict | None, dict | None]:
                          "(`forensic-face tune-sface --export` or `forensic-face train`)")
     path = folder / "evaluation.json"
     if not path.is_file():
-        raise SystemExit(f"{folder}: no evaluation.json; run `forensic-face evaluate --models {folder} --out {path}`")
+        raise SystemExit(f"{folder}: no evaluation.json; run `forensic-face evaluate --precision float32 --models "
+                         f"{folder} --out {path}`")
     ev = load_json(path)
-    check_made_with(path, ev, meta, f"`forensic-face evaluate --models {folder} --out {path}`")
+    check_made_with(path, ev, meta, f"`forensic-face evaluate --precision float32 --models {folder} --out {path}`")
     hp = load_json(folder / "hp_search.json") if (folder / "hp_search.json").is_file() else None
     prev = folder / "evaluation_previous.json"
     return meta, ev, hp, load_json(prev) if prev.is_file() else None
@@ -699,7 +704,7 @@ def ff_cnn_sections(meta: dict) -> list[str]:
         train_command(rec) + " --out runs/train   # writes resources/models/",
         *([".venv/bin/python -m research.recalibrate resources/models   # the calibration refitted, weights kept"]
           if rec.get("calibration_history") else []),
-        ".venv/bin/forensic-face evaluate --out resources/models/evaluation.json",
+        ".venv/bin/forensic-face evaluate --precision float32 --out resources/models/evaluation.json",
         ".venv/bin/python scripts/model_card.py",
         "```",
         timing(rec, cfg),
@@ -837,7 +842,7 @@ def clips(folder: Path, meta: dict) -> list[str]:
     if not path.is_file() or not meta.get("clip_calibration"):
         return []
     ev = load_json(path)
-    what = f"`forensic-face evaluate --clips --refit --models {folder} --out {path}`"
+    what = f"`forensic-face evaluate --clips --refit --precision float32 --models {folder} --out {path}`"
     check_made_with(path, ev, meta, what)
     if ev.get("clip_calibration_sha256") != calibration_digest(meta["clip_calibration"]):
         raise SystemExit(f"{path} was made with another clip calibration than this bundle's: run {what} first")
@@ -1138,8 +1143,9 @@ def sface_command(meta: dict) -> list[str]:
     tun, (hops, ae_rec) = rec["recogniser"]["tuning"], ae_origin(rec)
     lines = ["", "## Command", "```bash", *(fetch_companion(meta) if joined(meta) else []),
              tune_command(tun, " --companion /tmp/prev/resources/models" if joined(meta) else ""),
-             ".venv/bin/forensic-face evaluate --out resources/models/evaluation.json",
-             *([".venv/bin/forensic-face evaluate --clips --refit --out resources/models/evaluation_clips.json"]
+             ".venv/bin/forensic-face evaluate --precision float32 --out resources/models/evaluation.json",
+             *([".venv/bin/forensic-face evaluate --clips --refit --precision float32 --out "
+               "resources/models/evaluation_clips.json"]
                if meta.get("clip_calibration") else []),
              ".venv/bin/python scripts/model_card.py", "```",
              tuning_timing(tun) + " `--export` packs the student with the installed bundle's autoencoder (`--base` "

@@ -45,6 +45,24 @@ def test_an_evaluation_of_other_weights_is_refused(tmp_path: Path) -> None:
     assert not (folder / "MODEL_CARD.md").exists()
 
 
+@pytest.mark.parametrize("name", ["evaluation.json", "evaluation_clips.json"])
+def test_an_evaluation_in_bfloat16_is_refused(tmp_path: Path, name: str) -> None:
+    """The card's figures are float32's (the same on every machine): an evaluation run with the recognisers in
+    bfloat16, this machine's default, is refused with the command that gives float32."""
+    folder = _bundle_files(tmp_path)
+    if not (folder / name).is_file():
+        pytest.skip(f"the shipped bundle has no {name}")
+    ev = json.loads((folder / name).read_text())
+    assert ev["engine"]["precision"] == "float32"
+    ev["engine"]["precision"] = "bfloat16"
+    (folder / name).write_text(json.dumps(ev))
+    proc = _write_card(folder)
+    assert proc.returncode != 0
+    assert f"{folder / name} was measured with the recognisers in bfloat16" in proc.stderr
+    assert "--precision float32" in proc.stderr
+    assert not (folder / "MODEL_CARD.md").exists()
+
+
 def test_a_clip_evaluation_of_another_clip_calibration_is_refused(tmp_path: Path) -> None:
     """The clip section is written only from an evaluation made with the bundle's clip calibration (refitting it,
     e.g. with another pooled companion share, leaves the old evaluation stale)."""
