@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 
 from forensic_face.engine.inference import FaceEngine
+from forensic_face.models.sface import SFaceNet
+from forensic_face.training.distil import toward_teacher
 from forensic_face.training.sface_onnx import convert, default_onnx_path
 
 
@@ -31,20 +33,22 @@ def main() -> int:
     args = ap.parse_args()
     if args.student:
         state = torch.load(args.student, map_location="cpu", weights_only=True)
-        student = {k: v.float() if v.is_floating_point() else v for k, v in state.get("student", state).items()}
+        state = state.get("student", state)
     else:
-        student = {k: v.float() for k, v in FaceEngine(args.models, device="cpu").rec.state_dict().items()}
-    teacher = convert(default_onnx_path())
-    if student.keys() != teacher.keys():
-        raise SystemExit("the student's and the teacher's tensors differ in name")
+        state = FaceEngine(args.models, device="cpu").rec.state_dict()  # float16 as the bundle stores it
+    student = SFaceNet()
+    student.load_state_dict(state)  # copied into the network's float32 tensors
+    teacher = SFaceNet()
+    teacher.load_state_dict(convert(default_onnx_path()))
     a = args.share
-    mixed = {k: (a * teacher[k].float() + (1 - a) * v) if v.is_floating_point() else v for k, v in student.items()}
+    mixed = toward_teacher(student, teacher, a).state_dict()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(mixed, args.out)
     # the bundle stores float16: a tensor the tuning left alone there equals the teacher's rounded to float16
-    same = sum(any(torch.equal(w, v) for w in (teacher[k].float(), teacher[k].half().float()))
-               for k, v in student.items() if v.is_floating_point())
-    print(f"{args.out}: teacher share {a:g}; {same} of {len(student)} tensors equal in both (to float16)")
+    t, s = teacher.state_dict(), student.state_dict()
+    same = sum(any(torch.equal(w, v) for w in (t[k], t[k].half().float()))
+               for k, v in s.items() if v.is_floating_point())
+    print(f"{args.out}: teacher share {a:g}; {same} of {len(s)} tensors equal in both (to float16)")
     return 0
 
 
