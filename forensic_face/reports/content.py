@@ -84,6 +84,9 @@ class ReportContent:
     log_entries: list[dict]
     evaluation: dict | None  # resources/models/evaluation.json
     model_card_sha256: str | None
+    # how the evaluated recogniser was tuned (models.json's record, when it is the bundle evaluation.json measured):
+    # teacher_share (the weights moved back towards the published ones), frozen_blocks, epochs
+    recogniser_tuning: dict | None = None
 
 
 def _read_capped(path: Path, cap: int) -> bytes:
@@ -204,7 +207,8 @@ def load_analysis(case: Case, ref: AnalysisRef, verification: VerifyReport | Non
     return view
 
 
-def _evaluation() -> tuple[dict | None, str | None]:
+def _evaluation() -> tuple[dict | None, str | None, dict | None]:
+    """The installed models' evaluation.json, their model card's SHA-256 and how their recogniser was tuned."""
     from forensic_face.paths import models_dir
 
     folder = models_dir()
@@ -215,7 +219,22 @@ def _evaluation() -> tuple[dict | None, str | None]:
         log.warning("no readable evaluation.json in %s; the report will say so", folder)
     card = folder / "MODEL_CARD.md"
     digest = sha256_file(card) if card.is_file() else None
-    return evaluation, digest
+    return evaluation, digest, _tuning(folder, evaluation)
+
+
+def _tuning(folder: Path, evaluation: dict | None) -> dict | None:
+    """How the recogniser whose figures ``evaluation`` holds was tuned (``models.json``'s training record), or None
+    when the installed bundle is not the one evaluated or records no tuning."""
+    try:
+        meta = json.loads((folder / "models.json").read_text())
+        version = ((evaluation or {}).get("engine") or {}).get("model_version")
+        cfg = meta["record"]["recogniser"]["tuning"]["config"]
+        if not version or meta.get("version") != version or not isinstance(cfg, dict):
+            return None
+        return {"teacher_share": float(cfg.get("teacher_share", 0.0)), "frozen_blocks": int(cfg["frozen_blocks"]),
+                "epochs": int(cfg["epochs"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def choose(refs: list[AnalysisRef], chosen: list[str] | None) -> tuple[list[AnalysisRef], list[AnalysisRef]]:
@@ -251,7 +270,7 @@ def collect(case: Case, progress: Progress | None = None, analyses: list[str] | 
             except (OSError, ValueError) as exc:
                 unreadable.append(f"{ref.analysis_id}: {exc}")
     step.update(3, 4, "model evaluation")
-    evaluation, card_sha = _evaluation()
+    evaluation, card_sha, tuning = _evaluation()
     meta = case.meta
     from forensic_face import __version__
 
@@ -261,4 +280,4 @@ def collect(case: Case, progress: Progress | None = None, analyses: list[str] | 
         software=f"forensic-face {__version__}", evidence=[e.__dict__ for e in case.evidence],
         verification=verification, result_checks=result_checks(verification), analyses=views,
         left_out=left_out, failed=failed, provenance=provenance, unreadable_results=unreadable, log_entries=entries,
-        evaluation=evaluation, model_card_sha256=card_sha)
+        evaluation=evaluation, model_card_sha256=card_sha, recogniser_tuning=tuning)

@@ -719,6 +719,16 @@ def _joined(companion: dict) -> str:
             + ("; " if pw[1] == 0 else "") + "the shares chosen on held-out people)")
 
 
+def _moved_back(tuning: dict | None) -> str:
+    """The method section's words for tuned weights moved back towards SFace's published ones, when they were."""
+    share = (tuning or {}).get("teacher_share") or 0.0
+    if not share:
+        return ""
+    return (f", then every tuned weight moved {share:g} of the way back to SFace's published value by weight-space "
+            "ensembling, which keeps more of the published network's accuracy on sharp faces; the share was chosen "
+            "on held-out people")
+
+
 def _method_section(c: ReportContent, st, n: int) -> list:
     from reportlab.platypus import PageBreak
 
@@ -728,8 +738,8 @@ def _method_section(c: ReportContent, st, n: int) -> list:
     own_crop = bool(ev) and (ev.get("product_scores") == "degraded" or companion is not None)  # the face as found
     recogniser = (
         "a recogniser derived from SFace (OpenCV Zoo's MobileFaceNet, Apache-2.0; its later blocks tuned by this "
-        "project on degraded faces of its training people) embeds the face as found, aligned on the five-point "
-        "template to a 112×112 crop (128-D); "
+        f"project on degraded faces of its training people{_moved_back(c.recogniser_tuning)}) embeds the face as "
+        "found, aligned on the five-point template to a 112×112 crop (128-D); "
         + (f"the project's own CNN embeds the reconstruction (128-D), and the two are joined: {_joined(companion)}"
            if companion else "the reconstruction is shown beside it for the examiner and is not what is searched")
         if own_crop else "a CNN embeds the reconstruction (128-D)")

@@ -94,6 +94,11 @@ def test_report_holds_what_an_examiner_needs(analysed_case: Case, tmp_path: Path
             false_leads = 1 - one["not_enrolled_no_confident_match"]["rate"]
             assert f"1.0% (used here): {false_leads:.1%} false leads" in words
             assert "5.0%: " in words and "5.0% (used here)" not in words
+        installed = json.loads((models_dir() / "models.json").read_text())
+        cfg = installed["record"].get("recogniser", {}).get("tuning", {}).get("config", {})
+        if installed["version"] == shipped["engine"]["model_version"] and cfg.get("teacher_share"):
+            assert (f"then every tuned weight moved {cfg['teacher_share']:g} of the way back to SFace's published "
+                    "value") in " ".join(text.split())  # the method says the tuned student was moved back
         comp = (shipped.get("engine") or {}).get("companion")
         if comp:  # how the two recognisers are joined, as the shipped bundle joins them
             assert ("a weighted mean of the two cosines" if comp.get("probe_weight") else "× the second's") in \
@@ -417,3 +422,19 @@ def test_every_font_is_embedded(analysed_case: Case, tmp_path: Path) -> None:
     assert len(fonts) >= 3 and "DejaVuSansMono" in listing
     for row in fonts:  # name, type, encoding, then emb sub uni
         assert row.split()[-5] == "yes", row
+
+
+def test_the_tuning_described_is_the_evaluated_bundles(tmp_path: Path) -> None:
+    """The method section's account of the recogniser's tuning comes from models.json only when that is the bundle
+    whose figures evaluation.json holds; another bundle's (or none) says nothing about it."""
+    from forensic_face.reports.content import _tuning
+
+    cfg = {"frozen_blocks": 6, "epochs": 20, "teacher_share": 0.2, "margin_weight": 0.5}
+    (tmp_path / "models.json").write_text(json.dumps(
+        {"version": "ff-a", "record": {"recogniser": {"tuning": {"config": cfg}}}}))
+    assert _tuning(tmp_path, {"engine": {"model_version": "ff-a"}}) == {"teacher_share": 0.2, "frozen_blocks": 6,
+                                                                      "epochs": 20}
+    assert _tuning(tmp_path, {"engine": {"model_version": "ff-b"}}) is None  # figures of another bundle
+    assert _tuning(tmp_path, None) is None  # no evaluation on record
+    (tmp_path / "models.json").write_text("{not json")
+    assert _tuning(tmp_path, {"engine": {"model_version": "ff-a"}}) is None
