@@ -908,16 +908,26 @@ def variants_text(cfg: dict) -> str:
     return f"{cfg['variants']} degraded variants per image beside its clean crop"
 
 
-def moved_back_text(cfg: dict) -> str:
-    """The tuned weights moved back towards SFace's (``teacher_share``), when they were."""
+#: The rule that chose each shipped bundle's ``teacher_share`` (written before its candidates were scored), by
+#: the bundle's version: a bundle moved back by a share whose rule is not named here gets no card.
+SHARE_RULES = {"ff-2026-12-06-c2ee3bb2": "research/interpolated/decision_rule_long.txt"}
+
+
+def moved_back_text(cfg: dict, version: str) -> str:
+    """The tuned weights moved back towards SFace's (``teacher_share``), when they were, and the rule that chose
+    the share (:data:`SHARE_RULES`)."""
     a = cfg.get("teacher_share", 0.0)
     if not a:
         return ""
+    rule = SHARE_RULES.get(version)
+    if rule is None or not (Path(__file__).resolve().parents[1] / rule).is_file():
+        raise SystemExit(f"bundle {version} was moved {a:g} back towards SFace, and scripts/model_card.py's "
+                         "SHARE_RULES names no rule file for it: add the rule that chose the share")
     return (f" Then every tuned tensor was moved **{a:g}** of the way back to SFace's: {a:g} × SFace's + {1 - a:g} × "
             "the tuned values (weight-space ensembling, WiSE-FT: Wortsman et al., 'Robust fine-tuning of zero-shot "
             "models'), which keeps more of the teacher's sharp-face behaviour; the share was chosen on the "
-            "calibration people by a rule written before any such student was scored "
-            "(`research/interpolated/decision_rule_long.txt`, results beside it).")
+            f"calibration people by a rule written before any such student was scored (`{rule}`, results beside "
+            "it).")
 
 
 def sface_sizes(frozen_blocks: int) -> tuple[int, int, int, int]:
@@ -958,7 +968,8 @@ def sface_what(meta: dict) -> list[str]:
         f"{cfg['scale']:g}) over the {tun['people']:,} training people, whose class centres are the teacher's "
         f"mean clean embeddings (fixed). {variants_text(cfg)}, "
         f"{cfg['epochs']} epochs of batches of {cfg['batch']}, Adam from learning rate {cfg['lr']:g} with cosine "
-        f"decay to 0 (weight decay {cfg['weight_decay']:g}), seed {cfg['seed']}." + moved_back_text(cfg),
+        f"decay to 0 (weight decay {cfg['weight_decay']:g}), seed {cfg['seed']}."
+        + moved_back_text(cfg, meta["version"]),
         *(companion_what(meta) if joined(meta) else [
             f"- **What it embeds**: the face as found, the probe in its own {size} px five-point crop, flip-averaged "
             "(the face and its mirror image); not the reconstruction. The reconstruction is shown beside the probe "

@@ -173,3 +173,20 @@ def test_a_joined_bundle_without_the_companion_s_origin_is_refused(tmp_path: Pat
     assert "record.companion does not name the companion's bundle" in proc.stderr
     assert "--companion PREV" in proc.stderr
     assert not (folder / "MODEL_CARD.md").exists()
+
+
+def test_a_bundle_moved_back_by_a_share_no_rule_chose_is_refused(tmp_path: Path) -> None:
+    """The card says which rule chose the share the tuned weights were moved back by: a bundle whose rule the
+    script does not know gets no card (never another bundle's rule named for it)."""
+    folder = _bundle_files(tmp_path)
+    meta = json.loads((folder / "models.json").read_text())
+    if not meta["record"].get("recogniser", {}).get("tuning", {}).get("config", {}).get("teacher_share"):
+        pytest.skip("the shipped recogniser was not moved back towards SFace")
+    other = "ff-2099-01-01-00000000"
+    for path in folder.glob("*.json"):  # the bundle and its evaluations, all of another version
+        text = path.read_text()
+        path.write_text(text.replace(meta["version"], other))
+    proc = _write_card(folder)
+    assert proc.returncode != 0
+    assert f"bundle {other} was moved" in proc.stderr and "SHARE_RULES names no rule file" in proc.stderr
+    assert not (folder / "MODEL_CARD.md").exists()
