@@ -231,8 +231,8 @@ def _tuning(folder: Path, evaluation: dict | None) -> dict | None:
         cfg = meta["record"]["recogniser"]["tuning"]["config"]
         if not version or meta.get("version") != version or not isinstance(cfg, dict):
             return None
-        return {"teacher_share": float(cfg.get("teacher_share", 0.0)), "frozen_blocks": int(cfg["frozen_blocks"]),
-                "epochs": int(cfg["epochs"])}
+        return {"teacher_share": float(cfg.get("teacher_share", 0.0)), "frozen_blocks": cfg.get("frozen_blocks"),
+                "epochs": cfg.get("epochs")}
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
