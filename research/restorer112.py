@@ -45,7 +45,7 @@ from forensic_face.models.bundle import load_bundle
 from forensic_face.models.nets import AEConfig, FusionAutoencoder
 from forensic_face.paths import shared_data_dir
 from forensic_face.training.dataset import LEVEL_CODES
-from forensic_face.training.distil import DistilConfig, fresh_faces, teacher_targets, to_rgb255, training_images
+from forensic_face.training.distil import DistilConfig, fresh_faces, teacher_targets, training_images
 from forensic_face.training.split import load_split_data
 
 CONFIG = AEConfig(size=112, width=16, residual=True)
