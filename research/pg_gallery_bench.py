@@ -205,10 +205,11 @@ def _latency(store, cal, probes: np.ndarray, sharp: float) -> tuple[float, float
 def _breakdown(g, probes: np.ndarray) -> dict:
     """What an HNSW search's time is made of (medians): the gallery's rank call (client, round trips and
     server), the server's planning and execution of the search query, the index and table pages it read
-    from shared buffers (hits) and from outside them (reads: the OS cache or the disk)."""
+    from shared buffers (hits) and from outside them (reads: the OS cache or the disk), and how many embeddings
+    the index scan gave (the candidates gathered: ef_search at most, or up to the candidates asked)."""
     from psycopg import sql
 
-    rank, plan, execute, hits, reads = [], [], [], [], []
+    rank, plan, execute, hits, reads, gathered, used = [], [], [], [], [], [], set()
     for q in probes:
         t0 = time.perf_counter()
         g.rank("bench", q, 10)
@@ -224,11 +225,27 @@ def _breakdown(g, probes: np.ndarray) -> dict:
         execute.append(out["Execution Time"])
         hits.append(out["Plan"]["Shared Hit Blocks"])
         reads.append(out["Plan"]["Shared Read Blocks"])
+        rows, name = _index_scan(out["Plan"])
+        gathered.append(rows)
+        used.add("hnsw" if name == index["name"] else name)
     if not plan:
         return {"rank_call_ms": round(1000 * float(np.median(rank)), 2)}
     return {"rank_call_ms": round(1000 * float(np.median(rank)), 2), "server_planning_ms": round(
         float(np.median(plan)), 2), "server_execution_ms": round(float(np.median(execute)), 2),
-        "buffer_hits": int(np.median(hits)), "buffer_reads": int(np.median(reads))}
+        "buffer_hits": int(np.median(hits)), "buffer_reads": int(np.median(reads)),
+        "index_rows_min_median": [int(np.min(gathered)), int(np.median(gathered))], "index_used": sorted(used)}
+
+
+def _index_scan(node: dict) -> tuple[int, str]:
+    """The rows the first index scan of an EXPLAIN ANALYZE plan returned, and its index (the planner may scan
+    another index and sort when the candidates asked are a large share of the table)."""
+    if node.get("Node Type") == "Index Scan":
+        return int(node["Actual Rows"] * node.get("Actual Loops", 1)), str(node.get("Index Name"))
+    for child in node.get("Plans", []):
+        found = _index_scan(child)
+        if found[0] >= 0:
+            return found
+    return -1, ""
 
 
 def _softmax_check(cal, vectors, owner, people, probes, outcomes, sharp: float) -> dict:
