@@ -225,15 +225,20 @@ def _index_scans(postgres, database: str, expected: int) -> int:
     return scans
 
 
+def _four_each(g, rng: np.random.Generator, people: int, dim: int = 32) -> tuple[np.ndarray, list]:
+    """``people`` people of four unit vectors each enrolled under model version v1; 20 probes near some of them,
+    and their exact searches (top 5)."""
+    vectors = _unit(rng, 4 * people, dim)
+    g.bulk_add("v1", [f"P{i:03d}" for i in range(people)], np.repeat(np.arange(people), 4), vectors,
+               [f"<{i}>" for i in range(4 * people)])
+    probes = vectors[::4 * people // 20] + 0.05 * _unit(rng, 20, dim)
+    return probes, [search_gallery(g, q, CAL, "v1", 80.0, top_k=5) for q in probes]
+
+
 @pytest.mark.parametrize("vectors", ["halfvec", "vector"])
 def test_an_hnsw_index_is_used_and_recorded_once_built(postgres, vectors: str) -> None:
-    rng = np.random.default_rng(5)
-    vectors_ = _unit(rng, 800, 32)
     with open_gallery(postgres.database(), mode="create") as g:
-        g.bulk_add("v1", [f"P{i:03d}" for i in range(200)], np.repeat(np.arange(200), 4), vectors_,
-                   [f"<{i}>" for i in range(800)])
-        probes = vectors_[::40] + 0.05 * _unit(rng, 20, 32)
-        exact = [search_gallery(g, q, CAL, "v1", 80.0, top_k=5) for q in probes]
+        probes, exact = _four_each(g, np.random.default_rng(5), 200)
         g.build_index("v1", m=16, ef_construction=64, ef_search=80, vectors=vectors)
         approx = [search_gallery(g, q, CAL, "v1", 80.0, top_k=5) for q in probes]
         recorded = {"mode": "hnsw", "m": 16, "ef_construction": 64, "ef_search": 80, "vectors": vectors}
@@ -254,13 +259,8 @@ def test_an_hnsw_index_is_used_and_recorded_once_built(postgres, vectors: str) -
 def test_an_index_built_for_more_candidates_than_ef_search_gathers_them(postgres, monkeypatch) -> None:
     """pgvector's HNSW walk returns at most ef_search embeddings; with more candidates asked, the iterative scan
     walks on, the search sees that many (and more people), and its result records them."""
-    rng = np.random.default_rng(8)
-    vectors_ = _unit(rng, 2000, 32)
     with open_gallery(postgres.database(), mode="create") as g:
-        g.bulk_add("v1", [f"P{i:03d}" for i in range(500)], np.repeat(np.arange(500), 4), vectors_,
-                   [f"<{i}>" for i in range(2000)])
-        probes = vectors_[::100] + 0.05 * _unit(rng, 20, 32)
-        exact = [search_gallery(g, q, CAL, "v1", 80.0, top_k=5) for q in probes]
+        probes, exact = _four_each(g, np.random.default_rng(8), 500)
         for bad in (10, 100_001):
             with pytest.raises(GalleryError, match=f"the candidates a search gathers must be more than ef_search "
                                                    f"\\(10\\) and at most 100,000, not {bad}"):
