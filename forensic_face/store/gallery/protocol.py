@@ -123,8 +123,7 @@ class GalleryStore(Searchable, Protocol):
         galleries enrolled before it was kept are). Kept beside the content, not in its checksum.
 
         ``search`` says how the store ranks: ``{"mode": "exact"}``, or ``{"mode": "hnsw", "m": ...,
-        "ef_construction": ..., "ef_search": ...}`` for an approximate (HNSW) index (with ``"candidates"`` where
-        a search gathers more than ef_search, ``"prefix"`` for an index of the first values). A server's store
+        "ef_construction": ..., "ef_search": ...}`` for an approximate (HNSW) index. A server's store
         names the server and database (never a user or password)."""
         ...
 
