@@ -160,11 +160,6 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    mse = ((a.astype(np.float64) - b.astype(np.float64)) ** 2).reshape(len(a), -1).mean(1)
-    return 10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-10))
-
-
 def _clean_geometry(index, cache, pairs, level: str) -> tuple[np.ndarray, np.ndarray]:
     """The probes' clean crops and their degraded frames (as the evaluation degrades them: the level, the pair's
     index as seed) in the same clean five-point alignment."""
@@ -188,7 +183,7 @@ def _clean_geometry(index, cache, pairs, level: str) -> tuple[np.ndarray, np.nda
 def score(args: argparse.Namespace) -> int:
     from forensic_face.engine.inference import FaceEngine
     from forensic_face.training.evaluate import engine_probes, gallery_crops, identification_sets
-    from forensic_face.training.metrics import auc_difference, mcnemar, mean_difference
+    from forensic_face.training.metrics import auc_difference, mcnemar, mean_difference, psnr
     from research.student_heldout import held_out
 
     index, split, cache = load_split_data(shared_data_dir() / "lfw")
@@ -213,7 +208,7 @@ def score(args: argparse.Namespace) -> int:
         row["restored_vs_found_rank_1"] = mcnemar(top1["restored"], top1["found"])
         if level != "clean":
             clean, geom = _clean_geometry(index, cache, pairs, level)
-            p_geom, p_rest = _psnr(geom, clean), _psnr(restore(net, geom), clean)
+            p_geom, p_rest = psnr(geom, clean), psnr(restore(net, geom), clean)
             row["psnr_db"] = {"degraded": round(float(p_geom.mean()), 3), "restored": round(float(p_rest.mean()), 3),
                               "gain": mean_difference(p_rest, p_geom)}
         out["levels"][level] = row
