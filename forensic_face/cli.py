@@ -11,7 +11,6 @@ import argparse
 import json
 import logging
 import sys
-import time
 from collections.abc import Sequence
 
 from forensic_face import __version__
@@ -299,13 +298,16 @@ def _gallery_index(args: argparse.Namespace) -> int:
                 print(f"{version}: searched exactly")
             else:
                 for prefix in (None, joined[1]) if joined is not None and joined[0] == version else (None,):
-                    t0 = time.perf_counter()
-                    g.build_index(version, m=args.m, ef_construction=args.ef_construction, ef_search=args.ef_search,
-                                  vectors="vector" if args.full_precision else "halfvec", prefix=prefix)
+                    build = g.build_index(version, m=args.m, ef_construction=args.ef_construction,
+                                          ef_search=args.ef_search, prefix=prefix, build_memory=args.build_memory,
+                                          vectors="vector" if args.full_precision else "halfvec")
                     what = "the whole embeddings" if prefix is None else \
                         f"their first {prefix} values (the recogniser's: sharp probes)"
-                    print(f"{version}: HNSW index of {what} built in {time.perf_counter() - t0:.1f} s (m={args.m}, "
-                          f"ef_construction={args.ef_construction}, ef_search={args.ef_search})")
+                    print(f"{version}: HNSW index of {what} built in {build.seconds:.1f} s (m={args.m}, "
+                          f"ef_construction={args.ef_construction}, ef_search={args.ef_search}, "
+                          f"build memory {build.build_memory})")
+                    if build.advice() is not None:
+                        print(f"warning: {version}: {build.advice()}", file=sys.stderr)
     return 0
 
 
@@ -718,6 +720,10 @@ def _gallery_parser(sub) -> None:
     c.add_argument("--ef-search", type=int, default=200, help="candidates while searching (default %(default)s)")
     c.add_argument("--full-precision", dest="full_precision", action="store_true",
                    help="index the embeddings themselves instead of half-precision copies (a third larger)")
+    c.add_argument("--build-memory", dest="build_memory", metavar="SIZE",
+                   help="memory the index's graph may take while it is built (maintenance_work_mem, e.g. 8GB; "
+                        "default: the server's setting, at least 2GB); a graph that outgrows it is built far slower, "
+                        "and the command says so")
     c.add_argument("--exact", action="store_true", help="drop the index: search exactly")
     c = g_sub.add_parser(
         "search", help="look up face images (degraded or not), without a case: files or folders, the model loaded once",

@@ -321,8 +321,10 @@ def _hnsw(g, cal, sets: dict, sharp, exact: dict, efs: list[int], m: int, ef_con
     first values only (a joined bundle's recogniser's)."""
     out = {"m": m, "ef_construction": ef_construction, "vectors": kind, "prefix": prefix}
     t0 = time.perf_counter()
-    g.build_index("bench", m=m, ef_construction=ef_construction, ef_search=efs[0], vectors=kind, prefix=prefix)
+    build = g.build_index("bench", m=m, ef_construction=ef_construction, ef_search=efs[0], vectors=kind, prefix=prefix)
     out["build_s"] = round(time.perf_counter() - t0, 1)
+    out["build_memory"] = build.build_memory  # the product's default: the server's 5GB (start_server), at least 2GB
+    out["graph_spilled_after"] = build.spilled_after  # None: the graph was built in memory throughout
     out["disk_mb_with_index"] = round(g.info()["size_bytes"] / 1e6)
     out["index_mb"] = round(g._db.execute("SELECT pg_relation_size(index_name::regclass) FROM "
                                           "forensic_face.search_index WHERE dim = %s", (

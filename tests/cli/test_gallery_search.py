@@ -205,6 +205,30 @@ def test_gallery_index_gives_a_joined_bundle_s_version_an_index_for_sharp_probes
         assert g.identity(version)["search"] == g.identity("other")["search"] == {"mode": "exact"}
 
 
+def test_gallery_index_says_when_the_build_memory_was_too_small(postgres, tiny_models: Path, capsys) -> None:
+    """--build-memory sets the memory the index's graph is built in; a graph that outgrows it is built far slower,
+    and the command warns, naming the option; nonsense is refused before any index is touched."""
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(4000, 64)).astype(np.float32)
+    url = postgres.database()
+    with open_gallery(url, mode="create") as g:
+        g.bulk_add("v1", [f"P{i}" for i in range(1000)], np.repeat(np.arange(1000), 4),
+                   vectors / np.linalg.norm(vectors, axis=1, keepdims=True), [f"<{i}>" for i in range(4000)])
+    assert main(["gallery", "index", url, "--models", str(tiny_models), "--m", "16", "--ef-construction", "64",
+                 "--build-memory", "1MB"]) == 0
+    captured = capsys.readouterr()
+    assert "v1: HNSW index of the whole embeddings built" in captured.out and "build memory 1MB" in captured.out
+    assert "warning: v1: the index graph outgrew its build memory (maintenance_work_mem 1MB) after" in captured.err
+    assert "--build-memory" in captured.err
+    assert main(["gallery", "index", url, "--models", str(tiny_models), "--m", "16", "--ef-construction", "64"]) == 0
+    captured = capsys.readouterr()
+    assert "build memory 2GB" in captured.out and "warning" not in captured.err
+    assert main(["gallery", "index", url, "--models", str(tiny_models), "--build-memory", "lots"]) == 1
+    assert "build memory must be a whole number with kB, MB, GB or TB" in capsys.readouterr().err
+    with open_gallery(url) as g:
+        assert g.identity("v1")["search"]["m"] == 16  # the index built before is still there
+
+
 def test_gallery_enroll_takes_the_workers_it_is_given_and_refuses_nonsense(tmp_path: Path, gallery_db: Path,
                                                                            tiny_models: Path, capsys) -> None:
     db = tmp_path / "g.db"

@@ -273,6 +273,36 @@ def test_the_index_recorded_is_the_one_in_the_database(postgres) -> None:
         assert found.gallery["search"]["mode"] == "exact" and found.people_searched == 50
 
 
+def test_an_index_build_has_the_memory_it_is_given_and_says_when_its_graph_outgrew_it(postgres) -> None:
+    """The graph of an HNSW index is built in maintenance_work_mem: the build gets the memory asked for (by
+    default the server's or the database's setting, never less than 2GB), and says when the graph outgrew it
+    (the rest is built on disk, many times slower), so that whoever builds a large gallery's index knows."""
+    rng = np.random.default_rng(11)
+    url = postgres.database()
+    vectors = _unit(rng, 4000, 64)
+    with open_gallery(url, mode="create") as g:
+        g.bulk_add("v1", [f"P{i:04d}" for i in range(1000)], np.repeat(np.arange(1000), 4), vectors,
+                   [f"<{i}>" for i in range(4000)])
+        exact = [search_gallery(g, q, CAL, "v1", 80.0, top_k=3) for q in vectors[::400]]
+        small = g.build_index("v1", m=16, ef_construction=64, ef_search=100, build_memory="1MB")
+        assert small.build_memory == "1MB"
+        assert small.spilled_after is not None and 0 < small.spilled_after < 4000
+        assert f"after {small.spilled_after:,} embeddings" in small.advice()
+        assert "--build-memory" in small.advice()
+        approx = [search_gallery(g, q, CAL, "v1", 80.0, top_k=3) for q in vectors[::400]]
+        assert [a.candidates[0].person for a in approx] == [e.candidates[0].person for e in exact]
+        roomy = g.build_index("v1", m=16, ef_construction=64, ef_search=100, build_memory="256MB")
+        assert (roomy.build_memory, roomy.spilled_after, roomy.advice()) == ("256MB", None, None)
+        assert g.build_index("v1", m=16, ef_construction=64).build_memory == "2GB"  # the server's 64MB raised
+        for bad in ("2 GB", "lots", "0MB", "8gb"):
+            with pytest.raises(ValueError, match="build memory must be a whole number with kB, MB, GB or TB"):
+                g.build_index("v1", build_memory=bad)
+        assert g.identity("v1")["search"]["mode"] == "hnsw"  # a refused build leaves the index as it was
+    postgres.sql(f"ALTER DATABASE {_name(url)} SET maintenance_work_mem = '3GB'")  # an administrator's setting
+    with open_gallery(url, mode="write") as g:
+        assert g.build_index("v1", m=16, ef_construction=64).build_memory == "3GB"  # kept, not lowered to 2GB
+
+
 def test_migration_sqlite_to_postgresql_and_back_keeps_the_gallery(tmp_path: Path, postgres, people_folder: Path,
                                                                    tiny_engine, detector) -> None:
     version = tiny_engine.info.version
