@@ -384,7 +384,10 @@ def _power_law(sizes: list[int], values: list[float], at: int) -> dict:
     """``value = c * n**k`` fitted by least squares in log-log, and its value at ``at`` (an extrapolation
     beyond the sizes measured)."""
     k, log_c = np.polyfit(np.log(sizes), np.log(values), 1)
-    return {"exponent": round(float(k), 3), f"at_{at}": round(float(np.exp(log_c) * at ** k), 3)}
+    fitted = np.exp(log_c) * np.asarray(sizes, np.float64) ** k
+    return {"exponent": round(float(k), 3), f"at_{at}": round(float(np.exp(log_c) * at ** k), 3),
+            "measured": [round(float(v), 4) for v in values],  # and how far the fit is from them at most
+            "largest_misfit": round(float(np.max(np.abs(np.asarray(values) / fitted - 1))), 3)}
 
 
 def growth(paths: list[Path], at: int) -> dict:
@@ -393,11 +396,13 @@ def growth(paths: list[Path], at: int) -> dict:
     runs = [json.loads(line) for p in paths for line in p.read_text().splitlines() if line.startswith('{"embeddings"')]
     runs.sort(key=lambda r: r["embeddings"])
     sizes = [r["embeddings"] for r in runs]
-    out: dict = {"sizes": sizes, "disk_mb": _power_law(sizes, [r["disk_mb"] for r in runs], at),
-                 "exact_median_ms": _power_law(sizes, [r["exact"]["median_ms"] for r in runs], at)}
+    out: dict = {"sizes": sizes, "disk_mb": _power_law(sizes, [r["disk_mb"] for r in runs], at)}
+    for key in (k for k in runs[0] if k.startswith("exact")):
+        out[f"{key}_median_ms"] = _power_law(sizes, [r[key]["median_ms"] for r in runs], at)
     for index in runs[0]["hnsw"]:
-        key = (index["m"], index["ef_construction"], index["vectors"])
-        same = [h for r in runs for h in r["hnsw"] if (h["m"], h["ef_construction"], h["vectors"]) == key]
+        key = (index["m"], index["ef_construction"], index["vectors"], index.get("prefix"))
+        same = [h for r in runs for h in r["hnsw"]
+                if (h["m"], h["ef_construction"], h["vectors"], h.get("prefix")) == key]
         if len(same) != len(runs):
             continue  # an index not measured at every size
         fits = {q: _power_law(sizes, [h[q] for h in same], at) for q in ("build_s", "index_mb")}
@@ -405,7 +410,7 @@ def growth(paths: list[Path], at: int) -> dict:
             fits[ef] = {"median_ms": _power_law(sizes, [h[ef]["median_ms"] for h in same], at),
                         "recall_miss": _power_law(sizes, [max(1 - h[ef]["people_recall_at_10"], 1e-4) for h in same],
                                                   at)}
-        out["m{}_efc{}_{}".format(*key)] = fits
+        out["m{}_efc{}_{}".format(*key[:3]) + (f"_prefix{key[3]}" if key[3] else "")] = fits
     return out
 
 

@@ -66,7 +66,8 @@ INDEX_VECTORS = ("vector", "halfvec")
 CONNECT_TIMEOUT_S = 10
 #: The least memory an index build gets (PostgreSQL's ``maintenance_work_mem``, which holds the HNSW graph while
 #: it is built; a server or session setting above it is kept). A graph that outgrows it goes on being built on
-#: disk, many times slower: at 1M joined embeddings, m 64, the rate fell from ~14k to ~3k rows a minute.
+#: disk, many times slower: at 1M joined embeddings, m 64, the build put ~14k rows a minute into the graph until it
+#: outgrew 2GB at ~760k, then ~3k; with 5GB it fitted and went on at ~17k (research/pg_bench/README.md).
 BUILD_MEMORY_MIN = "2GB"
 _MEMORY_SIZE = re.compile(r"[1-9][0-9]*(kB|MB|GB|TB)")
 _GRAPH_SPILLED = re.compile(r"hnsw graph no longer fits into maintenance_work_mem after ([0-9]+) tuples")
