@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import tempfile
 import threading
@@ -40,7 +39,7 @@ import numpy as np
 
 from forensic_face.engine.search import search_gallery
 from forensic_face.store.gallery import open_gallery
-from forensic_face.store.gallery.postgres import serving_index
+from forensic_face.store.gallery.postgres import MEMORY_SIZE, serving_index
 
 
 def start_server(folder: Path, build_workers: int | None = None, build_memory: str = "5GB"):
@@ -53,7 +52,7 @@ def start_server(folder: Path, build_workers: int | None = None, build_memory: s
     # maintenance_work_mem holds the whole HNSW graph while it is built; a graph that outgrows it is built far
     # slower, which would measure the setting, not the index. (Until 2026-12-06 the product's build_index set 2GB
     # for its transaction whatever the server had: the 3M and the 1M m 64 builds ran with 2GB, not this.)
-    if not re.fullmatch(r"[1-9][0-9]*(MB|GB)", build_memory):
+    if not MEMORY_SIZE.fullmatch(build_memory):
         raise SystemExit(f"--build-memory: a size such as 8GB, not {build_memory!r}")
     server.psql(f"ALTER SYSTEM SET shared_buffers = '2GB'; ALTER SYSTEM SET maintenance_work_mem = '{build_memory}';")
     if build_workers is not None:

@@ -69,7 +69,8 @@ CONNECT_TIMEOUT_S = 10
 #: disk, many times slower: at 1M joined embeddings, m 64, the build put ~14k rows a minute into the graph until it
 #: outgrew 2GB at ~760k, then ~3k; with 5GB it fitted and went on at ~17k (research/pg_bench/README.md).
 BUILD_MEMORY_MIN = "2GB"
-_MEMORY_SIZE = re.compile(r"[1-9][0-9]*(kB|MB|GB|TB)")
+#: A memory size as PostgreSQL's settings take it (a whole number and a unit).
+MEMORY_SIZE = re.compile(r"[1-9][0-9]*(kB|MB|GB|TB)")
 _GRAPH_SPILLED = re.compile(r"hnsw graph no longer fits into maintenance_work_mem after ([0-9]+) tuples")
 _LOCK_KEY = int.from_bytes(b"FFgallry", "big") >> 1  # the advisory lock migrations hold
 
@@ -540,7 +541,7 @@ class PostgresGallery:
         self.require_writable("building a search index")
         if vectors not in INDEX_VECTORS:
             raise ValueError(f"vectors must be one of {', '.join(INDEX_VECTORS)}, not {vectors!r}")
-        if build_memory is not None and not _MEMORY_SIZE.fullmatch(build_memory):
+        if build_memory is not None and not MEMORY_SIZE.fullmatch(build_memory):
             raise ValueError(f"build memory must be a whole number with kB, MB, GB or TB (e.g. 8GB), "
                              f"not {build_memory!r}")
         name = "embeddings_hnsw_" + hashlib.sha256(model_version.encode()).hexdigest()[:16]
