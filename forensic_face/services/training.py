@@ -61,9 +61,10 @@ def train_and_export(data: str | Path | None, out: str | Path, overrides: dict, 
 def evaluate_models(data: str | Path | None, models: str | Path | None, device: str, out: str | Path, *,
                     workers: int, progress: Progress, precision: str = "auto") -> dict:
     """Evaluate the models on the LFW test pairs (the calibration recorded at export, refitted only
-    without one; the recognisers in ``precision``); the report is written to ``out`` as JSON and returned."""
+    without one; the recognisers in ``precision``), with dlib's recogniser and SFace as published (where the
+    shared weights folder has it) measured beside them; the report is written to ``out`` as JSON and returned."""
     from forensic_face.engine.inference import FaceEngine
-    from forensic_face.training.evaluate import calibrate, evaluate
+    from forensic_face.training.evaluate import calibrate, evaluate, published_sface
     from forensic_face.training.split import load_split_data
 
     index, split, cache = load_split_data(lfw_folder(data), progress, workers)
@@ -72,7 +73,8 @@ def evaluate_models(data: str | Path | None, models: str | Path | None, device: 
     info = engine.meta.get("record", {}).get("calibration_info")
     if info is None:
         _, info = calibrate(engine, index, cache, split.calib_pairs, workers, progress)
-    report = evaluate(engine, index, cache, split.test_pairs, info, Path(out), workers, progress)
+    reference, why_not = published_sface()  # measured beside the product in the same run
+    report = evaluate(engine, index, cache, split.test_pairs, info, Path(out), workers, progress, reference, why_not)
     report["split"] = split.describe()
     Path(out).write_text(json.dumps(report, indent=2))
     return report

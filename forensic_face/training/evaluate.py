@@ -5,7 +5,8 @@ the level (DESIGN.md's ``clean``, ``mild``, ``severe``; noise seeded by the pair
 detector runs on the degraded frame; when it finds nothing the LFW centre box stands in for a box
 drawn by the analyst (counted and reported); the face is aligned from that detection and
 reconstructed (with the person's synthetic voice, or without audio) and embedded. The gallery
-image stays clean. The reference, dlib's ResNet recogniser, sees the same detections.
+image stays clean. The references see the same detections: dlib's ResNet recogniser, and SFace as published
+(OpenCV Zoo's file, not tuned) on the probe in the five-point 112 px crop the product's recogniser takes.
 
 Reconstruction quality (PSNR/SSIM against the clean face) is measured on crops aligned with the
 clean frame's landmarks, so that it measures the autoencoder, not the detector; "bicubic" is the
@@ -62,6 +63,78 @@ log = logging.getLogger(__name__)
 #: The levels whose calibration searches set the open-set (gallery lead) thresholds.
 OPEN_SET_LEVELS = EVAL_LEVELS + SINGLE_FACTOR_LEVELS
 DLIB_THRESHOLD = 0.6  # dlib's documented same-person distance
+#: OpenCV Zoo's same-person cosine for SFace (``_threshold_cosine`` of its ``sface.py`` demo).
+SFACE_THRESHOLD = 0.363
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A published recogniser measured beside the product in the same run: SFace as its authors ship it.
+    ``net`` takes (B, 3, 112, 112) RGB 0..255 faces on the five-point template; same person at cosine
+    >= ``threshold`` (its publisher's)."""
+
+    net: object  # forensic_face.models.sface.SFaceNet, in eval mode
+    name: str
+    threshold: float
+    source: str  # the file and its SHA-256
+
+    def embed(self, crops: np.ndarray, batch: int = 64) -> np.ndarray:
+        """Unit embeddings of (n, 112, 112) grey uint8 crops (the grey in each channel), float32, no mirror."""
+        import torch
+
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(crops), batch):
+                x = torch.from_numpy(crops[i:i + batch].astype(np.float32)).unsqueeze(1).expand(-1, 3, -1, -1)
+                out.append(torch.nn.functional.normalize(self.net(x.float()), dim=1).numpy())
+        return np.concatenate(out) if out else np.zeros((0, 128), np.float32)
+
+
+@dataclass
+class _ReferenceRun:
+    """A :class:`Reference`'s gallery embeddings for the pairs (``pairs``) and for the searches (``search``)."""
+
+    ref: Reference
+    pairs: np.ndarray
+    search: np.ndarray
+
+    @classmethod
+    def of(cls, ref: Reference, index: FolderIndex, cache: dict, pair_paths: list[str],
+           search_paths: list[str]) -> _ReferenceRun:
+        return cls(ref, ref.embed(gallery_crops(index, cache, pair_paths, 112, "arcface")),
+                   ref.embed(gallery_crops(index, cache, search_paths, 112, "arcface")))
+
+
+def published_sface() -> tuple[Reference | None, str | None]:
+    """SFace as its authors ship it (OpenCV Zoo's ONNX file in the shared weights folder, checked against its
+    recorded SHA-256), for measuring beside the product; or None and why not. Never part of the product."""
+    from forensic_face.core.errors import ForensicFaceError
+    from forensic_face.models.sface import SFaceNet
+    from forensic_face.training.sface_onnx import ONNX_SHA256, convert, default_onnx_path
+
+    try:
+        path = default_onnx_path()
+        if not path.is_file():
+            return None, f"{path} not found"
+        net = SFaceNet()
+        net.load_state_dict(convert(path))
+    except ForensicFaceError as exc:
+        return None, str(exc)
+    except ImportError as exc:  # onnx is a development dependency
+        return None, f"the ONNX file cannot be read here ({exc}); install the dev extras"
+    except ValueError as exc:  # another file than the recorded one
+        return None, str(exc)
+    return Reference(net.eval(), "SFace as published", SFACE_THRESHOLD,
+                     f"{path.name} (OpenCV Zoo), SHA-256 {ONNX_SHA256}"), None
+
+
+def reference_fits(engine) -> str | None:
+    """Why SFace as published cannot be measured on ``engine``'s probes (None: it can): it needs the probe in the
+    112 px five-point crop, which the evaluation makes only for a recogniser that takes that crop."""
+    if (engine.rec_size, engine.rec_alignment) != (112, "arcface"):
+        return (f"the bundle's recogniser takes a {engine.rec_size} px {engine.rec_alignment} crop, not SFace's "
+                f"112 px five-point crop")
+    return None
 
 
 @dataclass
@@ -458,10 +531,14 @@ def open_set_table(sims: list[np.ndarray], truth: np.ndarray, conditions: list[s
 
 
 def evaluate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], calib_info: dict, out: Path,
-             workers: int = 2, progress: Progress | None = None) -> dict:
+             workers: int = 2, progress: Progress | None = None, reference: Reference | None = None,
+             no_reference: str | None = None) -> dict:
     """The DevTest report: verification (ours with/without audio, on reconstruction and on the degraded
-    input; dlib's reference), reconstruction PSNR/SSIM, plots. Writes ``out`` (JSON) and PNGs beside it."""
+    input; dlib's reference, and ``reference``'s where given), reconstruction PSNR/SSIM, plots. Writes ``out``
+    (JSON) and PNGs beside it. ``no_reference``: why no published recogniser was measured (recorded)."""
     t0 = time.perf_counter()
+    if reference is not None and (why := reference_fits(engine)):
+        reference, no_reference = None, why
     cal = engine.calibration
     test = _test_pairs(engine, index, cache, pairs, workers, progress)
     report: dict = {"pairs": len(pairs), "matched": int(test.same.sum()), "levels": {},
@@ -474,6 +551,15 @@ def evaluate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], calib_i
     id_sets = identification_sets(pairs)
     id_gallery = gallery_embeddings(engine, index, cache, id_sets.gallery_paths)
     id_desc = _dlib_descriptors(index, cache, id_sets.gallery_paths)
+    ref = None
+    if reference is not None:
+        ref = _ReferenceRun.of(reference, index, cache, [p.a for p in pairs], id_sets.gallery_paths)
+        report["reference"] = {"name": reference.name, "source": reference.source, "threshold": reference.threshold,
+                               "how": "the probe as found (the same detection) in the 112 px five-point crop the "
+                                      "product's recogniser takes, the clean gallery face in the same crop; no mirror "
+                                      "image; cosine similarity, same person at the publisher's threshold"}
+    else:
+        report["reference"] = {"not_measured": no_reference or "no published recogniser given"}
     report["identification"] = {
         "gallery_people": len(id_sets.gallery_paths), "enrolled_probes": int(id_sets.closed.size),
         "not_enrolled_probes": int(id_sets.open.size),
@@ -488,12 +574,15 @@ def evaluate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], calib_i
         probe_sharp = probe_sharpness(probes)
         dlib_thr = calib_info.get("dlib_threshold_by_level", {}).get(level, DLIB_THRESHOLD)
         e_deg = engine.embed(probes.rec_crop)  # the probes as found: not changed by the audio
-        report["levels"][level], level_curves, examples[level] = _level_report(engine, probes, probe_sharp, test,
-                                                                               dlib_thr, e_deg)
+        ref_probe = None if ref is None else ref.ref.embed(probes.rec_crop)
+        report["levels"][level], level_curves, examples[level] = _level_report(
+            engine, probes, probe_sharp, test, dlib_thr, e_deg,
+            None if ref is None else (ref.ref, ref.pairs, ref_probe))
         curves |= {(level, name): curve for name, curve in level_curves.items()}
         report["identification"]["levels"][level] = identify(engine, id_gallery, id_desc, probes, probe_sharp,
                                                              id_sets,
-                                                             None if engine.searches_reconstruction else e_deg)
+                                                             None if engine.searches_reconstruction else e_deg,
+                                                             None if ref is None else (ref.ref, ref.search, ref_probe))
     report["seconds"] = round(time.perf_counter() - t0, 1)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
@@ -531,10 +620,12 @@ def _dlib_descriptors(index: FolderIndex, cache: dict, paths: list[str]) -> np.n
 
 
 def _level_report(engine, probes: Probes, sharp: np.ndarray, test: _TestPairs,
-                  dlib_thr: float, e_deg: np.ndarray | None = None) -> tuple[dict, dict, tuple]:
+                  dlib_thr: float, e_deg: np.ndarray | None = None,
+                  ref: tuple[Reference, np.ndarray, np.ndarray] | None = None) -> tuple[dict, dict, tuple]:
     """One level's report: what the detector did, verification by ours and by dlib (at 0.6 and at ``dlib_thr``),
-    reconstruction quality, and the paired comparisons; with its ROC curves by name and six examples
-    (degraded, reconstructed without audio, clean). ``sharp``: each probe's sharpness."""
+    and by the published recogniser ``ref`` (it, its gallery and probe embeddings) where given, reconstruction
+    quality, and the paired comparisons; with its ROC curves by name and six examples (degraded, reconstructed
+    without audio, clean). ``sharp``: each probe's sharpness."""
     lev: dict = {"probes_face_found": int(probes.found.sum()),
                  "probe_face_px_median": round(float(np.median(probes.face_px)), 1),
                  "detector_methods": {m: int((probes.method == m).sum()) for m in np.unique(probes.method)}}
@@ -560,6 +651,13 @@ def _level_report(engine, probes: Probes, sharp: np.ndarray, test: _TestPairs,
         "probes_without_descriptor": int((~np.isfinite(ds)).sum())}
     scores["dlib"], decided["dlib"] = ds_filled, -ds <= DLIB_THRESHOLD
     curves["dlib"] = roc_curve(ds_filled, test.same)
+    if ref is not None:
+        reference, gal, probe = ref
+        rs = (gal * probe).sum(1)
+        decided["reference"] = rs >= reference.threshold
+        lev["reference"] = {f"at_{reference.threshold:g}": verification_report(rs, test.same, decided["reference"])}
+        scores["reference"] = rs
+        curves["reference"] = roc_curve(rs, test.same)
     lev["comparisons"] = _comparisons(scores, decided, test.same, gains, product_key(engine))
     return lev, curves, example
 
@@ -622,7 +720,8 @@ def identification_sets(pairs: list[Pair]) -> IdentificationSets:
 
 
 def identify(engine, gallery_emb: np.ndarray, gallery_desc: np.ndarray, probes: Probes, sharp: np.ndarray,
-             sets: IdentificationSets, emb: np.ndarray | None = None) -> dict:
+             sets: IdentificationSets, emb: np.ndarray | None = None,
+             ref: tuple[Reference, np.ndarray, np.ndarray] | None = None) -> dict:
     """Closed-set rank-1 / rank-5 and open-set behaviour of gallery search for one level's probes
     (as the product searches: :func:`product_embeddings`, no audio; ``emb`` when already computed), with dlib's
     recogniser on the same searches as the reference; ``sharp`` is each probe's sharpness (``probe_sharpness``).
@@ -631,7 +730,8 @@ def identify(engine, gallery_emb: np.ndarray, gallery_desc: np.ndarray, probes: 
     candidate's match probability below 0.5 or the search's lead score below the open-set threshold for
     this gallery's size); for an enrolled person the search succeeds when the right person is first *and*
     confident (the detection-and-identification rate). The figures with the one-to-one threshold
-    alone are kept beside them."""
+    alone are kept beside them. ``ref``: a published recogniser, its gallery and probe embeddings, searched the same
+    way (a lead: its best cosine at its publisher's threshold), its rank-1 paired with ours (McNemar)."""
     cal = engine.calibration
     emb = product_embeddings(engine, probes) if emb is None else emb
     sims = emb @ gallery_emb.T  # (pairs, gallery)
@@ -673,6 +773,17 @@ def identify(engine, gallery_emb: np.ndarray, gallery_desc: np.ndarray, probes: 
                                "rank_5": rate_report((d_rank <= 5) & d_found),
                                "enrolled_found_confidently": rate_report((d_rank == 1) & d_found & d_confident[c]),
                                "not_enrolled_no_confident_match": rate_report(~d_confident[sets.open])}
+    if ref is not None:
+        reference, gal, probe = ref
+        r_sims = probe @ gal.T
+        r_rank = (r_sims[c] > r_sims[c, t][:, None]).sum(1) + 1
+        r_confident = r_sims.max(1) >= reference.threshold
+        ident["reference"] = {"threshold": reference.threshold, "rank_1": rate_report(r_rank == 1),
+                              "rank_5": rate_report(r_rank <= 5),
+                              "enrolled_found_confidently": rate_report((r_rank == 1) & r_confident[c]),
+                              "not_enrolled_no_confident_match": rate_report(~r_confident[sets.open]),
+                              "rank_1_paired": {"a": "ours", "b": reference.name,
+                                                **mcnemar(top1, r_rank == 1)}}
     return ident
 
 
@@ -697,6 +808,8 @@ COMPARISONS = (
      "does recognising the reconstruction beat recognising the degraded input?"),
     ("audio_vs_no_audio", "recon_with_audio", "recon_no_audio", "does the voice change recognition?"),
     ("ours_vs_dlib", "product_with_audio", "dlib", "the product against dlib's recogniser at its 0.6 distance"),
+    ("ours_vs_reference", "product_with_audio", "reference",
+     "the product against the published recogniser (SFace as published) at its publisher's threshold"),
 )
 
 
@@ -707,6 +820,8 @@ def _comparisons(scores: dict, decided: dict, same: np.ndarray, gains: dict, pro
     out: dict = {"note": "paired over the same pairs; intervals and p-values treat the pairs as independent"}
     for name, a, b, question in COMPARISONS:
         a = a.replace("product", product)
+        if a not in scores or b not in scores:  # no published recogniser measured
+            continue
         out[name] = {"question": question, "a": a, "b": b,
                      "accuracy": mcnemar(decided[a] == same, decided[b] == same),
                      "roc_auc": auc_difference(scores[a], scores[b], same)}
@@ -724,8 +839,9 @@ def _plots(curves: dict, examples: dict, out: Path) -> None:
     fig, axes = plt.subplots(1, len(EVAL_LEVELS), figsize=(15, 4.6))
     for ax, level in zip(axes, EVAL_LEVELS, strict=True):
         for (lv, name), (fpr, tpr, _) in curves.items():
-            if lv == level and name in ("recon_with_audio", "recon_no_audio", "degraded_no_audio", "dlib"):
-                ax.plot(fpr, tpr, label=name.replace("_", " "))
+            if lv == level and name in ("recon_with_audio", "recon_no_audio", "degraded_no_audio", "dlib",
+                                        "reference"):
+                ax.plot(fpr, tpr, label="SFace as published" if name == "reference" else name.replace("_", " "))
         ax.set_xscale("log")
         ax.set_xlim(1e-3, 1)
         ax.set_ylim(0, 1.01)
@@ -777,6 +893,11 @@ def _open_set_plot(ident: dict, path: Path) -> None:
         d = lev["dlib_reference"]
         ax.plot(max(1 - d["not_enrolled_no_confident_match"]["rate"], 1e-3), d["enrolled_found_confidently"]["rate"],
                 "s", color="tab:red", label="dlib at 0.6")
+        if "reference" in lev:
+            r = lev["reference"]
+            ax.plot(max(1 - r["not_enrolled_no_confident_match"]["rate"], 1e-3),
+                    r["enrolled_found_confidently"]["rate"], "D", color="tab:green",
+                    label=f"SFace as published at {r['threshold']:g}")
         ax.set_xscale("log")
         ax.set_xlim(1e-3, 1)
         ax.set_ylim(0, 1.01)
@@ -784,7 +905,9 @@ def _open_set_plot(ident: dict, path: Path) -> None:
         ax.set_xlabel("false leads (searches for people not enrolled)")
         ax.set_ylabel("enrolled found with a lead")
         ax.grid(alpha=0.3)
-        ax.legend(loc="upper left", fontsize=8)
+        # clear of the settings' dots: below them where the curves run high (sharp probes), else above them
+        ax.legend(loc="lower right" if max(lev["trade_off"]["lead_score"]["enrolled_found"]) > 0.8 else "upper left",
+                  fontsize=8)
     fig.text(0.5, 0.005, "dots: the false-lead settings (0.5-10 %), thresholds from calibration searches; "
              "0.1 % stands for none", ha="center", fontsize=8)
     fig.tight_layout(rect=(0, 0.03, 1, 1))

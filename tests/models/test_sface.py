@@ -113,3 +113,40 @@ def test_the_engines_copy_folds_the_batch_norms_and_gives_the_same_embedding() -
         want, got = net(grey.expand(-1, 3, -1, -1) * 255.0), run(grey)
     assert float(torch.nn.functional.cosine_similarity(want, got).min()) > 0.99999
     assert float((want - got).abs().max()) < 1e-3 * float(want.abs().max())
+
+
+def test_the_evaluations_published_reference_is_sface_as_opencv_runs_it(faces: list[np.ndarray],
+                                                                        monkeypatch: pytest.MonkeyPatch,
+                                                                        tmp_path: Path) -> None:
+    """`forensic-face evaluate` measures SFace as published beside the product: read from the shared weights
+    folder, checked against its recorded hash, fed the grey face in each channel as the product's recogniser is,
+    same person at OpenCV Zoo's 0.363; without the file it says why not instead of measuring something else."""
+    from forensic_face.training.evaluate import SFACE_THRESHOLD, published_sface
+
+    monkeypatch.setenv("FORENSIC_FACE_WEIGHTS", str(tmp_path))
+    ref, why = published_sface()
+    assert ref is None and why is not None and "face_recognition_sface_2021dec.onnx" in why
+    (tmp_path / "face_recognition_sface_2021dec.onnx").write_bytes(b"not the published file")
+    ref, why = published_sface()
+    assert ref is None and "is not the recorded" in why
+    if not ONNX.is_file():
+        pytest.skip(f"{ONNX} is not present (the pre-trained weights live in ../shared/weights)")
+    pytest.importorskip("onnx", reason="the converter needs the onnx package (pip install -e '.[dev]')")
+    monkeypatch.setenv("FORENSIC_FACE_WEIGHTS", str(WEIGHTS))
+    ref, why = published_sface()
+    assert why is None and ref.threshold == SFACE_THRESHOLD == 0.363 and ONNX_SHA in ref.source
+    greys = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in faces])
+    ours = ref.embed(greys)
+    assert ours.shape == (len(faces), 128) and np.allclose(np.linalg.norm(ours, axis=1), 1, atol=1e-5)
+    dnn = cv2.dnn.readNetFromONNX(str(ONNX))
+    for grey, e in zip(greys, ours, strict=True):
+        dnn.setInput(cv2.dnn.blobFromImage(cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR), 1.0, (112, 112), (0, 0, 0), True,
+                                           False))
+        opencv = dnn.forward()[0]
+        assert float(e @ opencv / np.linalg.norm(opencv)) >= 0.99999
+    # the astronaut against her mirror image and her rotated frame: one person at the publisher's threshold;
+    # against noise: not
+    assert min(ours[0] @ ours[3], ours[0] @ ours[4]) >= SFACE_THRESHOLD > ours[0] @ ours[-1]
+
+
+ONNX_SHA = "0ba9fbfa01b5270c96627c4ef784da859931e02f04419c829e83484087c34e79"

@@ -69,7 +69,18 @@ def test_train_resume_export_evaluate(tiny_lfw: Path, isolated_cache, tmp_path: 
 
         strangers = np.random.default_rng(0).normal(0.0, 0.3, (400, 30))
         engine.calibration = replace(engine.calibration, open_set=fit_open_set_table(strangers, np.full(400, -1)))
-    report = evaluate(engine, prep.index, prep.cache, split.test_pairs, {}, tmp_path / "eval.json", workers=1)
+    import torch
+
+    from forensic_face.models.sface import SFaceNet
+    from forensic_face.training.evaluate import Reference
+
+    torch.manual_seed(1)
+    reference = Reference(SFaceNet().eval(), "a published recogniser", 0.363, "test")
+    report = evaluate(engine, prep.index, prep.cache, split.test_pairs, {}, tmp_path / "eval.json", workers=1,
+                      reference=reference)
+    # a recogniser of the 64 px eyes crop: the probes are not cut as SFace takes them, and the report says so
+    assert "112 px five-point" in report["reference"]["not_measured"]
+    assert not any("reference" in lev for lev in report["levels"].values())
     assert set(report["levels"]) == {"clean", "mild", "severe"}
     for name, lev in report["levels"].items():
         assert {"recon_with_audio", "recon_no_audio", "degraded_no_audio", "dlib_reference", "bicubic"} <= set(lev)
@@ -441,12 +452,30 @@ def test_an_sface_student_is_exported_calibrated_and_evaluated(tiny_lfw: Path, i
         strangers = np.random.default_rng(0).normal(0.0, 0.3, (400, 30))
         engine.calibration = replace(engine.calibration, open_set=fit_open_set_table(strangers, np.full(400, -1)))
     index, split, cache = load_split_data(tiny_lfw, workers=1)
-    report = evaluate(engine, index, cache, split.test_pairs, {}, tmp_path / "eval.json", workers=1)
+    from forensic_face.training.evaluate import Reference
+
+    torch.manual_seed(1)
+    reference = Reference(SFaceNet().eval(), "a published recogniser", 0.363, "test")
+    report = evaluate(engine, index, cache, split.test_pairs, {}, tmp_path / "eval.json", workers=1,
+                      reference=reference)
     assert report["product_scores"] == "degraded"
-    for lev in report["levels"].values():
+    assert report["reference"]["name"] == "a published recogniser" and report["reference"]["threshold"] == 0.363
+    ident = report["identification"]
+    for name, lev in report["levels"].items():
         assert lev["degraded_with_audio"] == lev["degraded_no_audio"]  # the voice never reaches the embedding
         assert {"recon_with_audio", "recon_no_audio"} <= set(lev)
         assert lev["comparisons"]["ours_vs_dlib"]["a"] == "degraded_with_audio"
+        # the published recogniser beside the product, on the same pairs, paired with it
+        ref = lev["reference"]["at_0.363"]
+        assert ref["tp"] + ref["fp"] + ref["fn"] + ref["tn"] == len(split.test_pairs)
+        paired = lev["comparisons"]["ours_vs_reference"]
+        assert paired["b"] == "reference" and paired["accuracy"]["accuracy_b"] == ref["accuracy"]
+        assert paired["roc_auc"]["auc_b"] == ref["roc_auc"]
+        searched = ident["levels"][name]["reference"]
+        assert searched["rank_1"]["count"] <= searched["rank_5"]["count"] <= ident["enrolled_probes"]
+        assert searched["rank_1_paired"]["accuracy_b"] == searched["rank_1"]["rate"]
+        assert searched["rank_1_paired"]["accuracy_a"] == ident["levels"][name]["rank_1"]["rate"]
+        assert searched["not_enrolled_no_confident_match"]["of"] == ident["not_enrolled_probes"]
 
 
 
