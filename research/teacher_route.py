@@ -46,6 +46,12 @@ the same grid, chooses and judges it; its baseline (T = 0) is again the shipped 
 
     FORENSIC_FACE_PRECISION=float32 .venv/bin/python -m research.teacher_route --form probe-side \
         --out research/teacher_route_probe_side.json
+
+Result (``teacher_route_probe_side.json``): T 0.5, R 2 chosen again; on DevTest clean rank-1 95.9 -> 96.4 % (3 / 0,
+p = 0.25), mild 70.6 -> 72.2 % (12 / 3, p = 0.035), clean AUC +0.0005 (p = 0.013), nothing significantly lower: the
+rule is not met (the clean gain is not significant). Against the gallery's student embeddings the teacher's probe
+embedding matched the teacher's gallery on the calibration people only at full share (98.1 %); mixed half and half
+it gives back most of the gain, so the gallery needs the teacher's own embedding (the three-part form).
 """
 
 from __future__ import annotations
