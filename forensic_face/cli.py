@@ -104,9 +104,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             gain = lev["comparisons"].get("psnr_gain_over_bicubic_db", {}).get("no_audio")
             against = (f"vs bicubic {lev['bicubic']['psnr_db']:.2f} (gain 95 % {gain['ci95'][0]:+.2f} to "
                        f"{gain['ci95'][1]:+.2f} dB)" if gain else "(the clean probe is its own target)")
+            published = next(iter(lev.get("reference", {}).values()), None)
+            sface = (f"; SFace as published {published['accuracy']:.3f}, AUC {published['roc_auc']:.3f}"
+                     if published else "")
             print(f"{level:7s} accuracy: ours {plain['accuracy']:.3f} (95 % {lo:.3f}-{hi:.3f}; with synthetic voice "
                   f"{ours['accuracy']:.3f}), AUC {plain['roc_auc']:.3f}; dlib {ref['accuracy']:.3f}, AUC "
-                  f"{ref['roc_auc']:.3f}; PSNR {lev['reconstruction_no_audio']['psnr_db']:.2f} dB {against}")
+                  f"{ref['roc_auc']:.3f}{sface}; PSNR {lev['reconstruction_no_audio']['psnr_db']:.2f} dB {against}")
+        if "not_measured" in report.get("reference", {}):
+            print(f"SFace as published not measured: {report['reference']['not_measured']}")
         print(f"written: {args.out}")
     return 0
 

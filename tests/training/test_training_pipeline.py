@@ -478,6 +478,42 @@ def test_an_sface_student_is_exported_calibrated_and_evaluated(tiny_lfw: Path, i
         assert searched["not_enrolled_no_confident_match"]["of"] == ident["not_enrolled_probes"]
 
 
+def test_the_evaluate_command_prints_sface_as_published_beside_ours_or_says_why_not(
+        tiny_lfw: Path, isolated_cache, tiny_models: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`forensic-face evaluate` on an SFace student's bundle: each level's line gives SFace as published (read
+    from the shared weights folder) beside ours and dlib; without that file the command says so and still
+    evaluates."""
+    import torch
+
+    from forensic_face.cli import main
+    from forensic_face.models.sface import SFaceNet
+    from forensic_face.paths import shared_weights_dir
+    from forensic_face.services.training import export_sface_student
+
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.manual_seed(0)
+    torch.save(SFaceNet().state_dict(), run / "student.pt")
+    (run / "record.json").write_text(json.dumps({"config": {"epochs": 0}, "history": []}))
+    dest = tmp_path / "models"
+    export_sface_student(tiny_lfw, run, tiny_models, dest, workers=1, progress=None)
+    args = ["evaluate", "--data", str(tiny_lfw), "--models", str(dest), "--workers", "1", "--precision", "float32"]
+    weights = shared_weights_dir()
+    if weights is not None and (weights / "face_recognition_sface_2021dec.onnx").is_file():
+        pytest.importorskip("onnx", reason="reading the ONNX file needs the onnx package (pip install -e '.[dev]')")
+        assert main([*args, "--out", str(tmp_path / "with.json")]) == 0
+        lines = [ln for ln in capsys.readouterr().out.splitlines() if "accuracy: ours" in ln]
+        assert len(lines) == 3 and all("SFace as published" in ln for ln in lines)
+        report = json.loads((tmp_path / "with.json").read_text())
+        assert report["reference"]["threshold"] == 0.363 and "0ba9fbfa01b5270c" in report["reference"]["source"]
+    monkeypatch.setenv("FORENSIC_FACE_WEIGHTS", str(tmp_path / "no weights here"))
+    assert main([*args, "--out", str(tmp_path / "without.json")]) == 0
+    out = capsys.readouterr().out
+    assert "SFace as published not measured" in out and out.count("accuracy: ours") == 3
+    assert "not_measured" in json.loads((tmp_path / "without.json").read_text())["reference"]
+
+
 
 def test_a_companion_cnn_is_joined_to_the_student_with_a_weight_chosen_on_the_calibration_people(
         tiny_lfw: Path, isolated_cache, tiny_models: Path, tmp_path: Path) -> None:
