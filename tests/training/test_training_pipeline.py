@@ -414,6 +414,20 @@ def test_train_command_trains_exports_and_says_where(tiny_lfw: Path, isolated_ca
     assert FaceEngine(dest).info.version == summary["version"]
 
 
+def finished_tuning_run(tmp_path: Path) -> Path:
+    """A tuning run folder as `tune-sface` leaves it when done: a (seeded, untrained) student and its record."""
+    import torch
+
+    from forensic_face.models.sface import SFaceNet
+
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.manual_seed(0)
+    torch.save(SFaceNet().state_dict(), run / "student.pt")
+    (run / "record.json").write_text(json.dumps({"config": {"epochs": 0}, "history": []}))
+    return run
+
+
 def test_an_sface_student_is_exported_calibrated_and_evaluated(tiny_lfw: Path, isolated_cache, tiny_models: Path,
                                                                tmp_path: Path) -> None:
     """`tune-sface --export`: the student of a tuning run becomes the recogniser of a bundle beside the base
@@ -484,18 +498,11 @@ def test_the_evaluate_command_prints_sface_as_published_beside_ours_or_says_why_
     """`forensic-face evaluate` on an SFace student's bundle: each level's line gives SFace as published (read
     from the shared weights folder) beside ours and dlib; without that file the command says so and still
     evaluates."""
-    import torch
-
     from forensic_face.cli import main
-    from forensic_face.models.sface import SFaceNet
     from forensic_face.paths import shared_weights_dir
     from forensic_face.services.training import export_sface_student
 
-    run = tmp_path / "run"
-    run.mkdir()
-    torch.manual_seed(0)
-    torch.save(SFaceNet().state_dict(), run / "student.pt")
-    (run / "record.json").write_text(json.dumps({"config": {"epochs": 0}, "history": []}))
+    run = finished_tuning_run(tmp_path)
     dest = tmp_path / "models"
     export_sface_student(tiny_lfw, run, tiny_models, dest, workers=1, progress=None)
     args = ["evaluate", "--data", str(tiny_lfw), "--models", str(dest), "--workers", "1", "--precision", "float32"]
@@ -521,19 +528,12 @@ def test_a_companion_cnn_is_joined_to_the_student_with_a_weight_chosen_on_the_ca
     the one of the grid that fits the calibration pairs best (recorded with the table), the calibration is fitted
     on the joined similarity, enrolment and search use the joined embedding, and the evaluation scores it (the
     voice now reaches it through the reconstruction)."""
-    import torch
-
     from forensic_face.engine.inference import FaceEngine
-    from forensic_face.models.sface import SFaceNet
     from forensic_face.services.training import export_sface_student
     from forensic_face.training.evaluate import COMPANION_RAMPS, COMPANION_WEIGHTS, evaluate
     from forensic_face.training.split import load_split_data
 
-    run = tmp_path / "run"
-    run.mkdir()
-    torch.manual_seed(0)
-    torch.save(SFaceNet().state_dict(), run / "student.pt")
-    (run / "record.json").write_text(json.dumps({"config": {"epochs": 0}, "history": []}))
+    run = finished_tuning_run(tmp_path)
     dest = tmp_path / "models"
     export_sface_student(tiny_lfw, run, tiny_models, dest, workers=1, progress=None, companion=tiny_models,
                          mirror=False)
