@@ -586,8 +586,9 @@ def evaluate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], calib_i
     report["seconds"] = round(time.perf_counter() - t0, 1)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
-    _plots(curves, examples, out)
-    _open_set_plot(report["identification"], out.with_name(out.stem + "_open_set.png"))
+    _plots(curves, examples, out, reference.name if reference is not None else "")
+    _open_set_plot(report["identification"], out.with_name(out.stem + "_open_set.png"),
+                   reference.name if reference is not None else "")
     return report
 
 
@@ -830,7 +831,8 @@ def _comparisons(scores: dict, decided: dict, same: np.ndarray, gains: dict, pro
     return out
 
 
-def _plots(curves: dict, examples: dict, out: Path) -> None:
+def _plots(curves: dict, examples: dict, out: Path, reference: str = "") -> None:
+    """ROC curves per level (``reference``: the published recogniser's name, its curve so labelled) and examples."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -841,7 +843,7 @@ def _plots(curves: dict, examples: dict, out: Path) -> None:
         for (lv, name), (fpr, tpr, _) in curves.items():
             if lv == level and name in ("recon_with_audio", "recon_no_audio", "degraded_no_audio", "dlib",
                                         "reference"):
-                ax.plot(fpr, tpr, label="SFace as published" if name == "reference" else name.replace("_", " "))
+                ax.plot(fpr, tpr, label=reference if name == "reference" else name.replace("_", " "))
         ax.set_xscale("log")
         ax.set_xlim(1e-3, 1)
         ax.set_ylim(0, 1.01)
@@ -868,9 +870,10 @@ def _plots(curves: dict, examples: dict, out: Path) -> None:
     plt.close(fig)
 
 
-def _open_set_plot(ident: dict, path: Path) -> None:
+def _open_set_plot(ident: dict, path: Path, reference: str = "") -> None:
     """Gallery search's trade-off per level: enrolled found with a lead against false leads, for the lead
-    score and the best similarity, with the false-lead settings and dlib at 0.6 marked."""
+    score and the best similarity, with the false-lead settings, dlib at 0.6 and the published recogniser
+    ``reference`` (its name) at its threshold marked."""
     levels = {k: v for k, v in ident["levels"].items() if v.get("trade_off")}
     if not levels:
         return
@@ -897,7 +900,7 @@ def _open_set_plot(ident: dict, path: Path) -> None:
             r = lev["reference"]
             ax.plot(max(1 - r["not_enrolled_no_confident_match"]["rate"], 1e-3),
                     r["enrolled_found_confidently"]["rate"], "D", color="tab:green",
-                    label=f"SFace as published at {r['threshold']:g}")
+                    label=f"{reference} at {r['threshold']:g}")
         ax.set_xscale("log")
         ax.set_xlim(1e-3, 1)
         ax.set_ylim(0, 1.01)
