@@ -416,8 +416,8 @@ def identification(ev: dict, hp: dict | None) -> list[str]:
             lines.append(f"| {level} | {name} | {rate_cell(r['rank_1'])} | {rate_cell(r['rank_5'])} | "
                          f"{rate_cell(r['enrolled_found_confidently'])} | "
                          f"{rate_cell(r['not_enrolled_no_confident_match'])} |")
-    paired = [f"{level} {pct(t['accuracy_a'])} against {pct(t['accuracy_b'])} ({t['a_only']} / {t['b_only']} "
-              f"searches only one of them ranked right, McNemar p = {t['p_value']:.2g})"
+    paired = [f"{level} {pct(t['accuracy_a'])} against {pct(t['accuracy_b'])} ({t['a_only']} searches only ours "
+              f"ranked right, {t['b_only']} only SFace, McNemar p = {t['p_value']:.2g})"
               for level, lev in ident["levels"].items() if (t := lev.get("reference", {}).get("rank_1_paired"))]
     if paired:
         lines += ["", "Rank 1, the product against SFace as published on the same searches: " + "; ".join(paired)
