@@ -814,7 +814,32 @@ def _error_rates(c: ReportContent, ev: dict, st) -> list:
         out.append(_p("In brackets: the 95 % interval of each figure on these pairs (Wilson's interval for the rates, "
                       "DeLong's for the ROC-AUC). It says how far the figure could lie from the one this test set "
                       "measured; it does not cover footage unlike the test set.", st["small"]))
+    published = _published_reference(ev)
+    if published:
+        out.append(_p(published, st["body"]))
     return out
+
+
+def _published_reference(ev: dict) -> str:
+    """The published recogniser measured beside the models in the same evaluation (SFace as its authors ship it),
+    level by level, with where it was significantly more accurate; empty when the evaluation has none."""
+    ref = ev.get("reference") or {}
+    levels = ev.get("levels", {})
+    figures, ahead = [], []
+    for lvl in EVAL_LEVELS:
+        r = next(iter((levels.get(lvl, {}).get("reference") or {}).values()), None)
+        if not isinstance(r, dict) or "accuracy" not in r:
+            return ""
+        figures.append(f"{lvl} {_pct(r['accuracy'])}")
+        test = (levels[lvl].get("comparisons", {}).get("ours_vs_reference") or {}).get("accuracy") or {}
+        if test.get("p_value", 1) < 0.05 and test.get("accuracy_b", 0) > test.get("accuracy_a", 1):
+            ahead.append(f"{lvl} (p = {test['p_value']:.2g})")
+    threshold = ref.get("threshold")
+    return (f"For comparison, {ref.get('name', 'a published recogniser')} (not tuned; same probes and detections"
+            + (f", same person at its publisher's cosine {threshold:g}" if threshold is not None else "")
+            + f") reached an accuracy of {', '.join(figures)} in the same evaluation. "
+            + (f"It was significantly more accurate than these models at: {', '.join(ahead)}." if ahead else
+               "It was not significantly more accurate than these models at any level."))
 
 
 def _reconstruction_figures(ev: dict) -> list[str]:

@@ -87,6 +87,10 @@ def test_report_holds_what_an_examiner_needs(analysed_case: Case, tmp_path: Path
         lo, hi = severe["ci95"]["false_match_rate"]
         assert f"({lo:.1%}–{hi:.1%})".replace("%", "") in flat  # the bracket under the figure in its cell
         assert "Wilson's interval" in text
+        if "reference" in shipped["levels"]["clean"]:  # SFace as published, measured beside the models, is named
+            clean = shipped["levels"]["clean"]["reference"]["at_0.363"]["accuracy"]
+            assert f"{shipped['reference']['name']} (not tuned" in " ".join(text.split())
+            assert squash(f"clean {clean:.1%}") in flat
         rows = shipped.get("identification", {}).get("levels", {}).get("clean", {}).get("by_fpir_setting")
         if rows:  # what each false-lead setting gave, the one these searches used marked
             words = " ".join(text.split())
