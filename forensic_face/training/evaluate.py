@@ -82,11 +82,12 @@ class Reference:
         """Unit embeddings of (n, 112, 112) grey uint8 crops (the grey in each channel), float32, no mirror."""
         import torch
 
+        from forensic_face.training.distil import to_rgb255
+
         out = []
         with torch.inference_mode():
             for i in range(0, len(crops), batch):
-                x = torch.from_numpy(crops[i:i + batch].astype(np.float32)).unsqueeze(1).expand(-1, 3, -1, -1)
-                out.append(torch.nn.functional.normalize(self.net(x.float()), dim=1).numpy())
+                out.append(torch.nn.functional.normalize(self.net(to_rgb255(crops[i:i + batch])), dim=1).numpy())
         return np.concatenate(out) if out else np.zeros((0, 128), np.float32)
 
 

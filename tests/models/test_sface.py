@@ -122,6 +122,7 @@ def test_the_evaluations_published_reference_is_sface_as_opencv_runs_it(faces: l
     folder, checked against its recorded hash, fed the grey face in each channel as the product's recogniser is,
     same person at OpenCV Zoo's 0.363; without the file it says why not instead of measuring something else."""
     from forensic_face.training.evaluate import SFACE_THRESHOLD, published_sface
+    from forensic_face.training.sface_onnx import ONNX_SHA256
 
     monkeypatch.setenv("FORENSIC_FACE_WEIGHTS", str(tmp_path))
     ref, why = published_sface()
@@ -134,7 +135,7 @@ def test_the_evaluations_published_reference_is_sface_as_opencv_runs_it(faces: l
     pytest.importorskip("onnx", reason="the converter needs the onnx package (pip install -e '.[dev]')")
     monkeypatch.setenv("FORENSIC_FACE_WEIGHTS", str(WEIGHTS))
     ref, why = published_sface()
-    assert why is None and ref.threshold == SFACE_THRESHOLD == 0.363 and ONNX_SHA in ref.source
+    assert why is None and ref.threshold == SFACE_THRESHOLD == 0.363 and ONNX_SHA256 in ref.source
     greys = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in faces])
     ours = ref.embed(greys)
     assert ours.shape == (len(faces), 128) and np.allclose(np.linalg.norm(ours, axis=1), 1, atol=1e-5)
@@ -147,6 +148,3 @@ def test_the_evaluations_published_reference_is_sface_as_opencv_runs_it(faces: l
     # the astronaut against her mirror image and her rotated frame: one person at the publisher's threshold;
     # against noise: not
     assert min(ours[0] @ ours[3], ours[0] @ ours[4]) >= SFACE_THRESHOLD > ours[0] @ ours[-1]
-
-
-ONNX_SHA = "0ba9fbfa01b5270c96627c4ef784da859931e02f04419c829e83484087c34e79"
