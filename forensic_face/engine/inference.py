@@ -31,6 +31,7 @@ from forensic_face.models.bundle import (
     recogniser_mirror,
 )
 from forensic_face.models.calibration import MatchCalibration
+from forensic_face.models.sface import SFaceNet, TwoHeads, shared_blocks
 from forensic_face.paths import models_dir
 from forensic_face.vision.frames import to_grey
 
@@ -164,6 +165,29 @@ class FaceEngine:
                                            ) != (self.size, self.alignment):
             raise ForensicFaceError(f"{self.folder}: the companion recogniser does not take the autoencoder's "
                                     f"{self.size} px {self.alignment}-aligned faces; the bundle is inconsistent")
+        # a joined bundle's third part for sharp probes (SFace as published): the face as found, the recogniser's crop
+        self.sharp = self.companion.sharp if self.companion is not None else None
+        self._sharp_run = self._pair_run = None
+        if self.sharp is not None:
+            if (int(self.sharp.net.config.size), type(self.sharp.net).alignment) != (self.rec_size, self.rec_alignment):
+                raise ForensicFaceError(f"{self.folder}: the sharp recogniser does not take the recogniser's "
+                                        f"{self.rec_size} px {self.rec_alignment}-aligned faces; the bundle is "
+                                        "inconsistent")
+            if self.embeds != "input":
+                raise ForensicFaceError(f"{self.folder}: a sharp recogniser joins only a recogniser of the face as "
+                                        "found; the bundle is inconsistent")
+            self._sharp_run = self.sharp.net.for_inference()
+            if self.device.type == "cpu" and (getattr(type(self.sharp.net), "cpu_graph", False)
+                                              or self.precision != torch.float32):
+                self._sharp_run = cpu_graph(self._sharp_run, self.rec_size, self.precision)
+            # a student tuned from the sharp network with its first blocks frozen shares them (stored once): a face
+            # both embed goes through them once (TwoHeads), about a third less time than the two networks apart
+            shared = (shared_blocks(self.rec, self.sharp.net) if isinstance(self.rec, SFaceNet)
+                      and isinstance(self.sharp.net, SFaceNet) and self.sharp.mirror == self.mirror else 0)
+            if shared:
+                self._pair_run = TwoHeads(self.rec, self.sharp.net, shared).eval()
+                if self.device.type == "cpu":
+                    self._pair_run = cpu_graph(self._pair_run, self.rec_size, self.precision)
         self.audio_dim = int(self.meta["ae"]["audio_dim"])
         cal = self.meta.get("calibration")
         self.calibration = MatchCalibration.from_dict(cal) if cal else None
@@ -198,6 +222,13 @@ class FaceEngine:
                                    "input": f"{self.size} px, {self.alignment} alignment"}
             if c.probe_weight is not None:
                 params["companion"] |= {"probe_weight": list(c.probe_weight), "quality_range": list(c.quality_range)}
+            if self.sharp is not None:
+                sh = self.sharp
+                params["companion"]["sharp"] = {"recogniser": self.meta["companion"]["sharp"]["architecture"],
+                                                "source": sh.source, "embeds": "input", "mirror_averaged": sh.mirror,
+                                                "share": sh.share, "quality_range": list(sh.quality_range),
+                                                "gallery_weight": sh.weight,
+                                                "input": f"{self.rec_size} px, {self.rec_alignment} alignment"}
         self.info = EngineInfo(version=self.meta["version"], device=str(self.device),
                                weights_sha256=self.meta["weights_sha256"], size=self.size, torch=torch.__version__,
                                params=params, calibration_sha256=calibration_digest(cal))
@@ -266,33 +297,76 @@ class FaceEngine:
         joined to the companion's when the bundle has one (:meth:`join`: ``sharpness``, each probe's, makes them
         probes; None, gallery faces). ``main``: the recogniser's embeddings of ``found``, when already made (a
         recogniser of the face as found)."""
-        # a probe of share 0 is the recogniser's alone
-        main, comp = self.embed_parts(found, recon, main, self._needed(sharpness))
+        # a probe of share 0 is the recogniser's alone (and of sharp share 0, without the sharp part)
+        main, comp = self.embed_parts(found, recon, main, self._needed(sharpness), self._sharp_needed(sharpness))
         return self._joined(main, comp, sharpness)
 
     def embed_parts(self, found: np.ndarray, recon: np.ndarray, main: np.ndarray | None = None,
-                    needed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-        """The recogniser's and the companion's unit embeddings (the latter None without a companion), before
+                    needed: np.ndarray | None = None, sharp_needed: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The recogniser side's and the companion's unit embeddings (the latter None without a companion), before
         they are joined; arguments as :meth:`embed_searched`. ``needed`` (N,) bool: the faces the companion
-        embeds; the others' rows are 0 (faces whose share is 0: the companion's network is not run for them)."""
+        embeds; the others' rows are 0 (faces whose share is 0: the companion's network is not run for them). With a
+        sharp part the recogniser side is the recogniser's embedding and the sharp part's side by side (``main``,
+        when given, is the recogniser's alone), ``sharp_needed`` as ``needed``."""
         if main is not None and self.embeds != "input":
             raise ValueError("main embeddings are reused only for a recogniser of the face as found")
-        if main is None:
-            main = self.embed(found if self.embeds == "input" else recon)
-        if self.companion is None:
-            return main, None
+        if main is None and self._pair_run is not None:  # the recogniser and the sharp part in one network
+            main = self._embed_pair(found, sharp_needed)
+        else:
+            if main is None:
+                main = self.embed(found if self.embeds == "input" else recon)
+            if self.companion is None:
+                return main, None
+            if self.sharp is not None:
+                main = np.concatenate([main, self.embed_sharp(found, sharp_needed)], axis=1)
         with self._calls:
             return main, self._companion_held(recon, needed)
+
+    def _embed_pair(self, found: np.ndarray, needed: np.ndarray | None) -> np.ndarray:
+        """The recogniser's and the sharp part's unit embeddings side by side (N, 2 D) by the network of both
+        (:class:`~forensic_face.models.sface.TwoHeads`); the recogniser alone for the faces ``needed`` leaves
+        out (their sharp part 0)."""
+        x = self._to_tensor(found, self.rec_size)
+        d = int(self.meta["rec"]["embed_dim"])
+        out = np.zeros((len(x), d + int(self.sharp.net.config.embed_dim)), np.float32)
+        both = np.ones(len(x), bool) if needed is None else needed
+        if both.any():
+            out[both] = _unit_halves(self._embed(self._pair_run, self.rec_batch, self.mirror,
+                                                 x[torch.from_numpy(both)]), d)
+        if (~both).any():
+            out[~both, :d] = self._embed(self._rec_run, self.rec_batch, self.mirror, x[torch.from_numpy(~both)])
+        return out
+
+    def embed_sharp(self, found: np.ndarray, needed: np.ndarray | None = None) -> np.ndarray:
+        """The sharp part's unit embeddings (N, D) of faces as found, in the recogniser's crop; with ``needed``
+        (N,) bool, rows of 0 for the faces it leaves out (sharp share 0: its network is not run for them)."""
+        x = self._to_tensor(found, self.rec_size)
+        if needed is None:
+            return self._embed(self._sharp_run, self.rec_batch, self.sharp.mirror, x)
+        out = np.zeros((len(x), int(self.sharp.net.config.embed_dim)), np.float32)
+        if needed.any():
+            out[needed] = self._embed(self._sharp_run, self.rec_batch, self.sharp.mirror, x[torch.from_numpy(needed)])
+        return out
 
     def join(self, main: np.ndarray, companion: np.ndarray, sharpness: np.ndarray | None = None) -> np.ndarray:
         """Gallery faces (``sharpness`` None): unit vectors [sqrt(1 - l) main, sqrt(l) companion], l the
         companion's ``weight``. Probes: the same with each probe's l from its sharpness
-        (``Companion.probe_weights``), made queries (:meth:`query`)."""
-        c = self.companion
-        share = np.full(len(main), c.weight) if sharpness is None else c.probe_weights(sharpness)
-        share = share[:, None]
-        joined = np.concatenate([np.sqrt(1.0 - share) * main, np.sqrt(share) * companion], axis=1).astype(np.float32)
+        (``Companion.probe_weights``), made queries (:meth:`query`). With a sharp part, three parts
+        (``Companion.joined``)."""
+        joined = self.companion.joined(main, companion, sharpness)
         return joined if sharpness is None else self.query(joined)
+
+    def path_weights(self, queries: np.ndarray) -> dict[str, np.ndarray] | dict[str, float] | None:
+        """Of probe queries (N, D) as searched (a single frame's or a pooled template's): the weight of each
+        recogniser's cosine in their similarities, by part (``recogniser``, ``sharp`` where the bundle has one,
+        ``companion``); of one query (D,), numbers; None for a bundle of one recogniser."""
+        if self.companion is None:
+            return None
+        q = np.asarray(queries)
+        w = self.companion.path_weights(q)
+        names = ("recogniser", "sharp", "companion") if self.sharp is not None else ("recogniser", "companion")
+        return {n: (round(float(w[0, i]), 4) if q.ndim == 1 else w[:, i]) for i, n in enumerate(names)}
 
     @property
     def pooling(self) -> Pooling | None:
@@ -356,20 +430,49 @@ class FaceEngine:
         """:meth:`probe` on this thread and the engine's second, by a caller holding two permits."""
         pool = self._second()  # its threads take what is given them in turn: the reconstruction first
         made = pool.submit(self._reconstruct_held, x, a)
-        futures = [made, pool.submit(_inference, self._rec_run, torch.flip(f, dims=[3]))]
+        # where the probe needs the sharp part and a network gives both, that network runs instead of the recogniser
+        pair = self._pair_run is not None and (sharp is None or bool(self._sharp_needed(sharp)[0]))
+        run = self._pair_run if pair else self._rec_run
+        futures = [made, pool.submit(_inference, run, torch.flip(f, dims=[3]))]
         try:
             with torch.inference_mode():
-                faces = self._rec_run(f)
+                faces = run(f)
+            sharp_part = None if pair else self._sharp_started(f, sharp, pool, futures)
             recon = made.result()
             companion = self._companion_started(recon, needed, pool, futures)
             bare = self._reconstruct_held(x, None) if plain and a is not None else None
             with torch.inference_mode():
                 main = torch.nn.functional.normalize(faces + futures[1].result(), dim=1).float().cpu().numpy()
+            if pair:  # as _embed_pair makes them
+                main = _unit_halves(main, int(self.meta["rec"]["embed_dim"]))
+            if sharp_part is not None:
+                main = np.concatenate([main, sharp_part()], axis=1)
             comp = companion()
         except BaseException:
             wait(futures)  # the permits are given back only when nothing of this probe runs
             raise
         return recon[0], None if bare is None else bare[0], self._joined(main, comp, sharp)[0]
+
+    def _sharp_started(self, f: torch.Tensor, sharp: np.ndarray | None, pool: ThreadPoolExecutor,
+                       futures: list) -> Callable[[], np.ndarray] | None:
+        """:meth:`probe`'s sharp part, begun (as :meth:`_companion_started`): None without one; 0 where the probe's
+        sharp share leaves it out."""
+        if self.sharp is None:
+            return None
+        dim = int(self.sharp.net.config.embed_dim)
+        if sharp is not None and not self._sharp_needed(sharp)[0]:
+            return lambda: np.zeros((1, dim), np.float32)
+        mirrored = pool.submit(_inference, self._sharp_run, torch.flip(f, dims=[3])) if self.sharp.mirror else None
+        if mirrored is not None:
+            futures.append(mirrored)
+        with torch.inference_mode():
+            faces = self._sharp_run(f)
+
+        def embedded() -> np.ndarray:
+            with torch.inference_mode():
+                both = faces + mirrored.result() if mirrored is not None else faces
+                return torch.nn.functional.normalize(both, dim=1).float().cpu().numpy()
+        return embedded
 
     def _companion_started(self, recon: np.ndarray, needed: np.ndarray | None, pool: ThreadPoolExecutor,
                            futures: list) -> Callable[[], np.ndarray | None]:
@@ -381,14 +484,15 @@ class FaceEngine:
         if needed is not None and not needed[0]:
             return lambda: np.zeros((1, int(self.companion.net.config.embed_dim)), np.float32)
         r = self._to_tensor(recon, self.size)
-        if self.companion.mirror:
-            futures.append(pool.submit(_inference, self._comp_run, torch.flip(r, dims=[3])))
+        mirrored = pool.submit(_inference, self._comp_run, torch.flip(r, dims=[3])) if self.companion.mirror else None
+        if mirrored is not None:
+            futures.append(mirrored)
         with torch.inference_mode():
             faces = self._comp_run(r)
 
         def joined() -> np.ndarray:
             with torch.inference_mode():
-                both = faces + futures[-1].result() if self.companion.mirror else faces
+                both = faces + mirrored.result() if mirrored is not None else faces
                 return torch.nn.functional.normalize(both, dim=1).float().cpu().numpy()
         return joined
 
@@ -403,6 +507,11 @@ class FaceEngine:
     def _needed(self, sharp: np.ndarray | None) -> np.ndarray | None:
         """The probes the companion embeds (those of share above 0); None, all (gallery faces, or no sharpness)."""
         return None if sharp is None or self.companion is None else self.companion.probe_weights(sharp) > 0
+
+    def _sharp_needed(self, sharp: np.ndarray | None) -> np.ndarray | None:
+        """The probes the sharp part embeds (those of sharp share above 0); None, all (gallery faces, or no
+        sharpness)."""
+        return None if sharp is None or self.sharp is None else self.sharp.probe_shares(sharp) > 0
 
     def _joined(self, main: np.ndarray, comp: np.ndarray | None, sharp: np.ndarray | None) -> np.ndarray:
         return main if comp is None else self.join(main, comp, sharp)
@@ -503,6 +612,16 @@ class _Arithmetic(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x.to(self.dtype)).float()
+
+
+def _unit_halves(v: np.ndarray, d: int) -> np.ndarray:
+    """Rows of ``v`` with their first ``d`` values and the rest each scaled to unit length (two embeddings side
+    by side)."""
+    out = np.asarray(v, np.float32).copy()
+    for part in (out[:, :d], out[:, d:]):
+        if part.shape[1]:
+            part /= np.maximum(np.linalg.norm(part, axis=1, keepdims=True), 1e-12)
+    return out
 
 
 def _inference(run, x: torch.Tensor) -> torch.Tensor:

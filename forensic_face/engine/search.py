@@ -114,7 +114,7 @@ class Searchable(Protocol):
 
 def search_gallery(store: Searchable, embedding: np.ndarray, calibration, model_version: str, probe_face_px: float,
                    top_k: int = 10, probe_sharpness: float | None = None,
-                   fpir: float = DEFAULT_FPIR) -> SearchOutcome:
+                   fpir: float = DEFAULT_FPIR, paths: dict[str, float] | None = None) -> SearchOutcome:
     """Rank the gallery's people for one probe embedding (unit, or a joined bundle's query: FaceEngine.query).
     ``probe_sharpness`` (the variance of the Laplacian of the aligned probe crop) sets the match threshold of
     calibrations that take the probe's quality into account; they refuse a search without it.
@@ -122,7 +122,8 @@ def search_gallery(store: Searchable, embedding: np.ndarray, calibration, model_
     The best candidate is a confident lead when its match probability is at least 0.5 *and* the
     search's lead score reaches the open-set threshold for this many people: the score that searches
     of that many strangers reach in a share ``fpir`` of cases (MatchCalibration.open_set_threshold;
-    a ``fpir`` outside the calibration's range is refused with GalleryError).
+    a ``fpir`` outside the calibration's range is refused with GalleryError). ``paths``: the weight of each
+    recogniser's cosine in the similarities (a joined bundle's, ``FaceEngine.path_weights``), kept in the result.
 
     A gallery with nobody in it gives an empty result ("empty gallery"); one whose people have no
     embedding of ``model_version`` (another model's only) is refused with GalleryError saying how to
@@ -139,7 +140,7 @@ def search_gallery(store: Searchable, embedding: np.ndarray, calibration, model_
     if best.size == 0:
         _check_searchable(store.location, identity, ranking.held)
         return SearchOutcome([], False, float("nan"), 0, 0, model_version, probe_face_px,
-                             probe_sharpness=probe_sharpness, fpir=fpir, gallery=identity)
+                             probe_sharpness=probe_sharpness, fpir=fpir, gallery=identity, paths=paths)
     others = ranking.others
     probs = calibration.softmax(best, probe_sharpness, None if others is None else (others.centres, others.counts))
     k = min(top_k, best.size)
@@ -158,7 +159,7 @@ def search_gallery(store: Searchable, embedding: np.ndarray, calibration, model_
         identity["search"] = {**identity.get("search", {}), **_partial(ranking, probs, temperature)}
     return SearchOutcome(cands, confident, calibration.threshold(probe_sharpness), ranking.people_total,
                          ranking.embeddings, model_version, probe_face_px, time.perf_counter() - t0, probe_sharpness,
-                         open_thr, fpir, lead if calibration.open_set else float("nan"), identity)
+                         open_thr, fpir, lead if calibration.open_set else float("nan"), identity, paths)
 
 
 def _partial(ranking: Ranking, probs: np.ndarray, temperature: float) -> dict:

@@ -12,7 +12,9 @@ network says how its faces are aligned (``alignment``, an AlignSpec mode) and gi
 its grey 0..1 faces (``for_inference()``); the engine and the probe path need nothing else.
 
 ``models.json``'s ``companion`` (optional) joins a second recogniser to the first (:class:`Companion`, tensors
-``comp.*``); ``recogniser.mirror`` says whether a face is embedded with its mirror image (the default).
+``comp.*``), and its ``sharp`` (optional) a third, for sharp probes (:class:`Sharp`, tensors ``sharp.*`` where they
+differ from the recogniser's); ``recogniser.mirror`` says whether a face is embedded with its mirror image (the
+default).
 """
 
 from __future__ import annotations
@@ -105,6 +107,61 @@ def mean_weights(share, weight: float) -> tuple[np.ndarray, np.ndarray]:
     return a / (a + b), b / (a + b)
 
 
+#: A sharp part's tensors are stored (``sharp.*``) only where they differ from the recogniser's by more than this
+#: (absolute, after float16 rounding); elsewhere it takes the recogniser's. SFace as published and the shipped student
+#: share the stem, blocks 0-5 and the embedding layer to within 1.5e-5 (float16 storage rounds them by about as much).
+SHARP_TENSOR_TOLERANCE = 1e-4
+
+
+@dataclass
+class Sharp:
+    """A third recogniser joined to the first two for sharp probes (``models.json``'s ``companion.sharp``): SFace as
+    published beside the student tuned for degraded faces, since the student lost some of its clean-face accuracy
+    (issue 24: "fuse the teacher's and the student's scores by the measured probe quality"). It embeds the face as
+    found, in the recogniser's crop. Of the recogniser side's similarity, a probe gives it the share
+    t = ``share`` x clip((q - lo) / (hi - lo), 0, 1), q = log(1 + sharpness) over ``quality_range`` (lo, hi): 0 for a
+    blurred probe, ``share`` for one as sharp as a clean face. A gallery face holds its embedding at ``weight`` of the
+    recogniser side's squared length (any weight gives the same similarities; :meth:`Companion.joined`)."""
+
+    net: torch.nn.Module
+    share: float  # T: its share of the recogniser side's similarity for a sharp probe, 0 < T <= 1
+    quality_range: tuple[float, float]  # (lo, hi): the share is 0 at q <= lo, T at q >= hi
+    weight: float = 0.5  # u: its share of a gallery face's recogniser side (squared length), 0 < u < 1
+    mirror: bool = True
+    source: str = ""
+
+    def describe(self) -> dict:
+        return {"architecture": recogniser_architecture(self.net), "source": self.source, "embeds": "input",
+                "mirror": bool(self.mirror), "weight": float(self.weight), "share": float(self.share),
+                "quality_range": [float(v) for v in self.quality_range], "config": self.net.config.as_dict()}
+
+    def probe_shares(self, sharpness) -> np.ndarray:
+        """Each probe's t (its share of the recogniser side's similarity) from its sharpness."""
+        lo, hi = self.quality_range
+        q = sharpness_feature(np.atleast_1d(np.asarray(sharpness, np.float64)))
+        return self.share * np.clip((q - lo) / (hi - lo), 0.0, 1.0)
+
+    @classmethod
+    def from_spec(cls, net: torch.nn.Module, spec: dict) -> Sharp:
+        cls.check(spec)
+        lo, hi = spec["quality_range"]
+        return cls(net, float(spec["share"]), (float(lo), float(hi)), float(spec.get("weight", 0.5)),
+                   spec.get("mirror", True), spec.get("source", ""))
+
+    @classmethod
+    def check(cls, spec: dict) -> None:
+        """Raises ForensicFaceError for a sharp entry this version cannot use."""
+        t, u, qr = spec.get("share"), spec.get("weight", 0.5), spec.get("quality_range")
+        ok = (isinstance(t, int | float) and 0.0 < float(t) <= 1.0 and isinstance(u, int | float)
+              and 0.0 < float(u) < 1.0 and isinstance(qr, list | tuple) and len(qr) == 2
+              and all(isinstance(v, int | float) for v in qr) and qr[0] < qr[1]
+              and spec.get("embeds", "input") == "input" and isinstance(spec.get("mirror", True), bool))
+        if not ok:
+            raise ForensicFaceError(f"the bundle's sharp recogniser needs a share in (0, 1], a gallery weight in "
+                                    f"(0, 1) and a quality range low < high, and embeds the face as found; got "
+                                    f"share {t!r}, weight {u!r}, quality_range {qr!r}")
+
+
 @dataclass
 class Companion:
     """A second recogniser whose similarity joins the first's (``models.json``'s ``companion``). The searched
@@ -117,7 +174,15 @@ class Companion:
     companion's) / c: one similarity scale whatever the probe's share (the open-set threshold is one number for
     every quality; with the unit vector, a sharp probe's similarities were 0.71 x a blurred one's). With a fixed
     share c = 1. It takes the autoencoder's crop and embeds the reconstruction (of a probe; a gallery face as it
-    is): ``embeds`` is recorded, and this version knows no other."""
+    is): ``embeds`` is recorded, and this version knows no other.
+
+    With ``sharp`` (:class:`Sharp`) the joined vector has three parts, [recogniser, sharp, companion]: a gallery
+    face's shares of its squared length are G = ((1 - w)(1 - u), (1 - w) u, w) (w = ``weight``, u = the sharp
+    part's), a probe's p_i = (W_i^2 / G_i) / sum_j W_j^2 / G_j for the cosines' weights it is to have,
+    W = ((1 - L)(1 - t), (1 - L) t, L) (L the companion's weight in the mean at the probe's l, as without a sharp
+    part: :func:`mean_weights`; t the sharp part's share), and a query is the joined vector divided by
+    sum_i sqrt(G_i) |x_i|, so that its inner product with a gallery face is sum_i W_i cos_i. The two-part form is
+    the same rule with G = (1 - w, w)."""
 
     net: torch.nn.Module
     weight: float  # the gallery side's l (and the probe's without probe_weight), 0 < weight < 1
@@ -126,6 +191,7 @@ class Companion:
     source: str = ""
     probe_weight: tuple[float, float] | None = None  # a probe's l at the blurred and at the sharp end of the range
     quality_range: tuple[float, float] | None = None  # the q over which probe_weight is interpolated
+    sharp: Sharp | None = None  # a third part for sharp probes, between the recogniser's and the companion's
 
     def describe(self) -> dict:
         out = {"architecture": recogniser_architecture(self.net), "source": self.source, "embeds": self.embeds,
@@ -133,7 +199,58 @@ class Companion:
         if self.probe_weight is not None:
             out |= {"probe_weight": [float(v) for v in self.probe_weight],
                     "quality_range": [float(v) for v in self.quality_range]}
+        if self.sharp is not None:
+            out["sharp"] = self.sharp.describe()
         return out
+
+    @property
+    def gallery_shares(self) -> tuple[float, ...]:
+        """G: each part's share of a gallery face's squared length, in the joined vector's order."""
+        w = self.weight
+        if self.sharp is None:
+            return (1.0 - w, w)
+        u = self.sharp.weight
+        return ((1.0 - w) * (1.0 - u), (1.0 - w) * u, w)
+
+    def parts(self, joined: np.ndarray) -> list[np.ndarray]:
+        """The joined vectors (N, D) cut into their parts (recogniser, [sharp,] companion)."""
+        d = int(self.net.config.embed_dim)
+        if self.sharp is None:
+            return [joined[:, :-d], joined[:, -d:]]
+        ds = int(self.sharp.net.config.embed_dim)
+        return [joined[:, :-d - ds], joined[:, -d - ds:-d], joined[:, -d:]]
+
+    def cosine_weights(self, sharpness) -> np.ndarray:
+        """W (N, parts): each probe's weights of the parts' cosines in its similarity (summing to 1)."""
+        w_main, w_comp = mean_weights(self.probe_weights(sharpness), self.weight)
+        if self.sharp is None:
+            return np.stack([w_main, w_comp], axis=1)
+        t = self.sharp.probe_shares(sharpness)
+        return np.stack([w_main * (1.0 - t), w_main * t, w_comp], axis=1)
+
+    def joined(self, main: np.ndarray, companion: np.ndarray, sharpness=None) -> np.ndarray:
+        """Unit joined vectors of the parts' unit embeddings (``main``: the recogniser's, then the sharp part's
+        where there is one, side by side; ``companion``): a gallery face's (``sharpness`` None) of shares G, a
+        probe's of shares p (see the class); not yet a query."""
+        main = np.asarray(main, np.float64)
+        units = self.parts(np.concatenate([main, np.asarray(companion, np.float64)], axis=1))
+        if sharpness is None:
+            shares = np.tile(np.asarray(self.gallery_shares), (len(main), 1))
+        elif self.sharp is None:  # the two-part form as it always was: l itself
+            share = self.probe_weights(sharpness)
+            shares = np.stack([1.0 - share, share], axis=1)
+        else:
+            wanted = self.cosine_weights(sharpness) ** 2 / np.asarray(self.gallery_shares)
+            shares = wanted / wanted.sum(1, keepdims=True)
+        return np.concatenate([np.sqrt(shares[:, [i]]) * u for i, u in enumerate(units)], axis=1).astype(np.float32)
+
+    def path_weights(self, queries: np.ndarray) -> np.ndarray:
+        """The weights (N, parts) of the parts' cosines in the similarities of probe queries (:meth:`query`'s
+        form, a pooled template's too): what each recogniser contributed to a score."""
+        parts = self.parts(np.atleast_2d(np.asarray(queries, np.float64)))
+        terms = np.stack([np.sqrt(g) * np.linalg.norm(x, axis=1) for g, x in zip(self.gallery_shares, parts,
+                                                                                 strict=True)], axis=1)
+        return terms / terms.sum(1, keepdims=True)
 
     def probe_weights(self, sharpness) -> np.ndarray:
         """Each probe's l from its sharpness (the variance of the Laplacian of its autoencoder crop)."""
@@ -146,11 +263,11 @@ class Companion:
         """Probe vectors (N, D) of the joined form [a, b] (``a`` in the recogniser's space, ``b`` the companion's
         last ``embed_dim`` values: a probe's joined unit vector, or a template pooled from several) divided by
         sqrt(1 - weight) |a| + sqrt(weight) |b|: the inner product with a gallery face's joined vector is then the
-        mean of the recogniser's and the companion's cosines weighted by those two terms."""
+        mean of the recogniser's and the companion's cosines weighted by those two terms. With a sharp part, the
+        sum over the three parts of sqrt(G_i) |x_i| (see the class)."""
         joined = np.atleast_2d(np.asarray(joined, np.float64))
-        d = int(self.net.config.embed_dim)
-        scale = (np.sqrt(1.0 - self.weight) * np.linalg.norm(joined[:, :-d], axis=1)
-                 + np.sqrt(self.weight) * np.linalg.norm(joined[:, -d:], axis=1))
+        scale = sum(np.sqrt(g) * np.linalg.norm(x, axis=1)
+                    for g, x in zip(self.gallery_shares, self.parts(joined), strict=True))
         if not np.all(np.isfinite(scale) & (scale > 1e-6)):
             raise ValueError("a probe query needs a finite, non-zero joined vector")
         return (joined / scale[:, None]).astype(np.float32)
@@ -170,20 +287,21 @@ class Companion:
         if not 0.0 <= scale <= 1.0:
             raise ValueError(f"a pooled companion share scale lies in [0, 1], not {scale!r}")
         d = int(self.net.config.embed_dim)
-        a, b = unit[:, :-d], unit[:, -d:]
+        a, b = unit[:, :-d], unit[:, -d:]  # a: the recogniser side (with a sharp part, both its parts)
         la, lb = np.linalg.norm(a, axis=1, keepdims=True), np.linalg.norm(b, axis=1, keepdims=True)
         share = scale * lb**2
-        main = np.divide(a, la, out=np.zeros_like(a), where=la > 0)
+        main = np.divide(a, la, out=np.zeros_like(a), where=la > 0)  # the sharp part keeps its share of this side
         comp = np.divide(b, lb, out=np.zeros_like(b), where=lb > 0)
         return np.concatenate([np.sqrt(1.0 - share) * main, np.sqrt(share) * comp], axis=1)
 
     @classmethod
-    def from_spec(cls, net: torch.nn.Module, spec: dict) -> Companion:
+    def from_spec(cls, net: torch.nn.Module, spec: dict, sharp: torch.nn.Module | None = None) -> Companion:
         cls.check(spec)
         pw, qr = spec.get("probe_weight"), spec.get("quality_range")
         return cls(net, float(spec["weight"]), spec.get("embeds", "reconstruction"), spec.get("mirror", True),
                    spec.get("source", ""), None if pw is None else (float(pw[0]), float(pw[1])),
-                   None if qr is None else (float(qr[0]), float(qr[1])))
+                   None if qr is None else (float(qr[0]), float(qr[1])),
+                   None if sharp is None else Sharp.from_spec(sharp, spec["sharp"]))
 
     @classmethod
     def check(cls, spec: dict) -> None:
@@ -194,6 +312,8 @@ class Companion:
         if spec.get("embeds", "reconstruction") != "reconstruction" or not isinstance(spec.get("mirror", True), bool):
             raise ForensicFaceError("the bundle's companion must embed the reconstruction and say whether it mirrors "
                                     "(true or false); this version knows no other companion")
+        if spec.get("sharp") is not None:
+            Sharp.check(spec["sharp"])
         pw, qr = spec.get("probe_weight"), spec.get("quality_range")
         if pw is None and qr is None:
             return
@@ -236,6 +356,8 @@ def save_bundle(folder: Path, ae: FusionAutoencoder, rec: torch.nn.Module, calib
     if companion is not None:
         tensors |= {f"comp.{k}": v.detach().cpu() for k, v in companion.net.state_dict().items()}
     tensors = {k: (v.half() if v.is_floating_point() else v) for k, v in tensors.items()}
+    if companion is not None and companion.sharp is not None:
+        tensors |= sharp_tensors(companion.sharp.net, tensors)
     tmp = folder / (WEIGHTS_FILE + ".tmp")
     torch.save(tensors, tmp)
     tmp.replace(folder / WEIGHTS_FILE)
@@ -279,6 +401,26 @@ def save_clip_calibration(folder: Path, calibration: MatchCalibration, info: dic
         meta["clip_calibration"]["companion_share"] = float(companion_share)
     _write_meta(folder, meta)
     return meta
+
+
+def sharp_tensors(net: torch.nn.Module, stored: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A sharp part's tensors as stored (``sharp.*``, float16): those of a recogniser of the same architecture
+    as the stored recogniser's (``rec.*``) where they differ by more than :data:`SHARP_TENSOR_TOLERANCE`; every
+    tensor where the recogniser is another network."""
+    out = {}
+    for k, v in net.state_dict().items():
+        v = v.detach().cpu()
+        v = v.half() if v.is_floating_point() else v
+        rec = stored.get(f"rec.{k}")
+        if rec is None or rec.shape != v.shape or rec.dtype != v.dtype:
+            same = False
+        elif v.is_floating_point():
+            same = float((rec.float() - v.float()).abs().max()) <= SHARP_TENSOR_TOLERANCE
+        else:
+            same = bool(torch.equal(rec, v))
+        if not same:
+            out[f"sharp.{k}"] = v
+    return out
 
 
 def _write_meta(folder: Path, meta: dict) -> None:
@@ -328,7 +470,15 @@ def load_bundle(folder: Path, device: torch.device
         Companion.check(spec)
         net = build_recogniser({"recogniser": spec, "rec": spec.get("config", {})})
         net.load_state_dict(_part(tensors, "comp."))
-        companion = Companion.from_spec(net.to(device).eval(), spec)
+        sharp = None
+        if spec.get("sharp") is not None:  # the recogniser's tensors where its own are not stored
+            s = spec["sharp"]
+            sharp = build_recogniser({"recogniser": s, "rec": s.get("config", {})})
+            own = _part(tensors, "sharp.")
+            base = _part(tensors, "rec.") if s.get("architecture") == meta["recogniser"]["architecture"] else {}
+            sharp.load_state_dict({k: own.get(k, base.get(k)) for k in sharp.state_dict()})
+            sharp = sharp.to(device).eval()
+        companion = Companion.from_spec(net.to(device).eval(), spec, sharp)
     return ae.to(device).eval(), rec.to(device).eval(), companion, meta
 
 
@@ -357,8 +507,12 @@ def bundle_input_size(folder: str | Path | None = None) -> int | None:
 
 
 def sharp_query_prefix(folder: str | Path | None = None) -> tuple[str, int] | None:
-    """(model version, its recogniser's embedding length) of a joined bundle: its probes of companion share 0
-    (sharp ones) are searched with queries that are 0 beyond those first values, which a PostgreSQL gallery
-    indexes apart; None for a bundle without a companion, or none."""
+    """(model version, the length of its recogniser side: the recogniser's embedding, and the sharp part's where
+    there is one) of a joined bundle: its probes of companion share 0 (sharp ones) are searched with queries that
+    are 0 beyond those first values, which a PostgreSQL gallery indexes apart; None for a bundle without a
+    companion, or none."""
     meta = stored_meta(folder)
-    return (meta["version"], int(meta["rec"]["embed_dim"])) if meta and meta.get("companion") else None
+    if not meta or not meta.get("companion"):
+        return None
+    sharp = meta["companion"].get("sharp")
+    return meta["version"], int(meta["rec"]["embed_dim"]) + (int(sharp["config"]["embed_dim"]) if sharp else 0)

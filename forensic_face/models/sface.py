@@ -118,6 +118,38 @@ class SFaceNet(nn.Module):
         return self.embed_bn(self.fc(self.drop(torch.flatten(f, 1))))
 
 
+def shared_blocks(a: SFaceNet, b: SFaceNet) -> int:
+    """How many of the first separable blocks two SFace networks share with their stem (equal tensors: a student
+    tuned from SFace with those blocks frozen, stored once); 0 when even the stems differ."""
+    def same(m: nn.Module, n: nn.Module) -> bool:
+        x, y = m.state_dict(), n.state_dict()
+        return x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
+
+    if not same(a.stem, b.stem):
+        return 0
+    k = 0
+    while k < len(a.blocks) and same(a.blocks[k], b.blocks[k]):
+        k += 1
+    return k
+
+
+class TwoHeads(nn.Module):
+    """Two SFace networks that share their stem and first ``k`` blocks (:func:`shared_blocks`) as one network of
+    the engine's grey 0..1 faces (as :meth:`SFaceNet.for_inference` gives): the shared part runs once, then each
+    network's own blocks; out, both embeddings side by side (B, 2 x embed_dim), not normalised. The same outputs
+    as the two networks one after the other, to float rounding."""
+
+    def __init__(self, a: SFaceNet, b: SFaceNet, k: int) -> None:
+        super().__init__()
+        if not 0 < k <= len(a.blocks) or shared_blocks(a, b) < k:
+            raise ValueError(f"the two networks do not share their stem and first {k} blocks")
+        self.a, self.b, self.k = a.for_inference().net, b.for_inference().net, k
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.a.early(x.expand(-1, 3, -1, -1) * 255.0, self.k)
+        return torch.cat([self.a.late(f, self.k), self.b.late(f, self.k)], dim=1)
+
+
 class _GreyInput(nn.Module):
     """A network of RGB 0..255 input, fed the engine's grey 0..1 faces."""
 
