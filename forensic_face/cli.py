@@ -81,6 +81,21 @@ def _cmd_tune_sface(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_join_sharp(args: argparse.Namespace) -> int:
+    from forensic_face.core.progress import console_progress
+    from forensic_face.paths import models_dir
+    from forensic_face.services.training import join_sharp
+
+    done = join_sharp(args.data, args.models, args.out or args.models or models_dir(), onnx=args.onnx,
+                      workers=args.workers, progress=console_progress(), share=args.share, ramp=args.ramp)
+    chosen = done["chosen"]
+    print(json.dumps(done, indent=2) if args.json else
+          f"SFace as published joined for sharp probes (share {chosen['T']:g}, from 0 at {chosen['R']:g} below the "
+          f"companion's sharp end; chosen on the calibration people); models {done['version']} "
+          f"written to {done['models']}; refit the clip calibration: forensic-face evaluate --clips --refit")
+    return 0
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from forensic_face.core.progress import console_progress
     from forensic_face.services.training import evaluate_clip_models, evaluate_models
@@ -601,6 +616,7 @@ def build_parser() -> argparse.ArgumentParser:
     _report_parser(sub)
     _train_parser(sub)
     _tune_sface_parser(sub)
+    _join_sharp_parser(sub)
     _evaluate_parser(sub)
     return parser
 
@@ -885,6 +901,22 @@ def _tune_sface_parser(sub) -> None:
                    help="the companion's share of the joined similarity (default: chosen on the calibration people)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_tune_sface)
+
+
+def _join_sharp_parser(sub) -> None:
+    """`forensic-face join-sharp`: SFace as published for sharp probes, joined to a bundle."""
+    p = sub.add_parser("join-sharp", help="join SFace as published to a joined bundle for sharp probes (its share "
+                                          "chosen on the calibration people, the calibration refitted)")
+    p.add_argument("--data", help="LFW-style folder (default: ../shared/data/lfw)")
+    p.add_argument("--models", help="the joined bundle (default: the installed models)")
+    p.add_argument("--out", help="where the bundle is written (default: --models, replaced)")
+    p.add_argument("--onnx", help="SFace's ONNX file (default: ../shared/weights, or $FORENSIC_FACE_WEIGHTS)")
+    p.add_argument("--share", type=float, help="its share T of the recogniser side for a sharp probe (with --ramp; "
+                                               "default: chosen on the calibration people)")
+    p.add_argument("--ramp", type=float, help="how far below the companion's sharp end (in q) its share falls to 0")
+    p.add_argument("--workers", type=int, default=2, help="processes for cropping (default: %(default)s)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_join_sharp)
 
 
 def _evaluate_parser(sub) -> None:

@@ -198,6 +198,82 @@ def export_sface_student(data: str | Path | None, run: str | Path, base: str | P
     return {"models": str(dest), "version": meta["version"], "calibration_info": info}
 
 
+def join_sharp(data: str | Path | None, models: str | Path | None, dest: str | Path, *, onnx: str | Path | None,
+               workers: int, progress: Progress, share: float | None = None, ramp: float | None = None) -> dict:
+    """The joined bundle in ``models`` (default: the installed models; an SFace student joined to a companion of the
+    reconstruction) with SFace as published joined as its sharp part (:class:`~forensic_face.models.bundle.Sharp`,
+    from ``onnx``, default the shared weights folder's file, checked against its recorded SHA-256), written to
+    ``dest`` (may be ``models``): its share chosen on the calibration people
+    (:func:`~forensic_face.training.evaluate.choose_sharp_share`), or ``share`` T and ``ramp`` R as given, then the
+    match calibration, temperature and open-set table refitted there. The clip calibration is not carried over
+    (refit it: ``forensic-face evaluate --clips --refit``). Refused, leaving ``dest`` as it was, when the rule keeps
+    the bundle without the sharp part. Returns what was chosen and written."""
+    import tempfile
+    from datetime import date
+
+    import torch
+
+    from forensic_face.engine.inference import FaceEngine
+    from forensic_face.models.bundle import Sharp, load_bundle, save_bundle
+    from forensic_face.models.sface import SFaceNet
+    from forensic_face.paths import models_dir
+    from forensic_face.training.evaluate import calibrate, choose_sharp_share
+    from forensic_face.training.sface_onnx import ONNX_SHA256, convert, default_onnx_path
+    from forensic_face.training.split import load_split_data
+
+    folder, dest = Path(models) if models else models_dir(), Path(dest)
+    ae, rec, companion, meta = load_bundle(folder, torch.device("cpu"))
+    if companion is None or companion.quality_range is None or meta["recogniser"].get("embeds") != "input" \
+            or meta["recogniser"].get("architecture") != "sface":
+        raise ForensicFaceError(f"{folder}: a sharp part joins an SFace student of the face as found that has a "
+                                "companion whose share falls with the probe's quality; this bundle is not one")
+    path = Path(onnx) if onnx else default_onnx_path()
+    if not path.is_file():
+        raise ForensicFaceError(f"{path}: SFace's ONNX file not found")
+    net = SFaceNet()
+    try:
+        net.load_state_dict(convert(path))
+    except ValueError as exc:
+        raise ForensicFaceError(str(exc)) from exc
+    rec_info = meta["recogniser"]
+    record = {**meta.get("record", {}), "date": date.today().isoformat()}
+    record.pop("calibration_info", None)
+    record["sharp"] = {"base": "OpenCV Zoo face_recognition_sface_2021dec (SFace, MobileFaceNet; Apache-2.0), "
+                               "as published", "onnx_sha256": ONNX_SHA256, "joined_to": meta["version"],
+                       "command": "forensic-face join-sharp"}
+    source = f"{path.name} (OpenCV Zoo, Apache-2.0) as published, SHA-256 {ONNX_SHA256[:12]}…"
+    sharp = Sharp(net.eval(), 0.5, (companion.quality_range[1] - 1.0, companion.quality_range[1]), source=source)
+    joined = replace(companion, sharp=sharp)
+
+    def save(folder_: Path, cal=None) -> dict:
+        return save_bundle(folder_, ae, rec, cal, record, source=rec_info.get("source", ""), embeds="input",
+                           mirror=rec_info.get("mirror", True), companion=joined)
+
+    index, split, cache = load_split_data(lfw_folder(data), progress, workers)
+    with tempfile.TemporaryDirectory(prefix="forensic-face-sharp-") as tmp:
+        save(Path(tmp))
+        if share is not None and ramp is not None:
+            chosen = {"share": float(share), "quality_range": (sharp.quality_range[1] - ramp, sharp.quality_range[1])}
+            record["sharp"]["share_choice"] = {"given": True, "chosen": {"T": float(share), "R": float(ramp)}}
+        elif share is not None or ramp is not None:
+            raise ForensicFaceError("give both the sharp share and its ramp, or neither (then they are chosen)")
+        else:
+            chosen, record["sharp"]["share_choice"] = choose_sharp_share(
+                FaceEngine(tmp, device="cpu", precision="float32"), index, cache, split.calib_pairs, workers,
+                progress)
+        if chosen is None:
+            raise ForensicFaceError("on the calibration people no sharp share beat the bundle without one "
+                                    f"(the rule of choose_sharp_share); {dest} left as it was")
+        joined = replace(companion, sharp=replace(sharp, **chosen))
+        save(Path(tmp))
+        cal, info = calibrate(FaceEngine(tmp, device="cpu", precision="float32"), index, cache, split.calib_pairs,
+                              workers, progress)
+    record["calibration_info"] = info
+    written = save(dest, cal)
+    return {"models": str(dest), "version": written["version"], "chosen": record["sharp"]["share_choice"]["chosen"],
+            "calibration_info": info}
+
+
 def _companion(folder: str | Path, base_meta: dict, weight: float | None):
     """The recogniser of the bundle in ``folder`` as a companion (of the reconstruction, in the autoencoder's crop),
     with ``weight`` (0.5 until chosen), and where it came from (that bundle's version, weights digest and training

@@ -49,6 +49,7 @@ from forensic_face.training.metrics import (
     probability_report,
     psnr,
     rate_report,
+    roc_auc,
     roc_curve,
     ssim,
     verification_report,
@@ -336,9 +337,13 @@ def searched_with(engine) -> str:
     """What the product searches with, in words (evaluation.json's notes)."""
     if engine.companion is not None:
         c = engine.companion
+        sharp = ("" if c.sharp is None else
+                 f" and, for sharper probes, SFace as published's embedding of the face as found (up to "
+                 f"{c.sharp.share:g} of the recogniser's share, by the probe's sharpness)")
         return (f"the recogniser's embedding of the face as found, in its own crop, joined to the companion "
-                f"recogniser's embedding of the reconstruction (weight {c.weight:g} of the similarity); recon_* rows: "
-                f"the joined embedding as searched, degraded_* rows: the companion given the degraded face instead")
+                f"recogniser's embedding of the reconstruction (weight {c.weight:g} of the similarity){sharp}; "
+                f"recon_* rows: the joined embedding as searched, degraded_* rows: the companion given the degraded "
+                f"face instead")
     if engine.embeds == "input":
         return ("the recogniser's embedding of the face as found, in its own crop (the reconstruction is shown beside "
                 "it; recon_* rows: the same recogniser on the reconstruction carried into its crop)")
@@ -448,6 +453,83 @@ def choose_companion_weight(engine, index: FolderIndex, cache: dict, pairs: list
              "tried_as": "(share at and below sharp_end - ramp, ramp)",
              "mean_log_likelihood": list(table.values()), "chosen": [a, ramp], "pairs": len(pairs),
              "levels": list(EVAL_LEVELS)})
+
+
+#: The sharp part's full shares T tried by :func:`choose_sharp_share` (0, no sharp part, is the baseline).
+SHARP_SHARES = (0.25, 0.5, 0.75, 1.0)
+#: How far below the companion's sharp end (in q) the sharp part's share falls to 0, tried with each T.
+SHARP_RAMPS = (0.5, 1.0, 1.5, 2.0)
+#: A candidate whose pair ROC-AUC at some level is more than this below the baseline's is out.
+SHARP_AUC_SLACK = 0.002
+
+
+def choose_sharp_share(engine, index: FolderIndex, cache: dict, pairs: list[Pair], workers: int = 2,
+                       progress: Progress | None = None) -> tuple[dict, dict]:
+    """How much of the recogniser side's similarity a probe gives the sharp part (SFace as published), chosen on
+    the calibration ``pairs`` (never DevTest) by the rule ``research/teacher_route.py`` fixed before DevTest was
+    scored: for T in :data:`SHARP_SHARES` and R in :data:`SHARP_RAMPS`, the share t = T x clip((q - (q1 - R)) / R,
+    0, 1) with q1 the companion's sharp end (``quality_range[1]``); each level's pair ROC-AUC and rank-1 of the
+    searches among the pairs' people (one clean image each); candidates whose AUC at some level is more than
+    :data:`SHARP_AUC_SLACK` below the baseline's (T = 0: no sharp part) are out; of the rest, the highest mean
+    rank-1 over the levels wins (ties: the smaller T, then the smaller R). Returns the :class:`Sharp` fields
+    (``share``, ``quality_range``), or None for them when the baseline wins, and the table. ``engine`` has a
+    companion with a sharp part (its share and range are not used)."""
+    c = engine.companion
+    q1 = float(c.quality_range[1]) if c.quality_range is not None else None
+    if c.sharp is None or q1 is None:
+        raise ValueError("choosing the sharp share needs a joined bundle with a sharp part and a companion share "
+                         "that falls with the probe's quality")
+    same = np.array([p.same for p in pairs])
+    sets = identification_sets(pairs)
+    cut = int(engine.meta["rec"]["embed_dim"])
+
+    def parts(found: np.ndarray, face: np.ndarray) -> list[np.ndarray]:
+        main, comp = engine.embed_parts(found, face)
+        return [main[:, :cut], main[:, cut:], comp]
+
+    g_pair = parts(*(gallery_crops(index, cache, [p.a for p in pairs], size, mode) for size, mode in
+                     ((engine.rec_size, engine.rec_alignment), (engine.size, engine.alignment))))
+    g_search = parts(*(gallery_crops(index, cache, sets.gallery_paths, size, mode) for size, mode in
+                       ((engine.rec_size, engine.rec_alignment), (engine.size, engine.alignment))))
+    levels = {}
+    for level in EVAL_LEVELS:
+        probes = engine_probes(engine, index, cache, pairs, level, "calib", workers, progress)
+        emb = parts(probes.rec_crop, engine.reconstruct(probes.crop))
+        sharp = probe_sharpness(probes)
+        levels[level] = {"sharpness": sharp, "pair": [(g * e).sum(1) for g, e in zip(g_pair, emb, strict=True)],
+                         "search": [e[sets.closed] @ g.T for g, e in zip(g_search, emb, strict=True)]}
+
+    def scores(lev: dict, top: float, ramp: float) -> tuple[np.ndarray, np.ndarray]:
+        w_main, w_comp = mean_weights(c.probe_weights(lev["sharpness"]), c.weight)
+        t = top * np.clip((sharpness_feature(lev["sharpness"]) - (q1 - ramp)) / ramp, 0.0, 1.0)
+        w = [w_main * (1.0 - t), w_main * t, w_comp]
+        pair = sum(wi * s for wi, s in zip(w, lev["pair"], strict=True))
+        search = sum(wi[sets.closed][:, None] * s for wi, s in zip(w, lev["search"], strict=True))
+        return pair, search
+
+    def rank_1(search: np.ndarray) -> float:
+        truth = search[np.arange(len(sets.truth)), sets.truth][:, None]
+        return float(((search > truth).sum(1) == 0).mean())
+
+    table, ranked = {}, []
+    base = {lv: roc_auc(scores(levels[lv], 0.0, 1.0)[0], same) for lv in EVAL_LEVELS}
+    for top, ramp in [(0.0, 1.0)] + [(t, r) for t in SHARP_SHARES for r in SHARP_RAMPS]:
+        row = {}
+        for lv in EVAL_LEVELS:
+            pair, search = scores(levels[lv], top, ramp)
+            row[lv] = {"auc": round(roc_auc(pair, same), 4), "rank_1": round(rank_1(search), 4)}
+        eligible = all(row[lv]["auc"] >= round(base[lv], 4) - SHARP_AUC_SLACK for lv in EVAL_LEVELS)
+        mean_r1 = round(float(np.mean([row[lv]["rank_1"] for lv in EVAL_LEVELS])), 4)
+        table[f"T {top:g} R {ramp:g}"] = {**row, "mean_rank_1": mean_r1, "eligible": eligible}
+        if eligible:
+            ranked.append((-mean_r1, top, ramp))
+    _, top, ramp = min(ranked)
+    chosen = {"share": top, "quality_range": (q1 - ramp, q1)} if top > 0 else None
+    return chosen, {"rule": "of the shares T and ramps R whose pair ROC-AUC is at no level more than "
+                            f"{SHARP_AUC_SLACK} below T = 0's (no sharp part), the highest mean rank-1 over the "
+                            "levels (ties: smaller T, then smaller R); t = T x clip((q - (q1 - R)) / R, 0, 1)",
+                    "sharp_end": q1, "tried": table, "chosen": {"T": top, "R": ramp}, "pairs": len(pairs),
+                    "searches": len(sets.closed), "people": len(sets.gallery_paths), "levels": list(EVAL_LEVELS)}
 
 
 def _input_scores(gallery_emb: np.ndarray, e_deg: np.ndarray) -> dict[str, np.ndarray]:
