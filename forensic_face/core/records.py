@@ -96,6 +96,8 @@ class SearchOutcome:
     fpir: float = DEFAULT_FPIR  # the false-lead rate the open-set threshold is set for
     lead_score: float = float("nan")  # the best candidate's standing against the next (MatchCalibration.lead_score)
     gallery: dict | None = None  # the store's identity() of the content searched (read with the index it searched)
+    # a joined bundle's: the weight of each recogniser's cosine in the similarities (recogniser, sharp, companion)
+    paths: dict[str, float] | None = None
 
     @property
     def below_open_set_threshold(self) -> bool:
@@ -118,7 +120,7 @@ class SearchOutcome:
                                        else None), "fpir": self.fpir,
                 "lead_score": round(self.lead_score, 4) if math.isfinite(self.lead_score) else None,
                 "seconds": round(self.seconds, 5), "candidates": [c.as_dict() for c in self.candidates],
-                "gallery": self.gallery}
+                "gallery": self.gallery} | ({} if self.paths is None else {"paths": dict(self.paths)})
 
     @classmethod
     def from_dict(cls, saved: dict) -> SearchOutcome:
@@ -139,7 +141,16 @@ class SearchOutcome:
             open_set_threshold=(float("-inf") if saved.get("open_set_threshold") is None
                                 else as_number(saved["open_set_threshold"])),
             fpir=as_number(saved.get("fpir"), DEFAULT_FPIR), lead_score=as_number(saved.get("lead_score")),
-            gallery=saved["gallery"] if isinstance(saved.get("gallery"), dict) else None)
+            gallery=saved["gallery"] if isinstance(saved.get("gallery"), dict) else None,
+            paths=_paths(saved.get("paths")))
+
+
+def _paths(saved) -> dict[str, float] | None:
+    """A search's recogniser weights as saved: names to numbers (a damaged weight reads as NaN); None when absent
+    or not a mapping."""
+    if not isinstance(saved, dict):
+        return None
+    return {str(k): as_number(v) for k, v in saved.items()}
 
 
 def _part(saved: dict, key: str) -> dict:
@@ -259,6 +270,10 @@ class EngineRecord(_Saved):
         pw = c.get("probe_weight")
         weights = (f"weight {c.get('weight', '?')} for gallery faces, {pw[0]:g} to {pw[1]:g} for a probe from "
                    "blurred to sharp" if isinstance(pw, list) and len(pw) == 2 else f"weight {c.get('weight', '?')}")
+        sharp = c.get("sharp")
+        if isinstance(sharp, dict):
+            weights += (f"; and for sharp probes {sharp.get('source') or sharp.get('recogniser', '?')}, up to "
+                        f"{sharp.get('share', '?')} of the first recogniser's share")
         return _read(cls, saved, companion=f"{c.get('recogniser', '?')} of the {what}, {weights}")
 
     @property

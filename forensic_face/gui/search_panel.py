@@ -16,7 +16,14 @@ from PySide6.QtWidgets import (
 )
 
 from forensic_face.gui.widgets import to_pixmap
-from forensic_face.reports.wording import ONE_TO_ONE, lead_row, one_to_one_note, open_set_note, search_verdict
+from forensic_face.reports.wording import (
+    ONE_TO_ONE,
+    lead_row,
+    one_to_one_note,
+    open_set_note,
+    paths_note,
+    search_verdict,
+)
 
 VERDICT_STYLE = "font-size: 15px; font-weight: bold; padding: 6px;"
 LEAD_COLOUR = "#fff3cd"
@@ -92,7 +99,8 @@ class SearchPanel(QWidget):
         self.info.setText(
             f"{search.people_searched} people ({search.embeddings_searched} images) compared with "
             f"model {search.model_version}. {open_set_note(search)} {one_to_one_note(search)} It is 0.5 at "
-            f"cosine {search.threshold_similarity:.3f}. Identity probability assumes the person is in the gallery.")
+            f"cosine {search.threshold_similarity:.3f}. Identity probability assumes the person is in the gallery. "
+            + paths_note(search))
         self.table.horizontalHeaderItem(4).setToolTip(one_to_one_note(search))
         self.table.setRowCount(len(cands))
         for r, c in enumerate(cands):

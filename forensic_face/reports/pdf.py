@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ from forensic_face.core.records import AudioRecord, ClipRecord
 from forensic_face.reports import figures
 from forensic_face.reports.auditlog import LogRow, log_rows
 from forensic_face.reports.content import CAVEAT, AnalysisView, ReportContent, collect
-from forensic_face.reports.wording import lead_row, one_to_one_note, open_set_note, search_verdict
+from forensic_face.reports.wording import lead_row, one_to_one_note, open_set_note, paths_note, search_verdict
 from forensic_face.store.atomic import atomic_write_bytes
 from forensic_face.store.case import ANALYSIS_FAILED, ANALYSIS_WITHDRAWN, Case
 from forensic_face.store.verify import RESULT_OK
@@ -661,7 +662,7 @@ def _search_block(a: AnalysisView, st) -> list:
            f"threshold is lower, because its same-person similarities are)" if search.probe_sharpness
            is not None else "") + ". Identity probability: softmax over all gallery people with a fitted "
         "temperature (it says how the probability divides among the people in this gallery, and assumes the "
-        "person is in it).", st["small"]))
+        "person is in it). " + paths_note(search), st["small"]))
     rows = [["#", "Gallery face", "Person", "Identity\nprobability", "Cosine\nsimilarity", "Euclidean\ndistance",
              "One-to-one\nmatch\nprobability"]]
     for k, c in enumerate(cands, 1):
@@ -712,11 +713,19 @@ def _joined(companion: dict) -> str:
     def share(lam: float) -> float:  # the second cosine's share of the mean at a probe's l
         return float(mean_weights(lam, companion["weight"])[1])
 
+    sharp = companion.get("sharp")
     return (f"the similarity searched with is a weighted mean of the two cosines, the second's share "
             f"{share(pw[0]):.2f} for a blurred probe, changing with the probe's sharpness to {share(pw[1]):.2f} for a "
             "sharp one"
             + (" (a probe as sharp as a clean face is compared by the first alone" if pw[1] == 0 else " (")
-            + ("; " if pw[1] == 0 else "") + "the shares chosen on held-out people)")
+            + ("; " if pw[1] == 0 else "") + "the shares chosen on held-out people)"
+            + ("" if not sharp else
+               f"; for sharper probes SFace as published (OpenCV Zoo's weights, unchanged) joins the first: its "
+               f"cosine takes up to {sharp['share']:.0%} of the first's share, none for a probe of sharpness "
+               f"{math.expm1(sharp['quality_range'][0]):.0f} or less, that share from "
+               f"{math.expm1(sharp['quality_range'][1]):.0f} up (which 95 % of clean faces reach), since the tuned "
+               "recogniser lost some of the published network's accuracy on clean faces (chosen on held-out "
+               "people; each search's report gives the shares it used)"))
 
 
 def _moved_back(tuning: dict | None) -> str:

@@ -97,3 +97,18 @@ def open_set_note(search: SearchOutcome) -> str:
             f"search's is {search.lead_score:.3f}. Searches of {people} people "
             f"for someone not among them reach that in {rate} of cases (measured on held-out calibration "
             f"searches), so a person who is not in the gallery rarely yields a lead.")
+
+
+#: The parts of a joined similarity in words (``SearchOutcome.paths``' keys).
+PATH_NAMES = {"recogniser": "the recogniser tuned for degraded faces", "sharp": "SFace as published",
+              "companion": "the companion recogniser of the reconstruction"}
+
+
+def paths_note(search: SearchOutcome) -> str:
+    """Which recognisers made the search's similarities and by how much (a joined bundle's); empty otherwise."""
+    if not search.paths:
+        return ""
+    parts = [f"{PATH_NAMES.get(k, k)} {v:.0%}" if math.isfinite(v) else f"{PATH_NAMES.get(k, k)} ?"
+             for k, v in search.paths.items()]
+    return ("The similarities are a weighted mean of several recognisers' cosines, weighted by the probe's "
+            "sharpness: " + ", ".join(parts) + ".")

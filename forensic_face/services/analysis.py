@@ -245,7 +245,8 @@ def _search(gallery: GalleryStore, engine, probe: Probe, top_k: int, fpir: float
     if engine.calibration is None:
         raise ForensicFaceError("the models carry no calibration; retrain or re-export them")
     res = search_gallery(gallery, probe.embedding, engine.calibration, engine.info.version,
-                         probe.face.detection.width, top_k, probe_sharpness=probe.face.quality.sharpness, fpir=fpir)
+                         probe.face.detection.width, top_k, probe_sharpness=probe.face.quality.sharpness, fpir=fpir,
+                         paths=engine.path_weights(probe.embedding))
     return res, res.as_dict()  # with the identity of the gallery content it searched
 
 
@@ -576,7 +577,7 @@ def _pooled_search(gallery: GalleryStore, engine, pooled, top_k: int, fpir: floa
     sharp = float(np.dot(pooled.weights, [p.face.quality.sharpness for p in pooled.probes]))
     face_px = float(np.dot(pooled.weights, [p.face.detection.width for p in pooled.probes]))
     return search_gallery(gallery, pooled.embedding, cal, engine.info.version, face_px, top_k,
-                          probe_sharpness=sharp, fpir=fpir)
+                          probe_sharpness=sharp, fpir=fpir, paths=engine.path_weights(pooled.embedding))
 
 
 def _clip_record(tracks, track, chosen: list, pooled, engine, searched: bool) -> dict:

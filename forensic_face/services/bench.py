@@ -150,6 +150,9 @@ def bench_models(repeats: int) -> dict[str, float] | None:
         joined = {"companion_share_sharp": float(engine.companion.probe_weights(probe_face.quality.sharpness)[0]),
                   "companion_share_blurred": float(engine.companion.probe_weights(soft.quality.sharpness)[0]),
                   "reconstruct_embed_blurred_ms": soft_ms}
+        if engine.sharp is not None:  # SFace as published's share of the recogniser side, each probe
+            joined |= {"sharp_share_sharp": float(engine.sharp.probe_shares(probe_face.quality.sharpness)[0]),
+                       "sharp_share_blurred": float(engine.sharp.probe_shares(soft.quality.sharpness)[0])}
     return joined | {"model_version": engine.info.version, "device": engine.info.device,
             "precision": engine.info.params["precision"], "load_ms": load_ms,
             "input_px": engine.size, "recogniser_px": engine.rec_size, "recogniser_embeds": engine.embeds,
@@ -157,6 +160,14 @@ def bench_models(repeats: int) -> dict[str, float] | None:
             "companion": None if engine.companion is None else engine.info.params["companion"]["recogniser"],
             "reconstruct_ms": recon_ms, "embed_ms": embed_ms,
             "reconstruct_embed_ms": both_ms, "batch64_per_face_ms": batch_ms / 64}
+
+
+def _sharp_share(md: dict, which: str) -> str:
+    """The bench line's words for SFace as published's share of a probe (a bundle with a sharp part)."""
+    share = md.get(f"sharp_share_{which}")
+    if share is None:
+        return ""
+    return f"; SFace as published {share:g} of the recogniser side" + (": not run" if share == 0 else "")
 
 
 def bench_search(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), repeats: int = 7) -> dict:
@@ -287,9 +298,11 @@ def format_report(report: dict) -> str:
             f" {md['embed_ms']:6.2f} ms",
             f"  reconstruct + embed      {md['reconstruct_embed_ms']:6.2f} ms   target <= 30 ms"
             + (f" (companion share {md['companion_share_sharp']:g}"
-               + (": not run)" if md["companion_share_sharp"] == 0 else ")") if md.get("companion") else ""),
+               + (": not run" if md["companion_share_sharp"] == 0 else "")
+               + _sharp_share(md, "sharp") + ")" if md.get("companion") else ""),
             *([f"  ... of a blurred probe   {md['reconstruct_embed_blurred_ms']:6.2f} ms   (sigma "
-               f"{BLURRED_SIGMA:g} px; companion share {md['companion_share_blurred']:g}, its network run)"]
+               f"{BLURRED_SIGMA:g} px; companion share {md['companion_share_blurred']:g}, its network run"
+               + _sharp_share(md, "blurred") + ")"]
               if md.get("companion") else []),
             f"  batch of 64, per face    {md['batch64_per_face_ms']:6.2f} ms",
             f"  (one-time model load {md['load_ms']:.0f} ms)",

@@ -103,7 +103,8 @@ class BatchSearch:
         probe = self.probe_path.complete(face, self.audio, without_audio=False)
         engine = self.probe_path.engine
         res = search_gallery(self.gallery, probe.embedding, engine.calibration, engine.info.version,
-                             face.detection.width, self.top, probe_sharpness=face.quality.sharpness, fpir=self.fpir)
+                             face.detection.width, self.top, probe_sharpness=face.quality.sharpness, fpir=self.fpir,
+                             paths=engine.path_weights(probe.embedding))
         return ProbeOutcome(path, res, face)
 
     def run(self, paths: Sequence[Path], progress: Progress | None = None) -> Iterator[ProbeOutcome]:
