@@ -213,6 +213,35 @@ def tiny_joined_clip_models(tmp_path_factory: pytest.TempPathFactory, tiny_sface
 
 
 @pytest.fixture(scope="session")
+def tiny_sharp_clip_models(tmp_path_factory: pytest.TempPathFactory, tiny_joined_clip_models: Path) -> Path:
+    """The joined bundle with a sharp part as the shipped one has: an SFace network sharing the recogniser's stem
+    and first six blocks (random weights, its later blocks others), up to half the recogniser side for probes of
+    q >= 4.5; both calibrations fixed."""
+    import copy
+
+    import torch
+
+    from forensic_face.models.bundle import Sharp, load_bundle, save_bundle, save_clip_calibration
+    from forensic_face.models.calibration import MatchCalibration
+
+    torch.manual_seed(2)
+    ae, rec, comp, _ = load_bundle(tiny_joined_clip_models, torch.device("cpu"))
+    published = copy.deepcopy(rec)
+    with torch.no_grad():
+        for name, p in published.named_parameters():
+            if not name.startswith(("stem.", *(f"blocks.{k}." for k in range(6)))):
+                p.add_(0.05 * torch.randn_like(p))
+    folder = tmp_path_factory.mktemp("tiny_sharp_models")
+    cal = MatchCalibration(weights=(-8.0, 10.0, 0.0, 0.0), temperature=0.05, n_pairs=0, n_searches=0)
+    comp.probe_weight, comp.quality_range = (0.3, 0.0), (2.5, 4.5)
+    comp.sharp = Sharp(published, 0.5, (2.5, 4.5), source="random weights (test)")
+    save_bundle(folder, ae, rec, cal, {"date": "test"}, source="random weights (test)", embeds="input",
+                companion=comp)
+    save_clip_calibration(folder, cal, {"test": True}, companion_share=0.5)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def tiny_engine(tiny_models: Path):
     from forensic_face.engine.inference import FaceEngine
 

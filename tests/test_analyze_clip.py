@@ -4,6 +4,8 @@ track pooled, searched with the pooled calibration, and every frame used recorde
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 
@@ -49,14 +51,16 @@ def clip_models(tiny_clip_models: Path):
     return FaceEngine(tiny_clip_models, device="cpu")
 
 
-@pytest.fixture(params=["cnn", "sface", "joined"])
+@pytest.fixture(params=["cnn", "sface", "joined", "sharp"])
 def each_kind_of_clip_models(request, tiny_clip_models: Path, tiny_sface_clip_models: Path,
-                             tiny_joined_clip_models: Path):
+                             tiny_joined_clip_models: Path, tiny_sharp_clip_models: Path):
     """A bundle whose recogniser embeds the reconstruction (the project's CNN), one whose recogniser embeds the
-    face as found in its own crop, and one that joins the two (as the shipped bundle does)."""
+    face as found in its own crop, one that joins the two, and one that joins SFace as published to them for sharp
+    probes (as the shipped bundle does)."""
     from forensic_face.engine.inference import FaceEngine
 
-    folder = {"cnn": tiny_clip_models, "sface": tiny_sface_clip_models, "joined": tiny_joined_clip_models}
+    folder = {"cnn": tiny_clip_models, "sface": tiny_sface_clip_models, "joined": tiny_joined_clip_models,
+              "sharp": tiny_sharp_clip_models}
     return FaceEngine(folder[request.param], device="cpu")
 
 
@@ -109,6 +113,20 @@ def test_a_clip_is_followed_pooled_searched_and_recorded(tmp_path: Path, talking
     assert view.record.clip is not None and len(view.record.clip.frames) == 8
     # the record names a companion where one was joined, with its weight
     assert ("weight 0.3" in view.record.engine.companion) == (clip_models.companion is not None)
+    # and says which recognisers made the similarities, by how much (the pooled template's weights)
+    paths = view.record.search.paths
+    names = ({"recogniser", "sharp", "companion"} if clip_models.sharp is not None else
+             {"recogniser", "companion"} if clip_models.companion is not None else None)
+    assert (set(paths) if paths else None) == names
+    if paths:
+        assert abs(sum(paths.values()) - 1) < 1e-3 and res.search["paths"] == paths
+    if clip_models.sharp is not None and shutil.which("pdftotext"):  # and the report prints them
+        from forensic_face.reports.pdf import write_report
+
+        write_report(case, tmp_path / "report.pdf")
+        text = " ".join(subprocess.run(["pdftotext", str(tmp_path / "report.pdf"), "-"], check=True,
+                                       capture_output=True, text=True).stdout.split())
+        assert "weighted mean of several recognisers' cosines" in text and "SFace as published" in text
     assert view.record.clip.calibration_sha256 == clip_models.clip_calibration_sha256
     assert view.images["track_strip"] is not None and not view.problems
     assert {e.name: e.sha256 for e in case.evidence} == before and Case.open(case.root).verify().ok

@@ -110,5 +110,25 @@ def test_the_engine_record_names_a_companion_and_how_it_is_weighed() -> None:
         "recogniser": "ff-cnn", "embeds": "reconstruction", "weight": 0.5, "probe_weight": [0.2, 0.0]}})
     assert by_quality.companion == ("ff-cnn of the reconstruction, weight 0.5 for gallery faces, 0.2 to 0 for a "
                                     "probe from blurred to sharp")
+    with_sharp = EngineRecord.from_dict({"recogniser_embeds": "input", "companion": {
+        "recogniser": "ff-cnn", "embeds": "reconstruction", "weight": 0.5, "probe_weight": [0.2, 0.0],
+        "sharp": {"recogniser": "sface", "source": "SFace as published", "share": 0.5}}})
+    assert with_sharp.companion.endswith("; and for sharp probes SFace as published, up to 0.5 of the first "
+                                         "recogniser's share")
     damaged = EngineRecord.from_dict({"companion": "not a dict"})
     assert damaged.companion == ""
+
+
+def test_a_joined_search_keeps_which_recognisers_made_its_similarities() -> None:
+    """A joined bundle's search records the weight of each recogniser's cosine (``paths``) and reads it back; a
+    search without them (one recogniser, or an older file) has none, and a damaged weight reads as NaN."""
+    import dataclasses
+
+    paths = {"recogniser": 0.5, "sharp": 0.5, "companion": 0.0}
+    saved = dataclasses.replace(_outcome(), paths=paths).as_dict()
+    assert list(saved)[-1] == "paths" and saved["paths"] == paths
+    assert SearchOutcome.from_dict(json.loads(json.dumps(saved))).paths == paths
+    assert "paths" not in _outcome().as_dict() and SearchOutcome.from_dict(_outcome().as_dict()).paths is None
+    damaged = SearchOutcome.from_dict({**saved, "paths": {"recogniser": "most", "sharp": 0.5}})
+    assert math.isnan(damaged.paths["recogniser"]) and damaged.paths["sharp"] == 0.5
+    assert SearchOutcome.from_dict({**saved, "paths": ["not", "a", "mapping"]}).paths is None

@@ -576,6 +576,8 @@ def test_candidates_tab_tells_the_search_and_highlights_at_most_the_lead(qtbot, 
     has_open_set = search.open_set_threshold != float("-inf")  # the tiny test models have none
     assert ("false-lead rate of 1%" in cv.verdict.text()) == has_open_set
     assert "one-to-one match probability compares the probe with one candidate alone" in cv.search_panel.info.text()
+    # which recognisers made the similarities: said only for a joined bundle's search (these models are one CNN)
+    assert ("weighted mean of several recognisers" in cv.search_panel.info.text()) == bool(search.paths)
     assert cv.search_panel.highlighted_rows() == ([] if lead_row(search) is None else [0])
     assert ("background" in cv.verdict.styleSheet()) == search.confident  # coloured only for a lead
 

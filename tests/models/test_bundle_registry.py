@@ -249,3 +249,85 @@ def test_a_clip_calibration_scales_the_companion_share_of_the_frames_it_pools(tm
     assert not np.allclose(fuse(probes, np.ones(3), halved.pooling), fuse(probes, np.ones(3), own.pooling))
     with pytest.raises(ValueError, match="non-zero"):
         own.pooling.directions(np.zeros((1, 2 * d)))
+
+
+def test_sface_as_published_joins_sharp_probes_beside_the_student_and_shares_its_early_blocks(tmp_path: Path) -> None:
+    """A joined bundle with a sharp part (SFace as published beside the tuned student): only the tensors that differ
+    from the student's are stored; a gallery face holds the three embeddings, a probe's similarity is the mean of
+    the three cosines weighted as its sharpness says (the sharp part's share rising over its quality range, the
+    companion's falling over its own), so a blurred probe is searched exactly as without the sharp part and a sharp
+    one is 0 beyond the recogniser side (which a PostgreSQL prefix index serves); the weights are what the engine
+    reports for a search, pooled templates included; the shared early blocks run once, giving the same embeddings;
+    a share or range out of bounds is refused."""
+    import copy
+
+    from forensic_face.engine.fusion import fuse
+    from forensic_face.engine.inference import FaceEngine
+    from forensic_face.models.bundle import Companion, Sharp, mean_weights, sharp_query_prefix
+
+    torch.manual_seed(0)
+    student = SFaceNet().eval()
+    published = copy.deepcopy(student)
+    with torch.no_grad():  # the student was tuned from block 6 on: the published network differs there
+        for name, p in published.named_parameters():
+            if name.startswith(("blocks.6.", "blocks.12.")):
+                p.add_(0.05 * torch.randn_like(p))
+    cnn = Recogniser(RecogniserConfig(size=32, width=4)).eval()
+    sharp = Sharp(published, 0.5, (4.0, 6.0), source="test")
+    comp = Companion(cnn, 0.5, source="test", probe_weight=(0.4, 0.0), quality_range=(2.0, 6.0))
+    plain = save_bundle(tmp_path / "two", _tiny_ae(), student, None, {"date": "test"}, embeds="input",
+                        companion=comp)
+    meta = save_bundle(tmp_path / "three", _tiny_ae(), student, None, {"date": "test"}, embeds="input",
+                       companion=Companion(cnn, 0.5, source="test", probe_weight=(0.4, 0.0), quality_range=(2.0, 6.0),
+                                           sharp=sharp))
+    assert meta["version"] != plain["version"] and meta["companion"]["sharp"]["share"] == 0.5
+    stored = torch.load(tmp_path / "three" / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    sharp_keys = {k.split(".", 1)[1] for k in stored if k.startswith("sharp.")}
+    assert sharp_keys and all(k.startswith(("blocks.6.", "blocks.12.")) for k in sharp_keys)
+    engine, two = FaceEngine(tmp_path / "three", device="cpu"), FaceEngine(tmp_path / "two", device="cpu")
+    assert engine.info.params["companion"]["sharp"]["share"] == 0.5 and engine._pair_run is not None
+    assert sharp_query_prefix(tmp_path / "three") == (meta["version"], 256)
+    rng = np.random.default_rng(1)
+    found = (rng.random((3, 112, 112)) * 255).astype(np.uint8)
+    recon = (rng.random((3, 32, 32)) * 255).astype(np.uint8)
+    q = np.array([1.0, 5.0, 9.0])  # blurred (companion 0.4, sharp 0), between, sharp (companion 0, sharp 0.5)
+    gallery = engine.embed_searched(found, recon)
+    probes = engine.embed_searched(found, recon, sharpness=np.expm1(q))
+    assert gallery.shape == (3, 384) and np.allclose(np.linalg.norm(gallery, axis=1), 1.0, atol=1e-5)
+    s, c = two.embed_parts(found, recon)
+    with torch.no_grad():  # the published network by hand, as the engine feeds it: grey in three channels, 0..255
+        x = torch.from_numpy(found[:, None] / 1.0).float().expand(-1, 3, -1, -1)
+        t = torch.nn.functional.normalize(published(x) + published(torch.flip(x, dims=[3])), dim=1).numpy()
+    w_main, w_comp = mean_weights(np.array([0.4, 0.1, 0.0]), 0.5)
+    share = np.array([0.0, 0.25, 0.5])
+    weights = np.stack([w_main * (1 - share), w_main * share, w_comp], axis=1)
+    expected = sum(weights[:, [i]] * (e @ e.T) for i, e in enumerate((s, t, c)))
+    assert np.allclose(probes @ gallery.T, expected, atol=1e-3)
+    paths = engine.path_weights(probes)
+    assert np.allclose(np.stack([paths["recogniser"], paths["sharp"], paths["companion"]], axis=1), weights)
+    assert engine.path_weights(probes[2]) == {"recogniser": 0.5, "sharp": 0.5, "companion": 0.0}
+    # the blurred probe is searched as without the sharp part; the sharp one is 0 beyond the recogniser side
+    assert np.allclose(probes[0] @ gallery.T, two.embed_searched(found, recon, sharpness=np.expm1(q))[0]
+                       @ two.embed_searched(found, recon).T, atol=1e-5)
+    assert not np.any(probes[2, 256:]) and not np.any(probes[0, 128:256])
+    # one probe through the shared path, the early blocks run once: the same query
+    for k in range(3):
+        _, _, one = engine.probe(found[k], recon[k], sharpness=float(np.expm1(q[k])))
+        assert np.allclose(one, engine.embed_searched(found[k:k + 1], engine.reconstruct(recon[k:k + 1]),
+                                                      sharpness=np.expm1(q[k:k + 1]))[0], atol=1e-5)
+    apart = FaceEngine(tmp_path / "three", device="cpu")
+    apart._pair_run = None
+    assert np.allclose(apart.embed_searched(found, recon, sharpness=np.expm1(q)), probes, atol=1e-5)
+    # a pooled template's similarity is again the weighted mean of its parts' cosines, at the weights reported
+    template = fuse(probes, np.ones(3), engine.pooling)
+    w = engine.path_weights(template)
+    parts = (template[:128], template[128:256], template[256:])
+    cos = [g @ (p / np.linalg.norm(p)) for g, p in zip((gallery[:, :128], gallery[:, 128:256], gallery[:, 256:]),
+                                                       parts, strict=True)]
+    norms = np.sqrt(np.array([0.25, 0.25, 0.5]))  # the gallery's parts' lengths
+    by_hand = sum(w[n] * cj / nj for n, cj, nj in zip(("recogniser", "sharp", "companion"), cos, norms, strict=True))
+    assert np.allclose(gallery @ template, by_hand, atol=1e-4)
+    for bad in (Sharp(published, 0.0, (4.0, 6.0)), Sharp(published, 0.5, (6.0, 4.0))):
+        with pytest.raises(ForensicFaceError, match="sharp recogniser needs"):
+            save_bundle(tmp_path / "bad", _tiny_ae(), student, None, {"date": "test"}, embeds="input",
+                        companion=Companion(cnn, 0.5, probe_weight=(0.4, 0.0), quality_range=(2.0, 6.0), sharp=bad))

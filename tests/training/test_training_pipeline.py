@@ -567,6 +567,87 @@ def test_a_companion_cnn_is_joined_to_the_student_with_a_weight_chosen_on_the_ca
         assert {"degraded_with_audio", "degraded_no_audio"} <= set(lev)
 
 
+def published_onnx() -> Path:
+    """SFace's ONNX file in the shared weights folder (the test skips without it or without the onnx package)."""
+    from forensic_face.paths import shared_weights_dir
+
+    weights = shared_weights_dir()
+    if weights is None or not (weights / "face_recognition_sface_2021dec.onnx").is_file():
+        pytest.skip("SFace's ONNX file is not in ../shared/weights (set FORENSIC_FACE_WEIGHTS)")
+    pytest.importorskip("onnx", reason="reading the ONNX file needs the onnx package (pip install -e '.[dev]')")
+    return weights / "face_recognition_sface_2021dec.onnx"
+
+
+def test_sface_as_published_is_joined_for_sharp_probes_and_the_calibration_refitted(
+        tiny_lfw: Path, isolated_cache, tiny_models: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`forensic-face join-sharp`: SFace as published (the shared weights folder's file, hash-checked) joins a joined
+    bundle for sharp probes. Its share is chosen on the calibration people by the fixed rule (the table recorded;
+    where no share beats none, the command refuses and writes nothing) or given; the bundle then holds SFace's own
+    weights, the calibration is refitted on the three-part similarity, the evaluation scores it and names it, and a
+    file of another hash is refused."""
+    import torch
+
+    from forensic_face.cli import main
+    from forensic_face.core.errors import ForensicFaceError
+    from forensic_face.engine.inference import FaceEngine
+    from forensic_face.models.sface import SFaceNet
+    from forensic_face.services.training import export_sface_student, join_sharp
+    from forensic_face.training.evaluate import SHARP_RAMPS, SHARP_SHARES, evaluate
+    from forensic_face.training.sface_onnx import convert
+    from forensic_face.training.split import load_split_data
+
+    onnx = published_onnx()
+    joined = tmp_path / "joined"
+    export_sface_student(tiny_lfw, finished_tuning_run(tmp_path), tiny_models, joined, workers=1, progress=None,
+                         companion=tiny_models)
+    before = json.loads((joined / "models.json").read_text())
+    chosen_dest = tmp_path / "chosen"
+    try:
+        done = join_sharp(tiny_lfw, joined, chosen_dest, onnx=onnx, workers=1, progress=None)
+    except ForensicFaceError as exc:  # the rule kept the bundle without it: nothing written
+        assert "no sharp share beat" in str(exc) and not chosen_dest.exists()
+    else:
+        table = json.loads((chosen_dest / "models.json").read_text())["record"]["sharp"]["share_choice"]
+        assert done["chosen"] == table["chosen"] and table["chosen"]["T"] in SHARP_SHARES
+        assert table["chosen"]["R"] in SHARP_RAMPS and len(table["tried"]) == 1 + len(SHARP_SHARES) * len(SHARP_RAMPS)
+        best = max(v["mean_rank_1"] for v in table["tried"].values() if v["eligible"])
+        assert table["tried"][f"T {table['chosen']['T']:g} R {table['chosen']['R']:g}"]["mean_rank_1"] == best
+    dest = tmp_path / "given"
+    assert main(["join-sharp", "--data", str(tiny_lfw), "--models", str(joined), "--out", str(dest), "--onnx",
+                 str(onnx), "--share", "0.5", "--ramp", "1", "--workers", "1"]) == 0
+    assert "SFace as published joined for sharp probes (share 0.5" in capsys.readouterr().out
+    meta = json.loads((dest / "models.json").read_text())
+    sharp, q1 = meta["companion"]["sharp"], before["companion"]["quality_range"][1]
+    assert sharp["share"] == 0.5 and sharp["quality_range"] == [q1 - 1.0, q1] and "as published" in sharp["source"]
+    assert meta["record"]["sharp"]["onnx_sha256"] == "0ba9fbfa01b5270c96627c4ef784da859931e02f04419c829e83484087c34e79"
+    assert meta["calibration"] is not None and meta["calibration"] != before["calibration"]
+    assert meta["version"] != before["version"] and json.loads((joined / "models.json").read_text()) == before
+    engine = FaceEngine(dest, device="cpu", precision="float32")
+    published = SFaceNet()
+    published.load_state_dict(convert(onnx))
+    faces = (np.random.default_rng(3).random((2, 112, 112)) * 255).astype(np.uint8)
+    with torch.no_grad():
+        x = torch.from_numpy(faces[:, None] / 1.0).float().expand(-1, 3, -1, -1)
+        by_hand = torch.nn.functional.normalize(published.eval()(x) + published(torch.flip(x, dims=[3])), dim=1)
+    assert np.all((engine.embed_sharp(faces) * by_hand.numpy()).sum(1) > 0.9999)  # SFace's own, to float16
+    index, split, cache = load_split_data(tiny_lfw, workers=1)
+    if engine.calibration.open_set is None:  # too few calibration searches here
+        from dataclasses import replace
+
+        from forensic_face.models.calibration import fit_open_set_table
+
+        strangers = np.random.default_rng(0).normal(0.0, 0.3, (400, 30))
+        engine.calibration = replace(engine.calibration, open_set=fit_open_set_table(strangers, np.full(400, -1)))
+    report = evaluate(engine, index, cache, split.test_pairs, {}, tmp_path / "eval.json", workers=1)
+    assert report["engine"]["companion"]["sharp"]["share"] == 0.5 and "SFace as published" in report["note_product"]
+    assert all(0.0 <= lev["recon_no_audio"]["roc_auc"] <= 1.0 for lev in report["levels"].values())
+    wrong = tmp_path / "other.onnx"
+    wrong.write_bytes(b"not SFace")
+    with pytest.raises(ForensicFaceError, match="SHA-256"):
+        join_sharp(tiny_lfw, joined, tmp_path / "never", onnx=wrong, workers=1, progress=None)
+    assert not (tmp_path / "never").exists()
+
+
 def test_a_shipped_autoencoder_is_fine_tuned_with_an_identity_loss_through_its_frozen_recogniser(
         tiny_lfw: Path, isolated_cache, tmp_path: Path, tiny_sface_clip_models: Path) -> None:
     """``init_from`` starts from a bundle's networks, in its architecture whatever the configuration said; the
