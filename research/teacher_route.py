@@ -36,6 +36,11 @@ Result of that form (``teacher_route.json``): T 0.5, R 2 chosen; on DevTest clea
 0.001), nothing significantly lower: the rule is met. Such a gallery would hold a third embedding, and enrolment would
 run a third network (the teacher's blocks 7-13 alone cost about 10 ms of the student's 20 ms per face, one thread).
 
+Built since (``forensic-face join-sharp``, :func:`forensic_face.training.evaluate.choose_sharp_share` applies steps 1-2
+on the calibration people, ``models.json``'s ``companion.sharp``): it chose T 0.5, R 2 again. Its table differs from
+this script's in four cells by one to three searches (T 0.25: clean rank-1 97.5 against 96.5 %), because the product
+stores SFace's weights in float16 (cosine >= 0.99999 to the published network's embeddings).
+
 ``--form probe-side`` (written after that result and after one look at the calibration people: there the teacher's
 embedding of a clean probe searched against the gallery's *student* embeddings ranked the right person first as
 often as the teacher's against the teacher's, 98.1 %, against 95.2 % for the student's): the gallery keeps the

@@ -459,20 +459,9 @@ class FaceEngine:
         sharp share leaves it out."""
         if self.sharp is None:
             return None
-        dim = int(self.sharp.net.config.embed_dim)
         if sharp is not None and not self._sharp_needed(sharp)[0]:
-            return lambda: np.zeros((1, dim), np.float32)
-        mirrored = pool.submit(_inference, self._sharp_run, torch.flip(f, dims=[3])) if self.sharp.mirror else None
-        if mirrored is not None:
-            futures.append(mirrored)
-        with torch.inference_mode():
-            faces = self._sharp_run(f)
-
-        def embedded() -> np.ndarray:
-            with torch.inference_mode():
-                both = faces + mirrored.result() if mirrored is not None else faces
-                return torch.nn.functional.normalize(both, dim=1).float().cpu().numpy()
-        return embedded
+            return lambda: np.zeros((1, int(self.sharp.net.config.embed_dim)), np.float32)
+        return _pass_started(self._sharp_run, f, self.sharp.mirror, pool, futures)
 
     def _companion_started(self, recon: np.ndarray, needed: np.ndarray | None, pool: ThreadPoolExecutor,
                            futures: list) -> Callable[[], np.ndarray | None]:
@@ -483,18 +472,7 @@ class FaceEngine:
             return lambda: None
         if needed is not None and not needed[0]:
             return lambda: np.zeros((1, int(self.companion.net.config.embed_dim)), np.float32)
-        r = self._to_tensor(recon, self.size)
-        mirrored = pool.submit(_inference, self._comp_run, torch.flip(r, dims=[3])) if self.companion.mirror else None
-        if mirrored is not None:
-            futures.append(mirrored)
-        with torch.inference_mode():
-            faces = self._comp_run(r)
-
-        def joined() -> np.ndarray:
-            with torch.inference_mode():
-                both = faces + mirrored.result() if mirrored is not None else faces
-                return torch.nn.functional.normalize(both, dim=1).float().cpu().numpy()
-        return joined
+        return _pass_started(self._comp_run, self._to_tensor(recon, self.size), self.companion.mirror, pool, futures)
 
     def _probe_in_turn(self, found, x, a, sharp, plain) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         """:meth:`probe` one network after another (each call of the engine's own, its mirror passes as they are)."""
@@ -612,6 +590,23 @@ class _Arithmetic(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x.to(self.dtype)).float()
+
+
+def _pass_started(run, x: torch.Tensor, mirror: bool, pool: ThreadPoolExecutor,
+                  futures: list) -> Callable[[], np.ndarray]:
+    """``run`` on ``x`` here and, with ``mirror``, on its mirror image by ``pool`` (appended to ``futures``); the
+    function returned gives the unit embedding when both are done."""
+    mirrored = pool.submit(_inference, run, torch.flip(x, dims=[3])) if mirror else None
+    if mirrored is not None:
+        futures.append(mirrored)
+    with torch.inference_mode():
+        faces = run(x)
+
+    def embedded() -> np.ndarray:
+        with torch.inference_mode():
+            both = faces + mirrored.result() if mirrored is not None else faces
+            return torch.nn.functional.normalize(both, dim=1).float().cpu().numpy()
+    return embedded
 
 
 def _unit_halves(v: np.ndarray, d: int) -> np.ndarray:
