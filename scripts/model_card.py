@@ -269,7 +269,8 @@ def previous_model(ev: dict, prev: dict | None, meta: dict) -> list[str]:
     made = prev.get("engine", {})
     version = made.get("model_version", "?")
     name = made.get("recogniser", "ff-cnn")  # evaluations made before the key existed were of the ff-cnn
-    kept = as_found(meta) and version in {hop["from_bundle"] for hop in ae_origin(meta["record"])[0]}
+    kept = as_found(meta) and version in {hop["from_bundle"] for hop in ae_origin(meta["record"])[0]} | {
+        (meta["record"].get("sharp") or {}).get("joined_to")}  # join-sharp keeps the bundle's autoencoder
     same = "the same DevTest pairs and searches" if prev.get("split") == ev.get("split") else "its own DevTest split"
     lines = ["", f"## Against the previous model ({name}, version `{version}`)", "",
              f"The previous bundle's evaluation (`evaluation_previous.json`), on {same}, each model as its product "
@@ -939,7 +940,8 @@ def variants_text(cfg: dict) -> str:
 
 
 #: The rule that chose each shipped bundle's ``teacher_share`` (written before its candidates were scored), by
-#: the bundle's version: a bundle moved back by a share whose rule is not named here gets no card.
+#: the bundle's version (a bundle that joined a sharp part to another keeps that one's student: its version, as
+#: ``record.sharp.joined_to`` names it): a bundle moved back by a share whose rule is not named here gets no card.
 SHARE_RULES = {"ff-2026-12-06-c2ee3bb2": "research/interpolated/decision_rule_long.txt"}
 
 
@@ -999,7 +1001,7 @@ def sface_what(meta: dict) -> list[str]:
         f"mean clean embeddings (fixed). {variants_text(cfg)}, "
         f"{cfg['epochs']} epochs of batches of {cfg['batch']}, Adam from learning rate {cfg['lr']:g} with cosine "
         f"decay to 0 (weight decay {cfg['weight_decay']:g}), seed {cfg['seed']}."
-        + moved_back_text(cfg, meta["version"]),
+        + moved_back_text(cfg, (meta["record"].get("sharp") or {}).get("joined_to", meta["version"])),
         *(companion_what(meta) if joined(meta) else [
             f"- **What it embeds**: the face as found, the probe in its own {size} px five-point crop, flip-averaged "
             "(the face and its mirror image); not the reconstruction. The reconstruction is shown beside the probe "
@@ -1010,7 +1012,9 @@ def sface_what(meta: dict) -> list[str]:
         "- The recogniser's weights are derived from SFace (OpenCV Zoo, `face_recognition_sface_2021dec.onnx`), "
         "Apache License 2.0: `LICENSE-sface.txt` and `NOTICE` in `resources/models` (the NOTICE names the source "
         "and what was changed). The autoencoder is this project's own"
-        + (", and so is the companion (the project's CNN)." if joined(meta) else "."),
+        + (", and so is the companion (the project's CNN)." if joined(meta) else ".")
+        + (" The sharp part's weights are SFace's as published (the tensors that differ from the student's, in "
+           "float16), under the same licence and NOTICE." if (meta.get("companion") or {}).get("sharp") else ""),
     ]
 
 
@@ -1051,6 +1055,7 @@ def companion_what(meta: dict) -> list[str]:
         f" It embeds the {comp['embeds']} of the probe (a gallery face as it is) in the autoencoder's {crop}, "
         + (flip if comp.get("mirror", True) else "once (no mirror image)") + ".",
         joined_text(comp) + companion_weight_text(meta),
+        *([sharp_text(meta)] if comp.get("sharp") else []),
         f"- **What it embeds**: the recogniser, the face as found (the probe in its own {meta['rec']['size']} px "
         "five-point crop), " + (flip if meta["recogniser"].get("mirror", True) else "once (no mirror image)")
         + f"; the companion, the probe's reconstruction, with the voice where there is one, in the {crop}. Both "
@@ -1077,6 +1082,47 @@ def joined_text(comp: dict) -> str:
             "is scaled so that its similarity to a gallery face is the weighted mean (√((1 − l)(1 − w)) × the "
             "recogniser's cosine + √(l w) × the companion's) / (√((1 − l)(1 − w)) + √(l w)): one scale at every "
             "quality, which the one open-set threshold of a gallery size needs. ")
+
+
+def sharp_text(meta: dict) -> str:
+    """The sharp part (``companion.sharp``: SFace as published for sharp probes) and how its share was chosen
+    (``record.sharp.share_choice``)."""
+    sh, came = meta["companion"]["sharp"], meta["record"].get("sharp") or {}
+    choice = came.get("share_choice") or {}
+    (lo, hi), top = sh["quality_range"], sh["share"]
+    text = (f"- **Sharp probes**: SFace as published (OpenCV Zoo's `face_recognition_sface_2021dec.onnx`, SHA-256 "
+            f"`{came.get('onnx_sha256', '?')[:16]}…`, weights unchanged but stored in float16) joins the recogniser "
+            "side for sharper probes, since the tuned student lost some of its clean-face accuracy (see the "
+            "verification table: SFace as published beside the product). It embeds the face as found in the "
+            "recogniser's 112 px crop, " + ("flip-averaged" if sh.get("mirror", True) else "once") + "; a gallery face "
+            f"holds its embedding too (3 × 128 values: the student's, SFace's and the companion's, at "
+            f"{1 - meta['companion']['weight']:g} × (1 − {sh['weight']:g}), {1 - meta['companion']['weight']:g} × "
+            f"{sh['weight']:g} and {meta['companion']['weight']:g} of the squared length). A probe's similarity is "
+            "(1 − L)[(1 − t) × the student's cosine + t × SFace's] + L × the companion's, L the companion's weight in "
+            f"the mean as above and t = {top:g} × clip((q − {lo:.2f}) / {hi - lo:.2f}, 0, 1): none below q = "
+            f"{lo:.2f} (sharpness {math.expm1(lo):.0f}), {top:g} from the companion's sharp end q = {hi:.2f} up. The "
+            "stem, the first six blocks and the embedding layer are the student's (as published, to float16 "
+            "rounding), so `models.pt` stores only SFace's tensors that differ (`sharp.*`) and the engine runs the "
+            "shared blocks once for a face both embed. Each search records the weights it used (`paths`), and the "
+            "report prints them.")
+    if not choice.get("tried"):
+        return text + (f" Its share and ramp were given on the command line (`--share {top:g} --ramp {hi - lo:g}`)."
+                       if choice.get("given") else "")
+    tried = choice["tried"]
+    best = sorted((k for k in tried if tried[k]["eligible"]), key=lambda k: -tried[k]["mean_rank_1"])[:4]
+    base = tried.get("T 0 R 1", {})
+    return text + (
+        f" Chosen on the calibration people, never on DevTest, by `forensic-face join-sharp` with the rule fixed in "
+        f"`research/teacher_route.py` before DevTest was scored: for T in 0.25-1 and R in 0.5-2, the pair ROC-AUC and "
+        f"the rank-1 of {choice['searches']} searches among {choice['people']} people per level "
+        f"({', '.join(choice['levels'])}); candidates more than 0.002 below T = 0's AUC at some level are out, the "
+        "highest mean rank-1 wins. Without the sharp part (T = 0): rank-1 "
+        + " / ".join(f"{base[lv]['rank_1'] * 100:.1f} %" for lv in choice["levels"] if lv in base)
+        + "; the best (T, R: rank-1 per level): "
+        + "; ".join(f"{k.removeprefix('T ').replace(' R ', ', ')}: "
+                    + " / ".join(f"{tried[k][lv]['rank_1'] * 100:.1f} %" for lv in choice["levels"]) for k in best)
+        + f" (all {len(tried)} in `models.json` under `record.sharp.share_choice`); chosen: T "
+        f"{choice['chosen']['T']:g}, R {choice['chosen']['R']:g}.")
 
 
 def companion_weight_text(meta: dict) -> str:
@@ -1184,6 +1230,7 @@ def sface_command(meta: dict) -> list[str]:
     tun, (hops, ae_rec) = rec["recogniser"]["tuning"], ae_origin(rec)
     lines = ["", "## Command", "```bash", *(fetch_companion(meta) if joined(meta) else []),
              tune_command(tun, " --companion /tmp/prev/resources/models" if joined(meta) else ""),
+             *([".venv/bin/forensic-face join-sharp"] if (meta.get("companion") or {}).get("sharp") else []),
              ".venv/bin/forensic-face evaluate --precision float32 --out resources/models/evaluation.json",
              *([".venv/bin/forensic-face evaluate --clips --refit --precision float32 --out "
                "resources/models/evaluation_clips.json"]
@@ -1193,6 +1240,9 @@ def sface_command(meta: dict) -> list[str]:
              "names another) and fits the calibration on the calibration people"
              + ("; `--companion` joins the recogniser of the bundle in that folder to the student, its weight chosen "
                 "on the calibration people first (see 'Joined' above)." if joined(meta) else ".")
+             + (" `join-sharp` then joins SFace as published for sharp probes (read from the shared weights folder, "
+                "checked against its SHA-256), chooses its share on the calibration people and fits the calibration "
+                "again (see 'Sharp probes' above)." if (meta.get("companion") or {}).get("sharp") else "")
              + (f" The tuning run is the one version `{hops[0]['from_bundle']}` took its student from (the same "
                 "settings and per-epoch history), found finished in its work folder; the stage times add up the "
                 "sessions that worked on it." if joined(meta) and same_student(meta) else ""),
@@ -1301,6 +1351,7 @@ def sface_limits(ev: dict) -> list[str]:
         f"{'as' if ours == dlib else 'than'} the dlib reference measured beside it ({pct(ours)} against "
         f"{pct(dlib)}" + (f"; McNemar p = {paired['p_value']:.2g}" if paired else "")
         + (", the product with the synthetic voice against dlib" if paired and comp else "")
+        + ("; not a significant difference" if paired and paired["p_value"] >= 0.05 else "")
         + f"). At a false-match rate of 1 % it accepts {rates(tar.values())} of same-person pairs ({' / '.join(lv)})"
         + (f": a strict threshold misses most true matches at {' and '.join(missed)}." if missed else "."),
     ]
@@ -1345,7 +1396,8 @@ def published_sface_limit(ev: dict) -> list[str]:
             f"(p = {d['p_value']:.2g})")
     if ranked:
         line += (f"; gallery rank 1 {pct(ranked['accuracy_b'])} against {pct(ranked['accuracy_a'])} "
-                 f"({ranked['b_only']} searches only SFace ranked right, {ranked['a_only']} only ours, p = "
+                 f"({ranked['b_only']} search{'' if ranked['b_only'] == 1 else 'es'} only SFace ranked right, "
+                 f"{ranked['a_only']} only ours, p = "
                  f"{ranked['p_value']:.2g})")
     oracle = (clean[f"{product(ev)}_no_audio"]["best_threshold_accuracy_on_test"],
               at_threshold(clean)["best_threshold_accuracy_on_test"])
