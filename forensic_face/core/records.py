@@ -260,21 +260,21 @@ class EngineRecord(_Saved):
     recogniser_embeds: str  # "input" (the face as found) or "reconstruction" ("" before it was recorded: the latter)
     companion: str  # a second recogniser joined to the first, in words ("" without one)
     precision: str  # the recognisers' arithmetic: "float32" or "bfloat16" ("" before it was recorded: float32)
+    sharp: str  # a third, for sharp probes (SFace as published), in words ("" without one)
 
     @classmethod
     def from_dict(cls, saved: dict) -> EngineRecord:
         c = saved.get("companion")
         if not isinstance(c, dict):
-            return _read(cls, saved, companion="")
+            return _read(cls, saved, companion="", sharp="")
         what = "face as found" if c.get("embeds") == "input" else "reconstruction"
         pw = c.get("probe_weight")
         weights = (f"weight {c.get('weight', '?')} for gallery faces, {pw[0]:g} to {pw[1]:g} for a probe from "
                    "blurred to sharp" if isinstance(pw, list) and len(pw) == 2 else f"weight {c.get('weight', '?')}")
         sharp = c.get("sharp")
-        if isinstance(sharp, dict):
-            weights += (f"; and for sharp probes {sharp.get('source') or sharp.get('recogniser', '?')}, up to "
-                        f"{sharp.get('share', '?')} of the first recogniser's share")
-        return _read(cls, saved, companion=f"{c.get('recogniser', '?')} of the {what}, {weights}")
+        also = (f"{sharp.get('source') or sharp.get('recogniser', '?')}, embedding the face as found (up to "
+                f"{sharp.get('share', '?')} of the first recogniser's share)" if isinstance(sharp, dict) else "")
+        return _read(cls, saved, companion=f"{c.get('recogniser', '?')} of the {what}, {weights}", sharp=also)
 
     @property
     def searched_the_reconstruction(self) -> bool:

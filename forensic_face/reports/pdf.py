@@ -591,8 +591,9 @@ def _faces_block(a: AnalysisView, st) -> list:
                         f"did not change recognition measurably (section 'Method and error rates').", st["small"]))
     eng = a.record.engine
     block.append(_p(f"The reconstruction is model output; the search joined the recogniser's embedding of the face "
-                    f"as found with a companion recogniser's ({eng.companion}) embedding of this reconstruction. It is "
-                    f"not evidence." if eng.companion else
+                    f"as found with a companion recogniser's ({eng.companion}) embedding of this reconstruction"
+                    + (f", and for sharper probes with {eng.sharp}" if eng.sharp else "") + ". It is not evidence."
+                    if eng.companion else
                     "The reconstruction is model output for comparison by the recogniser; it is not evidence."
                     if eng.searched_the_reconstruction else
                     "The reconstruction is model output shown for comparison; the search used the recogniser's "

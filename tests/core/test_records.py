@@ -113,8 +113,10 @@ def test_the_engine_record_names_a_companion_and_how_it_is_weighed() -> None:
     with_sharp = EngineRecord.from_dict({"recogniser_embeds": "input", "companion": {
         "recogniser": "ff-cnn", "embeds": "reconstruction", "weight": 0.5, "probe_weight": [0.2, 0.0],
         "sharp": {"recogniser": "sface", "source": "SFace as published", "share": 0.5}}})
-    assert with_sharp.companion.endswith("; and for sharp probes SFace as published, up to 0.5 of the first "
-                                         "recogniser's share")
+    assert with_sharp.companion == ("ff-cnn of the reconstruction, weight 0.5 for gallery faces, 0.2 to 0 for a probe "
+                                    "from blurred to sharp")
+    assert with_sharp.sharp == ("SFace as published, embedding the face as found (up to 0.5 of the first recogniser's "
+                                "share)") and by_quality.sharp == "" and plain.sharp == ""
     damaged = EngineRecord.from_dict({"companion": "not a dict"})
     assert damaged.companion == ""
 
