@@ -150,9 +150,11 @@ def test_a_joined_bundle_s_card_names_the_companion_its_weight_and_what_the_rows
     tuning = rec["recogniser"]["tuning"]
     assert f"--threads {tuning['threads']} --export resources/models --companion /tmp/prev/resources/models\n" in text
     assert f"The autoencoder and the companion come from version `{came['from_bundle']}`, made together by:" in text
-    # against the previous bundle, the one the autoencoder was kept from: its own product rows beside this one's,
-    # and said to share the student only where its tuning record is this one's
-    assert f"## Against the previous model (sface, version `{student['from_bundle']}`)" in text
+    # against the previous bundle (the one the autoencoder was kept from, or the one a sharp part was joined to): its
+    # own product rows beside this one's, and said to share the student only where its tuning record is this one's
+    previous = (rec.get("sharp") or {}).get("joined_to", student["from_bundle"])
+    assert f"## Against the previous model (sface, version `{previous}`)" in text
+    assert prev["engine"]["model_version"] == previous and "The autoencoder is that model's, unchanged." in text
     kept = student["record"].get("recogniser", {}).get("tuning", {})
     same = {k: v for k, v in kept.items() if k != "timings"} == {k: v for k, v in tuning.items() if k != "timings"}
     assert ("So is the recogniser, the student of the same tuning run" in text) == same
@@ -161,6 +163,13 @@ def test_a_joined_bundle_s_card_names_the_companion_its_weight_and_what_the_rows
     assert "| severe | previous (sface) | " + _accuracy(prev, prev_row) in text
     assert "| severe | this one | " + _accuracy(ev, "recon_no_audio") in text
     assert "- Two recognisers per face" in text
+    sharp = meta["companion"].get("sharp")
+    if sharp:  # SFace as published for sharp probes: what it is, the rule's choice, the command that joined it
+        chosen = rec["sharp"]["share_choice"]["chosen"]
+        assert "- **Sharp probes**: SFace as published (OpenCV Zoo's `face_recognition_sface_2021dec.onnx`" in text
+        assert f"t = {sharp['share']:g} × clip((q − {sharp['quality_range'][0]:.2f})" in text
+        assert f"chosen: T {chosen['T']:g}, R {chosen['R']:g}." in text
+        assert ".venv/bin/forensic-face join-sharp\n" in text
 
 
 def test_a_joined_bundle_without_the_companion_s_origin_is_refused(tmp_path: Path) -> None:
@@ -183,9 +192,10 @@ def test_a_bundle_moved_back_by_a_share_no_rule_chose_is_refused(tmp_path: Path)
     if not meta["record"].get("recogniser", {}).get("tuning", {}).get("config", {}).get("teacher_share"):
         pytest.skip("the shipped recogniser was not moved back towards SFace")
     other = "ff-2099-01-01-00000000"
+    student = (meta["record"].get("sharp") or {}).get("joined_to", meta["version"])  # the bundle its student is of
     for path in folder.glob("*.json"):  # the bundle and its evaluations, all of another version
         text = path.read_text()
-        path.write_text(text.replace(meta["version"], other))
+        path.write_text(text.replace(meta["version"], other).replace(student, other))
     proc = _write_card(folder)
     assert proc.returncode != 0
     assert f"bundle {other} was moved" in proc.stderr and "SHARE_RULES names no rule file" in proc.stderr
