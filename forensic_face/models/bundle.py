@@ -356,8 +356,9 @@ def save_bundle(folder: Path, ae: FusionAutoencoder, rec: torch.nn.Module, calib
     if companion is not None:
         tensors |= {f"comp.{k}": v.detach().cpu() for k, v in companion.net.state_dict().items()}
     tensors = {k: (v.half() if v.is_floating_point() else v) for k, v in tensors.items()}
-    if companion is not None and companion.sharp is not None:
-        tensors |= sharp_tensors(companion.sharp.net, tensors)
+    if companion is not None and companion.sharp is not None:  # the recogniser's stand in only for its own kind
+        same_kind = recogniser_architecture(companion.sharp.net) == architecture
+        tensors |= sharp_tensors(companion.sharp.net, tensors if same_kind else {})
     tmp = folder / (WEIGHTS_FILE + ".tmp")
     torch.save(tensors, tmp)
     tmp.replace(folder / WEIGHTS_FILE)
@@ -404,9 +405,9 @@ def save_clip_calibration(folder: Path, calibration: MatchCalibration, info: dic
 
 
 def sharp_tensors(net: torch.nn.Module, stored: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A sharp part's tensors as stored (``sharp.*``, float16): those of a recogniser of the same architecture
-    as the stored recogniser's (``rec.*``) where they differ by more than :data:`SHARP_TENSOR_TOLERANCE`; every
-    tensor where the recogniser is another network."""
+    """A sharp part's tensors as stored (``sharp.*``, float16): those that differ from the stored recogniser's
+    (``rec.*`` in ``stored``, which the caller gives only for a recogniser of the same architecture, as
+    :func:`load_bundle` reads them) by more than :data:`SHARP_TENSOR_TOLERANCE`, or that it lacks."""
     out = {}
     for k, v in net.state_dict().items():
         v = v.detach().cpu()
@@ -475,8 +476,13 @@ def load_bundle(folder: Path, device: torch.device
             s = spec["sharp"]
             sharp = build_recogniser({"recogniser": s, "rec": s.get("config", {})})
             own = _part(tensors, "sharp.")
-            base = _part(tensors, "rec.") if s.get("architecture") == meta["recogniser"]["architecture"] else {}
-            sharp.load_state_dict({k: own.get(k, base.get(k)) for k in sharp.state_dict()})
+            kind = (meta.get("recogniser") or {}).get("architecture", DEFAULT_ARCHITECTURE)
+            base = _part(tensors, "rec.") if s.get("architecture") == kind else {}
+            state = {k: own.get(k, base.get(k)) for k in sharp.state_dict()}
+            if any(v is None for v in state.values()):
+                raise ForensicFaceError(f"{weights_path}: the sharp recogniser's tensors are incomplete "
+                                        f"({', '.join(k for k, v in state.items() if v is None)[:200]})")
+            sharp.load_state_dict(state)
             sharp = sharp.to(device).eval()
         companion = Companion.from_spec(net.to(device).eval(), spec, sharp)
     return ae.to(device).eval(), rec.to(device).eval(), companion, meta
