@@ -221,6 +221,8 @@ def join_sharp(data: str | Path | None, models: str | Path | None, dest: str | P
     from forensic_face.training.sface_onnx import ONNX_SHA256, convert, default_onnx_path
     from forensic_face.training.split import load_split_data
 
+    if (share is None) != (ramp is None):
+        raise ForensicFaceError("give both the sharp share and its ramp, or neither (then they are chosen)")
     folder, dest = Path(models) if models else models_dir(), Path(dest)
     ae, rec, companion, meta = load_bundle(folder, torch.device("cpu"))
     if companion is None or companion.quality_range is None or meta["recogniser"].get("embeds") != "input" \
@@ -255,8 +257,6 @@ def join_sharp(data: str | Path | None, models: str | Path | None, dest: str | P
         if share is not None and ramp is not None:
             chosen = {"share": float(share), "quality_range": (sharp.quality_range[1] - ramp, sharp.quality_range[1])}
             record["sharp"]["share_choice"] = {"given": True, "chosen": {"T": float(share), "R": float(ramp)}}
-        elif share is not None or ramp is not None:
-            raise ForensicFaceError("give both the sharp share and its ramp, or neither (then they are chosen)")
         else:
             chosen, record["sharp"]["share_choice"] = choose_sharp_share(
                 FaceEngine(tmp, device="cpu", precision="float32"), index, cache, split.calib_pairs, workers,
