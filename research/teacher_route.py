@@ -38,7 +38,7 @@ run a third network (the teacher's blocks 7-13 alone cost about 10 ms of the stu
 
 Built since (``forensic-face join-sharp``, :func:`forensic_face.training.evaluate.choose_sharp_share` applies steps 1-2
 on the calibration people, ``models.json``'s ``companion.sharp``): it chose T 0.5, R 2 again. Its table differs from
-this script's in four cells by one to three searches (T 0.25: clean rank-1 97.5 against 96.5 %), because the product
+this script's in five cells by one to three searches (T 0.25: clean rank-1 97.5 against 96.5 %), because the product
 stores SFace's weights in float16 (cosine >= 0.99999 to the published network's embeddings).
 
 ``--form probe-side`` (written after that result and after one look at the calibration people: there the teacher's
