@@ -341,13 +341,8 @@ class FaceEngine:
     def embed_sharp(self, found: np.ndarray, needed: np.ndarray | None = None) -> np.ndarray:
         """The sharp part's unit embeddings (N, D) of faces as found, in the recogniser's crop; with ``needed``
         (N,) bool, rows of 0 for the faces it leaves out (sharp share 0: its network is not run for them)."""
-        x = self._to_tensor(found, self.rec_size)
-        if needed is None:
-            return self._embed(self._sharp_run, self.rec_batch, self.sharp.mirror, x)
-        out = np.zeros((len(x), int(self.sharp.net.config.embed_dim)), np.float32)
-        if needed.any():
-            out[needed] = self._embed(self._sharp_run, self.rec_batch, self.sharp.mirror, x[torch.from_numpy(needed)])
-        return out
+        return _rows(partial(self._embed, self._sharp_run, self.rec_batch, self.sharp.mirror),
+                     self._to_tensor(found, self.rec_size), needed, int(self.sharp.net.config.embed_dim))
 
     def join(self, main: np.ndarray, companion: np.ndarray, sharpness: np.ndarray | None = None) -> np.ndarray:
         """Gallery faces (``sharpness`` None): unit vectors [sqrt(1 - l) main, sqrt(l) companion], l the
@@ -410,7 +405,9 @@ class FaceEngine:
         29.6-30.9 ms against 31.3-32.0 ms with the recogniser's two passes at once and the rest in turn, no gain
         with one core busy (research/probe_overlap.py, before the graph). With the recognisers in bfloat16
         (``precision``): passes of 8.5 ms (recogniser) and 2.1 ms (companion), a blurred probe in 15.5 ms, 25.9 ms
-        with one core busy (research/cpu_graph.py)."""
+        with one core busy (research/cpu_graph.py). A probe that needs the sharp part as well runs the network of both
+        (:class:`~forensic_face.models.sface.TwoHeads`) in the recogniser's place, or, where they share no blocks, the
+        sharp network's two passes beside the others."""
         x = self._to_tensor(face, self.size)
         a = self._audio_tensor(audio, 1)
         sharp = None if sharpness is None else np.atleast_1d(np.asarray(sharpness, np.float64))
@@ -500,14 +497,9 @@ class FaceEngine:
         leaves out (share 0: its network is not run for them)."""
         if self.companion is None:
             return None
-        x = self._to_tensor(recon, self.size)  # a companion embeds the reconstruction (Companion.check)
-        if needed is None:
-            return self._embed_held(self._comp_run, self.batch, self.companion.mirror, x)
-        comp = np.zeros((len(x), int(self.companion.net.config.embed_dim)), np.float32)
-        if needed.any():
-            comp[needed] = self._embed_held(self._comp_run, self.batch, self.companion.mirror,
-                                            x[torch.from_numpy(needed)])
-        return comp
+        # a companion embeds the reconstruction (Companion.check)
+        return _rows(partial(self._embed_held, self._comp_run, self.batch, self.companion.mirror),
+                     self._to_tensor(recon, self.size), needed, int(self.companion.net.config.embed_dim))
 
     def _embed(self, run, batch: int, mirror: bool, x: torch.Tensor) -> np.ndarray:
         with self._calls:
@@ -609,13 +601,24 @@ def _pass_started(run, x: torch.Tensor, mirror: bool, pool: ThreadPoolExecutor,
     return embedded
 
 
+def _rows(embed: Callable[[torch.Tensor], np.ndarray], x: torch.Tensor, needed: np.ndarray | None,
+          dim: int) -> np.ndarray:
+    """``embed`` of the faces ``x`` that ``needed`` (N,) bool marks (all where None), rows of 0 (``dim`` wide) for
+    the others: their network is not run."""
+    if needed is None:
+        return embed(x)
+    out = np.zeros((len(x), dim), np.float32)
+    if needed.any():
+        out[needed] = embed(x[torch.from_numpy(needed)])
+    return out
+
+
 def _unit_halves(v: np.ndarray, d: int) -> np.ndarray:
     """Rows of ``v`` with their first ``d`` values and the rest each scaled to unit length (two embeddings side
     by side)."""
     out = np.asarray(v, np.float32).copy()
     for part in (out[:, :d], out[:, d:]):
-        if part.shape[1]:
-            part /= np.maximum(np.linalg.norm(part, axis=1, keepdims=True), 1e-12)
+        part /= np.maximum(np.linalg.norm(part, axis=1, keepdims=True), 1e-12)
     return out
 
 

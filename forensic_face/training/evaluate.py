@@ -481,11 +481,9 @@ def choose_sharp_share(engine, index: FolderIndex, cache: dict, pairs: list[Pair
                          "that falls with the probe's quality")
     same = np.array([p.same for p in pairs])
     sets = identification_sets(pairs)
-    cut = int(engine.meta["rec"]["embed_dim"])
 
-    def parts(found: np.ndarray, face: np.ndarray) -> list[np.ndarray]:
-        main, comp = engine.embed_parts(found, face)
-        return [main[:, :cut], main[:, cut:], comp]
+    def parts(found: np.ndarray, face: np.ndarray) -> list[np.ndarray]:  # recogniser, sharp part, companion
+        return c.parts(np.concatenate(engine.embed_parts(found, face), axis=1))
 
     g_pair = parts(*(gallery_crops(index, cache, [p.a for p in pairs], size, mode) for size, mode in
                      ((engine.rec_size, engine.rec_alignment), (engine.size, engine.alignment))))
@@ -500,9 +498,9 @@ def choose_sharp_share(engine, index: FolderIndex, cache: dict, pairs: list[Pair
                          "search": [e[sets.closed] @ g.T for g, e in zip(g_search, emb, strict=True)]}
 
     def scores(lev: dict, top: float, ramp: float) -> tuple[np.ndarray, np.ndarray]:
-        w_main, w_comp = mean_weights(c.probe_weights(lev["sharpness"]), c.weight)
-        t = top * np.clip((sharpness_feature(lev["sharpness"]) - (q1 - ramp)) / ramp, 0.0, 1.0)
-        w = [w_main * (1.0 - t), w_main * t, w_comp]
+        # the weights the engine would give each probe's cosines with this share and ramp (T = 0: no sharp part)
+        candidate = replace(c, sharp=replace(c.sharp, share=top, quality_range=(q1 - ramp, q1)))
+        w = list(candidate.cosine_weights(lev["sharpness"]).T)
         pair = sum(wi * s for wi, s in zip(w, lev["pair"], strict=True))
         search = sum(wi[sets.closed][:, None] * s for wi, s in zip(w, lev["search"], strict=True))
         return pair, search
