@@ -167,7 +167,8 @@ class FaceEngine:
                                     f"{self.size} px {self.alignment}-aligned faces; the bundle is inconsistent")
         # a joined bundle's third part for sharp probes (SFace as published): the face as found, the recogniser's crop
         self.sharp = self.companion.sharp if self.companion is not None else None
-        self._sharp_run = self._pair_run = None
+        self._pair_run = self._sharp_graph = None
+        self._sharp_made = threading.Lock()
         if self.sharp is not None:
             if (int(self.sharp.net.config.size), type(self.sharp.net).alignment) != (self.rec_size, self.rec_alignment):
                 raise ForensicFaceError(f"{self.folder}: the sharp recogniser does not take the recogniser's "
@@ -176,10 +177,6 @@ class FaceEngine:
             if self.embeds != "input":
                 raise ForensicFaceError(f"{self.folder}: a sharp recogniser joins only a recogniser of the face as "
                                         "found; the bundle is inconsistent")
-            self._sharp_run = self.sharp.net.for_inference()
-            if self.device.type == "cpu" and (getattr(type(self.sharp.net), "cpu_graph", False)
-                                              or self.precision != torch.float32):
-                self._sharp_run = cpu_graph(self._sharp_run, self.rec_size, self.precision)
             # a student tuned from the sharp network with its first blocks frozen shares them (stored once): a face
             # both embed goes through them once (TwoHeads), about a third less time than the two networks apart
             shared = (shared_blocks(self.rec, self.sharp.net) if isinstance(self.rec, SFaceNet)
@@ -337,6 +334,19 @@ class FaceEngine:
         if (~both).any():
             out[~both, :d] = self._embed(self._rec_run, self.rec_batch, self.mirror, x[torch.from_numpy(~both)])
         return out
+
+    @property
+    def _sharp_run(self):
+        """The sharp network alone as it runs (made on first use: a bundle whose student shares its blocks runs the
+        network of both instead, and needs it only to embed given the student's embeddings, as the evaluation does)."""
+        with self._sharp_made:
+            if self._sharp_graph is None:
+                run = self.sharp.net.for_inference()
+                if self.device.type == "cpu" and (getattr(type(self.sharp.net), "cpu_graph", False)
+                                                  or self.precision != torch.float32):
+                    run = cpu_graph(run, self.rec_size, self.precision)
+                self._sharp_graph = run
+            return self._sharp_graph
 
     def embed_sharp(self, found: np.ndarray, needed: np.ndarray | None = None) -> np.ndarray:
         """The sharp part's unit embeddings (N, D) of faces as found, in the recogniser's crop; with ``needed``

@@ -146,7 +146,7 @@ class TwoHeads(nn.Module):
         self.a, self.b, self.k = a.for_inference().net, b.for_inference().net, k
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f = self.a.early(x.expand(-1, 3, -1, -1) * 255.0, self.k)
+        f = self.a.early(grey_input(x), self.k)
         return torch.cat([self.a.late(f, self.k), self.b.late(f, self.k)], dim=1)
 
 
@@ -158,7 +158,12 @@ class _GreyInput(nn.Module):
         self.net = net
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.expand(-1, 3, -1, -1) * 255.0)
+        return self.net(grey_input(x))
+
+
+def grey_input(x: torch.Tensor) -> torch.Tensor:
+    """The engine's (B, 1, S, S) grey faces in 0..1 as the network's RGB 0..255 input: the grey in each channel."""
+    return x.expand(-1, 3, -1, -1) * 255.0
 
 
 def load_sface(path: Path) -> SFaceNet:
