@@ -46,7 +46,7 @@ class ProbeFace:
     aligned: AlignedFace  # the crop at the engine's size, in the frame's channels, and its transform
     grey: np.ndarray  # (S, S) uint8: what the autoencoder sees (and the recogniser, when it takes the same crop)
     quality: QualityReport  # of the crop, with the face's width in the frame
-    rec_aligned: AlignedFace | None = None  # the recogniser's own crop when it differs from ``aligned``
+    rec_aligned: AlignedFace | None = None  # the recogniser's own crop (grey) when it differs from ``aligned``
 
     @property
     def size(self) -> int:
@@ -116,14 +116,20 @@ def face_at(image: np.ndarray, detection: FaceDetection, size: int, alignment: s
             rec: AlignSpec | None = None) -> ProbeFace:
     """Align ``detection`` of ``image`` ((H, W) or (H, W, 3) uint8) to a ``size`` px crop the way the networks
     want (``alignment``: AlignSpec.mode), take its grey form and measure its quality (with the detail its
-    region of the frame has, and its pose). ``rec``: the recogniser's own crop, when it takes another."""
+    region of the frame has, and its pose). ``rec``: the recogniser's own crop, when it takes another.
+
+    A colour frame is made grey once, whole, before any crop is warped from it (:func:`to_grey`, BT.601 luma: the
+    Y a JPEG stores), so the networks and the quality measures get from it exactly what they get from its grey
+    form, as the grey frames of training and evaluation were warped; ``aligned`` keeps the frame's colour (the
+    crop shown and kept as a gallery thumbnail)."""
     spec = AlignSpec(size=size, mode=alignment)
     aligned = align_face(image, detection, spec)
-    grey = to_grey(aligned.image)
+    frame = to_grey(image)
+    grey = to_grey(aligned.image) if image.ndim == 2 else align_face(frame, detection, spec).image
     turned = detection.extra.get("apparent_rotation_deg")
-    quality = assess(grey, detection.width, face_region(image, detection.box), detection.landmarks,
+    quality = assess(grey, detection.width, face_region(frame, detection.box), detection.landmarks,
                      roll_deg=turned if turned else None, landmark_kind=detection.landmark_kind)
-    rec_aligned = align_face(image, detection, rec) if rec is not None and rec != spec else None
+    rec_aligned = align_face(frame, detection, rec) if rec is not None and rec != spec else None
     return ProbeFace(detection, aligned, grey, quality, rec_aligned)
 
 

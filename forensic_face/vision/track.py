@@ -328,7 +328,7 @@ class _Frame:
         """(faces, dim) embeddings of the detections, computed once in one call (when ``compute``); None without
         ``embed``, or when not computed yet and not ``compute``."""
         if self._embeddings is None and compute and self._embed is not None and self.dets:
-            crops = [align_face(self.frame.image, d, self._spec).image for d in self.dets]
+            crops = [align_face(self.grey, d, self._spec).image for d in self.dets]  # grey first, as face_at
             self._embeddings = np.asarray(self._embed(crops), np.float32).reshape(len(crops), -1)
         return self._embeddings
 

@@ -15,7 +15,7 @@ from forensic_face.engine.probe import NO_MODEL_SIZE, Probe, ProbePath, face_reg
 from forensic_face.engine.search import EmbeddingIndex
 from forensic_face.services.enrolment import enroll_folder
 from forensic_face.store.gallery import open_gallery
-from forensic_face.vision.align import AlignSpec
+from forensic_face.vision.align import AlignSpec, align_face
 from forensic_face.vision.frames import load_image, to_grey
 from forensic_face.vision.quality import assess
 
@@ -55,9 +55,12 @@ def test_each_step_at_the_engines_size(path: ProbePath, tiny_engine, frame_640: 
     face = probe.face
     assert path.size == tiny_engine.size == 32 and face.size == 32
     assert face.aligned.image.shape == (32, 32, 3) and face.grey.shape == (32, 32) and face.grey.dtype == np.uint8
-    np.testing.assert_array_equal(face.grey, to_grey(face.aligned.image))  # the package's one grey conversion
-    region = face_region(frame_640, face.detection.box)  # the face in the frame, unresampled: its real detail
-    assert face.quality == assess(face.aligned.image, face.detection.width, region, face.detection.landmarks)
+    grey_frame = to_grey(frame_640)  # the package's one grey conversion, of the whole frame before any warp
+    from_grey = align_face(grey_frame, face.detection, AlignSpec(size=32))
+    np.testing.assert_array_equal(face.grey, from_grey.image)
+    np.testing.assert_array_equal(face.aligned.matrix, from_grey.matrix)  # the crop shown is the same crop
+    region = face_region(grey_frame, face.detection.box)  # the face in the frame, unresampled: its real detail
+    assert face.quality == assess(face.grey, face.detection.width, region, face.detection.landmarks)
     assert face.detection.method.startswith("dlib-hog")
     np.testing.assert_array_equal(probe.reconstruction, tiny_engine.reconstruct(face.grey[None])[0])
     np.testing.assert_array_equal(probe.embedding, tiny_engine.embed(probe.reconstruction[None])[0])
@@ -117,7 +120,25 @@ def test_enrolment_goes_through_the_probe_path(tmp_path: Path, path: ProbePath, 
 def test_the_engine_turns_colour_crops_grey_as_the_probe_path_does(path: ProbePath, tiny_engine,
                                                                     frame_640: np.ndarray) -> None:
     face = path.face(frame_640)
-    np.testing.assert_array_equal(tiny_engine.embed(face.aligned.image[None]), tiny_engine.embed(face.grey[None]))
+    np.testing.assert_array_equal(tiny_engine.embed(face.aligned.image[None]),
+                                  tiny_engine.embed(to_grey(face.aligned.image)[None]))
+
+
+def test_a_colour_frame_gives_what_its_grey_frame_gives(path: ProbePath, frame_640: np.ndarray) -> None:
+    """Training and evaluation warped grey frames; a colour frame is made grey (BT.601, the Y a JPEG stores)
+    before any crop is taken, so the analysis of a colour frame is that of its grey form, bit for bit: the same
+    crops, quality, reconstruction and searched embedding (only the crop shown keeps the colour)."""
+    from forensic_face.vision.frames import to_grey
+
+    colour, grey = path.run(frame_640), path.run(to_grey(frame_640))
+    assert colour.face.aligned.image.ndim == 3 and grey.face.aligned.image.ndim == 2
+    np.testing.assert_array_equal(colour.face.grey, grey.face.grey)
+    np.testing.assert_array_equal(colour.face.rec_grey, grey.face.rec_grey)
+    assert colour.face.quality.as_dict() == grey.face.quality.as_dict()
+    np.testing.assert_array_equal(colour.reconstruction, grey.reconstruction)
+    np.testing.assert_array_equal(colour.embedding, grey.embedding)
+    # the BT.601 weights, as a JPEG's luma: a grey pixel of (R, G, B) = (200, 100, 50) is 0.299 R + 0.587 G + 0.114 B
+    assert to_grey(np.array([[[200, 100, 50]]], np.uint8))[0, 0] == round(0.299 * 200 + 0.587 * 100 + 0.114 * 50)
 
 
 def _analysis_case(tmp_path: Path, frame_640: np.ndarray):
