@@ -1345,7 +1345,10 @@ def sface_limits(ev: dict) -> list[str]:
         "outside what was measured. SFace's own training data (MS-Celeb-1M-derived, as published) was not seen "
         "here, and LFW's public figures may be among its identities.",
         "- Grey input only (the grey face in each of SFace's three channels); faces below about 15 px carry little "
-        "identity and the match probability says so.",
+        "identity and the match probability says so. A colour frame is made grey whole (BT.601 luma, the Y a JPEG "
+        "stores) before any crop is taken, so its analysis is its grey form's; no colour face set was evaluated, "
+        "and a frame degraded in colour is not one degraded in grey (`research/colour_input.json`: two colour "
+        "portraits, the clips' detector found more faces in colour).",
         f"- On clean faces {'the joined search' if comp else 'this recogniser'} is "
         f"{'less' if ours < dlib else 'more' if ours > dlib else 'as'} accurate "
         f"{'as' if ours == dlib else 'than'} the dlib reference measured beside it ({pct(ours)} against "
