@@ -1,0 +1,90 @@
+"""How much of the severe searches' shortfall is alignment? (issue 24: rank-1 >= 30 % at severe; 23.0 % shipped)
+
+On the calibration people only (never DevTest): the identification set of ``research.student_heldout`` (one clean
+image per person as the gallery, the pairs' second images as searches, no audio). Each probe is the product's
+probe (the frame degraded with the evaluation's seed, the face found by the detector on the degraded frame and
+aligned by its landmarks, from the evaluation's probe cache) and, beside it, the same degraded frame aligned by the
+clean frame's landmarks instead (an oracle: what a perfect detector on the degraded frame would give). Both are
+searched as the product searches (``FaceEngine.embed_searched`` at the probe's sharpness). Rank-1 and pair AUC per
+level, McNemar's exact p between the two. Prints JSON; asserts nothing.
+
+    .venv/bin/python -m research.alignment_oracle [--models resources/models]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from forensic_face.engine.inference import FaceEngine
+from forensic_face.paths import shared_data_dir
+from forensic_face.training.dataset import clean_matrix
+from forensic_face.training.evaluate import engine_probes, gallery_embeddings, identification_sets
+from forensic_face.training.metrics import auc_interval, mcnemar
+from forensic_face.training.split import load_split_data
+from forensic_face.vision.align import AlignSpec, align_face, warp_to_crop
+from forensic_face.vision.degrade import EVAL_LEVELS, degrade
+from forensic_face.vision.detect import FaceDetection
+from forensic_face.vision.quality import sharpness
+
+
+def oracle_crops(engine, index, cache, pairs, level: str) -> tuple[np.ndarray, np.ndarray]:
+    """Each pair's second image degraded as the evaluation's probe (seed = the pair's index), aligned by the clean
+    frame's landmarks: (the recogniser's crops, the autoencoder's crops)."""
+    row = {p: i for i, p in enumerate(index.paths)}
+    rec_spec = AlignSpec(size=engine.rec_size, mode=engine.rec_alignment)
+    ae_spec = AlignSpec(size=engine.size, mode=engine.alignment)
+    rec, ae = [], []
+    for k, p in enumerate(pairs):
+        i = row[p.b]
+        grey = cv2.imread(str(index.root / p.b), cv2.IMREAD_GRAYSCALE)
+        frame = grey if level == "clean" else degrade(grey, level, seed=k)
+        marks = cache["landmarks"][i]
+        det = FaceDetection(box=tuple(float(v) for v in cache["boxes"][i]), score=1.0, method="cache",
+                            landmarks=marks.astype(np.float32) if np.any(marks) else None)
+        rec.append(align_face(frame, det, rec_spec).image)
+        ae.append(warp_to_crop(frame, clean_matrix(cache["boxes"][i], marks, ae_spec), ae_spec.size)
+                  if ae_spec.mode == "eyes" else align_face(frame, det, ae_spec).image)  # as gallery_crops
+    return np.stack(rec), np.stack(ae)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", type=Path, default=Path("resources/models"))
+    args = ap.parse_args()
+    index, split, cache = load_split_data(shared_data_dir() / "lfw")
+    engine = FaceEngine(args.models, device="cpu")
+    pairs = split.calib_pairs
+    same = np.array([p.same for p in pairs])
+    sets = identification_sets(pairs)
+    gal_id = gallery_embeddings(engine, index, cache, sets.gallery_paths)
+    gal_pairs = gallery_embeddings(engine, index, cache, [p.a for p in pairs])
+    c, t = sets.closed, sets.truth
+    out: dict = {"models": engine.info.version, "precision": engine.info.params["precision"],
+                 "searches": int(c.size), "gallery": len(sets.gallery_paths), "pairs": len(pairs), "levels": {}}
+    for level in EVAL_LEVELS:
+        probes = engine_probes(engine, index, cache, pairs, level, "calib")
+        rec_o, ae_o = oracle_crops(engine, index, cache, pairs, level)
+        row: dict = {"face_found": int(probes.found.sum())}
+        top1 = {}
+        for name, rec, ae in (("product", probes.rec_crop, probes.crop), ("clean alignment", rec_o, ae_o)):
+            recon = engine.reconstruct(ae) if engine.searches_reconstruction else ae
+            q = engine.embed_searched(rec, recon, sharpness=np.array([sharpness(x) for x in ae]))
+            s = q[c] @ gal_id.T
+            top1[name] = (s > s[np.arange(len(t)), t][:, None]).sum(1) == 0
+            auc, lo, hi = auc_interval((q * gal_pairs).sum(1), same)
+            row[name] = {"rank_1": round(float(top1[name].mean()), 4), "auc": round(auc, 4),
+                         "auc_ci95": [round(lo, 4), round(hi, 4)]}
+        row["clean_alignment_vs_product_rank_1"] = mcnemar(top1["clean alignment"], top1["product"])
+        out["levels"][level] = row
+        print(level, json.dumps(row), flush=True)
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
