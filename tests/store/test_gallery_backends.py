@@ -246,7 +246,9 @@ def test_the_arithmetic_of_each_enrolment_is_kept_and_two_writers_keep_both(tmp_
 def _assert_same(got, want, where: str = "") -> None:
     """``got`` equals ``want`` (nested dicts and lists), numbers to float rounding: PostgreSQL sums the inner
     product in its own order (DevTest: similarities within 1.2e-7). The distance sqrt(2 - 2 s) is left out: a
-    function of the similarity (compared), it magnifies rounding near s = 1 (1 - 6e-8 gives 3.5e-4)."""
+    function of the similarity (compared), it magnifies rounding near s = 1 (1 - 6e-8 gives 3.5e-4). A figure saved
+    to 4 decimals (a candidate's similarity and probabilities) may differ by one in its last decimal where the
+    unrounded value lies on a rounding boundary (0.33175 ± 1e-7 saved as 0.3318 or 0.3317)."""
     if isinstance(want, dict):
         assert isinstance(got, dict) and got.keys() == want.keys(), where
         for key in want:
@@ -257,7 +259,8 @@ def _assert_same(got, want, where: str = "") -> None:
         for i, (g, w) in enumerate(zip(got, want, strict=True)):
             _assert_same(g, w, f"{where}[{i}]")
     elif isinstance(want, float):
-        assert got == pytest.approx(want, rel=1e-6, abs=1e-6), where
+        saved_to_4 = round(got, 4) == got and round(want, 4) == want
+        assert got == pytest.approx(want, rel=1e-6, abs=1e-6) or (saved_to_4 and abs(got - want) < 1.5e-4), where
     else:
         assert got == want, where
 
