@@ -13,23 +13,20 @@ level, McNemar's exact p between the two. Prints JSON; asserts nothing.
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-from forensic_face.engine.inference import FaceEngine
-from forensic_face.paths import shared_data_dir
 from forensic_face.training.dataset import clean_matrix
-from forensic_face.training.evaluate import engine_probes, gallery_embeddings, identification_sets
-from forensic_face.training.metrics import auc_interval, mcnemar
-from forensic_face.training.split import load_split_data
+from forensic_face.training.evaluate import engine_probes, gallery_embeddings
+from forensic_face.training.metrics import mcnemar
 from forensic_face.vision.align import AlignSpec, align_face, warp_to_crop
 from forensic_face.vision.degrade import EVAL_LEVELS, degrade
 from forensic_face.vision.detect import FaceDetection
 from forensic_face.vision.quality import sharpness
+from research.calibration_people import CalibrationPeople, models_parser
+from research.student_heldout import held_out
 
 
 def oracle_crops(engine, index, cache, pairs, level: str) -> tuple[np.ndarray, np.ndarray]:
@@ -53,32 +50,21 @@ def oracle_crops(engine, index, cache, pairs, level: str) -> tuple[np.ndarray, n
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", type=Path, default=Path("resources/models"))
-    args = ap.parse_args()
-    index, split, cache = load_split_data(shared_data_dir() / "lfw")
-    engine = FaceEngine(args.models, device="cpu")
-    pairs = split.calib_pairs
-    same = np.array([p.same for p in pairs])
-    sets = identification_sets(pairs)
+    args = models_parser(__doc__).parse_args()
+    cp = CalibrationPeople.load(args.models)
+    engine, index, cache, sets = cp.engine, cp.index, cp.cache, cp.sets
     gal_id = gallery_embeddings(engine, index, cache, sets.gallery_paths)
-    gal_pairs = gallery_embeddings(engine, index, cache, [p.a for p in pairs])
-    c, t = sets.closed, sets.truth
-    out: dict = {"models": engine.info.version, "precision": engine.info.params["precision"],
-                 "searches": int(c.size), "gallery": len(sets.gallery_paths), "pairs": len(pairs), "levels": {}}
+    gal_pairs = gallery_embeddings(engine, index, cache, [p.a for p in cp.pairs])
+    out: dict = {**cp.header(), "pairs": len(cp.pairs), "levels": {}}
     for level in EVAL_LEVELS:
-        probes = engine_probes(engine, index, cache, pairs, level, "calib")
-        rec_o, ae_o = oracle_crops(engine, index, cache, pairs, level)
+        probes = engine_probes(engine, index, cache, cp.pairs, level, "calib")
+        rec_o, ae_o = oracle_crops(engine, index, cache, cp.pairs, level)
         row: dict = {"face_found": int(probes.found.sum())}
         top1 = {}
         for name, rec, ae in (("product", probes.rec_crop, probes.crop), ("clean alignment", rec_o, ae_o)):
             recon = engine.reconstruct(ae) if engine.searches_reconstruction else ae
             q = engine.embed_searched(rec, recon, sharpness=np.array([sharpness(x) for x in ae]))
-            s = q[c] @ gal_id.T
-            top1[name] = (s > s[np.arange(len(t)), t][:, None]).sum(1) == 0
-            auc, lo, hi = auc_interval((q * gal_pairs).sum(1), same)
-            row[name] = {"rank_1": round(float(top1[name].mean()), 4), "auc": round(auc, 4),
-                         "auc_ci95": [round(lo, 4), round(hi, 4)]}
+            _, top1[name], row[name] = held_out(q, gal_pairs, gal_id, sets, cp.same)
         row["clean_alignment_vs_product_rank_1"] = mcnemar(top1["clean alignment"], top1["product"])
         out["levels"][level] = row
         print(level, json.dumps(row), flush=True)

@@ -18,26 +18,21 @@ copy level, rank-1 of
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
 import numpy as np
 
-from forensic_face.engine.inference import FaceEngine
 from forensic_face.engine.probe import rec_spec
-from forensic_face.paths import shared_data_dir
 from forensic_face.training.chunked import parallel_map
 from forensic_face.training.evaluate import (
     _probe_chunk,
     engine_probes,
     gallery_embeddings,
-    identification_sets,
     product_embeddings,
 )
 from forensic_face.training.metrics import mcnemar
-from forensic_face.training.split import load_split_data
 from forensic_face.vision.degrade import EVAL_LEVELS
+from research.calibration_people import CalibrationPeople, first, models_parser
 
 WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
 #: seeds of the copies: far from the probes' (the pair's index)
@@ -60,22 +55,18 @@ def copies(engine, index, cache, paths: list[str], level: str, copy: int) -> np.
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", type=Path, default=Path("resources/models"))
+    ap = models_parser(__doc__)
     ap.add_argument("--copies", type=int, default=2)
     args = ap.parse_args()
-    index, split, cache = load_split_data(shared_data_dir() / "lfw")
-    engine = FaceEngine(args.models, device="cpu")
-    pairs = split.calib_pairs
-    sets = identification_sets(pairs)
+    cp = CalibrationPeople.load(args.models)
+    engine, index, cache, sets = cp.engine, cp.index, cp.cache, cp.sets
     gal = gallery_embeddings(engine, index, cache, sets.gallery_paths)
     copy_emb = {lev: np.mean([copies(engine, index, cache, sets.gallery_paths, lev, c) for c in range(args.copies)],
                              axis=0) for lev in ("mild", "severe")}
     c, t = sets.closed, sets.truth
-    out: dict = {"models": engine.info.version, "precision": engine.info.params["precision"],
-                 "searches": int(c.size), "gallery": len(sets.gallery_paths), "copies": args.copies, "levels": {}}
+    out: dict = {**cp.header(), "copies": args.copies, "levels": {}}
     for level in EVAL_LEVELS:
-        probes = engine_probes(engine, index, cache, pairs, level, "calib")
+        probes = engine_probes(engine, index, cache, cp.pairs, level, "calib")
         q = product_embeddings(engine, probes, c)
         s0 = q @ gal.T
         row: dict = {}
@@ -83,8 +74,7 @@ def main() -> int:
         for clev, ce in copy_emb.items():
             s1 = q @ ce.T
             for w in WEIGHTS:
-                s = (1 - w) * s0 + w * s1
-                top1 = (s > s[np.arange(len(t)), t][:, None]).sum(1) == 0
+                top1 = first((1 - w) * s0 + w * s1, t)
                 if base is None:
                     base = top1
                 row[f"{clev} w{w}"] = {"rank_1": round(float(top1.mean()), 4), "vs_product": mcnemar(top1, base)}
