@@ -128,8 +128,6 @@ def test_a_colour_frame_gives_what_its_grey_frame_gives(path: ProbePath, frame_6
     """Training and evaluation warped grey frames; a colour frame is made grey (BT.601, the Y a JPEG stores)
     before any crop is taken, so the analysis of a colour frame is that of its grey form, bit for bit: the same
     crops, quality, reconstruction and searched embedding (only the crop shown keeps the colour)."""
-    from forensic_face.vision.frames import to_grey
-
     colour, grey = path.run(frame_640), path.run(to_grey(frame_640))
     assert colour.face.aligned.image.ndim == 3 and grey.face.aligned.image.ndim == 2
     np.testing.assert_array_equal(colour.face.grey, grey.face.grey)
