@@ -28,7 +28,7 @@ import numpy as np
 from forensic_face.models.calibration import MatchCalibration
 from forensic_face.paths import models_dir
 from forensic_face.store.gallery import open_gallery
-from research.pg_gallery_bench import _latency, new_database, probes_for, start_server
+from research.pg_gallery_bench import _latency, after_load, new_database, probes_for, start_server
 from research.pg_ivf import like_embeddings
 
 BATCH = 100_000
@@ -82,13 +82,7 @@ def main() -> int:
                 print(json.dumps({"loaded": loaded, "embeddings_per_s": round(loaded / load_s)}), flush=True)
             out["people"] = people
             out["load_embeddings_per_s"] = round(args.size / load_s)
-            t0 = time.perf_counter()
-            g._db.execute("VACUUM ANALYZE forensic_face.embeddings")
-            out["vacuum_analyze_s"] = round(time.perf_counter() - t0, 1)
-            out["disk_mb"] = round(g.info()["size_bytes"] / 1e6)
-            t0 = time.perf_counter()
-            g.identity("bench")
-            out["identity_first_read_s"] = round(time.perf_counter() - t0, 1)
+            out |= after_load(g)
             print(json.dumps(out), flush=True)
             probes = probes_for(kept, args.probes, noise=0.04)
             ms, p95, qps, _ = _latency(g, cal, probes, 150.0)
