@@ -43,6 +43,7 @@ from forensic_face.engine.probe import ProbePath
 from forensic_face.vision.degrade import EVAL_LEVELS, degrade
 from forensic_face.vision.detect import FaceDetector
 from forensic_face.vision.frames import decode_image_bytes, to_grey
+from forensic_face.vision.track import box_iou
 from forensic_face.vision.yunet import YuNetDetector
 
 
@@ -89,16 +90,9 @@ def yunet_agreement(detector: YuNetDetector, rgb: np.ndarray) -> dict | None:
     if not a or not b:
         return {"found_colour": bool(a), "found_grey": bool(b)}
     da, db = a[0], b[0]
-    x0, y0 = max(da.box[0], db.box[0]), max(da.box[1], db.box[1])
-    x1, y1 = min(da.box[2], db.box[2]), min(da.box[3], db.box[3])
-    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
-
-    def area(bx) -> float:
-        return (bx[2] - bx[0]) * (bx[3] - bx[1])
-
     marks = float(np.linalg.norm(np.asarray(da.landmarks) - np.asarray(db.landmarks), axis=1).mean())
-    return {"found_colour": True, "found_grey": True, "iou": inter / (area(da.box) + area(db.box) - inter),
-            "landmarks_px": marks, "face_px": float(da.width)}
+    return {"found_colour": True, "found_grey": True, "iou": box_iou(da.box, db.box), "landmarks_px": marks,
+            "face_px": float(da.width)}
 
 
 def main() -> int:
