@@ -117,8 +117,8 @@ def test_enrolment_goes_through_the_probe_path(tmp_path: Path, path: ProbePath, 
             assert g.thumbnail(int(index.image_ids[row])) == encode_png(face.aligned.image)
 
 
-def test_the_engine_turns_colour_crops_grey_as_the_probe_path_does(path: ProbePath, tiny_engine,
-                                                                    frame_640: np.ndarray) -> None:
+def test_the_engine_turns_colour_crops_grey_by_the_package_conversion(path: ProbePath, tiny_engine,
+                                                                       frame_640: np.ndarray) -> None:
     face = path.face(frame_640)
     np.testing.assert_array_equal(tiny_engine.embed(face.aligned.image[None]),
                                   tiny_engine.embed(to_grey(face.aligned.image)[None]))
