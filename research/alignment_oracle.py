@@ -15,15 +15,11 @@ from __future__ import annotations
 
 import json
 
-import cv2
 import numpy as np
 
-from forensic_face.training.dataset import clean_matrix
-from forensic_face.training.evaluate import engine_probes, gallery_embeddings
+from forensic_face.training.evaluate import engine_probes, gallery_crops, gallery_embeddings
 from forensic_face.training.metrics import mcnemar
-from forensic_face.vision.align import AlignSpec, align_face, warp_to_crop
 from forensic_face.vision.degrade import EVAL_LEVELS, degrade
-from forensic_face.vision.detect import FaceDetection
 from forensic_face.vision.quality import sharpness
 from research.calibration_people import CalibrationPeople, models_parser
 from research.student_heldout import held_out
@@ -31,22 +27,14 @@ from research.student_heldout import held_out
 
 def oracle_crops(engine, index, cache, pairs, level: str) -> tuple[np.ndarray, np.ndarray]:
     """Each pair's second image degraded as the evaluation's probe (seed = the pair's index), aligned by the clean
-    frame's landmarks: (the recogniser's crops, the autoencoder's crops)."""
-    row = {p: i for i, p in enumerate(index.paths)}
-    rec_spec = AlignSpec(size=engine.rec_size, mode=engine.rec_alignment)
-    ae_spec = AlignSpec(size=engine.size, mode=engine.alignment)
-    rec, ae = [], []
-    for k, p in enumerate(pairs):
-        i = row[p.b]
-        grey = cv2.imread(str(index.root / p.b), cv2.IMREAD_GRAYSCALE)
-        frame = grey if level == "clean" else degrade(grey, level, seed=k)
-        marks = cache["landmarks"][i]
-        det = FaceDetection(box=tuple(float(v) for v in cache["boxes"][i]), score=1.0, method="cache",
-                            landmarks=marks.astype(np.float32) if np.any(marks) else None)
-        rec.append(align_face(frame, det, rec_spec).image)
-        ae.append(warp_to_crop(frame, clean_matrix(cache["boxes"][i], marks, ae_spec), ae_spec.size)
-                  if ae_spec.mode == "eyes" else align_face(frame, det, ae_spec).image)  # as gallery_crops
-    return np.stack(rec), np.stack(ae)
+    frame's landmarks as gallery faces are: (the recogniser's crops, the autoencoder's crops)."""
+
+    def degraded(k: int, grey: np.ndarray) -> np.ndarray:
+        return grey if level == "clean" else degrade(grey, level, seed=k)
+
+    paths = [p.b for p in pairs]
+    return (gallery_crops(index, cache, paths, engine.rec_size, engine.rec_alignment, degraded),
+            gallery_crops(index, cache, paths, engine.size, engine.alignment, degraded))
 
 
 def main() -> int:

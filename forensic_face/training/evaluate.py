@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -225,15 +226,19 @@ def engine_probes(engine, index: FolderIndex, cache: dict, pairs: list[Pair], le
     return probe_set(index, cache, pairs, level, engine.size, tag, workers, progress, rec_spec(engine))
 
 
-def gallery_crops(index: FolderIndex, cache: dict, paths: list[str], size: int, mode: str = "eyes") -> np.ndarray:
+def gallery_crops(index: FolderIndex, cache: dict, paths: list[str], size: int, mode: str = "eyes",
+                  frame: Callable[[int, np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """Clean aligned crops of gallery images (aligned with the clean frame's landmarks: the eyes, or the five
-    points of the ``arcface`` template)."""
+    points of the ``arcface`` template); ``frame(k, grey)``: the frame cropped instead of the ``k``-th image as it
+    is (a degraded copy, cropped with the clean alignment)."""
     row = {p: i for i, p in enumerate(index.paths)}
     spec = AlignSpec(size=size, mode=mode)
     out = np.zeros((len(paths), size, size), np.uint8)
     for k, p in enumerate(paths):
         i = row[p]
         grey = cv2.imread(str(index.root / p), cv2.IMREAD_GRAYSCALE)
+        if frame is not None:
+            grey = frame(k, grey)
         if mode == "eyes":
             out[k] = warp_to_crop(grey, clean_matrix(cache["boxes"][i], cache["landmarks"][i], spec), size)
         else:
