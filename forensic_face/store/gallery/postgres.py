@@ -480,20 +480,27 @@ class PostgresGallery:
 
     def _rank_best(self, db, model_version: str, q: np.ndarray, people: int) -> tuple[list[tuple], Histogram]:
         """The ``people`` best people, and a histogram of the others' best similarities, in one scan."""
-        rows = db.execute(
-            "WITH b AS MATERIALIZED (SELECT person_id, max(ARRAY[-(vector <#> %b), -image_id::float8]) AS best "
-            "FROM embeddings WHERE model_version = %s GROUP BY person_id), "
-            "t AS MATERIALIZED (SELECT person_id, best FROM b ORDER BY best DESC LIMIT %s) "
-            "SELECT p.name, t.best[1], (-t.best[2])::bigint, i.path, NULL::integer, NULL::bigint FROM t "
-            "JOIN people p ON p.id = t.person_id JOIN images i ON i.id = (-t.best[2])::bigint UNION ALL "
-            "SELECT NULL, NULL, NULL, NULL, width_bucket(b.best[1], -1.0, 1.0, %s) AS bin, count(*) FROM b "
-            "WHERE b.person_id NOT IN (SELECT person_id FROM t) GROUP BY bin",
-            (q, model_version, people, SIMILARITY_BINS)).fetchall()
+        rows = db.execute(self._rank_best_sql(), self._rank_best_params(model_version, q, people)).fetchall()
         width = 2.0 / SIMILARITY_BINS
         bins = np.array([r[4] for r in rows if r[0] is None], np.float64)
         counts = np.array([r[5] for r in rows if r[0] is None], np.float64)
         centres = -1.0 + (np.clip(bins, 1, SIMILARITY_BINS) - 0.5) * width  # beyond [-1, 1]: at the edge
         return [r[:4] for r in rows if r[0] is not None], Histogram(centres, counts, width)
+
+    @staticmethod
+    def _rank_best_sql() -> str:
+        """The SQL of :meth:`_rank_best` (its parameters: :meth:`_rank_best_params`)."""
+        return ("WITH b AS MATERIALIZED (SELECT person_id, max(ARRAY[-(vector <#> %b), -image_id::float8]) AS best "
+                "FROM embeddings WHERE model_version = %s GROUP BY person_id), "
+                "t AS MATERIALIZED (SELECT person_id, best FROM b ORDER BY best DESC LIMIT %s) "
+                "SELECT p.name, t.best[1], (-t.best[2])::bigint, i.path, NULL::integer, NULL::bigint FROM t "
+                "JOIN people p ON p.id = t.person_id JOIN images i ON i.id = (-t.best[2])::bigint UNION ALL "
+                "SELECT NULL, NULL, NULL, NULL, width_bucket(b.best[1], -1.0, 1.0, %s) AS bin, count(*) FROM b "
+                "WHERE b.person_id NOT IN (SELECT person_id FROM t) GROUP BY bin")
+
+    @staticmethod
+    def _rank_best_params(model_version: str, q: np.ndarray, people: int) -> tuple:
+        return q, model_version, people, SIMILARITY_BINS
 
     def _rank_hnsw(self, db, model_version: str, q: np.ndarray, index: dict) -> list[tuple]:
         """The people among the index's ``ef_search`` nearest embeddings, each with its best of them by the
