@@ -8,7 +8,9 @@ database, its server's data folder) with ``work_mem`` set for the search's trans
 turn (``server``: the server's own setting), rounds interleaved, the probes noisy copies of stored embeddings:
 median seconds, and from one ``EXPLAIN (ANALYZE, BUFFERS)`` per setting the temporary blocks written (8 kB each),
 the aggregate's memory and batches, and the workers. The gallery's HNSW index, if any, is not used (the query is
-the exact search's). Prints JSON.
+the exact search's). ``--query narrow``: the same query with each row's similarity (and image) computed in a subquery
+that the planner may not merge (``OFFSET 0``), so the grouped table is sized by those alone, not by the embeddings
+(PostgreSQL then runs it in one process). Prints JSON.
 
     .venv/bin/python -m research.pg_exact_memory --folder /tmp/pg10m --database bench_10m \\
         --work-mem server 64MB 256MB 1GB > research/pg_bench/exact-memory-10m.json
@@ -27,6 +29,20 @@ from forensic_face.store.gallery import open_gallery
 from forensic_face.store.gallery.postgres import PostgresGallery
 from research.pg_gallery_bench import start_server
 
+SHIPPED_INPUT = ("SELECT person_id, max(ARRAY[-(vector <#> %b), -image_id::float8]) AS best FROM embeddings WHERE "
+                 "model_version = %s GROUP BY person_id")
+NARROW_INPUT = ("SELECT person_id, max(s) AS best FROM (SELECT person_id, ARRAY[-(vector <#> %b), "
+                "-image_id::float8] AS s FROM embeddings WHERE model_version = %s OFFSET 0) e GROUP BY person_id")
+
+
+def query(kind: str) -> str:
+    """The exact search's SQL as shipped, or narrowed (see the module's text)."""
+    shipped = PostgresGallery._rank_best_sql()
+    if kind == "shipped":
+        return shipped
+    assert shipped.count(SHIPPED_INPUT) == 1, "the shipped query changed: update SHIPPED_INPUT"
+    return shipped.replace(SHIPPED_INPUT, NARROW_INPUT)
+
 
 def _aggregates(node: dict) -> list[dict]:
     """The aggregate nodes of an EXPLAIN plan, with what they spent."""
@@ -43,9 +59,11 @@ def main() -> int:
     ap.add_argument("--work-mem", nargs="+", default=["server", "256MB"])
     ap.add_argument("--probes", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--query", choices=("shipped", "narrow"), default="shipped")
     args = ap.parse_args()
     server, url = start_server(args.folder)
-    out: dict = {"database": args.database, "query": PostgresGallery._rank_best_sql(), "settings": {}}
+    sql = query(args.query)
+    out: dict = {"database": args.database, "query": sql, "settings": {}}
     try:
         with open_gallery(url.format(args.database)) as g:
             version = next(iter(g.info()["embeddings_by_model"]))
@@ -67,7 +85,7 @@ def main() -> int:
             for setting in args.work_mem:
                 with g._session() as db:
                     session(db, setting)
-                    plan = db.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + g._rank_best_sql(),
+                    plan = db.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql,
                                       g._rank_best_params(version, probes[0], 100)).fetchone()[0][0]
                     memory = db.execute("SELECT current_setting('work_mem'), current_setting('hash_mem_multiplier')"
                                         ).fetchone()
@@ -83,7 +101,7 @@ def main() -> int:
                         with g._session() as db:
                             session(db, setting)
                             t0 = time.perf_counter()
-                            g._rank_best(db, version, q, 100)
+                            db.execute(sql, g._rank_best_params(version, q, 100)).fetchall()
                             times[setting].append(time.perf_counter() - t0)
             for setting, ts in times.items():
                 out["settings"][setting] |= {"median_s": round(float(np.median(ts)), 2),
