@@ -22,8 +22,8 @@ checked against the product's exact search for the ``--exact-probes`` first prob
 Prints JSON lines, the last the whole result.
 
     nice .venv/bin/python -m research.pg_10m --size 10000000 --folder /tmp/pg10m > research/pg_bench/exact-10m.txt
-    .venv/bin/python -m research.pg_10m --size 10000000 --folder /tmp/pg10m --exact-probes 3 --hnsw 16:64 \
-        --build-memory 15GB > research/pg_bench/hnsw-10m.txt
+    .venv/bin/python -m research.pg_10m --size 10000000 --folder /tmp/pg10m --probes 100 --exact-probes 2 --warm 50 \
+        --hnsw 16:64 --ef-search 100 200 400 800 --build-memory 16GB > research/pg_bench/hnsw-10m.txt
 """
 
 from __future__ import annotations
