@@ -40,7 +40,15 @@ import numpy as np
 from forensic_face.models.calibration import MatchCalibration
 from forensic_face.paths import models_dir
 from forensic_face.store.gallery import open_gallery
-from research.pg_gallery_bench import _breakdown, _latency, after_load, new_database, probes_for, start_server
+from research.pg_gallery_bench import (
+    _breakdown,
+    _latency,
+    after_load,
+    new_database,
+    probes_for,
+    set_ef_search,
+    start_server,
+)
 from research.pg_ivf import like_embeddings
 
 BATCH = 100_000
@@ -117,9 +125,7 @@ def hnsw(g, url: str, cal, m: int, ef_construction: int, build_memory: str, prob
                                           "forensic_face.search_index").fetchone()[0] / 1e6)
     print(json.dumps(out), flush=True)
     for ef in efs:
-        g._db.execute("UPDATE forensic_face.search_index SET ef_search = %s", (ef,))
-        g._db.execute("UPDATE forensic_face.state SET generation = generation + 1")
-        g.identity("bench")
+        set_ef_search(g, ef)
         for q in warm:
             g.rank("bench", q, 10)
         ms, p95, qps, approx = _latency(g, cal, probes, 150.0)

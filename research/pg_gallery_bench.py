@@ -340,9 +340,7 @@ def _hnsw(g, cal, sets: dict, sharp, exact: dict, efs: list[int], m: int, ef_con
                                               prefix or len(next(iter(sets.values()))[0][0]),)).fetchone()[0] / 1e6)
     out["indexes_side_by_side"] = g._db.execute("SELECT count(*) FROM forensic_face.search_index").fetchone()[0]
     for ef in efs:
-        g._db.execute("UPDATE forensic_face.search_index SET ef_search = %s", (ef,))
-        g._db.execute("UPDATE forensic_face.state SET generation = generation + 1")
-        g.identity("bench")
+        set_ef_search(g, ef)
         for share, (probes, warm) in sets.items():
             key = f"ef_search_{ef}" if len(sets) == 1 else f"ef_search_{ef}_share_{share:g}"
             with g._session() as db:
@@ -359,6 +357,14 @@ def _hnsw(g, cal, sets: dict, sharp, exact: dict, efs: list[int], m: int, ef_con
                                                     for a, e in zip(approx, exact[share], strict=True))
                         / len(approx), **_breakdown(g, probes[:30])}
     return out
+
+
+def set_ef_search(g, ef: int) -> None:
+    """Search every index of the gallery with ``ef`` candidates from now on (a new generation, so that the gallery's
+    identity, which records the index settings, is read again)."""
+    g._db.execute("UPDATE forensic_face.search_index SET ef_search = %s", (ef,))
+    g._db.execute("UPDATE forensic_face.state SET generation = generation + 1")
+    g.identity("bench")
 
 
 def _searched_on(search: dict) -> str:
