@@ -124,7 +124,7 @@ def judge(args: argparse.Namespace) -> None:
     fold_b = np.array([fold_of[q] % args.folds for q in z["person_b"]])
     cv = {"drawn only": [0.0, 0], "drawn and generated": [0.0, 0]}
     for f in range(args.folds):
-        held = (fold_a == f) & (fold_b == f) & drawn  # the held-out people's drawn pairs
+        held = ((fold_a == f) | (fold_b == f)) & drawn  # the drawn pairs of a held-out person
         train = (fold_a != f) & (fold_b != f)  # pairs with neither person held out
         for name, rows in (("drawn only", train & drawn), ("drawn and generated", train)):
             ll, n = _log_likelihood(_fit(z, rows), z, held)
