@@ -1,8 +1,9 @@
 """Does the match logistic gain from more calibration pairs? The shipped calibration is fitted on the 600 pairs drawn
 (seed 0) from LFW's pairsDevTrain, 300 of them matched: about 300 scores per level that fix the clean threshold. The
 800 calibration people hold 2,807 images (405 people with two or more), so many more pairs can be made among them
-without touching a training or DevTest person. This script makes such pairs (``generated_pairs``: up to ``--cap``
-matched pairs per person, as many mismatched pairs of two calibration people, none already drawn), scores them with
+without touching a training or DevTest person. This script makes such pairs (written here first; now the product's
+``split.made_pairs``: up to 6 matched pairs per person, as many mismatched pairs of two calibration people, none
+already drawn; adopted by the rule below, so the split holds them as ``calib_made``), scores them with
 the installed bundle as the calibration scores its pairs (the joined similarity and the probe's sharpness, with and
 without the voice, at clean / mild / severe; the degraded copies seeded by their place after the 600), and writes
 the scores (``score``). ``judge`` then applies the rule fixed in ``research/calibration_pairs_rule.txt`` (written
@@ -16,47 +17,13 @@ before any DevTest figure of a refit was seen) and reports DevTest accuracy of b
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
 from forensic_face.models.calibration import MatchCalibration, fit_logistic
-from forensic_face.training.lfw import FolderIndex, Pair
-from forensic_face.training.split import Split
 from forensic_face.vision.degrade import EVAL_LEVELS
-
-
-def generated_pairs(index: FolderIndex, split: Split, cap: int, seed: int = 1) -> list[Pair]:
-    """Pairs among the calibration people that the drawn pairs do not hold: for every person with two or more images
-    up to ``cap`` matched pairs (image pairs drawn without replacement, order random), then as many mismatched pairs
-    of two different calibration people (one image of each, drawn at random)."""
-    rng = np.random.default_rng(seed)
-    images: dict[str, list[str]] = defaultdict(list)
-    for path, person in zip(index.paths, index.people, strict=True):
-        if person in split.calib_people:
-            images[person].append(path)
-    taken = {frozenset((p.a, p.b)) for p in split.calib_pairs}
-    same: list[Pair] = []
-    for person in sorted(images):
-        paths = sorted(images[person])
-        combos = [c for c in itertools.combinations(paths, 2) if frozenset(c) not in taken]
-        for k in sorted(rng.choice(len(combos), min(cap, len(combos)), replace=False)) if combos else []:
-            a, b = combos[k] if rng.random() < 0.5 else combos[k][::-1]
-            same.append(Pair(a, b, True))
-            taken.add(frozenset((a, b)))
-    people = sorted(images)
-    diff: list[Pair] = []
-    while len(diff) < len(same):
-        i, j = rng.choice(len(people), 2, replace=False)
-        a = images[people[i]][rng.integers(len(images[people[i]]))]
-        b = images[people[j]][rng.integers(len(images[people[j]]))]
-        if frozenset((a, b)) not in taken:
-            diff.append(Pair(a, b, False))
-            taken.add(frozenset((a, b)))
-    return same + diff
 
 
 def score(args: argparse.Namespace) -> None:
@@ -72,7 +39,7 @@ def score(args: argparse.Namespace) -> None:
     from forensic_face.training.split import load_split_data
 
     index, split, cache = load_split_data(shared_data_dir() / "lfw")
-    pairs = split.calib_pairs + generated_pairs(index, split, args.cap)
+    pairs = split.calib_pairs + list(split.calib_made)
     engine = FaceEngine(args.models, device="cpu")
     out: dict[str, np.ndarray] = {"same": np.array([p.same for p in pairs]),
                                   "person_a": np.array([p.a.split("/")[0] for p in pairs]),
@@ -157,7 +124,6 @@ def main() -> int:
     s = sub.add_parser("score")
     s.add_argument("--models", type=Path, default=Path("resources/models"))
     s.add_argument("--out", type=Path, required=True)
-    s.add_argument("--cap", type=int, default=6)
     s.add_argument("--workers", type=int, default=2)
     j = sub.add_parser("judge")
     j.add_argument("--scores", type=Path, required=True)

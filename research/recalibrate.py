@@ -28,9 +28,9 @@ def main() -> int:
     args = ap.parse_args()
     progress = console_progress()
     index, split, cache = load_split_data(shared_data_dir() / "lfw", progress)
-    engine = FaceEngine(args.models, device="cpu")
+    engine = FaceEngine(args.models, device="cpu", precision="float32")  # as export_models fits it
     before = engine.meta.get("calibration")
-    cal, info = calibrate(engine, index, cache, split.calib_pairs, 2, progress)
+    cal, info = calibrate(engine, index, cache, split.calib_pairs, 2, progress, split.calib_made)
     history = engine.meta.get("record", {}).get("calibration_history", [])
     save_calibration(args.models, cal, {"calibration_info": info, "calibration_history": [
         *history, {"replaced": date.today().isoformat(), "previous": before}]})

@@ -22,6 +22,7 @@ from forensic_face.models.bundle import RECOGNISERS, calibration_digest
 from forensic_face.models.calibration import MatchCalibration
 from forensic_face.paths import models_dir
 from forensic_face.training.metrics import wilson_interval
+from forensic_face.training.split import CALIB_MADE_CAP
 from forensic_face.vision.degrade import EVAL_LEVELS
 
 #: What each kind of product searches with, as the card names it (:func:`kind`).
@@ -756,8 +757,15 @@ def calibration_text(meta: dict) -> str:
         by_q = (f", by the probe's sharpness T = exp({form}): {float(m.search_temperature(math.expm1(lo))):.4f} for "
                 f"the blurriest probes, {float(m.search_temperature(math.expm1(mid))):.4f} at q = {mid:.2f}, "
                 f"{float(m.search_temperature(math.expm1(hi))):.4f} for the sharpest")
+    made = meta.get("record", {}).get("calibration_info", {}).get("logistic_pairs", {})
+    fitted = (f"Fitted on {cal['n_pairs']:,} held-out pair scores" if not made.get("made") else
+              f"The match logistic fitted on {cal['n_pairs']:,} held-out pair scores, of the {made['drawn']} drawn "
+              f"pairs and {made['made']:,} more made among the same people (up to {CALIB_MADE_CAP} matched pairs a "
+              "person, as many mismatched; `made_pairs` in `forensic_face/training/split.py`: with them its "
+              "held-out likelihood was the higher, by the rule of `research/calibration_pairs_rule.txt`); the "
+              f"temperature on the drawn pairs' {cal['n_searches']:,} searches")
     n = (f" Gallery softmax temperature T = {cal['temperature']:.4f}" + by_q
-         + f". Fitted on {cal['n_pairs']} held-out pair scores (calibration people, clean/mild/severe, with and "
+         + f". {fitted} (calibration people, clean/mild/severe, with and "
          + ("without audio; the voice reaches the joined score through the reconstruction the companion embeds)."
             if joined(meta) else "without audio, which give the face as found the same score)." if as_found(meta)
             else "without audio)."))

@@ -51,7 +51,7 @@ def train_and_export(data: str | Path | None, out: str | Path, overrides: dict, 
     record = train(data, out, cfg, workers=workers, resume=resume, progress=progress, prep=prep)
     dest = Path(export) if export else models_dir()
     engine, _ = export_models(out / "checkpoint.pt", prep.index, prep.cache, prep.split.calib_pairs, dest,
-                              workers, progress)
+                              workers, progress, made=prep.split.calib_made)
     return {"checkpoint": str(out / "checkpoint.pt"), "models": str(dest), "version": engine.info.version,
             "train_seconds": record["train_seconds"], "epochs": len(record["history"]),
             "epochs_this_session": record["epochs_this_session"],
@@ -72,7 +72,7 @@ def evaluate_models(data: str | Path | None, models: str | Path | None, device: 
     # the calibration run at export recorded dlib's thresholds on the same held-out pairs; refit only without it
     info = engine.meta.get("record", {}).get("calibration_info")
     if info is None:
-        _, info = calibrate(engine, index, cache, split.calib_pairs, workers, progress)
+        _, info = calibrate(engine, index, cache, split.calib_pairs, workers, progress, split.calib_made)
     reference, why_not = published_sface()  # measured beside the product in the same run
     report = evaluate(engine, index, cache, split.test_pairs, info, Path(out), workers, progress, reference, why_not)
     report["split"] = split.describe()
@@ -191,7 +191,7 @@ def export_sface_student(data: str | Path | None, run: str | Path, base: str | P
         save_bundle(dest, engine.ae, engine.rec, None, record, source=source, embeds="input", mirror=mirror,
                     companion=joined)
         engine = FaceEngine(dest, device="cpu", precision="float32")
-    cal, info = calibrate(engine, index, cache, split.calib_pairs, workers, progress)
+    cal, info = calibrate(engine, index, cache, split.calib_pairs, workers, progress, split.calib_made)
     record["calibration_info"] = info
     meta = save_bundle(dest, engine.ae, engine.rec, cal, record, source=source, embeds="input", mirror=mirror,
                        companion=joined)
@@ -267,7 +267,7 @@ def join_sharp(data: str | Path | None, models: str | Path | None, dest: str | P
         joined = replace(companion, sharp=replace(sharp, **chosen))
         save(Path(tmp))
         cal, info = calibrate(FaceEngine(tmp, device="cpu", precision="float32"), index, cache, split.calib_pairs,
-                              workers, progress)
+                              workers, progress, split.calib_made)
     record["calibration_info"] = info
     written = save(dest, cal)
     return {"models": str(dest), "version": written["version"], "chosen": record["sharp"]["share_choice"]["chosen"],

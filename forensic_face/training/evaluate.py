@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -367,18 +367,22 @@ def probe_sharpness(probes: Probes) -> np.ndarray:
 
 
 def calibrate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], workers: int = 2,
-              progress: Progress | None = None) -> tuple[MatchCalibration, dict]:
+              progress: Progress | None = None, made: Sequence[Pair] = ()) -> tuple[MatchCalibration, dict]:
     """Fit the match logistic and the softmax temperature on held-out calibration pairs (all levels,
     with and without audio), and the open-set table of gallery leads on their searches at every level of
-    OPEN_SET_LEVELS (``open_set_calibration``)."""
-    same = np.array([p.same for p in pairs])
-    gal = gallery_embeddings(engine, index, cache, [p.a for p in pairs])
-    audio, present = probe_audio(index, pairs, workers, progress)
+    OPEN_SET_LEVELS (``open_set_calibration``). ``made``: more pairs among the same people (``Split.calib_made``),
+    on which the match logistic is fitted too; the temperature, the open-set table and dlib's thresholds are
+    fitted on ``pairs`` alone. Their degraded copies are seeded by their place after ``pairs``."""
+    n = len(pairs)
+    every = list(pairs) + list(made)
+    same = np.array([p.same for p in every])
+    gal = gallery_embeddings(engine, index, cache, [p.a for p in every])
+    audio, present = probe_audio(index, every, workers, progress)
     sims, sharp, ys, dlib_thr, search_sharp = [], [], [], {}, []
     probe_embs = []
-    gal_desc = _dlib_descriptors(index, cache, [p.a for p in pairs])
+    gal_desc = _dlib_descriptors(index, cache, [p.a for p in every])
     for level in EVAL_LEVELS:
-        probes = engine_probes(engine, index, cache, pairs, level, "calib", workers, progress)
+        probes = engine_probes(engine, index, cache, every, level, "calib", workers, progress)
         e_deg = engine.embed(probes.rec_crop) if engine.embeds == "input" else None
         for a in (audio, None):
             s = score_pairs(engine, gal, probes, a, present, e_deg) if engine.searches_reconstruction \
@@ -387,11 +391,11 @@ def calibrate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], worker
             sharp.append(probe_sharpness(probes))
             ys.append(same)
             if a is not None:
-                probe_embs.append(s["product_emb"])
-                search_sharp.append(sharp[-1])
-        ds = dlib_scores(gal_desc, probes)
-        fpr, tpr, thr = roc_curve(ds, same)
-        acc = [((ds >= t) == same).mean() for t in thr]
+                probe_embs.append(s["product_emb"][:n])
+                search_sharp.append(sharp[-1][:n])
+        ds = dlib_scores(gal_desc, probes)[:n]
+        fpr, tpr, thr = roc_curve(ds, same[:n])
+        acc = [((ds >= t) == same[:n]).mean() for t in thr]
         dlib_thr[level] = float(-thr[int(np.argmax(acc))])
     # temperature: closed-set search of matched probes among the calibration people (one clean image each)
     search = CalibrationSearches.of(engine, index, cache, pairs)
@@ -399,7 +403,8 @@ def calibrate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], worker
                           search.truth, [s_[search.matched] for s_ in search_sharp],
                           open_set_calibration(engine, index, cache, pairs, search.gallery, search.pos, workers,
                                                progress))
-    return cal, {"dlib_threshold_by_level": dlib_thr, "calib_people": len(search.pos)}
+    return cal, {"dlib_threshold_by_level": dlib_thr, "calib_people": len(search.pos),
+                 "logistic_pairs": {"drawn": n, "made": len(made)}}
 
 
 #: The companion's share l of the blurriest probes tried by :func:`choose_companion_weight`.
@@ -1005,8 +1010,10 @@ def _open_set_plot(ident: dict, path: Path, reference: str = "") -> None:
 
 
 def export_models(checkpoint: Path, index: FolderIndex, cache: dict, calib_pairs: list[Pair], dest: Path,
-                  workers: int = 2, progress: Progress | None = None, extra_record: dict | None = None):
-    """Checkpoint -> calibrated model bundle in ``dest`` (weights, configs, calibration, training record)."""
+                  workers: int = 2, progress: Progress | None = None, extra_record: dict | None = None,
+                  made: Sequence[Pair] = ()):
+    """Checkpoint -> calibrated model bundle in ``dest`` (weights, configs, calibration, training record);
+    ``made``: :func:`calibrate`'s."""
     from datetime import date
 
     from forensic_face.engine.inference import FaceEngine
@@ -1020,7 +1027,7 @@ def export_models(checkpoint: Path, index: FolderIndex, cache: dict, calib_pairs
     record = {"date": date.today().isoformat(), **record, **(extra_record or {})}
     save_bundle(dest, ae, rec, None, record)
     engine = FaceEngine(dest, device="cpu", precision="float32")  # fitted the same on every machine
-    cal, info = calibrate(engine, index, cache, calib_pairs, workers, progress)
+    cal, info = calibrate(engine, index, cache, calib_pairs, workers, progress, made)
     record["calibration_info"] = info
     save_bundle(dest, engine.ae, engine.rec, cal, record)
     return FaceEngine(dest, device="cpu", precision="float32"), info

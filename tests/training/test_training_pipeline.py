@@ -24,6 +24,28 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory):
     mp.undo()
 
 
+def test_made_calibration_pairs(tiny_lfw: Path) -> None:
+    """The pairs made among the calibration people: only those people, none drawn already or made twice, matched
+    pairs of one person (at most the cap each) and as many mismatched ones of two, the same every time."""
+    from forensic_face.training.lfw import index_folder
+    from forensic_face.training.split import make_split, made_pairs
+
+    index = index_folder(tiny_lfw)
+    split = make_split(index)
+    made = list(split.calib_made)
+    assert made and made == list(make_split(index).calib_made)
+    person = lambda path: path.split("/")[0]  # noqa: E731
+    assert all(person(p.a) in split.calib_people and person(p.b) in split.calib_people for p in made)
+    keys = [frozenset((p.a, p.b)) for p in made]
+    assert len(set(keys)) == len(keys) and not set(keys) & {frozenset((p.a, p.b)) for p in split.calib_pairs}
+    same = [p for p in made if p.same]
+    assert all(person(p.a) == person(p.b) and p.a != p.b for p in same)
+    assert all(person(p.a) != person(p.b) for p in made if not p.same)
+    assert len(same) == len(made) - len(same)
+    one = made_pairs(index, split.calib_people, split.calib_pairs, cap=1)
+    assert max(sum(person(p.a) == q for p in one if p.same) for q in split.calib_people) == 1
+
+
 def test_train_resume_export_evaluate(tiny_lfw: Path, isolated_cache, tmp_path: Path) -> None:
     from forensic_face.engine.inference import FaceEngine
     from forensic_face.training.evaluate import evaluate, export_models
@@ -52,8 +74,13 @@ def test_train_resume_export_evaluate(tiny_lfw: Path, isolated_cache, tmp_path: 
     assert [h["epoch"] for h in resumed["history"]] == [1, 2]  # continued, not restarted
 
     dest = tmp_path / "models"
-    engine, _ = export_models(out / "checkpoint.pt", prep.index, prep.cache, split.calib_pairs, dest, workers=1)
+    engine, info = export_models(out / "checkpoint.pt", prep.index, prep.cache, split.calib_pairs, dest, workers=1,
+                                 made=split.calib_made)
     assert FaceEngine.available(dest) and engine.calibration is not None
+    # the match logistic saw the made pairs too (every level, with and without the voice)
+    assert split.calib_made and info["logistic_pairs"] == {"drawn": len(split.calib_pairs),
+                                                           "made": len(split.calib_made)}
+    assert engine.calibration.n_pairs == 6 * (len(split.calib_pairs) + len(split.calib_made))
     meta = json.loads((dest / "models.json").read_text())
     assert meta["weights_sha256"] == engine.info.weights_sha256
     faces = prep.arrays.degraded[:3, 0]
