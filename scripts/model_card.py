@@ -272,7 +272,9 @@ def previous_model(ev: dict, prev: dict | None, meta: dict) -> list[str]:
     name = made.get("recogniser", "ff-cnn")  # evaluations made before the key existed were of the ff-cnn
     kept = as_found(meta) and version in {hop["from_bundle"] for hop in ae_origin(meta["record"])[0]} | {
         (meta["record"].get("sharp") or {}).get("joined_to")}  # join-sharp keeps the bundle's autoencoder
-    same = "the same DevTest pairs and searches" if prev.get("split") == ev.get("split") else "its own DevTest split"
+    test = lambda split: {k: (split or {}).get(k) for k in ("source", "test_people", "test_pairs")}  # noqa: E731
+    same = "the same DevTest pairs and searches" if test(prev.get("split")) == test(ev.get("split")) \
+        else "its own DevTest split"
     lines = ["", f"## Against the previous model ({name}, version `{version}`)", "",
              f"The previous bundle's evaluation (`evaluation_previous.json`), on {same}, each model as its product "
              f"searches (the previous one: the {PIPELINE[kind(prev)]}; this one: the {PIPELINE[kind(ev)]}), "
@@ -758,17 +760,18 @@ def calibration_text(meta: dict) -> str:
                 f"the blurriest probes, {float(m.search_temperature(math.expm1(mid))):.4f} at q = {mid:.2f}, "
                 f"{float(m.search_temperature(math.expm1(hi))):.4f} for the sharpest")
     made = meta.get("record", {}).get("calibration_info", {}).get("logistic_pairs", {})
-    fitted = (f"Fitted on {cal['n_pairs']:,} held-out pair scores" if not made.get("made") else
-              f"The match logistic fitted on {cal['n_pairs']:,} held-out pair scores, of the {made['drawn']} drawn "
-              f"pairs and {made['made']:,} more made among the same people (up to {CALIB_MADE_CAP} matched pairs a "
-              "person, as many mismatched; `made_pairs` in `forensic_face/training/split.py`: with them its "
-              "held-out likelihood was the higher, by the rule of `research/calibration_pairs_rule.txt`); the "
-              f"temperature on the drawn pairs' {cal['n_searches']:,} searches")
     n = (f" Gallery softmax temperature T = {cal['temperature']:.4f}" + by_q
-         + f". {fitted} (calibration people, clean/mild/severe, with and "
-         + ("without audio; the voice reaches the joined score through the reconstruction the companion embeds)."
-            if joined(meta) else "without audio, which give the face as found the same score)." if as_found(meta)
-            else "without audio)."))
+         + (". Fitted on" if not made.get("made") else ". The match logistic fitted on")
+         + f" {cal['n_pairs']:,} held-out pair scores (calibration people, clean/mild/severe, with and "
+         + ("without audio; the voice reaches the joined score through the reconstruction the companion embeds)"
+            if joined(meta) else "without audio, which give the face as found the same score)" if as_found(meta)
+            else "without audio)")
+         + ("." if not made.get("made") else
+            f": of the {made['drawn']} drawn pairs and {made['made']:,} more made among the same people (up to "
+            f"{CALIB_MADE_CAP} matched pairs a person, as many mismatched; `made_pairs` in "
+            "`forensic_face/training/split.py`), with which its held-out likelihood was the higher (the rule of "
+            f"`research/calibration_pairs_rule.txt`); the temperature on the drawn pairs' {cal['n_searches']:,} "
+            "searches."))
     sim = "the joined cosine similarity s" if joined(meta) else "the cosine similarity s"
     if not cal.get("quality_range"):
         return (f"- **Calibration**: match probability p = sigmoid(w0 + w1·s) of {sim}; 'same "
@@ -797,12 +800,17 @@ def calibration_text(meta: dict) -> str:
                  f"{table['people'][-1]} and beyond: {m.open_set_threshold(table['people'][-1]):.3f}); see "
                  "'Gallery search' below.")
     history = meta["record"].get("calibration_history", [])
-    if history and history[0].get("previous"):
-        prev = history[0]["previous"]["weights"]
+    if history and history[-1].get("previous"):
+        prev = history[-1]["previous"]
+        pm = MatchCalibration.from_dict(prev)
+        before = (f"p = sigmoid(w0 + w1·s) with one threshold, s ≥ {pm.threshold(None):.3f}"
+                  if not pm.uses_quality else
+                  f"the same form fitted on {prev['n_pairs']:,} pair scores (weights "
+                  + ", ".join(f"{v:.3f}" for v in prev["weights"])
+                  + f"; 'same person' from s ≥ {pm.threshold(0.0):.3f} to s ≥ {pm.threshold(1e9):.3f})")
         text += (f" Refitted on {history[-1]['replaced']} with `research/recalibrate.py` (weights unchanged, so "
-                 f"the version is too; results record the calibration's SHA-256). It replaced p = sigmoid(w0 + "
-                 f"w1·s) with one threshold, s ≥ {-prev[0] / prev[1]:.3f}, and no open-set threshold; see 'Match "
-                 "calibration' below.")
+                 f"the version is too; results record the calibration's SHA-256). It replaced {before}"
+                 + ("" if prev.get("open_set") else ", and no open-set threshold") + "; see 'Match calibration' below.")
     return text
 
 
