@@ -28,7 +28,7 @@ def test_made_calibration_pairs(tiny_lfw: Path) -> None:
     """The pairs made among the calibration people: only those people, none drawn already or made twice, matched
     pairs of one person (at most the cap each) and as many mismatched ones of two, the same every time."""
     from forensic_face.training.lfw import index_folder
-    from forensic_face.training.split import make_split, made_pairs
+    from forensic_face.training.split import made_pairs, make_split
 
     index = index_folder(tiny_lfw)
     split = make_split(index)
