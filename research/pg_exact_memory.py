@@ -8,9 +8,10 @@ database, its server's data folder) with ``work_mem`` set for the search's trans
 turn (``server``: the server's own setting), rounds interleaved, the probes noisy copies of stored embeddings:
 median seconds, and from one ``EXPLAIN (ANALYZE, BUFFERS)`` per setting the temporary blocks written (8 kB each),
 the aggregate's memory and batches, and the workers. The gallery's HNSW index, if any, is not used (the query is
-the exact search's). ``--query narrow``: the same query with each row's similarity (and image) computed in a subquery
-that the planner may not merge (``OFFSET 0``), so the grouped table is sized by those alone, not by the embeddings
-(PostgreSQL then runs it in one process). Prints JSON.
+the exact search's). A ``--work-mem`` entry may add planner settings (``server+enable_hashagg=off``: the
+grouped table built from rows in person order, not hashed). ``--query narrow``: the same query with each row's
+similarity (and image) computed in a subquery that the planner may not merge (``OFFSET 0``), so the grouped table is
+sized by those alone, not by the embeddings (PostgreSQL then runs it in one process). Prints JSON.
 
     .venv/bin/python -m research.pg_exact_memory --folder /tmp/pg10m --database bench_10m \\
         --work-mem server 64MB 256MB 1GB > research/pg_bench/exact-memory-10m.json
@@ -56,7 +57,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--folder", type=Path, required=True, help="the folder research.pg_10m ran its server in")
     ap.add_argument("--database", default="bench_10m")
-    ap.add_argument("--work-mem", nargs="+", default=["server", "256MB"])
+    ap.add_argument("--work-mem", nargs="+", default=["server", "256MB"],
+                    help="each: a work_mem ('server': the server's), optionally followed by '+name=value' planner "
+                         "settings for the transaction, e.g. server+enable_hashagg=off")
     ap.add_argument("--probes", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--query", choices=("shipped", "narrow"), default="shipped")
@@ -79,8 +82,12 @@ def main() -> int:
             def session(db, setting: str) -> None:
                 db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 db.execute("SET LOCAL search_path = forensic_face, public")
-                if setting != "server":
-                    db.execute("SELECT set_config('work_mem', %s, true)", (setting,))
+                memory, *others = setting.split("+")
+                if memory != "server":
+                    db.execute("SELECT set_config('work_mem', %s, true)", (memory,))
+                for other in others:  # name=value: a planner setting for the transaction
+                    name, value = other.split("=")
+                    db.execute("SELECT set_config(%s, %s, true)", (name, value))
 
             for setting in args.work_mem:
                 with g._session() as db:
