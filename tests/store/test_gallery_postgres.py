@@ -209,6 +209,36 @@ def test_a_large_gallery_ranks_its_best_people_and_a_histogram_of_the_rest(postg
             assert part.people_searched == full.people_searched == 500 and part.confident == full.confident
 
 
+def _plan_nodes(node: dict) -> list[dict]:
+    return [node] + [n for child in node.get("Plans", []) for n in _plan_nodes(child)]
+
+
+def test_the_exact_search_groups_people_in_index_order(postgres) -> None:
+    """Above FULL_RANK_PEOPLE the exact search builds its per-person table from the rows in person order (the
+    (model_version, person_id) index), never a hashed or sorted table: at millions of people PostgreSQL chose a
+    hashed one, which spilled the rows, embeddings and all, to tens of GB of temporary files a search. Left to
+    itself the planner hashes this small gallery too."""
+    rng = np.random.default_rng(4)
+    with open_gallery(postgres.database(), mode="create") as g:
+        g.bulk_add("v1", [f"P{i:04d}" for i in range(500)], np.repeat(np.arange(500), 4), _unit(rng, 2000, 16),
+                   [f"<{i}>" for i in range(2000)])
+        g._db.execute("ANALYZE")
+        plans = {}
+        for settings in (False, True):
+            with g._session() as db:
+                if settings:
+                    g._rank_best_settings(db)
+                plans[settings] = _plan_nodes(db.execute("EXPLAIN (FORMAT JSON) " + g._rank_best_sql(),
+                                                         g._rank_best_params("v1", _unit(rng, 1, 16)[0], 20)
+                                                         ).fetchone()[0][0]["Plan"])
+    by_person = {k: [n for n in nodes if n["Node Type"] == "Aggregate" and "person_id" in str(n.get("Group Key"))]
+                 for k, nodes in plans.items()}
+    assert any(n["Strategy"] == "Hashed" for n in by_person[False])  # what the settings are there to prevent
+    assert by_person[True] and all(n["Strategy"] == "Sorted" for n in by_person[True])
+    assert not [n for n in plans[True] if n["Node Type"] == "Sort" and "person_id" in str(n.get("Sort Key"))]
+    assert any(n.get("Index Name") == "embeddings_model_person" for n in plans[True])
+
+
 def _index_scans(postgres, database: str, expected: int) -> int:
     """Scans of the gallery's HNSW indexes so far, waited for until they reach ``expected`` or 30 s pass (each
     backend sends its statistics on its own, within a second or so, longer on a busy machine: in pieces)."""

@@ -480,12 +480,22 @@ class PostgresGallery:
 
     def _rank_best(self, db, model_version: str, q: np.ndarray, people: int) -> tuple[list[tuple], Histogram]:
         """The ``people`` best people, and a histogram of the others' best similarities, in one scan."""
+        self._rank_best_settings(db)
         rows = db.execute(self._rank_best_sql(), self._rank_best_params(model_version, q, people)).fetchall()
         width = 2.0 / SIMILARITY_BINS
         bins = np.array([r[4] for r in rows if r[0] is None], np.float64)
         counts = np.array([r[5] for r in rows if r[0] is None], np.float64)
         centres = -1.0 + (np.clip(bins, 1, SIMILARITY_BINS) - 0.5) * width  # beyond [-1, 1]: at the edge
         return [r[:4] for r in rows if r[0] is not None], Histogram(centres, counts, width)
+
+    @staticmethod
+    def _rank_best_settings(db) -> None:
+        """The exact search's transaction groups by person the rows as the (model_version, person_id) index gives
+        them, never in a hashed or sorted table: at millions of people PostgreSQL otherwise hashes, and a hashed or
+        sorted table that outgrows ``work_mem`` goes to temporary files sized by the rows, embeddings and all (at 10M
+        embeddings 31 GB a search, 46 s; in person order 15-26 s; at 1M the planner's own choice is that order:
+        ``research/pg_exact_memory.py``, ``research/pg_bench/exact-plan-*.json``)."""
+        db.execute("SELECT set_config('enable_hashagg', 'off', true), set_config('enable_sort', 'off', true)")
 
     @staticmethod
     def _rank_best_sql() -> str:
