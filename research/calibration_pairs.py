@@ -40,7 +40,7 @@ def score(args: argparse.Namespace) -> None:
 
     index, split, cache = load_split_data(shared_data_dir() / "lfw")
     pairs = split.calib_pairs + list(split.calib_made)
-    engine = FaceEngine(args.models, device="cpu")
+    engine = FaceEngine(args.models, device="cpu", precision="float32")  # as the calibration is fitted
     out: dict[str, np.ndarray] = {"same": np.array([p.same for p in pairs]),
                                   "person_a": np.array([p.a.split("/")[0] for p in pairs]),
                                   "person_b": np.array([p.b.split("/")[0] for p in pairs]),
