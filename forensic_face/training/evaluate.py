@@ -384,15 +384,16 @@ def calibrate(engine, index: FolderIndex, cache: dict, pairs: list[Pair], worker
     for level in EVAL_LEVELS:
         probes = engine_probes(engine, index, cache, every, level, "calib", workers, progress)
         e_deg = engine.embed(probes.rec_crop) if engine.embeds == "input" else None
+        level_sharp = probe_sharpness(probes)
         for a in (audio, None):
             s = score_pairs(engine, gal, probes, a, present, e_deg) if engine.searches_reconstruction \
                 else _input_scores(gal, e_deg)
             sims.append(s["product"])
-            sharp.append(probe_sharpness(probes))
+            sharp.append(level_sharp)
             ys.append(same)
             if a is not None:
                 probe_embs.append(s["product_emb"][:n])
-                search_sharp.append(sharp[-1][:n])
+                search_sharp.append(level_sharp[:n])
         ds = dlib_scores(gal_desc, probes)[:n]
         fpr, tpr, thr = roc_curve(ds, same[:n])
         acc = [((ds >= t) == same[:n]).mean() for t in thr]
