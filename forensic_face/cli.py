@@ -87,11 +87,14 @@ def _cmd_join_sharp(args: argparse.Namespace) -> int:
     from forensic_face.services.training import join_sharp
 
     done = join_sharp(args.data, args.models, args.out or args.models or models_dir(), onnx=args.onnx,
-                      workers=args.workers, progress=console_progress(), share=args.share, ramp=args.ramp)
+                      workers=args.workers, progress=console_progress(), share=args.share, ramp=args.ramp,
+                      cross=args.cross)
     chosen = done["chosen"]
+    how = "as given" if args.share is not None else "chosen on the calibration people"
+    cross = f"; the recogniser's probe {args.cross:g} against its gallery embedding" if args.cross else ""
     print(json.dumps(done, indent=2) if args.json else
           f"SFace as published joined for sharp probes (share {chosen['T']:g}, from 0 at {chosen['R']:g} below the "
-          f"companion's sharp end; chosen on the calibration people); models {done['version']} "
+          f"companion's sharp end; {how}{cross}); models {done['version']} "
           f"written to {done['models']}; refit the clip calibration: forensic-face evaluate --clips --refit")
     return 0
 
@@ -914,6 +917,9 @@ def _join_sharp_parser(sub) -> None:
     p.add_argument("--share", type=float, help="its share T of the recogniser side for a sharp probe (with --ramp; "
                                                "default: chosen on the calibration people)")
     p.add_argument("--ramp", type=float, help="how far below the companion's sharp end (in q) its share falls to 0")
+    p.add_argument("--cross", type=float, default=0.0,
+                   help="the share b of the recogniser's cosine taken against the gallery face's SFace embedding "
+                        "(the student's probe against the teacher's gallery face; default: %(default)s, none)")
     p.add_argument("--workers", type=int, default=2, help="processes for cropping (default: %(default)s)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_join_sharp)

@@ -1121,6 +1121,17 @@ def sharp_text(meta: dict) -> str:
             "rounding), so `models.pt` stores only SFace's tensors that differ (`sharp.*`) and the engine runs the "
             "shared blocks once for a face both embed. Each search records the weights it used (`paths`), and the "
             "report prints them.")
+    if sh.get("cross"):
+        b = sh["cross"]
+        text += (f" **Cross share** b = {b:g}: the student's cosine in that mean is (1 − b) × the student's probe "
+                 "against the student's gallery embedding + b × the student's probe against SFace's gallery "
+                 "embedding, since the student was tuned to land on SFace's embedding of the clean face; the probe's "
+                 "query alone carries it (its student part moved b into its SFace part): a gallery face's embedding is "
+                 "the same numbers as under the bundle without it. Chosen on "
+                 "the calibration people by the rule `research/asymmetric/decision_rule.txt`, written before it was "
+                 "scored (b = 0.5 of 0.25-1: the higher severe rank-1; `research/asymmetric/result.json`), then "
+                 "simulated within this join and on DevTest before it was built (`research/asymmetric/join.json`: "
+                 "mild rank-1 71.8 → 73.8 %, McNemar p = 0.035, nothing significantly lower).")
     if not choice.get("tried"):
         return text + (f" Its share and ramp were given on the command line (`--share {top:g} --ramp {hi - lo:g}`)."
                        if choice.get("given") else "")

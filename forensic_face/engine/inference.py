@@ -177,6 +177,9 @@ class FaceEngine:
             if self.embeds != "input":
                 raise ForensicFaceError(f"{self.folder}: a sharp recogniser joins only a recogniser of the face as "
                                         "found; the bundle is inconsistent")
+            if self.sharp.cross and int(self.sharp.net.config.embed_dim) != int(self.meta["rec"]["embed_dim"]):
+                raise ForensicFaceError(f"{self.folder}: a cross share compares the recogniser's embedding with the "
+                                        "sharp recogniser's, which must be of one length; the bundle is inconsistent")
             # a student tuned from the sharp network with its first blocks frozen shares them (stored once): a face
             # both embed goes through them once (TwoHeads), about a third less time than the two networks apart
             shared = (shared_blocks(self.rec, self.sharp.net) if isinstance(self.rec, SFaceNet)
@@ -226,6 +229,8 @@ class FaceEngine:
                                                 "share": sh.share, "quality_range": list(sh.quality_range),
                                                 "gallery_weight": sh.weight,
                                                 "input": f"{self.rec_size} px, {self.rec_alignment} alignment"}
+                if sh.cross:
+                    params["companion"]["sharp"]["cross"] = sh.cross
         self.info = EngineInfo(version=self.meta["version"], device=str(self.device),
                                weights_sha256=self.meta["weights_sha256"], size=self.size, torch=torch.__version__,
                                params=params, calibration_sha256=calibration_digest(cal))

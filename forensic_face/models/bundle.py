@@ -121,7 +121,12 @@ class Sharp:
     found, in the recogniser's crop. Of the recogniser side's similarity, a probe gives it the share
     t = ``share`` x clip((q - lo) / (hi - lo), 0, 1), q = log(1 + sharpness) over ``quality_range`` (lo, hi): 0 for a
     blurred probe, ``share`` for one as sharp as a clean face. A gallery face holds its embedding at ``weight`` of the
-    recogniser side's squared length (any weight gives the same similarities; :meth:`Companion.joined`)."""
+    recogniser side's squared length (any weight gives the same similarities; :meth:`Companion.joined`).
+
+    ``cross`` b: of the recogniser's cosine, the share taken against the gallery face's sharp embedding instead of its
+    own: the recogniser's term becomes (1 - b) S(p).S(g) + b S(p).T(g) (the student S was tuned to land on SFace's T
+    embedding of the clean face; ``research/asymmetric/``). A probe's query alone carries it (:meth:`Companion.query`):
+    a gallery face's embedding is the same as without it. 0: the form before it."""
 
     net: torch.nn.Module
     share: float  # T: its share of the recogniser side's similarity for a sharp probe, 0 < T <= 1
@@ -129,11 +134,15 @@ class Sharp:
     weight: float = 0.5  # u: its share of a gallery face's recogniser side (squared length), 0 < u < 1
     mirror: bool = True
     source: str = ""
+    cross: float = 0.0  # b: the recogniser's share of its cosine against the gallery's sharp embedding, 0 <= b < 1
 
     def describe(self) -> dict:
-        return {"architecture": recogniser_architecture(self.net), "source": self.source, "embeds": "input",
-                "mirror": bool(self.mirror), "weight": float(self.weight), "share": float(self.share),
-                "quality_range": [float(v) for v in self.quality_range], "config": self.net.config.as_dict()}
+        out = {"architecture": recogniser_architecture(self.net), "source": self.source, "embeds": "input",
+               "mirror": bool(self.mirror), "weight": float(self.weight), "share": float(self.share),
+               "quality_range": [float(v) for v in self.quality_range], "config": self.net.config.as_dict()}
+        if self.cross:  # absent at 0, so a bundle of the form before keeps its version
+            out["cross"] = float(self.cross)
+        return out
 
     def probe_shares(self, sharpness) -> np.ndarray:
         """Each probe's t (its share of the recogniser side's similarity) from its sharpness."""
@@ -146,20 +155,21 @@ class Sharp:
         cls.check(spec)
         lo, hi = spec["quality_range"]
         return cls(net, float(spec["share"]), (float(lo), float(hi)), float(spec.get("weight", 0.5)),
-                   spec.get("mirror", True), spec.get("source", ""))
+                   spec.get("mirror", True), spec.get("source", ""), float(spec.get("cross", 0.0)))
 
     @classmethod
     def check(cls, spec: dict) -> None:
         """Raises ForensicFaceError for a sharp entry this version cannot use."""
-        t, u, qr = spec.get("share"), spec.get("weight", 0.5), spec.get("quality_range")
+        t, u, qr, b = spec.get("share"), spec.get("weight", 0.5), spec.get("quality_range"), spec.get("cross", 0.0)
         ok = (isinstance(t, int | float) and 0.0 < float(t) <= 1.0 and isinstance(u, int | float)
+              and isinstance(b, int | float) and not isinstance(b, bool) and 0.0 <= float(b) < 1.0
               and 0.0 < float(u) < 1.0 and isinstance(qr, list | tuple) and len(qr) == 2
               and all(isinstance(v, int | float) for v in qr) and qr[0] < qr[1]
               and spec.get("embeds", "input") == "input" and isinstance(spec.get("mirror", True), bool))
         if not ok:
             raise ForensicFaceError(f"the bundle's sharp recogniser needs a share in (0, 1], a gallery weight in "
-                                    f"(0, 1) and a quality range low < high, and embeds the face as found; got "
-                                    f"share {t!r}, weight {u!r}, quality_range {qr!r}")
+                                    f"(0, 1), a quality range low < high and a cross share in [0, 1), and embeds the "
+                                    f"face as found; got share {t!r}, weight {u!r}, quality_range {qr!r}, cross {b!r}")
 
 
 @dataclass
@@ -182,7 +192,10 @@ class Companion:
     W = ((1 - L)(1 - t), (1 - L) t, L) (L the companion's weight in the mean at the probe's l, as without a sharp
     part: :func:`mean_weights`; t the sharp part's share), and a query is the joined vector divided by
     sum_i sqrt(G_i) |x_i|, so that its inner product with a gallery face is sum_i W_i cos_i. The two-part form is
-    the same rule with G = (1 - w, w)."""
+    the same rule with G = (1 - w, w). With the sharp part's ``cross`` b > 0 the query then moves b of its
+    recogniser part into its sharp part (scaled by sqrt(G_1 / G_2)), so the recogniser's term is
+    W_1 ((1 - b) S(p).S(g) + b S(p).T(g)); :meth:`path_weights` and :meth:`pooled_directions` undo that move first
+    (:meth:`crossed`)."""
 
     net: torch.nn.Module
     weight: float  # the gallery side's l (and the probe's without probe_weight), 0 < weight < 1
@@ -244,10 +257,27 @@ class Companion:
             shares = wanted / wanted.sum(1, keepdims=True)
         return np.concatenate([np.sqrt(shares[:, [i]]) * u for i, u in enumerate(units)], axis=1).astype(np.float32)
 
+    def crossed(self, queries: np.ndarray, back: bool = False) -> np.ndarray:
+        """Queries (N, D) with b = the sharp part's ``cross`` of the recogniser part x moved into the sharp part:
+        ((1 - b) x, y + b sqrt(G_1 / G_2) x, z); ``back``: that move undone. Unchanged without a cross share."""
+        q = np.array(np.atleast_2d(queries), np.float64)
+        if self.sharp is None or not self.sharp.cross:
+            return q
+        b, (g1, g2, _) = self.sharp.cross, self.gallery_shares
+        main, sharp, _ = self.parts(q)  # views of q
+        if main.shape[1] != sharp.shape[1]:
+            raise ValueError(f"a cross share needs the recogniser's and the sharp part's embeddings of one length, "
+                             f"not {main.shape[1]} and {sharp.shape[1]}")
+        x = main / (1.0 - b) if back else main.copy()
+        sharp += (-1.0 if back else 1.0) * b * np.sqrt(g1 / g2) * x
+        main[:] = x if back else (1.0 - b) * x
+        return q
+
     def path_weights(self, queries: np.ndarray) -> np.ndarray:
         """The weights (N, parts) of the parts' cosines in the similarities of probe queries (:meth:`query`'s
-        form, a pooled template's too): what each recogniser contributed to a score."""
-        parts = self.parts(np.atleast_2d(np.asarray(queries, np.float64)))
+        form, a pooled template's too): what each recogniser contributed to a score (with a cross share, the
+        recogniser's weight is its whole term's, both gallery parts it is compared with)."""
+        parts = self.parts(self.crossed(queries, back=True))
         terms = np.stack([np.sqrt(g) * np.linalg.norm(x, axis=1) for g, x in zip(self.gallery_shares, parts,
                                                                                  strict=True)], axis=1)
         return terms / terms.sum(1, keepdims=True)
@@ -264,20 +294,21 @@ class Companion:
         last ``embed_dim`` values: a probe's joined unit vector, or a template pooled from several) divided by
         sqrt(1 - weight) |a| + sqrt(weight) |b|: the inner product with a gallery face's joined vector is then the
         mean of the recogniser's and the companion's cosines weighted by those two terms. With a sharp part, the
-        sum over the three parts of sqrt(G_i) |x_i| (see the class)."""
+        sum over the three parts of sqrt(G_i) |x_i| (see the class), and then, with a cross share, its recogniser
+        part moved as :meth:`crossed` says."""
         joined = np.atleast_2d(np.asarray(joined, np.float64))
         scale = sum(np.sqrt(g) * np.linalg.norm(x, axis=1)
                     for g, x in zip(self.gallery_shares, self.parts(joined), strict=True))
         if not np.all(np.isfinite(scale) & (scale > 1e-6)):
             raise ValueError("a probe query needs a finite, non-zero joined vector")
-        return (joined / scale[:, None]).astype(np.float32)
+        return self.crossed(joined / scale[:, None]).astype(np.float32)
 
     def pooled_directions(self, queries: np.ndarray, scale: float = 1.0) -> np.ndarray:
         """Probe queries (N, D) (:meth:`query`'s form) as the unit joined vectors that a template pools: each
         frame's [sqrt(1 - l) main, sqrt(l) companion] with its share l times ``scale`` (the clip calibration's
         ``companion_share``; 1: the frame's own share, the query's direction as it is). The share and the two unit
         embeddings are read back from the joined vector (l is its companion half's squared length)."""
-        q = np.atleast_2d(np.asarray(queries, np.float64))
+        q = self.crossed(queries, back=True)
         norms = np.linalg.norm(q, axis=1, keepdims=True)
         if not np.all(np.isfinite(norms) & (norms > 1e-6)):
             raise ValueError("pooling needs finite, non-zero probe queries")

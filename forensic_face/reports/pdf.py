@@ -726,7 +726,11 @@ def _joined(companion: dict) -> str:
                f"{math.expm1(sharp['quality_range'][0]):.0f} or less, that share from "
                f"{math.expm1(sharp['quality_range'][1]):.0f} up (which 95 % of clean faces reach), since the tuned "
                "recogniser lost some of the published network's accuracy on clean faces (chosen on held-out "
-               "people; each search's report gives the shares it used)"))
+               "people; each search's report gives the shares it used)"
+               + ("" if not sharp.get("cross") else
+                  f"; and {sharp['cross']:.0%} of the first's cosine compares the probe's tuned embedding with the "
+                  "gallery face's published SFace embedding instead of its tuned one, since the tuning taught the "
+                  "first network to land on that embedding (chosen on held-out people)")))
 
 
 def _moved_back(tuning: dict | None) -> str:

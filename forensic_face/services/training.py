@@ -199,15 +199,18 @@ def export_sface_student(data: str | Path | None, run: str | Path, base: str | P
 
 
 def join_sharp(data: str | Path | None, models: str | Path | None, dest: str | Path, *, onnx: str | Path | None,
-               workers: int, progress: Progress, share: float | None = None, ramp: float | None = None) -> dict:
+               workers: int, progress: Progress, share: float | None = None, ramp: float | None = None,
+               cross: float = 0.0) -> dict:
     """The joined bundle in ``models`` (default: the installed models; an SFace student joined to a companion of the
     reconstruction) with SFace as published joined as its sharp part (:class:`~forensic_face.models.bundle.Sharp`,
     from ``onnx``, default the shared weights folder's file, checked against its recorded SHA-256), written to
     ``dest`` (may be ``models``): its share chosen on the calibration people
     (:func:`~forensic_face.training.evaluate.choose_sharp_share`), or ``share`` T and ``ramp`` R as given, then the
-    match calibration, temperature and open-set table refitted there. The clip calibration is not carried over
-    (refit it: ``forensic-face evaluate --clips --refit``). Refused, leaving ``dest`` as it was, when the rule keeps
-    the bundle without the sharp part. Returns what was chosen and written."""
+    match calibration, temperature and open-set table refitted there. ``cross``: the share b of the recogniser's
+    cosine taken against the gallery face's sharp embedding (:class:`~forensic_face.models.bundle.Sharp`; 0: none),
+    given (chosen by ``research/asymmetric/``'s rule), applied while the share is chosen too. The clip calibration
+    is not carried over (refit it: ``forensic-face evaluate --clips --refit``). Refused, leaving ``dest`` as it was,
+    when the rule keeps the bundle without the sharp part. Returns what was chosen and written."""
     import tempfile
     from datetime import date
 
@@ -223,6 +226,8 @@ def join_sharp(data: str | Path | None, models: str | Path | None, dest: str | P
 
     if (share is None) != (ramp is None):
         raise ForensicFaceError("give both the sharp share and its ramp, or neither (then they are chosen)")
+    if not 0.0 <= cross < 1.0:
+        raise ForensicFaceError(f"the cross share lies in [0, 1), not {cross!r}")
     folder, dest = Path(models) if models else models_dir(), Path(dest)
     ae, rec, companion, meta = load_bundle(folder, torch.device("cpu"))
     if companion is None or companion.quality_range is None or meta["recogniser"].get("embeds") != "input" \
@@ -242,9 +247,10 @@ def join_sharp(data: str | Path | None, models: str | Path | None, dest: str | P
     record.pop("calibration_info", None)
     record["sharp"] = {"base": "OpenCV Zoo face_recognition_sface_2021dec (SFace, MobileFaceNet; Apache-2.0), "
                                "as published", "onnx_sha256": ONNX_SHA256, "joined_to": meta["version"],
-                       "command": "forensic-face join-sharp"}
+                       "command": "forensic-face join-sharp", "cross": float(cross)}
     source = f"{path.name} (OpenCV Zoo, Apache-2.0) as published, SHA-256 {ONNX_SHA256[:12]}…"
-    sharp = Sharp(net.eval(), 0.5, (companion.quality_range[1] - 1.0, companion.quality_range[1]), source=source)
+    sharp = Sharp(net.eval(), 0.5, (companion.quality_range[1] - 1.0, companion.quality_range[1]), source=source,
+                  cross=float(cross))
     joined = replace(companion, sharp=sharp)
 
     def save(folder_: Path, cal=None) -> dict:

@@ -484,7 +484,7 @@ def choose_sharp_share(engine, index: FolderIndex, cache: dict, pairs: list[Pair
     :data:`SHARP_AUC_SLACK` below the baseline's (T = 0: no sharp part) are out; of the rest, the highest mean
     rank-1 over the levels wins (ties: the smaller T, then the smaller R). Returns the :class:`Sharp` fields
     (``share``, ``quality_range``), or None for them when the baseline wins, and the table. ``engine`` has a
-    companion with a sharp part (its share and range are not used)."""
+    companion with a sharp part (its share and range are not used; its ``cross`` share applies to every T > 0)."""
     c = engine.companion
     q1 = float(c.quality_range[1]) if c.quality_range is not None else None
     if c.sharp is None or q1 is None:
@@ -506,14 +506,20 @@ def choose_sharp_share(engine, index: FolderIndex, cache: dict, pairs: list[Pair
         emb = parts(probes.rec_crop, engine.reconstruct(probes.crop))
         sharp = probe_sharpness(probes)
         levels[level] = {"sharpness": sharp, "pair": [(g * e).sum(1) for g, e in zip(g_pair, emb, strict=True)],
-                         "search": [e[sets.closed] @ g.T for g, e in zip(g_search, emb, strict=True)]}
+                         "search": [e[sets.closed] @ g.T for g, e in zip(g_search, emb, strict=True)],
+                         # the recogniser's probe against the gallery's sharp embedding (the cross share's cosine)
+                         "cross": ((g_pair[1] * emb[0]).sum(1), emb[0][sets.closed] @ g_search[1].T)}
 
     def scores(lev: dict, top: float, ramp: float) -> tuple[np.ndarray, np.ndarray]:
-        # the weights the engine would give each probe's cosines with this share and ramp (T = 0: no sharp part)
+        # the weights the engine would give each probe's cosines with this share and ramp (T = 0: no sharp part,
+        # so no cross share either); the recogniser's cosine with the sharp part's cross share b where T > 0
         candidate = replace(c, sharp=replace(c.sharp, share=top, quality_range=(q1 - ramp, q1)))
         w = list(candidate.cosine_weights(lev["sharpness"]).T)
-        pair = sum(wi * s for wi, s in zip(w, lev["pair"], strict=True))
-        search = sum(wi[sets.closed][:, None] * s for wi, s in zip(w, lev["search"], strict=True))
+        b = c.sharp.cross if top > 0 else 0.0
+        pair_cos = [(1 - b) * lev["pair"][0] + b * lev["cross"][0], *lev["pair"][1:]]
+        search_cos = [(1 - b) * lev["search"][0] + b * lev["cross"][1], *lev["search"][1:]]
+        pair = sum(wi * s for wi, s in zip(w, pair_cos, strict=True))
+        search = sum(wi[sets.closed][:, None] * s for wi, s in zip(w, search_cos, strict=True))
         return pair, search
 
     def rank_1(search: np.ndarray) -> float:
@@ -537,7 +543,8 @@ def choose_sharp_share(engine, index: FolderIndex, cache: dict, pairs: list[Pair
     return chosen, {"rule": "of the shares T and ramps R whose pair ROC-AUC is at no level more than "
                             f"{SHARP_AUC_SLACK} below T = 0's (no sharp part), the highest mean rank-1 over the "
                             "levels (ties: smaller T, then smaller R); t = T x clip((q - (q1 - R)) / R, 0, 1)",
-                    "sharp_end": q1, "tried": table, "chosen": {"T": top, "R": ramp}, "pairs": len(pairs),
+                    "sharp_end": q1, "cross": c.sharp.cross, "tried": table, "chosen": {"T": top, "R": ramp},
+                    "pairs": len(pairs),
                     "searches": len(sets.closed), "people": len(sets.gallery_paths), "levels": list(EVAL_LEVELS)}
 
 

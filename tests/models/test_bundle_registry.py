@@ -331,3 +331,67 @@ def test_sface_as_published_joins_sharp_probes_beside_the_student_and_shares_its
         with pytest.raises(ForensicFaceError, match="sharp recogniser needs"):
             save_bundle(tmp_path / "bad", _tiny_ae(), student, None, {"date": "test"}, embeds="input",
                         companion=Companion(cnn, 0.5, probe_weight=(0.4, 0.0), quality_range=(2.0, 6.0), sharp=bad))
+
+
+def test_a_cross_share_compares_the_student_s_probe_with_the_gallery_s_sface_embedding_without_re_enrolment(
+        tmp_path: Path) -> None:
+    """With the sharp part's cross share b, a probe's similarity takes b of the recogniser's cosine against the
+    gallery face's SFace embedding: W1 ((1 - b) S(p).S(g) + b S(p).T(g)) + W2 T(p).T(g) + W3 C(p).C(g). A gallery
+    face's embedding is the same numbers as the bundle's without it (only a probe's query differs), the bundle's
+    version is another, the weights reported per path are the probe's W, a template pooled from the queries is read
+    back and searched with the same form, and a share outside [0, 1) is refused."""
+    import copy
+
+    from forensic_face.engine.fusion import fuse
+    from forensic_face.engine.inference import FaceEngine
+    from forensic_face.models.bundle import Companion, Sharp, mean_weights
+
+    torch.manual_seed(0)
+    student = SFaceNet().eval()
+    published = copy.deepcopy(student)
+    with torch.no_grad():
+        for name, p in published.named_parameters():
+            if name.startswith("blocks.12."):
+                p.add_(0.2 * torch.randn_like(p))
+    cnn = Recogniser(RecogniserConfig(size=32, width=4)).eval()
+
+    def bundle(name: str, cross: float) -> dict:
+        sharp = Sharp(published, 0.5, (4.0, 6.0), source="test", cross=cross)
+        return save_bundle(tmp_path / name, _tiny_ae(), student, None, {"date": "test"}, embeds="input",
+                           companion=Companion(cnn, 0.5, source="test", probe_weight=(0.4, 0.0),
+                                               quality_range=(2.0, 6.0), sharp=sharp))
+
+    before, after = bundle("before", 0.0), bundle("after", 0.5)
+    assert "cross" not in before["companion"]["sharp"] and after["companion"]["sharp"]["cross"] == 0.5
+    assert after["version"] != before["version"]
+    old, new = FaceEngine(tmp_path / "before", device="cpu"), FaceEngine(tmp_path / "after", device="cpu")
+    assert new.info.params["companion"]["sharp"]["cross"] == 0.5
+    rng = np.random.default_rng(3)
+    found = (rng.random((4, 112, 112)) * 255).astype(np.uint8)
+    recon = (rng.random((4, 32, 32)) * 255).astype(np.uint8)
+    gallery = new.embed_searched(found, recon)
+    assert np.allclose(gallery, old.embed_searched(found, recon), atol=1e-6)  # the same stored embeddings
+    q = np.array([1.0, 4.5, 5.0, 9.0])  # blurred (no sharp part), two between, sharp (no companion)
+    probes = new.embed_searched(found, recon, sharpness=np.expm1(q))
+    s, t, c = (g / np.linalg.norm(g, axis=1, keepdims=True)  # each part's unit embeddings of the gallery faces
+               for g in (gallery[:, :128], gallery[:, 128:256], gallery[:, 256:]))
+    w_main, w_comp = mean_weights(np.array([0.4, 0.15, 0.1, 0.0]), 0.5)  # the companion's l, falling over 2..6
+    share = np.array([0.0, 0.125, 0.25, 0.5])  # the sharp part's t, rising over 4..6
+    weights = np.stack([w_main * (1 - share), w_main * share, w_comp], axis=1)
+    first = 0.5 * (s @ s.T) + 0.5 * (s @ t.T)  # rows: probes (the same faces), columns: gallery faces
+    expected = weights[:, [0]] * first + weights[:, [1]] * (t @ t.T) + weights[:, [2]] * (c @ c.T)
+    assert np.allclose(probes @ gallery.T, expected, atol=1e-3)
+    assert not np.allclose(probes @ gallery.T, old.embed_searched(found, recon, sharpness=np.expm1(q)) @ gallery.T,
+                           atol=1e-3)
+    assert np.any(probes[0, 128:256])  # the blurred probe reaches the gallery's SFace part through the cross share
+    paths = new.path_weights(probes)
+    assert np.allclose(np.stack([paths["recogniser"], paths["sharp"], paths["companion"]], axis=1), weights,
+                       atol=1e-6)
+    # a one-frame template is that frame's query; a pooled one is searched with the same form
+    assert np.allclose(fuse(probes[1:2], np.ones(1), new.pooling), probes[1], atol=1e-5)
+    both = fuse(probes[1:3], np.ones(2), new.pooling)
+    plain = fuse(old.embed_searched(found, recon, sharpness=np.expm1(q))[1:3], np.ones(2), old.pooling)
+    assert np.allclose(new.companion.crossed(both, back=True)[0], plain, atol=1e-5)
+    for bad in (1.0, -0.1):
+        with pytest.raises(ForensicFaceError, match="cross share"):
+            bundle("bad", bad)

@@ -107,6 +107,9 @@ def test_report_holds_what_an_examiner_needs(analysed_case: Case, tmp_path: Path
         if comp:  # how the two recognisers are joined, as the shipped bundle joins them
             assert ("a weighted mean of the two cosines" if comp.get("probe_weight") else "× the second's") in \
                 " ".join(text.split())
+            cross = (comp.get("sharp") or {}).get("cross")
+            assert (f"{cross:.0%} of the first's cosine compares the probe's tuned embedding with the gallery face's "
+                    "published SFace embedding" in " ".join(text.split())) == bool(cross)
     entry = case.read_log()[-1]
     head = entry["details"]["covers_head"]  # the head the report was made from: the last entry before its own
     assert head == {"seq": entry["seq"] - 1, "hash": entry["prev"]}

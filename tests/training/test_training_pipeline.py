@@ -609,9 +609,12 @@ def test_sface_as_published_is_joined_for_sharp_probes_and_the_calibration_refit
         tiny_lfw: Path, isolated_cache, tiny_models: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`forensic-face join-sharp`: SFace as published (the shared weights folder's file, hash-checked) joins a joined
     bundle for sharp probes. Its share is chosen on the calibration people by the fixed rule (the table recorded;
-    where no share beats none, the command refuses and writes nothing) or given; the bundle then holds SFace's own
-    weights, the calibration is refitted on the three-part similarity, the evaluation scores it and names it, and a
-    file of another hash is refused."""
+    where no share beats none, the command refuses and writes nothing) or given, with a cross share if asked; the
+    bundle then holds SFace's own weights, the calibration is refitted on the three-part similarity, the evaluation
+    scores it and names it, and a file of another hash is refused."""
+    import copy
+    from dataclasses import replace
+
     import torch
 
     from forensic_face.cli import main
@@ -639,11 +642,13 @@ def test_sface_as_published_is_joined_for_sharp_probes_and_the_calibration_refit
         assert done["chosen"] == table["chosen"] and table["chosen"]["T"] in SHARP_SHARES
     dest = tmp_path / "given"
     assert main(["join-sharp", "--data", str(tiny_lfw), "--models", str(joined), "--out", str(dest), "--onnx",
-                 str(onnx), "--share", "0.5", "--ramp", "1", "--workers", "1"]) == 0
-    assert "SFace as published joined for sharp probes (share 0.5" in capsys.readouterr().out
+                 str(onnx), "--share", "0.5", "--ramp", "1", "--cross", "0.5", "--workers", "1"]) == 0
+    said = " ".join(capsys.readouterr().out.split())
+    assert "SFace as published joined for sharp probes (share 0.5" in said and "probe 0.5 against its gallery" in said
     meta = json.loads((dest / "models.json").read_text())
     sharp, q1 = meta["companion"]["sharp"], before["companion"]["quality_range"][1]
     assert sharp["share"] == 0.5 and sharp["quality_range"] == [q1 - 1.0, q1] and "as published" in sharp["source"]
+    assert sharp["cross"] == 0.5 and meta["record"]["sharp"]["cross"] == 0.5
     assert meta["record"]["sharp"]["onnx_sha256"] == "0ba9fbfa01b5270c96627c4ef784da859931e02f04419c829e83484087c34e79"
     assert meta["calibration"] is not None and meta["calibration"] != before["calibration"]
     assert meta["version"] != before["version"] and json.loads((joined / "models.json").read_text()) == before
@@ -656,8 +661,11 @@ def test_sface_as_published_is_joined_for_sharp_probes_and_the_calibration_refit
         by_hand = torch.nn.functional.normalize(published.eval()(x) + published(torch.flip(x, dims=[3])), dim=1)
     assert np.all((engine.embed_sharp(faces) * by_hand.numpy()).sum(1) > 0.9999)  # SFace's own, to float16
     index, split, cache = load_split_data(tiny_lfw, workers=1)
-    # the rule join-sharp chose by (or refused on), on the same calibration people: the best eligible candidate
-    chosen, table = choose_sharp_share(engine, index, cache, split.calib_pairs, workers=1)
+    # the rule join-sharp chose by (or refused on: it ran without a cross share), on the same calibration people:
+    # the best eligible candidate
+    plain = copy.copy(engine)
+    plain.companion = replace(engine.companion, sharp=replace(engine.companion.sharp, cross=0.0))
+    chosen, table = choose_sharp_share(plain, index, cache, split.calib_pairs, workers=1)
     assert len(table["tried"]) == 1 + len(SHARP_SHARES) * len(SHARP_RAMPS) and table["tried"]["T 0 R 1"]["eligible"]
     top, ramp = table["chosen"]["T"], table["chosen"]["R"]
     best = max(v["mean_rank_1"] for v in table["tried"].values() if v["eligible"])
@@ -665,14 +673,13 @@ def test_sface_as_published_is_joined_for_sharp_probes_and_the_calibration_refit
     assert ramp in SHARP_RAMPS
     assert (chosen is None) == (top == 0) == (done is None)  # refused exactly when no share beat none
     if engine.calibration.open_set is None:  # too few calibration searches here
-        from dataclasses import replace
-
         from forensic_face.models.calibration import fit_open_set_table
 
         strangers = np.random.default_rng(0).normal(0.0, 0.3, (400, 30))
         engine.calibration = replace(engine.calibration, open_set=fit_open_set_table(strangers, np.full(400, -1)))
     report = evaluate(engine, index, cache, split.test_pairs, {}, tmp_path / "eval.json", workers=1)
     assert report["engine"]["companion"]["sharp"]["share"] == 0.5 and "SFace as published" in report["note_product"]
+    assert report["engine"]["companion"]["sharp"]["cross"] == 0.5
     assert all(0.0 <= lev["recon_no_audio"]["roc_auc"] <= 1.0 for lev in report["levels"].values())
     wrong = tmp_path / "other.onnx"
     wrong.write_bytes(b"not SFace")
