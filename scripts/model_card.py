@@ -272,6 +272,7 @@ def previous_model(ev: dict, prev: dict | None, meta: dict) -> list[str]:
     name = made.get("recogniser", "ff-cnn")  # evaluations made before the key existed were of the ff-cnn
     kept = as_found(meta) and version in {hop["from_bundle"] for hop in ae_origin(meta["record"])[0]} | {
         (meta["record"].get("sharp") or {}).get("joined_to")}  # join-sharp keeps the bundle's autoencoder
+    same_file = bool(made.get("weights_sha256")) and made.get("weights_sha256") == meta.get("weights_sha256")
     test = lambda split: {k: (split or {}).get(k) for k in ("source", "test_people", "test_pairs")}  # noqa: E731
     same = "the same DevTest pairs and searches" if test(prev.get("split")) == test(ev.get("split")) \
         else "its own DevTest split"
@@ -279,9 +280,13 @@ def previous_model(ev: dict, prev: dict | None, meta: dict) -> list[str]:
              f"The previous bundle's evaluation (`evaluation_previous.json`), on {same}, each model as its product "
              f"searches (the previous one: the {PIPELINE[kind(prev)]}; this one: the {PIPELINE[kind(ev)]}), "
              "no audio. 95 % intervals in brackets."
-             + (" The autoencoder is that model's, unchanged." if kept else "")
+             + (f" Its weights are this one's, the same file (`models.pt`, SHA-256 `{meta['weights_sha256'][:16]}…`): "
+                "what differs is how the recognisers' cosines are joined and the calibration fitted for it."
+                if same_file else "")
+             + (" The autoencoder is that model's, unchanged." if kept and not same_file else "")
              + (" So is the recogniser, the student of the same tuning run (the same settings and per-epoch "
-                "history): what differs is the companion." if kept and joined(meta) and same_student(meta) else ""), "",
+                "history): what differs is the companion." if kept and not same_file and joined(meta)
+                and same_student(meta) else ""), "",
              "| level | model | accuracy | ROC-AUC | TAR@FAR1e-2 | gallery rank 1 |",
              "| --- | --- | --- | --- | --- | --- |"]
     for level in ev["levels"]:
@@ -1257,7 +1262,9 @@ def sface_command(meta: dict) -> list[str]:
     tun, (hops, ae_rec) = rec["recogniser"]["tuning"], ae_origin(rec)
     lines = ["", "## Command", "```bash", *(fetch_companion(meta) if joined(meta) else []),
              tune_command(tun, " --companion /tmp/prev/resources/models" if joined(meta) else ""),
-             *([".venv/bin/forensic-face join-sharp"] if (meta.get("companion") or {}).get("sharp") else []),
+             *([".venv/bin/forensic-face join-sharp" + (f" --cross {cross:g}" if (cross := meta["companion"]["sharp"]
+                                                                                  .get("cross")) else "")]
+               if (meta.get("companion") or {}).get("sharp") else []),
              ".venv/bin/forensic-face evaluate --precision float32 --out resources/models/evaluation.json",
              *([".venv/bin/forensic-face evaluate --clips --refit --precision float32 --out "
                "resources/models/evaluation_clips.json"]

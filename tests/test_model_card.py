@@ -70,7 +70,8 @@ def test_a_clip_evaluation_of_another_clip_calibration_is_refused(tmp_path: Path
     meta = json.loads((folder / "models.json").read_text())
     if not meta.get("clip_calibration") or not (folder / "evaluation_clips.json").is_file():
         pytest.skip("the shipped bundle has no clip calibration and clip evaluation to check")
-    meta["clip_calibration"]["companion_share"] = 0.25
+    meta["clip_calibration"]["companion_share"] = 0.75 if meta["clip_calibration"].get("companion_share") != 0.75 \
+        else 0.25
     (folder / "models.json").write_text(json.dumps(meta))
     proc = _write_card(folder)
     assert proc.returncode != 0 and "another clip calibration" in proc.stderr
@@ -152,12 +153,17 @@ def test_a_joined_bundle_s_card_names_the_companion_its_weight_and_what_the_rows
     assert f"The autoencoder and the companion come from version `{came['from_bundle']}`, made together by:" in text
     # against the previous bundle (the one the autoencoder was kept from, or the one a sharp part was joined to): its
     # own product rows beside this one's, and said to share the student only where its tuning record is this one's
-    previous = (rec.get("sharp") or {}).get("joined_to", student["from_bundle"])
+    # (or, when the previous bundle's weights file is this one's, said to be so instead)
+    previous = prev["engine"]["model_version"]
     assert f"## Against the previous model (sface, version `{previous}`)" in text
-    assert prev["engine"]["model_version"] == previous and "The autoencoder is that model's, unchanged." in text
+    same_file = prev["engine"].get("weights_sha256") == meta["weights_sha256"]
+    assert ("Its weights are this one's, the same file (`models.pt`" in text) == same_file
     kept = student["record"].get("recogniser", {}).get("tuning", {})
     same = {k: v for k, v in kept.items() if k != "timings"} == {k: v for k, v in tuning.items() if k != "timings"}
-    assert ("So is the recogniser, the student of the same tuning run" in text) == same
+    if not same_file:
+        assert previous == (rec.get("sharp") or {}).get("joined_to", student["from_bundle"])
+        assert "The autoencoder is that model's, unchanged." in text
+        assert ("So is the recogniser, the student of the same tuning run" in text) == same
     assert (f"The tuning run is the one version `{student['from_bundle']}` took its student from" in text) == same
     prev_row = f"{prev.get('product_scores', 'degraded')}_no_audio"
     assert "| severe | previous (sface) | " + _accuracy(prev, prev_row) in text
@@ -169,7 +175,8 @@ def test_a_joined_bundle_s_card_names_the_companion_its_weight_and_what_the_rows
         assert "- **Sharp probes**: SFace as published (OpenCV Zoo's `face_recognition_sface_2021dec.onnx`" in text
         assert f"t = {sharp['share']:g} × clip((q − {sharp['quality_range'][0]:.2f})" in text
         assert f"chosen: T {chosen['T']:g}, R {chosen['R']:g}." in text
-        assert ".venv/bin/forensic-face join-sharp\n" in text
+        cross = f" --cross {sharp['cross']:g}" if sharp.get("cross") else ""
+        assert f".venv/bin/forensic-face join-sharp{cross}\n" in text
 
 
 def test_a_joined_bundle_without_the_companion_s_origin_is_refused(tmp_path: Path) -> None:
