@@ -333,7 +333,7 @@ def test_sface_as_published_joins_sharp_probes_beside_the_student_and_shares_its
                         companion=Companion(cnn, 0.5, probe_weight=(0.4, 0.0), quality_range=(2.0, 6.0), sharp=bad))
 
 
-def test_a_cross_share_compares_the_student_s_probe_with_the_gallery_s_sface_embedding_without_re_enrolment(
+def test_a_cross_share_compares_the_student_s_probe_with_the_gallery_s_sface_embedding_by_the_query_alone(
         tmp_path: Path) -> None:
     """With the sharp part's cross share b, a probe's similarity takes b of the recogniser's cosine against the
     gallery face's SFace embedding: W1 ((1 - b) S(p).S(g) + b S(p).T(g)) + W2 T(p).T(g) + W3 C(p).C(g). A gallery
