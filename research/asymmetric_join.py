@@ -32,7 +32,7 @@ import numpy as np
 from forensic_face.engine.inference import FaceEngine
 from forensic_face.models.calibration import fit_logistic
 from forensic_face.paths import shared_data_dir
-from forensic_face.training.evaluate import engine_probes, gallery_crops, identification_sets, probe_sharpness
+from forensic_face.training.evaluate import engine_probes, gallery_embeddings, identification_sets, probe_sharpness
 from forensic_face.training.metrics import auc_difference, auc_interval, mcnemar
 from forensic_face.training.split import load_split_data
 from forensic_face.vision.degrade import EVAL_LEVELS
@@ -55,11 +55,9 @@ class Cosines:
         self.sets = identification_sets(pairs)
         gal = {}
         for name, paths in (("pair", [p.a for p in pairs]), ("search", self.sets.gallery_paths)):
-            found = gallery_crops(index, cache, paths, engine.rec_size, engine.rec_alignment)
-            face = gallery_crops(index, cache, paths, engine.size, engine.alignment)
-            main, comp = engine.embed_parts(found, face)
-            gal[name] = {"S": main[:, :d], "T": main[:, d:], "C": comp,
-                         "M": unit(B * main[:, d:] + (1 - B) * main[:, :d])}
+            # each part's unit embeddings, read back from the gallery vectors the product stores
+            s, t, c = (unit(x) for x in engine.companion.parts(gallery_embeddings(engine, index, cache, paths)))
+            gal[name] = {"S": s, "T": t, "C": c, "M": unit(B * t + (1 - B) * s)}
         self.levels = {}
         for level in EVAL_LEVELS:
             probes = engine_probes(engine, index, cache, pairs, level, tag)
