@@ -97,6 +97,7 @@ def test_enrolment_goes_through_the_probe_path(tmp_path: Path, path: ProbePath, 
                                               face_rgb: np.ndarray) -> None:
     """The gallery stores, for each image, the embedding of the probe path's face as it is (not reconstructed),
     and the aligned colour crop as its thumbnail."""
+    from forensic_face.services.enrolment import EMBED_CHUNK
     from forensic_face.vision.frames import encode_png
 
     root = tmp_path / "people"
@@ -109,8 +110,8 @@ def test_enrolment_goes_through_the_probe_path(tmp_path: Path, path: ProbePath, 
         assert enroll_folder(g, root, tiny_engine, detector).enrolled == 2
         index = g.snapshot(tiny_engine.info.version).index
         faces = [path.face(load_image(image).image) for image in images]
-        # one face at a time, as enrolment's workers embed them (batches change the float sums)
-        direct = [path.embed_faces([face])[0] for face in faces]
+        # in calls of EMBED_CHUNK faces, as enrolment's workers embed them (a batch's size changes the float sums)
+        direct = [path.embed_faces([face] * EMBED_CHUNK)[0] for face in faces]
         for image, face, emb in zip(images, faces, direct, strict=True):
             row = index.paths.index(str(image))
             np.testing.assert_array_equal(index.vectors[row], emb)

@@ -63,8 +63,10 @@ def test_an_enrolment_cancelled_while_workers_run_resumes_to_the_whole_gallery(
     from forensic_face.core.errors import CancelledError
     from forensic_face.core.progress import CancelToken, Progress
 
+    # chunks of 2 images (every run: a float32 embedding's last bits follow the chunk's size), so that some are
+    # stored before the cancel
     with open_gallery(tmp_path / "whole.db", mode="create") as g:
-        enroll_folder(g, people_folder, engine, detector, workers=1)
+        enroll_folder(g, people_folder, engine, detector, workers=1, chunk=2)
         want = _contents(g, engine.info.version)
     token = CancelToken()
 
@@ -74,11 +76,35 @@ def test_an_enrolment_cancelled_while_workers_run_resumes_to_the_whole_gallery(
 
     with open_gallery(tmp_path / "g.db", mode="create") as g:
         with pytest.raises(CancelledError):
-            enroll_folder(g, people_folder, engine, detector, Progress(cancel_at, token), batch=2, workers=2)
+            enroll_folder(g, people_folder, engine, detector, Progress(cancel_at, token), batch=2, workers=2, chunk=2)
         assert 0 < g.info()["embeddings_by_model"].get(engine.info.version, 0) < 6
-        rep = enroll_folder(g, people_folder, engine, detector, workers=2)
+        rep = enroll_folder(g, people_folder, engine, detector, workers=2, chunk=2)
         assert rep.enrolled + rep.already_enrolled >= 6 and g.info()["images"] == 8
         assert _contents(g, engine.info.version) == want
+
+
+def test_an_image_stores_the_same_embedding_whatever_images_are_enrolled_beside_it(
+        tmp_path: Path, engine, detector, people_folder: Path) -> None:
+    """Faces are embedded a chunk at a time (here of 2 images, so that faceless images leave chunks of one face); an
+    image that comes first in its person's folder moves every later image into another chunk, and their stored
+    vectors must not move by a bit (float32 rounding follows the batch's size, which a short chunk's padding
+    keeps)."""
+    import shutil
+
+    def stored(g) -> dict[str, bytes]:
+        paths = {r.id: f"{r.person}/{Path(r.path).name}" for r in g.images()}
+        return {paths[i]: v.tobytes() for i, v in g.embeddings(engine.info.version)}
+
+    folder = tmp_path / "people"
+    shutil.copytree(people_folder, folder)
+    shutil.copy(folder / "Person_1" / "img_0.jpg", folder / "Person_0" / "a_first.jpg")
+    with open_gallery(tmp_path / "g.db", mode="create") as g, \
+            open_gallery(tmp_path / "shifted.db", mode="create") as shifted:
+        enroll_folder(g, people_folder, engine, detector, workers=2, chunk=2)
+        enroll_folder(shifted, folder, engine, detector, workers=2, chunk=2)
+        want, got = stored(g), stored(shifted)
+    assert set(got) == set(want) | {"Person_0/a_first.jpg"}
+    assert {k: got[k] for k in want} == want
 
 
 def test_an_image_copied_twice_into_a_folder_is_enrolled_once(tmp_path: Path, engine, detector,

@@ -123,26 +123,29 @@ def test_two_enrolments_at_once_lose_nothing(postgres, people_folder: Path, tiny
 
 def test_the_server_killed_during_enrolment_then_resumed_gives_the_whole_gallery_once(
         postgres, people_folder: Path, tiny_engine, detector) -> None:
+    # chunks of 2 images in every run (a float32 embedding's last bits follow the chunk's size), so that some are
+    # stored before the server dies
     whole = postgres.database()
     with open_gallery(whole, mode="create") as g:
-        enroll_folder(g, people_folder, tiny_engine, detector)
+        enroll_folder(g, people_folder, tiny_engine, detector, chunk=2)
         want = g.identity(tiny_engine.info.version)
     url = postgres.database()
 
     def kill_at(done: int, total: int, message: str) -> None:
-        if done == 5:
+        if done == 7:
             postgres.kill()
 
     try:
         with open_gallery(url, mode="create") as g:
             with pytest.raises(GalleryError, match="lost the connection to the gallery server"):
-                enroll_folder(g, people_folder, tiny_engine, detector, progress=Progress(kill_at), batch=2)
+                enroll_folder(g, people_folder, tiny_engine, detector, progress=Progress(kill_at), batch=2, workers=2,
+                              chunk=2)
     finally:
         postgres.start()
     interrupted = _counts(postgres, url)
     assert 0 < interrupted[3] < 6
     with open_gallery(url, mode="create") as g:
-        report = enroll_folder(g, people_folder, tiny_engine, detector)
+        report = enroll_folder(g, people_folder, tiny_engine, detector, chunk=2)
         got = g.identity(tiny_engine.info.version)
     assert report.enrolled == 6 - interrupted[3] and report.already_enrolled >= interrupted[3]
     assert _counts(postgres, url) == (3, 8, 8, 6)
