@@ -255,7 +255,7 @@ def devtest(cal: Data, test: Data, forms: list[str]) -> dict:
                                       "rank_1": mcnemar(top[f], top["shipped"])}
         out[lv] = row
         print(lv, json.dumps(row), flush=True)
-    return out, models
+    return out
 
 
 def verdict(rows: dict, form: str) -> dict:
@@ -325,7 +325,7 @@ def main() -> int:
             going.append(form.name)
     print("step 1:", json.dumps(report["step1"], indent=1), flush=True)
     if len(going) > 1:
-        rows, _ = devtest(cal, test, going)
+        rows = devtest(cal, test, going)
         report["step2"] = {"levels": rows, **{f: verdict(rows, f) for f in going[1:]}}
         print("step 2:", json.dumps({f: verdict(rows, f) for f in going[1:]}), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
